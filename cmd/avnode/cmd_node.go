@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/avnode/avnode/core/config"
+	"github.com/avnode/avnode/core/daemon"
+	"github.com/avnode/avnode/core/repo"
+)
+
+func newInitCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "init",
+		Short: "Create a node's repo: config, node key, keystore and datastore",
+		Long: `init creates the node's repo (default ~/.avnode, or AVNODE_REPO, or --repo):
+a commented config.yaml written from the embedded defaults, the node key
+(Ed25519, mode 0600), a keystore folder for identity and estate keys, and a
+LevelDB datastore. It never overwrites an existing repo.`,
+		Example: `  avnode init
+  avnode init --repo /srv/avnode`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := repo.Init(g.repo); err != nil {
+				return err
+			}
+			key, err := repo.LoadNodeKey(g.repo)
+			if err != nil {
+				return err
+			}
+			id, err := peerIDOf(key)
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(map[string]string{"repo": g.repo, "peer_id": id})
+			}
+			fmt.Printf("initialized repo %s\npeer id %s\nedit %s, then start the node with: avnode run --repo %s\n",
+				g.repo, id, filepath.Join(g.repo, repo.ConfigFile), g.repo)
+			return nil
+		},
+	}
+}
+
+func newRunCmd(g *globals) *cobra.Command {
+	var configFile string
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Start the node daemon (creates the repo first if needed)",
+		Long: `run starts the daemon: a libp2p host on TCP and QUIC, the Kademlia DHT of the
+avtr network in server mode with records kept in the repo, AutoNAT, hole
+punching and the relay client, Prometheus metrics, and the control API that
+the other commands use. It prints one ready line with the peer ID and the
+listen addresses, then runs until SIGINT or SIGTERM and stops cleanly.
+
+Configuration, lowest precedence first: embedded defaults, the repo's
+config.yaml, --config FILE, AVNODE_* environment variables, then flags.
+Every config key is a flag: --dht.mode=client, --connmgr.high=300, ...`,
+		Example: `  avnode run
+  avnode run --repo /tmp/n1 --listen /ip4/127.0.0.1/tcp/0 --metrics.listen ""
+  avnode run --bootstrap /ip4/192.0.2.7/tcp/4001/p2p/12D3KooW...
+  AVNODE_LOG_LEVEL=debug avnode run`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return daemon.Run(ctx, daemon.Options{
+				RepoDir: g.repo, ConfigFile: configFile, Flags: cmd.Flags(), Environ: os.Environ(),
+				Ready: os.Stdout, LogOutput: os.Stderr,
+			})
+		},
+	}
+	cmd.Flags().StringVar(&configFile, "config", os.Getenv("AVNODE_CONFIG"), "an extra YAML config file, over the repo's (or set AVNODE_CONFIG)")
+	config.RegisterFlags(cmd.Flags())
+	return cmd
+}
+
+func newConfigCmd(g *globals) *cobra.Command {
+	var configFile string
+	load := func(cmd *cobra.Command) (*config.Config, error) {
+		return daemon.LoadConfig(daemon.Options{RepoDir: g.repo, ConfigFile: configFile, Flags: cmd.Flags(), Environ: os.Environ()})
+	}
+	show := &cobra.Command{
+		Use:   "show",
+		Short: "Print the effective config after merging every source",
+		Example: `  avnode config show
+  avnode config show --json --dht.mode=client`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := load(cmd)
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(c)
+			}
+			return printYAML(c)
+		},
+	}
+	validate := &cobra.Command{
+		Use:     "validate",
+		Short:   "Check the config without starting the node",
+		Example: `  avnode config validate --config ./laptop.yaml`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if _, err := load(cmd); err != nil {
+				return err
+			}
+			fmt.Println("config is valid")
+			return nil
+		},
+	}
+	for _, c := range []*cobra.Command{show, validate} {
+		c.Flags().StringVar(&configFile, "config", os.Getenv("AVNODE_CONFIG"), "an extra YAML config file, over the repo's")
+		config.RegisterFlags(c.Flags())
+	}
+	parent := &cobra.Command{
+		Use:   "config",
+		Short: "Show or check the node's configuration",
+		Long: `The config merges, lowest precedence first: embedded defaults, the repo's
+config.yaml, --config FILE, AVNODE_* environment variables (dots become
+underscores: AVNODE_DHT_MODE), and flags (--dht.mode). Unknown keys are errors.`,
+	}
+	parent.AddCommand(show, validate)
+	return parent
+}

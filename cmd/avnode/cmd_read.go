@@ -1,0 +1,223 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/avnode/avnode/core/api"
+	"github.com/avnode/avnode/core/daemon"
+	"github.com/avnode/avnode/core/node"
+	"github.com/avnode/avnode/core/repo"
+)
+
+func newIDCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "id",
+		Short: "Show the running node's peer ID, addresses, roles and reachability",
+		Long: `id asks the running node who it is. addrs are full multiaddrs ending in
+/p2p/<peer id>: give one to another node's --bootstrap to join it.
+reachability is AutoNAT's verdict: unknown, public or private.`,
+		Example: `  avnode id
+  avnode id --json | jq -r '.addrs[0]'`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var info daemon.Info
+			if err := g.call(cmd.Context(), "GET", "/v1/id", nil, &info); err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(info)
+			}
+			roles := strings.Join(info.Roles, ", ")
+			if roles == "" {
+				roles = "(none)"
+			}
+			w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintf(w, "peer id\t%s\nagent\t%s\nroles\t%s\nreachability\t%s\ndht mode\t%s\nuptime\t%s\n",
+				info.PeerID, info.Agent, roles, info.Reachability, info.DHTMode, info.Uptime)
+			w.Flush()
+			fmt.Println("addresses")
+			for _, a := range info.Addrs {
+				fmt.Println("  " + a)
+			}
+			return nil
+		},
+	}
+}
+
+func newPeersCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "peers",
+		Short:   "List the peers the running node is connected to",
+		Example: "  avnode peers\n  avnode peers --json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var peers []node.PeerInfo
+			if err := g.call(cmd.Context(), "GET", "/v1/peers", nil, &peers); err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(peers)
+			}
+			if len(peers) == 0 {
+				fmt.Println("no peers connected")
+				return nil
+			}
+			w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(w, "PEER\tDIRECTION\tLATENCY\tAGENT\tADDRESS")
+			for _, p := range peers {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", p.ID, p.Direction, p.Latency, p.Agent, strings.Join(p.Addrs, " "))
+			}
+			return w.Flush()
+		},
+	}
+}
+
+func newVersionCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "version",
+		Short:   "Print avnode's version (works without a running node)",
+		Example: "  avnode version --json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			v := daemon.Version()
+			if g.json {
+				return printJSON(v)
+			}
+			fmt.Printf("avnode %s (%s %s/%s)\n", v.Version, v.Go, v.OS, v.Arch)
+			return nil
+		},
+	}
+}
+
+func newRoutingCmd(g *globals) *cobra.Command {
+	var timeout string
+	findpeer := &cobra.Command{
+		Use:   "findpeer PEERID",
+		Short: "Find a peer's addresses through the DHT",
+		Long: `findpeer walks the Kademlia DHT for a peer ID and prints the addresses
+found (layer 3 of name resolution). Exits 1 if the peer cannot be found.`,
+		Example: "  avnode routing findpeer 12D3KooWAbc...",
+		Args:    exactArgs(1, "PEERID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var res daemon.FindPeerResult
+			q := url.Values{"peer": {args[0]}, "timeout": {timeout}}
+			if err := g.call(cmd.Context(), "GET", "/v1/routing/findpeer", q, &res); err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(res)
+			}
+			for _, a := range res.Addrs {
+				fmt.Println(a)
+			}
+			return nil
+		},
+	}
+	get := &cobra.Command{
+		Use:   "get KEY",
+		Short: "Get a record's value from the DHT",
+		Long: `get looks a key up in the DHT (this node's store first) and writes the best
+valid value to stdout as raw bytes, or as base64 in --json. Exits 1 if not found.`,
+		Example: "  avnode routing get /pk/12D3KooWAbc... > key.pub",
+		Args:    exactArgs(1, "KEY"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var res daemon.RoutingValue
+			q := url.Values{"key": {args[0]}, "timeout": {timeout}}
+			if err := g.call(cmd.Context(), "GET", "/v1/routing/get", q, &res); err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(res)
+			}
+			_, err := os.Stdout.Write(res.Value)
+			return err
+		},
+	}
+	put := &cobra.Command{
+		Use:   "put KEY FILE",
+		Short: "Store a record in the DHT (FILE, or - for stdin)",
+		Long: `put validates a record and stores it on the peers closest to its key, and in
+this node's own store. Invalid records are refused before anything is sent.`,
+		Example: "  avnode routing put /pk/12D3KooWAbc... key.pub",
+		Args:    exactArgs(2, "KEY FILE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			value, err := readInput(args[1])
+			if err != nil {
+				return err
+			}
+			q := url.Values{"key": {args[0]}, "timeout": {timeout}}
+			client := api.NewClient(g.repo, repo.SocketFile)
+			var res daemon.RoutingValue
+			if err := client.Call(cmd.Context(), "POST", "/v1/routing/put", q, bytes.NewReader(value), &res); err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(res)
+			}
+			fmt.Printf("stored %s (%d bytes)\n", args[0], len(value))
+			return nil
+		},
+	}
+	for _, c := range []*cobra.Command{findpeer, get, put} {
+		c.Flags().StringVar(&timeout, "timeout", "", "give up after this long (e.g. 10s; default 30s, 60s for put)")
+	}
+	parent := &cobra.Command{Use: "routing", Short: "Ask the DHT directly: find peers, get and put records"}
+	parent.AddCommand(findpeer, get, put)
+	return parent
+}
+
+func readInput(path string) ([]byte, error) {
+	if path == "-" {
+		return io.ReadAll(os.Stdin)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return data, nil
+}
+
+// exactArgs is cobra.ExactArgs with a message that names the arguments.
+func exactArgs(n int, names string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usagef("%s needs %s, got %d argument(s)", cmd.CommandPath(), names, len(args))
+		}
+		return nil
+	}
+}
+
+func peerIDOf(key crypto.PrivKey) (string, error) {
+	id, err := peer.IDFromPrivateKey(key)
+	if err != nil {
+		return "", err
+	}
+	return id.String(), nil
+}
+
+// printYAML prints a value through its JSON form, so the keys are the config's.
+func printYAML(v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	var generic any
+	if err := json.Unmarshal(data, &generic); err != nil {
+		return err
+	}
+	enc := yaml.NewEncoder(os.Stdout)
+	enc.SetIndent(2)
+	return enc.Encode(generic)
+}

@@ -1,0 +1,212 @@
+package main
+
+// A harness for tests that run avnode as real processes: the binary is built
+// once, every daemon is a child process on 127.0.0.1 with its own repo, and
+// every process is stopped when its test ends.
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var avnodeBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "avnode-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	avnodeBin = filepath.Join(dir, "avnode")
+	build := exec.Command("go", "build", "-o", avnodeBin, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build avnode:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// result is what one CLI invocation did.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// cli runs `avnode --repo repo args...` and waits for it (30 s at most).
+func cli(t *testing.T, repo string, env []string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(avnodeBin, append([]string{"--repo", repo}, args...)...)
+	cmd.Env = append(cleanEnv(), env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("avnode %v did not finish in 30s", args)
+	}
+	return result{stdout: out.String(), stderr: errb.String(), code: cmd.ProcessState.ExitCode()}
+}
+
+// mustCLI runs the command and fails the test unless it exits 0.
+func mustCLI(t *testing.T, repo string, args ...string) string {
+	t.Helper()
+	r := cli(t, repo, nil, args...)
+	if r.code != 0 {
+		t.Fatalf("avnode %v: exit %d\n%s", args, r.code, r.stderr)
+	}
+	return r.stdout
+}
+
+// cliJSON runs a read command with --json and decodes its output.
+func cliJSON(t *testing.T, repo string, out any, args ...string) {
+	t.Helper()
+	stdout := mustCLI(t, repo, append(args, "--json")...)
+	if err := json.Unmarshal([]byte(stdout), out); err != nil {
+		t.Fatalf("avnode %v --json: %v\n%s", args, err, stdout)
+	}
+}
+
+// cleanEnv drops AVNODE_ variables of the machine running the tests.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "AVNODE_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// daemon is one running `avnode run` process.
+type proc struct {
+	t      *testing.T
+	repo   string
+	peerID string
+	addr   string // first TCP address, full with /p2p/
+	cmd    *exec.Cmd
+	exited chan struct{}
+	log    *syncWriter
+}
+
+// startDaemon runs `avnode run` on loopback with any free port and waits for
+// its ready line. The process is killed when the test ends.
+func startDaemon(t *testing.T, repo string, args ...string) *proc {
+	t.Helper()
+	full := append([]string{"run", "--repo", repo,
+		"--listen", "/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/udp/0/quic-v1",
+		"--metrics.listen", ""}, args...)
+	cmd := exec.Command(avnodeBin, full...)
+	cmd.Env = cleanEnv()
+	d := &proc{t: t, repo: repo, cmd: cmd, exited: make(chan struct{}), log: &syncWriter{}}
+	cmd.Stderr = d.log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { cmd.Wait(); close(d.exited) }()
+	t.Cleanup(func() { d.kill() })
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "avnode ready:") {
+				ready <- sc.Text()
+			}
+		}
+	}()
+	select {
+	case line := <-ready:
+		fields := strings.Fields(line)
+		d.peerID = fields[3]
+		for _, f := range fields {
+			if strings.Contains(f, "/tcp/") {
+				d.addr = f
+				break
+			}
+		}
+	case <-d.exited:
+		t.Fatalf("daemon %s exited before ready:\n%s", repo, d.log)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("daemon %s not ready in 30s:\n%s", repo, d.log)
+	}
+	return d
+}
+
+// stop sends SIGTERM and returns how long the daemon took to exit.
+func (d *proc) stop() time.Duration {
+	d.t.Helper()
+	start := time.Now()
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.exited:
+	case <-time.After(15 * time.Second):
+		d.kill()
+		d.t.Fatalf("daemon %s ignored SIGTERM for 15s", d.repo)
+	}
+	return time.Since(start)
+}
+
+func (d *proc) kill() {
+	select {
+	case <-d.exited:
+	default:
+		d.cmd.Process.Kill()
+		<-d.exited
+	}
+}
+
+// eventually retries check every 200 ms until it returns nil or the time is up.
+func eventually(t *testing.T, within time.Duration, what string, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = check(); err == nil {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("%s: not true after %s: %v", what, within, err)
+}
+
+// syncWriter lets the test read a log while the process writes it.
+type syncWriter struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.Write(p)
+}
+
+func (w *syncWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}

@@ -1,0 +1,183 @@
+// Package api is the node's local control API: JSON over HTTP on a unix
+// socket inside the repo. The socket is 0600 in a 0700 directory and every
+// connection's peer credentials are checked, so no other user of the machine
+// can drive the node. It carries commands, never content streams of peers.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"syscall"
+	"time"
+)
+
+// Error is what a failed call returns, on the wire and to the client.
+type Error struct {
+	Message string `json:"error"`
+	// NotFound marks answers like "no such name": the CLI exits 1 for them.
+	NotFound bool `json:"not_found,omitempty"`
+	status   int
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// NotFound builds an error the CLI reports with exit code 1.
+func NotFound(format string, args ...any) error {
+	return &Error{Message: fmt.Sprintf(format, args...), NotFound: true, status: http.StatusNotFound}
+}
+
+// BadRequest builds an error for bad input from the caller.
+func BadRequest(format string, args ...any) error {
+	return &Error{Message: fmt.Sprintf(format, args...), status: http.StatusBadRequest}
+}
+
+// Request is what a handler gets: the query parameters and the body.
+type Request struct {
+	Query func(name string) string
+	Body  io.Reader
+}
+
+// Handler answers one call with a value to encode as JSON, or an error.
+type Handler func(ctx context.Context, req Request) (any, error)
+
+// maxBody bounds what a caller can send in one request.
+const maxBody = 16 << 20
+
+// Server serves the control API on a unix socket.
+type Server struct {
+	mux  *http.ServeMux
+	srv  *http.Server
+	ln   net.Listener
+	path string
+	log  *slog.Logger
+}
+
+// NewServer makes a server; add calls with Handle, then Serve.
+func NewServer(log *slog.Logger) *Server {
+	return &Server{mux: http.NewServeMux(), log: log}
+}
+
+// Handle registers a call, e.g. Handle("GET /v1/id", h).
+func (s *Server) Handle(pattern string, h Handler) {
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		body := http.MaxBytesReader(w, r.Body, maxBody)
+		v, err := h(r.Context(), Request{Query: r.URL.Query().Get, Body: body})
+		w.Header().Set("Content-Type", "application/json")
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		json.NewEncoder(w).Encode(v)
+	})
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	var apiErr *Error
+	if !errors.As(err, &apiErr) {
+		apiErr = &Error{Message: err.Error(), status: http.StatusInternalServerError}
+	}
+	if apiErr.status == 0 {
+		apiErr.status = http.StatusInternalServerError
+	}
+	w.WriteHeader(apiErr.status)
+	json.NewEncoder(w).Encode(apiErr)
+}
+
+// Listen creates the socket at path, readable and writable by the owner only.
+// A stale socket left by a crashed daemon is replaced; the caller holds the
+// repo lock, so no live daemon can own it.
+func (s *Server) Listen(path string) error {
+	if len(path) >= 108 {
+		return fmt.Errorf("control socket path %s is %d bytes, over the system's limit of 107; use a shorter --repo path", path, len(path))
+	}
+	os.Remove(path)
+	old := syscall.Umask(0o177)
+	ln, err := net.Listen("unix", path)
+	syscall.Umask(old)
+	if err != nil {
+		return fmt.Errorf("control socket %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return fmt.Errorf("control socket %s: %w", path, err)
+	}
+	s.ln = &sameUserListener{Listener: ln, log: s.log}
+	s.path = path
+	s.srv = &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
+	return nil
+}
+
+// Serve answers calls until Shutdown.
+func (s *Server) Serve() error {
+	err := s.srv.Serve(s.ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting calls, lets running ones finish until ctx ends,
+// and removes the socket.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.srv == nil {
+		return nil
+	}
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		s.srv.Close()
+	}
+	os.Remove(s.path)
+	return err
+}
+
+// sameUserListener drops connections from other users: file permissions
+// already stop them, this also covers a socket reached some other way.
+type sameUserListener struct {
+	net.Listener
+	log *slog.Logger
+}
+
+func (l *sameUserListener) Accept() (net.Conn, error) {
+	for {
+		conn, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		uid, err := peerUID(conn)
+		if err == nil && uid == uint32(os.Getuid()) {
+			return conn, nil
+		}
+		l.log.Warn("control API: refused a connection from another user", "uid", uid, "err", err)
+		conn.Close()
+	}
+}
+
+func peerUID(conn net.Conn) (uint32, error) {
+	uc, ok := conn.(*net.UnixConn)
+	if !ok {
+		return 0, errors.New("not a unix connection")
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var cred *syscall.Ucred
+	var credErr error
+	err = raw.Control(func(fd uintptr) {
+		cred, credErr = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
+	})
+	if err != nil {
+		return 0, err
+	}
+	if credErr != nil {
+		return 0, credErr
+	}
+	return cred.Uid, nil
+}

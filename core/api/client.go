@@ -1,0 +1,76 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// ErrNoDaemon means no daemon answers on the repo's socket.
+var ErrNoDaemon = errors.New("no avnode daemon is running")
+
+// Client calls a running daemon's control API.
+type Client struct {
+	repo   string
+	socket string
+	http   *http.Client
+}
+
+// NewClient talks to the daemon of the repo in dir.
+func NewClient(repoDir, socketFile string) *Client {
+	socket := filepath.Join(repoDir, socketFile)
+	return &Client{
+		repo:   repoDir,
+		socket: socket,
+		http: &http.Client{Transport: &http.Transport{
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, "unix", socket)
+			},
+		}},
+	}
+}
+
+// Call performs method on path with query parameters and an optional body,
+// and decodes the JSON answer into out (if out is not nil).
+func (c *Client) Call(ctx context.Context, method, path string, query url.Values, body io.Reader, out any) error {
+	u := "http://avnode" + path
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if isNoDaemon(err) {
+			return fmt.Errorf("%w for repo %s; start it with `avnode run --repo %s`", ErrNoDaemon, c.repo, c.repo)
+		}
+		return fmt.Errorf("control API %s: %w", c.socket, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		var apiErr Error
+		if json.NewDecoder(resp.Body).Decode(&apiErr) != nil || apiErr.Message == "" {
+			apiErr.Message = fmt.Sprintf("daemon answered %s", resp.Status)
+		}
+		return &apiErr
+	}
+	if out == nil {
+		return nil
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+func isNoDaemon(err error) bool {
+	return errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT)
+}

@@ -1,0 +1,325 @@
+// Package config loads the node's configuration: embedded defaults, then the
+// repo's YAML file, an extra file, AVNODE_* environment variables and flags,
+// each overriding the one before. It only reads and checks; it never writes
+// the repo and never starts anything.
+package config
+
+import (
+	_ "embed"
+	"fmt"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/knadh/koanf/parsers/yaml"
+	"github.com/knadh/koanf/providers/posflag"
+	"github.com/knadh/koanf/providers/rawbytes"
+	"github.com/knadh/koanf/v2"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+	"github.com/spf13/pflag"
+)
+
+//go:embed default.yaml
+var defaultYAML []byte
+
+// DefaultYAML returns the embedded, commented default configuration: what
+// `avnode init` writes into a new repo.
+func DefaultYAML() []byte { return slices.Clone(defaultYAML) }
+
+// EnvPrefix starts every environment variable the node reads.
+const EnvPrefix = "AVNODE_"
+
+// envNotConfig are AVNODE_ variables that select things other than config keys.
+var envNotConfig = map[string]bool{"AVNODE_REPO": true, "AVNODE_CONFIG": true}
+
+// Config is the node's whole configuration after merging every source.
+type Config struct {
+	Listen    []string `koanf:"listen" json:"listen"`
+	Bootstrap []string `koanf:"bootstrap" json:"bootstrap"`
+	Roles     []string `koanf:"roles" json:"roles"`
+	DHT       struct {
+		Mode            string        `koanf:"mode" json:"mode"`
+		ProtocolPrefix  string        `koanf:"protocol_prefix" json:"protocol_prefix"`
+		RecordMaxAge    time.Duration `koanf:"record_max_age" json:"record_max_age"`
+		RefreshInterval time.Duration `koanf:"refresh_interval" json:"refresh_interval"`
+	} `koanf:"dht" json:"dht"`
+	ConnMgr struct {
+		Low   int           `koanf:"low" json:"low"`
+		High  int           `koanf:"high" json:"high"`
+		Grace time.Duration `koanf:"grace" json:"grace"`
+	} `koanf:"connmgr" json:"connmgr"`
+	Resources struct {
+		MaxMemoryMB int `koanf:"max_memory_mb" json:"max_memory_mb"`
+		MaxFDs      int `koanf:"max_fds" json:"max_fds"`
+	} `koanf:"resources" json:"resources"`
+	NAT struct {
+		AutoNAT      bool `koanf:"autonat" json:"autonat"`
+		HolePunching bool `koanf:"hole_punching" json:"hole_punching"`
+		RelayClient  bool `koanf:"relay_client" json:"relay_client"`
+		PortMap      bool `koanf:"port_map" json:"port_map"`
+	} `koanf:"nat" json:"nat"`
+	Metrics struct {
+		Listen string `koanf:"listen" json:"listen"`
+	} `koanf:"metrics" json:"metrics"`
+	Log struct {
+		Level  string `koanf:"level" json:"level"`
+		Format string `koanf:"format" json:"format"`
+	} `koanf:"log" json:"log"`
+}
+
+// Sources names where configuration comes from, lowest precedence first
+// after the embedded defaults. Empty fields are skipped.
+type Sources struct {
+	RepoFile  string         // the repo's config.yaml
+	ExtraFile string         // --config FILE
+	Environ   []string       // os.Environ()
+	Flags     *pflag.FlagSet // flags registered by RegisterFlags
+}
+
+// Load merges defaults < repo file < extra file < environment < flags,
+// refuses unknown keys, and validates the result.
+func Load(src Sources) (*Config, error) {
+	k := koanf.New(".")
+	if err := k.Load(rawbytes.Provider(defaultYAML), yaml.Parser()); err != nil {
+		return nil, fmt.Errorf("config: embedded defaults: %w", err)
+	}
+	known := knownKeys(k)
+	for _, path := range []string{src.RepoFile, src.ExtraFile} {
+		if path == "" {
+			continue
+		}
+		if err := loadFile(k, path, known); err != nil {
+			return nil, err
+		}
+	}
+	if err := loadEnv(k, src.Environ, known); err != nil {
+		return nil, err
+	}
+	if src.Flags != nil {
+		if err := k.Load(posflag.ProviderWithFlag(src.Flags, ".", k, flagToKey(src.Flags, known)), nil); err != nil {
+			return nil, fmt.Errorf("config: flags: %w", err)
+		}
+	}
+	var c Config
+	if err := k.Unmarshal("", &c); err != nil {
+		return nil, fmt.Errorf("config: %s", oneLine(err))
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// oneLine turns mapstructure's multi-line report into one line.
+func oneLine(err error) string {
+	msg := strings.TrimPrefix(err.Error(), "decoding failed due to the following error(s):")
+	return strings.Join(strings.Fields(msg), " ")
+}
+
+// knownKeys maps each leaf key of the defaults to an example of its value,
+// which also tells its type.
+func knownKeys(k *koanf.Koanf) map[string]any {
+	return k.All()
+}
+
+func loadFile(k *koanf.Koanf, path string, known map[string]any) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: read %s: %w", path, err)
+	}
+	fk := koanf.New(".")
+	if err := fk.Load(rawbytes.Provider(data), yaml.Parser()); err != nil {
+		return fmt.Errorf("config: %s is not valid YAML: %w", path, err)
+	}
+	for _, key := range fk.Keys() {
+		if _, ok := known[key]; !ok {
+			return fmt.Errorf("config: unknown key %q in %s%s", key, path, suggest(key, known))
+		}
+	}
+	return k.Merge(fk)
+}
+
+// loadEnv applies AVNODE_<KEY> variables. Keys are matched exactly against
+// the known keys (dots and underscores both become underscores), so a
+// misspelt variable is an error rather than silently ignored.
+func loadEnv(k *koanf.Koanf, environ []string, known map[string]any) error {
+	byEnvName := map[string]string{}
+	for key := range known {
+		byEnvName[EnvName(key)] = key
+	}
+	for _, kv := range environ {
+		name, value, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, EnvPrefix) || envNotConfig[name] {
+			continue
+		}
+		key, ok := byEnvName[name]
+		if !ok {
+			return fmt.Errorf("config: environment variable %s names no config key%s", name,
+				suggest(strings.ToLower(strings.TrimPrefix(name, EnvPrefix)), known))
+		}
+		var v any = value
+		if _, isList := known[key].([]any); isList {
+			v = splitList(value)
+		}
+		if err := k.Set(key, v); err != nil {
+			return fmt.Errorf("config: %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// EnvName is the environment variable that sets a config key.
+func EnvName(key string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
+}
+
+// suggest returns ` (did you mean "x"?)` for the closest known key, if any is close.
+func suggest(key string, known map[string]any) string {
+	best, bestDist := "", 4
+	for candidate := range known {
+		flat := strings.ReplaceAll(candidate, ".", "_")
+		for _, c := range []string{candidate, flat} {
+			if d := editDistance(key, c); d < bestDist || (d == bestDist && candidate < best) {
+				best, bestDist = candidate, d
+			}
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}
+
+// Validate checks every value and names the first bad key and why.
+func (c *Config) Validate() error {
+	checks := []func() error{
+		c.validateAddrs, c.validateDHT, c.validateLimits, c.validateMetrics, c.validateLog, c.validateRoles,
+	}
+	for _, check := range checks {
+		if err := check(); err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
+	}
+	return nil
+}
+
+func (c *Config) validateAddrs() error {
+	if len(c.Listen) == 0 {
+		return fmt.Errorf("listen: needs at least one multiaddr, like /ip4/0.0.0.0/tcp/4001")
+	}
+	for _, s := range c.Listen {
+		if _, err := ma.NewMultiaddr(s); err != nil {
+			return fmt.Errorf("listen: %q is not a multiaddr (%v); write it like /ip4/0.0.0.0/tcp/4001", s, err)
+		}
+	}
+	for _, s := range c.Bootstrap {
+		if _, err := ParsePeerAddr(s); err != nil {
+			return fmt.Errorf("bootstrap: %w", err)
+		}
+	}
+	return nil
+}
+
+// ParsePeerAddr parses a full multiaddr that ends in /p2p/<peer id>.
+func ParsePeerAddr(s string) (*peer.AddrInfo, error) {
+	addr, err := ma.NewMultiaddr(s)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not a multiaddr (%v)", s, err)
+	}
+	info, err := peer.AddrInfoFromP2pAddr(addr)
+	if err != nil {
+		return nil, fmt.Errorf("%q does not end in /p2p/<peer id> (%v); `avnode id` on that node prints its full addresses", s, err)
+	}
+	return info, nil
+}
+
+func (c *Config) validateDHT() error {
+	if !slices.Contains([]string{"server", "client", "auto"}, c.DHT.Mode) {
+		return fmt.Errorf("dht.mode: %q is not one of server, client, auto", c.DHT.Mode)
+	}
+	if !strings.HasPrefix(c.DHT.ProtocolPrefix, "/") || strings.ContainsAny(c.DHT.ProtocolPrefix, " \t") {
+		return fmt.Errorf("dht.protocol_prefix: %q must start with / and have no spaces, like /avtr", c.DHT.ProtocolPrefix)
+	}
+	if c.DHT.RecordMaxAge <= 0 {
+		return fmt.Errorf("dht.record_max_age: must be a positive duration, like 24h")
+	}
+	if c.DHT.RefreshInterval <= 0 {
+		return fmt.Errorf("dht.refresh_interval: must be a positive duration, like 10m")
+	}
+	return nil
+}
+
+func (c *Config) validateLimits() error {
+	if c.ConnMgr.Low < 1 || c.ConnMgr.High < c.ConnMgr.Low {
+		return fmt.Errorf("connmgr: low (%d) must be at least 1 and high (%d) at least low", c.ConnMgr.Low, c.ConnMgr.High)
+	}
+	if c.ConnMgr.Grace < 0 {
+		return fmt.Errorf("connmgr.grace: must not be negative")
+	}
+	if c.Resources.MaxMemoryMB < 0 || c.Resources.MaxFDs < 0 {
+		return fmt.Errorf("resources: limits must be 0 (scale to this machine) or positive")
+	}
+	return nil
+}
+
+func (c *Config) validateMetrics() error {
+	if c.Metrics.Listen == "" {
+		return nil
+	}
+	if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
+		return fmt.Errorf("metrics.listen: %q is not host:port (%v); use 127.0.0.1:9464, or empty to turn metrics off", c.Metrics.Listen, err)
+	}
+	return nil
+}
+
+func (c *Config) validateLog() error {
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
+		return fmt.Errorf("log.level: %q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	if !slices.Contains([]string{"text", "json"}, c.Log.Format) {
+		return fmt.Errorf("log.format: %q is not one of text, json", c.Log.Format)
+	}
+	return nil
+}
+
+func (c *Config) validateRoles() error {
+	for _, r := range c.Roles {
+		if r == "" || strings.Trim(r, "abcdefghijklmnopqrstuvwxyz0123456789-") != "" {
+			return fmt.Errorf("roles: %q is not a role name (lower-case letters, digits, hyphens)", r)
+		}
+	}
+	return nil
+}

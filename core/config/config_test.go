@@ -1,0 +1,168 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+func writeFile(t *testing.T, body string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func flags(t *testing.T, args ...string) *pflag.FlagSet {
+	t.Helper()
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	RegisterFlags(fs)
+	fs.String("repo", "", "not a config key")
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return fs
+}
+
+func TestDefaultsAreValid(t *testing.T) {
+	c, err := Load(Sources{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DHT.Mode != "server" || c.DHT.ProtocolPrefix != "/avtr" || c.DHT.RecordMaxAge != 24*time.Hour {
+		t.Fatalf("unexpected defaults: %+v", c.DHT)
+	}
+	if len(c.Listen) != 2 || !strings.Contains(c.Listen[0], "/tcp/4001") {
+		t.Fatalf("listen defaults: %v", c.Listen)
+	}
+}
+
+// Each source overrides the one before it: default < repo file < extra file < env < flag.
+func TestPrecedence(t *testing.T) {
+	repoFile := writeFile(t, "log:\n  level: warn\n  format: json\nconnmgr:\n  low: 10\n  high: 20\ndht:\n  mode: client\n")
+	extra := writeFile(t, "connmgr:\n  low: 11\n")
+	env := []string{"AVNODE_DHT_MODE=auto", "AVNODE_CONNMGR_HIGH=30", "AVNODE_REPO=/ignored", "PATH=/bin"}
+	fs := flags(t, "--dht.mode=server", "--repo=/x")
+
+	c, err := Load(Sources{RepoFile: repoFile, ExtraFile: extra, Environ: env, Flags: fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		what      string
+		got, want any
+	}{
+		{"log.format from repo file over default", c.Log.Format, "json"},
+		{"log.level from repo file (unset flag does not override)", c.Log.Level, "warn"},
+		{"connmgr.low from extra file over repo file", c.ConnMgr.Low, 11},
+		{"connmgr.high from env over repo file", c.ConnMgr.High, 30},
+		{"dht.mode from flag over env", c.DHT.Mode, "server"},
+		{"metrics.listen default", c.Metrics.Listen, "127.0.0.1:9464"},
+	}
+	for _, ch := range checks {
+		if ch.got != ch.want {
+			t.Errorf("%s: got %v, want %v", ch.what, ch.got, ch.want)
+		}
+	}
+}
+
+func TestListsFromEnvAndFlags(t *testing.T) {
+	env := []string{"AVNODE_LISTEN=/ip4/127.0.0.1/tcp/1, /ip4/127.0.0.1/tcp/2"}
+	c, err := Load(Sources{Environ: env})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Listen) != 2 || c.Listen[1] != "/ip4/127.0.0.1/tcp/2" {
+		t.Fatalf("env list: %v", c.Listen)
+	}
+	c, err = Load(Sources{Environ: env, Flags: flags(t, "--listen=/ip4/127.0.0.1/tcp/0", "--log-level=debug")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Listen) != 1 || c.Listen[0] != "/ip4/127.0.0.1/tcp/0" || c.Log.Level != "debug" {
+		t.Fatalf("flag list/alias: %v %v", c.Listen, c.Log.Level)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	cases := []struct {
+		name string
+		src  func(t *testing.T) Sources
+		want string
+	}{
+		{"unknown key in file", func(t *testing.T) Sources {
+			return Sources{RepoFile: writeFile(t, "dht:\n  mdoe: client\n")}
+		}, `unknown key "dht.mdoe"`},
+		{"suggestion", func(t *testing.T) Sources {
+			return Sources{RepoFile: writeFile(t, "dht:\n  mdoe: client\n")}
+		}, `did you mean "dht.mode"`},
+		{"broken yaml", func(t *testing.T) Sources {
+			return Sources{RepoFile: writeFile(t, "listen: [unclosed\n")}
+		}, "is not valid YAML"},
+		{"missing file", func(t *testing.T) Sources {
+			return Sources{ExtraFile: filepath.Join(t.TempDir(), "nope.yaml")}
+		}, "nope.yaml"},
+		{"bad multiaddr", func(t *testing.T) Sources {
+			return Sources{Flags: flags(t, "--listen=/ip4/999.0.0.1/tcp/1")}
+		}, `listen: "/ip4/999.0.0.1/tcp/1" is not a multiaddr`},
+		{"bootstrap without peer id", func(t *testing.T) Sources {
+			return Sources{Flags: flags(t, "--bootstrap=/ip4/127.0.0.1/tcp/4001")}
+		}, "does not end in /p2p/"},
+		{"bad enum", func(t *testing.T) Sources {
+			return Sources{Environ: []string{"AVNODE_DHT_MODE=sever"}}
+		}, `dht.mode: "sever" is not one of`},
+		{"unknown env", func(t *testing.T) Sources {
+			return Sources{Environ: []string{"AVNODE_DHT_MDOE=client"}}
+		}, "AVNODE_DHT_MDOE names no config key"},
+		{"bad duration", func(t *testing.T) Sources {
+			return Sources{RepoFile: writeFile(t, "dht:\n  record_max_age: soon\n")}
+		}, "record_max_age"},
+		{"bad metrics address", func(t *testing.T) Sources {
+			return Sources{Flags: flags(t, "--metrics.listen=localhost")}
+		}, "metrics.listen"},
+		{"bad log level", func(t *testing.T) Sources {
+			return Sources{Flags: flags(t, "--log-level=loud")}
+		}, `log.level: "loud"`},
+		{"connmgr inverted", func(t *testing.T) Sources {
+			return Sources{Flags: flags(t, "--connmgr.low=50", "--connmgr.high=10")}
+		}, "connmgr"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(tc.src(t))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want it to contain %q", err, tc.want)
+			}
+			if strings.Count(err.Error(), "\n") > 0 {
+				t.Fatalf("error should be one line: %q", err)
+			}
+		})
+	}
+}
+
+func TestEveryKeyHasAFlagAndHelp(t *testing.T) {
+	fs := flags(t)
+	c, _ := Load(Sources{})
+	_ = c
+	for key := range flagHelp {
+		if fs.Lookup(key) == nil {
+			t.Errorf("config key %s has no flag", key)
+		}
+	}
+	count := 0
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Usage == "" {
+			t.Errorf("flag --%s has no help", f.Name)
+		}
+		count++
+	})
+	if count < len(flagHelp) {
+		t.Fatalf("only %d flags for %d keys", count, len(flagHelp))
+	}
+}

@@ -1,0 +1,98 @@
+package config
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/knadh/koanf/parsers/yaml"
+	"github.com/knadh/koanf/providers/rawbytes"
+	"github.com/knadh/koanf/v2"
+	"github.com/spf13/pflag"
+)
+
+// flagAliases are short flag names for the keys people set most.
+var flagAliases = map[string]string{
+	"log-level":  "log.level",
+	"log-format": "log.format",
+}
+
+// flagHelp describes each config key for --help.
+var flagHelp = map[string]string{
+	"listen":                  "multiaddrs to listen on, comma-separated",
+	"bootstrap":               "peers to join through, comma-separated multiaddrs ending in /p2p/<peer id>",
+	"roles":                   "roles to run, comma-separated (beacon, mirror, relay, receiver, satellite)",
+	"dht.mode":                "DHT mode: server, client or auto",
+	"dht.protocol_prefix":     "DHT protocol prefix (the network's name)",
+	"dht.record_max_age":      "how long stored DHT records are kept",
+	"dht.refresh_interval":    "routing table refresh interval",
+	"connmgr.low":             "connections kept when trimming",
+	"connmgr.high":            "connections that start a trim",
+	"connmgr.grace":           "age under which connections are never trimmed",
+	"resources.max_memory_mb": "resource manager memory limit in MiB (0: scale to the machine)",
+	"resources.max_fds":       "resource manager file-descriptor limit (0: scale to the machine)",
+	"nat.autonat":             "run AutoNAT to learn reachability",
+	"nat.hole_punching":       "upgrade relayed connections by hole punching (DCUtR)",
+	"nat.relay_client":        "dial peers through circuit relays",
+	"nat.port_map":            "ask the router for a port mapping (UPnP/NAT-PMP)",
+	"metrics.listen":          "Prometheus metrics address (empty: off)",
+	"log.level":               "log level: debug, info, warn, error",
+	"log.format":              "log format: text or json",
+}
+
+// RegisterFlags adds one flag per config key (its dotted name, e.g.
+// --dht.mode) plus the short aliases, so every key can be set from the
+// command line. Unset flags never override the file or environment.
+func RegisterFlags(fs *pflag.FlagSet) {
+	k := koanf.New(".")
+	if err := k.Load(rawbytes.Provider(defaultYAML), yaml.Parser()); err != nil {
+		panic(fmt.Sprintf("config: embedded defaults: %v", err)) // a build defect, caught by tests
+	}
+	keys := k.Keys()
+	slices.Sort(keys)
+	for _, key := range keys {
+		addFlag(fs, key, k.Get(key), flagHelp[key])
+	}
+	for alias, key := range flagAliases {
+		addFlag(fs, alias, k.Get(key), "same as --"+key)
+	}
+}
+
+func addFlag(fs *pflag.FlagSet, name string, def any, help string) {
+	switch v := def.(type) {
+	case bool:
+		fs.Bool(name, v, help)
+	case int:
+		fs.Int(name, v, help)
+	case int64:
+		fs.Int(name, int(v), help)
+	case float64:
+		fs.Int(name, int(v), help)
+	case []any:
+		var items []string
+		for _, item := range v {
+			items = append(items, fmt.Sprint(item))
+		}
+		fs.StringSlice(name, items, help)
+	default:
+		fs.String(name, fmt.Sprint(v), help)
+	}
+}
+
+// flagToKey maps a flag to its config key; flags that are not config keys
+// (like --repo or --json) map to "" and are skipped.
+func flagToKey(fs *pflag.FlagSet, known map[string]any) func(f *pflag.Flag) (string, any) {
+	return func(f *pflag.Flag) (string, any) {
+		key := f.Name
+		if alias, ok := flagAliases[key]; ok {
+			key = alias
+		}
+		if _, ok := known[key]; !ok {
+			return "", nil
+		}
+		if f.Value.Type() == "stringSlice" {
+			v, _ := fs.GetStringSlice(f.Name)
+			return key, v
+		}
+		return key, f.Value.String()
+	}
+}

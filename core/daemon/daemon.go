@@ -1,0 +1,241 @@
+// Package daemon runs a node: it opens (or first creates) the repo, loads
+// the config, starts the network core, the metrics endpoint and the control
+// API, and shuts them down in order. The CLI's `avnode run` is a thin shell
+// around Run; tests and local networks call it the same way.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/libp2p/go-libp2p/gologshim"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/pflag"
+
+	"github.com/avnode/avnode/core/api"
+	"github.com/avnode/avnode/core/config"
+	"github.com/avnode/avnode/core/node"
+	"github.com/avnode/avnode/core/repo"
+)
+
+// ShutdownTimeout bounds a graceful stop.
+const ShutdownTimeout = 5 * time.Second
+
+// Options say which repo to run and where configuration comes from.
+type Options struct {
+	RepoDir    string
+	ConfigFile string         // --config, optional
+	Flags      *pflag.FlagSet // config flags, optional
+	Environ    []string
+	Ready      io.Writer // gets the ready line; stdout in the CLI
+	LogOutput  io.Writer // stderr in the CLI
+}
+
+// Daemon is a running node with its control API and metrics.
+type Daemon struct {
+	Repo    *repo.Repo
+	Config  *config.Config
+	Node    *node.Node
+	Log     *slog.Logger
+	api     *api.Server
+	metrics *http.Server
+	started time.Time
+}
+
+// LoadConfig merges the config sources for a repo without opening it.
+func LoadConfig(opts Options) (*config.Config, error) {
+	src := config.Sources{ExtraFile: opts.ConfigFile, Environ: opts.Environ, Flags: opts.Flags}
+	if repo.IsInitialized(opts.RepoDir) {
+		src.RepoFile = fmt.Sprintf("%s/%s", opts.RepoDir, repo.ConfigFile)
+	}
+	return config.Load(src)
+}
+
+// Run starts the daemon and blocks until ctx is cancelled, then shuts down.
+func Run(ctx context.Context, opts Options) error {
+	d, err := Start(opts)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return d.Stop()
+}
+
+// Start brings everything up and prints the ready line. On error, whatever
+// was started is stopped again and the repo is left as it was.
+func Start(opts Options) (_ *Daemon, err error) {
+	// Validate before creating anything, so a bad flag leaves no repo behind.
+	cfg, err := LoadConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	if !repo.IsInitialized(opts.RepoDir) {
+		if err := repo.Init(opts.RepoDir); err != nil {
+			return nil, err
+		}
+		if cfg, err = LoadConfig(opts); err != nil {
+			return nil, err
+		}
+	}
+	r, err := repo.Open(opts.RepoDir)
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{Repo: r, Config: cfg, Log: newLogger(cfg, opts.LogOutput), started: time.Now()}
+	routeLibp2pLogs(d.Log, cfg)
+	defer func() {
+		if err != nil {
+			d.shutdown()
+		}
+	}()
+	reg, err := d.startMetrics()
+	if err != nil {
+		return nil, err
+	}
+	d.Node, err = node.New(node.Options{
+		Config: cfg, Key: r.NodeKey, Datastore: r.Datastore, Logger: d.Log, Registerer: reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := d.startAPI(); err != nil {
+		return nil, err
+	}
+	go d.bootstrap()
+	if opts.Ready != nil {
+		fmt.Fprintf(opts.Ready, "avnode ready: peer %s listening on %s\n", d.Node.Host.ID(), strings.Join(d.Node.Addrs(), " "))
+	}
+	d.Log.Info("ready", "peer", d.Node.Host.ID(), "addrs", d.Node.Addrs(), "repo", r.Dir)
+	return d, nil
+}
+
+func (d *Daemon) bootstrap() {
+	if len(d.Config.Bootstrap) == 0 {
+		d.Log.Info("no bootstrap peers configured: waiting for others to connect")
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n := d.Node
+	if n == nil {
+		return
+	}
+	connected := n.Bootstrap(ctx)
+	d.Log.Info("bootstrap done", "connected", connected, "of", len(d.Config.Bootstrap))
+}
+
+func newLogger(cfg *config.Config, out io.Writer) *slog.Logger {
+	if out == nil {
+		out = os.Stderr
+	}
+	var level slog.Level
+	level.UnmarshalText([]byte(cfg.Log.Level)) // validated with the config
+	hopts := &slog.HandlerOptions{Level: level}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(out, hopts))
+	}
+	return slog.New(slog.NewTextHandler(out, hopts))
+}
+
+// routeLibp2pLogs sends go-libp2p's logs through the node's handler, at
+// error level unless the node is debugging: its warnings are mostly about
+// peers, not about this node. It must run before libp2p's first log line.
+func routeLibp2pLogs(log *slog.Logger, cfg *config.Config) {
+	level := slog.LevelError
+	if cfg.Log.Level == "debug" {
+		level = slog.LevelDebug
+	}
+	gologshim.SetDefaultHandler(levelHandler{Handler: log.Handler(), min: level})
+}
+
+// levelHandler raises a handler's threshold.
+type levelHandler struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h levelHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h levelHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return levelHandler{Handler: h.Handler.WithAttrs(attrs), min: h.min}
+}
+
+func (h levelHandler) WithGroup(name string) slog.Handler {
+	return levelHandler{Handler: h.Handler.WithGroup(name), min: h.min}
+}
+
+// startMetrics listens first, so a port in use fails before the node starts.
+func (d *Daemon) startMetrics() (prometheus.Registerer, error) {
+	if d.Config.Metrics.Listen == "" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", d.Config.Metrics.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("metrics.listen %s: %w; choose another with --metrics.listen, or empty to turn metrics off", d.Config.Metrics.Listen, err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	d.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go d.metrics.Serve(ln)
+	d.Log.Info("metrics", "url", "http://"+ln.Addr().String()+"/metrics")
+	return reg, nil
+}
+
+func (d *Daemon) startAPI() error {
+	d.api = api.NewServer(d.Log)
+	d.registerHandlers(d.api)
+	if err := d.api.Listen(d.Repo.Path(repo.SocketFile)); err != nil {
+		return err
+	}
+	go func() {
+		if err := d.api.Serve(); err != nil {
+			d.Log.Error("control API stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// Stop shuts down in reverse order of start: API (socket removed), node
+// (DHT closed), metrics, then the repo (datastore flushed, lock released).
+func (d *Daemon) Stop() error {
+	err := d.shutdown()
+	if err != nil {
+		d.Log.Warn("shutdown", "err", err)
+	} else {
+		d.Log.Info("stopped cleanly")
+	}
+	return err
+}
+
+func (d *Daemon) shutdown() error {
+	ctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	defer cancel()
+	var errs []error
+	if d.api != nil {
+		errs = append(errs, d.api.Shutdown(ctx))
+	}
+	if d.Node != nil {
+		errs = append(errs, d.Node.Close())
+	}
+	if d.metrics != nil {
+		errs = append(errs, d.metrics.Shutdown(ctx))
+	}
+	if d.Repo != nil {
+		errs = append(errs, d.Repo.Close())
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,177 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/routing"
+
+	"github.com/avnode/avnode/core/api"
+	"github.com/avnode/avnode/core/node"
+)
+
+// Info is what `avnode id` shows.
+type Info struct {
+	PeerID       string   `json:"peer_id"`
+	Addrs        []string `json:"addrs"`
+	Agent        string   `json:"agent"`
+	Roles        []string `json:"roles"`
+	Reachability string   `json:"reachability"`
+	DHTMode      string   `json:"dht_mode"`
+	Uptime       string   `json:"uptime"`
+}
+
+// VersionInfo is what `avnode version` shows.
+type VersionInfo struct {
+	Version   string `json:"version"`
+	Go        string `json:"go"`
+	OS        string `json:"os"`
+	Arch      string `json:"arch"`
+	DHTPrefix string `json:"dht_protocol_prefix,omitempty"`
+}
+
+// FindPeerResult is what `avnode routing findpeer` shows.
+type FindPeerResult struct {
+	PeerID string   `json:"peer_id"`
+	Addrs  []string `json:"addrs"`
+}
+
+// RoutingValue is what `avnode routing get` shows.
+type RoutingValue struct {
+	Key   string `json:"key"`
+	Value []byte `json:"value"`
+}
+
+func (d *Daemon) registerHandlers(s *api.Server) {
+	s.Handle("GET /v1/id", d.handleID)
+	s.Handle("GET /v1/version", d.handleVersion)
+	s.Handle("GET /v1/peers", d.handlePeers)
+	s.Handle("GET /v1/config", d.handleConfig)
+	s.Handle("GET /v1/routing/findpeer", d.handleFindPeer)
+	s.Handle("GET /v1/routing/get", d.handleRoutingGet)
+	s.Handle("POST /v1/routing/put", d.handleRoutingPut)
+}
+
+func (d *Daemon) handleID(context.Context, api.Request) (any, error) {
+	roles := d.Config.Roles
+	if roles == nil {
+		roles = []string{}
+	}
+	return Info{
+		PeerID:       d.Node.Host.ID().String(),
+		Addrs:        d.Node.Addrs(),
+		Agent:        node.Agent(),
+		Roles:        roles,
+		Reachability: strings.ToLower(d.Node.Reachability().String()),
+		DHTMode:      d.Config.DHT.Mode,
+		Uptime:       time.Since(d.started).Round(time.Second).String(),
+	}, nil
+}
+
+// Version describes this build.
+func Version() VersionInfo {
+	return VersionInfo{Version: node.Version, Go: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH}
+}
+
+func (d *Daemon) handleVersion(context.Context, api.Request) (any, error) {
+	v := Version()
+	v.DHTPrefix = d.Config.DHT.ProtocolPrefix
+	return v, nil
+}
+
+func (d *Daemon) handlePeers(context.Context, api.Request) (any, error) {
+	peers := d.Node.Peers()
+	if peers == nil {
+		peers = []node.PeerInfo{}
+	}
+	return peers, nil
+}
+
+func (d *Daemon) handleConfig(context.Context, api.Request) (any, error) {
+	return d.Config, nil
+}
+
+func (d *Daemon) handleFindPeer(ctx context.Context, req api.Request) (any, error) {
+	id, err := peer.Decode(req.Query("peer"))
+	if err != nil {
+		return nil, api.BadRequest("findpeer: %q is not a peer ID (%v)", req.Query("peer"), err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeoutParam(req, 30*time.Second))
+	defer cancel()
+	addrs, err := d.Node.FindPeer(ctx, id)
+	if err != nil {
+		return nil, api.NotFound("%v", err)
+	}
+	out := FindPeerResult{PeerID: id.String(), Addrs: []string{}}
+	for _, a := range addrs {
+		out.Addrs = append(out.Addrs, a.String())
+	}
+	return out, nil
+}
+
+// dhtKey turns a key as users type it into the DHT's key. Public-key records
+// (/pk/<peer id>) are keyed by the peer ID's bytes, not its text.
+func dhtKey(key string) (string, error) {
+	if rest, ok := strings.CutPrefix(key, "/pk/"); ok {
+		id, err := peer.Decode(rest)
+		if err != nil {
+			return "", fmt.Errorf("%q: /pk/ must be followed by a peer ID (%v)", key, err)
+		}
+		return "/pk/" + string(id), nil
+	}
+	if !strings.HasPrefix(key, "/") || strings.Count(key, "/") < 2 {
+		return "", fmt.Errorf("%q is not a DHT key; write it as /<namespace>/<id>, like /pk/<peer id>", key)
+	}
+	return key, nil
+}
+
+func (d *Daemon) handleRoutingGet(ctx context.Context, req api.Request) (any, error) {
+	key, err := dhtKey(req.Query("key"))
+	if err != nil {
+		return nil, api.BadRequest("routing get: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeoutParam(req, 30*time.Second))
+	defer cancel()
+	value, err := d.Node.DHT.GetValue(ctx, key)
+	if err != nil {
+		if errors.Is(err, routing.ErrNotFound) || errors.Is(err, context.DeadlineExceeded) {
+			return nil, api.NotFound("routing get %s: not found", req.Query("key"))
+		}
+		return nil, fmt.Errorf("routing get %s: %w", req.Query("key"), err)
+	}
+	return RoutingValue{Key: req.Query("key"), Value: value}, nil
+}
+
+func (d *Daemon) handleRoutingPut(ctx context.Context, req api.Request) (any, error) {
+	key, err := dhtKey(req.Query("key"))
+	if err != nil {
+		return nil, api.BadRequest("routing put: %v", err)
+	}
+	value, err := io.ReadAll(req.Body)
+	if err != nil {
+		return nil, api.BadRequest("routing put %s: read value: %v", req.Query("key"), err)
+	}
+	// The DHT validates before storing anywhere, locally included.
+	if err := d.Node.DHT.Validator.Validate(key, value); err != nil {
+		return nil, api.BadRequest("routing put %s: record refused: %v", req.Query("key"), err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeoutParam(req, 60*time.Second))
+	defer cancel()
+	if err := d.Node.DHT.PutValue(ctx, key, value); err != nil {
+		return nil, fmt.Errorf("routing put %s: %w", req.Query("key"), err)
+	}
+	return RoutingValue{Key: req.Query("key"), Value: value}, nil
+}
+
+func timeoutParam(req api.Request, def time.Duration) time.Duration {
+	if t, err := time.ParseDuration(req.Query("timeout")); err == nil && t > 0 {
+		return t
+	}
+	return def
+}

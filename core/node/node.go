@@ -1,0 +1,329 @@
+// Package node builds the node's network core: the libp2p host (TCP and
+// QUIC, Noise and TLS, yamux, resource and connection managers, AutoNAT,
+// hole punching, relay client) and the Kademlia DHT of the avtr network,
+// with records persisted in the repo's datastore. It holds no policy and
+// runs no plugin: those sit above it and call it.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	ds "github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/namespace"
+	"github.com/libp2p/go-libp2p"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	record "github.com/libp2p/go-libp2p-record"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/routing"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	ma "github.com/multiformats/go-multiaddr"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/avnode/avnode/core/config"
+)
+
+// Version is the node's version, reported in its agent string.
+var Version = "0.1.0-dev"
+
+// Agent is the libp2p user agent other peers see.
+func Agent() string { return "avnode/" + Version }
+
+// Options are what New needs besides the config.
+type Options struct {
+	Config    *config.Config
+	Key       crypto.PrivKey
+	Datastore ds.Batching // the repo's datastore; DHT records live under /dht
+	Logger    *slog.Logger
+	// Registerer receives libp2p's and the node's metrics; nil turns them off.
+	Registerer prometheus.Registerer
+	// Validators adds DHT record namespaces (e.g. names) besides /pk.
+	Validators map[string]record.Validator
+}
+
+// Node is a running libp2p host with its DHT.
+type Node struct {
+	Host host.Host
+	DHT  *dht.IpfsDHT
+
+	cfg    *config.Config
+	log    *slog.Logger
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu           sync.Mutex
+	reachability network.Reachability
+}
+
+// New starts the host and the DHT, listening on the configured addresses.
+func New(opts Options) (*Node, error) {
+	cfg := opts.Config
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	hostOpts, err := hostOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	var kad *dht.IpfsDHT
+	hostOpts = append(hostOpts, libp2p.Routing(func(h host.Host) (routing.PeerRouting, error) {
+		kad, err = dht.New(h, dhtOptions(opts)...)
+		return kad, err
+	}))
+	h, err := libp2p.New(hostOpts...)
+	if err != nil {
+		return nil, explainStartError(cfg, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &Node{Host: h, DHT: kad, cfg: cfg, log: log, cancel: cancel}
+	if err := n.watchReachability(ctx); err != nil {
+		n.Close()
+		return nil, err
+	}
+	if opts.Registerer != nil {
+		if err := registerNodeMetrics(opts.Registerer, n); err != nil {
+			n.Close()
+			return nil, err
+		}
+	}
+	return n, nil
+}
+
+func hostOptions(opts Options) ([]libp2p.Option, error) {
+	cfg := opts.Config
+	rm, err := newResourceManager(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cm, err := connmgr.NewConnManager(cfg.ConnMgr.Low, cfg.ConnMgr.High, connmgr.WithGracePeriod(cfg.ConnMgr.Grace))
+	if err != nil {
+		return nil, fmt.Errorf("connection manager: %w", err)
+	}
+	hostOpts := []libp2p.Option{
+		libp2p.Identity(opts.Key),
+		libp2p.ListenAddrStrings(cfg.Listen...),
+		libp2p.DefaultSecurity, // Noise and TLS
+		libp2p.DefaultMuxers,   // yamux
+		libp2p.DefaultTransports,
+		libp2p.ResourceManager(rm),
+		libp2p.ConnectionManager(cm),
+		libp2p.UserAgent(Agent()),
+		libp2p.Ping(true),
+	}
+	if cfg.NAT.AutoNAT {
+		hostOpts = append(hostOpts, libp2p.EnableNATService(), libp2p.EnableAutoNATv2())
+	}
+	if cfg.NAT.HolePunching {
+		hostOpts = append(hostOpts, libp2p.EnableHolePunching())
+	}
+	if cfg.NAT.RelayClient {
+		hostOpts = append(hostOpts, libp2p.EnableRelay())
+	} else {
+		hostOpts = append(hostOpts, libp2p.DisableRelay())
+	}
+	if cfg.NAT.PortMap {
+		hostOpts = append(hostOpts, libp2p.NATPortMap())
+	}
+	if opts.Registerer != nil {
+		hostOpts = append(hostOpts, libp2p.PrometheusRegisterer(opts.Registerer))
+	} else {
+		hostOpts = append(hostOpts, libp2p.DisableMetrics())
+	}
+	return hostOpts, nil
+}
+
+func dhtOptions(opts Options) []dht.Option {
+	cfg := opts.Config
+	validator := record.NamespacedValidator{"pk": record.PublicKeyValidator{}}
+	for ns, v := range opts.Validators {
+		validator[ns] = v
+	}
+	mode := map[string]dht.ModeOpt{"server": dht.ModeServer, "client": dht.ModeClient, "auto": dht.ModeAuto}[cfg.DHT.Mode]
+	dhtOpts := []dht.Option{
+		dht.Mode(mode),
+		dht.ProtocolPrefix(protocolID(cfg.DHT.ProtocolPrefix)),
+		dht.Validator(validator),
+		dht.MaxRecordAge(cfg.DHT.RecordMaxAge),
+		dht.RoutingTableRefreshPeriod(cfg.DHT.RefreshInterval),
+	}
+	if opts.Datastore != nil {
+		dhtOpts = append(dhtOpts, dht.Datastore(namespace.Wrap(opts.Datastore, ds.NewKey("/dht"))))
+	}
+	if peers := bootstrapPeers(cfg); len(peers) > 0 {
+		// The DHT reconnects to these by itself when its routing table runs empty.
+		dhtOpts = append(dhtOpts, dht.BootstrapPeers(peers...))
+	}
+	return dhtOpts
+}
+
+func bootstrapPeers(cfg *config.Config) []peer.AddrInfo {
+	var peers []peer.AddrInfo
+	for _, s := range cfg.Bootstrap {
+		if info, err := config.ParsePeerAddr(s); err == nil { // validated when the config was loaded
+			peers = append(peers, *info)
+		}
+	}
+	return peers
+}
+
+// explainStartError turns libp2p's start errors into a line an operator can act on.
+func explainStartError(cfg *config.Config, err error) error {
+	msg := err.Error()
+	if containsAny(msg, "address already in use", "failed to listen on any addresses") {
+		return fmt.Errorf("listen on %v: %w; another program holds the port: pick another with --listen", cfg.Listen, err)
+	}
+	return fmt.Errorf("start libp2p host: %w", err)
+}
+
+// Bootstrap connects to the configured bootstrap peers, in parallel, and
+// starts filling the routing table. Unreachable peers are logged, not
+// fatal: any one reachable node is enough, and none is special.
+func (n *Node) Bootstrap(ctx context.Context) int {
+	peers := bootstrapPeers(n.cfg)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	connected := 0
+	for _, p := range peers {
+		if p.ID == n.Host.ID() {
+			continue
+		}
+		wg.Add(1)
+		go func(p peer.AddrInfo) {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			if err := n.Host.Connect(cctx, p); err != nil {
+				n.log.Warn("bootstrap peer unreachable", "peer", p.ID, "err", err)
+				return
+			}
+			mu.Lock()
+			connected++
+			mu.Unlock()
+		}(p)
+	}
+	wg.Wait()
+	if err := n.DHT.Bootstrap(ctx); err != nil {
+		n.log.Warn("dht bootstrap", "err", err)
+	}
+	return connected
+}
+
+// watchReachability records what AutoNAT concludes about this node.
+func (n *Node) watchReachability(ctx context.Context) error {
+	sub, err := n.Host.EventBus().Subscribe(new(event.EvtLocalReachabilityChanged))
+	if err != nil {
+		return fmt.Errorf("subscribe to reachability: %w", err)
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		defer sub.Close()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case e, ok := <-sub.Out():
+				if !ok {
+					return
+				}
+				r := e.(event.EvtLocalReachabilityChanged).Reachability
+				n.mu.Lock()
+				n.reachability = r
+				n.mu.Unlock()
+				n.log.Info("reachability changed", "reachability", r.String())
+			}
+		}
+	}()
+	return nil
+}
+
+// Reachability is what AutoNAT concluded: Unknown, Public or Private.
+func (n *Node) Reachability() network.Reachability {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.reachability
+}
+
+// Addrs returns the node's addresses as full multiaddrs ending in /p2p/<id>.
+func (n *Node) Addrs() []string {
+	full, err := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: n.Host.ID(), Addrs: n.Host.Addrs()})
+	if err != nil {
+		return nil
+	}
+	out := make([]string, 0, len(full))
+	for _, a := range full {
+		out = append(out, a.String())
+	}
+	sort.Strings(out)
+	return out
+}
+
+// PeerInfo describes one connected peer.
+type PeerInfo struct {
+	ID        string   `json:"peer_id"`
+	Addrs     []string `json:"addrs"`
+	Direction string   `json:"direction"`
+	Agent     string   `json:"agent,omitempty"`
+	Latency   string   `json:"latency,omitempty"`
+}
+
+// Peers lists the connected peers, sorted by ID.
+func (n *Node) Peers() []PeerInfo {
+	var out []PeerInfo
+	for _, id := range n.Host.Network().Peers() {
+		info := PeerInfo{ID: id.String()}
+		for _, c := range n.Host.Network().ConnsToPeer(id) {
+			info.Addrs = append(info.Addrs, c.RemoteMultiaddr().String())
+			info.Direction = c.Stat().Direction.String()
+		}
+		if agent, err := n.Host.Peerstore().Get(id, "AgentVersion"); err == nil {
+			info.Agent, _ = agent.(string)
+		}
+		if lat := n.Host.Peerstore().LatencyEWMA(id); lat > 0 {
+			info.Latency = lat.Round(time.Microsecond).String()
+		}
+		out = append(out, info)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// FindPeer looks up a peer's addresses through the DHT.
+func (n *Node) FindPeer(ctx context.Context, id peer.ID) ([]ma.Multiaddr, error) {
+	info, err := n.DHT.FindPeer(ctx, id)
+	if err != nil {
+		if errors.Is(err, routing.ErrNotFound) {
+			return nil, fmt.Errorf("findpeer %s: not found in the DHT", id)
+		}
+		return nil, fmt.Errorf("findpeer %s: %w", id, err)
+	}
+	return info.Addrs, nil
+}
+
+// Close stops the DHT, then the host. It is safe to call more than once.
+func (n *Node) Close() error {
+	if n.cancel != nil {
+		n.cancel()
+	}
+	var errs []error
+	if n.DHT != nil {
+		errs = append(errs, n.DHT.Close())
+		n.DHT = nil
+	}
+	if n.Host != nil {
+		errs = append(errs, n.Host.Close())
+		n.Host = nil
+	}
+	n.wg.Wait()
+	return errors.Join(errs...)
+}
