@@ -25,7 +25,7 @@ func newLocalnetCmd(g *globals) *cobra.Command {
 		Long: `localnet starts N avnode daemons as separate processes on 127.0.0.1, each with
 its own repo under --dir (node0, node1, ...). node0 starts first; the others
 bootstrap from it. It prints each repo so you can drive any node with
---repo, and stops them all on Ctrl-C. Logs go to <repo>/daemon.log.
+--repo, and stops them all on Ctrl-C. Logs go to <dir>/nodeN.log.
 Repos are kept between runs: the same peer IDs and records come back.`,
 		Example: `  avnode localnet --nodes 4 --dir /tmp/avnet
   # in another terminal:
@@ -73,7 +73,7 @@ func runLocalnet(ctx context.Context, dir string, n int, extra []string) error {
 		if i == 0 {
 			bootstrap = node.addr
 		}
-		fmt.Printf("node%d  %s\n       --repo %s\n", i, node.addr, node.repo)
+		fmt.Printf("node%d  %s\n       --repo %s   (log %s.log)\n", i, node.addr, node.repo, node.repo)
 	}
 	fmt.Printf("\n%d nodes running. Try: avnode --repo %s peers\nCtrl-C stops them all.\n", n, started[n-1].repo)
 	<-ctx.Done()
@@ -89,10 +89,7 @@ func startLocalNode(ctx context.Context, self, repoDir, bootstrap string, extra 
 		args = append(args, "--bootstrap", bootstrap)
 	}
 	args = append(args, extra...)
-	if err := os.MkdirAll(repoDir, 0o700); err != nil {
-		return nil, err
-	}
-	logFile, err := os.OpenFile(filepath.Join(repoDir, "daemon.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	logFile, err := os.OpenFile(repoDir+".log", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
 	}

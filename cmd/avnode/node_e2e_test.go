@@ -6,9 +6,11 @@ import (
 	"maps"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -265,3 +267,58 @@ func publicKeyRecord(t *testing.T, repoDir string) []byte {
 }
 
 func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
+
+// The README's local network: localnet starts N daemons wired by bootstrap,
+// and stops them all on SIGTERM.
+func TestLocalnetStartsAndStopsANetwork(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command(avnodeBin, "localnet", "--nodes", "3", "--dir", dir)
+	cmd.Env = cleanEnv()
+	out := &syncWriter{}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	defer func() {
+		cmd.Process.Kill()
+		<-exited
+	}()
+	eventually(t, 60*time.Second, "localnet ready", func() error {
+		select {
+		case <-exited:
+			t.Fatalf("localnet exited: %s", out)
+		default:
+		}
+		if !strings.Contains(out.String(), "3 nodes running") {
+			return fmt.Errorf("output so far: %s", out)
+		}
+		return nil
+	})
+	var first daemon.Info
+	cliJSON(t, filepath.Join(dir, "node0"), &first, "id")
+	eventually(t, 20*time.Second, "node2 connected to node0", func() error {
+		var peers []node.PeerInfo
+		cliJSON(t, filepath.Join(dir, "node2"), &peers, "peers")
+		for _, p := range peers {
+			if p.ID == first.PeerID {
+				return nil
+			}
+		}
+		return fmt.Errorf("node0 not among %v", peers)
+	})
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(20 * time.Second):
+		t.Fatal("localnet did not stop on SIGTERM")
+	}
+	for i := 0; i < 3; i++ {
+		lock := filepath.Join(dir, fmt.Sprintf("node%d", i), repo.LockFile)
+		if _, err := os.Stat(lock); !os.IsNotExist(err) {
+			t.Errorf("node%d still holds its repo after localnet stopped", i)
+		}
+	}
+}

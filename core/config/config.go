@@ -43,13 +43,13 @@ type Config struct {
 	DHT       struct {
 		Mode            string        `koanf:"mode" json:"mode"`
 		ProtocolPrefix  string        `koanf:"protocol_prefix" json:"protocol_prefix"`
-		RecordMaxAge    time.Duration `koanf:"record_max_age" json:"record_max_age"`
-		RefreshInterval time.Duration `koanf:"refresh_interval" json:"refresh_interval"`
+		RecordMaxAge    Duration `koanf:"record_max_age" json:"record_max_age"`
+		RefreshInterval Duration `koanf:"refresh_interval" json:"refresh_interval"`
 	} `koanf:"dht" json:"dht"`
 	ConnMgr struct {
 		Low   int           `koanf:"low" json:"low"`
 		High  int           `koanf:"high" json:"high"`
-		Grace time.Duration `koanf:"grace" json:"grace"`
+		Grace Duration `koanf:"grace" json:"grace"`
 	} `koanf:"connmgr" json:"connmgr"`
 	Resources struct {
 		MaxMemoryMB int `koanf:"max_memory_mb" json:"max_memory_mb"`
@@ -68,6 +68,25 @@ type Config struct {
 		Level  string `koanf:"level" json:"level"`
 		Format string `koanf:"format" json:"format"`
 	} `koanf:"log" json:"log"`
+}
+
+// Duration is a time.Duration written as text ("24h") in YAML and JSON.
+type Duration time.Duration
+
+// D returns the duration as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// MarshalText writes the duration like "24h0m0s".
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// UnmarshalText reads a duration like "24h" or "90s".
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration like 30s, 10m or 24h", b)
+	}
+	*d = Duration(v)
+	return nil
 }
 
 // Sources names where configuration comes from, lowest precedence first

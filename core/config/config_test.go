@@ -35,7 +35,7 @@ func TestDefaultsAreValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.DHT.Mode != "server" || c.DHT.ProtocolPrefix != "/avtr" || c.DHT.RecordMaxAge != 24*time.Hour {
+	if c.DHT.Mode != "server" || c.DHT.ProtocolPrefix != "/avtr" || c.DHT.RecordMaxAge.D() != 24*time.Hour {
 		t.Fatalf("unexpected defaults: %+v", c.DHT)
 	}
 	if len(c.Listen) != 2 || !strings.Contains(c.Listen[0], "/tcp/4001") {

@@ -105,7 +105,7 @@ func hostOptions(opts Options) ([]libp2p.Option, error) {
 	if err != nil {
 		return nil, err
 	}
-	cm, err := connmgr.NewConnManager(cfg.ConnMgr.Low, cfg.ConnMgr.High, connmgr.WithGracePeriod(cfg.ConnMgr.Grace))
+	cm, err := connmgr.NewConnManager(cfg.ConnMgr.Low, cfg.ConnMgr.High, connmgr.WithGracePeriod(cfg.ConnMgr.Grace.D()))
 	if err != nil {
 		return nil, fmt.Errorf("connection manager: %w", err)
 	}
@@ -153,8 +153,8 @@ func dhtOptions(opts Options) []dht.Option {
 		dht.Mode(mode),
 		dht.ProtocolPrefix(protocolID(cfg.DHT.ProtocolPrefix)),
 		dht.Validator(validator),
-		dht.MaxRecordAge(cfg.DHT.RecordMaxAge),
-		dht.RoutingTableRefreshPeriod(cfg.DHT.RefreshInterval),
+		dht.MaxRecordAge(cfg.DHT.RecordMaxAge.D()),
+		dht.RoutingTableRefreshPeriod(cfg.DHT.RefreshInterval.D()),
 	}
 	if opts.Datastore != nil {
 		dhtOpts = append(dhtOpts, dht.Datastore(namespace.Wrap(opts.Datastore, ds.NewKey("/dht"))))

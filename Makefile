@@ -1,0 +1,43 @@
+# avnode: `make run` starts a node on the embedded default config,
+# `make test` runs every test. Both build what they need.
+
+GO       ?= go
+BIN      := bin
+# Every package runs under the race detector: most tests drive real networking.
+RACE_PKGS := ./...
+# Brief fuzzing of every decoder in `make test`; `make test-long` fuzzes for minutes.
+FUZZTIME ?= 5s
+
+.PHONY: build run test test-long vet fmt fuzz proto clean
+
+build:
+	$(GO) build -o $(BIN)/avnode ./cmd/avnode
+
+run: build
+	$(BIN)/avnode run
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+
+test: build vet
+	$(GO) test -race -count=1 -timeout 15m $(RACE_PKGS)
+	$(MAKE) fuzz
+
+test-long:
+	$(MAKE) fuzz FUZZTIME=2m
+
+# Each fuzz target runs on its own: go test accepts one -fuzz pattern at a time.
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for target in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+	    echo "fuzz $$pkg $$target ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf $(BIN)
