@@ -21,6 +21,9 @@ import (
 
 var avnodeBin string
 
+// buildFlags are passed to `go build` for the avnode binary under test.
+var buildFlags []string
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "avnode-bin-")
 	if err != nil {
@@ -28,7 +31,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	avnodeBin = filepath.Join(dir, "avnode")
-	build := exec.Command("go", "build", "-o", avnodeBin, ".")
+	os.Chmod(dir, 0o755) // other users run it in the permission test
+	build := exec.Command("go", append(append([]string{"build"}, buildFlags...), "-o", avnodeBin, ".")...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build avnode:", err)

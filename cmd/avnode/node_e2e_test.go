@@ -322,3 +322,19 @@ func TestLocalnetStartsAndStopsANetwork(t *testing.T) {
 		}
 	}
 }
+
+// No other user of the machine can drive the node through its control API.
+func TestControlAPIRefusesOtherUsers(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to run a command as another user")
+	}
+	dir := filepath.Join(t.TempDir(), "n")
+	startDaemon(t, dir)
+	os.Chmod(filepath.Dir(dir), 0o755)
+	cmd := exec.Command(avnodeBin, "--repo", dir, "id", "--json")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err == nil || strings.Contains(string(out), "peer_id") {
+		t.Fatalf("user nobody drove the node: %s", out)
+	}
+}

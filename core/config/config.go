@@ -41,14 +41,14 @@ type Config struct {
 	Bootstrap []string `koanf:"bootstrap" json:"bootstrap"`
 	Roles     []string `koanf:"roles" json:"roles"`
 	DHT       struct {
-		Mode            string        `koanf:"mode" json:"mode"`
-		ProtocolPrefix  string        `koanf:"protocol_prefix" json:"protocol_prefix"`
+		Mode            string   `koanf:"mode" json:"mode"`
+		ProtocolPrefix  string   `koanf:"protocol_prefix" json:"protocol_prefix"`
 		RecordMaxAge    Duration `koanf:"record_max_age" json:"record_max_age"`
 		RefreshInterval Duration `koanf:"refresh_interval" json:"refresh_interval"`
 	} `koanf:"dht" json:"dht"`
 	ConnMgr struct {
-		Low   int           `koanf:"low" json:"low"`
-		High  int           `koanf:"high" json:"high"`
+		Low   int      `koanf:"low" json:"low"`
+		High  int      `koanf:"high" json:"high"`
 		Grace Duration `koanf:"grace" json:"grace"`
 	} `koanf:"connmgr" json:"connmgr"`
 	Resources struct {
