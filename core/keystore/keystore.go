@@ -1,0 +1,145 @@
+// Package keystore keeps a node's identity and estate keys as files in the
+// repo's keystore folder, one per key, readable by the owner only. A private
+// key never leaves this package except to sign in the same process: it is
+// never printed, logged or sent.
+package keystore
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+)
+
+const keySuffix = ".key"
+
+// ErrNotFound means no key has that name.
+var ErrNotFound = errors.New("no such key")
+
+// Store is a keystore folder.
+type Store struct{ dir string }
+
+// Open uses dir as a keystore; it must exist (repo.Init creates it).
+func Open(dir string) (*Store, error) {
+	info, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("keystore %s: %w", dir, err)
+	}
+	if !info.IsDir() {
+		return nil, fmt.Errorf("keystore %s is not a directory", dir)
+	}
+	return &Store{dir: dir}, nil
+}
+
+// Key describes a stored key without its private part.
+type Key struct {
+	Name   string        `json:"name"`
+	Type   string        `json:"type"`
+	Public crypto.PubKey `json:"-"`
+}
+
+// CheckName refuses names that are not safe file names.
+func CheckName(name string) error {
+	if name == "" || len(name) > 64 || strings.Trim(name, "abcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
+		return fmt.Errorf("key name %q: use 1-64 lower-case letters, digits, '-' or '_'", name)
+	}
+	return nil
+}
+
+func (s *Store) path(name string) string { return filepath.Join(s.dir, name+keySuffix) }
+
+// Generate makes a new Ed25519 key. It never replaces an existing key.
+func (s *Store) Generate(name string) (Key, error) {
+	if err := CheckName(name); err != nil {
+		return Key{}, err
+	}
+	priv, pub, err := crypto.GenerateEd25519Key(nil)
+	if err != nil {
+		return Key{}, fmt.Errorf("generate key %s: %w", name, err)
+	}
+	data, err := crypto.MarshalPrivateKey(priv)
+	if err != nil {
+		return Key{}, fmt.Errorf("encode key %s: %w", name, err)
+	}
+	f, err := os.OpenFile(s.path(name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return Key{}, fmt.Errorf("key %s already exists; choose another name", name)
+	}
+	if err != nil {
+		return Key{}, fmt.Errorf("store key %s: %w", name, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(s.path(name))
+		return Key{}, fmt.Errorf("store key %s: %w", name, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(s.path(name))
+		return Key{}, fmt.Errorf("store key %s: %w", name, err)
+	}
+	if err := f.Close(); err != nil {
+		return Key{}, fmt.Errorf("store key %s: %w", name, err)
+	}
+	return Key{Name: name, Type: pub.Type().String(), Public: pub}, nil
+}
+
+// Private loads a key for signing.
+func (s *Store) Private(name string) (crypto.PrivKey, error) {
+	if err := CheckName(name); err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(s.path(name))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("key %s: %w; create it with `avnode key gen %s`", name, ErrNotFound, name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("key %s: %w", name, err)
+	}
+	priv, err := crypto.UnmarshalPrivateKey(data)
+	if err != nil {
+		return nil, fmt.Errorf("key %s is damaged (%v); restore it from a backup", name, err)
+	}
+	return priv, nil
+}
+
+// List returns every key, sorted by name. Damaged files are reported, not skipped.
+func (s *Store) List() ([]Key, error) {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil, fmt.Errorf("keystore %s: %w", s.dir, err)
+	}
+	var keys []Key
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), keySuffix)
+		if !ok || e.IsDir() {
+			continue
+		}
+		priv, err := s.Private(name)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, Key{Name: name, Type: priv.Type().String(), Public: priv.GetPublic()})
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].Name < keys[j].Name })
+	return keys, nil
+}
+
+// Find returns the stored key whose public key is pub.
+func (s *Store) Find(pub crypto.PubKey) (string, crypto.PrivKey, error) {
+	keys, err := s.List()
+	if err != nil {
+		return "", nil, err
+	}
+	for _, k := range keys {
+		if k.Public.Equals(pub) {
+			priv, err := s.Private(k.Name)
+			return k.Name, priv, err
+		}
+	}
+	return "", nil, ErrNotFound
+}
