@@ -84,6 +84,7 @@ through a local control API that only you can use.`,
 	root.AddCommand(
 		newInitCmd(g), newRunCmd(g), newConfigCmd(g),
 		newIDCmd(g), newPeersCmd(g), newVersionCmd(g), newRoutingCmd(g),
+		newKeyCmd(g), newNameCmd(g), newRecordCmd(g), newResolveCmd(g),
 		newLocalnetCmd(g),
 	)
 	return root

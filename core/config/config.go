@@ -46,6 +46,16 @@ type Config struct {
 		RecordMaxAge    Duration `koanf:"record_max_age" json:"record_max_age"`
 		RefreshInterval Duration `koanf:"refresh_interval" json:"refresh_interval"`
 	} `koanf:"dht" json:"dht"`
+	Names struct {
+		ClaimDifficulty   int      `koanf:"claim_difficulty" json:"claim_difficulty"`
+		ClaimQuorum       int      `koanf:"claim_quorum" json:"claim_quorum"`
+		ZoneLifetime      Duration `koanf:"zone_lifetime" json:"zone_lifetime"`
+		ZoneTTL           Duration `koanf:"zone_ttl" json:"zone_ttl"`
+		RepublishInterval Duration `koanf:"republish_interval" json:"republish_interval"`
+		ReputInterval     Duration `koanf:"reput_interval" json:"reput_interval"`
+		ResolveTimeout    Duration `koanf:"resolve_timeout" json:"resolve_timeout"`
+		ResolveQuorum     int      `koanf:"resolve_quorum" json:"resolve_quorum"`
+	} `koanf:"names" json:"names"`
 	ConnMgr struct {
 		Low   int      `koanf:"low" json:"low"`
 		High  int      `koanf:"high" json:"high"`
@@ -245,7 +255,7 @@ func editDistance(a, b string) int {
 // Validate checks every value and names the first bad key and why.
 func (c *Config) Validate() error {
 	checks := []func() error{
-		c.validateAddrs, c.validateDHT, c.validateLimits, c.validateMetrics, c.validateLog, c.validateRoles,
+		c.validateAddrs, c.validateDHT, c.validateNames, c.validateLimits, c.validateMetrics, c.validateLog, c.validateRoles,
 	}
 	for _, check := range checks {
 		if err := check(); err != nil {
@@ -297,6 +307,33 @@ func (c *Config) validateDHT() error {
 	}
 	if c.DHT.RefreshInterval <= 0 {
 		return fmt.Errorf("dht.refresh_interval: must be a positive duration, like 10m")
+	}
+	return nil
+}
+
+func (c *Config) validateNames() error {
+	n := c.Names
+	if n.ClaimDifficulty < 0 || n.ClaimDifficulty > 40 {
+		return fmt.Errorf("names.claim_difficulty: %d is outside 0..40", n.ClaimDifficulty)
+	}
+	if n.ClaimQuorum < 1 || n.ClaimQuorum > 20 {
+		return fmt.Errorf("names.claim_quorum: %d is outside 1..20", n.ClaimQuorum)
+	}
+	if n.ResolveQuorum < 1 || n.ResolveQuorum > 20 {
+		return fmt.Errorf("names.resolve_quorum: %d is outside 1..20", n.ResolveQuorum)
+	}
+	durations := map[string]Duration{
+		"zone_lifetime": n.ZoneLifetime, "zone_ttl": n.ZoneTTL, "republish_interval": n.RepublishInterval,
+		"reput_interval": n.ReputInterval, "resolve_timeout": n.ResolveTimeout,
+	}
+	for key, d := range durations {
+		if d <= 0 {
+			return fmt.Errorf("names.%s: must be a positive duration", key)
+		}
+	}
+	if n.RepublishInterval >= n.ZoneLifetime {
+		return fmt.Errorf("names.republish_interval (%s) must be shorter than names.zone_lifetime (%s), or zones expire before they are republished",
+			n.RepublishInterval.D(), n.ZoneLifetime.D())
 	}
 	return nil
 }

@@ -24,6 +24,8 @@ import (
 
 	"github.com/avnode/avnode/core/api"
 	"github.com/avnode/avnode/core/config"
+	"github.com/avnode/avnode/core/keystore"
+	"github.com/avnode/avnode/core/naming"
 	"github.com/avnode/avnode/core/node"
 	"github.com/avnode/avnode/core/repo"
 )
@@ -46,6 +48,7 @@ type Daemon struct {
 	Repo    *repo.Repo
 	Config  *config.Config
 	Node    *node.Node
+	Names   *naming.Service
 	Log     *slog.Logger
 	api     *api.Server
 	metrics *http.Server
@@ -104,8 +107,12 @@ func Start(opts Options) (_ *Daemon, err error) {
 	}
 	d.Node, err = node.New(node.Options{
 		Config: cfg, Key: r.NodeKey, Datastore: r.Datastore, Logger: d.Log, Registerer: reg,
+		Validators: naming.Validators(cfg),
 	})
 	if err != nil {
+		return nil, err
+	}
+	if err := d.startNames(reg); err != nil {
 		return nil, err
 	}
 	if err := d.startAPI(); err != nil {
@@ -117,6 +124,22 @@ func Start(opts Options) (_ *Daemon, err error) {
 	}
 	d.Log.Info("ready", "peer", d.Node.Host.ID(), "addrs", d.Node.Addrs(), "repo", r.Dir)
 	return d, nil
+}
+
+func (d *Daemon) startNames(reg prometheus.Registerer) error {
+	keys, err := keystore.Open(d.Repo.Path(repo.KeystoreDir))
+	if err != nil {
+		return err
+	}
+	d.Names, err = naming.New(naming.Options{
+		Host: d.Node.Host, DHT: d.Node.DHT, Datastore: d.Repo.Datastore, Keys: keys,
+		NodeKey: d.Repo.NodeKey, Config: d.Config, Logger: d.Log, Metrics: reg,
+	})
+	if err != nil {
+		return err
+	}
+	d.Names.Start()
+	return nil
 }
 
 func (d *Daemon) bootstrap() {
@@ -227,6 +250,9 @@ func (d *Daemon) shutdown() error {
 	var errs []error
 	if d.api != nil {
 		errs = append(errs, d.api.Shutdown(ctx))
+	}
+	if d.Names != nil {
+		d.Names.Close()
 	}
 	if d.Node != nil {
 		errs = append(errs, d.Node.Close())

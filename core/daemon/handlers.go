@@ -56,6 +56,7 @@ func (d *Daemon) registerHandlers(s *api.Server) {
 	s.Handle("GET /v1/routing/findpeer", d.handleFindPeer)
 	s.Handle("GET /v1/routing/get", d.handleRoutingGet)
 	s.Handle("POST /v1/routing/put", d.handleRoutingPut)
+	d.registerNameHandlers(s)
 }
 
 func (d *Daemon) handleID(context.Context, api.Request) (any, error) {

@@ -1,0 +1,234 @@
+package main
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/avnode/avnode/core/keystore"
+	"github.com/avnode/avnode/core/names"
+	"github.com/avnode/avnode/core/naming"
+	"github.com/avnode/avnode/core/repo"
+)
+
+func newKeyCmd(g *globals) *cobra.Command {
+	open := func() (*keystore.Store, error) {
+		if !repo.IsInitialized(g.repo) {
+			return nil, fmt.Errorf("no repo at %s; create it with `avnode init --repo %s`", g.repo, g.repo)
+		}
+		return keystore.Open(g.repo + "/" + repo.KeystoreDir)
+	}
+	type keyJSON struct {
+		Name string `json:"name"`
+		Type string `json:"type"`
+		ID   string `json:"id"`
+	}
+	gen := &cobra.Command{
+		Use:   "gen NAME",
+		Short: "Create an identity key in the keystore",
+		Long: `gen creates an Ed25519 identity key named NAME in the repo's keystore (a file
+readable by you only). An identity key owns names and signs their records.
+Its private part is never printed. Works with or without a running node.`,
+		Example: "  avnode key gen einstein\n  avnode name claim einstein.avtr --key einstein",
+		Args:    exactArgs(1, "NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ks, err := open()
+			if err != nil {
+				return err
+			}
+			k, err := ks.Generate(args[0])
+			if err != nil {
+				return err
+			}
+			out := keyJSON{Name: k.Name, Type: k.Type, ID: names.KeyID(k.Public)}
+			if g.json {
+				return printJSON(out)
+			}
+			fmt.Printf("%s %s\n", out.Name, out.ID)
+			return nil
+		},
+	}
+	ls := &cobra.Command{
+		Use:     "ls",
+		Short:   "List the identity keys in the keystore",
+		Example: "  avnode key ls --json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ks, err := open()
+			if err != nil {
+				return err
+			}
+			keys, err := ks.List()
+			if err != nil {
+				return err
+			}
+			out := []keyJSON{}
+			for _, k := range keys {
+				out = append(out, keyJSON{Name: k.Name, Type: k.Type, ID: names.KeyID(k.Public)})
+			}
+			if g.json {
+				return printJSON(out)
+			}
+			w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(w, "NAME\tTYPE\tID")
+			for _, k := range out {
+				fmt.Fprintf(w, "%s\t%s\t%s\n", k.Name, k.Type, k.ID)
+			}
+			return w.Flush()
+		},
+	}
+	parent := &cobra.Command{Use: "key", Short: "Manage identity keys (they own names and sign records)"}
+	parent.AddCommand(gen, ls)
+	return parent
+}
+
+func newNameCmd(g *globals) *cobra.Command {
+	var key string
+	claim := &cobra.Command{
+		Use:   "claim NAME",
+		Short: "Claim a name for an identity key, for good",
+		Long: `claim binds NAME (label.topic, e.g. einstein.avtr; an://einstein:avtr also works)
+to an identity key. It computes the network's proof of work, asks the 20 DHT
+peers closest to the name to witness that they held no other claim for it,
+and stores the certified claim. Once held, a name cannot be claimed by another
+key: holders refuse it and resolvers ignore it.`,
+		Example: "  avnode key gen einstein\n  avnode name claim einstein.avtr --key einstein",
+		Args:    exactArgs(1, "NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var res naming.ClaimResult
+			q := url.Values{"name": {args[0]}, "key": {key}}
+			if err := g.call(cmd.Context(), "POST", "/v1/name/claim", q, &res); err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(res)
+			}
+			fmt.Printf("claimed %s for key %s\nwitnessed by %d of the %d closest peers (proof of work took %s)\n",
+				res.Name, res.Key, res.Witnesses, res.Asked, res.MintTime)
+			return nil
+		},
+	}
+	claim.Flags().StringVar(&key, "key", "default", "the identity key (see `avnode key ls`)")
+	parent := &cobra.Command{Use: "name", Short: "Claim names (layer 1: name to identity key)"}
+	parent.AddCommand(claim)
+	return parent
+}
+
+func newRecordCmd(g *globals) *cobra.Command {
+	var label, ttl string
+	change := func(path string) func(cmd *cobra.Command, args []string) error {
+		return func(cmd *cobra.Command, args []string) error {
+			q := url.Values{"name": {args[0]}, "type": {args[1]}, "label": {label}, "ttl": {ttl}}
+			if len(args) > 2 {
+				q.Set("value", args[2])
+			}
+			var info naming.ZoneInfo
+			if err := g.call(cmd.Context(), "POST", path, q, &info); err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(info)
+			}
+			fmt.Printf("%s now at sequence %d, published\n", info.Name, info.Seq)
+			return nil
+		}
+	}
+	set := &cobra.Command{
+		Use:   "set NAME TYPE VALUE",
+		Short: "Set a record in a name's zone and republish it",
+		Long: `set adds or replaces a record in the zone of a name you own, bumps the
+zone's sequence, signs it and publishes it. Types: ROOT (content CID), HOST
+(peer ID of a machine hosting the name; several allowed), A (a label's peer ID
+or multiaddr), CNAME (alias to another name), TXT (text; several allowed).
+A sub-label is a record in the parent's zone: --label api, or name it
+directly as api.coolblog.code.`,
+		Example: `  avnode record set coolblog.code A /ip4/192.0.2.1/tcp/4001 --label api
+  avnode record set coolblog.code HOST 12D3KooW...
+  avnode record set www.coolblog.code CNAME coolblog.code`,
+		Args: exactArgs(3, "NAME TYPE VALUE"),
+		RunE: change("/v1/record/set"),
+	}
+	rm := &cobra.Command{
+		Use:     "rm NAME TYPE",
+		Short:   "Remove records of a type from a name's zone and republish it",
+		Example: "  avnode record rm coolblog.code A --label api",
+		Args:    exactArgs(2, "NAME TYPE"),
+		RunE:    change("/v1/record/rm"),
+	}
+	for _, c := range []*cobra.Command{set, rm} {
+		c.Flags().StringVar(&label, "label", "", "the sub-label the record is for (e.g. api)")
+		c.Flags().StringVar(&ttl, "ttl", "", "how long resolvers may cache the zone from now on (e.g. 5m)")
+	}
+	ls := &cobra.Command{
+		Use:     "ls NAME",
+		Short:   "List a name's records",
+		Example: "  avnode record ls coolblog.code --json",
+		Args:    exactArgs(1, "NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var info naming.ZoneInfo
+			if err := g.call(cmd.Context(), "GET", "/v1/record/ls", url.Values{"name": {args[0]}}, &info); err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(info)
+			}
+			fmt.Printf("%s  key %s  seq %d  expires %s  ttl %s\n", info.Name, info.Key, info.Seq, info.Expires.Format("2006-01-02 15:04:05Z"), info.TTL)
+			printRecords(info.Records)
+			return nil
+		},
+	}
+	parent := &cobra.Command{Use: "record", Short: "Edit a name's zone (layer 2: key to hosts and records)"}
+	parent.AddCommand(set, rm, ls)
+	return parent
+}
+
+func printRecords(rs []naming.RecordInfo) {
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "TYPE\tLABEL\tVALUE")
+	for _, r := range rs {
+		label := r.Label
+		if label == "" {
+			label = "@"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\n", r.Type, label, r.Value)
+	}
+	w.Flush()
+}
+
+func newResolveCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "resolve NAME",
+		Short: "Resolve a name: its owner's key, records, hosts and their addresses",
+		Long: `resolve walks all three layers: the name's signed zone (which carries the
+owner's certified claim), the records for the name or its sub-label (following
+CNAMEs), and each host's current addresses through the DHT. Exits 1 with "not
+found" for an unknown name.
+
+--json prints: name, key, seq, expires, records (type, label, value),
+hosts (peer_id, addrs), root, and via (the CNAME chain, if any).`,
+		Example: "  avnode resolve einstein.avtr\n  avnode resolve an://api.coolblog:code --json",
+		Args:    exactArgs(1, "NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var res naming.Resolution
+			if err := g.call(cmd.Context(), "GET", "/v1/resolve", url.Values{"name": {args[0]}}, &res); err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(res)
+			}
+			fmt.Printf("%s  key %s  seq %d  expires %s\n", res.Name, res.Key, res.Seq, res.Expires.Format("2006-01-02 15:04:05Z"))
+			if len(res.Via) > 0 {
+				fmt.Printf("via %s\n", strings.Join(res.Via, " -> "))
+			}
+			printRecords(res.Records)
+			for _, h := range res.Hosts {
+				fmt.Printf("host %s %s\n", h.PeerID, strings.Join(h.Addrs, " "))
+			}
+			return nil
+		},
+	}
+}

@@ -1,0 +1,40 @@
+package names
+
+import "errors"
+
+// Sentinel errors. Every error returned by this package wraps one of them, so
+// callers can branch with errors.Is while users read the wrapped message that
+// names the input and what to do.
+var (
+	// ErrBadName: the text is not a valid avnode name.
+	ErrBadName = errors.New("invalid name")
+	// ErrMalformed: bytes do not decode as the expected record, or a DHT key
+	// is not of the expected form.
+	ErrMalformed = errors.New("malformed record")
+	// ErrTooLarge: encoded record exceeds MaxRecordSize.
+	ErrTooLarge = errors.New("record too large")
+	// ErrBadSignature: a signature does not verify.
+	ErrBadSignature = errors.New("bad signature")
+	// ErrUnknownKeyType: a key is of a type this version does not accept.
+	ErrUnknownKeyType = errors.New("unknown key type")
+	// ErrNameMismatch: the name inside a record is not the name in its key.
+	ErrNameMismatch = errors.New("name mismatch")
+	// ErrExpired: a zone's expiry has passed.
+	ErrExpired = errors.New("record expired")
+	// ErrFromFuture: a claim is dated further ahead than clock skew allows.
+	ErrFromFuture = errors.New("record dated in the future")
+	// ErrInsufficientWork: a claim's proof of work is missing or too easy.
+	ErrInsufficientWork = errors.New("insufficient proof of work")
+	// ErrBadRecord: a zone entry (ROOT, HOST, A, CNAME, TXT) is invalid.
+	ErrBadRecord = errors.New("invalid zone record")
+	// ErrWrongOwner: a zone is not signed by the key that owns the name.
+	ErrWrongOwner = errors.New("wrong owner")
+	// ErrRolledBack: a zone's sequence number is lower than one seen before.
+	ErrRolledBack = errors.New("record rolled back")
+	// ErrNameTaken: a claim by another key arrived for a name already held.
+	ErrNameTaken = errors.New("name already taken")
+	// ErrWorseClaim: a claim by the same key ranks below the one held.
+	ErrWorseClaim = errors.New("claim worse than the one held")
+	// ErrBadWitness: a witness countersignature cannot be added.
+	ErrBadWitness = errors.New("invalid witness")
+)

@@ -1,0 +1,73 @@
+package naming
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// MetricsRegisterer is where the service registers its metrics.
+type MetricsRegisterer = prometheus.Registerer
+
+type metrics struct {
+	claimsWitnessed prometheus.Counter
+	claimsRefused   prometheus.Counter
+	published       prometheus.Counter
+	cacheHits       prometheus.Counter
+	resolves        *prometheus.CounterVec
+	resolveSeconds  prometheus.Histogram
+	republishes     *prometheus.CounterVec
+	lastRepublish   prometheus.Gauge
+	reputs          *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	opts := func(name, help string) prometheus.Opts {
+		return prometheus.Opts{Namespace: "avnode", Subsystem: "names", Name: name, Help: help}
+	}
+	m := &metrics{
+		claimsWitnessed: prometheus.NewCounter(prometheus.CounterOpts(opts("claims_witnessed_total", "Claims this node countersigned as a holder."))),
+		claimsRefused:   prometheus.NewCounter(prometheus.CounterOpts(opts("claims_refused_total", "Claims this node refused as a holder."))),
+		published:       prometheus.NewCounter(prometheus.CounterOpts(opts("zones_published_total", "Zones this node signed and put."))),
+		cacheHits:       prometheus.NewCounter(prometheus.CounterOpts(opts("zone_cache_hits_total", "Resolves answered from the zone cache."))),
+		resolves:        prometheus.NewCounterVec(prometheus.CounterOpts(opts("resolves_total", "Resolves by result.")), []string{"result"}),
+		resolveSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "avnode", Subsystem: "names", Name: "resolve_seconds", Help: "Time to resolve a name.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10),
+		}),
+		republishes:   prometheus.NewCounterVec(prometheus.CounterOpts(opts("republishes_total", "Owner republishes by result.")), []string{"result"}),
+		lastRepublish: prometheus.NewGauge(prometheus.GaugeOpts(opts("last_republish_timestamp_seconds", "When the owner last republished successfully."))),
+		reputs:        prometheus.NewCounterVec(prometheus.CounterOpts(opts("reputs_total", "Held records re-put to the closest peers, by result.")), []string{"result"}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.claimsWitnessed, m.claimsRefused, m.published, m.cacheHits, m.resolves,
+		m.resolveSeconds, m.republishes, m.lastRepublish, m.reputs} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func result(err error) string {
+	if err != nil {
+		return "failure"
+	}
+	return "success"
+}
+
+func (m *metrics) observeResolve(d time.Duration, err error) {
+	m.resolves.WithLabelValues(result(err)).Inc()
+	m.resolveSeconds.Observe(d.Seconds())
+}
+
+func (m *metrics) republished(err error) {
+	m.republishes.WithLabelValues(result(err)).Inc()
+	if err == nil {
+		m.lastRepublish.SetToCurrentTime()
+	}
+}
+
+func (m *metrics) reput(err error) { m.reputs.WithLabelValues(result(err)).Inc() }

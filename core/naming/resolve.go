@@ -1,0 +1,253 @@
+package naming
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/routing"
+
+	"github.com/avnode/avnode/core/names"
+)
+
+// ErrNotFound means no holder has the name.
+var ErrNotFound = errors.New("not found")
+
+const (
+	maxCNAMEDepth = 8
+	addrCacheTTL  = 30 * time.Second
+	findPeerWait  = 5 * time.Second
+)
+
+// Resolution is what `avnode resolve --json` prints; its fields are stable.
+type Resolution struct {
+	Name    string       `json:"name"`
+	Key     string       `json:"key"`
+	Seq     uint64       `json:"seq"`
+	Expires time.Time    `json:"expires"`
+	Records []RecordInfo `json:"records"`
+	Hosts   []HostInfo   `json:"hosts"`
+	Root    string       `json:"root"`
+	// Via lists the CNAME chain followed, if any.
+	Via []string `json:"via,omitempty"`
+}
+
+// HostInfo is one machine hosting the name, with its current addresses.
+type HostInfo struct {
+	PeerID string   `json:"peer_id"`
+	Addrs  []string `json:"addrs"`
+}
+
+type cachedZone struct {
+	zone    *names.Zone
+	fetched time.Time
+}
+
+type cachedAddrs struct {
+	addrs   []string
+	fetched time.Time
+}
+
+func dhtQuorum(n int) routing.Option { return dht.Quorum(n) }
+
+// Resolve walks the three layers: the zone (which carries the owner's
+// claim), the records for the label (following CNAMEs), and each host's
+// addresses, looked up in parallel.
+func (s *Service) Resolve(ctx context.Context, nameText string) (*Resolution, error) {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Names.ResolveTimeout.D())
+	defer cancel()
+	res, err := s.resolve(ctx, nameText, nil)
+	s.metrics.observeResolve(time.Since(start), err)
+	return res, err
+}
+
+func (s *Service) resolve(ctx context.Context, nameText string, via []string) (*Resolution, error) {
+	n, err := names.Parse(nameText)
+	if err != nil {
+		return nil, err
+	}
+	z, err := s.fetchZone(ctx, n.Registered())
+	if err != nil {
+		return nil, err
+	}
+	label := n.Sub()
+	if cname := z.RecordsFor(label); len(cname) > 0 && cname[0].Type == names.TypeCNAME && len(cname) == 1 {
+		if len(via) >= maxCNAMEDepth {
+			return nil, fmt.Errorf("resolve %s: more than %d CNAMEs in a row (%v); the chain loops or is too long", n, maxCNAMEDepth, via)
+		}
+		for _, seen := range via {
+			if seen == n.String() {
+				return nil, fmt.Errorf("resolve %s: CNAME loop through %v", n, via)
+			}
+		}
+		return s.resolve(ctx, cname[0].Value, append(via, n.String()))
+	}
+	records := z.RecordsFor(label)
+	if label != "" && len(records) == 0 {
+		return nil, fmt.Errorf("resolve %s: zone %s (seq %d) has no records for label %q: %w", n, z.Name, z.Seq, label, ErrNotFound)
+	}
+	res := &Resolution{
+		Name: n.String(), Key: names.KeyID(z.Owner), Seq: z.Seq, Expires: z.Expiry.UTC(),
+		Records: []RecordInfo{}, Hosts: []HostInfo{}, Via: via,
+	}
+	var hosts []peer.ID
+	for _, r := range records {
+		res.Records = append(res.Records, RecordInfo{Type: r.Type.String(), Label: r.Label, Value: r.Value})
+		switch r.Type {
+		case names.TypeROOT:
+			res.Root = r.Value
+		case names.TypeHOST:
+			if id, err := peer.Decode(r.Value); err == nil {
+				hosts = append(hosts, id)
+			}
+		}
+	}
+	if label != "" { // a sub-label is hosted where its parent is, unless it says otherwise
+		for _, r := range z.RecordsFor("") {
+			if r.Type == names.TypeHOST && len(hosts) == 0 {
+				if id, err := peer.Decode(r.Value); err == nil {
+					hosts = append(hosts, id)
+				}
+			}
+		}
+	}
+	res.Hosts = s.hostAddrs(ctx, hosts)
+	return res, nil
+}
+
+// fetchZone returns the zone from the cache while its TTL lasts, else from
+// the DHT, checked against the pinned claim and the high-water mark.
+func (s *Service) fetchZone(ctx context.Context, n names.Name) (*names.Zone, error) {
+	if z := s.cachedZone(n); z != nil {
+		s.metrics.cacheHits.Inc()
+		return z, nil
+	}
+	data, err := s.dht.GetValue(ctx, names.ZoneKey(n), dhtQuorum(s.cfg.Names.ResolveQuorum))
+	if err != nil {
+		if errors.Is(err, routing.ErrNotFound) || errors.Is(err, context.DeadlineExceeded) {
+			return nil, fmt.Errorf("resolve %s: %w", n, ErrNotFound)
+		}
+		return nil, fmt.Errorf("resolve %s: %w", n, err)
+	}
+	z, err := s.acceptZone(ctx, data)
+	if err != nil {
+		return nil, fmt.Errorf("resolve %s: %w", n, err)
+	}
+	return z, nil
+}
+
+// acceptZone validates a zone found in the network, refuses one whose owner
+// differs from the pinned claim or whose sequence is below the high-water
+// mark, then pins its claim, raises the mark and caches it.
+func (s *Service) acceptZone(ctx context.Context, data []byte) (*names.Zone, error) {
+	z, err := names.DecodeZone(data)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.zoneV.Validate(z.Key(), data); err != nil {
+		return nil, err
+	}
+	if err := s.pinClaim(ctx, z.Claim, mustMarshal(z.Claim)); err != nil {
+		return nil, err
+	}
+	seen, _ := s.highWater(ctx, z.Name)
+	if err := names.HighWater(z.Name, seen, z.Seq); err != nil {
+		return nil, err
+	}
+	s.setHighWater(ctx, z.Name, z.Seq)
+	s.cacheZone(z)
+	return z, nil
+}
+
+func mustMarshal(c *names.Claim) []byte {
+	b, _ := c.Marshal() // decoded claims always marshal
+	return b
+}
+
+func (s *Service) cachedZone(n names.Name) *names.Zone {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.zoneCache[n.String()]
+	if !ok || time.Since(c.fetched) > c.zone.TTL || time.Now().After(c.zone.Expiry) {
+		return nil
+	}
+	return c.zone
+}
+
+func (s *Service) cacheZone(z *names.Zone) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.zoneCache[z.Name.String()] = cachedZone{zone: z, fetched: time.Now()}
+}
+
+// hostAddrs finds every host's addresses in parallel (layer 3), from a short
+// cache or the DHT's peer routing. A host that cannot be found is listed with
+// no addresses rather than failing the whole resolve.
+func (s *Service) hostAddrs(ctx context.Context, hosts []peer.ID) []HostInfo {
+	out := make([]HostInfo, len(hosts))
+	var wg sync.WaitGroup
+	for i, id := range hosts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[i] = HostInfo{PeerID: id.String(), Addrs: s.peerAddrs(ctx, id)}
+		}()
+	}
+	wg.Wait()
+	sort.SliceStable(out, func(i, j int) bool { return len(out[i].Addrs) > len(out[j].Addrs) })
+	return out
+}
+
+func (s *Service) peerAddrs(ctx context.Context, id peer.ID) []string {
+	s.mu.Lock()
+	c, ok := s.addrCache[id]
+	s.mu.Unlock()
+	if ok && time.Since(c.fetched) < addrCacheTTL {
+		return c.addrs
+	}
+	addrs := []string{}
+	if id == s.host.ID() {
+		for _, a := range s.host.Addrs() {
+			addrs = append(addrs, a.String())
+		}
+	} else {
+		ctx, cancel := context.WithTimeout(ctx, findPeerWait)
+		defer cancel()
+		info, err := s.dht.FindPeer(ctx, id)
+		if err != nil {
+			return addrs
+		}
+		for _, a := range info.Addrs {
+			addrs = append(addrs, a.String())
+		}
+	}
+	sort.Strings(addrs)
+	s.mu.Lock()
+	s.addrCache[id] = cachedAddrs{addrs: addrs, fetched: time.Now()}
+	s.mu.Unlock()
+	return addrs
+}
+
+func (s *Service) highWater(ctx context.Context, n names.Name) (uint64, error) {
+	b, ok, err := s.get(ctx, nameKey(seqPrefix, n))
+	if err != nil || !ok || len(b) != 8 {
+		return 0, err
+	}
+	return binary.BigEndian.Uint64(b), nil
+}
+
+func (s *Service) setHighWater(ctx context.Context, n names.Name, seq uint64) {
+	if seen, _ := s.highWater(ctx, n); seen >= seq {
+		return
+	}
+	if err := s.store.Put(ctx, nameKey(seqPrefix, n), binary.BigEndian.AppendUint64(nil, seq)); err != nil {
+		s.log.Warn("keep high-water mark", "name", n, "err", err)
+	}
+}

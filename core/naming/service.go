@@ -1,0 +1,157 @@
+// Package naming runs the name system on the node's DHT: claiming names
+// (with witness countersignatures from the closest peers), publishing signed
+// zones, resolving all three layers with caches, and keeping records alive by
+// republishing. The record formats and their validation live in core/names;
+// this package moves them over the network and remembers what it has seen.
+package naming
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	ds "github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/namespace"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	record "github.com/libp2p/go-libp2p-record"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/avnode/avnode/core/config"
+	"github.com/avnode/avnode/core/keystore"
+	"github.com/avnode/avnode/core/names"
+)
+
+// Validators returns the DHT validators of the name system, for node.Options.
+func Validators(cfg *config.Config) map[string]record.Validator {
+	claims := names.ClaimValidator{MinDifficulty: cfg.Names.ClaimDifficulty, Quorum: cfg.Names.ClaimQuorum}
+	return map[string]record.Validator{
+		names.ClaimNamespace: claims,
+		names.ZoneNamespace:  names.ZoneValidator{Claims: claims},
+	}
+}
+
+// Datastore keys under /names.
+var (
+	heldPrefix   = ds.NewKey("/held")   // claims this node witnessed, as a DHT holder
+	pinnedPrefix = ds.NewKey("/pinned") // the claim this node trusts per name (first certified seen)
+	ownedPrefix  = ds.NewKey("/owned")  // names whose key is in the keystore: value is the key name
+	zonePrefix   = ds.NewKey("/zone")   // the latest zone this node signed, per owned name
+	seqPrefix    = ds.NewKey("/seq")    // high-water mark: the highest zone sequence seen per name
+)
+
+func nameKey(prefix ds.Key, n names.Name) ds.Key { return prefix.ChildString(n.Registered().String()) }
+
+// Service is the name system of one node.
+type Service struct {
+	host    host.Host
+	dht     *dht.IpfsDHT
+	store   ds.Datastore // the service's own keys, under /names
+	raw     ds.Datastore // the whole repo datastore, to read the DHT's held records
+	keys    *keystore.Store
+	nodeKey crypto.PrivKey
+	cfg     config.Config
+	claimV  names.ClaimValidator
+	zoneV   names.ZoneValidator
+	log     *slog.Logger
+	metrics *metrics
+
+	mu        sync.Mutex
+	zoneCache map[string]cachedZone
+	addrCache map[peer.ID]cachedAddrs
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// Options are what New needs.
+type Options struct {
+	Host      host.Host
+	DHT       *dht.IpfsDHT
+	Datastore ds.Batching // the repo's datastore; the service uses /names
+	Keys      *keystore.Store
+	NodeKey   crypto.PrivKey
+	Config    *config.Config
+	Logger    *slog.Logger
+	Metrics   MetricsRegisterer // nil: no metrics
+}
+
+// New starts the service: it answers claim requests at once; Start begins the
+// republish loops.
+func New(opts Options) (*Service, error) {
+	validators := Validators(opts.Config)
+	s := &Service{
+		host:      opts.Host,
+		dht:       opts.DHT,
+		store:     namespace.Wrap(opts.Datastore, ds.NewKey("/names")),
+		raw:       opts.Datastore,
+		keys:      opts.Keys,
+		nodeKey:   opts.NodeKey,
+		cfg:       *opts.Config,
+		claimV:    validators[names.ClaimNamespace].(names.ClaimValidator),
+		zoneV:     validators[names.ZoneNamespace].(names.ZoneValidator),
+		log:       opts.Logger.With("component", "names"),
+		zoneCache: map[string]cachedZone{},
+		addrCache: map[peer.ID]cachedAddrs{},
+	}
+	m, err := newMetrics(opts.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics = m
+	s.host.SetStreamHandler(s.claimProtocol(), s.handleClaim)
+	return s, nil
+}
+
+func (s *Service) claimProtocol() protocol.ID {
+	return protocol.ID(s.cfg.DHT.ProtocolPrefix + "/claim/1.0.0")
+}
+
+// Start runs the republish and re-put loops until Close.
+func (s *Service) Start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.every(ctx, s.cfg.Names.RepublishInterval.D(), s.republishOwned)
+	s.every(ctx, s.cfg.Names.ReputInterval.D(), s.reputHeld)
+}
+
+func (s *Service) every(ctx context.Context, interval time.Duration, job func(context.Context)) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				job(ctx)
+			}
+		}
+	}()
+}
+
+// Close stops the loops and the claim handler.
+func (s *Service) Close() {
+	s.host.RemoveStreamHandler(s.claimProtocol())
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.wg.Wait()
+}
+
+func (s *Service) get(ctx context.Context, k ds.Key) ([]byte, bool, error) {
+	v, err := s.store.Get(ctx, k)
+	if err == ds.ErrNotFound {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("names store %s: %w", k, err)
+	}
+	return v, true, nil
+}

@@ -1,0 +1,205 @@
+package naming
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+
+	"github.com/avnode/avnode/core/names"
+)
+
+// RecordChange is one `avnode record set|rm`.
+type RecordChange struct {
+	Name   string // may carry a sub-label: api.coolblog.code
+	Type   string
+	Label  string        // --label; joined with a sub-label from Name
+	Value  string        // set only
+	TTL    time.Duration // --ttl: the zone's cache lifetime from now on; 0 keeps it
+	Remove bool
+}
+
+// ZoneInfo is what record commands report.
+type ZoneInfo struct {
+	Name    string       `json:"name"`
+	Key     string       `json:"key"`
+	Seq     uint64       `json:"seq"`
+	Expires time.Time    `json:"expires"`
+	TTL     string       `json:"ttl"`
+	Records []RecordInfo `json:"records"`
+}
+
+// RecordInfo is one zone entry as users see it.
+type RecordInfo struct {
+	Type  string `json:"type"`
+	Label string `json:"label"`
+	Value string `json:"value"`
+}
+
+func zoneInfo(z *names.Zone) *ZoneInfo {
+	info := &ZoneInfo{
+		Name: z.Name.String(), Key: names.KeyID(z.Owner), Seq: z.Seq, Expires: z.Expiry.UTC(),
+		TTL: z.TTL.String(), Records: []RecordInfo{},
+	}
+	for _, r := range z.Records {
+		info.Records = append(info.Records, RecordInfo{Type: r.Type.String(), Label: r.Label, Value: r.Value})
+	}
+	return info
+}
+
+// ChangeRecord applies a set or rm to an owned name's zone, bumps the
+// sequence, re-signs and publishes it.
+func (s *Service) ChangeRecord(ctx context.Context, ch RecordChange) (*ZoneInfo, error) {
+	n, err := names.Parse(ch.Name)
+	if err != nil {
+		return nil, err
+	}
+	typ, err := names.ParseRecordType(ch.Type)
+	if err != nil {
+		return nil, err
+	}
+	label := joinLabels(ch.Label, n.Sub())
+	z, err := s.updateZone(ctx, n, func(z *names.Zone) error {
+		if ch.TTL > 0 {
+			z.TTL = ch.TTL.Truncate(time.Second)
+		}
+		if ch.Remove {
+			return removeRecords(z, typ, label)
+		}
+		z.Records = setRecord(z.Records, names.Record{Type: typ, Label: label, Value: ch.Value})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return zoneInfo(z), nil
+}
+
+func joinLabels(flag, sub string) string {
+	switch {
+	case flag == "":
+		return sub
+	case sub == "":
+		return flag
+	}
+	return flag + "." + sub
+}
+
+// setRecord replaces the records of a type and label, except HOST and TXT,
+// which are sets: adding one keeps the others.
+func setRecord(rs []names.Record, r names.Record) []names.Record {
+	multi := r.Type == names.TypeHOST || r.Type == names.TypeTXT
+	out := rs[:0:0]
+	for _, old := range rs {
+		same := old.Type == r.Type && old.Label == r.Label
+		if same && (!multi || old.Value == r.Value) {
+			continue
+		}
+		out = append(out, old)
+	}
+	return append(out, r)
+}
+
+func removeRecords(z *names.Zone, typ names.RecordType, label string) error {
+	before := len(z.Records)
+	z.Records = slices.DeleteFunc(z.Records, func(r names.Record) bool { return r.Type == typ && r.Label == label })
+	if len(z.Records) == before {
+		where := z.Name.String()
+		if label != "" {
+			where = label + "." + where
+		}
+		return fmt.Errorf("record rm: %s has no %s record", where, typ)
+	}
+	return nil
+}
+
+// updateZone loads the owned zone (or starts one), applies change, bumps the
+// sequence past anything seen, signs with the owner's key, stores it locally
+// and puts it in the DHT.
+func (s *Service) updateZone(ctx context.Context, n names.Name, change func(*names.Zone) error) (*names.Zone, error) {
+	n = n.Registered()
+	priv, claim, err := s.ownerOf(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	z := &names.Zone{Name: n}
+	if data, ok, err := s.get(ctx, nameKey(zonePrefix, n)); err != nil {
+		return nil, err
+	} else if ok {
+		if old, err := names.DecodeZone(data); err == nil {
+			z = old
+		}
+	}
+	if err := change(z); err != nil {
+		return nil, err
+	}
+	seen, _ := s.highWater(ctx, n)
+	z.Seq = max(z.Seq, seen) + 1
+	z.Expiry = time.Now().Add(s.cfg.Names.ZoneLifetime.D()).Truncate(time.Second)
+	if z.TTL <= 0 {
+		z.TTL = s.cfg.Names.ZoneTTL.D().Truncate(time.Second)
+	}
+	z.Claim = claim
+	data, err := z.Sign(priv)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.store.Put(ctx, nameKey(zonePrefix, n), data); err != nil {
+		return nil, fmt.Errorf("zone %s: store: %w", n, err)
+	}
+	s.setHighWater(ctx, n, z.Seq)
+	s.cacheZone(z)
+	if err := s.dht.PutValue(ctx, z.Key(), data); err != nil {
+		return nil, fmt.Errorf("zone %s: publish: %w", n, err)
+	}
+	s.metrics.published.Inc()
+	return z, nil
+}
+
+// ownerOf returns the identity key and pinned claim of a name this node owns.
+func (s *Service) ownerOf(ctx context.Context, n names.Name) (crypto.PrivKey, *names.Claim, error) {
+	keyName, ok, err := s.get(ctx, nameKey(ownedPrefix, n))
+	if err != nil {
+		return nil, nil, err
+	}
+	if !ok {
+		return nil, nil, fmt.Errorf("%s is not a name this node owns; claim it first with `avnode name claim %s`", n, n)
+	}
+	priv, err := s.keys.Private(string(keyName))
+	if err != nil {
+		return nil, nil, err
+	}
+	data, ok, err := s.get(ctx, nameKey(pinnedPrefix, n))
+	if err != nil || !ok {
+		return nil, nil, fmt.Errorf("%s: its claim is missing from this node's store (%v); claim it again", n, err)
+	}
+	claim, err := names.DecodeClaim(data)
+	if err != nil {
+		return nil, nil, err
+	}
+	return priv, claim, nil
+}
+
+// ListRecords shows an owned zone as this node last signed it, or the
+// resolved zone of any other name.
+func (s *Service) ListRecords(ctx context.Context, nameText string) (*ZoneInfo, error) {
+	n, err := names.Parse(nameText)
+	if err != nil {
+		return nil, err
+	}
+	if data, ok, err := s.get(ctx, nameKey(zonePrefix, n)); err == nil && ok {
+		if z, err := names.DecodeZone(data); err == nil {
+			return zoneInfo(z), nil
+		}
+	}
+	z, err := s.fetchZone(ctx, n.Registered())
+	if err != nil {
+		return nil, err
+	}
+	return zoneInfo(z), nil
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
