@@ -1,0 +1,101 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/avnode/avnode/core/naming"
+)
+
+// lowWork keeps proof of work fast in tests; every node of a network must agree on it.
+var lowWork = []string{"--names.claim_difficulty=8"}
+
+// startNetwork starts n daemons, the others bootstrapped from the first, and
+// waits until each has at least want peers.
+func startNetwork(t *testing.T, n int, extra ...string) []*proc {
+	t.Helper()
+	base := t.TempDir()
+	args := append(append([]string{}, lowWork...), extra...)
+	nodes := []*proc{startDaemon(t, filepath.Join(base, "n0"), args...)}
+	for i := 1; i < n; i++ {
+		nodes = append(nodes, startDaemon(t, filepath.Join(base, fmt.Sprintf("n%d", i)), append(args, "--bootstrap", nodes[0].addr)...))
+	}
+	for _, d := range nodes {
+		eventually(t, 20*time.Second, "peers connected", func() error {
+			var peers []struct{}
+			cliJSON(t, d.repo, &peers, "peers")
+			if len(peers) < 2 {
+				return fmt.Errorf("%s has %d peers", d.repo, len(peers))
+			}
+			return nil
+		})
+	}
+	return nodes
+}
+
+// Six daemons: claim and set a sub-label record on one, resolve it on
+// another, see an update, refuse a second key, fail fast on an unknown name.
+func TestNamesAcrossProcesses(t *testing.T) {
+	nodes := startNetwork(t, 6, "--names.resolve_timeout=3s")
+	owner, reader, rival := nodes[2], nodes[5], nodes[4]
+
+	mustCLI(t, owner.repo, "key", "gen", "alice")
+	var claim naming.ClaimResult
+	cliJSON(t, owner.repo, &claim, "name", "claim", "coolblog.code", "--key", "alice")
+	if !claim.Certified || claim.Witnesses < 3 {
+		t.Fatalf("claim not certified: %+v", claim)
+	}
+	// A 1 s TTL lets readers see updates quickly; the default is 5 minutes.
+	mustCLI(t, owner.repo, "record", "set", "coolblog.code", "A", "/ip4/192.0.2.1/tcp/4001", "--label", "api", "--ttl", "1s")
+	mustCLI(t, owner.repo, "record", "set", "coolblog.code", "HOST", owner.peerID)
+
+	var res naming.Resolution
+	cliJSON(t, reader.repo, &res, "resolve", "an://api.coolblog:code")
+	if res.Name != "api.coolblog.code" || res.Key != claim.Key || len(res.Records) != 1 ||
+		res.Records[0].Type != "A" || res.Records[0].Value != "/ip4/192.0.2.1/tcp/4001" {
+		t.Fatalf("resolve api: %+v", res)
+	}
+	if len(res.Hosts) != 1 || res.Hosts[0].PeerID != owner.peerID || len(res.Hosts[0].Addrs) == 0 {
+		t.Fatalf("resolve must give the host's addresses: %+v", res.Hosts)
+	}
+	firstSeq := res.Seq
+
+	// An update is seen with the new sequence once the reader's cache lapses.
+	mustCLI(t, owner.repo, "record", "set", "coolblog.code", "A", "/ip4/192.0.2.2/tcp/4001", "--label", "api")
+	eventually(t, 15*time.Second, "update seen", func() error {
+		var upd naming.Resolution
+		cliJSON(t, reader.repo, &upd, "resolve", "api.coolblog.code")
+		if upd.Seq <= firstSeq || upd.Records[0].Value != "/ip4/192.0.2.2/tcp/4001" {
+			return fmt.Errorf("still seq %d value %v", upd.Seq, upd.Records)
+		}
+		return nil
+	})
+
+	// A second key's claim fails, on any node.
+	mustCLI(t, rival.repo, "key", "gen", "mallory")
+	r := cli(t, rival.repo, nil, "name", "claim", "coolblog.code", "--key", "mallory")
+	if r.code == 0 || !strings.Contains(r.stderr, "already held by key "+claim.Key) {
+		t.Fatalf("rival claim: exit %d, %s", r.code, r.stderr)
+	}
+	for _, d := range nodes {
+		var again naming.Resolution
+		cliJSON(t, d.repo, &again, "resolve", "coolblog.code")
+		if again.Key != claim.Key {
+			t.Fatalf("%s resolves coolblog.code to %s, want the first owner %s", d.repo, again.Key, claim.Key)
+		}
+	}
+
+	// An unknown name fails with exit code 1 and "not found", fast.
+	start := time.Now()
+	r = cli(t, reader.repo, nil, "resolve", "nobody.avtr")
+	if r.code != exitFailure || !strings.Contains(r.stderr, "not found") {
+		t.Fatalf("unknown name: exit %d, %s", r.code, r.stderr)
+	}
+	// Bounded by resolve_timeout (3s here); the slack only absorbs a loaded machine.
+	if took := time.Since(start); took > 15*time.Second {
+		t.Fatalf("unknown name took %s; resolve_timeout is 3s", took)
+	}
+}
