@@ -408,3 +408,22 @@ func TestCertified(t *testing.T) {
 		t.Fatal("3 witnesses must reach quorum 3")
 	}
 }
+
+func TestMergeWitnesses(t *testing.T) {
+	owner := testKey(t, 1)
+	c := mint(t, "einstein.avtr", owner)
+	copyB, err := DecodeClaim(marshal(t, c)) // the same signed claim, stored elsewhere
+	if err != nil {
+		t.Fatal(err)
+	}
+	witnessed(t, c, 10, 11)
+	witnessed(t, copyB, 11, 12)
+	copyB.Witnesses = append(copyB.Witnesses, Witness{Key: testKey(t, 13).GetPublic(), Time: testNow, Signature: make([]byte, 64)})
+	if n := c.MergeWitnesses(copyB); n != 1 || CertifiedBy(c) != 3 {
+		t.Fatalf("merged %d, certified by %d; want 1 and 3", n, CertifiedBy(c))
+	}
+	other := witnessed(t, mint(t, "einstein.avtr", owner), 14) // re-minted: another claim
+	if n := c.MergeWitnesses(other); n != 0 {
+		t.Fatalf("merged %d witnesses of a different claim", n)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -157,5 +158,31 @@ func writeSeed(t *testing.T, target, name, literal string) {
 	body := "go test fuzz v1\n" + literal + "\n"
 	if err := os.WriteFile(filepath.Join(dir, "seed-"+strings.ReplaceAll(name, " ", "-")), []byte(body), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestFuzzSeedsStillValid fails when a wire format change left the committed
+// seeds stale, so the fuzzers would only explore the refusal paths.
+func TestFuzzSeedsStillValid(t *testing.T) {
+	valid := map[string]func([]byte) error{
+		"FuzzClaim/seed-bare":      func(b []byte) error { return fuzzValidator().Validate("/avtr-claim/einstein.avtr", b) },
+		"FuzzClaim/seed-certified": func(b []byte) error { return fuzzValidator().Validate("/avtr-claim/einstein.avtr", b) },
+		"FuzzZone/seed-full": func(b []byte) error {
+			return ZoneValidator{Now: fixedNow, Claims: fuzzValidator()}.Validate("/avtr-zone/coolblog.code", b)
+		},
+	}
+	for file, validate := range valid {
+		raw, err := os.ReadFile(filepath.Join("testdata", "fuzz", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lit := strings.TrimSpace(strings.TrimPrefix(string(raw), "go test fuzz v1\n"))
+		s, err := strconv.Unquote(strings.TrimSuffix(strings.TrimPrefix(lit, "[]byte("), ")"))
+		if err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		if err := validate([]byte(s)); err != nil {
+			t.Errorf("%s no longer validates (%v); run go test ./core/names/ -run TestWriteFuzzSeeds -write-fuzz-seeds", file, err)
+		}
 	}
 }

@@ -14,7 +14,7 @@ import (
 const (
 	// DefaultDifficulty is the proof-of-work (leading zero bits) a claim
 	// needs unless the network's config says otherwise. Measured in
-	// README.md: about 1.5 s to mint on a 2-core machine.
+	// README.md: 1.4 s on average to mint on a 2-core machine.
 	DefaultDifficulty = 25
 	// MaxDifficulty bounds the difficulty a claim may declare; 256 bits is
 	// the whole hash, and more than 64 is beyond anyone's reach anyway.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/record"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/avnode/avnode/core/names/pb"
 )
@@ -76,7 +77,7 @@ func unmarshalStrict(b []byte, m proto.Message) error {
 	if err := proto.Unmarshal(b, m); err != nil {
 		return fmt.Errorf("%v: %w", err, ErrMalformed)
 	}
-	if len(m.ProtoReflect().GetUnknown()) > 0 {
+	if hasUnknown(m.ProtoReflect()) {
 		return fmt.Errorf("unknown fields (written by a newer avnode?): %w", ErrMalformed)
 	}
 	canon, err := marshalCanonical(m)
@@ -84,6 +85,30 @@ func unmarshalStrict(b []byte, m proto.Message) error {
 		return fmt.Errorf("not in canonical encoding: %w", ErrMalformed)
 	}
 	return nil
+}
+
+// hasUnknown reports whether m or any message inside it holds fields this
+// version does not know. Re-encoding keeps such fields, so the canonical
+// comparison alone would let them through, and our own structs would then
+// silently drop them.
+func hasUnknown(m protoreflect.Message) bool {
+	if len(m.GetUnknown()) > 0 {
+		return true
+	}
+	found := false
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.Message() == nil || fd.IsMap():
+		case fd.IsList():
+			for i := 0; i < v.List().Len() && !found; i++ {
+				found = hasUnknown(v.List().Get(i).Message())
+			}
+		default:
+			found = hasUnknown(v.Message())
+		}
+		return !found
+	})
+	return found
 }
 
 // checkSize is the first check on every value that comes from the network.

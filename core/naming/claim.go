@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -155,15 +156,24 @@ func (s *Service) Claim(ctx context.Context, nameText, keyName string) (*ClaimRe
 		return nil, err
 	}
 	res.Witnesses = names.CertifiedBy(c)
-	res.Certified = s.claimV.Certified(c)
+	needed := witnessesNeeded(res.Asked, s.cfg.Names.ClaimQuorum)
+	res.Certified = res.Witnesses >= needed && s.claimV.Certified(c)
 	if !res.Certified {
-		return res, fmt.Errorf("claim %s: only %d of %d closest peers witnessed it, %d needed (%v); try again when more peers are online",
-			n, res.Witnesses, res.Asked, s.cfg.Names.ClaimQuorum, res.Refusals)
+		return res, fmt.Errorf("claim %s: %d of the %d closest peers witnessed it, %d needed (%s); try again when more peers are online",
+			n, res.Witnesses, res.Asked, needed, strings.Join(res.Refusals, "; "))
 	}
 	if err := s.adopt(ctx, c, keyName); err != nil {
 		return res, err
 	}
 	return res, nil
+}
+
+// witnessesNeeded is a majority of the closest peers asked, and at least the
+// network's quorum. Each honest holder witnesses only the first claim it sees
+// for a name, so of two keys racing for a name at most one gets a majority:
+// the other fails, and every node agrees on the owner.
+func witnessesNeeded(asked, quorum int) int {
+	return max(quorum, asked/2+1)
 }
 
 // collectWitnesses asks each of the closest peers to witness the claim, in parallel.
@@ -196,7 +206,7 @@ func (s *Service) collectWitnesses(ctx context.Context, c *names.Claim, data []b
 			taken++
 		}
 	}
-	if taken > 0 && !s.claimV.Certified(c) {
+	if taken > 0 && names.CertifiedBy(c) < witnessesNeeded(len(peers), s.cfg.Names.ClaimQuorum) {
 		return fmt.Errorf("claim %s: %d of the closest peers hold another key's claim for it; choose another name: %w", c.Name, taken, names.ErrNameTaken)
 	}
 	return nil

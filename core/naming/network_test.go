@@ -1,0 +1,156 @@
+package naming
+
+// An in-process network of real libp2p hosts on 127.0.0.1 with the real
+// kad-dht, each with its own in-memory datastore, keystore and name service.
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	ds "github.com/ipfs/go-datastore"
+	dssync "github.com/ipfs/go-datastore/sync"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/avnode/avnode/core/config"
+	"github.com/avnode/avnode/core/keystore"
+	"github.com/avnode/avnode/core/node"
+)
+
+type testNode struct {
+	node  *node.Node
+	names *Service
+	store ds.Batching
+	keys  *keystore.Store
+	dead  bool
+}
+
+func (n *testNode) id() peer.ID { return n.node.Host.ID() }
+
+func (n *testNode) kill() {
+	if n.dead {
+		return
+	}
+	n.dead = true
+	n.names.Close()
+	n.node.Close()
+}
+
+// testConfig is the embedded default config made for a loopback test network.
+func testConfig(t testing.TB, tweak func(*config.Config)) *config.Config {
+	t.Helper()
+	cfg, err := config.Load(config.Sources{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
+	cfg.Metrics.Listen = ""
+	cfg.NAT.AutoNAT, cfg.NAT.HolePunching = false, false
+	cfg.ConnMgr.Low, cfg.ConnMgr.High = 200, 400
+	cfg.Names.ClaimDifficulty = 8
+	cfg.Names.ResolveTimeout = config.Duration(10 * time.Second)
+	if tweak != nil {
+		tweak(cfg)
+	}
+	return cfg
+}
+
+func newTestNode(t testing.TB, cfg *config.Config) *testNode {
+	t.Helper()
+	key, _, err := crypto.GenerateEd25519Key(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := dssync.MutexWrap(ds.NewMapDatastore())
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	n, err := node.New(node.Options{Config: cfg, Key: key, Datastore: store, Logger: log, Validators: Validators(cfg)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := keystore.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := New(Options{Host: n.Host, DHT: n.DHT, Datastore: store, Keys: keys, NodeKey: key, Config: cfg, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.Start()
+	tn := &testNode{node: n, names: svc, store: store, keys: keys}
+	t.Cleanup(tn.kill)
+	return tn
+}
+
+// newTestNetwork starts n nodes; each connects to the first and to a few
+// random others, then the routing tables are filled by a DHT refresh.
+func newTestNetwork(t testing.TB, n int, tweak func(*config.Config)) []*testNode {
+	t.Helper()
+	cfg := testConfig(t, tweak)
+	nodes := make([]*testNode, n)
+	var wg sync.WaitGroup
+	for i := range nodes {
+		wg.Add(1)
+		go func() { defer wg.Done(); nodes[i] = newTestNode(t, cfg) }()
+	}
+	wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i, tn := range nodes[1:] {
+		targets := []*testNode{nodes[0], nodes[rand.IntN(i+1)], nodes[rand.IntN(i+1)]}
+		for _, other := range targets {
+			info := peer.AddrInfo{ID: other.id(), Addrs: other.node.Host.Addrs()}
+			if err := tn.node.Host.Connect(ctx, info); err != nil {
+				t.Fatalf("connect: %v", err)
+			}
+		}
+	}
+	for _, tn := range nodes {
+		wg.Add(1)
+		go func() { defer wg.Done(); <-tn.node.DHT.ForceRefresh() }()
+	}
+	wg.Wait()
+	want := min(n-1, 10)
+	waitFor(t, 30*time.Second, "routing tables filled", func() error {
+		for i, tn := range nodes {
+			if size := tn.node.DHT.RoutingTable().Size(); size < want {
+				return fmt.Errorf("node %d has %d peers in its routing table, want %d", i, size, want)
+			}
+		}
+		return nil
+	})
+	return nodes
+}
+
+func waitFor(t testing.TB, within time.Duration, what string, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = check(); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s: not true after %s: %v", what, within, err)
+}
+
+// claimName makes a key on tn and claims name with it.
+func claimName(t testing.TB, tn *testNode, name, keyName string) *ClaimResult {
+	t.Helper()
+	if _, err := tn.keys.Generate(keyName); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := tn.names.Claim(ctx, name, keyName)
+	if err != nil {
+		t.Fatalf("claim %s: %v", name, err)
+	}
+	return res
+}
