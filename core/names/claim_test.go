@@ -422,7 +422,7 @@ func TestMergeWitnesses(t *testing.T) {
 	if n := c.MergeWitnesses(copyB); n != 1 || CertifiedBy(c) != 3 {
 		t.Fatalf("merged %d, certified by %d; want 1 and 3", n, CertifiedBy(c))
 	}
-	other := witnessed(t, mint(t, "einstein.avtr", owner), 14) // re-minted: another claim
+	other := witnessed(t, mintAt(t, "einstein.avtr", owner, testDifficulty, testNow.Add(time.Second)), 14) // re-minted: another claim
 	if n := c.MergeWitnesses(other); n != 0 {
 		t.Fatalf("merged %d witnesses of a different claim", n)
 	}

@@ -31,3 +31,9 @@ func (c *Claim) hasWitness(w Witness) bool {
 	}
 	return false
 }
+
+// DecodeValid validates value as the record under key and returns the zone,
+// so a resolver checks and decodes in one pass.
+func (v ZoneValidator) DecodeValid(key string, value []byte) (*Zone, error) {
+	return v.decode(key, value)
+}

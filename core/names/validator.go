@@ -130,7 +130,7 @@ func (v ClaimValidator) checkClaim(name Name, c *Claim) error {
 // the best claim by CompareClaims; equal ranks go to the smaller bytes, so
 // every node picks the same value from the same set in any order.
 func (v ClaimValidator) Select(key string, values [][]byte) (int, error) {
-	best, bestClaim := -1, (*Claim)(nil)
+	best, bestRank := -1, claimRank{}
 	var firstErr error
 	for i, val := range values {
 		c, err := v.decode(key, val)
@@ -138,8 +138,9 @@ func (v ClaimValidator) Select(key string, values [][]byte) (int, error) {
 			firstErr = cmpErr(firstErr, err)
 			continue
 		}
-		if best < 0 || claimBetter(c, val, bestClaim, values[best], v.quorum()) {
-			best, bestClaim = i, c
+		r := rankClaim(c, v.quorum(), val)
+		if best < 0 || r.beats(bestRank) {
+			best, bestRank = i, r
 		}
 	}
 	if best < 0 {
@@ -148,11 +149,40 @@ func (v ClaimValidator) Select(key string, values [][]byte) (int, error) {
 	return best, nil
 }
 
-func claimBetter(a *Claim, aBytes []byte, b *Claim, bBytes []byte, quorum int) bool {
-	if c := CompareClaims(a, b, quorum); c != 0 {
+// claimRank holds what CompareClaims looks at, computed once per value
+// because counting witnesses verifies their signatures.
+type claimRank struct {
+	certified bool
+	witnesses int
+	work      [32]byte
+	value     []byte // the encoded claim, for the last tie-break
+}
+
+func rankClaim(c *Claim, quorum int, value []byte) claimRank {
+	if quorum <= 0 {
+		quorum = DefaultQuorum
+	}
+	n := CertifiedBy(c)
+	return claimRank{certified: n >= quorum, witnesses: n, work: c.work, value: value}
+}
+
+// compare is CompareClaims on ranks: +1 if a wins, -1 if b wins, 0 if equal.
+func (a claimRank) compare(b claimRank) int {
+	switch {
+	case a.certified != b.certified:
+		return boolCmp(a.certified)
+	case a.witnesses != b.witnesses:
+		return boolCmp(a.witnesses > b.witnesses)
+	}
+	return -bytes.Compare(a.work[:], b.work[:])
+}
+
+// beats adds the byte tie-break, so two different values never rank equal.
+func (a claimRank) beats(b claimRank) bool {
+	if c := a.compare(b); c != 0 {
 		return c > 0
 	}
-	return bytes.Compare(aBytes, bBytes) < 0
+	return bytes.Compare(a.value, b.value) < 0
 }
 
 // CompareClaims ranks two valid claims for the same name: +1 if a wins, -1
@@ -161,17 +191,7 @@ func claimBetter(a *Claim, aBytes []byte, b *Claim, bBytes []byte, quorum int) b
 // then the lower proof-of-work hash wins. Keys, creation times and arrival
 // order never decide, because anyone can choose them.
 func CompareClaims(a, b *Claim, quorum int) int {
-	if quorum <= 0 {
-		quorum = DefaultQuorum
-	}
-	na, nb := CertifiedBy(a), CertifiedBy(b)
-	if ca, cb := na >= quorum, nb >= quorum; ca != cb {
-		return boolCmp(ca)
-	}
-	if na != nb {
-		return boolCmp(na > nb)
-	}
-	return -bytes.Compare(a.work[:], b.work[:])
+	return rankClaim(a, quorum, nil).compare(rankClaim(b, quorum, nil))
 }
 
 func boolCmp(aWins bool) int {
@@ -207,7 +227,7 @@ func HolderCheck(existing, incoming []byte) error {
 	case !held.Owner.Equals(in.Owner):
 		return fmt.Errorf("claim %s: name already held by key %s; choose another name: %w", in.Name, KeyID(held.Owner), ErrNameTaken)
 	case CompareClaims(in, held, DefaultQuorum) < 0:
-		return fmt.Errorf("claim %s: has %d valid witnesses, the held copy has %d; keeping the held copy: %w", in.Name, CertifiedBy(in), CertifiedBy(held), ErrWorseClaim)
+		return fmt.Errorf("claim %s: ranks below the held claim by the same key (%d valid witnesses against %d, or a higher work hash); keeping the held one: %w", in.Name, CertifiedBy(in), CertifiedBy(held), ErrWorseClaim)
 	}
 	return nil
 }
@@ -269,7 +289,7 @@ func (v ZoneValidator) decode(key string, value []byte) (*Zone, error) {
 // expiry, then larger bytes.
 func (v ZoneValidator) Select(key string, values [][]byte) (int, error) {
 	zones := make([]*Zone, len(values))
-	var owner *Zone
+	owner, ownerRank := -1, claimRank{}
 	var firstErr error
 	for i, val := range values {
 		z, err := v.decode(key, val)
@@ -278,16 +298,17 @@ func (v ZoneValidator) Select(key string, values [][]byte) (int, error) {
 			continue
 		}
 		zones[i] = z
-		if owner == nil || claimBetter(z.Claim, z.claimBytes, owner.Claim, owner.claimBytes, v.claims().quorum()) {
-			owner = z
+		r := rankClaim(z.Claim, v.claims().quorum(), z.claimBytes)
+		if owner < 0 || r.beats(ownerRank) {
+			owner, ownerRank = i, r
 		}
 	}
-	if owner == nil {
+	if owner < 0 {
 		return 0, noneValid(key, len(values), firstErr)
 	}
-	best := -1
+	best := owner
 	for i, z := range zones {
-		if z != nil && z.Owner.Equals(owner.Owner) && (best < 0 || zoneNewer(z, values[i], zones[best], values[best])) {
+		if z != nil && z.Owner.Equals(zones[owner].Owner) && zoneNewer(z, values[i], zones[best], values[best]) {
 			best = i
 		}
 	}

@@ -2,6 +2,7 @@ package naming
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -277,6 +278,9 @@ func (s *Service) pinClaim(ctx context.Context, c *names.Claim, data []byte) err
 	old, ok, err := s.get(ctx, nameKey(pinnedPrefix, c.Name))
 	if err != nil {
 		return err
+	}
+	if ok && bytes.Equal(old, data) {
+		return nil // the usual case: nothing new, no signatures to check
 	}
 	if ok {
 		if pinned, err := names.DecodeClaim(old); err == nil {

@@ -136,7 +136,7 @@ func (s *Service) fetchZone(ctx context.Context, n names.Name) (*names.Zone, err
 		}
 		return nil, fmt.Errorf("resolve %s: %w", n, err)
 	}
-	z, err := s.acceptZone(ctx, data)
+	z, err := s.acceptZone(ctx, n, data)
 	if err != nil {
 		return nil, fmt.Errorf("resolve %s: %w", n, err)
 	}
@@ -146,12 +146,9 @@ func (s *Service) fetchZone(ctx context.Context, n names.Name) (*names.Zone, err
 // acceptZone validates a zone found in the network, refuses one whose owner
 // differs from the pinned claim or whose sequence is below the high-water
 // mark, then pins its claim, raises the mark and caches it.
-func (s *Service) acceptZone(ctx context.Context, data []byte) (*names.Zone, error) {
-	z, err := names.DecodeZone(data)
+func (s *Service) acceptZone(ctx context.Context, n names.Name, data []byte) (*names.Zone, error) {
+	z, err := s.zoneV.DecodeValid(names.ZoneKey(n), data)
 	if err != nil {
-		return nil, err
-	}
-	if err := s.zoneV.Validate(z.Key(), data); err != nil {
 		return nil, err
 	}
 	if err := s.pinClaim(ctx, z.Claim, mustMarshal(z.Claim)); err != nil {
