@@ -298,3 +298,29 @@ func TestNamesSurviveThirtyPercentKilled(t *testing.T) {
 		t.Fatalf("resolved %d of %d after killing 30%% of the nodes", ok, tries)
 	}
 }
+
+// The owner republishes before its zones expire: with a 3 s lifetime and a
+// 1 s republish interval, the name still resolves well past the first expiry.
+func TestOwnerRepublishesBeforeExpiry(t *testing.T) {
+	nodes := newTestNetwork(t, 6, func(c *config.Config) {
+		c.Names.ZoneLifetime = config.Duration(3 * time.Second)
+		c.Names.RepublishInterval = config.Duration(time.Second)
+		c.Names.ZoneTTL = config.Duration(time.Second)
+	})
+	owner, reader := nodes[0], nodes[4]
+	claimName(t, owner, "insomniac.avtr", "owner")
+	ctx := ctxFor(t, time.Minute)
+	first, err := reader.names.Resolve(ctx, "insomniac.avtr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Second) // past the first zone's expiry
+	reader.names.dropCaches()
+	later, err := reader.names.Resolve(ctx, "insomniac.avtr")
+	if err != nil {
+		t.Fatalf("name expired although its owner is up: %v", err)
+	}
+	if later.Seq <= first.Seq || !later.Expires.After(first.Expires) {
+		t.Fatalf("not republished: seq %d -> %d, expiry %s -> %s", first.Seq, later.Seq, first.Expires, later.Expires)
+	}
+}
