@@ -36,6 +36,11 @@ fuzz:
 	  done; \
 	done
 
+# Regenerates the committed protobuf code (needs protoc and protoc-gen-go v1.36.12:
+# apt-get install protobuf-compiler; go install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12).
+proto:
+	protoc --proto_path=. --go_out=. --go_opt=module=github.com/avnode/avnode core/names/pb/names.proto
+
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
