@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -123,13 +124,13 @@ func (s *Service) every(ctx context.Context, interval time.Duration, job func(co
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		t := time.NewTicker(interval)
-		defer t.Stop()
 		for {
+			// Jitter spreads the work of many nodes holding the same records.
+			wait := interval*3/4 + rand.N(interval/2+1)
 			select {
 			case <-ctx.Done():
 				return
-			case <-t.C:
+			case <-time.After(wait):
 				job(ctx)
 			}
 		}
