@@ -88,6 +88,24 @@ func TestNamesAcrossProcesses(t *testing.T) {
 		}
 	}
 
+	// record ls shows the zone; record rm takes a record out and republishes.
+	var zone naming.ZoneInfo
+	cliJSON(t, owner.repo, &zone, "record", "ls", "coolblog.code")
+	if len(zone.Records) != 2 || zone.Key != claim.Key {
+		t.Fatalf("record ls: %+v", zone)
+	}
+	mustCLI(t, owner.repo, "record", "rm", "coolblog.code", "A", "--label", "api")
+	eventually(t, 15*time.Second, "removal seen", func() error {
+		r := cli(t, reader.repo, nil, "resolve", "api.coolblog.code")
+		if r.code != exitFailure || !strings.Contains(r.stderr, "not found") {
+			return fmt.Errorf("exit %d: %s%s", r.code, r.stdout, r.stderr)
+		}
+		return nil
+	})
+	if r := cli(t, owner.repo, nil, "record", "rm", "coolblog.code", "A", "--label", "api"); r.code == 0 || !strings.Contains(r.stderr, "has no A record") {
+		t.Fatalf("removing a missing record: exit %d %s", r.code, r.stderr)
+	}
+
 	// An unknown name fails with exit code 1 and "not found", fast.
 	start := time.Now()
 	r = cli(t, reader.repo, nil, "resolve", "nobody.avtr")

@@ -39,6 +39,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		lastRepublish: prometheus.NewGauge(prometheus.GaugeOpts(opts("last_republish_timestamp_seconds", "When the owner last republished successfully."))),
 		reputs:        prometheus.NewCounterVec(prometheus.CounterOpts(opts("reputs_total", "Held records re-put to the closest peers, by result.")), []string{"result"}),
 	}
+	for _, vec := range []*prometheus.CounterVec{m.resolves, m.republishes, m.reputs} {
+		for _, r := range []string{"success", "failure"} {
+			vec.WithLabelValues(r) // export zeros, so rates work from the start
+		}
+	}
 	if reg == nil {
 		return m, nil
 	}
