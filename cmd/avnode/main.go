@@ -85,6 +85,7 @@ through a local control API that only you can use.`,
 		newInitCmd(g), newRunCmd(g), newConfigCmd(g),
 		newIDCmd(g), newPeersCmd(g), newVersionCmd(g), newRoutingCmd(g),
 		newKeyCmd(g), newNameCmd(g), newRecordCmd(g), newResolveCmd(g),
+		newPublishCmd(g), newGetCmd(g), newRepoCmd(g),
 		newLocalnetCmd(g),
 	)
 	return root

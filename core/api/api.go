@@ -78,6 +78,18 @@ func (s *Server) Handle(pattern string, h Handler) {
 	})
 }
 
+// HandleRaw registers a call that writes its own response, such as a byte
+// stream; it reports errors with WriteError.
+func (s *Server) HandleRaw(pattern string, h func(w http.ResponseWriter, r *http.Request)) {
+	s.mux.HandleFunc(pattern, h)
+}
+
+// WriteError answers with err as JSON, for raw handlers.
+func WriteError(w http.ResponseWriter, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	writeError(w, err)
+}
+
 func writeError(w http.ResponseWriter, err error) {
 	var apiErr *Error
 	if !errors.As(err, &apiErr) {

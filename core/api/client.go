@@ -71,6 +71,38 @@ func (c *Client) Call(ctx context.Context, method, path string, query url.Values
 	return json.NewDecoder(resp.Body).Decode(out)
 }
 
+// Stream performs a call whose answer is raw bytes, copied to out.
+func (c *Client) Stream(ctx context.Context, method, path string, query url.Values, out io.Writer) (int64, error) {
+	u := "http://avnode" + path
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if isNoDaemon(err) {
+			return 0, fmt.Errorf("%w for repo %s; start it with `avnode run --repo %s`", ErrNoDaemon, c.repo, c.repo)
+		}
+		return 0, fmt.Errorf("control API %s: %w", c.socket, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		var apiErr Error
+		if json.NewDecoder(resp.Body).Decode(&apiErr) != nil || apiErr.Message == "" {
+			apiErr.Message = fmt.Sprintf("daemon answered %s", resp.Status)
+		}
+		return 0, &apiErr
+	}
+	n, err := io.Copy(out, resp.Body)
+	if err == nil && resp.Trailer.Get("X-Avnode-Error") != "" {
+		err = errors.New(resp.Trailer.Get("X-Avnode-Error"))
+	}
+	return n, err
+}
+
 func isNoDaemon(err error) bool {
 	return errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT)
 }

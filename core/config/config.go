@@ -56,6 +56,9 @@ type Config struct {
 		ResolveTimeout    Duration `koanf:"resolve_timeout" json:"resolve_timeout"`
 		ResolveQuorum     int      `koanf:"resolve_quorum" json:"resolve_quorum"`
 	} `koanf:"names" json:"names"`
+	Content struct {
+		CacheMaxMB int `koanf:"cache_max_mb" json:"cache_max_mb"`
+	} `koanf:"content" json:"content"`
 	ConnMgr struct {
 		Low   int      `koanf:"low" json:"low"`
 		High  int      `koanf:"high" json:"high"`
@@ -344,6 +347,9 @@ func (c *Config) validateLimits() error {
 	}
 	if c.ConnMgr.Grace < 0 {
 		return fmt.Errorf("connmgr.grace: must not be negative")
+	}
+	if c.Content.CacheMaxMB < 0 {
+		return fmt.Errorf("content.cache_max_mb: must be 0 (no bound) or positive")
 	}
 	if c.Resources.MaxMemoryMB < 0 || c.Resources.MaxFDs < 0 {
 		return fmt.Errorf("resources: limits must be 0 (scale to this machine) or positive")

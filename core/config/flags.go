@@ -33,6 +33,7 @@ var flagHelp = map[string]string{
 	"names.reput_interval":     "how often held records are re-put to the closest peers",
 	"names.resolve_timeout":    "when a resolve gives up",
 	"names.resolve_quorum":     "holders whose answers a resolve waits for",
+	"content.cache_max_mb":     "size of the block store above which unpinned blocks are collected",
 	"connmgr.low":              "connections kept when trimming",
 	"connmgr.high":             "connections that start a trim",
 	"connmgr.grace":            "age under which connections are never trimmed",

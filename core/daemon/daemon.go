@@ -24,6 +24,8 @@ import (
 
 	"github.com/avnode/avnode/core/api"
 	"github.com/avnode/avnode/core/config"
+	"github.com/avnode/avnode/core/content"
+	"github.com/avnode/avnode/core/hosting"
 	"github.com/avnode/avnode/core/keystore"
 	"github.com/avnode/avnode/core/naming"
 	"github.com/avnode/avnode/core/node"
@@ -49,6 +51,7 @@ type Daemon struct {
 	Config  *config.Config
 	Node    *node.Node
 	Names   *naming.Service
+	Hosting *hosting.Service
 	Log     *slog.Logger
 	api     *api.Server
 	metrics *http.Server
@@ -139,6 +142,19 @@ func (d *Daemon) startNames(reg prometheus.Registerer) error {
 		return err
 	}
 	d.Names.Start()
+	return d.startHosting()
+}
+
+func (d *Daemon) startHosting() error {
+	blocks, err := content.OpenBlockstore(d.Repo.Path(repo.BlocksDir))
+	if err != nil {
+		return err
+	}
+	d.Hosting = hosting.New(hosting.Options{
+		Host: d.Node.Host, DHT: d.Node.DHT, Names: d.Names, Blocks: blocks,
+		Pins: content.NewPins(d.Repo.Datastore), DHTPrefix: d.Config.DHT.ProtocolPrefix,
+		CacheMaxMB: d.Config.Content.CacheMaxMB, Logger: d.Log,
+	})
 	return nil
 }
 
@@ -250,6 +266,9 @@ func (d *Daemon) shutdown() error {
 	var errs []error
 	if d.api != nil {
 		errs = append(errs, d.api.Shutdown(ctx))
+	}
+	if d.Hosting != nil {
+		d.Hosting.Close()
 	}
 	if d.Names != nil {
 		d.Names.Close()

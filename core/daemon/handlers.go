@@ -57,6 +57,7 @@ func (d *Daemon) registerHandlers(s *api.Server) {
 	s.Handle("GET /v1/routing/get", d.handleRoutingGet)
 	s.Handle("POST /v1/routing/put", d.handleRoutingPut)
 	d.registerNameHandlers(s)
+	d.registerContentHandlers(s)
 }
 
 func (d *Daemon) handleID(context.Context, api.Request) (any, error) {

@@ -8,6 +8,7 @@
 //	node.key      the node's Ed25519 libp2p key (0600)
 //	keystore/     identity and estate keys (0700, files 0600)
 //	datastore/    LevelDB behind go-datastore: DHT records and node state
+//	blocks/       content blocks, one file each (created on first run)
 //	repo.lock     held while a process has the repo open
 //	api.sock      the running daemon's control API (0600)
 package repo
@@ -35,6 +36,7 @@ const (
 	NodeKeyFile  = "node.key"
 	KeystoreDir  = "keystore"
 	DatastoreDir = "datastore"
+	BlocksDir    = "blocks"
 	LockFile     = "repo.lock"
 	SocketFile   = "api.sock"
 	VersionFile  = "version"

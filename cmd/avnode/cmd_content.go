@@ -1,0 +1,172 @@
+package main
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/avnode/avnode/core/api"
+	"github.com/avnode/avnode/core/content"
+	"github.com/avnode/avnode/core/hosting"
+	"github.com/avnode/avnode/core/repo"
+)
+
+func newPublishCmd(g *globals) *cobra.Command {
+	var name string
+	cmd := &cobra.Command{
+		Use:   "publish DIR",
+		Short: "Import a directory (or file) as signed, content-addressed blocks; with --name, point a name at it",
+		Long: `publish imports DIR into 1 MiB content-addressed blocks in the node's block
+store and pins it. With --name, it sets the name's ROOT record to the root
+CID, adds this node as a HOST, and announces the content in the DHT, so any
+node can 'avnode get NAME'. Publishing an unchanged directory again stores no
+new blocks. A symlink that leads out of DIR is refused.`,
+		Example: `  avnode publish ./site --name coolblog.code
+  avnode publish ./photos            # just import and print the root CID`,
+		Args: exactArgs(1, "DIR"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir, err := filepath.Abs(args[0])
+			if err != nil {
+				return err
+			}
+			if _, err := os.Stat(dir); err != nil {
+				return err
+			}
+			if !g.json {
+				fmt.Fprintf(os.Stderr, "importing %s ...\n", dir)
+			}
+			var res hosting.PublishResult
+			if err := g.call(cmd.Context(), "POST", "/v1/publish", url.Values{"path": {dir}, "name": {name}}, &res); err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(res)
+			}
+			fmt.Printf("%s\n%d files, %d dirs, %d blocks (%d new), %s\n", res.Root, res.Files, res.Dirs, res.Blocks, res.NewBlocks, humanBytes(res.Bytes))
+			if res.Name != "" {
+				fmt.Printf("%s now points at it (zone sequence %d, announced: %v)\n", res.Name, res.Seq, res.Provided)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&name, "name", "", "a name this node owns to point at the content")
+	return cmd
+}
+
+func newGetCmd(g *globals) *cobra.Command {
+	var out string
+	cmd := &cobra.Command{
+		Use:   "get NAME[/PATH] | /cid/CID[/PATH]",
+		Short: "Fetch content by name or CID from every node that has it",
+		Long: `get resolves the name, finds sources (the zone's HOSTs and the DHT's providers),
+fetches the blocks from several of them at once, verifies every block against
+its CID (a source that sends a bad block is dropped), and keeps what it
+fetched so this node serves it too. An interrupted get resumes: blocks already
+here are not fetched again.
+
+A file goes to stdout, or to -o FILE. A directory is written to -o DIR
+(default: ./<last part of the target>); --json lists it instead of writing.`,
+		Example: `  avnode get coolblog.code -o ./coolblog
+  avnode get coolblog.code/index.html
+  avnode get /cid/bafy.../photos/cat.jpg -o cat.jpg
+  avnode get coolblog.code --json`,
+		Args: exactArgs(1, "NAME[/PATH] or /cid/CID[/PATH]"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			target := args[0]
+			if _, err := hosting.ParseTarget(target); err != nil {
+				return usagef("%v", err)
+			}
+			q := url.Values{"target": {target}}
+			if out != "" {
+				abs, err := filepath.Abs(out)
+				if err != nil {
+					return err
+				}
+				q.Set("out", abs)
+			}
+			var res hosting.GetResult
+			if err := g.call(cmd.Context(), "POST", "/v1/get", q, &res); err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(res)
+			}
+			switch {
+			case res.Output != "":
+				fmt.Fprintf(os.Stderr, "wrote %s (%s, %s): %d blocks fetched, %d already here\n",
+					res.Output, res.Kind, humanBytes(res.Size), res.Stats.Fetched, res.Stats.Present)
+				return nil
+			case res.Kind == "file":
+				client := api.NewClient(g.repo, repo.SocketFile)
+				_, err := client.Stream(cmd.Context(), "GET", "/v1/cat", url.Values{"target": {target}}, os.Stdout)
+				return err
+			default:
+				dest, _ := filepath.Abs(defaultOutput(target, res.Root))
+				q.Set("out", dest)
+				if err := g.call(cmd.Context(), "POST", "/v1/get", q, &res); err != nil {
+					return err
+				}
+				fmt.Fprintf(os.Stderr, "wrote %s (%d entries, %s)\n", dest, len(res.Entries), humanBytes(res.Size))
+				return nil
+			}
+		},
+	}
+	cmd.Flags().StringVarP(&out, "output", "o", "", "write to this file or directory")
+	return cmd
+}
+
+// defaultOutput is ./<last element of the target>, like `ipfs get`.
+func defaultOutput(target, root string) string {
+	t := strings.TrimRight(target, "/")
+	base := path.Base(t)
+	if base == "" || base == "." || base == "/" || strings.HasPrefix(t, "/cid/") && !strings.Contains(strings.TrimPrefix(t, "/cid/"), "/") {
+		base = root
+	}
+	return base
+}
+
+func newRepoCmd(g *globals) *cobra.Command {
+	gc := &cobra.Command{
+		Use:   "gc",
+		Short: "Remove blocks that no pin reaches, and say what was freed",
+		Long: `gc removes every block that is not reachable from a pin: cached content
+fetched with 'avnode get'. What this node published or mirrors is pinned
+and never removed.`,
+		Example: "  avnode repo gc\n  avnode repo gc --json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var res content.GCResult
+			if err := g.call(cmd.Context(), "POST", "/v1/repo/gc", nil, &res); err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(res)
+			}
+			w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintf(w, "removed\t%d blocks\nfreed\t%s\nkept\t%d blocks\n", res.Removed, humanBytes(res.Freed), res.Kept)
+			return w.Flush()
+		},
+	}
+	parent := &cobra.Command{Use: "repo", Short: "Maintain the node's repo"}
+	parent.AddCommand(gc)
+	return parent
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,258 @@
+package content
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+
+	cid "github.com/ipfs/go-cid"
+)
+
+// tmpDirName holds blocks being written. It sits inside the store so that the
+// final rename never crosses file systems; nothing else lives there, so opening
+// the store can empty it without scanning the shards.
+const tmpDirName = "tmp"
+
+// Blockstore keeps one file per block: dir/<shard>/<CID in base32>, where shard
+// is the two characters before the CID's last one (hash bytes, so the 1024
+// shards fill evenly). A block is written to dir/tmp, synced, then renamed into
+// place: a crash leaves either the whole block or none of it.
+//
+// One process owns a store: opening it removes the temp files of others.
+// Methods are safe for concurrent use.
+type Blockstore struct {
+	dir string
+	// gcMu keeps GC from deleting the blocks of an import that is still running
+	// (they are not pinned until it returns): Put and Import hold it shared.
+	gcMu sync.RWMutex
+}
+
+// tempFile is what put writes through; a variable so tests can make writes fail
+// the way a full disk does.
+type tempFile interface {
+	io.Writer
+	Sync() error
+	Close() error
+	Name() string
+}
+
+var createTemp = func(dir string) (tempFile, error) { return os.CreateTemp(dir, "put-*") }
+
+// OpenBlockstore opens (creating if needed) the store in dir and removes the
+// temp files a crash may have left.
+func OpenBlockstore(dir string) (*Blockstore, error) {
+	tmp := filepath.Join(dir, tmpDirName)
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return nil, fmt.Errorf("open block store %s: %w; check the repo path and its permissions", dir, err)
+	}
+	stray, err := os.ReadDir(tmp)
+	if err != nil {
+		return nil, fmt.Errorf("open block store %s: %w", dir, err)
+	}
+	for _, e := range stray {
+		if err := os.RemoveAll(filepath.Join(tmp, e.Name())); err != nil {
+			return nil, fmt.Errorf("open block store %s: remove stray temp file: %w", dir, err)
+		}
+	}
+	return &Blockstore{dir: dir}, nil
+}
+
+// path is where block c lives. A CID this format never uses cannot be in the
+// store, so its error wraps ErrNotFound: a peer asking for one is told "don't
+// have", not shown a store failure.
+func (b *Blockstore) path(c cid.Cid) (string, error) {
+	if err := checkCID(c); err != nil {
+		return "", fmt.Errorf("%w: %w", err, ErrNotFound)
+	}
+	name := c.String()
+	return filepath.Join(b.dir, name[len(name)-3:len(name)-1], name), nil
+}
+
+// Has reports whether the block is in the store.
+func (b *Blockstore) Has(c cid.Cid) (bool, error) {
+	p, err := b.path(c)
+	if err != nil {
+		return false, nil
+	}
+	_, err = os.Stat(p)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return false, nil
+	default:
+		return false, fmt.Errorf("block store: stat %s: %w", c, err)
+	}
+}
+
+// Get returns the block's bytes, or an error wrapping ErrNotFound. It does not
+// verify them: Put did.
+func (b *Blockstore) Get(c cid.Cid) ([]byte, error) {
+	p, err := b.path(c)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("block %s: %w", c, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("block store: read %s: %w", c, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("block store: read %s: %w", c, err)
+	}
+	if st.Size() > MaxBlockSize {
+		return nil, fmt.Errorf("block store: %s is %d bytes, over the %d-byte limit; the file was altered outside avnode, delete it", p, st.Size(), MaxBlockSize)
+	}
+	data := make([]byte, st.Size())
+	if _, err := io.ReadFull(f, data); err != nil {
+		return nil, fmt.Errorf("block store: read %s: %w", c, err)
+	}
+	return data, nil
+}
+
+// GetSize returns the block's size in bytes, or an error wrapping ErrNotFound.
+func (b *Blockstore) GetSize(c cid.Cid) (int, error) {
+	p, err := b.path(c)
+	if err != nil {
+		return 0, err
+	}
+	st, err := os.Stat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, fmt.Errorf("block %s: %w", c, ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("block store: stat %s: %w", c, err)
+	}
+	return int(st.Size()), nil
+}
+
+// Put verifies data against c and stores it; it does nothing if the block is
+// already there. A block that does not verify is never written.
+func (b *Blockstore) Put(c cid.Cid, data []byte) error {
+	if err := VerifyBlock(c, data); err != nil {
+		return fmt.Errorf("store block: %w", err)
+	}
+	b.gcMu.RLock()
+	defer b.gcMu.RUnlock()
+	_, err := b.put(c, data)
+	return err
+}
+
+// put stores a block the caller has already hashed, and says whether it was new.
+func (b *Blockstore) put(c cid.Cid, data []byte) (added bool, err error) {
+	p, err := b.path(c)
+	if err != nil {
+		return false, err
+	}
+	if _, err := os.Stat(p); err == nil {
+		return false, nil
+	}
+	fail := func(err error) (bool, error) {
+		hint := ""
+		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+			hint = "; the disk is full: free space, or remove unpinned blocks with garbage collection"
+		}
+		return false, fmt.Errorf("store block %s in %s: %w%s", c, b.dir, err, hint)
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return fail(err)
+	}
+	f, err := createTemp(filepath.Join(b.dir, tmpDirName))
+	if err != nil {
+		return fail(err)
+	}
+	tmp := f.Name()
+	_, werr := f.Write(data)
+	if werr == nil {
+		werr = f.Sync()
+	}
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Rename(tmp, p)
+	}
+	if werr != nil {
+		os.Remove(tmp)
+		return fail(werr)
+	}
+	return true, nil
+}
+
+// Delete removes the block; removing an absent block is not an error.
+func (b *Blockstore) Delete(c cid.Cid) error {
+	p, err := b.path(c)
+	if err != nil {
+		return nil
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("block store: delete %s: %w", c, err)
+	}
+	return nil
+}
+
+// AllKeys lists every block in the store. Files that are not blocks are skipped.
+func (b *Blockstore) AllKeys(ctx context.Context) ([]cid.Cid, error) {
+	var keys []cid.Cid
+	err := b.scan(ctx, func(c cid.Cid, _ fs.DirEntry) error {
+		keys = append(keys, c)
+		return nil
+	})
+	return keys, err
+}
+
+// Usage counts the blocks in the store and their bytes.
+func (b *Blockstore) Usage() (blocks int, bytes int64, err error) {
+	err = b.scan(context.Background(), func(_ cid.Cid, e fs.DirEntry) error {
+		info, err := e.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // deleted since the directory was read
+		}
+		if err != nil {
+			return err
+		}
+		blocks++
+		bytes += info.Size()
+		return nil
+	})
+	return blocks, bytes, err
+}
+
+func (b *Blockstore) scan(ctx context.Context, fn func(cid.Cid, fs.DirEntry) error) error {
+	shards, err := os.ReadDir(b.dir)
+	if err != nil {
+		return fmt.Errorf("block store %s: %w", b.dir, err)
+	}
+	for _, s := range shards {
+		if !s.IsDir() || len(s.Name()) != 2 {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		files, err := os.ReadDir(filepath.Join(b.dir, s.Name()))
+		if err != nil {
+			return fmt.Errorf("block store %s: %w", b.dir, err)
+		}
+		for _, f := range files {
+			c, err := cid.Decode(f.Name())
+			if err != nil || !f.Type().IsRegular() || c.String() != f.Name() {
+				continue
+			}
+			if err := fn(c, f); err != nil {
+				return fmt.Errorf("block store %s: %w", b.dir, err)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,226 @@
+package content
+
+import (
+	"bytes"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+
+	cid "github.com/ipfs/go-cid"
+)
+
+func TestBlockstoreBasics(t *testing.T) {
+	bs := newStore(t)
+	data := randBytes(2, 5000)
+	c := sumCID(codecRaw, data)
+
+	if has, err := bs.Has(c); err != nil || has {
+		t.Fatalf("Has before Put = %v, %v", has, err)
+	}
+	if _, err := bs.Get(c); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Get before Put: %v, want ErrNotFound", err)
+	}
+	if _, err := bs.GetSize(c); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("GetSize before Put: %v, want ErrNotFound", err)
+	}
+	for range 2 { // the second Put is a no-op
+		if err := bs.Put(c, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := bs.Get(c)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("Get = %d bytes, %v", len(got), err)
+	}
+	if n, err := bs.GetSize(c); err != nil || n != len(data) {
+		t.Fatalf("GetSize = %d, %v", n, err)
+	}
+	empty := sumCID(codecRaw, nil)
+	if err := bs.Put(empty, nil); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := bs.AllKeys(t.Context())
+	if err != nil || len(keys) != 2 {
+		t.Fatalf("AllKeys = %v, %v", keys, err)
+	}
+	if n, size, err := bs.Usage(); err != nil || n != 2 || size != 5000 {
+		t.Fatalf("Usage = %d, %d, %v", n, size, err)
+	}
+	if err := bs.Delete(c); err != nil {
+		t.Fatal(err)
+	}
+	if err := bs.Delete(c); err != nil {
+		t.Fatalf("second Delete: %v", err)
+	}
+	if has, _ := bs.Has(c); has {
+		t.Fatal("Has after Delete")
+	}
+	// CIDs this format never uses cannot be in the store.
+	for _, c := range []cid.Cid{cid.Undef, cid.NewCidV1(cid.DagCBOR, c.Hash())} {
+		if has, err := bs.Has(c); has || err != nil {
+			t.Errorf("Has(%s) = %v, %v", c, has, err)
+		}
+		if _, err := bs.Get(c); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Get(%s) = %v, want ErrNotFound", c, err)
+		}
+	}
+	// A store reopened on the same directory sees the same blocks.
+	again, err := OpenBlockstore(bs.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if has, _ := again.Has(empty); !has {
+		t.Fatal("block lost on reopen")
+	}
+}
+
+func TestBlockstoreRefusesBadBlocks(t *testing.T) {
+	bs := newStore(t)
+	data := randBytes(3, 2000)
+	c := sumCID(codecRaw, data)
+	bad := bytes.Clone(data)
+	bad[0] ^= 1
+	big := make([]byte, MaxBlockSize+1)
+	for name, tc := range map[string]struct {
+		c    cid.Cid
+		data []byte
+	}{
+		"flipped bit": {c, bad},
+		"short":       {c, data[:10]},
+		"oversized":   {sumCID(codecRaw, big), big},
+	} {
+		if err := bs.Put(tc.c, tc.data); !errors.Is(err, ErrInvalidBlock) {
+			t.Errorf("%s: Put = %v, want ErrInvalidBlock", name, err)
+		}
+		if has, _ := bs.Has(tc.c); has {
+			t.Errorf("%s: stored", name)
+		}
+	}
+	if n, _, _ := bs.Usage(); n != 0 {
+		t.Fatalf("%d blocks stored", n)
+	}
+	if list, _ := os.ReadDir(filepath.Join(bs.dir, tmpDirName)); len(list) != 0 {
+		t.Fatalf("temp files left: %v", list)
+	}
+}
+
+func TestBlockstoreCleansStrayTempFiles(t *testing.T) {
+	bs := newStore(t)
+	stray := filepath.Join(bs.dir, tmpDirName, "put-123456")
+	if err := os.WriteFile(stray, []byte("half a blo"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenBlockstore(bs.dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stray); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("stray temp file still there: %v", err)
+	}
+}
+
+func TestBlockstoreIgnoresForeignFiles(t *testing.T) {
+	bs := newStore(t)
+	data := []byte("hello")
+	c := sumCID(codecRaw, data)
+	if err := bs.Put(c, data); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(bs.dir, "README"), []byte("x"), 0o600)
+	os.MkdirAll(filepath.Join(bs.dir, "zz"), 0o700)
+	os.WriteFile(filepath.Join(bs.dir, "zz", "notacid"), []byte("x"), 0o600)
+	keys, err := bs.AllKeys(t.Context())
+	if err != nil || len(keys) != 1 || !keys[0].Equals(c) {
+		t.Fatalf("AllKeys = %v, %v", keys, err)
+	}
+}
+
+// fullDisk writes part of a block, then fails as a full disk does.
+type fullDisk struct {
+	*os.File
+	room int
+}
+
+func (f *fullDisk) Write(p []byte) (int, error) {
+	if len(p) <= f.room {
+		f.room -= len(p)
+		return f.File.Write(p)
+	}
+	n, _ := f.File.Write(p[:f.room])
+	f.room = 0
+	return n, &fs.PathError{Op: "write", Path: f.Name(), Err: syscall.ENOSPC}
+}
+
+func TestBlockstoreDiskFull(t *testing.T) {
+	bs := newStore(t)
+	saved := createTemp
+	t.Cleanup(func() { createTemp = saved })
+	createTemp = func(dir string) (tempFile, error) {
+		f, err := os.CreateTemp(dir, "put-*")
+		return &fullDisk{File: f, room: 100}, err
+	}
+	data := randBytes(4, 4096)
+	c := sumCID(codecRaw, data)
+	err := bs.Put(c, data)
+	wantErr(t, err, c.String(), "no space left", "free space")
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("%v does not wrap ENOSPC", err)
+	}
+	if has, _ := bs.Has(c); has {
+		t.Fatal("partial block stored")
+	}
+	if list, _ := os.ReadDir(filepath.Join(bs.dir, tmpDirName)); len(list) != 0 {
+		t.Fatalf("temp files left: %v", list)
+	}
+}
+
+func TestBlockstoreConcurrentPut(t *testing.T) {
+	bs := newStore(t)
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			for j := range 20 {
+				data := randBytes(uint64(j), 3000+i%2) // overlapping blocks
+				if err := bs.Put(sumCID(codecRaw, data), data); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n, _, err := bs.Usage(); err != nil || n != 40 {
+		t.Fatalf("Usage = %d, %v; want 40", n, err)
+	}
+}
+
+func TestImportDiskFull(t *testing.T) {
+	bs := newStore(t)
+	p := filepath.Join(t.TempDir(), "f")
+	os.WriteFile(p, randBytes(5, 6*ChunkSize), 0o644)
+	saved := createTemp
+	t.Cleanup(func() { createTemp = saved })
+	var mu sync.Mutex
+	room := 3*ChunkSize + 1000
+	createTemp = func(dir string) (tempFile, error) {
+		f, err := os.CreateTemp(dir, "put-*")
+		mu.Lock()
+		defer mu.Unlock()
+		r := min(room, ChunkSize)
+		room -= r
+		return &fullDisk{File: f, room: r}, err
+	}
+	res, err := Import(t.Context(), p, bs, nil)
+	wantErr(t, err, p, "no space left", "free space")
+	if res.Root.Defined() {
+		t.Fatal("a root was returned")
+	}
+	if nodes := jsonBlocks(t, bs); len(nodes) != 0 {
+		t.Fatalf("nodes stored: %v", nodes)
+	}
+	if list, _ := os.ReadDir(filepath.Join(bs.dir, tmpDirName)); len(list) != 0 {
+		t.Fatalf("temp files left: %v", list)
+	}
+}

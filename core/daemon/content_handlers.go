@@ -1,0 +1,93 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/avnode/avnode/core/api"
+	"github.com/avnode/avnode/core/content"
+)
+
+func (d *Daemon) registerContentHandlers(s *api.Server) {
+	s.Handle("POST /v1/publish", d.handlePublish)
+	s.Handle("POST /v1/get", d.handleGet)
+	s.HandleRaw("GET /v1/cat", d.handleCat)
+	s.Handle("POST /v1/repo/gc", d.handleGC)
+}
+
+// absPath refuses relative paths: the daemon's working directory is not the caller's.
+func absPath(what, p string) (string, error) {
+	if p == "" || !filepath.IsAbs(p) {
+		return "", api.BadRequest("%s %q must be an absolute path", what, p)
+	}
+	return filepath.Clean(p), nil
+}
+
+func (d *Daemon) handlePublish(ctx context.Context, req api.Request) (any, error) {
+	dir, err := absPath("publish", req.Query("path"))
+	if err != nil {
+		return nil, err
+	}
+	res, err := d.Hosting.Publish(ctx, dir, req.Query("name"))
+	if err != nil {
+		return nil, nameError(err)
+	}
+	return res, nil
+}
+
+func (d *Daemon) handleGet(ctx context.Context, req api.Request) (any, error) {
+	res, err := d.Hosting.Fetch(ctx, req.Query("target"))
+	if err != nil {
+		return nil, contentError(err)
+	}
+	out := req.Query("out")
+	if out == "" {
+		return res, nil
+	}
+	if out, err = absPath("output", out); err != nil {
+		return nil, err
+	}
+	c, _ := cid.Decode(res.CID)
+	if err := d.Hosting.Export(ctx, c, out); err != nil {
+		return nil, fmt.Errorf("write %s: %w", out, err)
+	}
+	res.Output = out
+	return res, nil
+}
+
+// handleCat fetches a file and streams its bytes.
+func (d *Daemon) handleCat(w http.ResponseWriter, r *http.Request) {
+	res, err := d.Hosting.Fetch(r.Context(), r.URL.Query().Get("target"))
+	if err != nil {
+		api.WriteError(w, contentError(err))
+		return
+	}
+	if res.Kind != "file" {
+		api.WriteError(w, api.BadRequest("%s is a directory (%d entries); write it out with -o DIR", res.Target, len(res.Entries)))
+		return
+	}
+	c, _ := cid.Decode(res.CID)
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Trailer", "X-Avnode-Error")
+	if _, err := d.Hosting.WriteFile(r.Context(), c, w); err != nil {
+		w.Header().Set("X-Avnode-Error", err.Error())
+	}
+}
+
+func (d *Daemon) handleGC(ctx context.Context, _ api.Request) (any, error) {
+	return content.GC(ctx, d.Hosting.Blocks, d.Hosting.Pins)
+}
+
+func contentError(err error) error {
+	switch {
+	case errors.Is(err, content.ErrNotFound), errors.Is(err, os.ErrNotExist):
+		return api.NotFound("%v", err)
+	}
+	return nameError(err)
+}

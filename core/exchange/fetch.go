@@ -1,0 +1,181 @@
+package exchange
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/avnode/avnode/core/content"
+)
+
+const (
+	// DefaultWindow is how many block requests are in flight per source.
+	DefaultWindow = 16
+	// responseTimeout drops a source that stops answering.
+	responseTimeout = 30 * time.Second
+)
+
+// Fetcher pulls DAGs into the local block store.
+type Fetcher struct {
+	host   host.Host
+	proto  protocol.ID
+	bs     *content.Blockstore
+	log    *slog.Logger
+	window int
+}
+
+// NewFetcher fetches with the block protocol of the network with this DHT prefix.
+func NewFetcher(h host.Host, prefix string, bs *content.Blockstore, log *slog.Logger) *Fetcher {
+	return &Fetcher{host: h, proto: ProtocolID(prefix), bs: bs, log: log, window: DefaultWindow}
+}
+
+// Stats describe one fetch.
+type Stats struct {
+	Blocks  int            `json:"blocks"`            // blocks in the DAG
+	Present int            `json:"present"`           // already here (a resumed fetch skips them)
+	Fetched int            `json:"fetched"`           // pulled from the network
+	Bytes   int64          `json:"bytes"`             // bytes pulled
+	Sources map[string]int `json:"sources"`           // blocks per source
+	Dropped []string       `json:"dropped,omitempty"` // sources dropped, with the reason
+}
+
+// Fetch pulls every block of the DAG at root that is not already here, from
+// all sources at once. A source that sends a block not matching its CID is
+// dropped and the block fetched elsewhere; blocks already present are not
+// fetched again, so an interrupted fetch resumes where it stopped.
+func (f *Fetcher) Fetch(ctx context.Context, root cid.Cid, sources []peer.ID, progress func(Stats)) (Stats, error) {
+	s := newSched(f.bs, f.window, progress)
+	sources = dedupe(sources, f.host.ID())
+	for _, p := range sources {
+		s.live[p] = true
+	}
+	if err := s.add(root); err != nil {
+		return s.snapshot(), err
+	}
+	if s.finished() {
+		return s.snapshot(), nil
+	}
+	if len(sources) == 0 {
+		return s.snapshot(), fmt.Errorf("fetch %s: no source to fetch from (no host or provider found)", root)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, p := range sources {
+		wg.Add(1)
+		go func() { defer wg.Done(); f.runSource(ctx, p, s) }()
+	}
+	err := s.wait(ctx)
+	cancel()
+	s.stop()
+	wg.Wait()
+	return s.snapshot(), err
+}
+
+func dedupe(ps []peer.ID, self peer.ID) []peer.ID {
+	seen := map[peer.ID]bool{self: true}
+	var out []peer.ID
+	for _, p := range ps {
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// runSource keeps up to window requests in flight to one source: a writer
+// takes wanted blocks and sends requests, a reader checks the answers.
+func (f *Fetcher) runSource(ctx context.Context, p peer.ID, s *sched) {
+	st, err := f.host.NewStream(ctx, p, f.proto)
+	if err != nil {
+		s.drop(p, fmt.Sprintf("open stream: %v", err), nil)
+		return
+	}
+	defer st.Reset()
+	// A source that hangs must not keep the fetch waiting once it is over.
+	stopReset := context.AfterFunc(ctx, func() { st.Reset() })
+	defer stopReset()
+	inflight := make(chan cid.Cid, f.window)
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		f.readAnswers(st, p, s, inflight)
+	}()
+	w := bufio.NewWriter(st)
+	for {
+		c, ok := s.take(p)
+		if !ok {
+			break
+		}
+		if err := writeRequest(w, request{cid: c}); err == nil {
+			err = w.Flush()
+		}
+		if err != nil {
+			s.drop(p, fmt.Sprintf("send request: %v", err), []cid.Cid{c})
+			break
+		}
+		select {
+		case inflight <- c:
+		case <-readerDone:
+			s.requeue(c, p)
+		}
+	}
+	close(inflight)
+	<-readerDone
+}
+
+func (f *Fetcher) readAnswers(st network.Stream, p peer.ID, s *sched, inflight chan cid.Cid) {
+	r := bufio.NewReaderSize(st, 1<<20)
+	var buf []byte
+	// fail drops the source, then hands back what it still owed: the writer
+	// stops taking work once the source is dropped and closes inflight.
+	fail := func(c cid.Cid, reason string) {
+		s.drop(p, reason, []cid.Cid{c})
+		for more := range inflight {
+			s.requeue(more, p)
+		}
+	}
+	for c := range inflight {
+		st.SetReadDeadline(time.Now().Add(responseTimeout))
+		status, data, err := readResponse(r, buf)
+		if err != nil {
+			fail(c, fmt.Sprintf("read answer: %v", err))
+			return
+		}
+		buf = data[:0]
+		switch status {
+		case statusHave:
+			if err := content.VerifyBlock(c, data); err != nil {
+				fail(c, fmt.Sprintf("sent a bad block for %s: %v", c, err))
+				return
+			}
+			if err := s.complete(c, data, p); err != nil {
+				s.abort(err)
+				fail(c, err.Error())
+				return
+			}
+		case statusDontHave:
+			s.lacks(c, p)
+		default:
+			fail(c, fmt.Sprintf("refused: %s", truncate(data)))
+			return
+		}
+	}
+}
+
+func truncate(b []byte) string {
+	if len(b) > 200 {
+		b = b[:200]
+	}
+	return string(b)
+}

@@ -1,0 +1,274 @@
+// Package hosting is what a node publishes and fetches: it imports a
+// directory, pins it, points a name's zone at it and announces it in the DHT;
+// and it fetches content by name or CID from the zone's hosts and the DHT's
+// providers at once, keeping what it fetched so it serves it too.
+package hosting
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/avnode/avnode/core/content"
+	"github.com/avnode/avnode/core/exchange"
+	"github.com/avnode/avnode/core/naming"
+)
+
+const (
+	providerWait    = 5 * time.Second
+	maxProviders    = 20
+	provideTimeout  = time.Minute
+	cachePinReason  = "published "
+	importPinReason = "imported"
+)
+
+// Service publishes and fetches content for one node.
+type Service struct {
+	host    host.Host
+	dht     *dht.IpfsDHT
+	names   *naming.Service
+	Blocks  *content.Blockstore
+	Pins    *content.Pins
+	fetcher *exchange.Fetcher
+	server  *exchange.Server
+	cacheMB int
+	log     *slog.Logger
+}
+
+// Options are what New needs.
+type Options struct {
+	Host       host.Host
+	DHT        *dht.IpfsDHT
+	Names      *naming.Service
+	Blocks     *content.Blockstore
+	Pins       *content.Pins
+	DHTPrefix  string
+	CacheMaxMB int // unpinned blocks are collected before a fetch when the store is over this
+	Logger     *slog.Logger
+}
+
+// New starts serving blocks to peers.
+func New(opts Options) *Service {
+	return &Service{
+		host: opts.Host, dht: opts.DHT, names: opts.Names, Blocks: opts.Blocks, Pins: opts.Pins,
+		fetcher: exchange.NewFetcher(opts.Host, opts.DHTPrefix, opts.Blocks, opts.Logger),
+		server:  exchange.NewServer(opts.Host, opts.DHTPrefix, opts.Blocks, opts.Logger),
+		cacheMB: opts.CacheMaxMB, log: opts.Logger,
+	}
+}
+
+// Close stops serving blocks.
+func (s *Service) Close() { s.server.Close() }
+
+// PublishResult is what `avnode publish` reports.
+type PublishResult struct {
+	Root      string `json:"root"`
+	Name      string `json:"name,omitempty"`
+	Seq       uint64 `json:"seq,omitempty"`
+	Files     int    `json:"files"`
+	Dirs      int    `json:"dirs"`
+	Blocks    int    `json:"blocks"`
+	NewBlocks int    `json:"new_blocks"`
+	Bytes     int64  `json:"bytes"`
+	Provided  bool   `json:"provided"`
+}
+
+// Publish imports dir, pins it and, with a name, sets the zone's ROOT to it,
+// adds this node as a HOST, and announces the root in the DHT.
+func (s *Service) Publish(ctx context.Context, dir, name string) (*PublishResult, error) {
+	imp, err := content.Import(ctx, dir, s.Blocks, nil)
+	if err != nil {
+		return nil, err
+	}
+	res := &PublishResult{Root: imp.Root.String(), Files: imp.Files, Dirs: imp.Dirs, Blocks: imp.Blocks,
+		NewBlocks: imp.NewBlocks, Bytes: imp.Bytes}
+	reason := importPinReason
+	if name != "" {
+		reason = cachePinReason + name
+	}
+	if err := s.Pins.Add(ctx, imp.Root, reason); err != nil {
+		return nil, fmt.Errorf("pin %s: %w", imp.Root, err)
+	}
+	if name == "" {
+		return res, nil
+	}
+	res.Name = name
+	if _, err := s.names.ChangeRecord(ctx, naming.RecordChange{Name: name, Type: "ROOT", Value: imp.Root.String()}); err != nil {
+		return nil, err
+	}
+	zone, err := s.names.ChangeRecord(ctx, naming.RecordChange{Name: name, Type: "HOST", Value: s.host.ID().String()})
+	if err != nil {
+		return nil, err
+	}
+	res.Seq = zone.Seq
+	res.Provided = s.provide(ctx, imp.Root)
+	return res, nil
+}
+
+func (s *Service) provide(ctx context.Context, root cid.Cid) bool {
+	ctx, cancel := context.WithTimeout(ctx, provideTimeout)
+	defer cancel()
+	if err := s.dht.Provide(ctx, root, true); err != nil {
+		s.log.Warn("announce content", "root", root, "err", err)
+		return false
+	}
+	return true
+}
+
+// Target is what `avnode get` was asked for: a name or a CID, and a path inside.
+type Target struct {
+	Name string
+	Root cid.Cid
+	Path string
+}
+
+// ParseTarget reads NAME[/PATH] or /cid/CID[/PATH].
+func ParseTarget(s string) (Target, error) {
+	if rest, ok := strings.CutPrefix(s, "/cid/"); ok {
+		cidText, path, _ := strings.Cut(rest, "/")
+		c, err := cid.Decode(cidText)
+		if err != nil {
+			return Target{}, fmt.Errorf("%q: %q is not a CID (%v)", s, cidText, err)
+		}
+		return Target{Root: c, Path: path}, nil
+	}
+	name, path, _ := strings.Cut(strings.TrimPrefix(s, "/name/"), "/")
+	if name == "" {
+		return Target{}, fmt.Errorf("%q: give NAME[/PATH] or /cid/CID[/PATH]", s)
+	}
+	return Target{Name: name, Path: path}, nil
+}
+
+// GetResult is what `avnode get --json` reports.
+type GetResult struct {
+	Target  string          `json:"target"`
+	Root    string          `json:"root"`
+	CID     string          `json:"cid"`
+	Kind    string          `json:"kind"`
+	Size    int64           `json:"size"`
+	Output  string          `json:"output,omitempty"`
+	Entries []content.Entry `json:"entries,omitempty"`
+	Stats   exchange.Stats  `json:"stats"`
+}
+
+// Fetch brings the content of target into the block store and returns what
+// it is; Export or WriteFile then write it out.
+func (s *Service) Fetch(ctx context.Context, targetText string) (*GetResult, error) {
+	t, err := ParseTarget(targetText)
+	if err != nil {
+		return nil, err
+	}
+	sources, err := s.resolveTarget(ctx, &t)
+	if err != nil {
+		return nil, err
+	}
+	s.trimCache(ctx)
+	stats, err := s.fetcher.Fetch(ctx, t.Root, sources, nil)
+	res := &GetResult{Target: targetText, Root: t.Root.String(), Stats: stats}
+	if err != nil {
+		return res, fmt.Errorf("get %s: %w", targetText, err)
+	}
+	go s.provide(context.Background(), t.Root) // we hold it now: serve it to others
+	c, err := content.ResolvePath(t.Root, t.Path, s.Blocks)
+	if err != nil {
+		return res, fmt.Errorf("get %s: %w", targetText, err)
+	}
+	res.CID = c.String()
+	if res.Kind, res.Size, err = content.Stat(c, s.Blocks); err != nil {
+		return res, err
+	}
+	if res.Kind == "dir" {
+		if res.Entries, err = content.List(c, s.Blocks); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// resolveTarget fills in the root from the name and gathers sources: the
+// zone's hosts and the DHT's providers of the root.
+func (s *Service) resolveTarget(ctx context.Context, t *Target) ([]peer.ID, error) {
+	var sources []peer.ID
+	if t.Name != "" {
+		res, err := s.names.Resolve(ctx, t.Name)
+		if err != nil {
+			return nil, err
+		}
+		if res.Root == "" {
+			return nil, fmt.Errorf("get %s: the name has no content yet (no ROOT record); its owner publishes with `avnode publish DIR --name %s`", t.Name, t.Name)
+		}
+		if t.Root, err = cid.Decode(res.Root); err != nil {
+			return nil, fmt.Errorf("get %s: ROOT %q is not a CID: %w", t.Name, res.Root, err)
+		}
+		for _, h := range res.Hosts {
+			if id, err := peer.Decode(h.PeerID); err == nil {
+				s.rememberAddrs(id, h.Addrs)
+				sources = append(sources, id)
+			}
+		}
+	}
+	if have, _ := s.Blocks.Has(t.Root); have && len(sources) > 0 {
+		return sources, nil // the providers are only needed if blocks are missing; the fetch tells
+	}
+	return append(sources, s.findProviders(ctx, t.Root)...), nil
+}
+
+func (s *Service) rememberAddrs(id peer.ID, addrs []string) {
+	for _, a := range addrs {
+		if m, err := ma.NewMultiaddr(a); err == nil {
+			s.host.Peerstore().AddAddr(id, m, peerstore.TempAddrTTL)
+		}
+	}
+}
+
+func (s *Service) findProviders(ctx context.Context, root cid.Cid) []peer.ID {
+	ctx, cancel := context.WithTimeout(ctx, providerWait)
+	defer cancel()
+	var out []peer.ID
+	for info := range s.dht.FindProvidersAsync(ctx, root, maxProviders) {
+		if info.ID == s.host.ID() {
+			continue
+		}
+		s.host.Peerstore().AddAddrs(info.ID, info.Addrs, peerstore.TempAddrTTL)
+		out = append(out, info.ID)
+	}
+	return out
+}
+
+// trimCache collects unpinned blocks when the store is over its bound, so
+// fetched content is kept (and served) until space is needed.
+func (s *Service) trimCache(ctx context.Context) {
+	if s.cacheMB <= 0 {
+		return
+	}
+	_, used, err := s.Blocks.Usage()
+	if err != nil || used <= int64(s.cacheMB)<<20 {
+		return
+	}
+	res, err := content.GC(ctx, s.Blocks, s.Pins)
+	s.log.Info("block cache over its bound: collected unpinned blocks", "freed", res.Freed, "err", err)
+}
+
+// Export writes fetched content to path.
+func (s *Service) Export(ctx context.Context, c cid.Cid, path string) error {
+	return content.Export(ctx, c, path, s.Blocks)
+}
+
+// WriteFile streams a fetched file.
+func (s *Service) WriteFile(ctx context.Context, c cid.Cid, w io.Writer) (int64, error) {
+	return content.WriteFile(ctx, c, w, s.Blocks)
+}
+
+// ErrIsDir means a file was asked for and a directory found.
+var ErrIsDir = errors.New("is a directory")
