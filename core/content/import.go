@@ -65,6 +65,11 @@ func Import(ctx context.Context, path string, bs *Blockstore, progress func(done
 	}
 	im.res.NewBlocks += int(im.chunks.added.Load())
 	im.res.Root, im.res.Files, im.res.Dirs, im.res.Bytes = r.c, r.files, r.dirs, r.size
+	if im.res.NewBlocks > 0 {
+		if err := bs.Sync(); err != nil {
+			return ImportResult{}, fmt.Errorf("import %s: %w", path, err)
+		}
+	}
 	return im.res, nil
 }
 

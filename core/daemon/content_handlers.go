@@ -86,7 +86,7 @@ func (d *Daemon) handleGC(ctx context.Context, _ api.Request) (any, error) {
 
 func contentError(err error) error {
 	switch {
-	case errors.Is(err, content.ErrNotFound), errors.Is(err, os.ErrNotExist):
+	case errors.Is(err, content.ErrNotFound), errors.Is(err, content.ErrNoEntry), errors.Is(err, os.ErrNotExist):
 		return api.NotFound("%v", err)
 	}
 	return nameError(err)

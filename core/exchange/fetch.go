@@ -20,6 +20,8 @@ import (
 const (
 	// DefaultWindow is how many block requests are in flight per source.
 	DefaultWindow = 16
+	// storeWriters write verified blocks to the store in parallel.
+	storeWriters = 2
 	// responseTimeout drops a source that stops answering.
 	responseTimeout = 30 * time.Second
 )
@@ -69,6 +71,14 @@ func (f *Fetcher) Fetch(ctx context.Context, root cid.Cid, sources []peer.ID, pr
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// Verified blocks are written by a small pool, so reading the network
+	// overlaps with writing the disk.
+	s.writes = make(chan verifiedBlock, f.window)
+	var writers sync.WaitGroup
+	for range storeWriters {
+		writers.Add(1)
+		go func() { defer writers.Done(); s.storeLoop() }()
+	}
 	var wg sync.WaitGroup
 	for _, p := range sources {
 		wg.Add(1)
@@ -78,6 +88,12 @@ func (f *Fetcher) Fetch(ctx context.Context, root cid.Cid, sources []peer.ID, pr
 	cancel()
 	s.stop()
 	wg.Wait()
+	close(s.writes)
+	writers.Wait()
+	// Flush what was fetched, once, also after a failure: it is kept for a resume.
+	if syncErr := f.bs.Sync(); err == nil && syncErr != nil {
+		err = syncErr
+	}
 	return s.snapshot(), err
 }
 
@@ -136,7 +152,6 @@ func (f *Fetcher) runSource(ctx context.Context, p peer.ID, s *sched) {
 
 func (f *Fetcher) readAnswers(st network.Stream, p peer.ID, s *sched, inflight chan cid.Cid) {
 	r := bufio.NewReaderSize(st, 1<<20)
-	var buf []byte
 	// fail drops the source, then hands back what it still owed: the writer
 	// stops taking work once the source is dropped and closes inflight.
 	fail := func(c cid.Cid, reason string) {
@@ -147,23 +162,18 @@ func (f *Fetcher) readAnswers(st network.Stream, p peer.ID, s *sched, inflight c
 	}
 	for c := range inflight {
 		st.SetReadDeadline(time.Now().Add(responseTimeout))
-		status, data, err := readResponse(r, buf)
+		status, data, err := readResponse(r, nil) // a fresh buffer: the block goes on to a writer
 		if err != nil {
 			fail(c, fmt.Sprintf("read answer: %v", err))
 			return
 		}
-		buf = data[:0]
 		switch status {
 		case statusHave:
 			if err := content.VerifyBlock(c, data); err != nil {
 				fail(c, fmt.Sprintf("sent a bad block for %s: %v", c, err))
 				return
 			}
-			if err := s.complete(c, data, p); err != nil {
-				s.abort(err)
-				fail(c, err.Error())
-				return
-			}
+			s.writes <- verifiedBlock{c: c, data: data, from: p}
 		case statusDontHave:
 			s.lacks(c, p)
 		default:

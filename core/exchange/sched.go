@@ -38,6 +38,27 @@ type sched struct {
 	err       error
 	stopped   bool
 	stats     Stats
+	writes    chan verifiedBlock // to the store writers
+}
+
+// verifiedBlock is a block that matched its CID, on its way to the store.
+type verifiedBlock struct {
+	c    cid.Cid
+	data []byte
+	from peer.ID
+}
+
+// storeLoop writes verified blocks until the fetch is over. A failed write
+// (a full disk) ends the fetch with that error; the block stays wanted.
+func (s *sched) storeLoop() {
+	for b := range s.writes {
+		if err := s.complete(b.c, b.data, b.from); err != nil {
+			s.abort(err)
+			s.mu.Lock()
+			s.giveBack(b.c, b.from)
+			s.mu.Unlock()
+		}
+	}
 }
 
 func newSched(bs *content.Blockstore, window int, progress func(Stats)) *sched {
@@ -327,13 +348,15 @@ func (s *sched) wait(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for {
+		// An interruption is reported as such, even though cancelling also
+		// breaks the streams and so makes sources look failed.
 		switch {
+		case ctx.Err() != nil:
+			return fmt.Errorf("fetch interrupted after %d of %d blocks (run it again to resume): %w", s.stats.Present+s.stats.Fetched, s.stats.Blocks, ctx.Err())
 		case s.err != nil:
 			return s.err
 		case s.finishedLocked():
 			return nil
-		case ctx.Err() != nil:
-			return fmt.Errorf("fetch interrupted after %d of %d blocks (run it again to resume): %w", s.stats.Present+s.stats.Fetched, s.stats.Blocks, ctx.Err())
 		}
 		s.cond.Wait()
 	}
