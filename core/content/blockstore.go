@@ -32,6 +32,40 @@ type Blockstore struct {
 	// gcMu keeps GC from deleting the blocks of an import that is still running
 	// (they are not pinned until it returns): Put and Import hold it shared.
 	gcMu sync.RWMutex
+	// checked holds blocks hashed since this process wrote or read them, so
+	// serving a block again does not hash it again.
+	checked checkedSet
+}
+
+// checkedSet is a bounded set of CIDs; when full it starts over, which only
+// costs some re-hashing.
+type checkedSet struct {
+	mu  sync.Mutex
+	set map[cid.Cid]struct{}
+}
+
+const maxChecked = 1 << 16
+
+func (s *checkedSet) add(c cid.Cid) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.set == nil || len(s.set) >= maxChecked {
+		s.set = make(map[cid.Cid]struct{})
+	}
+	s.set[c] = struct{}{}
+}
+
+func (s *checkedSet) has(c cid.Cid) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.set[c]
+	return ok
+}
+
+func (s *checkedSet) remove(c cid.Cid) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.set, c)
 }
 
 // tempFile is what put writes through; a variable so tests can make writes fail
@@ -118,9 +152,12 @@ func (b *Blockstore) Get(c cid.Cid) ([]byte, error) {
 	if _, err := io.ReadFull(f, data); err != nil {
 		return nil, fmt.Errorf("block store: read %s: %w", c, err)
 	}
-	if err := VerifyBlock(c, data); err != nil {
-		os.Remove(p) // damaged on disk (a crash before Sync, or outside meddling): fetch it again
-		return nil, fmt.Errorf("block %s was damaged on disk and has been removed (%v): %w", c, err, ErrNotFound)
+	if !b.checked.has(c) {
+		if err := VerifyBlock(c, data); err != nil {
+			os.Remove(p) // damaged on disk (a crash before Sync, or outside meddling): fetch it again
+			return nil, fmt.Errorf("block %s was damaged on disk and has been removed (%v): %w", c, err, ErrNotFound)
+		}
+		b.checked.add(c)
 	}
 	return data, nil
 }
@@ -205,6 +242,7 @@ func (b *Blockstore) put(c cid.Cid, data []byte) (added bool, err error) {
 		os.Remove(tmp)
 		return fail(werr)
 	}
+	b.checked.add(c)
 	return true, nil
 }
 
@@ -214,6 +252,7 @@ func (b *Blockstore) Delete(c cid.Cid) error {
 	if err != nil {
 		return nil
 	}
+	b.checked.remove(c)
 	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("block store: delete %s: %w", c, err)
 	}

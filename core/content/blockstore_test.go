@@ -224,3 +224,35 @@ func TestImportDiskFull(t *testing.T) {
 		t.Fatalf("temp files left: %v", list)
 	}
 }
+
+// A block damaged on disk (say by a crash before Sync) is found when read
+// after a restart, removed, and reported as missing so it is fetched again.
+func TestDamagedBlockIsRemovedOnRead(t *testing.T) {
+	dir := t.TempDir()
+	bs, err := OpenBlockstore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := []byte("a block that will be damaged")
+	c := sumCID(codecRaw, data)
+	if err := bs.Put(c, data); err != nil {
+		t.Fatal(err)
+	}
+	p, err := bs.path(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte("a block that will be dAmaged"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	reopened, err := OpenBlockstore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reopened.Get(c); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("damaged block: got %v, want ErrNotFound", err)
+	}
+	if has, _ := reopened.Has(c); has {
+		t.Fatal("damaged block still in the store")
+	}
+}

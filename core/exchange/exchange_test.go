@@ -262,3 +262,52 @@ func TestSilentSourceIsWorkedAround(t *testing.T) {
 		t.Fatalf("bad result: %+v", stats)
 	}
 }
+
+// The server answers ranges, says "don't have" at once for unknown blocks,
+// refuses ranges past the end, and refuses streams beyond its per-peer bound.
+func TestServerAnswers(t *testing.T) {
+	origin := newStore(t)
+	root, _ := publishRandom(t, origin, 1000)
+	srv := newServer(t, origin)
+	client := newHost(t)
+	connect(t, client, srv.h)
+	open := func() (network.Stream, *bufio.Reader) {
+		st, err := client.NewStream(context.Background(), srv.h.ID(), ProtocolID(prefix))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Reset() })
+		return st, bufio.NewReader(st)
+	}
+	st, r := open()
+	block, _ := origin.Get(root)
+	unknown, _ := cid.Prefix{Version: 1, Codec: cid.Raw, MhType: 0x12, MhLength: -1}.Sum([]byte("nobody has this"))
+	asks := []struct {
+		req    request
+		status byte
+		want   []byte
+	}{
+		{request{cid: root, offset: 2, length: 5}, statusHave, block[2:7]},
+		{request{cid: unknown}, statusDontHave, nil},
+		{request{cid: root, offset: uint64(len(block)) + 1}, statusRefused, nil},
+		{request{cid: root}, statusHave, block},
+	}
+	for _, a := range asks {
+		writeRequest(st, a.req)
+		status, data, err := readResponse(r, nil)
+		if err != nil || status != a.status || (a.want != nil && !bytes.Equal(data, a.want)) {
+			t.Fatalf("%+v: status %d, %d bytes, %v", a.req, status, len(data), err)
+		}
+	}
+	// MaxStreamsPerPeer are held open; one more is refused, not left hanging.
+	for i := 1; i < MaxStreamsPerPeer; i++ {
+		s, rr := open()
+		writeRequest(s, request{cid: root})
+		readResponse(rr, nil)
+	}
+	extra, rr := open()
+	writeRequest(extra, request{cid: root})
+	if status, msg, err := readResponse(rr, nil); err != nil || status != statusRefused || !strings.Contains(string(msg), "busy") {
+		t.Fatalf("stream over the bound: %d %q %v", status, msg, err)
+	}
+}
