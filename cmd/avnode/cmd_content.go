@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"os"
@@ -23,12 +25,13 @@ func newPublishCmd(g *globals) *cobra.Command {
 		Use:   "publish DIR",
 		Short: "Import a directory (or file) as signed, content-addressed blocks; with --name, point a name at it",
 		Long: `publish imports DIR into 1 MiB content-addressed blocks in the node's block
-store and pins it. With --name, it sets the name's ROOT record to the root
-CID, adds this node as a HOST, and announces the content in the DHT, so any
-node can 'avnode get NAME'. Publishing an unchanged directory again stores no
-new blocks. A symlink that leads out of DIR is refused.`,
+store, pins it and announces it in the DHT, so 'avnode get /cid/<root>' works
+from any node. With --name, it also sets the name's ROOT record to the root
+CID and adds this node as a HOST, so any node can 'avnode get NAME'.
+Publishing an unchanged directory again stores no new blocks. A symlink that
+leads out of DIR is refused. On a terminal, progress shows on stderr.`,
 		Example: `  avnode publish ./site --name coolblog.code
-  avnode publish ./photos            # just import and print the root CID`,
+  avnode publish ./photos            # import, announce and print the root CID`,
 		Args: exactArgs(1, "DIR"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir, err := filepath.Abs(args[0])
@@ -38,11 +41,8 @@ new blocks. A symlink that leads out of DIR is refused.`,
 			if _, err := os.Stat(dir); err != nil {
 				return err
 			}
-			if !g.json {
-				fmt.Fprintf(os.Stderr, "importing %s ...\n", dir)
-			}
 			var res hosting.PublishResult
-			if err := g.call(cmd.Context(), "POST", "/v1/publish", url.Values{"path": {dir}, "name": {name}}, &res); err != nil {
+			if err := g.callWithProgress(cmd.Context(), "/v1/publish", url.Values{"path": {dir}, "name": {name}}, &res); err != nil {
 				return err
 			}
 			if g.json {
@@ -50,7 +50,10 @@ new blocks. A symlink that leads out of DIR is refused.`,
 			}
 			fmt.Printf("%s\n%d files, %d dirs, %d blocks (%d new), %s\n", res.Root, res.Files, res.Dirs, res.Blocks, res.NewBlocks, humanBytes(res.Bytes))
 			if res.Name != "" {
-				fmt.Printf("%s now points at it (zone sequence %d, announced: %v)\n", res.Name, res.Seq, res.Provided)
+				fmt.Printf("%s now points at it (zone sequence %d)\n", res.Name, res.Seq)
+			}
+			if !res.Provided {
+				fmt.Fprintln(os.Stderr, "warning: the content could not be announced in the DHT yet (no peers?); it is stored and pinned")
 			}
 			return nil
 		},
@@ -91,7 +94,7 @@ A file goes to stdout, or to -o FILE. A directory is written to -o DIR
 				q.Set("out", abs)
 			}
 			var res hosting.GetResult
-			if err := g.call(cmd.Context(), "POST", "/v1/get", q, &res); err != nil {
+			if err := g.callWithProgress(cmd.Context(), "/v1/get", q, &res); err != nil {
 				return err
 			}
 			if g.json {
@@ -109,7 +112,7 @@ A file goes to stdout, or to -o FILE. A directory is written to -o DIR
 			default:
 				dest, _ := filepath.Abs(defaultOutput(target, res.Root))
 				q.Set("out", dest)
-				if err := g.call(cmd.Context(), "POST", "/v1/get", q, &res); err != nil {
+				if err := g.callWithProgress(cmd.Context(), "/v1/get", q, &res); err != nil {
 					return err
 				}
 				fmt.Fprintf(os.Stderr, "wrote %s (%d entries, %s)\n", dest, len(res.Entries), humanBytes(res.Size))
@@ -119,6 +122,33 @@ A file goes to stdout, or to -o FILE. A directory is written to -o DIR
 	}
 	cmd.Flags().StringVarP(&out, "output", "o", "", "write to this file or directory")
 	return cmd
+}
+
+// callWithProgress makes a streamed call and, on a terminal, draws its
+// progress on one line of stderr.
+func (g *globals) callWithProgress(ctx context.Context, path string, q url.Values, out any) error {
+	client := api.NewClient(g.repo, repo.SocketFile)
+	draw := func(json.RawMessage) {}
+	if isTerminal(os.Stderr) && !g.json {
+		draw = func(raw json.RawMessage) {
+			var p hosting.Progress
+			if json.Unmarshal(raw, &p) != nil {
+				return
+			}
+			if p.Of > 0 {
+				fmt.Fprintf(os.Stderr, "\r%s: %d/%d blocks, %s   ", p.Phase, p.Blocks, p.Of, humanBytes(p.Bytes))
+			} else {
+				fmt.Fprintf(os.Stderr, "\r%s: %s   ", p.Phase, humanBytes(p.Bytes))
+			}
+		}
+		defer fmt.Fprint(os.Stderr, "\r\033[K")
+	}
+	return client.CallStream(ctx, "POST", path, q, draw, out)
+}
+
+func isTerminal(f *os.File) bool {
+	info, err := f.Stat()
+	return err == nil && info.Mode()&os.ModeCharDevice != 0
 }
 
 // defaultOutput is ./<last element of the target>, like `ipfs get`.

@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -75,6 +76,47 @@ func (s *Server) Handle(pattern string, h Handler) {
 			return
 		}
 		json.NewEncoder(w).Encode(v)
+	})
+}
+
+// StreamHandler answers one call and may report progress on the way.
+type StreamHandler func(ctx context.Context, req Request, progress func(any)) (any, error)
+
+// streamLine is one line of a streamed answer: progress, then a result or an error.
+type streamLine struct {
+	Progress any    `json:"progress,omitempty"`
+	Result   any    `json:"result,omitempty"`
+	Error    *Error `json:"error,omitempty"`
+}
+
+// HandleStream registers a call whose answer is newline-delimited JSON:
+// progress lines while it works, then one result or error line. The HTTP
+// status is 200 once streaming starts; errors travel in the last line.
+func (s *Server) HandleStream(pattern string, h StreamHandler) {
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		enc := json.NewEncoder(w)
+		flusher, _ := w.(http.Flusher)
+		var mu sync.Mutex
+		send := func(line streamLine) {
+			mu.Lock()
+			defer mu.Unlock()
+			enc.Encode(line)
+			if flusher != nil {
+				flusher.Flush()
+			}
+		}
+		body := http.MaxBytesReader(w, r.Body, maxBody)
+		v, err := h(r.Context(), Request{Query: r.URL.Query().Get, Body: body}, func(p any) { send(streamLine{Progress: p}) })
+		if err != nil {
+			var apiErr *Error
+			if !errors.As(err, &apiErr) {
+				apiErr = &Error{Message: err.Error()}
+			}
+			send(streamLine{Error: apiErr})
+			return
+		}
+		send(streamLine{Result: v})
 	})
 }
 

@@ -103,6 +103,50 @@ func (c *Client) Stream(ctx context.Context, method, path string, query url.Valu
 	return n, err
 }
 
+// CallStream performs a streamed call (see Server.HandleStream): progress
+// lines go to onProgress, the result is decoded into out.
+func (c *Client) CallStream(ctx context.Context, method, path string, query url.Values, onProgress func(json.RawMessage), out any) error {
+	pr, pw := io.Pipe()
+	var callErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, callErr = c.Stream(ctx, method, path, query, pw)
+		pw.CloseWithError(callErr)
+	}()
+	dec := json.NewDecoder(pr)
+	for {
+		var line struct {
+			Progress json.RawMessage `json:"progress"`
+			Result   json.RawMessage `json:"result"`
+			Error    *Error          `json:"error"`
+		}
+		if err := dec.Decode(&line); err != nil {
+			pr.CloseWithError(err)
+			<-done
+			if callErr != nil {
+				return callErr
+			}
+			return fmt.Errorf("control API %s: the answer ended early: %w", path, err)
+		}
+		switch {
+		case line.Error != nil:
+			pr.Close()
+			<-done
+			return line.Error
+		case line.Result != nil:
+			pr.Close()
+			<-done
+			if out == nil {
+				return nil
+			}
+			return json.Unmarshal(line.Result, out)
+		case line.Progress != nil && onProgress != nil:
+			onProgress(line.Progress)
+		}
+	}
+}
+
 func isNoDaemon(err error) bool {
 	return errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT)
 }

@@ -12,11 +12,12 @@ import (
 
 	"github.com/avnode/avnode/core/api"
 	"github.com/avnode/avnode/core/content"
+	"github.com/avnode/avnode/core/hosting"
 )
 
 func (d *Daemon) registerContentHandlers(s *api.Server) {
-	s.Handle("POST /v1/publish", d.handlePublish)
-	s.Handle("POST /v1/get", d.handleGet)
+	s.HandleStream("POST /v1/publish", d.handlePublish)
+	s.HandleStream("POST /v1/get", d.handleGet)
 	s.HandleRaw("GET /v1/cat", d.handleCat)
 	s.Handle("POST /v1/repo/gc", d.handleGC)
 }
@@ -29,20 +30,24 @@ func absPath(what, p string) (string, error) {
 	return filepath.Clean(p), nil
 }
 
-func (d *Daemon) handlePublish(ctx context.Context, req api.Request) (any, error) {
+func reportTo(progress func(any)) func(hosting.Progress) {
+	return func(p hosting.Progress) { progress(p) }
+}
+
+func (d *Daemon) handlePublish(ctx context.Context, req api.Request, progress func(any)) (any, error) {
 	dir, err := absPath("publish", req.Query("path"))
 	if err != nil {
 		return nil, err
 	}
-	res, err := d.Hosting.Publish(ctx, dir, req.Query("name"))
+	res, err := d.Hosting.Publish(ctx, dir, req.Query("name"), reportTo(progress))
 	if err != nil {
 		return nil, nameError(err)
 	}
 	return res, nil
 }
 
-func (d *Daemon) handleGet(ctx context.Context, req api.Request) (any, error) {
-	res, err := d.Hosting.Fetch(ctx, req.Query("target"))
+func (d *Daemon) handleGet(ctx context.Context, req api.Request, progress func(any)) (any, error) {
+	res, err := d.Hosting.Fetch(ctx, req.Query("target"), reportTo(progress))
 	if err != nil {
 		return nil, contentError(err)
 	}
@@ -63,7 +68,7 @@ func (d *Daemon) handleGet(ctx context.Context, req api.Request) (any, error) {
 
 // handleCat fetches a file and streams its bytes.
 func (d *Daemon) handleCat(w http.ResponseWriter, r *http.Request) {
-	res, err := d.Hosting.Fetch(r.Context(), r.URL.Query().Get("target"))
+	res, err := d.Hosting.Fetch(r.Context(), r.URL.Query().Get("target"), nil)
 	if err != nil {
 		api.WriteError(w, contentError(err))
 		return

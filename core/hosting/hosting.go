@@ -71,6 +71,28 @@ func New(opts Options) *Service {
 // Close stops serving blocks.
 func (s *Service) Close() { s.server.Close() }
 
+// Progress is what a long publish or get reports while it works.
+type Progress struct {
+	Phase  string `json:"phase"` // "import" or "fetch"
+	Bytes  int64  `json:"bytes"`
+	Blocks int    `json:"blocks,omitempty"` // fetched or present so far
+	Of     int    `json:"of,omitempty"`     // blocks known so far in the DAG
+}
+
+// throttled calls report at most five times a second.
+func throttled(report func(Progress)) func(Progress) {
+	if report == nil {
+		return func(Progress) {}
+	}
+	var last time.Time
+	return func(p Progress) {
+		if time.Since(last) >= 200*time.Millisecond {
+			last = time.Now()
+			report(p)
+		}
+	}
+}
+
 // PublishResult is what `avnode publish` reports.
 type PublishResult struct {
 	Root      string `json:"root"`
@@ -84,10 +106,11 @@ type PublishResult struct {
 	Provided  bool   `json:"provided"`
 }
 
-// Publish imports dir, pins it and, with a name, sets the zone's ROOT to it,
-// adds this node as a HOST, and announces the root in the DHT.
-func (s *Service) Publish(ctx context.Context, dir, name string) (*PublishResult, error) {
-	imp, err := content.Import(ctx, dir, s.Blocks, nil)
+// Publish imports dir, pins it, announces the root in the DHT and, with a
+// name, sets the zone's ROOT to it and adds this node as a HOST.
+func (s *Service) Publish(ctx context.Context, dir, name string, report func(Progress)) (*PublishResult, error) {
+	progress := throttled(report)
+	imp, err := content.Import(ctx, dir, s.Blocks, func(done int64) { progress(Progress{Phase: "import", Bytes: done}) })
 	if err != nil {
 		return nil, err
 	}
@@ -101,6 +124,9 @@ func (s *Service) Publish(ctx context.Context, dir, name string) (*PublishResult
 		return nil, fmt.Errorf("pin %s: %w", imp.Root, err)
 	}
 	if name == "" {
+		// No name to point, but the content is still announced, so that
+		// `avnode get /cid/<root>` works from any node.
+		res.Provided = s.provide(ctx, imp.Root)
 		return res, nil
 	}
 	res.Name = name
@@ -164,7 +190,8 @@ type GetResult struct {
 
 // Fetch brings the content of target into the block store and returns what
 // it is; Export or WriteFile then write it out.
-func (s *Service) Fetch(ctx context.Context, targetText string) (*GetResult, error) {
+func (s *Service) Fetch(ctx context.Context, targetText string, report func(Progress)) (*GetResult, error) {
+	progress := throttled(report)
 	t, err := ParseTarget(targetText)
 	if err != nil {
 		return nil, err
@@ -174,7 +201,9 @@ func (s *Service) Fetch(ctx context.Context, targetText string) (*GetResult, err
 		return nil, err
 	}
 	s.trimCache(ctx)
-	stats, err := s.fetcher.Fetch(ctx, t.Root, sources, nil)
+	stats, err := s.fetcher.Fetch(ctx, t.Root, sources, func(st exchange.Stats) {
+		progress(Progress{Phase: "fetch", Bytes: st.Bytes, Blocks: st.Fetched + st.Present, Of: st.Blocks})
+	})
 	res := &GetResult{Target: targetText, Root: t.Root.String(), Stats: stats}
 	if err != nil {
 		return res, fmt.Errorf("get %s: %w", targetText, err)
