@@ -42,29 +42,11 @@ func NewClient(repoDir, socketFile string) *Client {
 // Call performs method on path with query parameters and an optional body,
 // and decodes the JSON answer into out (if out is not nil).
 func (c *Client) Call(ctx context.Context, method, path string, query url.Values, body io.Reader, out any) error {
-	u := "http://avnode" + path
-	if len(query) > 0 {
-		u += "?" + query.Encode()
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	resp, err := c.do(ctx, method, path, query, body)
 	if err != nil {
 		return err
 	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		if isNoDaemon(err) {
-			return fmt.Errorf("%w for repo %s; start it with `avnode run --repo %s`", ErrNoDaemon, c.repo, c.repo)
-		}
-		return fmt.Errorf("control API %s: %w", c.socket, err)
-	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		var apiErr Error
-		if json.NewDecoder(resp.Body).Decode(&apiErr) != nil || apiErr.Message == "" {
-			apiErr.Message = fmt.Sprintf("daemon answered %s", resp.Status)
-		}
-		return &apiErr
-	}
 	if out == nil {
 		return nil
 	}
@@ -73,34 +55,44 @@ func (c *Client) Call(ctx context.Context, method, path string, query url.Values
 
 // Stream performs a call whose answer is raw bytes, copied to out.
 func (c *Client) Stream(ctx context.Context, method, path string, query url.Values, out io.Writer) (int64, error) {
-	u := "http://avnode" + path
-	if len(query) > 0 {
-		u += "?" + query.Encode()
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u, nil)
+	resp, err := c.do(ctx, method, path, query, nil)
 	if err != nil {
 		return 0, err
 	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		if isNoDaemon(err) {
-			return 0, fmt.Errorf("%w for repo %s; start it with `avnode run --repo %s`", ErrNoDaemon, c.repo, c.repo)
-		}
-		return 0, fmt.Errorf("control API %s: %w", c.socket, err)
-	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		var apiErr Error
-		if json.NewDecoder(resp.Body).Decode(&apiErr) != nil || apiErr.Message == "" {
-			apiErr.Message = fmt.Sprintf("daemon answered %s", resp.Status)
-		}
-		return 0, &apiErr
-	}
 	n, err := io.Copy(out, resp.Body)
 	if err == nil && resp.Trailer.Get("X-Avnode-Error") != "" {
 		err = errors.New(resp.Trailer.Get("X-Avnode-Error"))
 	}
 	return n, err
+}
+
+// do sends one request and returns a 200 answer, or the daemon's error.
+func (c *Client) do(ctx context.Context, method, path string, query url.Values, body io.Reader) (*http.Response, error) {
+	u := "http://avnode" + path
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if isNoDaemon(err) {
+			return nil, fmt.Errorf("%w for repo %s; start it with `avnode run --repo %s`", ErrNoDaemon, c.repo, c.repo)
+		}
+		return nil, fmt.Errorf("control API %s: %w", c.socket, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		var apiErr Error
+		if json.NewDecoder(resp.Body).Decode(&apiErr) != nil || apiErr.Message == "" {
+			apiErr.Message = fmt.Sprintf("daemon answered %s", resp.Status)
+		}
+		return nil, &apiErr
+	}
+	return resp, nil
 }
 
 // CallStream performs a streamed call (see Server.HandleStream): progress
