@@ -37,9 +37,12 @@ fuzz:
 	done
 
 # Regenerates the committed protobuf code (needs protoc and protoc-gen-go v1.36.12:
-# apt-get install protobuf-compiler; go install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12).
+# apt-get install protobuf-compiler; go install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12;
+# and protoc-gen-go-grpc v1.6.2 for the plugin protocol).
 proto:
 	protoc --proto_path=. --go_out=. --go_opt=module=github.com/avnode/avnode core/names/pb/names.proto
+	cd sdk && protoc --proto_path=. --go_out=. --go_opt=module=github.com/avnode/avnode/sdk \
+	  --go-grpc_out=. --go-grpc_opt=module=github.com/avnode/avnode/sdk pluginpb/plugin.proto
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
