@@ -33,13 +33,14 @@ var Handshake = plugin.HandshakeConfig{
 // RolePlugin adapts a Role server (plugin side) and client (node side) to go-plugin.
 type RolePlugin struct {
 	plugin.NetRPCUnsupportedPlugin
-	// Server builds the plugin's Role server once go-plugin has a broker.
-	Server func(broker *plugin.GRPCBroker) pluginpb.RoleServer
+	// NewRoleServer builds the plugin's Role server once go-plugin has a
+	// broker. (Not named Server: that is a method of go-plugin's Plugin.)
+	NewRoleServer func(broker *plugin.GRPCBroker) pluginpb.RoleServer
 }
 
 // GRPCServer registers the plugin's Role service.
 func (p *RolePlugin) GRPCServer(broker *plugin.GRPCBroker, s *grpc.Server) error {
-	pluginpb.RegisterRoleServer(s, p.Server(broker))
+	pluginpb.RegisterRoleServer(s, p.NewRoleServer(broker))
 	return nil
 }
 

@@ -86,6 +86,7 @@ through a local control API that only you can use.`,
 		newIDCmd(g), newPeersCmd(g), newVersionCmd(g), newRoutingCmd(g),
 		newKeyCmd(g), newNameCmd(g), newRecordCmd(g), newResolveCmd(g),
 		newPublishCmd(g), newGetCmd(g), newRepoCmd(g),
+		newRolesCmd(g), newPluginsCmd(g),
 		newLocalnetCmd(g),
 	)
 	return root

@@ -59,7 +59,14 @@ type Config struct {
 	Content struct {
 		CacheMaxMB int `koanf:"cache_max_mb" json:"cache_max_mb"`
 	} `koanf:"content" json:"content"`
-	ConnMgr struct {
+	Plugins struct {
+		Dirs                 []string          `koanf:"dirs" json:"dirs"`
+		Checksums            map[string]string `koanf:"checksums" json:"checksums"`
+		MaxRestartsPerMinute int               `koanf:"max_restarts_per_minute" json:"max_restarts_per_minute"`
+		MaxStartFailures     int               `koanf:"max_start_failures" json:"max_start_failures"`
+	} `koanf:"plugins" json:"plugins"`
+	RoleConfig map[string]any `koanf:"role_config" json:"role_config"`
+	ConnMgr    struct {
 		Low   int      `koanf:"low" json:"low"`
 		High  int      `koanf:"high" json:"high"`
 		Grace Duration `koanf:"grace" json:"grace"`
@@ -167,11 +174,24 @@ func loadFile(k *koanf.Koanf, path string, known map[string]any) error {
 		return fmt.Errorf("config: %s is not valid YAML: %w", path, err)
 	}
 	for _, key := range fk.Keys() {
-		if _, ok := known[key]; !ok {
+		if _, ok := known[key]; !ok && !underOpenMap(key) {
 			return fmt.Errorf("config: unknown key %q in %s%s", key, path, suggest(key, known))
 		}
 	}
 	return k.Merge(fk)
+}
+
+// openMaps are config keys whose entries are the user's own: role names
+// under plugins.checksums, any role's settings under role_config.
+var openMaps = []string{"plugins.checksums.", "role_config."}
+
+func underOpenMap(key string) bool {
+	for _, prefix := range openMaps {
+		if strings.HasPrefix(key, prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // loadEnv applies AVNODE_<KEY> variables. Keys are matched exactly against
@@ -258,7 +278,7 @@ func editDistance(a, b string) int {
 // Validate checks every value and names the first bad key and why.
 func (c *Config) Validate() error {
 	checks := []func() error{
-		c.validateAddrs, c.validateDHT, c.validateNames, c.validateLimits, c.validateMetrics, c.validateLog, c.validateRoles,
+		c.validateAddrs, c.validateDHT, c.validateNames, c.validatePlugins, c.validateLimits, c.validateMetrics, c.validateLog, c.validateRoles,
 	}
 	for _, check := range checks {
 		if err := check(); err != nil {
@@ -337,6 +357,18 @@ func (c *Config) validateNames() error {
 	if n.RepublishInterval >= n.ZoneLifetime {
 		return fmt.Errorf("names.republish_interval (%s) must be shorter than names.zone_lifetime (%s), or zones expire before they are republished",
 			n.RepublishInterval.D(), n.ZoneLifetime.D())
+	}
+	return nil
+}
+
+func (c *Config) validatePlugins() error {
+	for role, sum := range c.Plugins.Checksums {
+		if len(sum) != 64 || strings.Trim(strings.ToLower(sum), "0123456789abcdef") != "" {
+			return fmt.Errorf("plugins.checksums.%s: %q is not a sha256 in hex (64 characters); get it with `sha256sum avnode-%s`", role, sum, role)
+		}
+	}
+	if c.Plugins.MaxRestartsPerMinute < 1 || c.Plugins.MaxStartFailures < 1 {
+		return fmt.Errorf("plugins: max_restarts_per_minute and max_start_failures must be at least 1")
 	}
 	return nil
 }

@@ -18,34 +18,37 @@ var flagAliases = map[string]string{
 
 // flagHelp describes each config key for --help.
 var flagHelp = map[string]string{
-	"listen":                   "multiaddrs to listen on, comma-separated",
-	"bootstrap":                "peers to join through, comma-separated multiaddrs ending in /p2p/<peer id>",
-	"roles":                    "roles to run, comma-separated (beacon, mirror, relay, receiver, satellite)",
-	"dht.mode":                 "DHT mode: server, client or auto",
-	"dht.protocol_prefix":      "DHT protocol prefix (the network's name)",
-	"dht.record_max_age":       "how long stored DHT records are kept",
-	"dht.refresh_interval":     "routing table refresh interval",
-	"names.claim_difficulty":   "proof of work of a name claim, in bits (network-wide)",
-	"names.claim_quorum":       "witnesses that certify a claim",
-	"names.zone_lifetime":      "how long a published zone stays valid",
-	"names.zone_ttl":           "how long resolvers may cache a zone",
-	"names.republish_interval": "how often the owner republishes its names",
-	"names.reput_interval":     "how often held records are re-put to the closest peers",
-	"names.resolve_timeout":    "when a resolve gives up",
-	"names.resolve_quorum":     "holders whose answers a resolve waits for",
-	"content.cache_max_mb":     "size of the block store above which unpinned blocks are collected",
-	"connmgr.low":              "connections kept when trimming",
-	"connmgr.high":             "connections that start a trim",
-	"connmgr.grace":            "age under which connections are never trimmed",
-	"resources.max_memory_mb":  "resource manager memory limit in MiB (0: scale to the machine)",
-	"resources.max_fds":        "resource manager file-descriptor limit (0: scale to the machine)",
-	"nat.autonat":              "run AutoNAT to learn reachability",
-	"nat.hole_punching":        "upgrade relayed connections by hole punching (DCUtR)",
-	"nat.relay_client":         "dial peers through circuit relays",
-	"nat.port_map":             "ask the router for a port mapping (UPnP/NAT-PMP)",
-	"metrics.listen":           "Prometheus metrics address (empty: off)",
-	"log.level":                "log level: debug, info, warn, error",
-	"log.format":               "log format: text or json",
+	"listen":                          "multiaddrs to listen on, comma-separated",
+	"bootstrap":                       "peers to join through, comma-separated multiaddrs ending in /p2p/<peer id>",
+	"roles":                           "roles to run, comma-separated (beacon, mirror, relay, receiver, satellite)",
+	"dht.mode":                        "DHT mode: server, client or auto",
+	"dht.protocol_prefix":             "DHT protocol prefix (the network's name)",
+	"dht.record_max_age":              "how long stored DHT records are kept",
+	"dht.refresh_interval":            "routing table refresh interval",
+	"names.claim_difficulty":          "proof of work of a name claim, in bits (network-wide)",
+	"names.claim_quorum":              "witnesses that certify a claim",
+	"names.zone_lifetime":             "how long a published zone stays valid",
+	"names.zone_ttl":                  "how long resolvers may cache a zone",
+	"names.republish_interval":        "how often the owner republishes its names",
+	"names.reput_interval":            "how often held records are re-put to the closest peers",
+	"names.resolve_timeout":           "when a resolve gives up",
+	"names.resolve_quorum":            "holders whose answers a resolve waits for",
+	"content.cache_max_mb":            "size of the block store above which unpinned blocks are collected",
+	"plugins.dirs":                    "folders searched for avnode-<role> plugin binaries",
+	"plugins.max_restarts_per_minute": "restarts of a crashed plugin allowed per minute",
+	"plugins.max_start_failures":      "crashes in a row before start that mark a plugin failed",
+	"connmgr.low":                     "connections kept when trimming",
+	"connmgr.high":                    "connections that start a trim",
+	"connmgr.grace":                   "age under which connections are never trimmed",
+	"resources.max_memory_mb":         "resource manager memory limit in MiB (0: scale to the machine)",
+	"resources.max_fds":               "resource manager file-descriptor limit (0: scale to the machine)",
+	"nat.autonat":                     "run AutoNAT to learn reachability",
+	"nat.hole_punching":               "upgrade relayed connections by hole punching (DCUtR)",
+	"nat.relay_client":                "dial peers through circuit relays",
+	"nat.port_map":                    "ask the router for a port mapping (UPnP/NAT-PMP)",
+	"metrics.listen":                  "Prometheus metrics address (empty: off)",
+	"log.level":                       "log level: debug, info, warn, error",
+	"log.format":                      "log format: text or json",
 }
 
 // RegisterFlags adds one flag per config key (its dotted name, e.g.
@@ -59,6 +62,9 @@ func RegisterFlags(fs *pflag.FlagSet) {
 	keys := k.Keys()
 	slices.Sort(keys)
 	for _, key := range keys {
+		if _, isMap := k.Get(key).(map[string]any); isMap {
+			continue // open maps (checksums, role_config) are set in the config file
+		}
 		addFlag(fs, key, k.Get(key), flagHelp[key])
 	}
 	for alias, key := range flagAliases {

@@ -6,6 +6,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -30,6 +32,7 @@ import (
 	"github.com/avnode/avnode/core/naming"
 	"github.com/avnode/avnode/core/node"
 	"github.com/avnode/avnode/core/repo"
+	"github.com/avnode/avnode/plugins"
 )
 
 // ShutdownTimeout bounds a graceful stop.
@@ -52,6 +55,7 @@ type Daemon struct {
 	Node    *node.Node
 	Names   *naming.Service
 	Hosting *hosting.Service
+	Plugins *plugins.Manager
 	Log     *slog.Logger
 	api     *api.Server
 	metrics *http.Server
@@ -142,7 +146,45 @@ func (d *Daemon) startNames(reg prometheus.Registerer) error {
 		return err
 	}
 	d.Names.Start()
-	return d.startHosting()
+	if err := d.startHosting(); err != nil {
+		return err
+	}
+	d.startPlugins(reg)
+	return nil
+}
+
+// startPlugins enables the configured roles; a role that is missing or
+// broken shows in `avnode roles` and never stops the node.
+func (d *Daemon) startPlugins(reg prometheus.Registerer) {
+	dirs := d.Config.Plugins.Dirs
+	if len(dirs) == 0 {
+		if exe, err := os.Executable(); err == nil {
+			dirs = append(dirs, filepath.Dir(exe))
+		}
+		dirs = append(dirs, d.Repo.Path("plugins"))
+	}
+	d.Plugins = plugins.NewManager(plugins.Options{
+		Dirs: dirs, Checksums: d.Config.Plugins.Checksums,
+		MaxRestartsPerMinute: d.Config.Plugins.MaxRestartsPerMinute, MaxStartFailures: d.Config.Plugins.MaxStartFailures,
+		Host:   plugins.NewHostAPI(d.Node, d.Names, d.Hosting, d.Log, reg),
+		Logger: d.Log,
+	})
+	for _, role := range d.Config.Roles {
+		d.Plugins.Enable(role, d.roleConfig(role))
+	}
+}
+
+// roleConfig is the role's section of role_config, as JSON.
+func (d *Daemon) roleConfig(role string) json.RawMessage {
+	section, ok := d.Config.RoleConfig[role]
+	if !ok {
+		return json.RawMessage("{}")
+	}
+	data, err := json.Marshal(section)
+	if err != nil {
+		return json.RawMessage("{}")
+	}
+	return data
 }
 
 func (d *Daemon) startHosting() error {
@@ -266,6 +308,9 @@ func (d *Daemon) shutdown() error {
 	var errs []error
 	if d.api != nil {
 		errs = append(errs, d.api.Shutdown(ctx))
+	}
+	if d.Plugins != nil {
+		d.Plugins.Close()
 	}
 	if d.Hosting != nil {
 		d.Hosting.Close()

@@ -58,6 +58,7 @@ func (d *Daemon) registerHandlers(s *api.Server) {
 	s.Handle("POST /v1/routing/put", d.handleRoutingPut)
 	d.registerNameHandlers(s)
 	d.registerContentHandlers(s)
+	d.registerPluginHandlers(s)
 }
 
 func (d *Daemon) handleID(context.Context, api.Request) (any, error) {

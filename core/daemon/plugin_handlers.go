@@ -1,0 +1,74 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"sort"
+
+	"github.com/avnode/avnode/core/api"
+	"github.com/avnode/avnode/plugins"
+)
+
+func (d *Daemon) registerPluginHandlers(s *api.Server) {
+	s.Handle("GET /v1/roles", d.handleRoles)
+	s.Handle("POST /v1/roles/enable", d.handleRoleEnable)
+	s.Handle("POST /v1/roles/disable", d.handleRoleDisable)
+	s.Handle("GET /v1/plugins", d.handlePlugins)
+	s.Handle("GET /v1/plugins/describe", d.handlePluginDescribe)
+}
+
+// handleRoles lists the enabled roles, plus installed ones that are not enabled.
+func (d *Daemon) handleRoles(context.Context, api.Request) (any, error) {
+	statuses := d.Plugins.Statuses()
+	seen := map[string]bool{}
+	for _, st := range statuses {
+		seen[st.Name] = true
+	}
+	for role, path := range d.Plugins.Installed() {
+		if !seen[role] {
+			statuses = append(statuses, plugins.Status{Name: role, State: "disabled", Path: path})
+		}
+	}
+	sort.Slice(statuses, func(i, j int) bool { return statuses[i].Name < statuses[j].Name })
+	return statuses, nil
+}
+
+func (d *Daemon) handleRoleEnable(_ context.Context, req api.Request) (any, error) {
+	role := req.Query("name")
+	if _, err := d.Plugins.Find(role); err != nil {
+		return nil, api.NotFound("%v", err)
+	}
+	d.Plugins.Enable(role, d.roleConfig(role))
+	return map[string]string{"role": role, "state": "starting"}, nil
+}
+
+func (d *Daemon) handleRoleDisable(_ context.Context, req api.Request) (any, error) {
+	role := req.Query("name")
+	if err := d.Plugins.Disable(role); err != nil {
+		return nil, api.BadRequest("%v", err)
+	}
+	return map[string]string{"role": role, "state": "stopped"}, nil
+}
+
+// PluginInfo is one line of `avnode plugins ls`.
+type PluginInfo struct {
+	Role string `json:"role"`
+	Path string `json:"path"`
+}
+
+func (d *Daemon) handlePlugins(context.Context, api.Request) (any, error) {
+	out := []PluginInfo{}
+	for role, path := range d.Plugins.Installed() {
+		out = append(out, PluginInfo{Role: role, Path: path})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Role < out[j].Role })
+	return out, nil
+}
+
+func (d *Daemon) handlePluginDescribe(ctx context.Context, req api.Request) (any, error) {
+	desc, err := d.Plugins.Describe(ctx, req.Query("name"))
+	if errors.Is(err, plugins.ErrNotInstalled) {
+		return nil, api.NotFound("%v", err)
+	}
+	return desc, err
+}

@@ -1,0 +1,322 @@
+package plugins
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/avnode/avnode/core/content"
+	"github.com/avnode/avnode/core/hosting"
+	"github.com/avnode/avnode/core/names"
+	"github.com/avnode/avnode/core/naming"
+	"github.com/avnode/avnode/core/node"
+	"github.com/avnode/avnode/sdk/pluginpb"
+)
+
+// HostAPI is the node's API as plugins see it. Each plugin gets a copy that
+// knows its role, for logs and metrics.
+type HostAPI struct {
+	pluginpb.UnimplementedHostServer
+	Node    *node.Node
+	Names   *naming.Service
+	Hosting *hosting.Service
+	Logger  *slog.Logger
+	metrics *pluginMetrics
+	role    string
+}
+
+// NewHostAPI builds the host API over the node's services.
+func NewHostAPI(n *node.Node, names *naming.Service, h *hosting.Service, log *slog.Logger, reg prometheus.Registerer) *HostAPI {
+	return &HostAPI{Node: n, Names: names, Hosting: h, Logger: log, metrics: newPluginMetrics(reg)}
+}
+
+func withRole(h pluginpb.HostServer, role string) pluginpb.HostServer {
+	api, ok := h.(*HostAPI)
+	if !ok {
+		return h
+	}
+	c := *api
+	c.role = role
+	c.Logger = api.Logger.With("role", role)
+	return &c
+}
+
+// grpcError keeps the kind of a node error across the wire.
+func grpcError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, naming.ErrNotFound), errors.Is(err, content.ErrNotFound), errors.Is(err, content.ErrNoEntry):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, names.ErrBadName), errors.Is(err, names.ErrBadRecord), errors.Is(err, names.ErrNameTaken):
+		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, err.Error())
+	}
+	return status.Error(codes.Unknown, err.Error())
+}
+
+func (h *HostAPI) Resolve(ctx context.Context, req *pluginpb.ResolveRequest) (*pluginpb.Resolution, error) {
+	res, err := h.Names.Resolve(ctx, req.GetName())
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	out := &pluginpb.Resolution{Name: res.Name, Key: res.Key, Seq: res.Seq, ExpiresUnix: res.Expires.Unix(), Root: res.Root}
+	for _, r := range res.Records {
+		out.Records = append(out.Records, &pluginpb.ZoneRecordEntry{Type: r.Type, Label: r.Label, Value: r.Value})
+	}
+	for _, host := range res.Hosts {
+		out.Hosts = append(out.Hosts, &pluginpb.HostInfo{PeerId: host.PeerID, Addrs: host.Addrs})
+	}
+	return out, nil
+}
+
+func (h *HostAPI) GetRecord(ctx context.Context, req *pluginpb.RecordKey) (*pluginpb.RecordValue, error) {
+	v, err := h.Node.DHT.GetValue(ctx, req.GetKey())
+	if err != nil {
+		return nil, status.Error(codes.NotFound, fmt.Sprintf("record %s: %v", req.GetKey(), err))
+	}
+	return &pluginpb.RecordValue{Key: req.GetKey(), Value: v}, nil
+}
+
+func (h *HostAPI) PutRecord(ctx context.Context, req *pluginpb.RecordValue) (*pluginpb.Empty, error) {
+	if err := h.Node.DHT.Validator.Validate(req.GetKey(), req.GetValue()); err != nil {
+		return nil, status.Error(codes.InvalidArgument, fmt.Sprintf("record %s refused: %v", req.GetKey(), err))
+	}
+	if err := h.Node.DHT.PutValue(ctx, req.GetKey(), req.GetValue()); err != nil {
+		return nil, grpcError(err)
+	}
+	return &pluginpb.Empty{}, nil
+}
+
+func (h *HostAPI) SetZoneRecord(ctx context.Context, req *pluginpb.ZoneChange) (*pluginpb.Zone, error) {
+	z, err := h.Names.ChangeRecord(ctx, naming.RecordChange{
+		Name: req.GetName(), Type: req.GetType(), Label: req.GetLabel(), Value: req.GetValue(), Remove: req.GetRemove(),
+	})
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	out := &pluginpb.Zone{Name: z.Name, Seq: z.Seq}
+	for _, r := range z.Records {
+		out.Records = append(out.Records, &pluginpb.ZoneRecordEntry{Type: r.Type, Label: r.Label, Value: r.Value})
+	}
+	return out, nil
+}
+
+func parseCID(s string) (cid.Cid, error) {
+	c, err := cid.Decode(s)
+	if err != nil {
+		return cid.Undef, status.Error(codes.InvalidArgument, fmt.Sprintf("%q is not a CID: %v", s, err))
+	}
+	return c, nil
+}
+
+func (h *HostAPI) Provide(ctx context.Context, req *pluginpb.ContentRef) (*pluginpb.Empty, error) {
+	c, err := parseCID(req.GetCid())
+	if err != nil {
+		return nil, err
+	}
+	if err := h.Node.DHT.Provide(ctx, c, true); err != nil {
+		return nil, grpcError(err)
+	}
+	return &pluginpb.Empty{}, nil
+}
+
+func (h *HostAPI) FindProviders(ctx context.Context, req *pluginpb.ContentRef) (*pluginpb.Peers, error) {
+	c, err := parseCID(req.GetCid())
+	if err != nil {
+		return nil, err
+	}
+	infos, err := h.Node.DHT.FindProviders(ctx, c)
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	out := &pluginpb.Peers{}
+	for _, info := range infos {
+		out.PeerIds = append(out.PeerIds, info.ID.String())
+	}
+	return out, nil
+}
+
+func (h *HostAPI) Fetch(ctx context.Context, req *pluginpb.FetchRequest) (*pluginpb.FetchResult, error) {
+	res, err := h.Hosting.Fetch(ctx, req.GetTarget(), nil)
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	return &pluginpb.FetchResult{Root: res.Root, Cid: res.CID, Kind: res.Kind, Size: res.Size, BlocksFetched: int32(res.Stats.Fetched)}, nil
+}
+
+func (h *HostAPI) Pin(ctx context.Context, req *pluginpb.PinRequest) (*pluginpb.Empty, error) {
+	c, err := parseCID(req.GetCid())
+	if err != nil {
+		return nil, err
+	}
+	reason := req.GetReason()
+	if reason == "" {
+		reason = "role " + h.role
+	}
+	if err := h.Hosting.Pins.Add(ctx, c, reason); err != nil {
+		return nil, grpcError(err)
+	}
+	return &pluginpb.Empty{}, nil
+}
+
+func (h *HostAPI) Unpin(ctx context.Context, req *pluginpb.ContentRef) (*pluginpb.Empty, error) {
+	c, err := parseCID(req.GetCid())
+	if err != nil {
+		return nil, err
+	}
+	if err := h.Hosting.Pins.Remove(ctx, c); err != nil {
+		return nil, grpcError(err)
+	}
+	return &pluginpb.Empty{}, nil
+}
+
+// Subscribe streams node events: peer.connected and peer.disconnected.
+func (h *HostAPI) Subscribe(req *pluginpb.SubscribeRequest, stream pluginpb.Host_SubscribeServer) error {
+	want := map[string]bool{}
+	for _, k := range req.GetKinds() {
+		want[k] = true
+	}
+	events := make(chan *pluginpb.Event, 64)
+	var mu sync.Mutex
+	closed := false
+	emit := func(kind string, attrs map[string]string) {
+		if len(want) > 0 && !want[kind] {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if closed {
+			return
+		}
+		select {
+		case events <- &pluginpb.Event{Kind: kind, TimeUnixNano: time.Now().UnixNano(), Attrs: attrs}:
+		default: // a slow subscriber loses events rather than stalling the node
+		}
+	}
+	notifee := &network.NotifyBundle{
+		ConnectedF: func(_ network.Network, c network.Conn) {
+			emit("peer.connected", map[string]string{"peer_id": c.RemotePeer().String(), "addr": c.RemoteMultiaddr().String()})
+		},
+		DisconnectedF: func(_ network.Network, c network.Conn) {
+			emit("peer.disconnected", map[string]string{"peer_id": c.RemotePeer().String()})
+		},
+	}
+	h.Node.Host.Network().Notify(notifee)
+	defer func() {
+		h.Node.Host.Network().StopNotify(notifee)
+		mu.Lock()
+		closed = true
+		mu.Unlock()
+	}()
+	for {
+		select {
+		case <-stream.Context().Done():
+			return nil
+		case e := <-events:
+			if err := stream.Send(e); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// Log writes a plugin's log record into the node's log, tagged with its role.
+func (h *HostAPI) Log(ctx context.Context, req *pluginpb.LogEntry) (*pluginpb.Empty, error) {
+	var level slog.Level
+	if level.UnmarshalText([]byte(req.GetLevel())) != nil {
+		level = slog.LevelInfo
+	}
+	attrs := make([]any, 0, 2*len(req.GetAttrs()))
+	for k, v := range req.GetAttrs() {
+		attrs = append(attrs, k, v)
+	}
+	h.Logger.Log(ctx, level, req.GetMessage(), attrs...)
+	return &pluginpb.Empty{}, nil
+}
+
+// Metric records a plugin's gauge or counter as avnode_plugin_<name>{role}.
+func (h *HostAPI) Metric(_ context.Context, req *pluginpb.MetricSample) (*pluginpb.Empty, error) {
+	if err := h.metrics.record(h.role, req); err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	return &pluginpb.Empty{}, nil
+}
+
+// pluginMetrics registers plugin metrics on first use, one family per name
+// with the role as a label.
+type pluginMetrics struct {
+	reg      prometheus.Registerer
+	mu       sync.Mutex
+	gauges   map[string]*prometheus.GaugeVec
+	counters map[string]*prometheus.CounterVec
+}
+
+func newPluginMetrics(reg prometheus.Registerer) *pluginMetrics {
+	return &pluginMetrics{reg: reg, gauges: map[string]*prometheus.GaugeVec{}, counters: map[string]*prometheus.CounterVec{}}
+}
+
+func validMetricName(n string) bool {
+	return n != "" && len(n) <= 64 && strings.Trim(n, "abcdefghijklmnopqrstuvwxyz0123456789_") == ""
+}
+
+func (m *pluginMetrics) record(role string, s *pluginpb.MetricSample) error {
+	if !validMetricName(s.GetName()) {
+		return fmt.Errorf("metric name %q: use 1-64 lower-case letters, digits and _", s.GetName())
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	opts := func() (string, string, string) { return "avnode", "plugin", s.GetName() }
+	switch s.GetKind() {
+	case pluginpb.MetricSample_KIND_COUNTER_ADD:
+		c, ok := m.counters[s.GetName()]
+		if !ok {
+			ns, sub, name := opts()
+			c = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: name + "_total", Help: help(s)}, []string{"role"})
+			if m.reg != nil {
+				if err := m.reg.Register(c); err != nil {
+					return err
+				}
+			}
+			m.counters[s.GetName()] = c
+		}
+		if s.GetValue() < 0 {
+			return fmt.Errorf("counter %s cannot go down", s.GetName())
+		}
+		c.WithLabelValues(role).Add(s.GetValue())
+	default:
+		g, ok := m.gauges[s.GetName()]
+		if !ok {
+			ns, sub, name := opts()
+			g = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: name, Help: help(s)}, []string{"role"})
+			if m.reg != nil {
+				if err := m.reg.Register(g); err != nil {
+					return err
+				}
+			}
+			m.gauges[s.GetName()] = g
+		}
+		g.WithLabelValues(role).Set(s.GetValue())
+	}
+	return nil
+}
+
+func help(s *pluginpb.MetricSample) string {
+	if s.GetHelp() != "" {
+		return s.GetHelp()
+	}
+	return "A role plugin's metric."
+}
+
+var _ pluginpb.HostServer = (*HostAPI)(nil)

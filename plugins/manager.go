@@ -1,0 +1,226 @@
+// Package plugins is the node's side of role plugins: it finds plugin
+// binaries (avnode-<role>) in the plugin folders, checks pinned checksums,
+// starts the enabled roles through hashicorp/go-plugin, serves them the host
+// API, and supervises them: a crashed plugin is restarted with backoff, one
+// that cannot start is marked failed, and none can take the node down.
+// Plugins are the control plane; blocks and DHT traffic stay in the core.
+package plugins
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/avnode/avnode/sdk/pluginpb"
+)
+
+// BinaryPrefix starts the file name of every role plugin.
+const BinaryPrefix = "avnode-"
+
+// Options configure a Manager.
+type Options struct {
+	Dirs                 []string          // searched in order
+	Checksums            map[string]string // role -> sha256 hex
+	MaxRestartsPerMinute int
+	MaxStartFailures     int
+	Host                 pluginpb.HostServer // served to every plugin
+	Env                  []string            // extra environment for plugins
+	Logger               *slog.Logger
+}
+
+// Manager runs the node's role plugins.
+type Manager struct {
+	opts Options
+	log  *slog.Logger
+
+	mu    sync.Mutex
+	roles map[string]*supervisor
+}
+
+// NewManager makes a manager; Enable starts roles.
+func NewManager(opts Options) *Manager {
+	return &Manager{opts: opts, log: opts.Logger, roles: map[string]*supervisor{}}
+}
+
+// ErrNotInstalled means no plugin binary exists for a role.
+var ErrNotInstalled = errors.New("not installed")
+
+// Find returns the path of the role's plugin binary.
+func (m *Manager) Find(role string) (string, error) {
+	for _, dir := range m.opts.Dirs {
+		p := filepath.Join(dir, BinaryPrefix+role)
+		if info, err := os.Stat(p); err == nil && info.Mode().IsRegular() && info.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("role %s: %w: no executable %s%s in %v; build it (`make build`) or copy it there", role, ErrNotInstalled, BinaryPrefix, role, m.opts.Dirs)
+}
+
+// Installed lists the plugin binaries found, role -> path (first folder wins).
+func (m *Manager) Installed() map[string]string {
+	out := map[string]string{}
+	for _, dir := range m.opts.Dirs {
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			role, ok := cutPrefix(e.Name(), BinaryPrefix)
+			if !ok || e.IsDir() {
+				continue
+			}
+			if _, seen := out[role]; !seen {
+				if p, err := m.Find(role); err == nil {
+					out[role] = p
+				}
+			}
+		}
+	}
+	return out
+}
+
+func cutPrefix(s, prefix string) (string, bool) {
+	if len(s) <= len(prefix) || s[:len(prefix)] != prefix {
+		return "", false
+	}
+	return s[len(prefix):], true
+}
+
+// verify checks a binary against its pinned checksum; a role without a pin passes.
+func (m *Manager) verify(role, path string) ([]byte, error) {
+	want, pinned := m.opts.Checksums[role]
+	if !pinned {
+		return nil, nil
+	}
+	got, err := fileSHA256(path)
+	if err != nil {
+		return nil, err
+	}
+	if hex.EncodeToString(got) != want {
+		return nil, fmt.Errorf("role %s: refused to run %s: its sha256 is %x but plugins.checksums.%s pins %s; rebuild the plugin you meant or update the pin",
+			role, path, got, role, want)
+	}
+	return got, nil
+}
+
+func fileSHA256(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return nil, err
+	}
+	return h.Sum(nil), nil
+}
+
+// Description is a plugin's self-description, from `avnode-<role> describe`.
+type Description struct {
+	Name            string   `json:"name"`
+	Version         string   `json:"version"`
+	ProtocolVersion int      `json:"protocol_version"`
+	Summary         string   `json:"summary"`
+	Capabilities    []string `json:"capabilities"`
+	ConfigSchema    string   `json:"config_schema"`
+	Path            string   `json:"path"`
+}
+
+// Describe runs the plugin binary's describe command (after the checksum check).
+func (m *Manager) Describe(ctx context.Context, role string) (*Description, error) {
+	path, err := m.Find(role)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := m.verify(role, path); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, path, "describe").Output()
+	if err != nil {
+		return nil, fmt.Errorf("role %s: %s describe: %w", role, path, err)
+	}
+	var d Description
+	if err := json.Unmarshal(out, &d); err != nil {
+		return nil, fmt.Errorf("role %s: %s describe printed no valid JSON: %w", role, path, err)
+	}
+	d.Path = path
+	return &d, nil
+}
+
+// Enable starts a role with its config (JSON) and supervises it. Enabling a
+// running role is a no-op.
+func (m *Manager) Enable(role string, config json.RawMessage) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if s, ok := m.roles[role]; ok && s.active() {
+		return
+	}
+	s := newSupervisor(m, role, config)
+	m.roles[role] = s
+	go s.run()
+}
+
+// Disable stops a role.
+func (m *Manager) Disable(role string) error {
+	m.mu.Lock()
+	s, ok := m.roles[role]
+	delete(m.roles, role)
+	m.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("role %s is not enabled", role)
+	}
+	s.stop()
+	return nil
+}
+
+// Status is what `avnode roles` shows for one role.
+type Status struct {
+	Name      string `json:"name"`
+	State     string `json:"state"` // starting, running, backoff, failed, stopped, not installed
+	PID       int    `json:"pid,omitempty"`
+	Restarts  int    `json:"restarts"`
+	Version   string `json:"version,omitempty"`
+	LastError string `json:"last_error,omitempty"`
+	Path      string `json:"path,omitempty"`
+}
+
+// Statuses lists the enabled roles, sorted by name.
+func (m *Manager) Statuses() []Status {
+	m.mu.Lock()
+	sups := make([]*supervisor, 0, len(m.roles))
+	for _, s := range m.roles {
+		sups = append(sups, s)
+	}
+	m.mu.Unlock()
+	out := make([]Status, 0, len(sups))
+	for _, s := range sups {
+		out = append(out, s.status())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Close stops every plugin (SIGTERM through the Stop call, then kill).
+func (m *Manager) Close() {
+	m.mu.Lock()
+	sups := m.roles
+	m.roles = map[string]*supervisor{}
+	m.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, s := range sups {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.stop() }()
+	}
+	wg.Wait()
+}

@@ -1,0 +1,308 @@
+package plugins
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+
+	"github.com/avnode/avnode/sdk"
+	"github.com/avnode/avnode/sdk/pluginpb"
+)
+
+const (
+	exitPoll      = 500 * time.Millisecond // a dead plugin sends no callback (go-plugin #92): poll
+	stopTimeout   = 5 * time.Second
+	startTimeout  = 15 * time.Second
+	firstBackoff  = 250 * time.Millisecond
+	maxBackoff    = 30 * time.Second
+	stableRunning = 30 * time.Second // up this long, a crash is not a failure to start
+)
+
+// supervisor keeps one role's plugin running.
+type supervisor struct {
+	m      *Manager
+	role   string
+	config json.RawMessage
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu       sync.Mutex
+	st       Status
+	restarts []time.Time // recent restarts, for the rate limit
+}
+
+func newSupervisor(m *Manager, role string, config json.RawMessage) *supervisor {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &supervisor{m: m, role: role, config: config, ctx: ctx, cancel: cancel, done: make(chan struct{}),
+		st: Status{Name: role, State: "starting"}}
+}
+
+func (s *supervisor) set(f func(*Status)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f(&s.st)
+}
+
+func (s *supervisor) status() Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.st
+}
+
+func (s *supervisor) active() bool {
+	st := s.status().State
+	return st != "failed" && st != "stopped" && st != "not installed"
+}
+
+func (s *supervisor) stop() {
+	s.cancel()
+	<-s.done
+}
+
+// run starts the plugin and restarts it when it dies, until stopped, failed
+// for good, or not installed.
+func (s *supervisor) run() {
+	defer close(s.done)
+	backoff := firstBackoff
+	startFailures := 0
+	for s.ctx.Err() == nil {
+		up, err := s.runOnce()
+		if s.ctx.Err() != nil {
+			break
+		}
+		if errors.Is(err, ErrNotInstalled) {
+			s.set(func(st *Status) { st.State, st.LastError = "not installed", err.Error() })
+			s.m.log.Warn("role not installed", "role", s.role, "err", err)
+			return
+		}
+		var permanent *permanentError
+		if errors.As(err, &permanent) {
+			s.set(func(st *Status) { st.State, st.LastError, st.PID = "failed", err.Error(), 0 })
+			s.m.log.Error("role failed", "role", s.role, "err", err)
+			return
+		}
+		if up >= stableRunning {
+			startFailures, backoff = 0, firstBackoff
+		} else if up == 0 {
+			startFailures++
+		}
+		if startFailures >= s.m.opts.MaxStartFailures {
+			s.set(func(st *Status) {
+				st.State, st.PID = "failed", 0
+				st.LastError = fmt.Sprintf("crashed %d times in a row before it was up; last: %v", startFailures, err)
+			})
+			s.m.log.Error("role failed: keeps crashing at start", "role", s.role, "err", err)
+			return
+		}
+		wait := s.nextRestart(backoff)
+		s.set(func(st *Status) { st.State, st.LastError, st.PID = "backoff", errText(err), 0 })
+		s.m.log.Warn("role plugin exited; restarting", "role", s.role, "err", err, "in", wait)
+		select {
+		case <-time.After(wait):
+		case <-s.ctx.Done():
+		}
+		backoff = min(backoff*2, maxBackoff)
+		s.set(func(st *Status) { st.Restarts++; st.State = "starting" })
+	}
+	s.set(func(st *Status) { st.State, st.PID = "stopped", 0 })
+}
+
+func errText(err error) string {
+	if err == nil {
+		return "exited"
+	}
+	return err.Error()
+}
+
+// nextRestart waits out the backoff, and longer if the per-minute budget of
+// restarts is spent.
+func (s *supervisor) nextRestart(backoff time.Duration) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	recent := s.restarts[:0]
+	for _, t := range s.restarts {
+		if now.Sub(t) < time.Minute {
+			recent = append(recent, t)
+		}
+	}
+	s.restarts = recent
+	wait := backoff
+	if limit := s.m.opts.MaxRestartsPerMinute; len(recent) >= limit {
+		wait = max(wait, recent[len(recent)-limit].Add(time.Minute).Sub(now))
+	}
+	s.restarts = append(s.restarts, now.Add(wait))
+	return wait
+}
+
+// permanentError is a failure that restarting cannot fix: a checksum
+// mismatch, a protocol version mismatch, a refused config.
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+func permanent(err error) error { return &permanentError{err: err} }
+
+// runOnce runs the plugin until it exits or the role is stopped. It returns
+// how long the plugin was up (0 if it never came up) and why it ended.
+func (s *supervisor) runOnce() (time.Duration, error) {
+	path, err := s.m.Find(s.role)
+	if err != nil {
+		return 0, err
+	}
+	sum, err := s.m.verify(s.role, path)
+	if err != nil {
+		return 0, permanent(err)
+	}
+	client := plugin.NewClient(s.clientConfig(path, sum))
+	defer client.Kill()
+	role, err := s.connect(client)
+	if err != nil {
+		return 0, err
+	}
+	s.set(func(st *Status) { st.Path = path })
+	if err := s.start(role); err != nil {
+		return 0, err
+	}
+	started := time.Now()
+	pid := 0
+	if rc := client.ReattachConfig(); rc != nil {
+		pid = rc.Pid
+	}
+	s.set(func(st *Status) { st.State, st.PID, st.LastError = "running", pid, "" })
+	s.m.log.Info("role running", "role", s.role, "pid", pid)
+	for {
+		select {
+		case <-s.ctx.Done():
+			s.stopPlugin(role)
+			return time.Since(started), nil
+		case <-time.After(exitPoll):
+			if client.Exited() {
+				return time.Since(started), fmt.Errorf("plugin process %d exited", pid)
+			}
+		}
+	}
+}
+
+func (s *supervisor) clientConfig(path string, sum []byte) *plugin.ClientConfig {
+	cmd := exec.Command(path)
+	cmd.Env = append(cmd.Environ(), s.m.opts.Env...)
+	// Belt and braces with the SDK's own watch: the kernel signals the
+	// plugin when the node dies, even by kill -9.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	cfg := &plugin.ClientConfig{
+		HandshakeConfig:  sdk.Handshake,
+		Plugins:          plugin.PluginSet{sdk.PluginKey: &sdk.RolePlugin{}},
+		Cmd:              cmd,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		StartTimeout:     startTimeout,
+		Logger:           newHCLogger(s.m.log.With("role", s.role)),
+		Stderr:           &lineLogger{log: s.m.log.With("role", s.role, "stream", "stderr")},
+	}
+	if sum != nil {
+		// A fresh SecureConfig each start: its hash cannot be reused.
+		cfg.SecureConfig = &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()}
+	}
+	return cfg
+}
+
+// connect performs the handshake and checks the plugin's protocol version.
+func (s *supervisor) connect(client *plugin.Client) (*sdk.RoleClient, error) {
+	rpc, err := client.Client()
+	if err != nil {
+		if strings.Contains(err.Error(), "Incompatible API version") || strings.Contains(err.Error(), "protocol version") {
+			return nil, permanent(fmt.Errorf("role %s: the plugin speaks another protocol version than this node (%d): %v; use a plugin built for this avnode", s.role, sdk.ProtocolVersion, err))
+		}
+		if strings.Contains(err.Error(), "checksum") {
+			return nil, permanent(fmt.Errorf("role %s: %v", s.role, err))
+		}
+		return nil, fmt.Errorf("role %s: start plugin: %w", s.role, err)
+	}
+	raw, err := rpc.Dispense(sdk.PluginKey)
+	if err != nil {
+		return nil, fmt.Errorf("role %s: %w", s.role, err)
+	}
+	role, ok := raw.(*sdk.RoleClient)
+	if !ok {
+		return nil, permanent(fmt.Errorf("role %s: the plugin is not an avnode role plugin", s.role))
+	}
+	return role, nil
+}
+
+// start describes, validates the config, serves the host API on the broker
+// and starts the role.
+func (s *supervisor) start(role *sdk.RoleClient) error {
+	ctx, cancel := context.WithTimeout(s.ctx, startTimeout)
+	defer cancel()
+	desc, err := role.Describe(ctx, &pluginpb.DescribeRequest{})
+	if err != nil {
+		return fmt.Errorf("role %s: describe: %w", s.role, err)
+	}
+	if desc.GetProtocolVersion() != sdk.ProtocolVersion {
+		return permanent(fmt.Errorf("role %s: the plugin speaks protocol version %d, this node %d; use a plugin built for this avnode",
+			s.role, desc.GetProtocolVersion(), sdk.ProtocolVersion))
+	}
+	s.set(func(st *Status) { st.Version = desc.GetVersion() })
+	diags, err := role.ValidateConfig(ctx, &pluginpb.ConfigRequest{ConfigJson: s.config})
+	if err != nil {
+		return fmt.Errorf("role %s: validate config: %w", s.role, err)
+	}
+	if err := diagnosticsError(s.role, "config", diags); err != nil {
+		return permanent(err)
+	}
+	brokerID := role.Broker.NextId()
+	go role.Broker.AcceptAndServe(brokerID, func(opts []grpc.ServerOption) *grpc.Server {
+		srv := grpc.NewServer(opts...)
+		pluginpb.RegisterHostServer(srv, withRole(s.m.opts.Host, s.role))
+		return srv
+	})
+	diags, err = role.Start(ctx, &pluginpb.StartRequest{ConfigJson: s.config, HostBrokerId: brokerID})
+	if err != nil {
+		return fmt.Errorf("role %s: start: %w", s.role, err)
+	}
+	return diagnosticsError(s.role, "start", diags)
+}
+
+func (s *supervisor) stopPlugin(role *sdk.RoleClient) {
+	ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+	defer cancel()
+	if diags, err := role.Stop(ctx, &pluginpb.StopRequest{}); err != nil {
+		s.m.log.Warn("role stop", "role", s.role, "err", err)
+	} else if err := diagnosticsError(s.role, "stop", diags); err != nil {
+		s.m.log.Warn("role stop", "role", s.role, "err", err)
+	}
+}
+
+// diagnosticsError turns error diagnostics into one error; warnings are logged by the caller.
+func diagnosticsError(role, phase string, d *pluginpb.Diagnostics) error {
+	var msgs []string
+	for _, diag := range d.GetDiagnostics() {
+		if diag.GetSeverity() != pluginpb.Diagnostic_SEVERITY_ERROR {
+			continue
+		}
+		msg := diag.GetSummary()
+		if diag.GetAttribute() != "" {
+			msg = diag.GetAttribute() + ": " + msg
+		}
+		if diag.GetDetail() != "" {
+			msg += " (" + diag.GetDetail() + ")"
+		}
+		msgs = append(msgs, msg)
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("role %s: %s: %s", role, phase, strings.Join(msgs, "; "))
+}
