@@ -10,8 +10,11 @@ FUZZTIME ?= 5s
 
 .PHONY: build run test test-long vet fmt fuzz proto clean
 
+# The node, and the example third-party role built out of tree (its own
+# module, requiring only the sdk module).
 build:
 	$(GO) build -o $(BIN)/avnode ./cmd/avnode
+	cd sdk/examples/pinner && $(GO) build -o ../../../$(BIN)/avnode-pinner .
 
 run: build
 	$(BIN)/avnode run
@@ -19,9 +22,13 @@ run: build
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
+	cd sdk && $(GO) vet ./...
+	cd sdk/examples/pinner && $(GO) vet ./...
 
 test: build vet
 	$(GO) test -race -count=1 -timeout 15m $(RACE_PKGS)
+	cd sdk && $(GO) test -race -count=1 -timeout 5m ./...
+	cd sdk/examples/pinner && $(GO) test -race -count=1 ./...
 	$(MAKE) fuzz
 
 test-long:

@@ -213,6 +213,10 @@ func (h *HostAPI) Subscribe(req *pluginpb.SubscribeRequest, stream pluginpb.Host
 			emit("peer.disconnected", map[string]string{"peer_id": c.RemotePeer().String()})
 		},
 	}
+	// Send headers at once, so the plugin learns the stream is accepted.
+	if err := stream.SendHeader(nil); err != nil {
+		return err
+	}
 	h.Node.Host.Network().Notify(notifee)
 	defer func() {
 		h.Node.Host.Network().StopNotify(notifee)

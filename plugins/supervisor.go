@@ -20,12 +20,11 @@ import (
 )
 
 const (
-	exitPoll      = 500 * time.Millisecond // a dead plugin sends no callback (go-plugin #92): poll
-	stopTimeout   = 5 * time.Second
-	startTimeout  = 15 * time.Second
-	firstBackoff  = 250 * time.Millisecond
-	maxBackoff    = 30 * time.Second
-	stableRunning = 30 * time.Second // up this long, a crash is not a failure to start
+	exitPoll     = 500 * time.Millisecond // a dead plugin sends no callback (go-plugin #92): poll
+	stopTimeout  = 5 * time.Second
+	startTimeout = 15 * time.Second
+	firstBackoff = 250 * time.Millisecond
+	maxBackoff   = 30 * time.Second
 )
 
 // supervisor keeps one role's plugin running.
@@ -92,9 +91,11 @@ func (s *supervisor) run() {
 			s.m.log.Error("role failed", "role", s.role, "err", err)
 			return
 		}
-		if up >= stableRunning {
+		// Backoff grows only while the plugin cannot come up; a plugin that
+		// was running is restarted promptly, within the per-minute budget.
+		if up > 0 {
 			startFailures, backoff = 0, firstBackoff
-		} else if up == 0 {
+		} else {
 			startFailures++
 		}
 		if startFailures >= s.m.opts.MaxStartFailures {
@@ -112,7 +113,9 @@ func (s *supervisor) run() {
 		case <-time.After(wait):
 		case <-s.ctx.Done():
 		}
-		backoff = min(backoff*2, maxBackoff)
+		if up == 0 {
+			backoff = min(backoff*2, maxBackoff)
+		}
 		s.set(func(st *Status) { st.Restarts++; st.State = "starting" })
 	}
 	s.set(func(st *Status) { st.State, st.PID = "stopped", 0 })
@@ -222,7 +225,7 @@ func (s *supervisor) clientConfig(path string, sum []byte) *plugin.ClientConfig 
 func (s *supervisor) connect(client *plugin.Client) (*sdk.RoleClient, error) {
 	rpc, err := client.Client()
 	if err != nil {
-		if strings.Contains(err.Error(), "Incompatible API version") || strings.Contains(err.Error(), "protocol version") {
+		if msg := strings.ToLower(err.Error()); strings.Contains(msg, "incompatible api version") || strings.Contains(msg, "protocol version") {
 			return nil, permanent(fmt.Errorf("role %s: the plugin speaks another protocol version than this node (%d): %v; use a plugin built for this avnode", s.role, sdk.ProtocolVersion, err))
 		}
 		if strings.Contains(err.Error(), "checksum") {

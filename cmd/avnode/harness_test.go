@@ -116,11 +116,17 @@ type proc struct {
 // its ready line. The process is killed when the test ends.
 func startDaemon(t *testing.T, repo string, args ...string) *proc {
 	t.Helper()
+	return startDaemonWithEnv(t, repo, nil, args...)
+}
+
+// startDaemonWithEnv is startDaemon with extra environment variables.
+func startDaemonWithEnv(t *testing.T, repo string, env []string, args ...string) *proc {
+	t.Helper()
 	full := append([]string{"run", "--repo", repo,
 		"--listen", "/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/udp/0/quic-v1",
 		"--metrics.listen", ""}, args...)
 	cmd := exec.Command(avnodeBin, full...)
-	cmd.Env = cleanEnv()
+	cmd.Env = append(cleanEnv(), env...)
 	d := &proc{t: t, repo: repo, cmd: cmd, exited: make(chan struct{}), log: &syncWriter{}}
 	cmd.Stderr = d.log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -1,0 +1,196 @@
+package sdk
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/avnode/avnode/sdk/pluginpb"
+)
+
+// fakeHost is the node's Host service as the tests need it: it records what
+// it is asked, answers NotFound for what it lacks, and leaves Provide
+// unimplemented, as a node that does not serve a call would.
+type fakeHost struct {
+	pluginpb.UnimplementedHostServer
+
+	mu        sync.Mutex
+	calls     []string
+	records   map[string][]byte
+	logs      []*pluginpb.LogEntry
+	metrics   []*pluginpb.MetricSample
+	logErr    error
+	metricErr error
+	// events feeds Subscribe; nil makes Subscribe unimplemented.
+	events chan *pluginpb.Event
+}
+
+func newFakeHost() *fakeHost {
+	return &fakeHost{records: map[string][]byte{}, events: make(chan *pluginpb.Event, 16)}
+}
+
+func (f *fakeHost) record(call string) {
+	f.mu.Lock()
+	f.calls = append(f.calls, call)
+	f.mu.Unlock()
+}
+
+func (f *fakeHost) called(call string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.calls {
+		if c == call {
+			return true
+		}
+	}
+	return false
+}
+
+func (f *fakeHost) Resolve(_ context.Context, req *pluginpb.ResolveRequest) (*pluginpb.Resolution, error) {
+	f.record("Resolve " + req.GetName())
+	if req.GetName() == "missing.avtr" {
+		return nil, status.Errorf(codes.NotFound, "name %s not found", req.GetName())
+	}
+	return &pluginpb.Resolution{Name: req.GetName(), Key: "k51test"}, nil
+}
+
+func (f *fakeHost) GetRecord(_ context.Context, req *pluginpb.RecordKey) (*pluginpb.RecordValue, error) {
+	f.record("GetRecord " + req.GetKey())
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	v, ok := f.records[req.GetKey()]
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "no record under %s", req.GetKey())
+	}
+	return &pluginpb.RecordValue{Key: req.GetKey(), Value: v}, nil
+}
+
+func (f *fakeHost) PutRecord(_ context.Context, req *pluginpb.RecordValue) (*pluginpb.Empty, error) {
+	f.record("PutRecord " + req.GetKey())
+	f.mu.Lock()
+	f.records[req.GetKey()] = req.GetValue()
+	f.mu.Unlock()
+	return &pluginpb.Empty{}, nil
+}
+
+func (f *fakeHost) SetZoneRecord(_ context.Context, req *pluginpb.ZoneChange) (*pluginpb.Zone, error) {
+	f.record(fmt.Sprintf("SetZoneRecord %s %s %s %s remove=%v", req.GetName(), req.GetType(), req.GetLabel(), req.GetValue(), req.GetRemove()))
+	return &pluginpb.Zone{Name: req.GetName(), Seq: 2}, nil
+}
+
+func (f *fakeHost) FindProviders(_ context.Context, req *pluginpb.ContentRef) (*pluginpb.Peers, error) {
+	f.record("FindProviders " + req.GetCid())
+	return &pluginpb.Peers{PeerIds: []string{"12D3KooWa", "12D3KooWb"}}, nil
+}
+
+func (f *fakeHost) Fetch(_ context.Context, req *pluginpb.FetchRequest) (*pluginpb.FetchResult, error) {
+	f.record("Fetch " + req.GetTarget())
+	return &pluginpb.FetchResult{Cid: req.GetTarget(), BlocksFetched: 3}, nil
+}
+
+func (f *fakeHost) Pin(_ context.Context, req *pluginpb.PinRequest) (*pluginpb.Empty, error) {
+	f.record("Pin " + req.GetCid() + " " + req.GetReason())
+	return &pluginpb.Empty{}, nil
+}
+
+func (f *fakeHost) Unpin(_ context.Context, req *pluginpb.ContentRef) (*pluginpb.Empty, error) {
+	f.record("Unpin " + req.GetCid())
+	return &pluginpb.Empty{}, nil
+}
+
+// Subscribe sends no header before its first event, as the node does.
+func (f *fakeHost) Subscribe(req *pluginpb.SubscribeRequest, stream pluginpb.Host_SubscribeServer) error {
+	if f.events == nil {
+		return status.Error(codes.Unimplemented, "method Subscribe not implemented")
+	}
+	f.record(fmt.Sprint("Subscribe ", req.GetKinds()))
+	for {
+		select {
+		case <-stream.Context().Done():
+			return nil
+		case e, ok := <-f.events:
+			if !ok {
+				return status.Error(codes.Unavailable, "node shutting down")
+			}
+			if err := stream.Send(e); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (f *fakeHost) Log(_ context.Context, req *pluginpb.LogEntry) (*pluginpb.Empty, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.logErr != nil {
+		return nil, f.logErr
+	}
+	f.logs = append(f.logs, req)
+	return &pluginpb.Empty{}, nil
+}
+
+func (f *fakeHost) Metric(_ context.Context, req *pluginpb.MetricSample) (*pluginpb.Empty, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.metricErr != nil {
+		return nil, f.metricErr
+	}
+	f.metrics = append(f.metrics, req)
+	return &pluginpb.Empty{}, nil
+}
+
+// logged returns the first log entry with the message msg.
+func (f *fakeHost) logged(msg string) *pluginpb.LogEntry {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, l := range f.logs {
+		if l.GetMessage() == msg {
+			return l
+		}
+	}
+	return nil
+}
+
+func (f *fakeHost) metric(name string) *pluginpb.MetricSample {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, m := range f.metrics {
+		if m.GetName() == name {
+			return m
+		}
+	}
+	return nil
+}
+
+func (f *fakeHost) recordValue(key string) (string, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	v, ok := f.records[key]
+	return string(v), ok
+}
+
+func newHostServer(f *fakeHost) func([]grpc.ServerOption) *grpc.Server {
+	return func(opts []grpc.ServerOption) *grpc.Server {
+		s := grpc.NewServer(opts...)
+		pluginpb.RegisterHostServer(s, f)
+		return s
+	}
+}
+
+// eventually fails the test unless cond holds within d.
+func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, d)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package sdk
+
+import "testing"
+
+func setChildSubreaper(*testing.T) bool { return false }
