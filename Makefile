@@ -4,6 +4,7 @@
 GO       ?= go
 BIN      := bin
 # Every package runs under the race detector: most tests drive real networking.
+# -p 1: one package at a time, so that networks of real nodes do not starve each other.
 RACE_PKGS := ./...
 # Brief fuzzing of every decoder in `make test`; `make test-long` fuzzes for minutes.
 FUZZTIME ?= 5s
@@ -26,7 +27,7 @@ vet:
 	cd sdk/examples/pinner && $(GO) vet ./...
 
 test: build vet
-	$(GO) test -race -count=1 -timeout 15m $(RACE_PKGS)
+	$(GO) test -race -count=1 -p 1 -timeout 15m $(RACE_PKGS)
 	cd sdk && $(GO) test -race -count=1 -timeout 5m ./...
 	cd sdk/examples/pinner && $(GO) test -race -count=1 ./...
 	$(MAKE) fuzz
