@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -182,7 +183,8 @@ func (h *HostAPI) Unpin(ctx context.Context, req *pluginpb.ContentRef) (*pluginp
 	return &pluginpb.Empty{}, nil
 }
 
-// Subscribe streams node events: peer.connected and peer.disconnected.
+// Subscribe streams node events: peer.connected, peer.disconnected and
+// name.updated (a name's zone is newer than this node knew).
 func (h *HostAPI) Subscribe(req *pluginpb.SubscribeRequest, stream pluginpb.Host_SubscribeServer) error {
 	want := map[string]bool{}
 	for _, k := range req.GetKinds() {
@@ -218,7 +220,11 @@ func (h *HostAPI) Subscribe(req *pluginpb.SubscribeRequest, stream pluginpb.Host
 		return err
 	}
 	h.Node.Host.Network().Notify(notifee)
+	stopWatch := h.Names.Watch(func(u naming.Update) {
+		emit("name.updated", map[string]string{"name": u.Name, "key": u.Key, "seq": strconv.FormatUint(u.Seq, 10)})
+	})
 	defer func() {
+		stopWatch()
 		h.Node.Host.Network().StopNotify(notifee)
 		mu.Lock()
 		closed = true

@@ -47,9 +47,20 @@ func TestClaimSetResolveWithCNAME(t *testing.T) {
 	set("A", "/ip4/192.0.2.9/tcp/4001", "api")
 	set("CNAME", "api.coolblog.code", "www")
 
+	updates := make(chan Update, 8)
+	stop := reader.names.Watch(func(u Update) { updates <- u })
+	defer stop()
 	res, err := reader.names.Resolve(ctx, "www.coolblog.code")
 	if err != nil {
 		t.Fatal(err)
+	}
+	select {
+	case u := <-updates:
+		if u.Name != "coolblog.code" || u.Key != claim.Key || u.Seq != res.Seq {
+			t.Fatalf("update %+v, resolved seq %d", u, res.Seq)
+		}
+	default:
+		t.Fatal("watchers were not told of the newer zone")
 	}
 	if res.Name != "api.coolblog.code" || res.Key != claim.Key || len(res.Via) != 1 || res.Records[0].Value != "/ip4/192.0.2.9/tcp/4001" {
 		t.Fatalf("CNAME not followed: %+v", res)

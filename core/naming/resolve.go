@@ -159,6 +159,9 @@ func (s *Service) acceptZone(ctx context.Context, n names.Name, data []byte) (*n
 		return nil, err
 	}
 	s.setHighWater(ctx, z.Name, z.Seq)
+	if z.Seq > seen {
+		s.notify(Update{Name: z.Name.String(), Key: names.KeyID(z.Owner), Seq: z.Seq})
+	}
 	s.cacheZone(z)
 	return z, nil
 }

@@ -67,6 +67,43 @@ type Service struct {
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	watchMu  sync.Mutex
+	watchers map[int]func(Update)
+	nextW    int
+}
+
+// Update tells watchers that a name has a newer zone than this node knew.
+type Update struct {
+	Name string
+	Key  string
+	Seq  uint64
+}
+
+// Watch calls f for every name update this node sees (its own publishes and
+// newer zones it resolves) until the returned cancel is called. f must not block.
+func (s *Service) Watch(f func(Update)) (cancel func()) {
+	s.watchMu.Lock()
+	defer s.watchMu.Unlock()
+	if s.watchers == nil {
+		s.watchers = map[int]func(Update){}
+	}
+	id := s.nextW
+	s.nextW++
+	s.watchers[id] = f
+	return func() {
+		s.watchMu.Lock()
+		defer s.watchMu.Unlock()
+		delete(s.watchers, id)
+	}
+}
+
+func (s *Service) notify(u Update) {
+	s.watchMu.Lock()
+	defer s.watchMu.Unlock()
+	for _, f := range s.watchers {
+		f(u)
+	}
 }
 
 // Options are what New needs.

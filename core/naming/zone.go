@@ -156,6 +156,7 @@ func (s *Service) updateZone(ctx context.Context, n names.Name, change func(*nam
 		return nil, fmt.Errorf("zone %s: publish: %w", n, err)
 	}
 	s.metrics.published.Inc()
+	s.notify(Update{Name: n.String(), Key: names.KeyID(z.Owner), Seq: z.Seq})
 	return z, nil
 }
 
