@@ -150,7 +150,7 @@ func (h *HostAPI) FindProviders(ctx context.Context, req *pluginpb.ContentRef) (
 }
 
 func (h *HostAPI) Fetch(ctx context.Context, req *pluginpb.FetchRequest) (*pluginpb.FetchResult, error) {
-	res, err := h.Hosting.Fetch(ctx, req.GetTarget(), nil)
+	res, err := h.Hosting.Fetch(ctx, req.GetTarget(), nil, nil)
 	if err != nil {
 		return nil, grpcError(err)
 	}

@@ -47,46 +47,53 @@ func (d *Daemon) handlePublish(ctx context.Context, req api.Request, progress fu
 }
 
 func (d *Daemon) handleGet(ctx context.Context, req api.Request, progress func(any)) (any, error) {
-	res, err := d.Hosting.Fetch(ctx, req.Query("target"), reportTo(progress))
+	out := req.Query("out")
+	if out != "" {
+		var err error
+		if out, err = absPath("output", out); err != nil {
+			return nil, err
+		}
+	}
+	res, err := d.Hosting.Fetch(ctx, req.Query("target"), reportTo(progress), func(res *hosting.GetResult) error {
+		if out == "" {
+			return nil
+		}
+		c, _ := cid.Decode(res.CID)
+		if err := d.Hosting.Export(ctx, c, out); err != nil {
+			return fmt.Errorf("write %s: %w", out, err)
+		}
+		res.Output = out
+		return nil
+	})
 	if err != nil {
 		return nil, contentError(err)
 	}
-	out := req.Query("out")
-	if out == "" {
-		return res, nil
-	}
-	if out, err = absPath("output", out); err != nil {
-		return nil, err
-	}
-	c, _ := cid.Decode(res.CID)
-	if err := d.Hosting.Export(ctx, c, out); err != nil {
-		return nil, fmt.Errorf("write %s: %w", out, err)
-	}
-	res.Output = out
 	return res, nil
 }
 
 // handleCat fetches a file and streams its bytes.
 func (d *Daemon) handleCat(w http.ResponseWriter, r *http.Request) {
-	res, err := d.Hosting.Fetch(r.Context(), r.URL.Query().Get("target"), nil)
-	if err != nil {
+	started := false
+	_, err := d.Hosting.Fetch(r.Context(), r.URL.Query().Get("target"), nil, func(res *hosting.GetResult) error {
+		if res.Kind != "file" {
+			return api.BadRequest("%s is a directory (%d entries); write it out with -o DIR", res.Target, len(res.Entries))
+		}
+		c, _ := cid.Decode(res.CID)
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Trailer", "X-Avnode-Error")
+		started = true
+		if _, err := d.Hosting.WriteFile(r.Context(), c, w); err != nil {
+			w.Header().Set("X-Avnode-Error", err.Error())
+		}
+		return nil
+	})
+	if err != nil && !started {
 		api.WriteError(w, contentError(err))
-		return
-	}
-	if res.Kind != "file" {
-		api.WriteError(w, api.BadRequest("%s is a directory (%d entries); write it out with -o DIR", res.Target, len(res.Entries)))
-		return
-	}
-	c, _ := cid.Decode(res.CID)
-	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Trailer", "X-Avnode-Error")
-	if _, err := d.Hosting.WriteFile(r.Context(), c, w); err != nil {
-		w.Header().Set("X-Avnode-Error", err.Error())
 	}
 }
 
 func (d *Daemon) handleGC(ctx context.Context, _ api.Request) (any, error) {
-	return content.GC(ctx, d.Hosting.Blocks, d.Hosting.Pins)
+	return d.Hosting.GC(ctx)
 }
 
 func contentError(err error) error {

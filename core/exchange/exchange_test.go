@@ -290,6 +290,7 @@ func TestServerAnswers(t *testing.T) {
 		{request{cid: root, offset: 2, length: 5}, statusHave, block[2:7]},
 		{request{cid: unknown}, statusDontHave, nil},
 		{request{cid: root, offset: uint64(len(block)) + 1}, statusRefused, nil},
+		{request{cid: root, offset: 1, length: 1<<64 - 1}, statusHave, block[1:]}, // offset+length wraps
 		{request{cid: root}, statusHave, block},
 	}
 	for _, a := range asks {
@@ -309,5 +310,27 @@ func TestServerAnswers(t *testing.T) {
 	writeRequest(extra, request{cid: root})
 	if status, msg, err := readResponse(rr, nil); err != nil || status != statusRefused || !strings.Contains(string(msg), "busy") {
 		t.Fatalf("stream over the bound: %d %q %v", status, msg, err)
+	}
+}
+
+// A source keeps serving past the per-stream request limit: the fetcher
+// opens a new stream instead of dropping it.
+func TestFetchOpensNewStreamsPastTheLimit(t *testing.T) {
+	origin := newStore(t)
+	root, data := publishRandom(t, origin, 9<<20) // 9 chunks, a file node, a dir node
+	h := newHost(t)
+	srv := NewServer(h, prefix, origin, quiet)
+	srv.maxRequests = 2
+	client := newHost(t)
+	connect(t, client, h)
+	bs := newStore(t)
+	f := NewFetcher(client, prefix, bs, quiet)
+	f.maxRequests = 2
+	stats, err := f.Fetch(context.Background(), root, []peer.ID{h.ID()}, nil)
+	if err != nil || len(stats.Dropped) != 0 {
+		t.Fatalf("%v (%+v)", err, stats)
+	}
+	if !bytes.Equal(readBack(t, bs, root), data) {
+		t.Fatal("fetched bytes differ")
 	}
 }

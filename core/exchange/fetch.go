@@ -28,16 +28,17 @@ const (
 
 // Fetcher pulls DAGs into the local block store.
 type Fetcher struct {
-	host   host.Host
-	proto  protocol.ID
-	bs     *content.Blockstore
-	log    *slog.Logger
-	window int
+	host        host.Host
+	proto       protocol.ID
+	bs          *content.Blockstore
+	log         *slog.Logger
+	window      int
+	maxRequests int // per stream; the server's MaxRequestsPerStream
 }
 
 // NewFetcher fetches with the block protocol of the network with this DHT prefix.
 func NewFetcher(h host.Host, prefix string, bs *content.Blockstore, log *slog.Logger) *Fetcher {
-	return &Fetcher{host: h, proto: ProtocolID(prefix), bs: bs, log: log, window: DefaultWindow}
+	return &Fetcher{host: h, proto: ProtocolID(prefix), bs: bs, log: log, window: DefaultWindow, maxRequests: MaxRequestsPerStream}
 }
 
 // Stats describe one fetch.
@@ -109,13 +110,21 @@ func dedupe(ps []peer.ID, self peer.ID) []peer.ID {
 	return out
 }
 
-// runSource keeps up to window requests in flight to one source: a writer
-// takes wanted blocks and sends requests, a reader checks the answers.
+// runSource keeps up to window requests in flight to one source, on one
+// stream after another: a server answers at most maxRequests per stream.
 func (f *Fetcher) runSource(ctx context.Context, p peer.ID, s *sched) {
+	for f.runStream(ctx, p, s) {
+	}
+}
+
+// runStream runs one stream to p: a writer takes wanted blocks and sends
+// requests, a reader checks the answers. It reports whether the stream ended
+// only because it reached the per-stream limit, so a new one should follow.
+func (f *Fetcher) runStream(ctx context.Context, p peer.ID, s *sched) (again bool) {
 	st, err := f.host.NewStream(ctx, p, f.proto)
 	if err != nil {
 		s.drop(p, fmt.Sprintf("open stream: %v", err), nil)
-		return
+		return false
 	}
 	defer st.Reset()
 	// A source that hangs must not keep the fetch waiting once it is over.
@@ -128,7 +137,8 @@ func (f *Fetcher) runSource(ctx context.Context, p peer.ID, s *sched) {
 		f.readAnswers(st, p, s, inflight)
 	}()
 	w := bufio.NewWriter(st)
-	for {
+	sent := 0
+	for ; sent < f.maxRequests; sent++ {
 		c, ok := s.take(p)
 		if !ok {
 			break
@@ -148,6 +158,7 @@ func (f *Fetcher) runSource(ctx context.Context, p peer.ID, s *sched) {
 	}
 	close(inflight)
 	<-readerDone
+	return sent == f.maxRequests
 }
 
 func (f *Fetcher) readAnswers(st network.Stream, p peer.ID, s *sched, inflight chan cid.Cid) {

@@ -218,7 +218,12 @@ func (s *sched) complete(c cid.Cid, data []byte, p peer.ID) error {
 		return nil
 	}
 	s.done[c] = true
-	delete(s.asked, c) // other sources' answers for it are now duplicates
+	// Other sources asked for it too: their answers are now duplicates, so
+	// they no longer count against those sources' windows.
+	for q := range s.asked[c] {
+		s.perSource[q]--
+	}
+	delete(s.asked, c)
 	s.stats.Fetched++
 	s.stats.Bytes += int64(len(data))
 	s.stats.Sources[p.String()]++

@@ -32,11 +32,13 @@ type Server struct {
 
 	mu      sync.Mutex
 	streams map[peer.ID]int
+	// maxRequests is MaxRequestsPerStream; tests lower it.
+	maxRequests int
 }
 
 // NewServer registers the block protocol on h.
 func NewServer(h host.Host, prefix string, bs *content.Blockstore, log *slog.Logger) *Server {
-	s := &Server{host: h, proto: ProtocolID(prefix), bs: bs, log: log, streams: map[peer.ID]int{}}
+	s := &Server{host: h, proto: ProtocolID(prefix), bs: bs, log: log, streams: map[peer.ID]int{}, maxRequests: MaxRequestsPerStream}
 	h.SetStreamHandler(s.proto, s.handle)
 	return s
 }
@@ -72,7 +74,7 @@ func (s *Server) handle(st network.Stream) {
 	defer s.release(remote)
 	r := bufio.NewReader(st)
 	w := bufio.NewWriterSize(st, 64<<10)
-	for i := 0; i < MaxRequestsPerStream; i++ {
+	for i := 0; i < s.maxRequests; i++ {
 		st.SetReadDeadline(time.Now().Add(idleTimeout))
 		req, err := readRequest(r)
 		if err != nil {
@@ -115,7 +117,8 @@ func (s *Server) answer(req request) (byte, []byte) {
 		return statusRefused, []byte(fmt.Sprintf("range starts at %d, past the block's %d bytes", req.offset, len(data)))
 	}
 	end := uint64(len(data))
-	if req.length > 0 && req.offset+req.length < end {
+	// Compare lengths, not sums: offset+length may wrap around.
+	if req.length > 0 && req.length < end-req.offset {
 		end = req.offset + req.length
 	}
 	return statusHave, data[req.offset:end]

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -44,6 +45,10 @@ type Service struct {
 	server  *exchange.Server
 	cacheMB int
 	log     *slog.Logger
+	// gcMu keeps garbage collection out while a publish or a fetch holds
+	// blocks that no pin protects yet (read side), and lets one GC run at a
+	// time (write side). Every GC goes through Service.GC.
+	gcMu sync.RWMutex
 }
 
 // Options are what New needs.
@@ -109,6 +114,8 @@ type PublishResult struct {
 // Publish imports dir, pins it, announces the root in the DHT and, with a
 // name, sets the zone's ROOT to it and adds this node as a HOST.
 func (s *Service) Publish(ctx context.Context, dir, name string, report func(Progress)) (*PublishResult, error) {
+	s.gcMu.RLock() // until the root is pinned
+	defer s.gcMu.RUnlock()
 	progress := throttled(report)
 	imp, err := content.Import(ctx, dir, s.Blocks, func(done int64) { progress(Progress{Phase: "import", Bytes: done}) })
 	if err != nil {
@@ -190,7 +197,10 @@ type GetResult struct {
 
 // Fetch brings the content of target into the block store and returns what
 // it is; Export or WriteFile then write it out.
-func (s *Service) Fetch(ctx context.Context, targetText string, report func(Progress)) (*GetResult, error) {
+//
+// then, if not nil, runs after a successful fetch while garbage collection
+// is still held off, to write the content out before a GC may take it.
+func (s *Service) Fetch(ctx context.Context, targetText string, report func(Progress), then func(*GetResult) error) (*GetResult, error) {
 	progress := throttled(report)
 	t, err := ParseTarget(targetText)
 	if err != nil {
@@ -201,6 +211,8 @@ func (s *Service) Fetch(ctx context.Context, targetText string, report func(Prog
 		return nil, err
 	}
 	s.trimCache(ctx)
+	s.gcMu.RLock()
+	defer s.gcMu.RUnlock()
 	stats, err := s.fetcher.Fetch(ctx, t.Root, sources, func(st exchange.Stats) {
 		progress(Progress{Phase: "fetch", Bytes: st.Bytes, Blocks: st.Fetched + st.Present, Of: st.Blocks})
 	})
@@ -222,7 +234,19 @@ func (s *Service) Fetch(ctx context.Context, targetText string, report func(Prog
 			return res, err
 		}
 	}
+	if then != nil {
+		if err := then(res); err != nil {
+			return res, err
+		}
+	}
 	return res, nil
+}
+
+// GC removes blocks no pin reaches, once no publish or fetch is under way.
+func (s *Service) GC(ctx context.Context) (content.GCResult, error) {
+	s.gcMu.Lock()
+	defer s.gcMu.Unlock()
+	return content.GC(ctx, s.Blocks, s.Pins)
 }
 
 // resolveTarget fills in the root from the name and gathers sources: the
@@ -285,7 +309,7 @@ func (s *Service) trimCache(ctx context.Context) {
 	if err != nil || used <= int64(s.cacheMB)<<20 {
 		return
 	}
-	res, err := content.GC(ctx, s.Blocks, s.Pins)
+	res, err := s.GC(ctx)
 	s.log.Info("block cache over its bound: collected unpinned blocks", "freed", res.Freed, "err", err)
 }
 

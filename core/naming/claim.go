@@ -153,6 +153,11 @@ func (s *Service) Claim(ctx context.Context, nameText, keyName string) (*ClaimRe
 	if err != nil {
 		return nil, err
 	}
+	// This node is one of the name's holders too: it votes for its own
+	// claim by remembering it, and so will not witness a rival's.
+	if err := s.holdOwnClaim(ctx, c, data); err != nil {
+		return nil, err
+	}
 	if err := s.collectWitnesses(ctx, c, data, res); err != nil {
 		return nil, err
 	}
@@ -169,12 +174,32 @@ func (s *Service) Claim(ctx context.Context, nameText, keyName string) (*ClaimRe
 	return res, nil
 }
 
-// witnessesNeeded is a majority of the closest peers asked, and at least the
-// network's quorum. Each honest holder witnesses only the first claim it sees
-// for a name, so of two keys racing for a name at most one gets a majority:
-// the other fails, and every node agrees on the owner.
+// witnessesNeeded makes a majority of the holders: the peers asked plus the
+// claimant's own node, which votes for its own claim (holdOwnClaim). Each
+// honest holder votes once, for the first claim it sees for a name, so of
+// two keys racing for a name at most one gets a majority: the other fails,
+// and every node agrees on the owner. Never less than the network's quorum.
 func witnessesNeeded(asked, quorum int) int {
-	return max(quorum, asked/2+1)
+	holders := asked + 1
+	return max(quorum, holders/2+1-1)
+}
+
+// holdOwnClaim records c as the claim this node holds for its name, unless
+// it already holds another key's claim: then the name is taken.
+func (s *Service) holdOwnClaim(ctx context.Context, c *names.Claim, data []byte) error {
+	witnessMu.Lock()
+	defer witnessMu.Unlock()
+	held, ok, err := s.get(ctx, nameKey(heldPrefix, c.Name))
+	if err != nil {
+		return err
+	}
+	if ok {
+		if err := names.HolderCheck(held, data); errors.Is(err, names.ErrNameTaken) {
+			return fmt.Errorf("claim %s: this node already holds another key's claim for it; choose another name: %w", c.Name, err)
+		}
+		return nil
+	}
+	return s.store.Put(ctx, nameKey(heldPrefix, c.Name), data)
 }
 
 // collectWitnesses asks each of the closest peers to witness the claim, in parallel.

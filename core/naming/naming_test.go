@@ -356,3 +356,30 @@ func TestOwnerRepublishesBeforeExpiry(t *testing.T) {
 		t.Fatalf("not republished: seq %d -> %d, expiry %s -> %s", first.Seq, later.Seq, first.Expires, later.Expires)
 	}
 }
+
+// Concurrent changes to one zone are all kept: each starts from the last
+// zone signed.
+func TestConcurrentZoneChangesAreAllKept(t *testing.T) {
+	nodes := newTestNetwork(t, 5, nil)
+	owner := nodes[0]
+	claimName(t, owner, "busy.avtr", "owner")
+	ctx := ctxFor(t, time.Minute)
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := owner.names.ChangeRecord(ctx, RecordChange{Name: "busy.avtr", Type: "TXT", Value: fmt.Sprint("v", i)}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	zone, err := owner.names.ListRecords(ctx, "busy.avtr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(zone.Records) != 8 {
+		t.Fatalf("kept %d of 8 concurrent TXT records: %+v", len(zone.Records), zone.Records)
+	}
+}

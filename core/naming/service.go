@@ -61,6 +61,7 @@ type Service struct {
 	log     *slog.Logger
 	metrics *metrics
 
+	zoneMu    sync.Mutex // serialises updateZone
 	mu        sync.Mutex
 	zoneCache map[string]cachedZone
 	addrCache map[peer.ID]cachedAddrs

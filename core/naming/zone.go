@@ -120,6 +120,10 @@ func removeRecords(z *names.Zone, typ names.RecordType, label string) error {
 // sequence past anything seen, signs with the owner's key, stores it locally
 // and puts it in the DHT.
 func (s *Service) updateZone(ctx context.Context, n names.Name, change func(*names.Zone) error) (*names.Zone, error) {
+	// One change at a time: the CLI, a publish, plugins and the republish
+	// loop all edit zones, and each must start from the last one signed.
+	s.zoneMu.Lock()
+	defer s.zoneMu.Unlock()
 	n = n.Registered()
 	priv, claim, err := s.ownerOf(ctx, n)
 	if err != nil {
