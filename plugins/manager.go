@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -73,8 +74,8 @@ func (m *Manager) Installed() map[string]string {
 	for _, dir := range m.opts.Dirs {
 		entries, _ := os.ReadDir(dir)
 		for _, e := range entries {
-			role, ok := cutPrefix(e.Name(), BinaryPrefix)
-			if !ok || e.IsDir() {
+			role, ok := strings.CutPrefix(e.Name(), BinaryPrefix)
+			if !ok || role == "" || e.IsDir() {
 				continue
 			}
 			if _, seen := out[role]; !seen {
@@ -85,13 +86,6 @@ func (m *Manager) Installed() map[string]string {
 		}
 	}
 	return out
-}
-
-func cutPrefix(s, prefix string) (string, bool) {
-	if len(s) <= len(prefix) || s[:len(prefix)] != prefix {
-		return "", false
-	}
-	return s[len(prefix):], true
 }
 
 // verify checks a binary against its pinned checksum; a role without a pin passes.

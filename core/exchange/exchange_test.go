@@ -295,7 +295,7 @@ func TestServerAnswers(t *testing.T) {
 	}
 	for _, a := range asks {
 		writeRequest(st, a.req)
-		status, data, err := readResponse(r, nil)
+		status, data, err := readResponse(r)
 		if err != nil || status != a.status || (a.want != nil && !bytes.Equal(data, a.want)) {
 			t.Fatalf("%+v: status %d, %d bytes, %v", a.req, status, len(data), err)
 		}
@@ -304,11 +304,11 @@ func TestServerAnswers(t *testing.T) {
 	for i := 1; i < MaxStreamsPerPeer; i++ {
 		s, rr := open()
 		writeRequest(s, request{cid: root})
-		readResponse(rr, nil)
+		readResponse(rr)
 	}
 	extra, rr := open()
 	writeRequest(extra, request{cid: root})
-	if status, msg, err := readResponse(rr, nil); err != nil || status != statusRefused || !strings.Contains(string(msg), "busy") {
+	if status, msg, err := readResponse(rr); err != nil || status != statusRefused || !strings.Contains(string(msg), "busy") {
 		t.Fatalf("stream over the bound: %d %q %v", status, msg, err)
 	}
 }

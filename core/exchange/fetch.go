@@ -173,7 +173,7 @@ func (f *Fetcher) readAnswers(st network.Stream, p peer.ID, s *sched, inflight c
 	}
 	for c := range inflight {
 		st.SetReadDeadline(time.Now().Add(responseTimeout))
-		status, data, err := readResponse(r, nil) // a fresh buffer: the block goes on to a writer
+		status, data, err := readResponse(r) // a fresh buffer each time: the block goes on to a writer
 		if err != nil {
 			fail(c, fmt.Sprintf("read answer: %v", err))
 			return

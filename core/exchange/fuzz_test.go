@@ -41,7 +41,7 @@ func FuzzReadResponse(f *testing.F) {
 	f.Add([]byte{statusHave, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Add([]byte{statusRefused, 3, 'b', 'u', 's'})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		_, body, err := readResponse(bufio.NewReader(bytes.NewReader(data)), nil)
+		_, body, err := readResponse(bufio.NewReader(bytes.NewReader(data)))
 		if err == nil && len(body) > len(data) {
 			t.Fatalf("decoded %d bytes of body from %d bytes of input", len(body), len(data))
 		}

@@ -19,13 +19,13 @@ package exchange
 import (
 	"bufio"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 
 	"github.com/ipfs/go-cid"
 
 	"github.com/avnode/avnode/core/content"
+	"github.com/avnode/avnode/core/frame"
 )
 
 const (
@@ -84,36 +84,10 @@ func readRequest(r *bufio.Reader) (request, error) {
 	return request{cid: c, offset: off, length: length}, nil
 }
 
-func writeResponse(w io.Writer, status byte, data []byte) error {
-	hdr := binary.AppendUvarint([]byte{status}, uint64(len(data)))
-	if _, err := w.Write(hdr); err != nil {
-		return err
-	}
-	_, err := w.Write(data)
-	return err
-}
+func writeResponse(w io.Writer, status byte, data []byte) error { return frame.Write(w, status, data) }
 
-// errOversized marks a source that announced a block larger than any valid one.
-var errOversized = errors.New("oversized block")
-
-// readResponse reads one answer into buf (reused between calls), refusing
-// lengths no valid block can have before reading them.
-func readResponse(r *bufio.Reader, buf []byte) (byte, []byte, error) {
-	status, err := r.ReadByte()
-	if err != nil {
-		return 0, nil, err
-	}
-	n, err := binary.ReadUvarint(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	if n > content.MaxBlockSize {
-		return 0, nil, fmt.Errorf("%w: %d bytes announced, at most %d allowed", errOversized, n, content.MaxBlockSize)
-	}
-	if uint64(cap(buf)) < n {
-		buf = make([]byte, n)
-	}
-	buf = buf[:n]
-	_, err = io.ReadFull(r, buf)
-	return status, buf, err
+// readResponse reads one answer, refusing lengths no valid block can have
+// before reading them.
+func readResponse(r *bufio.Reader) (byte, []byte, error) {
+	return frame.Read(r, content.MaxBlockSize)
 }

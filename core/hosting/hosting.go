@@ -6,7 +6,6 @@ package hosting
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -27,11 +26,11 @@ import (
 )
 
 const (
-	providerWait    = 5 * time.Second
-	maxProviders    = 20
-	provideTimeout  = time.Minute
-	cachePinReason  = "published "
-	importPinReason = "imported"
+	providerWait       = 5 * time.Second
+	maxProviders       = 20
+	provideTimeout     = time.Minute
+	publishedPinReason = "published "
+	importedPinReason  = "imported"
 )
 
 // Service publishes and fetches content for one node.
@@ -123,9 +122,9 @@ func (s *Service) Publish(ctx context.Context, dir, name string, report func(Pro
 	}
 	res := &PublishResult{Root: imp.Root.String(), Files: imp.Files, Dirs: imp.Dirs, Blocks: imp.Blocks,
 		NewBlocks: imp.NewBlocks, Bytes: imp.Bytes}
-	reason := importPinReason
+	reason := importedPinReason
 	if name != "" {
-		reason = cachePinReason + name
+		reason = publishedPinReason + name
 	}
 	if err := s.Pins.Add(ctx, imp.Root, reason); err != nil {
 		return nil, fmt.Errorf("pin %s: %w", imp.Root, err)
@@ -322,6 +321,3 @@ func (s *Service) Export(ctx context.Context, c cid.Cid, path string) error {
 func (s *Service) WriteFile(ctx context.Context, c cid.Cid, w io.Writer) (int64, error) {
 	return content.WriteFile(ctx, c, w, s.Blocks)
 }
-
-// ErrIsDir means a file was asked for and a directory found.
-var ErrIsDir = errors.New("is a directory")

@@ -4,10 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"sync"
 	"time"
@@ -15,12 +13,13 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/avnode/avnode/core/frame"
 	"github.com/avnode/avnode/core/names"
 )
 
-// The claim protocol: the claimant sends a frame with the claim; the holder
-// answers a status byte and a frame: the claim with its witness added, or
-// the reason it refused. A frame is a uvarint length and that many bytes.
+// The claim protocol: the claimant sends a frame (core/frame) with the
+// claim; the holder answers with one: the claim with its witness added, or
+// the reason it refused.
 const (
 	statusWitnessed byte = 0
 	statusRefused   byte = 1
@@ -28,38 +27,12 @@ const (
 	maxReasonLen         = 1024
 )
 
-func writeFrame(w io.Writer, status byte, body []byte) error {
-	buf := make([]byte, 0, 1+binary.MaxVarintLen64+len(body))
-	buf = append(buf, status)
-	buf = binary.AppendUvarint(buf, uint64(len(body)))
-	buf = append(buf, body...)
-	_, err := w.Write(buf)
-	return err
-}
-
-func readFrame(r *bufio.Reader, limit int) (byte, []byte, error) {
-	status, err := r.ReadByte()
-	if err != nil {
-		return 0, nil, err
-	}
-	n, err := binary.ReadUvarint(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	if n > uint64(limit) {
-		return 0, nil, fmt.Errorf("frame of %d bytes is over the %d-byte limit: %w", n, limit, names.ErrTooLarge)
-	}
-	body := make([]byte, n)
-	_, err = io.ReadFull(r, body)
-	return status, body, err
-}
-
 // handleClaim is the holder's side: validate, refuse a second owner, store,
 // countersign.
 func (s *Service) handleClaim(st network.Stream) {
 	defer st.Close()
 	st.SetDeadline(time.Now().Add(claimTimeout))
-	_, data, err := readFrame(bufio.NewReader(st), names.MaxRecordSize)
+	_, data, err := frame.Read(bufio.NewReader(st), names.MaxRecordSize)
 	if err != nil {
 		st.Reset()
 		return
@@ -72,11 +45,11 @@ func (s *Service) handleClaim(st network.Stream) {
 		if len(reason) > maxReasonLen {
 			reason = reason[:maxReasonLen]
 		}
-		writeFrame(st, statusRefused, []byte(reason))
+		frame.Write(st, statusRefused, []byte(reason))
 		return
 	}
 	s.metrics.claimsWitnessed.Inc()
-	writeFrame(st, statusWitnessed, witnessed)
+	frame.Write(st, statusWitnessed, witnessed)
 }
 
 // witnessMu serialises witnessing so two racing claims for one name cannot
@@ -247,12 +220,12 @@ func (s *Service) requestWitness(ctx context.Context, p peer.ID, data []byte) (*
 	}
 	defer st.Close()
 	st.SetDeadline(time.Now().Add(claimTimeout))
-	if err := writeFrame(st, statusWitnessed, data); err != nil {
+	if err := frame.Write(st, statusWitnessed, data); err != nil {
 		st.Reset()
 		return nil, fmt.Sprintf("%s: %v", p, err)
 	}
 	st.CloseWrite()
-	status, body, err := readFrame(bufio.NewReader(st), names.MaxRecordSize)
+	status, body, err := frame.Read(bufio.NewReader(st), names.MaxRecordSize)
 	if err != nil {
 		return nil, fmt.Sprintf("%s: %v", p, err)
 	}
@@ -274,7 +247,7 @@ func truncateReason(b []byte) string {
 }
 
 func containsErr(reason string, target error) bool {
-	return len(reason) > 0 && contains(reason, target.Error())
+	return strings.Contains(reason, target.Error())
 }
 
 // adopt pins the certified claim, records ownership, and publishes the

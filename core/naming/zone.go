@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -206,5 +205,3 @@ func (s *Service) ListRecords(ctx context.Context, nameText string) (*ZoneInfo, 
 	}
 	return zoneInfo(z), nil
 }
-
-func contains(s, sub string) bool { return strings.Contains(s, sub) }
