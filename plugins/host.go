@@ -33,12 +33,13 @@ type HostAPI struct {
 	Hosting *hosting.Service
 	Logger  *slog.Logger
 	metrics *pluginMetrics
+	streams *streamRegistry
 	role    string
 }
 
 // NewHostAPI builds the host API over the node's services.
 func NewHostAPI(n *node.Node, names *naming.Service, h *hosting.Service, log *slog.Logger, reg prometheus.Registerer) *HostAPI {
-	return &HostAPI{Node: n, Names: names, Hosting: h, Logger: log, metrics: newPluginMetrics(reg)}
+	return &HostAPI{Node: n, Names: names, Hosting: h, Logger: log, metrics: newPluginMetrics(reg), streams: newStreamRegistry()}
 }
 
 func withRole(h pluginpb.HostServer, role string) pluginpb.HostServer {
@@ -183,8 +184,9 @@ func (h *HostAPI) Unpin(ctx context.Context, req *pluginpb.ContentRef) (*pluginp
 	return &pluginpb.Empty{}, nil
 }
 
-// Subscribe streams node events: peer.connected, peer.disconnected and
-// name.updated (a name's zone is newer than this node knew).
+// Subscribe streams node events: peer.connected, peer.disconnected,
+// name.updated (a name's zone is newer than this node knew) and
+// record.stored (the DHT stored a value record here).
 func (h *HostAPI) Subscribe(req *pluginpb.SubscribeRequest, stream pluginpb.Host_SubscribeServer) error {
 	want := map[string]bool{}
 	for _, k := range req.GetKinds() {
@@ -223,8 +225,12 @@ func (h *HostAPI) Subscribe(req *pluginpb.SubscribeRequest, stream pluginpb.Host
 	stopWatch := h.Names.Watch(func(u naming.Update) {
 		emit("name.updated", map[string]string{"name": u.Name, "key": u.Key, "seq": strconv.FormatUint(u.Seq, 10)})
 	})
+	stopRecords := h.Node.WatchRecords(func(r node.RecordStored) {
+		emit("record.stored", map[string]string{"key": r.Key, "namespace": r.Namespace, "size": strconv.Itoa(r.Size)})
+	})
 	defer func() {
 		stopWatch()
+		stopRecords()
 		h.Node.Host.Network().StopNotify(notifee)
 		mu.Lock()
 		closed = true

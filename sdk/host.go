@@ -46,11 +46,22 @@ type Host interface {
 	// Unpin drops a pin.
 	Unpin(ctx context.Context, cid string) error
 	// Subscribe streams node events of the given kinds (none: all), e.g.
-	// peer.connected, peer.disconnected. The channel is closed when ctx ends
+	// peer.connected, peer.disconnected, name.updated, record.stored. The channel is closed when ctx ends
 	// or the stream breaks; a slow reader loses events rather than stalling
 	// the node. An error that the node gives at once (Unimplemented) is
 	// returned; waiting for it takes up to half a second.
 	Subscribe(ctx context.Context, kinds ...string) (<-chan *pluginpb.Event, error)
+	// Publish sends data on a pub/sub topic (GossipSub), signed by the node.
+	Publish(ctx context.Context, topic string, data []byte) error
+	// SubscribeTopic streams a topic's messages until ctx ends.
+	SubscribeTopic(ctx context.Context, topic string) (<-chan *pluginpb.TopicMessage, error)
+	// HandleProtocol hands the plugin every libp2p stream peers open with
+	// protocol, until ctx ends.
+	HandleProtocol(ctx context.Context, protocol string, handle func(*Stream)) error
+	// OpenStream opens a libp2p stream to a peer.
+	OpenStream(ctx context.Context, peerID, protocol string) (*Stream, error)
+	// Decide asks the node's Lua policies for a verdict on a hook.
+	Decide(ctx context.Context, hook string, input any) (*pluginpb.PolicyVerdict, error)
 	// Logger logs into the node's log, tagged with the role. Attribute
 	// values cross as strings. If the node cannot take a record, it goes to
 	// the plugin's stderr, which the node also logs.

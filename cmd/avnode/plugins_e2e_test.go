@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -235,6 +236,60 @@ func TestRoleNotInstalled(t *testing.T) {
 		cliJSON(t, d.repo, &roles, "roles")
 		if len(roles) != 1 || roles[0].State != "not installed" {
 			return fmt.Errorf("roles %+v", roles)
+		}
+		return nil
+	})
+}
+
+// Two plugins on two nodes talk over a libp2p protocol they handle, over a
+// pub/sub topic, and one sees the records its node stores.
+func TestPluginStreamsTopicsAndEvents(t *testing.T) {
+	nodes := startNetwork(t, 3)
+	const proto, topic = "/avtr/x/echo/1.0.0", "testrole-chat"
+	repA := filepath.Join(t.TempDir(), "a.json")
+	cfgA := roleConfigFile(t, map[string]any{"report": repA, "echo_protocol": proto,
+		"topic": topic, "publish": "from-a", "events": "record.stored"}, "")
+	a := startDaemon(t, filepath.Join(t.TempDir(), "a"), append(lowWork, "--bootstrap", nodes[0].addr,
+		"--plugins.dirs", pluginDir(t), "--roles", "testrole", "--config", cfgA)...)
+	repB := filepath.Join(t.TempDir(), "b.json")
+	cfgB := roleConfigFile(t, map[string]any{"report": repB, "echo_protocol": proto,
+		"dial_peer": a.peerID, "dial_message": "hi", "topic": topic, "publish": "from-b"}, "")
+	b := startDaemon(t, filepath.Join(t.TempDir(), "b"), append(lowWork, "--bootstrap", nodes[0].addr,
+		"--plugins.dirs", pluginDir(t), "--roles", "testrole", "--config", cfgB)...)
+
+	type report struct {
+		Echoed, Error            string
+		Served, Messages, Events []string
+	}
+	read := func(path string) report {
+		var r report
+		data, _ := os.ReadFile(path)
+		json.Unmarshal(data, &r)
+		return r
+	}
+	eventually(t, 60*time.Second, "echo over the plugins' protocol and messages both ways", func() error {
+		ra, rb := read(repA), read(repB)
+		switch {
+		case ra.Error != "" || rb.Error != "":
+			t.Fatalf("plugin errors: a: %s b: %s", ra.Error, rb.Error)
+		case rb.Echoed != "echo:hi":
+			return fmt.Errorf("b's dial got %q", rb.Echoed)
+		case !slices.Contains(ra.Served, b.peerID):
+			return fmt.Errorf("a served %v, not b %s", ra.Served, b.peerID)
+		case !slices.Contains(ra.Messages, b.peerID+" from-b"):
+			return fmt.Errorf("a got messages %v", ra.Messages)
+		case !slices.Contains(rb.Messages, a.peerID+" from-a"):
+			return fmt.Errorf("b got messages %v", rb.Messages)
+		}
+		return nil
+	})
+
+	// A zone published anywhere is stored on every node of a small network.
+	mustCLI(t, b.repo, "key", "gen", "k")
+	mustCLI(t, b.repo, "name", "claim", "evented.avtr", "--key", "k")
+	eventually(t, 30*time.Second, "record.stored event for the zone", func() error {
+		if ev := read(repA).Events; !slices.Contains(ev, "/avtr-zone/evented.avtr") {
+			return fmt.Errorf("events: %v", ev)
 		}
 		return nil
 	})

@@ -25,6 +25,7 @@ import (
 	"github.com/avnode/avnode/core/config"
 	"github.com/avnode/avnode/core/keystore"
 	"github.com/avnode/avnode/core/names"
+	"github.com/avnode/avnode/core/watch"
 )
 
 // Validators returns the DHT validators of the name system, for node.Options.
@@ -69,9 +70,7 @@ type Service struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	watchMu  sync.Mutex
-	watchers map[int]func(Update)
-	nextW    int
+	watchers watch.List[Update]
 }
 
 // Update tells watchers that a name has a newer zone than this node knew.
@@ -83,29 +82,9 @@ type Update struct {
 
 // Watch calls f for every name update this node sees (its own publishes and
 // newer zones it resolves) until the returned cancel is called. f must not block.
-func (s *Service) Watch(f func(Update)) (cancel func()) {
-	s.watchMu.Lock()
-	defer s.watchMu.Unlock()
-	if s.watchers == nil {
-		s.watchers = map[int]func(Update){}
-	}
-	id := s.nextW
-	s.nextW++
-	s.watchers[id] = f
-	return func() {
-		s.watchMu.Lock()
-		defer s.watchMu.Unlock()
-		delete(s.watchers, id)
-	}
-}
+func (s *Service) Watch(f func(Update)) (cancel func()) { return s.watchers.Add(f) }
 
-func (s *Service) notify(u Update) {
-	s.watchMu.Lock()
-	defer s.watchMu.Unlock()
-	for _, f := range s.watchers {
-		f(u)
-	}
-}
+func (s *Service) notify(u Update) { s.watchers.Emit(u) }
 
 // Options are what New needs.
 type Options struct {

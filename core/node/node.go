@@ -30,6 +30,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/avnode/avnode/core/config"
+	"github.com/avnode/avnode/core/watch"
 )
 
 // Version is the node's version, reported in its agent string.
@@ -48,6 +49,8 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Validators adds DHT record namespaces (e.g. names) besides /pk.
 	Validators map[string]record.Validator
+	// StorePolicy, when set, decides which records peers may store here.
+	StorePolicy StorePolicy
 }
 
 // Node is a running libp2p host with its DHT.
@@ -59,6 +62,9 @@ type Node struct {
 	log    *slog.Logger
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	records watch.List[RecordStored]
+	topics  *topics
 
 	mu           sync.Mutex
 	reachability network.Reachability
@@ -75,9 +81,10 @@ func New(opts Options) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	n := &Node{cfg: cfg, log: log}
 	var kad *dht.IpfsDHT
 	hostOpts = append(hostOpts, libp2p.Routing(func(h host.Host) (routing.PeerRouting, error) {
-		kad, err = dht.New(h, dhtOptions(opts)...)
+		kad, err = dht.New(h, n.dhtOptions(opts)...)
 		return kad, err
 	}))
 	h, err := libp2p.New(hostOpts...)
@@ -85,8 +92,12 @@ func New(opts Options) (*Node, error) {
 		return nil, explainStartError(cfg, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	n := &Node{Host: h, DHT: kad, cfg: cfg, log: log, cancel: cancel}
+	n.Host, n.DHT, n.cancel = h, kad, cancel
 	if err := n.watchReachability(ctx); err != nil {
+		n.Close()
+		return nil, err
+	}
+	if err := n.startPubSub(ctx); err != nil {
 		n.Close()
 		return nil, err
 	}
@@ -142,7 +153,7 @@ func hostOptions(opts Options) ([]libp2p.Option, error) {
 	return hostOpts, nil
 }
 
-func dhtOptions(opts Options) []dht.Option {
+func (n *Node) dhtOptions(opts Options) []dht.Option {
 	cfg := opts.Config
 	validator := record.NamespacedValidator{"pk": record.PublicKeyValidator{}}
 	for ns, v := range opts.Validators {
@@ -157,7 +168,11 @@ func dhtOptions(opts Options) []dht.Option {
 		dht.RoutingTableRefreshPeriod(cfg.DHT.RefreshInterval.D()),
 	}
 	if opts.Datastore != nil {
-		dhtOpts = append(dhtOpts, dht.Datastore(namespace.Wrap(opts.Datastore, ds.NewKey("/dht"))))
+		store := namespace.Wrap(opts.Datastore, ds.NewKey("/dht"))
+		dhtOpts = append(dhtOpts, dht.Datastore(&notifyingStore{Batching: store, watchers: &n.records}))
+	}
+	if opts.StorePolicy != nil {
+		dhtOpts = append(dhtOpts, dht.OnRequestHook(refusePut(opts.StorePolicy, n.log)))
 	}
 	if peers := bootstrapPeers(cfg); len(peers) > 0 {
 		// The DHT reconnects to these by itself when its routing table runs empty.

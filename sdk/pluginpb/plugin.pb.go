@@ -1289,8 +1289,9 @@ func (x *PinRequest) GetReason() string {
 }
 
 type SubscribeRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Kinds         []string               `protobuf:"bytes,1,rep,name=kinds,proto3" json:"kinds,omitempty"` // empty: all. peer.connected, peer.disconnected, name.updated
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// empty: all. peer.connected, peer.disconnected, name.updated, record.stored
+	Kinds         []string `protobuf:"bytes,1,rep,name=kinds,proto3" json:"kinds,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1520,6 +1521,540 @@ func (x *MetricSample) GetKind() MetricSample_Kind {
 	return MetricSample_KIND_UNSPECIFIED
 }
 
+type TopicRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopicRequest) Reset() {
+	*x = TopicRequest{}
+	mi := &file_pluginpb_plugin_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopicRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopicRequest) ProtoMessage() {}
+
+func (x *TopicRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pluginpb_plugin_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopicRequest.ProtoReflect.Descriptor instead.
+func (*TopicRequest) Descriptor() ([]byte, []int) {
+	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *TopicRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+type TopicMessage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Data          []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	From          string                 `protobuf:"bytes,3,opt,name=from,proto3" json:"from,omitempty"` // the publisher's peer ID (messages are signed by it)
+	Seqno         []byte                 `protobuf:"bytes,4,opt,name=seqno,proto3" json:"seqno,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopicMessage) Reset() {
+	*x = TopicMessage{}
+	mi := &file_pluginpb_plugin_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopicMessage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopicMessage) ProtoMessage() {}
+
+func (x *TopicMessage) ProtoReflect() protoreflect.Message {
+	mi := &file_pluginpb_plugin_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopicMessage.ProtoReflect.Descriptor instead.
+func (*TopicMessage) Descriptor() ([]byte, []int) {
+	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *TopicMessage) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *TopicMessage) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *TopicMessage) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *TopicMessage) GetSeqno() []byte {
+	if x != nil {
+		return x.Seqno
+	}
+	return nil
+}
+
+type ProtocolRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Protocol      string                 `protobuf:"bytes,1,opt,name=protocol,proto3" json:"protocol,omitempty"` // e.g. /avtr/x/chat/1.0.0
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProtocolRequest) Reset() {
+	*x = ProtocolRequest{}
+	mi := &file_pluginpb_plugin_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProtocolRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProtocolRequest) ProtoMessage() {}
+
+func (x *ProtocolRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pluginpb_plugin_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProtocolRequest.ProtoReflect.Descriptor instead.
+func (*ProtocolRequest) Descriptor() ([]byte, []int) {
+	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ProtocolRequest) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
+}
+
+type IncomingStream struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`                      // pass it to Stream as accept
+	PeerId        string                 `protobuf:"bytes,2,opt,name=peer_id,json=peerId,proto3" json:"peer_id,omitempty"` // the remote peer
+	Protocol      string                 `protobuf:"bytes,3,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IncomingStream) Reset() {
+	*x = IncomingStream{}
+	mi := &file_pluginpb_plugin_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IncomingStream) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IncomingStream) ProtoMessage() {}
+
+func (x *IncomingStream) ProtoReflect() protoreflect.Message {
+	mi := &file_pluginpb_plugin_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IncomingStream.ProtoReflect.Descriptor instead.
+func (*IncomingStream) Descriptor() ([]byte, []int) {
+	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *IncomingStream) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *IncomingStream) GetPeerId() string {
+	if x != nil {
+		return x.PeerId
+	}
+	return ""
+}
+
+func (x *IncomingStream) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
+}
+
+type StreamOpen struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PeerId        string                 `protobuf:"bytes,1,opt,name=peer_id,json=peerId,proto3" json:"peer_id,omitempty"`
+	Protocol      string                 `protobuf:"bytes,2,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamOpen) Reset() {
+	*x = StreamOpen{}
+	mi := &file_pluginpb_plugin_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamOpen) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamOpen) ProtoMessage() {}
+
+func (x *StreamOpen) ProtoReflect() protoreflect.Message {
+	mi := &file_pluginpb_plugin_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamOpen.ProtoReflect.Descriptor instead.
+func (*StreamOpen) Descriptor() ([]byte, []int) {
+	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *StreamOpen) GetPeerId() string {
+	if x != nil {
+		return x.PeerId
+	}
+	return ""
+}
+
+func (x *StreamOpen) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
+}
+
+type StreamChunk struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Kind:
+	//
+	//	*StreamChunk_Accept
+	//	*StreamChunk_Open
+	//	*StreamChunk_Data
+	//	*StreamChunk_CloseWrite
+	//	*StreamChunk_Close
+	Kind          isStreamChunk_Kind `protobuf_oneof:"kind"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamChunk) Reset() {
+	*x = StreamChunk{}
+	mi := &file_pluginpb_plugin_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamChunk) ProtoMessage() {}
+
+func (x *StreamChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_pluginpb_plugin_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamChunk.ProtoReflect.Descriptor instead.
+func (*StreamChunk) Descriptor() ([]byte, []int) {
+	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *StreamChunk) GetKind() isStreamChunk_Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return nil
+}
+
+func (x *StreamChunk) GetAccept() uint64 {
+	if x != nil {
+		if x, ok := x.Kind.(*StreamChunk_Accept); ok {
+			return x.Accept
+		}
+	}
+	return 0
+}
+
+func (x *StreamChunk) GetOpen() *StreamOpen {
+	if x != nil {
+		if x, ok := x.Kind.(*StreamChunk_Open); ok {
+			return x.Open
+		}
+	}
+	return nil
+}
+
+func (x *StreamChunk) GetData() []byte {
+	if x != nil {
+		if x, ok := x.Kind.(*StreamChunk_Data); ok {
+			return x.Data
+		}
+	}
+	return nil
+}
+
+func (x *StreamChunk) GetCloseWrite() bool {
+	if x != nil {
+		if x, ok := x.Kind.(*StreamChunk_CloseWrite); ok {
+			return x.CloseWrite
+		}
+	}
+	return false
+}
+
+func (x *StreamChunk) GetClose() bool {
+	if x != nil {
+		if x, ok := x.Kind.(*StreamChunk_Close); ok {
+			return x.Close
+		}
+	}
+	return false
+}
+
+type isStreamChunk_Kind interface {
+	isStreamChunk_Kind()
+}
+
+type StreamChunk_Accept struct {
+	Accept uint64 `protobuf:"varint,1,opt,name=accept,proto3,oneof"` // plugin -> node, first message
+}
+
+type StreamChunk_Open struct {
+	Open *StreamOpen `protobuf:"bytes,2,opt,name=open,proto3,oneof"` // plugin -> node first message; node -> plugin: ready
+}
+
+type StreamChunk_Data struct {
+	Data []byte `protobuf:"bytes,3,opt,name=data,proto3,oneof"`
+}
+
+type StreamChunk_CloseWrite struct {
+	CloseWrite bool `protobuf:"varint,4,opt,name=close_write,json=closeWrite,proto3,oneof"` // no more data from this side; reading goes on
+}
+
+type StreamChunk_Close struct {
+	Close bool `protobuf:"varint,5,opt,name=close,proto3,oneof"` // plugin -> node: done, both directions (libp2p Close)
+}
+
+func (*StreamChunk_Accept) isStreamChunk_Kind() {}
+
+func (*StreamChunk_Open) isStreamChunk_Kind() {}
+
+func (*StreamChunk_Data) isStreamChunk_Kind() {}
+
+func (*StreamChunk_CloseWrite) isStreamChunk_Kind() {}
+
+func (*StreamChunk_Close) isStreamChunk_Kind() {}
+
+type PolicyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Hook          string                 `protobuf:"bytes,1,opt,name=hook,proto3" json:"hook,omitempty"` // e.g. mirror, relay_reserve
+	InputJson     []byte                 `protobuf:"bytes,2,opt,name=input_json,json=inputJson,proto3" json:"input_json,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicyRequest) Reset() {
+	*x = PolicyRequest{}
+	mi := &file_pluginpb_plugin_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyRequest) ProtoMessage() {}
+
+func (x *PolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pluginpb_plugin_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyRequest.ProtoReflect.Descriptor instead.
+func (*PolicyRequest) Descriptor() ([]byte, []int) {
+	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *PolicyRequest) GetHook() string {
+	if x != nil {
+		return x.Hook
+	}
+	return ""
+}
+
+func (x *PolicyRequest) GetInputJson() []byte {
+	if x != nil {
+		return x.InputJson
+	}
+	return nil
+}
+
+type PolicyVerdict struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Decided       bool                   `protobuf:"varint,1,opt,name=decided,proto3" json:"decided,omitempty"` // false: no script had an opinion; apply your default
+	Allow         bool                   `protobuf:"varint,2,opt,name=allow,proto3" json:"allow,omitempty"`
+	Order         []string               `protobuf:"bytes,3,rep,name=order,proto3" json:"order,omitempty"`
+	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	Script        string                 `protobuf:"bytes,5,opt,name=script,proto3" json:"script,omitempty"`
+	Fallback      bool                   `protobuf:"varint,6,opt,name=fallback,proto3" json:"fallback,omitempty"` // the hook failed or overran; its fallback was taken
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicyVerdict) Reset() {
+	*x = PolicyVerdict{}
+	mi := &file_pluginpb_plugin_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyVerdict) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyVerdict) ProtoMessage() {}
+
+func (x *PolicyVerdict) ProtoReflect() protoreflect.Message {
+	mi := &file_pluginpb_plugin_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyVerdict.ProtoReflect.Descriptor instead.
+func (*PolicyVerdict) Descriptor() ([]byte, []int) {
+	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *PolicyVerdict) GetDecided() bool {
+	if x != nil {
+		return x.Decided
+	}
+	return false
+}
+
+func (x *PolicyVerdict) GetAllow() bool {
+	if x != nil {
+		return x.Allow
+	}
+	return false
+}
+
+func (x *PolicyVerdict) GetOrder() []string {
+	if x != nil {
+		return x.Order
+	}
+	return nil
+}
+
+func (x *PolicyVerdict) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *PolicyVerdict) GetScript() string {
+	if x != nil {
+		return x.Script
+	}
+	return ""
+}
+
+func (x *PolicyVerdict) GetFallback() bool {
+	if x != nil {
+		return x.Fallback
+	}
+	return false
+}
+
 var File_pluginpb_plugin_proto protoreflect.FileDescriptor
 
 const file_pluginpb_plugin_proto_rawDesc = "" +
@@ -1636,12 +2171,48 @@ const file_pluginpb_plugin_proto_rawDesc = "" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
 	"KIND_GAUGE\x10\x01\x12\x14\n" +
-	"\x10KIND_COUNTER_ADD\x10\x022\xb4\x02\n" +
+	"\x10KIND_COUNTER_ADD\x10\x02\"$\n" +
+	"\fTopicRequest\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\"b\n" +
+	"\fTopicMessage\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\x12\x12\n" +
+	"\x04from\x18\x03 \x01(\tR\x04from\x12\x14\n" +
+	"\x05seqno\x18\x04 \x01(\fR\x05seqno\"-\n" +
+	"\x0fProtocolRequest\x12\x1a\n" +
+	"\bprotocol\x18\x01 \x01(\tR\bprotocol\"U\n" +
+	"\x0eIncomingStream\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x17\n" +
+	"\apeer_id\x18\x02 \x01(\tR\x06peerId\x12\x1a\n" +
+	"\bprotocol\x18\x03 \x01(\tR\bprotocol\"A\n" +
+	"\n" +
+	"StreamOpen\x12\x17\n" +
+	"\apeer_id\x18\x01 \x01(\tR\x06peerId\x12\x1a\n" +
+	"\bprotocol\x18\x02 \x01(\tR\bprotocol\"\xb4\x01\n" +
+	"\vStreamChunk\x12\x18\n" +
+	"\x06accept\x18\x01 \x01(\x04H\x00R\x06accept\x122\n" +
+	"\x04open\x18\x02 \x01(\v2\x1c.avnode.plugin.v1.StreamOpenH\x00R\x04open\x12\x14\n" +
+	"\x04data\x18\x03 \x01(\fH\x00R\x04data\x12!\n" +
+	"\vclose_write\x18\x04 \x01(\bH\x00R\n" +
+	"closeWrite\x12\x16\n" +
+	"\x05close\x18\x05 \x01(\bH\x00R\x05closeB\x06\n" +
+	"\x04kind\"B\n" +
+	"\rPolicyRequest\x12\x12\n" +
+	"\x04hook\x18\x01 \x01(\tR\x04hook\x12\x1d\n" +
+	"\n" +
+	"input_json\x18\x02 \x01(\fR\tinputJson\"\xa1\x01\n" +
+	"\rPolicyVerdict\x12\x18\n" +
+	"\adecided\x18\x01 \x01(\bR\adecided\x12\x14\n" +
+	"\x05allow\x18\x02 \x01(\bR\x05allow\x12\x14\n" +
+	"\x05order\x18\x03 \x03(\tR\x05order\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x16\n" +
+	"\x06script\x18\x05 \x01(\tR\x06script\x12\x1a\n" +
+	"\bfallback\x18\x06 \x01(\bR\bfallback2\xb4\x02\n" +
 	"\x04Role\x12L\n" +
 	"\bDescribe\x12!.avnode.plugin.v1.DescribeRequest\x1a\x1d.avnode.plugin.v1.Description\x12P\n" +
 	"\x0eValidateConfig\x12\x1f.avnode.plugin.v1.ConfigRequest\x1a\x1d.avnode.plugin.v1.Diagnostics\x12F\n" +
 	"\x05Start\x12\x1e.avnode.plugin.v1.StartRequest\x1a\x1d.avnode.plugin.v1.Diagnostics\x12D\n" +
-	"\x04Stop\x12\x1d.avnode.plugin.v1.StopRequest\x1a\x1d.avnode.plugin.v1.Diagnostics2\xc1\x06\n" +
+	"\x04Stop\x12\x1d.avnode.plugin.v1.StopRequest\x1a\x1d.avnode.plugin.v1.Diagnostics2\xca\t\n" +
 	"\x04Host\x12I\n" +
 	"\aResolve\x12 .avnode.plugin.v1.ResolveRequest\x1a\x1c.avnode.plugin.v1.Resolution\x12G\n" +
 	"\tGetRecord\x12\x1b.avnode.plugin.v1.RecordKey\x1a\x1d.avnode.plugin.v1.RecordValue\x12C\n" +
@@ -1654,7 +2225,12 @@ const file_pluginpb_plugin_proto_rawDesc = "" +
 	"\x05Unpin\x12\x1c.avnode.plugin.v1.ContentRef\x1a\x17.avnode.plugin.v1.Empty\x12J\n" +
 	"\tSubscribe\x12\".avnode.plugin.v1.SubscribeRequest\x1a\x17.avnode.plugin.v1.Event0\x01\x12:\n" +
 	"\x03Log\x12\x1a.avnode.plugin.v1.LogEntry\x1a\x17.avnode.plugin.v1.Empty\x12A\n" +
-	"\x06Metric\x12\x1e.avnode.plugin.v1.MetricSample\x1a\x17.avnode.plugin.v1.EmptyB'Z%github.com/avnode/avnode/sdk/pluginpbb\x06proto3"
+	"\x06Metric\x12\x1e.avnode.plugin.v1.MetricSample\x1a\x17.avnode.plugin.v1.Empty\x12B\n" +
+	"\aPublish\x12\x1e.avnode.plugin.v1.TopicMessage\x1a\x17.avnode.plugin.v1.Empty\x12R\n" +
+	"\x0eSubscribeTopic\x12\x1e.avnode.plugin.v1.TopicRequest\x1a\x1e.avnode.plugin.v1.TopicMessage0\x01\x12W\n" +
+	"\x0eHandleProtocol\x12!.avnode.plugin.v1.ProtocolRequest\x1a .avnode.plugin.v1.IncomingStream0\x01\x12J\n" +
+	"\x06Stream\x12\x1d.avnode.plugin.v1.StreamChunk\x1a\x1d.avnode.plugin.v1.StreamChunk(\x010\x01\x12J\n" +
+	"\x06Decide\x12\x1f.avnode.plugin.v1.PolicyRequest\x1a\x1f.avnode.plugin.v1.PolicyVerdictB'Z%github.com/avnode/avnode/sdk/pluginpbb\x06proto3"
 
 var (
 	file_pluginpb_plugin_proto_rawDescOnce sync.Once
@@ -1669,7 +2245,7 @@ func file_pluginpb_plugin_proto_rawDescGZIP() []byte {
 }
 
 var file_pluginpb_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_pluginpb_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_pluginpb_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_pluginpb_plugin_proto_goTypes = []any{
 	(Diagnostic_Severity)(0), // 0: avnode.plugin.v1.Diagnostic.Severity
 	(MetricSample_Kind)(0),   // 1: avnode.plugin.v1.MetricSample.Kind
@@ -1698,8 +2274,16 @@ var file_pluginpb_plugin_proto_goTypes = []any{
 	(*Event)(nil),            // 24: avnode.plugin.v1.Event
 	(*LogEntry)(nil),         // 25: avnode.plugin.v1.LogEntry
 	(*MetricSample)(nil),     // 26: avnode.plugin.v1.MetricSample
-	nil,                      // 27: avnode.plugin.v1.Event.AttrsEntry
-	nil,                      // 28: avnode.plugin.v1.LogEntry.AttrsEntry
+	(*TopicRequest)(nil),     // 27: avnode.plugin.v1.TopicRequest
+	(*TopicMessage)(nil),     // 28: avnode.plugin.v1.TopicMessage
+	(*ProtocolRequest)(nil),  // 29: avnode.plugin.v1.ProtocolRequest
+	(*IncomingStream)(nil),   // 30: avnode.plugin.v1.IncomingStream
+	(*StreamOpen)(nil),       // 31: avnode.plugin.v1.StreamOpen
+	(*StreamChunk)(nil),      // 32: avnode.plugin.v1.StreamChunk
+	(*PolicyRequest)(nil),    // 33: avnode.plugin.v1.PolicyRequest
+	(*PolicyVerdict)(nil),    // 34: avnode.plugin.v1.PolicyVerdict
+	nil,                      // 35: avnode.plugin.v1.Event.AttrsEntry
+	nil,                      // 36: avnode.plugin.v1.LogEntry.AttrsEntry
 }
 var file_pluginpb_plugin_proto_depIdxs = []int32{
 	0,  // 0: avnode.plugin.v1.Diagnostic.severity:type_name -> avnode.plugin.v1.Diagnostic.Severity
@@ -1707,46 +2291,57 @@ var file_pluginpb_plugin_proto_depIdxs = []int32{
 	11, // 2: avnode.plugin.v1.Resolution.records:type_name -> avnode.plugin.v1.ZoneRecordEntry
 	12, // 3: avnode.plugin.v1.Resolution.hosts:type_name -> avnode.plugin.v1.HostInfo
 	11, // 4: avnode.plugin.v1.Zone.records:type_name -> avnode.plugin.v1.ZoneRecordEntry
-	27, // 5: avnode.plugin.v1.Event.attrs:type_name -> avnode.plugin.v1.Event.AttrsEntry
-	28, // 6: avnode.plugin.v1.LogEntry.attrs:type_name -> avnode.plugin.v1.LogEntry.AttrsEntry
+	35, // 5: avnode.plugin.v1.Event.attrs:type_name -> avnode.plugin.v1.Event.AttrsEntry
+	36, // 6: avnode.plugin.v1.LogEntry.attrs:type_name -> avnode.plugin.v1.LogEntry.AttrsEntry
 	1,  // 7: avnode.plugin.v1.MetricSample.kind:type_name -> avnode.plugin.v1.MetricSample.Kind
-	5,  // 8: avnode.plugin.v1.Role.Describe:input_type -> avnode.plugin.v1.DescribeRequest
-	7,  // 9: avnode.plugin.v1.Role.ValidateConfig:input_type -> avnode.plugin.v1.ConfigRequest
-	8,  // 10: avnode.plugin.v1.Role.Start:input_type -> avnode.plugin.v1.StartRequest
-	9,  // 11: avnode.plugin.v1.Role.Stop:input_type -> avnode.plugin.v1.StopRequest
-	10, // 12: avnode.plugin.v1.Host.Resolve:input_type -> avnode.plugin.v1.ResolveRequest
-	14, // 13: avnode.plugin.v1.Host.GetRecord:input_type -> avnode.plugin.v1.RecordKey
-	15, // 14: avnode.plugin.v1.Host.PutRecord:input_type -> avnode.plugin.v1.RecordValue
-	16, // 15: avnode.plugin.v1.Host.SetZoneRecord:input_type -> avnode.plugin.v1.ZoneChange
-	18, // 16: avnode.plugin.v1.Host.Provide:input_type -> avnode.plugin.v1.ContentRef
-	18, // 17: avnode.plugin.v1.Host.FindProviders:input_type -> avnode.plugin.v1.ContentRef
-	20, // 18: avnode.plugin.v1.Host.Fetch:input_type -> avnode.plugin.v1.FetchRequest
-	22, // 19: avnode.plugin.v1.Host.Pin:input_type -> avnode.plugin.v1.PinRequest
-	18, // 20: avnode.plugin.v1.Host.Unpin:input_type -> avnode.plugin.v1.ContentRef
-	23, // 21: avnode.plugin.v1.Host.Subscribe:input_type -> avnode.plugin.v1.SubscribeRequest
-	25, // 22: avnode.plugin.v1.Host.Log:input_type -> avnode.plugin.v1.LogEntry
-	26, // 23: avnode.plugin.v1.Host.Metric:input_type -> avnode.plugin.v1.MetricSample
-	6,  // 24: avnode.plugin.v1.Role.Describe:output_type -> avnode.plugin.v1.Description
-	4,  // 25: avnode.plugin.v1.Role.ValidateConfig:output_type -> avnode.plugin.v1.Diagnostics
-	4,  // 26: avnode.plugin.v1.Role.Start:output_type -> avnode.plugin.v1.Diagnostics
-	4,  // 27: avnode.plugin.v1.Role.Stop:output_type -> avnode.plugin.v1.Diagnostics
-	13, // 28: avnode.plugin.v1.Host.Resolve:output_type -> avnode.plugin.v1.Resolution
-	15, // 29: avnode.plugin.v1.Host.GetRecord:output_type -> avnode.plugin.v1.RecordValue
-	2,  // 30: avnode.plugin.v1.Host.PutRecord:output_type -> avnode.plugin.v1.Empty
-	17, // 31: avnode.plugin.v1.Host.SetZoneRecord:output_type -> avnode.plugin.v1.Zone
-	2,  // 32: avnode.plugin.v1.Host.Provide:output_type -> avnode.plugin.v1.Empty
-	19, // 33: avnode.plugin.v1.Host.FindProviders:output_type -> avnode.plugin.v1.Peers
-	21, // 34: avnode.plugin.v1.Host.Fetch:output_type -> avnode.plugin.v1.FetchResult
-	2,  // 35: avnode.plugin.v1.Host.Pin:output_type -> avnode.plugin.v1.Empty
-	2,  // 36: avnode.plugin.v1.Host.Unpin:output_type -> avnode.plugin.v1.Empty
-	24, // 37: avnode.plugin.v1.Host.Subscribe:output_type -> avnode.plugin.v1.Event
-	2,  // 38: avnode.plugin.v1.Host.Log:output_type -> avnode.plugin.v1.Empty
-	2,  // 39: avnode.plugin.v1.Host.Metric:output_type -> avnode.plugin.v1.Empty
-	24, // [24:40] is the sub-list for method output_type
-	8,  // [8:24] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	31, // 8: avnode.plugin.v1.StreamChunk.open:type_name -> avnode.plugin.v1.StreamOpen
+	5,  // 9: avnode.plugin.v1.Role.Describe:input_type -> avnode.plugin.v1.DescribeRequest
+	7,  // 10: avnode.plugin.v1.Role.ValidateConfig:input_type -> avnode.plugin.v1.ConfigRequest
+	8,  // 11: avnode.plugin.v1.Role.Start:input_type -> avnode.plugin.v1.StartRequest
+	9,  // 12: avnode.plugin.v1.Role.Stop:input_type -> avnode.plugin.v1.StopRequest
+	10, // 13: avnode.plugin.v1.Host.Resolve:input_type -> avnode.plugin.v1.ResolveRequest
+	14, // 14: avnode.plugin.v1.Host.GetRecord:input_type -> avnode.plugin.v1.RecordKey
+	15, // 15: avnode.plugin.v1.Host.PutRecord:input_type -> avnode.plugin.v1.RecordValue
+	16, // 16: avnode.plugin.v1.Host.SetZoneRecord:input_type -> avnode.plugin.v1.ZoneChange
+	18, // 17: avnode.plugin.v1.Host.Provide:input_type -> avnode.plugin.v1.ContentRef
+	18, // 18: avnode.plugin.v1.Host.FindProviders:input_type -> avnode.plugin.v1.ContentRef
+	20, // 19: avnode.plugin.v1.Host.Fetch:input_type -> avnode.plugin.v1.FetchRequest
+	22, // 20: avnode.plugin.v1.Host.Pin:input_type -> avnode.plugin.v1.PinRequest
+	18, // 21: avnode.plugin.v1.Host.Unpin:input_type -> avnode.plugin.v1.ContentRef
+	23, // 22: avnode.plugin.v1.Host.Subscribe:input_type -> avnode.plugin.v1.SubscribeRequest
+	25, // 23: avnode.plugin.v1.Host.Log:input_type -> avnode.plugin.v1.LogEntry
+	26, // 24: avnode.plugin.v1.Host.Metric:input_type -> avnode.plugin.v1.MetricSample
+	28, // 25: avnode.plugin.v1.Host.Publish:input_type -> avnode.plugin.v1.TopicMessage
+	27, // 26: avnode.plugin.v1.Host.SubscribeTopic:input_type -> avnode.plugin.v1.TopicRequest
+	29, // 27: avnode.plugin.v1.Host.HandleProtocol:input_type -> avnode.plugin.v1.ProtocolRequest
+	32, // 28: avnode.plugin.v1.Host.Stream:input_type -> avnode.plugin.v1.StreamChunk
+	33, // 29: avnode.plugin.v1.Host.Decide:input_type -> avnode.plugin.v1.PolicyRequest
+	6,  // 30: avnode.plugin.v1.Role.Describe:output_type -> avnode.plugin.v1.Description
+	4,  // 31: avnode.plugin.v1.Role.ValidateConfig:output_type -> avnode.plugin.v1.Diagnostics
+	4,  // 32: avnode.plugin.v1.Role.Start:output_type -> avnode.plugin.v1.Diagnostics
+	4,  // 33: avnode.plugin.v1.Role.Stop:output_type -> avnode.plugin.v1.Diagnostics
+	13, // 34: avnode.plugin.v1.Host.Resolve:output_type -> avnode.plugin.v1.Resolution
+	15, // 35: avnode.plugin.v1.Host.GetRecord:output_type -> avnode.plugin.v1.RecordValue
+	2,  // 36: avnode.plugin.v1.Host.PutRecord:output_type -> avnode.plugin.v1.Empty
+	17, // 37: avnode.plugin.v1.Host.SetZoneRecord:output_type -> avnode.plugin.v1.Zone
+	2,  // 38: avnode.plugin.v1.Host.Provide:output_type -> avnode.plugin.v1.Empty
+	19, // 39: avnode.plugin.v1.Host.FindProviders:output_type -> avnode.plugin.v1.Peers
+	21, // 40: avnode.plugin.v1.Host.Fetch:output_type -> avnode.plugin.v1.FetchResult
+	2,  // 41: avnode.plugin.v1.Host.Pin:output_type -> avnode.plugin.v1.Empty
+	2,  // 42: avnode.plugin.v1.Host.Unpin:output_type -> avnode.plugin.v1.Empty
+	24, // 43: avnode.plugin.v1.Host.Subscribe:output_type -> avnode.plugin.v1.Event
+	2,  // 44: avnode.plugin.v1.Host.Log:output_type -> avnode.plugin.v1.Empty
+	2,  // 45: avnode.plugin.v1.Host.Metric:output_type -> avnode.plugin.v1.Empty
+	2,  // 46: avnode.plugin.v1.Host.Publish:output_type -> avnode.plugin.v1.Empty
+	28, // 47: avnode.plugin.v1.Host.SubscribeTopic:output_type -> avnode.plugin.v1.TopicMessage
+	30, // 48: avnode.plugin.v1.Host.HandleProtocol:output_type -> avnode.plugin.v1.IncomingStream
+	32, // 49: avnode.plugin.v1.Host.Stream:output_type -> avnode.plugin.v1.StreamChunk
+	34, // 50: avnode.plugin.v1.Host.Decide:output_type -> avnode.plugin.v1.PolicyVerdict
+	30, // [30:51] is the sub-list for method output_type
+	9,  // [9:30] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_pluginpb_plugin_proto_init() }
@@ -1754,13 +2349,20 @@ func file_pluginpb_plugin_proto_init() {
 	if File_pluginpb_plugin_proto != nil {
 		return
 	}
+	file_pluginpb_plugin_proto_msgTypes[30].OneofWrappers = []any{
+		(*StreamChunk_Accept)(nil),
+		(*StreamChunk_Open)(nil),
+		(*StreamChunk_Data)(nil),
+		(*StreamChunk_CloseWrite)(nil),
+		(*StreamChunk_Close)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pluginpb_plugin_proto_rawDesc), len(file_pluginpb_plugin_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   27,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -251,18 +251,23 @@ var Role_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Host_Resolve_FullMethodName       = "/avnode.plugin.v1.Host/Resolve"
-	Host_GetRecord_FullMethodName     = "/avnode.plugin.v1.Host/GetRecord"
-	Host_PutRecord_FullMethodName     = "/avnode.plugin.v1.Host/PutRecord"
-	Host_SetZoneRecord_FullMethodName = "/avnode.plugin.v1.Host/SetZoneRecord"
-	Host_Provide_FullMethodName       = "/avnode.plugin.v1.Host/Provide"
-	Host_FindProviders_FullMethodName = "/avnode.plugin.v1.Host/FindProviders"
-	Host_Fetch_FullMethodName         = "/avnode.plugin.v1.Host/Fetch"
-	Host_Pin_FullMethodName           = "/avnode.plugin.v1.Host/Pin"
-	Host_Unpin_FullMethodName         = "/avnode.plugin.v1.Host/Unpin"
-	Host_Subscribe_FullMethodName     = "/avnode.plugin.v1.Host/Subscribe"
-	Host_Log_FullMethodName           = "/avnode.plugin.v1.Host/Log"
-	Host_Metric_FullMethodName        = "/avnode.plugin.v1.Host/Metric"
+	Host_Resolve_FullMethodName        = "/avnode.plugin.v1.Host/Resolve"
+	Host_GetRecord_FullMethodName      = "/avnode.plugin.v1.Host/GetRecord"
+	Host_PutRecord_FullMethodName      = "/avnode.plugin.v1.Host/PutRecord"
+	Host_SetZoneRecord_FullMethodName  = "/avnode.plugin.v1.Host/SetZoneRecord"
+	Host_Provide_FullMethodName        = "/avnode.plugin.v1.Host/Provide"
+	Host_FindProviders_FullMethodName  = "/avnode.plugin.v1.Host/FindProviders"
+	Host_Fetch_FullMethodName          = "/avnode.plugin.v1.Host/Fetch"
+	Host_Pin_FullMethodName            = "/avnode.plugin.v1.Host/Pin"
+	Host_Unpin_FullMethodName          = "/avnode.plugin.v1.Host/Unpin"
+	Host_Subscribe_FullMethodName      = "/avnode.plugin.v1.Host/Subscribe"
+	Host_Log_FullMethodName            = "/avnode.plugin.v1.Host/Log"
+	Host_Metric_FullMethodName         = "/avnode.plugin.v1.Host/Metric"
+	Host_Publish_FullMethodName        = "/avnode.plugin.v1.Host/Publish"
+	Host_SubscribeTopic_FullMethodName = "/avnode.plugin.v1.Host/SubscribeTopic"
+	Host_HandleProtocol_FullMethodName = "/avnode.plugin.v1.Host/HandleProtocol"
+	Host_Stream_FullMethodName         = "/avnode.plugin.v1.Host/Stream"
+	Host_Decide_FullMethodName         = "/avnode.plugin.v1.Host/Decide"
 )
 
 // HostClient is the client API for Host service.
@@ -284,6 +289,19 @@ type HostClient interface {
 	Subscribe(ctx context.Context, in *SubscribeRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Event], error)
 	Log(ctx context.Context, in *LogEntry, opts ...grpc.CallOption) (*Empty, error)
 	Metric(ctx context.Context, in *MetricSample, opts ...grpc.CallOption) (*Empty, error)
+	// Pub/sub (GossipSub) on the node's host.
+	Publish(ctx context.Context, in *TopicMessage, opts ...grpc.CallOption) (*Empty, error)
+	SubscribeTopic(ctx context.Context, in *TopicRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TopicMessage], error)
+	// HandleProtocol makes the node accept libp2p streams of a protocol for
+	// this plugin; each incoming stream is announced here and picked up with
+	// Stream (accept). Ending the call removes the handler.
+	HandleProtocol(ctx context.Context, in *ProtocolRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[IncomingStream], error)
+	// Stream carries one libp2p stream's bytes: the plugin's first message
+	// is accept (an announced stream) or open (dial a peer); the node answers
+	// open once the stream is ready, then data flows both ways.
+	Stream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[StreamChunk, StreamChunk], error)
+	// Decide asks the node's Lua policies (policy.scripts) for a verdict.
+	Decide(ctx context.Context, in *PolicyRequest, opts ...grpc.CallOption) (*PolicyVerdict, error)
 }
 
 type hostClient struct {
@@ -423,6 +441,77 @@ func (c *hostClient) Metric(ctx context.Context, in *MetricSample, opts ...grpc.
 	return out, nil
 }
 
+func (c *hostClient) Publish(ctx context.Context, in *TopicMessage, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Host_Publish_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hostClient) SubscribeTopic(ctx context.Context, in *TopicRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[TopicMessage], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Host_ServiceDesc.Streams[1], Host_SubscribeTopic_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[TopicRequest, TopicMessage]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Host_SubscribeTopicClient = grpc.ServerStreamingClient[TopicMessage]
+
+func (c *hostClient) HandleProtocol(ctx context.Context, in *ProtocolRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[IncomingStream], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Host_ServiceDesc.Streams[2], Host_HandleProtocol_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ProtocolRequest, IncomingStream]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Host_HandleProtocolClient = grpc.ServerStreamingClient[IncomingStream]
+
+func (c *hostClient) Stream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[StreamChunk, StreamChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Host_ServiceDesc.Streams[3], Host_Stream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[StreamChunk, StreamChunk]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Host_StreamClient = grpc.BidiStreamingClient[StreamChunk, StreamChunk]
+
+func (c *hostClient) Decide(ctx context.Context, in *PolicyRequest, opts ...grpc.CallOption) (*PolicyVerdict, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PolicyVerdict)
+	err := c.cc.Invoke(ctx, Host_Decide_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // HostServer is the server API for Host service.
 // All implementations must embed UnimplementedHostServer
 // for forward compatibility.
@@ -442,6 +531,19 @@ type HostServer interface {
 	Subscribe(*SubscribeRequest, grpc.ServerStreamingServer[Event]) error
 	Log(context.Context, *LogEntry) (*Empty, error)
 	Metric(context.Context, *MetricSample) (*Empty, error)
+	// Pub/sub (GossipSub) on the node's host.
+	Publish(context.Context, *TopicMessage) (*Empty, error)
+	SubscribeTopic(*TopicRequest, grpc.ServerStreamingServer[TopicMessage]) error
+	// HandleProtocol makes the node accept libp2p streams of a protocol for
+	// this plugin; each incoming stream is announced here and picked up with
+	// Stream (accept). Ending the call removes the handler.
+	HandleProtocol(*ProtocolRequest, grpc.ServerStreamingServer[IncomingStream]) error
+	// Stream carries one libp2p stream's bytes: the plugin's first message
+	// is accept (an announced stream) or open (dial a peer); the node answers
+	// open once the stream is ready, then data flows both ways.
+	Stream(grpc.BidiStreamingServer[StreamChunk, StreamChunk]) error
+	// Decide asks the node's Lua policies (policy.scripts) for a verdict.
+	Decide(context.Context, *PolicyRequest) (*PolicyVerdict, error)
 	mustEmbedUnimplementedHostServer()
 }
 
@@ -487,6 +589,21 @@ func (UnimplementedHostServer) Log(context.Context, *LogEntry) (*Empty, error) {
 }
 func (UnimplementedHostServer) Metric(context.Context, *MetricSample) (*Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method Metric not implemented")
+}
+func (UnimplementedHostServer) Publish(context.Context, *TopicMessage) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method Publish not implemented")
+}
+func (UnimplementedHostServer) SubscribeTopic(*TopicRequest, grpc.ServerStreamingServer[TopicMessage]) error {
+	return status.Error(codes.Unimplemented, "method SubscribeTopic not implemented")
+}
+func (UnimplementedHostServer) HandleProtocol(*ProtocolRequest, grpc.ServerStreamingServer[IncomingStream]) error {
+	return status.Error(codes.Unimplemented, "method HandleProtocol not implemented")
+}
+func (UnimplementedHostServer) Stream(grpc.BidiStreamingServer[StreamChunk, StreamChunk]) error {
+	return status.Error(codes.Unimplemented, "method Stream not implemented")
+}
+func (UnimplementedHostServer) Decide(context.Context, *PolicyRequest) (*PolicyVerdict, error) {
+	return nil, status.Error(codes.Unimplemented, "method Decide not implemented")
 }
 func (UnimplementedHostServer) mustEmbedUnimplementedHostServer() {}
 func (UnimplementedHostServer) testEmbeddedByValue()              {}
@@ -718,6 +835,71 @@ func _Host_Metric_Handler(srv interface{}, ctx context.Context, dec func(interfa
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Host_Publish_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TopicMessage)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HostServer).Publish(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Host_Publish_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HostServer).Publish(ctx, req.(*TopicMessage))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Host_SubscribeTopic_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(TopicRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(HostServer).SubscribeTopic(m, &grpc.GenericServerStream[TopicRequest, TopicMessage]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Host_SubscribeTopicServer = grpc.ServerStreamingServer[TopicMessage]
+
+func _Host_HandleProtocol_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ProtocolRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(HostServer).HandleProtocol(m, &grpc.GenericServerStream[ProtocolRequest, IncomingStream]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Host_HandleProtocolServer = grpc.ServerStreamingServer[IncomingStream]
+
+func _Host_Stream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(HostServer).Stream(&grpc.GenericServerStream[StreamChunk, StreamChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Host_StreamServer = grpc.BidiStreamingServer[StreamChunk, StreamChunk]
+
+func _Host_Decide_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PolicyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HostServer).Decide(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Host_Decide_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HostServer).Decide(ctx, req.(*PolicyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Host_ServiceDesc is the grpc.ServiceDesc for Host service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -769,12 +951,36 @@ var Host_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "Metric",
 			Handler:    _Host_Metric_Handler,
 		},
+		{
+			MethodName: "Publish",
+			Handler:    _Host_Publish_Handler,
+		},
+		{
+			MethodName: "Decide",
+			Handler:    _Host_Decide_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "Subscribe",
 			Handler:       _Host_Subscribe_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "SubscribeTopic",
+			Handler:       _Host_SubscribeTopic_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "HandleProtocol",
+			Handler:       _Host_HandleProtocol_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "Stream",
+			Handler:       _Host_Stream_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "pluginpb/plugin.proto",

@@ -1,0 +1,88 @@
+package node
+
+import (
+	"context"
+
+	ds "github.com/ipfs/go-datastore"
+	pb "github.com/libp2p/go-libp2p-kad-dht/pb"
+	record "github.com/libp2p/go-libp2p-record"
+	recpb "github.com/libp2p/go-libp2p-record/pb"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-base32"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/avnode/avnode/core/watch"
+)
+
+// RecordStored tells watchers that the DHT stored a value record on this
+// node: a peer's PUT, or this node's own publish.
+type RecordStored struct {
+	Key       string // the record key, e.g. /avtr-zone/einstein.avtr
+	Namespace string // its first path element, e.g. avtr-zone
+	Size      int    // bytes of the record's value
+}
+
+// StorePolicy decides whether this node stores a record a peer PUTs to it.
+// A non-nil error refuses the record: nothing is stored and the peer's PUT
+// fails. It runs inside the DHT's stream handler, so it must be quick.
+type StorePolicy func(ctx context.Context, from peer.ID, rec *recpb.Record) error
+
+// refusePut is kad-dht's request hook. kad-dht offers no other place that
+// sees both the sender of a PUT_VALUE and its record before it is stored;
+// clearing the record makes the PUT handler refuse it ("nil record").
+func refusePut(policy StorePolicy, log interface{ Info(string, ...any) }) func(context.Context, network.Stream, *pb.Message) {
+	return func(ctx context.Context, s network.Stream, req *pb.Message) {
+		if req.GetType() != pb.Message_PUT_VALUE || req.GetRecord() == nil {
+			return
+		}
+		if err := policy(ctx, s.Conn().RemotePeer(), req.GetRecord()); err != nil {
+			log.Info("record refused by store policy", "key", string(req.GetRecord().GetKey()),
+				"from", s.Conn().RemotePeer(), "reason", err)
+			req.Record = nil
+		}
+	}
+}
+
+// notifyingStore wraps the DHT's datastore and reports every value record
+// written to it. kad-dht stores value records under /<namespace>/<base32 key>.
+type notifyingStore struct {
+	ds.Batching
+	watchers *watch.List[RecordStored]
+}
+
+func (s *notifyingStore) Put(ctx context.Context, key ds.Key, value []byte) error {
+	if err := s.Batching.Put(ctx, key, value); err != nil {
+		return err
+	}
+	if e, ok := storedEvent(key, value); ok {
+		s.watchers.Emit(e)
+	}
+	return nil
+}
+
+// storedEvent decodes a value record write; provider records and anything
+// else the DHT keeps are not value records and are skipped.
+func storedEvent(key ds.Key, value []byte) (RecordStored, bool) {
+	parts := key.List()
+	if len(parts) != 2 {
+		return RecordStored{}, false
+	}
+	raw, err := base32.RawStdEncoding.DecodeString(parts[1])
+	if err != nil {
+		return RecordStored{}, false
+	}
+	ns, _, err := record.SplitKey(string(raw))
+	if err != nil || ns != parts[0] {
+		return RecordStored{}, false
+	}
+	var rec recpb.Record
+	if err := proto.Unmarshal(value, &rec); err != nil {
+		return RecordStored{}, false
+	}
+	return RecordStored{Key: string(raw), Namespace: ns, Size: len(rec.GetValue())}, true
+}
+
+// WatchRecords calls f for every value record stored on this node until the
+// returned cancel is called. f must not block.
+func (n *Node) WatchRecords(f func(RecordStored)) (cancel func()) { return n.records.Add(f) }
