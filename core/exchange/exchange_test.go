@@ -334,3 +334,39 @@ func TestFetchOpensNewStreamsPastTheLimit(t *testing.T) {
 		t.Fatal("fetched bytes differ")
 	}
 }
+
+// With MaxSources 1 a fetch uses the first source only; a spare is started
+// when the first lacks blocks, and the fetch completes from it.
+func TestSpareSourcesStartWhenNeeded(t *testing.T) {
+	origin := newStore(t)
+	root, data := publishRandom(t, origin, 3<<20)
+	partial := copyStore(t, origin)
+	keys, _ := partial.AllKeys(context.Background())
+	for _, c := range keys {
+		if c.Prefix().Codec == cid.Raw {
+			partial.Delete(c)
+			break
+		}
+	}
+	full, lacking, unused := newServer(t, origin), newServer(t, partial), newServer(t, copyStore(t, origin))
+	client := newHost(t)
+	for _, s := range []server{full, lacking, unused} {
+		connect(t, client, s.h)
+	}
+	f := NewFetcher(client, prefix, newStore(t), quiet)
+	f.MaxSources = 1
+	stats, err := f.Fetch(context.Background(), root, []peer.ID{full.h.ID(), unused.h.ID()}, nil)
+	if err != nil || len(stats.Sources) != 1 || stats.Sources[full.h.ID().String()] == 0 {
+		t.Fatalf("want every block from the first source only: %+v, %v", stats, err)
+	}
+	bs := newStore(t)
+	f = NewFetcher(client, prefix, bs, quiet)
+	f.MaxSources = 1
+	stats, err = f.Fetch(context.Background(), root, []peer.ID{lacking.h.ID(), full.h.ID()}, nil)
+	if err != nil {
+		t.Fatalf("the spare was not used: %v (%+v)", err, stats)
+	}
+	if stats.Sources[full.h.ID().String()] == 0 || !bytes.Equal(readBack(t, bs, root), data) {
+		t.Fatalf("fetch from the spare: %+v", stats)
+	}
+}

@@ -34,6 +34,10 @@ type Fetcher struct {
 	log         *slog.Logger
 	window      int
 	maxRequests int // per stream; the server's MaxRequestsPerStream
+	// MaxSources is how many sources a fetch uses at once, the first in
+	// the order given; the others are spares, started when one is dropped
+	// or lacks a block. 0: all at once.
+	MaxSources int
 }
 
 // NewFetcher fetches with the block protocol of the network with this DHT prefix.
@@ -52,15 +56,12 @@ type Stats struct {
 }
 
 // Fetch pulls every block of the DAG at root that is not already here, from
-// all sources at once. A source that sends a block not matching its CID is
+// several sources at once. A source that sends a block not matching its CID is
 // dropped and the block fetched elsewhere; blocks already present are not
 // fetched again, so an interrupted fetch resumes where it stopped.
 func (f *Fetcher) Fetch(ctx context.Context, root cid.Cid, sources []peer.ID, progress func(Stats)) (Stats, error) {
 	s := newSched(f.bs, f.window, progress)
 	sources = dedupe(sources, f.host.ID())
-	for _, p := range sources {
-		s.live[p] = true
-	}
 	if err := s.add(root); err != nil {
 		return s.snapshot(), err
 	}
@@ -81,9 +82,19 @@ func (f *Fetcher) Fetch(ctx context.Context, root cid.Cid, sources []peer.ID, pr
 		go func() { defer writers.Done(); s.storeLoop() }()
 	}
 	var wg sync.WaitGroup
-	for _, p := range sources {
+	s.launch = func(p peer.ID) {
 		wg.Add(1)
 		go func() { defer wg.Done(); f.runSource(ctx, p, s) }()
+	}
+	first := sources
+	if f.MaxSources > 0 && len(sources) > f.MaxSources {
+		first, s.spares = sources[:f.MaxSources], sources[f.MaxSources:]
+	}
+	for _, p := range first {
+		s.live[p] = true
+	}
+	for _, p := range first {
+		s.launch(p)
 	}
 	err := s.wait(ctx)
 	cancel()

@@ -35,6 +35,8 @@ type sched struct {
 	perSource map[peer.ID]int                   // requests in flight per source
 	lacking   map[cid.Cid]map[peer.ID]bool      // sources that said they do not have it
 	live      map[peer.ID]bool                  // sources still in use
+	spares    []peer.ID                         // sources not yet used, in order
+	launch    func(peer.ID)                     // starts fetching from a source
 	err       error
 	stopped   bool
 	stats     Stats
@@ -275,6 +277,9 @@ func (s *sched) checkAvailable(c cid.Cid) {
 			return
 		}
 	}
+	if s.startSpare() {
+		return
+	}
 	if s.err == nil {
 		s.err = fmt.Errorf("no source has block %s%s", c, s.droppedNote())
 	}
@@ -294,6 +299,7 @@ func (s *sched) drop(p peer.ID, reason string, pending []cid.Cid) {
 	if s.live[p] {
 		s.live[p] = false
 		s.stats.Dropped = append(s.stats.Dropped, fmt.Sprintf("%s: %s", p, reason))
+		s.startSpare()
 	}
 	for _, c := range pending {
 		s.giveBack(c, p)
@@ -304,6 +310,18 @@ func (s *sched) drop(p peer.ID, reason string, pending []cid.Cid) {
 		}
 	}
 	s.cond.Broadcast()
+}
+
+// startSpare starts the next unused source, if any and if the fetch goes on.
+func (s *sched) startSpare() bool {
+	if len(s.spares) == 0 || s.stopped || s.err != nil {
+		return false
+	}
+	p := s.spares[0]
+	s.spares = s.spares[1:]
+	s.live[p] = true
+	s.launch(p)
+	return true
 }
 
 func (s *sched) abort(err error) {

@@ -47,7 +47,8 @@ type Service struct {
 	// gcMu keeps garbage collection out while a publish or a fetch holds
 	// blocks that no pin protects yet (read side), and lets one GC run at a
 	// time (write side). Every GC goes through Service.GC.
-	gcMu sync.RWMutex
+	gcMu         sync.RWMutex
+	orderSources func(context.Context, cid.Cid, []peer.ID) []peer.ID
 }
 
 // Options are what New needs.
@@ -59,16 +60,24 @@ type Options struct {
 	Pins       *content.Pins
 	DHTPrefix  string
 	CacheMaxMB int // unpinned blocks are collected before a fetch when the store is over this
-	Logger     *slog.Logger
+	// FetchSources is how many sources a fetch uses at once; the others
+	// are spares. 0: all.
+	FetchSources int
+	// OrderSources, when set, puts a fetch's sources in the order to try
+	// them (a routing policy); it may not add sources.
+	OrderSources func(ctx context.Context, root cid.Cid, sources []peer.ID) []peer.ID
+	Logger       *slog.Logger
 }
 
 // New starts serving blocks to peers.
 func New(opts Options) *Service {
+	fetcher := exchange.NewFetcher(opts.Host, opts.DHTPrefix, opts.Blocks, opts.Logger)
+	fetcher.MaxSources = opts.FetchSources
 	return &Service{
 		host: opts.Host, dht: opts.DHT, names: opts.Names, Blocks: opts.Blocks, Pins: opts.Pins,
-		fetcher: exchange.NewFetcher(opts.Host, opts.DHTPrefix, opts.Blocks, opts.Logger),
+		fetcher: fetcher,
 		server:  exchange.NewServer(opts.Host, opts.DHTPrefix, opts.Blocks, opts.Logger),
-		cacheMB: opts.CacheMaxMB, log: opts.Logger,
+		cacheMB: opts.CacheMaxMB, log: opts.Logger, orderSources: opts.OrderSources,
 	}
 }
 
@@ -208,6 +217,9 @@ func (s *Service) Fetch(ctx context.Context, targetText string, report func(Prog
 	sources, err := s.resolveTarget(ctx, &t)
 	if err != nil {
 		return nil, err
+	}
+	if s.orderSources != nil && len(sources) > 1 {
+		sources = s.orderSources(ctx, t.Root, sources)
 	}
 	s.trimCache(ctx)
 	s.gcMu.RLock()

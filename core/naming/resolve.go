@@ -119,6 +119,9 @@ func (s *Service) resolve(ctx context.Context, nameText string, via []string) (*
 		}
 	}
 	res.Hosts = s.hostAddrs(ctx, hosts)
+	if s.policy != nil && len(res.Hosts) > 1 {
+		res.Hosts = s.policy.OrderHosts(ctx, res.Name, res.Hosts)
+	}
 	return res, nil
 }
 
@@ -150,6 +153,11 @@ func (s *Service) acceptZone(ctx context.Context, n names.Name, data []byte) (*n
 	z, err := s.zoneV.DecodeValid(names.ZoneKey(n), data)
 	if err != nil {
 		return nil, err
+	}
+	if s.policy != nil {
+		if err := s.policy.AcceptZone(ctx, z, len(data)); err != nil {
+			return nil, fmt.Errorf("zone refused by policy: %w", err)
+		}
 	}
 	if err := s.pinClaim(ctx, z.Claim, mustMarshal(z.Claim)); err != nil {
 		return nil, err

@@ -71,6 +71,7 @@ type Service struct {
 	wg     sync.WaitGroup
 
 	watchers watch.List[Update]
+	policy   Policy
 }
 
 // Update tells watchers that a name has a newer zone than this node knew.
@@ -96,6 +97,16 @@ type Options struct {
 	Config    *config.Config
 	Logger    *slog.Logger
 	Metrics   MetricsRegisterer // nil: no metrics
+	Policy    Policy            // nil: accept every valid zone, hosts in the default order
+}
+
+// Policy lets the node's operator decide what a resolve accepts and in which
+// order it returns hosts (Lua policies, in the node).
+type Policy interface {
+	// AcceptZone refuses a valid zone found in the network with an error.
+	AcceptZone(ctx context.Context, z *names.Zone, size int) error
+	// OrderHosts returns the hosts in the order a resolve gives them.
+	OrderHosts(ctx context.Context, name string, hosts []HostInfo) []HostInfo
 }
 
 // New starts the service: it answers claim requests at once; Start begins the
@@ -113,6 +124,7 @@ func New(opts Options) (*Service, error) {
 		claimV:    validators[names.ClaimNamespace].(names.ClaimValidator),
 		zoneV:     validators[names.ZoneNamespace].(names.ZoneValidator),
 		log:       opts.Logger.With("component", "names"),
+		policy:    opts.Policy,
 		zoneCache: map[string]cachedZone{},
 		addrCache: map[peer.ID]cachedAddrs{},
 	}
