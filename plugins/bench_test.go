@@ -31,7 +31,7 @@ import (
 //	go test -run '^$' -bench HostResolve ./plugins/
 func BenchmarkHostResolve(b *testing.B) {
 	names := benchNames(b)
-	api := withRole(NewHostAPI(nil, names, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), nil), "bench")
+	api := withRole(NewHostAPI(nil, names, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), nil), "bench")
 	sock := filepath.Join(b.TempDir(), "host.sock")
 	lis, err := net.Listen("unix", sock)
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/avnode/avnode/core/names"
 	"github.com/avnode/avnode/core/naming"
 	"github.com/avnode/avnode/core/node"
+	"github.com/avnode/avnode/core/policy"
 	"github.com/avnode/avnode/sdk/pluginpb"
 )
 
@@ -31,6 +32,7 @@ type HostAPI struct {
 	Node    *node.Node
 	Names   *naming.Service
 	Hosting *hosting.Service
+	Policy  *policy.Policy
 	Logger  *slog.Logger
 	metrics *pluginMetrics
 	streams *streamRegistry
@@ -38,8 +40,8 @@ type HostAPI struct {
 }
 
 // NewHostAPI builds the host API over the node's services.
-func NewHostAPI(n *node.Node, names *naming.Service, h *hosting.Service, log *slog.Logger, reg prometheus.Registerer) *HostAPI {
-	return &HostAPI{Node: n, Names: names, Hosting: h, Logger: log, metrics: newPluginMetrics(reg), streams: newStreamRegistry()}
+func NewHostAPI(n *node.Node, names *naming.Service, h *hosting.Service, p *policy.Policy, log *slog.Logger, reg prometheus.Registerer) *HostAPI {
+	return &HostAPI{Node: n, Names: names, Hosting: h, Policy: p, Logger: log, metrics: newPluginMetrics(reg), streams: newStreamRegistry()}
 }
 
 func withRole(h pluginpb.HostServer, role string) pluginpb.HostServer {
@@ -73,6 +75,10 @@ func (h *HostAPI) Resolve(ctx context.Context, req *pluginpb.ResolveRequest) (*p
 	if err != nil {
 		return nil, grpcError(err)
 	}
+	return resolutionProto(res), nil
+}
+
+func resolutionProto(res *naming.Resolution) *pluginpb.Resolution {
 	out := &pluginpb.Resolution{Name: res.Name, Key: res.Key, Seq: res.Seq, ExpiresUnix: res.Expires.Unix(), Root: res.Root}
 	for _, r := range res.Records {
 		out.Records = append(out.Records, &pluginpb.ZoneRecordEntry{Type: r.Type, Label: r.Label, Value: r.Value})
@@ -80,7 +86,7 @@ func (h *HostAPI) Resolve(ctx context.Context, req *pluginpb.ResolveRequest) (*p
 	for _, host := range res.Hosts {
 		out.Hosts = append(out.Hosts, &pluginpb.HostInfo{PeerId: host.PeerID, Addrs: host.Addrs})
 	}
-	return out, nil
+	return out
 }
 
 func (h *HostAPI) GetRecord(ctx context.Context, req *pluginpb.RecordKey) (*pluginpb.RecordValue, error) {
@@ -336,3 +342,39 @@ func help(s *pluginpb.MetricSample) string {
 }
 
 var _ pluginpb.HostServer = (*HostAPI)(nil)
+
+// Claim claims a name for a keystore key; a name the node already owns is
+// resolved instead, so a role can call it on every start.
+func (h *HostAPI) Claim(ctx context.Context, req *pluginpb.ClaimRequest) (*pluginpb.Resolution, error) {
+	if !h.Names.Owns(ctx, req.GetName()) {
+		if _, err := h.Names.Claim(ctx, req.GetName(), req.GetKey()); err != nil {
+			return nil, grpcError(err)
+		}
+	}
+	return h.Resolve(ctx, &pluginpb.ResolveRequest{Name: req.GetName()})
+}
+
+// OfferZone checks a signed zone from outside the DHT and takes it if valid and new.
+func (h *HostAPI) OfferZone(ctx context.Context, req *pluginpb.RecordValue) (*pluginpb.Resolution, error) {
+	res, err := h.Names.OfferZone(ctx, req.GetKey(), req.GetValue())
+	if errors.Is(err, naming.ErrRefused) {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	return resolutionProto(res), nil
+}
+
+// AttestCopy provides the name's copy key: this node holds that version.
+func (h *HostAPI) AttestCopy(ctx context.Context, req *pluginpb.CopyRef) (*pluginpb.Empty, error) {
+	if err := h.Node.DHT.Provide(ctx, naming.CopyCID(req.GetName(), req.GetSeq()), true); err != nil {
+		return nil, grpcError(err)
+	}
+	return &pluginpb.Empty{}, nil
+}
+
+// FindCopies lists the peers that attested to holding a name's version.
+func (h *HostAPI) FindCopies(ctx context.Context, req *pluginpb.CopyRef) (*pluginpb.Peers, error) {
+	return h.FindProviders(ctx, &pluginpb.ContentRef{Cid: naming.CopyCID(req.GetName(), req.GetSeq()).String()})
+}

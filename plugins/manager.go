@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/avnode/avnode/sdk"
 	"github.com/avnode/avnode/sdk/pluginpb"
 )
 
@@ -37,6 +38,9 @@ type Options struct {
 	MaxStartFailures     int
 	Host                 pluginpb.HostServer // served to every plugin
 	Env                  []string            // extra environment for plugins
+	DataDir              string              // each role gets DataDir/<role> for its state
+	PeerID               string              // the node's, told to each role
+	DHTPrefix            string
 	Logger               *slog.Logger
 }
 
@@ -217,4 +221,32 @@ func (m *Manager) Close() {
 		go func() { defer wg.Done(); s.stop() }()
 	}
 	wg.Wait()
+}
+
+// ErrNotRunning means a role is not running, so it cannot take a command.
+var ErrNotRunning = errors.New("not running")
+
+// Command runs one of a running role's commands and returns its JSON answer.
+func (m *Manager) Command(ctx context.Context, role, name string, args []string) (json.RawMessage, error) {
+	m.mu.Lock()
+	s := m.roles[role]
+	m.mu.Unlock()
+	var client *sdk.RoleClient
+	if s != nil {
+		client = s.running()
+	}
+	if client == nil {
+		return nil, fmt.Errorf("role %s: %w (see avnode roles)", role, ErrNotRunning)
+	}
+	res, err := client.Command(ctx, &pluginpb.CommandRequest{Name: name, Args: args})
+	if err != nil {
+		return nil, fmt.Errorf("role %s: %s: %w", role, name, err)
+	}
+	if err := diagnosticsError(role, name, res.GetDiagnostics()); err != nil {
+		return nil, err
+	}
+	if len(res.GetOutputJson()) == 0 {
+		return json.RawMessage("null"), nil
+	}
+	return res.GetOutputJson(), nil
 }

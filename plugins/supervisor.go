@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -38,7 +40,8 @@ type supervisor struct {
 
 	mu       sync.Mutex
 	st       Status
-	restarts []time.Time // recent restarts, for the rate limit
+	client   *sdk.RoleClient // while running
+	restarts []time.Time     // recent restarts, for the rate limit
 }
 
 func newSupervisor(m *Manager, role string, config json.RawMessage) *supervisor {
@@ -57,6 +60,13 @@ func (s *supervisor) status() Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.st
+}
+
+// running returns the role's client while the plugin runs, else nil.
+func (s *supervisor) running() *sdk.RoleClient {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.client
 }
 
 func (s *supervisor) active() bool {
@@ -185,6 +195,14 @@ func (s *supervisor) runOnce() (time.Duration, error) {
 		pid = rc.Pid
 	}
 	s.set(func(st *Status) { st.State, st.PID, st.LastError = "running", pid, "" })
+	s.mu.Lock()
+	s.client = role
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.client = nil
+		s.mu.Unlock()
+	}()
 	s.m.log.Info("role running", "role", s.role, "pid", pid)
 	for {
 		select {
@@ -271,7 +289,15 @@ func (s *supervisor) start(role *sdk.RoleClient) error {
 		pluginpb.RegisterHostServer(srv, withRole(s.m.opts.Host, s.role))
 		return srv
 	})
-	diags, err = role.Start(ctx, &pluginpb.StartRequest{ConfigJson: s.config, HostBrokerId: brokerID})
+	dataDir := ""
+	if s.m.opts.DataDir != "" {
+		dataDir = filepath.Join(s.m.opts.DataDir, s.role)
+		if err := os.MkdirAll(dataDir, 0o700); err != nil {
+			return permanent(fmt.Errorf("role %s: data folder: %w", s.role, err))
+		}
+	}
+	diags, err = role.Start(ctx, &pluginpb.StartRequest{ConfigJson: s.config, HostBrokerId: brokerID,
+		NodePeerId: s.m.opts.PeerID, DhtPrefix: s.m.opts.DHTPrefix, DataDir: dataDir})
 	if err != nil {
 		return fmt.Errorf("role %s: start: %w", s.role, err)
 	}

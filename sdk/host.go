@@ -62,6 +62,20 @@ type Host interface {
 	OpenStream(ctx context.Context, peerID, protocol string) (*Stream, error)
 	// Decide asks the node's Lua policies for a verdict on a hook.
 	Decide(ctx context.Context, hook string, input any) (*pluginpb.PolicyVerdict, error)
+	// Claim claims a name for a key in the node's keystore.
+	Claim(ctx context.Context, name, key string) (*pluginpb.Resolution, error)
+	// OfferZone hands the node a signed zone (key /avtr-zone/NAME), e.g. one
+	// received over pub/sub; the node validates it and refuses forged or
+	// older zones.
+	OfferZone(ctx context.Context, key string, zone []byte) (*pluginpb.Resolution, error)
+	// AttestCopy announces that this node holds version seq of name.
+	AttestCopy(ctx context.Context, name string, seq uint64) error
+	// FindCopies lists the peers that attested to holding version seq of name.
+	FindCopies(ctx context.Context, name string, seq uint64) ([]string, error)
+	// DataDir is a folder the role owns in the node's repo, for its state.
+	DataDir() string
+	// PeerID is the node's own peer ID.
+	PeerID() string
 	// Logger logs into the node's log, tagged with the role. Attribute
 	// values cross as strings. If the node cannot take a record, it goes to
 	// the plugin's stderr, which the node also logs.
@@ -117,6 +131,8 @@ const maxAttrLen = 16 << 10
 // the connection the SDK dialled through the broker.
 type grpcHost struct {
 	c        pluginpb.HostClient
+	dataDir  string
+	peerID   string
 	stderr   io.Writer
 	logger   *slog.Logger
 	reported sync.Map // what was already reported on stderr

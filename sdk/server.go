@@ -96,6 +96,7 @@ func (s *roleServer) Start(ctx context.Context, req *pluginpb.StartRequest) (*pl
 			WithDetail("%v; the node must serve it (AcceptAndServe) before calling Start", err)}.Proto(), nil
 	}
 	host := newGRPCHost(conn, s.stderr, s.logLevel)
+	host.dataDir, host.peerID = req.GetDataDir(), req.GetNodePeerId()
 	diags := s.call("Start", func() Diagnostics {
 		return s.role.Start(ctx, normalizeConfig(req.GetConfigJson()), host)
 	})

@@ -66,7 +66,7 @@ restarted: see last_error), stopped, disabled, not installed.`,
 			},
 		}
 	}
-	cmd.AddCommand(toggle("enable", "/v1/roles/enable"), toggle("disable", "/v1/roles/disable"))
+	cmd.AddCommand(toggle("enable", "/v1/roles/enable"), toggle("disable", "/v1/roles/disable"), newRolesCallCmd(g))
 	return cmd
 }
 

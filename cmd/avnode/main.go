@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/avnode/avnode/core/api"
+	"github.com/avnode/avnode/core/policy"
 	"github.com/avnode/avnode/core/repo"
 )
 
@@ -31,6 +32,7 @@ type globals struct {
 }
 
 func main() {
+	policy.MaybeRunWorker() // this binary is also the sandbox that runs Lua policies
 	os.Exit(run(os.Args[1:]))
 }
 
@@ -86,7 +88,7 @@ through a local control API that only you can use.`,
 		newIDCmd(g), newPeersCmd(g), newVersionCmd(g), newRoutingCmd(g),
 		newKeyCmd(g), newNameCmd(g), newRecordCmd(g), newResolveCmd(g),
 		newPublishCmd(g), newGetCmd(g), newRepoCmd(g),
-		newRolesCmd(g), newPluginsCmd(g),
+		newRolesCmd(g), newPluginsCmd(g), newPolicyCmd(g), newMirrorCmd(g),
 		newLocalnetCmd(g),
 	)
 	return root

@@ -41,8 +41,9 @@ func BadRequest(format string, args ...any) error {
 
 // Request is what a handler gets: the query parameters and the body.
 type Request struct {
-	Query func(name string) string
-	Body  io.Reader
+	Query    func(name string) string
+	QueryAll func(name string) []string // every value of a repeated parameter
+	Body     io.Reader
 }
 
 // Handler answers one call with a value to encode as JSON, or an error.
@@ -69,7 +70,8 @@ func NewServer(log *slog.Logger) *Server {
 func (s *Server) Handle(pattern string, h Handler) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		body := http.MaxBytesReader(w, r.Body, maxBody)
-		v, err := h(r.Context(), Request{Query: r.URL.Query().Get, Body: body})
+		q := r.URL.Query()
+		v, err := h(r.Context(), Request{Query: q.Get, QueryAll: func(name string) []string { return q[name] }, Body: body})
 		w.Header().Set("Content-Type", "application/json")
 		if err != nil {
 			writeError(w, err)

@@ -57,7 +57,8 @@ type Config struct {
 		ResolveQuorum     int      `koanf:"resolve_quorum" json:"resolve_quorum"`
 	} `koanf:"names" json:"names"`
 	Content struct {
-		CacheMaxMB int `koanf:"cache_max_mb" json:"cache_max_mb"`
+		CacheMaxMB   int `koanf:"cache_max_mb" json:"cache_max_mb"`
+		FetchSources int `koanf:"fetch_sources" json:"fetch_sources"`
 	} `koanf:"content" json:"content"`
 	Plugins struct {
 		Dirs                 []string          `koanf:"dirs" json:"dirs"`
@@ -65,6 +66,13 @@ type Config struct {
 		MaxRestartsPerMinute int               `koanf:"max_restarts_per_minute" json:"max_restarts_per_minute"`
 		MaxStartFailures     int               `koanf:"max_start_failures" json:"max_start_failures"`
 	} `koanf:"plugins" json:"plugins"`
+	Policy struct {
+		Scripts       []string          `koanf:"scripts" json:"scripts"`
+		Budget        Duration          `koanf:"budget" json:"budget"`
+		MemoryMB      int               `koanf:"memory_mb" json:"memory_mb"`
+		WatchInterval Duration          `koanf:"watch_interval" json:"watch_interval"`
+		Fallbacks     map[string]string `koanf:"fallbacks" json:"fallbacks"`
+	} `koanf:"policy" json:"policy"`
 	RoleConfig map[string]any `koanf:"role_config" json:"role_config"`
 	ConnMgr    struct {
 		Low   int      `koanf:"low" json:"low"`
@@ -182,8 +190,9 @@ func loadFile(k *koanf.Koanf, path string, known map[string]any) error {
 }
 
 // openMaps are config keys whose entries are the user's own: role names
-// under plugins.checksums, any role's settings under role_config.
-var openMaps = []string{"plugins.checksums.", "role_config."}
+// under plugins.checksums, any role's settings under role_config, hook
+// names under policy.fallbacks.
+var openMaps = []string{"plugins.checksums.", "role_config.", "policy.fallbacks."}
 
 func underOpenMap(key string) bool {
 	for _, prefix := range openMaps {
@@ -278,7 +287,7 @@ func editDistance(a, b string) int {
 // Validate checks every value and names the first bad key and why.
 func (c *Config) Validate() error {
 	checks := []func() error{
-		c.validateAddrs, c.validateDHT, c.validateNames, c.validatePlugins, c.validateLimits, c.validateMetrics, c.validateLog, c.validateRoles,
+		c.validateAddrs, c.validateDHT, c.validateNames, c.validatePlugins, c.validatePolicy, c.validateLimits, c.validateMetrics, c.validateLog, c.validateRoles,
 	}
 	for _, check := range checks {
 		if err := check(); err != nil {
@@ -373,12 +382,35 @@ func (c *Config) validatePlugins() error {
 	return nil
 }
 
+func (c *Config) validatePolicy() error {
+	for i, path := range c.Policy.Scripts {
+		if path == "" {
+			return fmt.Errorf("policy.scripts[%d]: empty path", i)
+		}
+	}
+	if c.Policy.Budget <= 0 || c.Policy.Budget.D() > 10*time.Second {
+		return fmt.Errorf("policy.budget: %s must be above 0 and at most 10s: hooks run inside the node's requests", c.Policy.Budget.D())
+	}
+	if c.Policy.MemoryMB < 64 {
+		return fmt.Errorf("policy.memory_mb: %d is too small to run scripts; at least 64", c.Policy.MemoryMB)
+	}
+	for hook, fb := range c.Policy.Fallbacks {
+		if !slices.Contains([]string{"allow", "deny", "default"}, fb) {
+			return fmt.Errorf("policy.fallbacks.%s: %q is not one of allow, deny, default", hook, fb)
+		}
+	}
+	return nil
+}
+
 func (c *Config) validateLimits() error {
 	if c.ConnMgr.Low < 1 || c.ConnMgr.High < c.ConnMgr.Low {
 		return fmt.Errorf("connmgr: low (%d) must be at least 1 and high (%d) at least low", c.ConnMgr.Low, c.ConnMgr.High)
 	}
 	if c.ConnMgr.Grace < 0 {
 		return fmt.Errorf("connmgr.grace: must not be negative")
+	}
+	if c.Content.FetchSources < 0 {
+		return fmt.Errorf("content.fetch_sources: must be 0 (all at once) or positive")
 	}
 	if c.Content.CacheMaxMB < 0 {
 		return fmt.Errorf("content.cache_max_mb: must be 0 (no bound) or positive")

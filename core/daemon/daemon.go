@@ -31,6 +31,7 @@ import (
 	"github.com/avnode/avnode/core/keystore"
 	"github.com/avnode/avnode/core/naming"
 	"github.com/avnode/avnode/core/node"
+	"github.com/avnode/avnode/core/policy"
 	"github.com/avnode/avnode/core/repo"
 	"github.com/avnode/avnode/plugins"
 )
@@ -56,6 +57,7 @@ type Daemon struct {
 	Names   *naming.Service
 	Hosting *hosting.Service
 	Plugins *plugins.Manager
+	Policy  *policy.Policy
 	Log     *slog.Logger
 	api     *api.Server
 	metrics *http.Server
@@ -112,9 +114,12 @@ func Start(opts Options) (_ *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := d.startPolicy(reg); err != nil {
+		return nil, err
+	}
 	d.Node, err = node.New(node.Options{
 		Config: cfg, Key: r.NodeKey, Datastore: r.Datastore, Logger: d.Log, Registerer: reg,
-		Validators: naming.Validators(cfg),
+		Validators: naming.Validators(cfg), StorePolicy: d.storePolicy,
 	})
 	if err != nil {
 		return nil, err
@@ -141,6 +146,7 @@ func (d *Daemon) startNames(reg prometheus.Registerer) error {
 	d.Names, err = naming.New(naming.Options{
 		Host: d.Node.Host, DHT: d.Node.DHT, Datastore: d.Repo.Datastore, Keys: keys,
 		NodeKey: d.Repo.NodeKey, Config: d.Config, Logger: d.Log, Metrics: reg,
+		Policy: namingPolicy{p: d.Policy, host: d.Node.Host},
 	})
 	if err != nil {
 		return err
@@ -166,7 +172,8 @@ func (d *Daemon) startPlugins(reg prometheus.Registerer) {
 	d.Plugins = plugins.NewManager(plugins.Options{
 		Dirs: dirs, Checksums: d.Config.Plugins.Checksums,
 		MaxRestartsPerMinute: d.Config.Plugins.MaxRestartsPerMinute, MaxStartFailures: d.Config.Plugins.MaxStartFailures,
-		Host:   plugins.NewHostAPI(d.Node, d.Names, d.Hosting, d.Log, reg),
+		Host:    plugins.NewHostAPI(d.Node, d.Names, d.Hosting, d.Policy, d.Log, reg),
+		DataDir: d.Repo.Path("roles"), PeerID: d.Node.Host.ID().String(), DHTPrefix: d.Config.DHT.ProtocolPrefix,
 		Logger: d.Log,
 	})
 	for _, role := range d.Config.Roles {
@@ -195,7 +202,8 @@ func (d *Daemon) startHosting() error {
 	d.Hosting = hosting.New(hosting.Options{
 		Host: d.Node.Host, DHT: d.Node.DHT, Names: d.Names, Blocks: blocks,
 		Pins: content.NewPins(d.Repo.Datastore), DHTPrefix: d.Config.DHT.ProtocolPrefix,
-		CacheMaxMB: d.Config.Content.CacheMaxMB, Logger: d.Log,
+		CacheMaxMB: d.Config.Content.CacheMaxMB, FetchSources: d.Config.Content.FetchSources,
+		OrderSources: d.orderSources, Logger: d.Log,
 	})
 	return nil
 }
@@ -321,6 +329,7 @@ func (d *Daemon) shutdown() error {
 	if d.Node != nil {
 		errs = append(errs, d.Node.Close())
 	}
+	d.Policy.Close()
 	if d.metrics != nil {
 		errs = append(errs, d.metrics.Shutdown(ctx))
 	}

@@ -59,6 +59,7 @@ func (d *Daemon) registerHandlers(s *api.Server) {
 	d.registerNameHandlers(s)
 	d.registerContentHandlers(s)
 	d.registerPluginHandlers(s)
+	d.registerPolicyHandlers(s)
 }
 
 func (d *Daemon) handleID(context.Context, api.Request) (any, error) {

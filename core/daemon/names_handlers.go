@@ -67,7 +67,34 @@ func (d *Daemon) handleRecordList(ctx context.Context, req api.Request) (any, er
 	return info, nameError(err)
 }
 
+// resolveAnswer is a resolution with the copies mirrors attest to holding.
+type resolveAnswer struct {
+	*naming.Resolution
+	Copies []string `json:"copies"` // peers that attested to holding this version
+}
+
+// copiesWait bounds the lookup of attested copies in a resolve.
+const copiesWait = 2 * time.Second
+
 func (d *Daemon) handleResolve(ctx context.Context, req api.Request) (any, error) {
 	res, err := d.Names.Resolve(ctx, req.Query("name"))
-	return res, nameError(err)
+	if err != nil {
+		return nil, nameError(err)
+	}
+	reg := res.Name
+	if n, err := names.Parse(res.Name); err == nil {
+		reg = n.Registered().String()
+	}
+	return resolveAnswer{Resolution: res, Copies: d.copies(ctx, reg, res.Seq)}, nil
+}
+
+// copies lists the peers that attested to holding a name's version.
+func (d *Daemon) copies(ctx context.Context, name string, seq uint64) []string {
+	ctx, cancel := context.WithTimeout(ctx, copiesWait)
+	defer cancel()
+	out := []string{}
+	for info := range d.Node.DHT.FindProvidersAsync(ctx, naming.CopyCID(name, seq), 0) {
+		out = append(out, info.ID.String())
+	}
+	return out
 }

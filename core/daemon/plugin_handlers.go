@@ -15,6 +15,19 @@ func (d *Daemon) registerPluginHandlers(s *api.Server) {
 	s.Handle("POST /v1/roles/disable", d.handleRoleDisable)
 	s.Handle("GET /v1/plugins", d.handlePlugins)
 	s.Handle("GET /v1/plugins/describe", d.handlePluginDescribe)
+	s.Handle("POST /v1/roles/call", d.handleRoleCall)
+}
+
+// handleRoleCall runs a command of a running role: ?role=R&name=N&arg=A&arg=B.
+func (d *Daemon) handleRoleCall(ctx context.Context, req api.Request) (any, error) {
+	out, err := d.Plugins.Command(ctx, req.Query("role"), req.Query("name"), req.QueryAll("arg"))
+	if errors.Is(err, plugins.ErrNotRunning) {
+		return nil, api.NotFound("%v", err)
+	}
+	if err != nil {
+		return nil, api.BadRequest("%v", err)
+	}
+	return out, nil
 }
 
 // handleRoles lists the enabled roles, plus installed ones that are not enabled.

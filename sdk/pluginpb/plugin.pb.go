@@ -450,6 +450,7 @@ type StartRequest struct {
 	HostBrokerId  uint32                 `protobuf:"varint,2,opt,name=host_broker_id,json=hostBrokerId,proto3" json:"host_broker_id,omitempty"` // dial it with the broker to reach Host
 	NodePeerId    string                 `protobuf:"bytes,3,opt,name=node_peer_id,json=nodePeerId,proto3" json:"node_peer_id,omitempty"`
 	DhtPrefix     string                 `protobuf:"bytes,4,opt,name=dht_prefix,json=dhtPrefix,proto3" json:"dht_prefix,omitempty"`
+	DataDir       string                 `protobuf:"bytes,5,opt,name=data_dir,json=dataDir,proto3" json:"data_dir,omitempty"` // a folder the role owns in the node's repo, for its state
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -508,6 +509,13 @@ func (x *StartRequest) GetNodePeerId() string {
 func (x *StartRequest) GetDhtPrefix() string {
 	if x != nil {
 		return x.DhtPrefix
+	}
+	return ""
+}
+
+func (x *StartRequest) GetDataDir() string {
+	if x != nil {
+		return x.DataDir
 	}
 	return ""
 }
@@ -2055,6 +2063,214 @@ func (x *PolicyVerdict) GetFallback() bool {
 	return false
 }
 
+type CommandRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Args          []string               `protobuf:"bytes,2,rep,name=args,proto3" json:"args,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommandRequest) Reset() {
+	*x = CommandRequest{}
+	mi := &file_pluginpb_plugin_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommandRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommandRequest) ProtoMessage() {}
+
+func (x *CommandRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pluginpb_plugin_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommandRequest.ProtoReflect.Descriptor instead.
+func (*CommandRequest) Descriptor() ([]byte, []int) {
+	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *CommandRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CommandRequest) GetArgs() []string {
+	if x != nil {
+		return x.Args
+	}
+	return nil
+}
+
+type CommandResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	OutputJson    []byte                 `protobuf:"bytes,1,opt,name=output_json,json=outputJson,proto3" json:"output_json,omitempty"` // what the command answers, as JSON
+	Diagnostics   *Diagnostics           `protobuf:"bytes,2,opt,name=diagnostics,proto3" json:"diagnostics,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommandResult) Reset() {
+	*x = CommandResult{}
+	mi := &file_pluginpb_plugin_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommandResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommandResult) ProtoMessage() {}
+
+func (x *CommandResult) ProtoReflect() protoreflect.Message {
+	mi := &file_pluginpb_plugin_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommandResult.ProtoReflect.Descriptor instead.
+func (*CommandResult) Descriptor() ([]byte, []int) {
+	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *CommandResult) GetOutputJson() []byte {
+	if x != nil {
+		return x.OutputJson
+	}
+	return nil
+}
+
+func (x *CommandResult) GetDiagnostics() *Diagnostics {
+	if x != nil {
+		return x.Diagnostics
+	}
+	return nil
+}
+
+type ClaimRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Key           string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"` // a key name in the node's keystore
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClaimRequest) Reset() {
+	*x = ClaimRequest{}
+	mi := &file_pluginpb_plugin_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClaimRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClaimRequest) ProtoMessage() {}
+
+func (x *ClaimRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pluginpb_plugin_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClaimRequest.ProtoReflect.Descriptor instead.
+func (*ClaimRequest) Descriptor() ([]byte, []int) {
+	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *ClaimRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ClaimRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+type CopyRef struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Seq           uint64                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CopyRef) Reset() {
+	*x = CopyRef{}
+	mi := &file_pluginpb_plugin_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CopyRef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CopyRef) ProtoMessage() {}
+
+func (x *CopyRef) ProtoReflect() protoreflect.Message {
+	mi := &file_pluginpb_plugin_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CopyRef.ProtoReflect.Descriptor instead.
+func (*CopyRef) Descriptor() ([]byte, []int) {
+	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *CopyRef) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CopyRef) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
 var File_pluginpb_plugin_proto protoreflect.FileDescriptor
 
 const file_pluginpb_plugin_proto_rawDesc = "" +
@@ -2083,7 +2299,7 @@ const file_pluginpb_plugin_proto_rawDesc = "" +
 	"\asummary\x18\x06 \x01(\tR\asummary\"0\n" +
 	"\rConfigRequest\x12\x1f\n" +
 	"\vconfig_json\x18\x01 \x01(\fR\n" +
-	"configJson\"\x96\x01\n" +
+	"configJson\"\xb1\x01\n" +
 	"\fStartRequest\x12\x1f\n" +
 	"\vconfig_json\x18\x01 \x01(\fR\n" +
 	"configJson\x12$\n" +
@@ -2091,7 +2307,8 @@ const file_pluginpb_plugin_proto_rawDesc = "" +
 	"\fnode_peer_id\x18\x03 \x01(\tR\n" +
 	"nodePeerId\x12\x1d\n" +
 	"\n" +
-	"dht_prefix\x18\x04 \x01(\tR\tdhtPrefix\"\r\n" +
+	"dht_prefix\x18\x04 \x01(\tR\tdhtPrefix\x12\x19\n" +
+	"\bdata_dir\x18\x05 \x01(\tR\adataDir\"\r\n" +
 	"\vStopRequest\"$\n" +
 	"\x0eResolveRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"Q\n" +
@@ -2207,12 +2424,26 @@ const file_pluginpb_plugin_proto_rawDesc = "" +
 	"\x05order\x18\x03 \x03(\tR\x05order\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x16\n" +
 	"\x06script\x18\x05 \x01(\tR\x06script\x12\x1a\n" +
-	"\bfallback\x18\x06 \x01(\bR\bfallback2\xb4\x02\n" +
+	"\bfallback\x18\x06 \x01(\bR\bfallback\"8\n" +
+	"\x0eCommandRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04args\x18\x02 \x03(\tR\x04args\"q\n" +
+	"\rCommandResult\x12\x1f\n" +
+	"\voutput_json\x18\x01 \x01(\fR\n" +
+	"outputJson\x12?\n" +
+	"\vdiagnostics\x18\x02 \x01(\v2\x1d.avnode.plugin.v1.DiagnosticsR\vdiagnostics\"4\n" +
+	"\fClaimRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\"/\n" +
+	"\aCopyRef\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq2\x82\x03\n" +
 	"\x04Role\x12L\n" +
 	"\bDescribe\x12!.avnode.plugin.v1.DescribeRequest\x1a\x1d.avnode.plugin.v1.Description\x12P\n" +
 	"\x0eValidateConfig\x12\x1f.avnode.plugin.v1.ConfigRequest\x1a\x1d.avnode.plugin.v1.Diagnostics\x12F\n" +
 	"\x05Start\x12\x1e.avnode.plugin.v1.StartRequest\x1a\x1d.avnode.plugin.v1.Diagnostics\x12D\n" +
-	"\x04Stop\x12\x1d.avnode.plugin.v1.StopRequest\x1a\x1d.avnode.plugin.v1.Diagnostics2\xca\t\n" +
+	"\x04Stop\x12\x1d.avnode.plugin.v1.StopRequest\x1a\x1d.avnode.plugin.v1.Diagnostics\x12L\n" +
+	"\aCommand\x12 .avnode.plugin.v1.CommandRequest\x1a\x1f.avnode.plugin.v1.CommandResult2\xdf\v\n" +
 	"\x04Host\x12I\n" +
 	"\aResolve\x12 .avnode.plugin.v1.ResolveRequest\x1a\x1c.avnode.plugin.v1.Resolution\x12G\n" +
 	"\tGetRecord\x12\x1b.avnode.plugin.v1.RecordKey\x1a\x1d.avnode.plugin.v1.RecordValue\x12C\n" +
@@ -2230,7 +2461,13 @@ const file_pluginpb_plugin_proto_rawDesc = "" +
 	"\x0eSubscribeTopic\x12\x1e.avnode.plugin.v1.TopicRequest\x1a\x1e.avnode.plugin.v1.TopicMessage0\x01\x12W\n" +
 	"\x0eHandleProtocol\x12!.avnode.plugin.v1.ProtocolRequest\x1a .avnode.plugin.v1.IncomingStream0\x01\x12J\n" +
 	"\x06Stream\x12\x1d.avnode.plugin.v1.StreamChunk\x1a\x1d.avnode.plugin.v1.StreamChunk(\x010\x01\x12J\n" +
-	"\x06Decide\x12\x1f.avnode.plugin.v1.PolicyRequest\x1a\x1f.avnode.plugin.v1.PolicyVerdictB'Z%github.com/avnode/avnode/sdk/pluginpbb\x06proto3"
+	"\x06Decide\x12\x1f.avnode.plugin.v1.PolicyRequest\x1a\x1f.avnode.plugin.v1.PolicyVerdict\x12E\n" +
+	"\x05Claim\x12\x1e.avnode.plugin.v1.ClaimRequest\x1a\x1c.avnode.plugin.v1.Resolution\x12H\n" +
+	"\tOfferZone\x12\x1d.avnode.plugin.v1.RecordValue\x1a\x1c.avnode.plugin.v1.Resolution\x12@\n" +
+	"\n" +
+	"AttestCopy\x12\x19.avnode.plugin.v1.CopyRef\x1a\x17.avnode.plugin.v1.Empty\x12@\n" +
+	"\n" +
+	"FindCopies\x12\x19.avnode.plugin.v1.CopyRef\x1a\x17.avnode.plugin.v1.PeersB'Z%github.com/avnode/avnode/sdk/pluginpbb\x06proto3"
 
 var (
 	file_pluginpb_plugin_proto_rawDescOnce sync.Once
@@ -2245,7 +2482,7 @@ func file_pluginpb_plugin_proto_rawDescGZIP() []byte {
 }
 
 var file_pluginpb_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_pluginpb_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_pluginpb_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_pluginpb_plugin_proto_goTypes = []any{
 	(Diagnostic_Severity)(0), // 0: avnode.plugin.v1.Diagnostic.Severity
 	(MetricSample_Kind)(0),   // 1: avnode.plugin.v1.MetricSample.Kind
@@ -2282,8 +2519,12 @@ var file_pluginpb_plugin_proto_goTypes = []any{
 	(*StreamChunk)(nil),      // 32: avnode.plugin.v1.StreamChunk
 	(*PolicyRequest)(nil),    // 33: avnode.plugin.v1.PolicyRequest
 	(*PolicyVerdict)(nil),    // 34: avnode.plugin.v1.PolicyVerdict
-	nil,                      // 35: avnode.plugin.v1.Event.AttrsEntry
-	nil,                      // 36: avnode.plugin.v1.LogEntry.AttrsEntry
+	(*CommandRequest)(nil),   // 35: avnode.plugin.v1.CommandRequest
+	(*CommandResult)(nil),    // 36: avnode.plugin.v1.CommandResult
+	(*ClaimRequest)(nil),     // 37: avnode.plugin.v1.ClaimRequest
+	(*CopyRef)(nil),          // 38: avnode.plugin.v1.CopyRef
+	nil,                      // 39: avnode.plugin.v1.Event.AttrsEntry
+	nil,                      // 40: avnode.plugin.v1.LogEntry.AttrsEntry
 }
 var file_pluginpb_plugin_proto_depIdxs = []int32{
 	0,  // 0: avnode.plugin.v1.Diagnostic.severity:type_name -> avnode.plugin.v1.Diagnostic.Severity
@@ -2291,57 +2532,68 @@ var file_pluginpb_plugin_proto_depIdxs = []int32{
 	11, // 2: avnode.plugin.v1.Resolution.records:type_name -> avnode.plugin.v1.ZoneRecordEntry
 	12, // 3: avnode.plugin.v1.Resolution.hosts:type_name -> avnode.plugin.v1.HostInfo
 	11, // 4: avnode.plugin.v1.Zone.records:type_name -> avnode.plugin.v1.ZoneRecordEntry
-	35, // 5: avnode.plugin.v1.Event.attrs:type_name -> avnode.plugin.v1.Event.AttrsEntry
-	36, // 6: avnode.plugin.v1.LogEntry.attrs:type_name -> avnode.plugin.v1.LogEntry.AttrsEntry
+	39, // 5: avnode.plugin.v1.Event.attrs:type_name -> avnode.plugin.v1.Event.AttrsEntry
+	40, // 6: avnode.plugin.v1.LogEntry.attrs:type_name -> avnode.plugin.v1.LogEntry.AttrsEntry
 	1,  // 7: avnode.plugin.v1.MetricSample.kind:type_name -> avnode.plugin.v1.MetricSample.Kind
 	31, // 8: avnode.plugin.v1.StreamChunk.open:type_name -> avnode.plugin.v1.StreamOpen
-	5,  // 9: avnode.plugin.v1.Role.Describe:input_type -> avnode.plugin.v1.DescribeRequest
-	7,  // 10: avnode.plugin.v1.Role.ValidateConfig:input_type -> avnode.plugin.v1.ConfigRequest
-	8,  // 11: avnode.plugin.v1.Role.Start:input_type -> avnode.plugin.v1.StartRequest
-	9,  // 12: avnode.plugin.v1.Role.Stop:input_type -> avnode.plugin.v1.StopRequest
-	10, // 13: avnode.plugin.v1.Host.Resolve:input_type -> avnode.plugin.v1.ResolveRequest
-	14, // 14: avnode.plugin.v1.Host.GetRecord:input_type -> avnode.plugin.v1.RecordKey
-	15, // 15: avnode.plugin.v1.Host.PutRecord:input_type -> avnode.plugin.v1.RecordValue
-	16, // 16: avnode.plugin.v1.Host.SetZoneRecord:input_type -> avnode.plugin.v1.ZoneChange
-	18, // 17: avnode.plugin.v1.Host.Provide:input_type -> avnode.plugin.v1.ContentRef
-	18, // 18: avnode.plugin.v1.Host.FindProviders:input_type -> avnode.plugin.v1.ContentRef
-	20, // 19: avnode.plugin.v1.Host.Fetch:input_type -> avnode.plugin.v1.FetchRequest
-	22, // 20: avnode.plugin.v1.Host.Pin:input_type -> avnode.plugin.v1.PinRequest
-	18, // 21: avnode.plugin.v1.Host.Unpin:input_type -> avnode.plugin.v1.ContentRef
-	23, // 22: avnode.plugin.v1.Host.Subscribe:input_type -> avnode.plugin.v1.SubscribeRequest
-	25, // 23: avnode.plugin.v1.Host.Log:input_type -> avnode.plugin.v1.LogEntry
-	26, // 24: avnode.plugin.v1.Host.Metric:input_type -> avnode.plugin.v1.MetricSample
-	28, // 25: avnode.plugin.v1.Host.Publish:input_type -> avnode.plugin.v1.TopicMessage
-	27, // 26: avnode.plugin.v1.Host.SubscribeTopic:input_type -> avnode.plugin.v1.TopicRequest
-	29, // 27: avnode.plugin.v1.Host.HandleProtocol:input_type -> avnode.plugin.v1.ProtocolRequest
-	32, // 28: avnode.plugin.v1.Host.Stream:input_type -> avnode.plugin.v1.StreamChunk
-	33, // 29: avnode.plugin.v1.Host.Decide:input_type -> avnode.plugin.v1.PolicyRequest
-	6,  // 30: avnode.plugin.v1.Role.Describe:output_type -> avnode.plugin.v1.Description
-	4,  // 31: avnode.plugin.v1.Role.ValidateConfig:output_type -> avnode.plugin.v1.Diagnostics
-	4,  // 32: avnode.plugin.v1.Role.Start:output_type -> avnode.plugin.v1.Diagnostics
-	4,  // 33: avnode.plugin.v1.Role.Stop:output_type -> avnode.plugin.v1.Diagnostics
-	13, // 34: avnode.plugin.v1.Host.Resolve:output_type -> avnode.plugin.v1.Resolution
-	15, // 35: avnode.plugin.v1.Host.GetRecord:output_type -> avnode.plugin.v1.RecordValue
-	2,  // 36: avnode.plugin.v1.Host.PutRecord:output_type -> avnode.plugin.v1.Empty
-	17, // 37: avnode.plugin.v1.Host.SetZoneRecord:output_type -> avnode.plugin.v1.Zone
-	2,  // 38: avnode.plugin.v1.Host.Provide:output_type -> avnode.plugin.v1.Empty
-	19, // 39: avnode.plugin.v1.Host.FindProviders:output_type -> avnode.plugin.v1.Peers
-	21, // 40: avnode.plugin.v1.Host.Fetch:output_type -> avnode.plugin.v1.FetchResult
-	2,  // 41: avnode.plugin.v1.Host.Pin:output_type -> avnode.plugin.v1.Empty
-	2,  // 42: avnode.plugin.v1.Host.Unpin:output_type -> avnode.plugin.v1.Empty
-	24, // 43: avnode.plugin.v1.Host.Subscribe:output_type -> avnode.plugin.v1.Event
-	2,  // 44: avnode.plugin.v1.Host.Log:output_type -> avnode.plugin.v1.Empty
-	2,  // 45: avnode.plugin.v1.Host.Metric:output_type -> avnode.plugin.v1.Empty
-	2,  // 46: avnode.plugin.v1.Host.Publish:output_type -> avnode.plugin.v1.Empty
-	28, // 47: avnode.plugin.v1.Host.SubscribeTopic:output_type -> avnode.plugin.v1.TopicMessage
-	30, // 48: avnode.plugin.v1.Host.HandleProtocol:output_type -> avnode.plugin.v1.IncomingStream
-	32, // 49: avnode.plugin.v1.Host.Stream:output_type -> avnode.plugin.v1.StreamChunk
-	34, // 50: avnode.plugin.v1.Host.Decide:output_type -> avnode.plugin.v1.PolicyVerdict
-	30, // [30:51] is the sub-list for method output_type
-	9,  // [9:30] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	4,  // 9: avnode.plugin.v1.CommandResult.diagnostics:type_name -> avnode.plugin.v1.Diagnostics
+	5,  // 10: avnode.plugin.v1.Role.Describe:input_type -> avnode.plugin.v1.DescribeRequest
+	7,  // 11: avnode.plugin.v1.Role.ValidateConfig:input_type -> avnode.plugin.v1.ConfigRequest
+	8,  // 12: avnode.plugin.v1.Role.Start:input_type -> avnode.plugin.v1.StartRequest
+	9,  // 13: avnode.plugin.v1.Role.Stop:input_type -> avnode.plugin.v1.StopRequest
+	35, // 14: avnode.plugin.v1.Role.Command:input_type -> avnode.plugin.v1.CommandRequest
+	10, // 15: avnode.plugin.v1.Host.Resolve:input_type -> avnode.plugin.v1.ResolveRequest
+	14, // 16: avnode.plugin.v1.Host.GetRecord:input_type -> avnode.plugin.v1.RecordKey
+	15, // 17: avnode.plugin.v1.Host.PutRecord:input_type -> avnode.plugin.v1.RecordValue
+	16, // 18: avnode.plugin.v1.Host.SetZoneRecord:input_type -> avnode.plugin.v1.ZoneChange
+	18, // 19: avnode.plugin.v1.Host.Provide:input_type -> avnode.plugin.v1.ContentRef
+	18, // 20: avnode.plugin.v1.Host.FindProviders:input_type -> avnode.plugin.v1.ContentRef
+	20, // 21: avnode.plugin.v1.Host.Fetch:input_type -> avnode.plugin.v1.FetchRequest
+	22, // 22: avnode.plugin.v1.Host.Pin:input_type -> avnode.plugin.v1.PinRequest
+	18, // 23: avnode.plugin.v1.Host.Unpin:input_type -> avnode.plugin.v1.ContentRef
+	23, // 24: avnode.plugin.v1.Host.Subscribe:input_type -> avnode.plugin.v1.SubscribeRequest
+	25, // 25: avnode.plugin.v1.Host.Log:input_type -> avnode.plugin.v1.LogEntry
+	26, // 26: avnode.plugin.v1.Host.Metric:input_type -> avnode.plugin.v1.MetricSample
+	28, // 27: avnode.plugin.v1.Host.Publish:input_type -> avnode.plugin.v1.TopicMessage
+	27, // 28: avnode.plugin.v1.Host.SubscribeTopic:input_type -> avnode.plugin.v1.TopicRequest
+	29, // 29: avnode.plugin.v1.Host.HandleProtocol:input_type -> avnode.plugin.v1.ProtocolRequest
+	32, // 30: avnode.plugin.v1.Host.Stream:input_type -> avnode.plugin.v1.StreamChunk
+	33, // 31: avnode.plugin.v1.Host.Decide:input_type -> avnode.plugin.v1.PolicyRequest
+	37, // 32: avnode.plugin.v1.Host.Claim:input_type -> avnode.plugin.v1.ClaimRequest
+	15, // 33: avnode.plugin.v1.Host.OfferZone:input_type -> avnode.plugin.v1.RecordValue
+	38, // 34: avnode.plugin.v1.Host.AttestCopy:input_type -> avnode.plugin.v1.CopyRef
+	38, // 35: avnode.plugin.v1.Host.FindCopies:input_type -> avnode.plugin.v1.CopyRef
+	6,  // 36: avnode.plugin.v1.Role.Describe:output_type -> avnode.plugin.v1.Description
+	4,  // 37: avnode.plugin.v1.Role.ValidateConfig:output_type -> avnode.plugin.v1.Diagnostics
+	4,  // 38: avnode.plugin.v1.Role.Start:output_type -> avnode.plugin.v1.Diagnostics
+	4,  // 39: avnode.plugin.v1.Role.Stop:output_type -> avnode.plugin.v1.Diagnostics
+	36, // 40: avnode.plugin.v1.Role.Command:output_type -> avnode.plugin.v1.CommandResult
+	13, // 41: avnode.plugin.v1.Host.Resolve:output_type -> avnode.plugin.v1.Resolution
+	15, // 42: avnode.plugin.v1.Host.GetRecord:output_type -> avnode.plugin.v1.RecordValue
+	2,  // 43: avnode.plugin.v1.Host.PutRecord:output_type -> avnode.plugin.v1.Empty
+	17, // 44: avnode.plugin.v1.Host.SetZoneRecord:output_type -> avnode.plugin.v1.Zone
+	2,  // 45: avnode.plugin.v1.Host.Provide:output_type -> avnode.plugin.v1.Empty
+	19, // 46: avnode.plugin.v1.Host.FindProviders:output_type -> avnode.plugin.v1.Peers
+	21, // 47: avnode.plugin.v1.Host.Fetch:output_type -> avnode.plugin.v1.FetchResult
+	2,  // 48: avnode.plugin.v1.Host.Pin:output_type -> avnode.plugin.v1.Empty
+	2,  // 49: avnode.plugin.v1.Host.Unpin:output_type -> avnode.plugin.v1.Empty
+	24, // 50: avnode.plugin.v1.Host.Subscribe:output_type -> avnode.plugin.v1.Event
+	2,  // 51: avnode.plugin.v1.Host.Log:output_type -> avnode.plugin.v1.Empty
+	2,  // 52: avnode.plugin.v1.Host.Metric:output_type -> avnode.plugin.v1.Empty
+	2,  // 53: avnode.plugin.v1.Host.Publish:output_type -> avnode.plugin.v1.Empty
+	28, // 54: avnode.plugin.v1.Host.SubscribeTopic:output_type -> avnode.plugin.v1.TopicMessage
+	30, // 55: avnode.plugin.v1.Host.HandleProtocol:output_type -> avnode.plugin.v1.IncomingStream
+	32, // 56: avnode.plugin.v1.Host.Stream:output_type -> avnode.plugin.v1.StreamChunk
+	34, // 57: avnode.plugin.v1.Host.Decide:output_type -> avnode.plugin.v1.PolicyVerdict
+	13, // 58: avnode.plugin.v1.Host.Claim:output_type -> avnode.plugin.v1.Resolution
+	13, // 59: avnode.plugin.v1.Host.OfferZone:output_type -> avnode.plugin.v1.Resolution
+	2,  // 60: avnode.plugin.v1.Host.AttestCopy:output_type -> avnode.plugin.v1.Empty
+	19, // 61: avnode.plugin.v1.Host.FindCopies:output_type -> avnode.plugin.v1.Peers
+	36, // [36:62] is the sub-list for method output_type
+	10, // [10:36] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_pluginpb_plugin_proto_init() }
@@ -2362,7 +2614,7 @@ func file_pluginpb_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pluginpb_plugin_proto_rawDesc), len(file_pluginpb_plugin_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   35,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -33,6 +33,7 @@ const (
 	Role_ValidateConfig_FullMethodName = "/avnode.plugin.v1.Role/ValidateConfig"
 	Role_Start_FullMethodName          = "/avnode.plugin.v1.Role/Start"
 	Role_Stop_FullMethodName           = "/avnode.plugin.v1.Role/Stop"
+	Role_Command_FullMethodName        = "/avnode.plugin.v1.Role/Command"
 )
 
 // RoleClient is the client API for Role service.
@@ -46,6 +47,10 @@ type RoleClient interface {
 	ValidateConfig(ctx context.Context, in *ConfigRequest, opts ...grpc.CallOption) (*Diagnostics, error)
 	Start(ctx context.Context, in *StartRequest, opts ...grpc.CallOption) (*Diagnostics, error)
 	Stop(ctx context.Context, in *StopRequest, opts ...grpc.CallOption) (*Diagnostics, error)
+	// Command runs one of the role's commands for the operator (`avnode
+	// roles call ROLE NAME ARGS...`, or a role's own CLI such as `avnode
+	// mirror`). Roles that take none answer Unimplemented.
+	Command(ctx context.Context, in *CommandRequest, opts ...grpc.CallOption) (*CommandResult, error)
 }
 
 type roleClient struct {
@@ -96,6 +101,16 @@ func (c *roleClient) Stop(ctx context.Context, in *StopRequest, opts ...grpc.Cal
 	return out, nil
 }
 
+func (c *roleClient) Command(ctx context.Context, in *CommandRequest, opts ...grpc.CallOption) (*CommandResult, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CommandResult)
+	err := c.cc.Invoke(ctx, Role_Command_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RoleServer is the server API for Role service.
 // All implementations must embed UnimplementedRoleServer
 // for forward compatibility.
@@ -107,6 +122,10 @@ type RoleServer interface {
 	ValidateConfig(context.Context, *ConfigRequest) (*Diagnostics, error)
 	Start(context.Context, *StartRequest) (*Diagnostics, error)
 	Stop(context.Context, *StopRequest) (*Diagnostics, error)
+	// Command runs one of the role's commands for the operator (`avnode
+	// roles call ROLE NAME ARGS...`, or a role's own CLI such as `avnode
+	// mirror`). Roles that take none answer Unimplemented.
+	Command(context.Context, *CommandRequest) (*CommandResult, error)
 	mustEmbedUnimplementedRoleServer()
 }
 
@@ -128,6 +147,9 @@ func (UnimplementedRoleServer) Start(context.Context, *StartRequest) (*Diagnosti
 }
 func (UnimplementedRoleServer) Stop(context.Context, *StopRequest) (*Diagnostics, error) {
 	return nil, status.Error(codes.Unimplemented, "method Stop not implemented")
+}
+func (UnimplementedRoleServer) Command(context.Context, *CommandRequest) (*CommandResult, error) {
+	return nil, status.Error(codes.Unimplemented, "method Command not implemented")
 }
 func (UnimplementedRoleServer) mustEmbedUnimplementedRoleServer() {}
 func (UnimplementedRoleServer) testEmbeddedByValue()              {}
@@ -222,6 +244,24 @@ func _Role_Stop_Handler(srv interface{}, ctx context.Context, dec func(interface
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Role_Command_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CommandRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RoleServer).Command(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Role_Command_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RoleServer).Command(ctx, req.(*CommandRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Role_ServiceDesc is the grpc.ServiceDesc for Role service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -244,6 +284,10 @@ var Role_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Stop",
 			Handler:    _Role_Stop_Handler,
+		},
+		{
+			MethodName: "Command",
+			Handler:    _Role_Command_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
@@ -268,6 +312,10 @@ const (
 	Host_HandleProtocol_FullMethodName = "/avnode.plugin.v1.Host/HandleProtocol"
 	Host_Stream_FullMethodName         = "/avnode.plugin.v1.Host/Stream"
 	Host_Decide_FullMethodName         = "/avnode.plugin.v1.Host/Decide"
+	Host_Claim_FullMethodName          = "/avnode.plugin.v1.Host/Claim"
+	Host_OfferZone_FullMethodName      = "/avnode.plugin.v1.Host/OfferZone"
+	Host_AttestCopy_FullMethodName     = "/avnode.plugin.v1.Host/AttestCopy"
+	Host_FindCopies_FullMethodName     = "/avnode.plugin.v1.Host/FindCopies"
 )
 
 // HostClient is the client API for Host service.
@@ -302,6 +350,17 @@ type HostClient interface {
 	Stream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[StreamChunk, StreamChunk], error)
 	// Decide asks the node's Lua policies (policy.scripts) for a verdict.
 	Decide(ctx context.Context, in *PolicyRequest, opts ...grpc.CallOption) (*PolicyVerdict, error)
+	// Claim claims a name for a key in the node's keystore (or returns the
+	// existing claim's resolution when the node already owns it).
+	Claim(ctx context.Context, in *ClaimRequest, opts ...grpc.CallOption) (*Resolution, error)
+	// OfferZone gives the node a signed zone (e.g. from pub/sub). The node
+	// validates it, refuses a forged one or one older than it knows, stores
+	// and caches it, and answers the resolution it gives.
+	OfferZone(ctx context.Context, in *RecordValue, opts ...grpc.CallOption) (*Resolution, error)
+	// AttestCopy announces that this node holds a name's version (seq);
+	// FindCopies lists the peers that announced it.
+	AttestCopy(ctx context.Context, in *CopyRef, opts ...grpc.CallOption) (*Empty, error)
+	FindCopies(ctx context.Context, in *CopyRef, opts ...grpc.CallOption) (*Peers, error)
 }
 
 type hostClient struct {
@@ -512,6 +571,46 @@ func (c *hostClient) Decide(ctx context.Context, in *PolicyRequest, opts ...grpc
 	return out, nil
 }
 
+func (c *hostClient) Claim(ctx context.Context, in *ClaimRequest, opts ...grpc.CallOption) (*Resolution, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Resolution)
+	err := c.cc.Invoke(ctx, Host_Claim_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hostClient) OfferZone(ctx context.Context, in *RecordValue, opts ...grpc.CallOption) (*Resolution, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Resolution)
+	err := c.cc.Invoke(ctx, Host_OfferZone_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hostClient) AttestCopy(ctx context.Context, in *CopyRef, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Host_AttestCopy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hostClient) FindCopies(ctx context.Context, in *CopyRef, opts ...grpc.CallOption) (*Peers, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Peers)
+	err := c.cc.Invoke(ctx, Host_FindCopies_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // HostServer is the server API for Host service.
 // All implementations must embed UnimplementedHostServer
 // for forward compatibility.
@@ -544,6 +643,17 @@ type HostServer interface {
 	Stream(grpc.BidiStreamingServer[StreamChunk, StreamChunk]) error
 	// Decide asks the node's Lua policies (policy.scripts) for a verdict.
 	Decide(context.Context, *PolicyRequest) (*PolicyVerdict, error)
+	// Claim claims a name for a key in the node's keystore (or returns the
+	// existing claim's resolution when the node already owns it).
+	Claim(context.Context, *ClaimRequest) (*Resolution, error)
+	// OfferZone gives the node a signed zone (e.g. from pub/sub). The node
+	// validates it, refuses a forged one or one older than it knows, stores
+	// and caches it, and answers the resolution it gives.
+	OfferZone(context.Context, *RecordValue) (*Resolution, error)
+	// AttestCopy announces that this node holds a name's version (seq);
+	// FindCopies lists the peers that announced it.
+	AttestCopy(context.Context, *CopyRef) (*Empty, error)
+	FindCopies(context.Context, *CopyRef) (*Peers, error)
 	mustEmbedUnimplementedHostServer()
 }
 
@@ -604,6 +714,18 @@ func (UnimplementedHostServer) Stream(grpc.BidiStreamingServer[StreamChunk, Stre
 }
 func (UnimplementedHostServer) Decide(context.Context, *PolicyRequest) (*PolicyVerdict, error) {
 	return nil, status.Error(codes.Unimplemented, "method Decide not implemented")
+}
+func (UnimplementedHostServer) Claim(context.Context, *ClaimRequest) (*Resolution, error) {
+	return nil, status.Error(codes.Unimplemented, "method Claim not implemented")
+}
+func (UnimplementedHostServer) OfferZone(context.Context, *RecordValue) (*Resolution, error) {
+	return nil, status.Error(codes.Unimplemented, "method OfferZone not implemented")
+}
+func (UnimplementedHostServer) AttestCopy(context.Context, *CopyRef) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method AttestCopy not implemented")
+}
+func (UnimplementedHostServer) FindCopies(context.Context, *CopyRef) (*Peers, error) {
+	return nil, status.Error(codes.Unimplemented, "method FindCopies not implemented")
 }
 func (UnimplementedHostServer) mustEmbedUnimplementedHostServer() {}
 func (UnimplementedHostServer) testEmbeddedByValue()              {}
@@ -900,6 +1022,78 @@ func _Host_Decide_Handler(srv interface{}, ctx context.Context, dec func(interfa
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Host_Claim_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ClaimRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HostServer).Claim(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Host_Claim_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HostServer).Claim(ctx, req.(*ClaimRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Host_OfferZone_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RecordValue)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HostServer).OfferZone(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Host_OfferZone_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HostServer).OfferZone(ctx, req.(*RecordValue))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Host_AttestCopy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CopyRef)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HostServer).AttestCopy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Host_AttestCopy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HostServer).AttestCopy(ctx, req.(*CopyRef))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Host_FindCopies_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CopyRef)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HostServer).FindCopies(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Host_FindCopies_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HostServer).FindCopies(ctx, req.(*CopyRef))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Host_ServiceDesc is the grpc.ServiceDesc for Host service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -958,6 +1152,22 @@ var Host_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Decide",
 			Handler:    _Host_Decide_Handler,
+		},
+		{
+			MethodName: "Claim",
+			Handler:    _Host_Claim_Handler,
+		},
+		{
+			MethodName: "OfferZone",
+			Handler:    _Host_OfferZone_Handler,
+		},
+		{
+			MethodName: "AttestCopy",
+			Handler:    _Host_AttestCopy_Handler,
+		},
+		{
+			MethodName: "FindCopies",
+			Handler:    _Host_FindCopies_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"os"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+)
+
+// callRole runs a command of a running role through the node.
+func (g *globals) callRole(cmd *cobra.Command, role, name string, args []string, out any) error {
+	q := url.Values{"role": {role}, "name": {name}, "arg": args}
+	return g.call(cmd.Context(), "POST", "/v1/roles/call", q, out)
+}
+
+func newRolesCallCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "call ROLE COMMAND [ARG...]",
+		Short: "Run a command of a running role and print its JSON answer",
+		Long: `call hands COMMAND and its arguments to the role's plugin and prints what it
+answers. Which commands a role takes is up to the role: see its README.`,
+		Example: "  avnode roles call beacon status\n  avnode roles call mirror add einstein.avtr",
+		Args:    cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var out json.RawMessage
+			if err := g.callRole(cmd, args[0], args[1], args[2:], &out); err != nil {
+				return err
+			}
+			return printJSON(out)
+		},
+	}
+}
+
+// mirrorState is one line of `avnode mirror ls`, as the mirror role answers it.
+type mirrorState struct {
+	Name     string `json:"name"`
+	Seq      uint64 `json:"seq"`
+	Root     string `json:"root"`
+	Bytes    int64  `json:"bytes"`
+	LastSync string `json:"last_sync"`
+	Refused  int    `json:"refused"`
+	Error    string `json:"error"`
+}
+
+func newMirrorCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "mirror",
+		Short: "Keep copies of other people's names (the mirror role)",
+		Long: `mirror drives the mirror role of the running node (enable it with
+'--roles mirror' or 'avnode roles enable mirror'). A mirrored name's content is
+fetched, verified, pinned and served, and the owner's signed records are
+republished so that the name lives while its owner is offline.`,
+		Example: "  avnode mirror add einstein.avtr\n  avnode mirror ls --json\n  avnode mirror rm einstein.avtr",
+	}
+	run := func(name string, args []string, c *cobra.Command) error {
+		var list []mirrorState
+		if err := g.callRole(c, "mirror", name, args, &list); err != nil {
+			return err
+		}
+		if g.json {
+			return printJSON(list)
+		}
+		w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(w, "NAME\tSEQ\tBYTES\tLAST SYNC\tROOT\tERROR")
+		for _, s := range list {
+			fmt.Fprintf(w, "%s\t%d\t%d\t%s\t%s\t%s\n", s.Name, s.Seq, s.Bytes, orDash(s.LastSync), orDash(s.Root), s.Error)
+		}
+		return w.Flush()
+	}
+	for _, verb := range []string{"add", "rm"} {
+		cmd.AddCommand(&cobra.Command{
+			Use:     verb + " NAME",
+			Short:   map[string]string{"add": "Mirror a name", "rm": "Stop mirroring a name and unpin its content"}[verb],
+			Example: "  avnode mirror " + verb + " einstein.avtr",
+			Args:    exactArgs(1, "NAME"),
+			RunE:    func(c *cobra.Command, args []string) error { return run(verb, args, c) },
+		})
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:     "ls",
+		Short:   "List mirrored names: version, bytes, last sync, errors",
+		Example: "  avnode mirror ls --json",
+		Args:    cobra.NoArgs,
+		RunE:    func(c *cobra.Command, _ []string) error { return run("ls", nil, c) },
+	})
+	return cmd
+}

@@ -1,0 +1,202 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+
+	"github.com/ipfs/go-cid"
+	recpb "github.com/libp2p/go-libp2p-record/pb"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/avnode/avnode/core/names"
+	"github.com/avnode/avnode/core/naming"
+	"github.com/avnode/avnode/core/policy"
+)
+
+// startPolicy loads the Lua policy scripts in their own process. A script
+// that does not load stops the start: running without the operator's policy
+// would be worse than not running.
+func (d *Daemon) startPolicy(reg prometheus.Registerer) error {
+	scripts := make([]string, len(d.Config.Policy.Scripts))
+	for i, s := range d.Config.Policy.Scripts {
+		if !filepath.IsAbs(s) {
+			s = filepath.Join(d.Repo.Dir, s)
+		}
+		scripts[i] = s
+	}
+	watch := d.Config.Policy.WatchInterval.D()
+	if watch == 0 {
+		watch = -1 // the config's 0s means off; the package's 0 means its default
+	}
+	p, err := policy.Start(context.Background(), policy.Options{
+		Scripts: scripts, Budget: d.Config.Policy.Budget.D(), MemoryMB: d.Config.Policy.MemoryMB,
+		Fallbacks: d.Config.Policy.Fallbacks, WatchInterval: watch, Logger: d.Log.With("component", "policy"),
+		Registerer: reg,
+	})
+	if err != nil {
+		return fmt.Errorf("policy: %w", err)
+	}
+	d.Policy = p
+	return nil
+}
+
+// recordFacts is what record hooks see of a DHT record.
+type recordFacts struct {
+	Key       string `json:"key"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name,omitempty"`
+	Type      string `json:"type"` // claim, zone, or the namespace for others
+	Size      int    `json:"size"`
+	Sequence  uint64 `json:"sequence"`
+	OwnerKey  string `json:"owner_key,omitempty"`
+	Publisher string `json:"publisher,omitempty"`
+}
+
+// describeRecord reads what it can of a record without validating it:
+// validation is the DHT validator's job and runs after the policy.
+func describeRecord(key string, value []byte) recordFacts {
+	f := recordFacts{Key: key, Size: len(value), Type: "unknown"}
+	ns, rest, _ := splitKey(key)
+	f.Namespace, f.Name = ns, rest
+	switch ns {
+	case names.ZoneNamespace:
+		f.Type = "zone"
+		if z, err := names.DecodeZone(value); err == nil {
+			f.Sequence, f.OwnerKey = z.Seq, names.KeyID(z.Owner)
+		}
+	case names.ClaimNamespace:
+		f.Type = "claim"
+		if c, err := names.DecodeClaim(value); err == nil {
+			f.OwnerKey = names.KeyID(c.Owner)
+		}
+	default:
+		f.Type = ns
+	}
+	return f
+}
+
+func splitKey(key string) (ns, rest string, ok bool) {
+	if len(key) < 2 || key[0] != '/' {
+		return "", key, false
+	}
+	for i := 1; i < len(key); i++ {
+		if key[i] == '/' {
+			return key[1:i], key[i+1:], true
+		}
+	}
+	return key[1:], "", false
+}
+
+// refusal turns a deciding "deny" verdict into the error callers return.
+func refusal(v policy.Verdict) error {
+	if !v.Decided || v.Allow {
+		return nil
+	}
+	if v.Fallback {
+		return fmt.Errorf("refused by the policy's fallback: %s", v.Err)
+	}
+	return fmt.Errorf("refused by policy %s: %s", filepath.Base(v.Script), v.Reason)
+}
+
+// storePolicy is the DHT's store_record hook. The policy is read through d
+// at call time: it is set up before the node, whose DHT needs the hook.
+func (d *Daemon) storePolicy(ctx context.Context, from peer.ID, rec *recpb.Record) error {
+	if !d.Policy.Has("store_record") {
+		return nil
+	}
+	f := describeRecord(string(rec.GetKey()), rec.GetValue())
+	f.Publisher = from.String()
+	return refusal(d.Policy.Decide(ctx, "store_record", f))
+}
+
+// namingPolicy adapts the policy to the name service's hooks.
+type namingPolicy struct {
+	p    *policy.Policy
+	host host.Host
+}
+
+func (n namingPolicy) AcceptZone(ctx context.Context, z *names.Zone, size int) error {
+	if !n.p.Has("accept_record") {
+		return nil
+	}
+	f := recordFacts{Key: z.Key(), Namespace: names.ZoneNamespace, Name: z.Name.String(), Type: "zone",
+		Size: size, Sequence: z.Seq, OwnerKey: names.KeyID(z.Owner)}
+	return refusal(n.p.Decide(ctx, "accept_record", f))
+}
+
+func (n namingPolicy) OrderHosts(ctx context.Context, name string, hosts []naming.HostInfo) []naming.HostInfo {
+	if !n.p.Has("order_hosts") {
+		return hosts
+	}
+	ids := make([]peer.ID, 0, len(hosts))
+	byID := map[string]naming.HostInfo{}
+	for _, h := range hosts {
+		if id, err := peer.Decode(h.PeerID); err == nil {
+			ids = append(ids, id)
+			byID[h.PeerID] = h
+		}
+	}
+	v := n.p.Decide(ctx, "order_hosts", map[string]any{"name": name, "candidates": candidates(n.host, ids)})
+	out := make([]naming.HostInfo, 0, len(hosts))
+	for _, id := range preferred(ids, v) {
+		out = append(out, byID[id.String()])
+	}
+	return out
+}
+
+// orderSources is the fetch's order_providers hook.
+func (d *Daemon) orderSources(ctx context.Context, root cid.Cid, sources []peer.ID) []peer.ID {
+	if !d.Policy.Has("order_providers") {
+		return sources
+	}
+	v := d.Policy.Decide(ctx, "order_providers", map[string]any{"cid": root.String(), "candidates": candidates(d.Node.Host, sources)})
+	return preferred(sources, v)
+}
+
+// preferred puts the peers a verdict lists first, in its order; the others
+// keep theirs after them. Peers the verdict invents are ignored.
+func preferred(ids []peer.ID, v policy.Verdict) []peer.ID {
+	if !v.Decided || len(v.Order) == 0 {
+		return ids
+	}
+	out := make([]peer.ID, 0, len(ids))
+	for _, s := range v.Order {
+		for _, id := range ids {
+			if id.String() == s && !slices.Contains(out, id) {
+				out = append(out, id)
+			}
+		}
+	}
+	for _, id := range ids {
+		if !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// candidate is what routing hooks see of a peer.
+type candidate struct {
+	Peer      string   `json:"peer"`
+	Addrs     []string `json:"addrs"`
+	LatencyMS float64  `json:"latency_ms"` // 0: not measured yet
+	Connected bool     `json:"connected"`
+}
+
+func candidates(h host.Host, ids []peer.ID) []candidate {
+	out := make([]candidate, 0, len(ids))
+	for _, id := range ids {
+		c := candidate{Peer: id.String(), Addrs: []string{},
+			LatencyMS: float64(h.Peerstore().LatencyEWMA(id).Microseconds()) / 1000,
+			Connected: len(h.Network().ConnsToPeer(id)) > 0}
+		for _, a := range h.Peerstore().Addrs(id) {
+			c.Addrs = append(c.Addrs, a.String())
+		}
+		out = append(out, c)
+	}
+	return out
+}

@@ -1,0 +1,26 @@
+package daemon
+
+import (
+	"context"
+
+	"github.com/avnode/avnode/core/api"
+)
+
+func (d *Daemon) registerPolicyHandlers(s *api.Server) {
+	s.Handle("GET /v1/policy", d.handlePolicy)
+	s.Handle("POST /v1/policy/reload", d.handlePolicyReload)
+}
+
+// handlePolicy lists the loaded scripts, their hooks and last reload error.
+func (d *Daemon) handlePolicy(context.Context, api.Request) (any, error) {
+	return d.Policy.Scripts(), nil
+}
+
+// handlePolicyReload re-reads the scripts; a script that does not load is
+// refused and the ones in use stay.
+func (d *Daemon) handlePolicyReload(context.Context, api.Request) (any, error) {
+	if err := d.Policy.Reload(); err != nil {
+		return nil, api.BadRequest("%v; the scripts in use stay", err)
+	}
+	return d.Policy.Scripts(), nil
+}

@@ -1,0 +1,63 @@
+package naming
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/multiformats/go-multihash"
+
+	"github.com/avnode/avnode/core/names"
+)
+
+// ErrRefused wraps every reason OfferZone refuses a zone.
+var ErrRefused = errors.New("zone refused")
+
+// OfferZone takes a signed zone from outside the DHT (a mirror got it over
+// pub/sub): it is checked like a resolved zone (signature, owner against the
+// pinned claim, no rollback below the highest seq seen, the accept policy),
+// then cached, spread to the DHT's holders in the background, and resolved.
+func (s *Service) OfferZone(ctx context.Context, key string, data []byte) (*Resolution, error) {
+	nameText, ok := strings.CutPrefix(key, "/"+names.ZoneNamespace+"/")
+	if !ok {
+		return nil, fmt.Errorf("offer %q: not a zone key /%s/NAME: %w", key, names.ZoneNamespace, names.ErrMalformed)
+	}
+	n, err := names.Parse(nameText)
+	if err != nil {
+		return nil, err
+	}
+	z, err := s.acceptZone(ctx, n.Registered(), data)
+	if err != nil {
+		return nil, fmt.Errorf("offer %s: %w: %w", n, ErrRefused, err)
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := s.dht.PutValue(ctx, z.Key(), data); err != nil {
+			s.log.Debug("spread offered zone", "name", z.Name, "err", err)
+		}
+	}()
+	return s.resolve(ctx, n.String(), nil)
+}
+
+// Owns reports whether this node holds the key of a name it claimed.
+func (s *Service) Owns(ctx context.Context, nameText string) bool {
+	n, err := names.Parse(nameText)
+	if err != nil {
+		return false
+	}
+	_, ok, err := s.get(ctx, nameKey(ownedPrefix, n.Registered()))
+	return err == nil && ok
+}
+
+// CopyCID is the DHT key under which nodes attest that they hold version seq
+// of a name: they provide it as content, so finding copies is finding
+// providers, each of them a peer that announced itself over an
+// authenticated connection.
+func CopyCID(name string, seq uint64) cid.Cid {
+	mh, _ := multihash.Sum([]byte(fmt.Sprintf("avtr-copy/%s/%d", name, seq)), multihash.SHA2_256, -1)
+	return cid.NewCidV1(cid.Raw, mh)
+}

@@ -1,0 +1,85 @@
+package policy
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestMain lets the test binary serve as the policy worker, as the avnode
+// binary does: the tests spawn real worker processes.
+func TestMain(m *testing.M) {
+	MaybeRunWorker()
+	os.Exit(m.Run())
+}
+
+// writeScript writes src to a file in a fresh directory and returns its path.
+func writeScript(t testing.TB, name, src string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// start starts a Policy on scripts, closed when the test ends.
+func start(t testing.TB, opts Options) *Policy {
+	t.Helper()
+	if opts.WatchInterval == 0 {
+		opts.WatchInterval = -1
+	}
+	if opts.Logger == nil {
+		opts.Logger = testLogger(t)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p, err := Start(ctx, opts)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+// testLogger sends the policy's log to the test's log, so a failing test
+// shows what the worker said.
+func testLogger(t testing.TB) *slog.Logger {
+	t.Cleanup(func() { testDone.Store(t, true) })
+	return slog.New(slog.NewTextHandler(testWriter{t: t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type testWriter struct{ t testing.TB }
+
+var testDone sync.Map // tests that ended: late log lines from workers are dropped
+
+func (w testWriter) Write(b []byte) (int, error) {
+	if _, done := testDone.Load(w.t); !done {
+		w.t.Log(strings.TrimRight(string(b), "\n"))
+	}
+	return len(b), nil
+}
+
+// eventually polls cond until it holds or the generous deadline passes.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: still not true after 15s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func record(name string) map[string]any {
+	return map[string]any{
+		"key": "/avtr-zone/" + name, "namespace": "avtr-zone", "name": name,
+		"type": "zone", "size": 512, "sequence": 7, "publisher": "12D3KooWPublisher", "owner_key": "k51owner",
+	}
+}

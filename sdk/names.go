@@ -1,0 +1,73 @@
+package sdk
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strconv"
+
+	"github.com/avnode/avnode/sdk/pluginpb"
+)
+
+// Claim claims name for a key in the node's keystore; a name the node
+// already owns resolves instead.
+func (h *grpcHost) Claim(ctx context.Context, name, key string) (*pluginpb.Resolution, error) {
+	res, err := h.c.Claim(ctx, &pluginpb.ClaimRequest{Name: name, Key: key})
+	return res, wrap("Claim", name, err)
+}
+
+// OfferZone hands the node a signed zone; a forged one, or one older than
+// the node knows, is refused with codes.InvalidArgument.
+func (h *grpcHost) OfferZone(ctx context.Context, key string, zone []byte) (*pluginpb.Resolution, error) {
+	res, err := h.c.OfferZone(ctx, &pluginpb.RecordValue{Key: key, Value: zone})
+	return res, wrap("OfferZone", key, err)
+}
+
+// AttestCopy announces that this node holds version seq of name.
+func (h *grpcHost) AttestCopy(ctx context.Context, name string, seq uint64) error {
+	_, err := h.c.AttestCopy(ctx, &pluginpb.CopyRef{Name: name, Seq: seq})
+	return wrap("AttestCopy", name+"@"+strconv.FormatUint(seq, 10), err)
+}
+
+// FindCopies lists the peers that attested to holding version seq of name.
+func (h *grpcHost) FindCopies(ctx context.Context, name string, seq uint64) ([]string, error) {
+	res, err := h.c.FindCopies(ctx, &pluginpb.CopyRef{Name: name, Seq: seq})
+	if err != nil {
+		return nil, wrap("FindCopies", name+"@"+strconv.FormatUint(seq, 10), err)
+	}
+	return res.GetPeerIds(), nil
+}
+
+// DataDir is a folder the role owns in the node's repo, for its state.
+func (h *grpcHost) DataDir() string { return h.dataDir }
+
+// PeerID is the node's own peer ID.
+func (h *grpcHost) PeerID() string { return h.peerID }
+
+// NameTopic is the pub/sub topic on which a name's beacon announces new
+// versions and its mirrors attest copies.
+func NameTopic(name string) string { return "avtr/name/" + name }
+
+// Kinds of NameMessage.
+const (
+	KindZone    = "zone"    // a new signed zone (Zone)
+	KindLeaving = "leaving" // the beacon is going offline
+	KindCopy    = "copy"    // a mirror holds version Seq
+)
+
+// NameMessage is what goes on a NameTopic, as JSON. Its sender is the
+// message's From: pub/sub messages are signed by the publishing node.
+// Receivers trust none of it: a zone is checked with Host.OfferZone.
+type NameMessage struct {
+	Kind string `json:"kind"`
+	Zone []byte `json:"zone,omitempty"`
+	Seq  uint64 `json:"seq,omitempty"`
+}
+
+// DecodeStrict decodes a role's JSON config into v, refusing unknown keys:
+// they are usually typos.
+func DecodeStrict(raw []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
+}
