@@ -11,10 +11,12 @@ FUZZTIME ?= 5s
 
 .PHONY: build run test test-long vet fmt fuzz proto clean
 
-# The node, and the example third-party role built out of tree (its own
-# module, requiring only the sdk module).
+# The node, its shipped roles (found next to the binary), and the example
+# third-party role built out of tree (its own module, requiring only the sdk).
 build:
 	$(GO) build -o $(BIN)/avnode ./cmd/avnode
+	$(GO) build -o $(BIN)/avnode-beacon ./roles/beacon
+	$(GO) build -o $(BIN)/avnode-mirror ./roles/mirror
 	cd sdk/examples/pinner && $(GO) build -o ../../../$(BIN)/avnode-pinner .
 
 run: build

@@ -209,7 +209,8 @@ CNAMEs), and each host's current addresses through the DHT. Exits 1 with "not
 found" for an unknown name.
 
 --json prints: name, key, seq, expires, records (type, label, value),
-hosts (peer_id, addrs), root, and via (the CNAME chain, if any).`,
+hosts (peer_id, addrs), root, via (the CNAME chain, if any), and copies
+(the mirrors that attested to holding this version).`,
 		Example: "  avnode resolve einstein.avtr\n  avnode resolve an://api.coolblog:code --json",
 		Args:    exactArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -227,6 +228,9 @@ hosts (peer_id, addrs), root, and via (the CNAME chain, if any).`,
 			printRecords(res.Records)
 			for _, h := range res.Hosts {
 				fmt.Printf("host %s %s\n", h.PeerID, strings.Join(h.Addrs, " "))
+			}
+			if len(res.Copies) > 0 {
+				fmt.Printf("copies %d: %s\n", len(res.Copies), strings.Join(res.Copies, " "))
 			}
 			return nil
 		},

@@ -32,11 +32,14 @@ func TestMain(m *testing.M) {
 	}
 	avnodeBin = filepath.Join(dir, "avnode")
 	os.Chmod(dir, 0o755) // other users run it in the permission test
-	build := exec.Command("go", append(append([]string{"build"}, buildFlags...), "-o", avnodeBin, ".")...)
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build avnode:", err)
-		os.Exit(1)
+	// The shipped roles sit next to the binary, where the node looks first.
+	for out, pkg := range map[string]string{"avnode": ".", "avnode-beacon": "../../roles/beacon", "avnode-mirror": "../../roles/mirror"} {
+		build := exec.Command("go", append(append([]string{"build"}, buildFlags...), "-o", filepath.Join(dir, out), pkg)...)
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build", out+":", err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)

@@ -67,12 +67,6 @@ func (d *Daemon) handleRecordList(ctx context.Context, req api.Request) (any, er
 	return info, nameError(err)
 }
 
-// resolveAnswer is a resolution with the copies mirrors attest to holding.
-type resolveAnswer struct {
-	*naming.Resolution
-	Copies []string `json:"copies"` // peers that attested to holding this version
-}
-
 // copiesWait bounds the lookup of attested copies in a resolve.
 const copiesWait = 2 * time.Second
 
@@ -85,7 +79,8 @@ func (d *Daemon) handleResolve(ctx context.Context, req api.Request) (any, error
 	if n, err := names.Parse(res.Name); err == nil {
 		reg = n.Registered().String()
 	}
-	return resolveAnswer{Resolution: res, Copies: d.copies(ctx, reg, res.Seq)}, nil
+	res.Copies = d.copies(ctx, reg, res.Seq)
+	return res, nil
 }
 
 // copies lists the peers that attested to holding a name's version.

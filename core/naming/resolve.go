@@ -36,6 +36,9 @@ type Resolution struct {
 	Root    string       `json:"root"`
 	// Via lists the CNAME chain followed, if any.
 	Via []string `json:"via,omitempty"`
+	// Copies are the peers that attested to holding this version (mirrors);
+	// the node's resolve API fills it in, Resolve does not.
+	Copies []string `json:"copies,omitempty"`
 }
 
 // HostInfo is one machine hosting the name, with its current addresses.

@@ -1,0 +1,251 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/avnode/avnode/sdk"
+	"github.com/avnode/avnode/sdk/pluginpb"
+)
+
+// hostedName is one name the beacon hosts.
+type hostedName struct {
+	Name   string `json:"name"`
+	Key    string `json:"key"`    // the identity key's name in the node's keystore
+	Copies int    `json:"copies"` // copies wanted on mirrors; 0: no target
+}
+
+type config struct {
+	Names    []hostedName `json:"names"`
+	Interval string       `json:"interval"` // how often to check claim, HOST and provide; default 10m
+}
+
+// beacon is the role. Its state lives in memory: everything it does is
+// derived again from the node at each start.
+type beacon struct {
+	cfg      config
+	interval time.Duration
+	host     sdk.Host
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+
+	mu     sync.Mutex
+	status map[string]*nameStatus
+}
+
+// nameStatus is what `avnode roles call beacon status` shows of a name.
+type nameStatus struct {
+	Name            string `json:"name"`
+	Seq             uint64 `json:"seq"`
+	Root            string `json:"root,omitempty"`
+	Copies          int    `json:"copies"`
+	Wanted          int    `json:"wanted"`
+	UnderReplicated bool   `json:"under_replicated"`
+	LastCheck       string `json:"last_check,omitempty"`
+	Error           string `json:"error,omitempty"`
+}
+
+func (b *beacon) Describe() sdk.Description {
+	return sdk.Description{
+		Name: "beacon", Version: "0.1.0",
+		Summary:      "hosts this node's own names: claim, HOST record, content, pub/sub updates",
+		Capabilities: []string{"host-names", "pubsub-updates", "replication-report"},
+		ConfigSchema: `{"type":"object","properties":{"names":{"type":"array","items":{"type":"object","required":["name","key"],` +
+			`"properties":{"name":{"type":"string"},"key":{"type":"string"},"copies":{"type":"integer","minimum":0}}}},` +
+			`"interval":{"type":"string"}},"additionalProperties":false}`,
+	}
+}
+
+func (b *beacon) ValidateConfig(raw json.RawMessage) sdk.Diagnostics {
+	var diags sdk.Diagnostics
+	if err := sdk.DecodeStrict(raw, &b.cfg); err != nil {
+		return sdk.Diagnostics{sdk.Errorf("config is not valid: %v", err)}
+	}
+	b.interval = 10 * time.Minute
+	if b.cfg.Interval != "" {
+		d, err := time.ParseDuration(b.cfg.Interval)
+		if err != nil || d < time.Second {
+			diags = append(diags, sdk.Errorf("interval %q is not a duration of at least 1s", b.cfg.Interval).WithAttribute("interval"))
+		}
+		b.interval = d
+	}
+	for i, n := range b.cfg.Names {
+		if n.Name == "" || n.Key == "" {
+			diags = append(diags, sdk.Errorf("names[%d] needs a name and the key that owns it", i).WithAttribute(fmt.Sprintf("names[%d]", i)))
+		}
+	}
+	if len(b.cfg.Names) == 0 {
+		diags = append(diags, sdk.Warningf("no names to host").WithDetail(`add role_config.beacon.names: [{name: einstein.avtr, key: einstein}]`))
+	}
+	return diags
+}
+
+func (b *beacon) Start(_ context.Context, _ json.RawMessage, host sdk.Host) sdk.Diagnostics {
+	b.host, b.status = host, map[string]*nameStatus{}
+	ctx, cancel := context.WithCancel(context.Background())
+	b.cancel = cancel
+	updates, err := host.Subscribe(ctx, "name.updated")
+	if err != nil {
+		cancel()
+		return sdk.Diagnostics{sdk.Errorf("subscribe to name updates: %v", err)}
+	}
+	for _, n := range b.cfg.Names {
+		b.status[n.Name] = &nameStatus{Name: n.Name, Wanted: n.Copies}
+		b.wg.Add(1)
+		go b.keep(ctx, n)
+	}
+	b.wg.Add(1)
+	go b.announceUpdates(ctx, updates)
+	return nil
+}
+
+// keep checks the name now and then every interval.
+func (b *beacon) keep(ctx context.Context, n hostedName) {
+	defer b.wg.Done()
+	for {
+		err := b.check(ctx, n)
+		b.update(n.Name, func(st *nameStatus) {
+			st.LastCheck, st.Error = time.Now().UTC().Format(time.RFC3339), errText(err)
+		})
+		if err != nil {
+			b.host.Logger().Warn("beacon check", "name", n.Name, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(b.interval):
+		}
+	}
+}
+
+// check makes sure the name is claimed, lists this node as a HOST, its
+// content is provided and followers have the current zone; and counts copies.
+func (b *beacon) check(ctx context.Context, n hostedName) error {
+	res, err := b.host.Claim(ctx, n.Name, n.Key)
+	if err != nil {
+		return fmt.Errorf("claim: %w", err)
+	}
+	if !hasHost(res, b.host.PeerID()) {
+		if _, err := b.host.SetZoneRecord(ctx, n.Name, "HOST", "", b.host.PeerID()); err != nil {
+			return fmt.Errorf("add HOST record: %w", err)
+		}
+		if res, err = b.host.Resolve(ctx, n.Name); err != nil {
+			return err
+		}
+	}
+	if res.GetRoot() != "" {
+		if err := b.host.Provide(ctx, res.GetRoot()); err != nil {
+			return fmt.Errorf("provide %s: %w", res.GetRoot(), err)
+		}
+	}
+	if err := b.announce(ctx, n.Name); err != nil {
+		return err
+	}
+	copies, _ := b.host.FindCopies(ctx, n.Name, res.GetSeq())
+	b.update(n.Name, func(st *nameStatus) {
+		st.Seq, st.Root, st.Copies = res.GetSeq(), res.GetRoot(), len(copies)
+		st.UnderReplicated = st.Wanted > 0 && st.Copies < st.Wanted
+	})
+	b.reportReplication()
+	return nil
+}
+
+func hasHost(res *pluginpb.Resolution, self string) bool {
+	return slices.ContainsFunc(res.GetHosts(), func(h *pluginpb.HostInfo) bool { return h.GetPeerId() == self })
+}
+
+// announce publishes the name's signed zone on its topic.
+func (b *beacon) announce(ctx context.Context, name string) error {
+	zone, err := b.host.GetRecord(ctx, "/avtr-zone/"+name)
+	if err != nil {
+		return fmt.Errorf("read own zone: %w", err)
+	}
+	return publish(ctx, b.host, name, sdk.NameMessage{Kind: sdk.KindZone, Zone: zone})
+}
+
+// announceUpdates tells followers of a new version as soon as the node signs it.
+func (b *beacon) announceUpdates(ctx context.Context, updates <-chan *pluginpb.Event) {
+	defer b.wg.Done()
+	for e := range updates {
+		name := e.GetAttrs()["name"]
+		if !b.hosts(name) {
+			continue
+		}
+		if err := b.announce(ctx, name); err != nil {
+			b.host.Logger().Warn("announce update", "name", name, "err", err)
+		}
+	}
+}
+
+func (b *beacon) hosts(name string) bool {
+	return slices.ContainsFunc(b.cfg.Names, func(n hostedName) bool { return n.Name == name })
+}
+
+func publish(ctx context.Context, host sdk.Host, name string, m sdk.NameMessage) error {
+	data, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return host.Publish(ctx, sdk.NameTopic(name), data)
+}
+
+func (b *beacon) update(name string, f func(*nameStatus)) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if st, ok := b.status[name]; ok {
+		f(st)
+	}
+}
+
+func (b *beacon) reportReplication() {
+	b.mu.Lock()
+	under := 0
+	for _, st := range b.status {
+		if st.UnderReplicated {
+			under++
+		}
+	}
+	b.mu.Unlock()
+	b.host.Gauge("under_replicated_names", "names with fewer mirror copies than their target", float64(under))
+}
+
+// Command answers `avnode roles call beacon status`.
+func (b *beacon) Command(_ context.Context, name string, _ []string) (any, sdk.Diagnostics) {
+	if name != "status" {
+		return nil, sdk.Diagnostics{sdk.Errorf("unknown command %q; the beacon takes: status", name)}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]nameStatus, 0, len(b.status))
+	for _, n := range b.cfg.Names {
+		out = append(out, *b.status[n.Name])
+	}
+	return out, nil
+}
+
+// Stop hands the records to the current closest peers and tells followers
+// the beacon is leaving, so that mirrors take over serving at once.
+func (b *beacon) Stop(ctx context.Context) sdk.Diagnostics {
+	for _, n := range b.cfg.Names {
+		for _, key := range []string{"/avtr-claim/" + n.Name, "/avtr-zone/" + n.Name} {
+			if v, err := b.host.GetRecord(ctx, key); err == nil {
+				b.host.PutRecord(ctx, key, v)
+			}
+		}
+		publish(ctx, b.host, n.Name, sdk.NameMessage{Kind: sdk.KindLeaving})
+	}
+	b.cancel()
+	b.wg.Wait()
+	return nil
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}

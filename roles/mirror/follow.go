@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/avnode/avnode/sdk"
+	"github.com/avnode/avnode/sdk/pluginpb"
+)
+
+// follower keeps one name mirrored: on start, on every zone announced on
+// the name's topic, every resolve interval; and it republishes the owner's
+// records every republish interval.
+type follower struct {
+	m      *mirror
+	name   string
+	cancel context.CancelFunc
+	done   chan struct{}
+	kick   chan struct{}
+}
+
+func (m *mirror) follow(name string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.followers[name]; ok {
+		return
+	}
+	ctx, cancel := context.WithCancel(m.ctx)
+	f := &follower{m: m, name: name, cancel: cancel, done: make(chan struct{}), kick: make(chan struct{}, 1)}
+	m.followers[name] = f
+	m.wg.Add(1)
+	go f.run(ctx)
+}
+
+func (f *follower) stop() {
+	f.cancel()
+	<-f.done
+}
+
+func (f *follower) run(ctx context.Context) {
+	defer f.m.wg.Done()
+	defer close(f.done)
+	msgs, err := f.m.host.SubscribeTopic(ctx, sdk.NameTopic(f.name))
+	if err != nil {
+		f.m.host.Logger().Warn("subscribe to name topic; re-resolving only", "name", f.name, "err", err)
+	}
+	f.sync(ctx, nil)
+	resolve := time.NewTicker(f.m.resolveEvery)
+	defer resolve.Stop()
+	republish := time.NewTicker(f.m.repubE)
+	defer republish.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case msg, ok := <-msgs:
+			if !ok {
+				msgs = nil // the node went; the tickers go on
+				continue
+			}
+			f.onMessage(ctx, msg)
+		case <-resolve.C:
+			f.sync(ctx, nil)
+		case <-republish.C:
+			f.republish(ctx)
+		}
+	}
+}
+
+// onMessage takes a zone announced on the topic, through the node's checks.
+func (f *follower) onMessage(ctx context.Context, msg *pluginpb.TopicMessage) {
+	var nm sdk.NameMessage
+	if json.Unmarshal(msg.GetData(), &nm) != nil || nm.Kind != sdk.KindZone {
+		return
+	}
+	res, err := f.m.host.OfferZone(ctx, "/avtr-zone/"+f.name, nm.Zone)
+	if err != nil {
+		f.m.host.Logger().Warn("zone refused", "name", f.name, "from", msg.GetFrom(), "err", err)
+		f.m.host.CounterAdd("zones_refused", "zones offered over pub/sub that failed the node's checks", 1)
+		f.m.update(f.name, func(st *nameState) { st.Refused++ })
+		return
+	}
+	f.sync(ctx, res)
+}
+
+// sync brings the mirror to the name's current version: res if given (an
+// accepted zone), else a fresh resolve.
+func (f *follower) sync(ctx context.Context, res *pluginpb.Resolution) {
+	err := f.syncErr(ctx, res)
+	f.m.update(f.name, func(st *nameState) { st.Error = errText(err) })
+	if err != nil {
+		f.m.host.Logger().Warn("mirror sync", "name", f.name, "err", err)
+	}
+}
+
+func (f *follower) syncErr(ctx context.Context, res *pluginpb.Resolution) error {
+	if res == nil {
+		var err error
+		if res, err = f.m.host.Resolve(ctx, f.name); err != nil {
+			return fmt.Errorf("resolve: %w", err)
+		}
+	}
+	have, _ := f.m.get(f.name)
+	if res.GetSeq() < have.Seq {
+		return nil // never an older version over a newer one
+	}
+	if res.GetSeq() == have.Seq && res.GetRoot() == have.Root && have.LastSync != "" {
+		return nil
+	}
+	if v, err := f.m.host.Decide(ctx, "mirror", map[string]any{"name": f.name, "owner_key": res.GetKey(),
+		"public": isPublic(res), "size_bytes": have.Bytes, "seq": res.GetSeq()}); err == nil && v.GetDecided() && !v.GetAllow() {
+		return fmt.Errorf("the mirror policy refuses it: %s", v.GetReason())
+	}
+	var size int64
+	if root := res.GetRoot(); root != "" && root != have.Root {
+		fetched, err := f.m.host.Fetch(ctx, "/cid/"+root)
+		if err != nil {
+			return fmt.Errorf("fetch %s: %w", root, err)
+		}
+		size = fetched.GetSize()
+		if quota := f.m.cfg.QuotaMB << 20; f.m.usedBytes(f.name)+size > quota {
+			return fmt.Errorf("version %d takes %d bytes: over the quota of %d MiB", res.GetSeq(), size, f.m.cfg.QuotaMB)
+		}
+		if err := f.m.host.Pin(ctx, root, "mirror "+f.name); err != nil {
+			return fmt.Errorf("pin: %w", err)
+		}
+		if have.Root != "" {
+			f.m.host.Unpin(ctx, have.Root)
+		}
+		if err := f.m.host.Provide(ctx, root); err != nil {
+			return fmt.Errorf("provide: %w", err)
+		}
+	} else {
+		size = have.Bytes
+	}
+	if err := f.m.host.AttestCopy(ctx, f.name, res.GetSeq()); err != nil {
+		f.m.host.Logger().Warn("attest copy", "name", f.name, "err", err)
+	}
+	f.m.update(f.name, func(st *nameState) {
+		st.Seq, st.Root, st.Bytes, st.Sources = res.GetSeq(), res.GetRoot(), size, resolutionHosts(res)
+		st.LastSync = time.Now().UTC().Format(time.RFC3339)
+	})
+	f.m.host.Logger().Info("mirrored", "name", f.name, "seq", res.GetSeq(), "root", res.GetRoot())
+	return nil
+}
+
+// republish re-puts the owner's signed claim and zone to the closest peers,
+// so that the name outlives its owner's absence. The mirror only carries
+// the owner's signatures; the node validates them again before putting.
+func (f *follower) republish(ctx context.Context) {
+	for _, key := range []string{"/avtr-claim/" + f.name, "/avtr-zone/" + f.name} {
+		v, err := f.m.host.GetRecord(ctx, key)
+		if err == nil {
+			err = f.m.host.PutRecord(ctx, key, v)
+		}
+		if err != nil {
+			f.m.host.Logger().Warn("republish", "key", key, "err", err)
+		} else {
+			f.m.host.Logger().Info("republished", "key", key)
+		}
+	}
+}
+
+// isPublic reads the zone's TXT "public=yes" (or "public").
+func isPublic(res *pluginpb.Resolution) bool {
+	for _, r := range res.GetRecords() {
+		if r.GetType() == "TXT" && (r.GetValue() == "public" || r.GetValue() == "public=yes") {
+			return true
+		}
+	}
+	return false
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}

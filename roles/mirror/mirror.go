@@ -1,0 +1,254 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/avnode/avnode/sdk"
+	"github.com/avnode/avnode/sdk/pluginpb"
+)
+
+type config struct {
+	Names             []string `json:"names"`              // followed from the config; `avnode mirror add` adds more
+	QuotaMB           int64    `json:"quota_mb"`           // bytes all mirrored content may take; default 5120
+	ResolveInterval   string   `json:"resolve_interval"`   // re-resolve, when pub/sub says nothing; default 5m
+	RepublishInterval string   `json:"republish_interval"` // re-put the owners' records; default 1h
+}
+
+// nameState is what the mirror knows of one name; it is saved in the role's
+// data folder and shown by `avnode mirror ls`.
+type nameState struct {
+	Name     string   `json:"name"`
+	Seq      uint64   `json:"seq"`
+	Root     string   `json:"root,omitempty"`
+	Bytes    int64    `json:"bytes"`
+	LastSync string   `json:"last_sync,omitempty"`
+	Sources  []string `json:"sources,omitempty"` // the zone's hosts when last synced
+	Refused  int      `json:"refused"`           // zones offered over pub/sub and refused
+	Error    string   `json:"error,omitempty"`
+	Added    bool     `json:"added,omitempty"` // by command, not config
+}
+
+type mirror struct {
+	cfg                  config
+	resolveEvery, repubE time.Duration
+	host                 sdk.Host
+	ctx                  context.Context
+	cancel               context.CancelFunc
+	wg                   sync.WaitGroup
+
+	mu        sync.Mutex
+	state     map[string]*nameState
+	followers map[string]*follower
+	saveMu    sync.Mutex // one writer of the state file at a time
+}
+
+func (m *mirror) Describe() sdk.Description {
+	return sdk.Description{
+		Name: "mirror", Version: "0.1.0",
+		Summary:      "keeps copies of other people's names and republishes their signed records",
+		Capabilities: []string{"mirror", "attest-copies"},
+		ConfigSchema: `{"type":"object","properties":{"names":{"type":"array","items":{"type":"string"}},` +
+			`"quota_mb":{"type":"integer","minimum":0},"resolve_interval":{"type":"string"},"republish_interval":{"type":"string"}},"additionalProperties":false}`,
+	}
+}
+
+func (m *mirror) ValidateConfig(raw json.RawMessage) sdk.Diagnostics {
+	if err := sdk.DecodeStrict(raw, &m.cfg); err != nil {
+		return sdk.Diagnostics{sdk.Errorf("config is not valid: %v", err)}
+	}
+	var diags sdk.Diagnostics
+	parse := func(attr, s string, def time.Duration) time.Duration {
+		if s == "" {
+			return def
+		}
+		d, err := time.ParseDuration(s)
+		if err != nil || d < time.Second {
+			diags = append(diags, sdk.Errorf("%q is not a duration of at least 1s", s).WithAttribute(attr))
+		}
+		return d
+	}
+	m.resolveEvery = parse("resolve_interval", m.cfg.ResolveInterval, 5*time.Minute)
+	m.repubE = parse("republish_interval", m.cfg.RepublishInterval, time.Hour)
+	if m.cfg.QuotaMB == 0 {
+		m.cfg.QuotaMB = 5120
+	}
+	return diags
+}
+
+func (m *mirror) Start(_ context.Context, _ json.RawMessage, host sdk.Host) sdk.Diagnostics {
+	m.host, m.followers = host, map[string]*follower{}
+	if err := m.load(); err != nil {
+		return sdk.Diagnostics{sdk.Errorf("read the mirror's state: %v", err).WithDetail("in %s", m.stateFile())}
+	}
+	m.ctx, m.cancel = context.WithCancel(context.Background())
+	for _, n := range m.cfg.Names {
+		m.ensureState(n, false)
+	}
+	m.mu.Lock()
+	names := make([]string, 0, len(m.state))
+	for n := range m.state {
+		names = append(names, n)
+	}
+	m.mu.Unlock()
+	for _, n := range names {
+		m.follow(n)
+	}
+	return nil
+}
+
+func (m *mirror) Stop(context.Context) sdk.Diagnostics {
+	m.cancel()
+	m.wg.Wait()
+	if err := m.save(); err != nil {
+		return sdk.Diagnostics{sdk.Errorf("save state: %v", err)}
+	}
+	return nil
+}
+
+// Command serves `avnode mirror add|rm|ls`.
+func (m *mirror) Command(_ context.Context, name string, args []string) (any, sdk.Diagnostics) {
+	switch {
+	case name == "ls":
+		return m.list(), nil
+	case (name == "add" || name == "rm") && len(args) == 1:
+		if name == "add" {
+			m.ensureState(args[0], true)
+			m.follow(args[0])
+		} else if err := m.remove(args[0]); err != nil {
+			return nil, sdk.Diagnostics{sdk.Errorf("%v", err)}
+		}
+		if err := m.save(); err != nil {
+			return nil, sdk.Diagnostics{sdk.Errorf("save state: %v", err)}
+		}
+		return m.list(), nil
+	}
+	return nil, sdk.Diagnostics{sdk.Errorf("unknown command %q %v; the mirror takes: ls, add NAME, rm NAME", name, args)}
+}
+
+func (m *mirror) list() []nameState {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]nameState, 0, len(m.state))
+	for _, st := range m.state {
+		out = append(out, *st)
+	}
+	slices.SortFunc(out, func(a, b nameState) int {
+		if a.Name < b.Name {
+			return -1
+		}
+		return 1
+	})
+	return out
+}
+
+func (m *mirror) ensureState(name string, added bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.state[name]; !ok {
+		m.state[name] = &nameState{Name: name, Added: added}
+	}
+}
+
+// remove stops following a name and unpins its content.
+func (m *mirror) remove(name string) error {
+	m.mu.Lock()
+	st, ok := m.state[name]
+	f := m.followers[name]
+	delete(m.state, name)
+	delete(m.followers, name)
+	m.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("%s is not mirrored here", name)
+	}
+	if f != nil {
+		f.stop()
+	}
+	if st.Root != "" {
+		return m.host.Unpin(m.ctx, st.Root)
+	}
+	return nil
+}
+
+func (m *mirror) stateFile() string { return filepath.Join(m.host.DataDir(), "mirror.json") }
+
+func (m *mirror) load() error {
+	m.state = map[string]*nameState{}
+	data, err := os.ReadFile(m.stateFile())
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var list []*nameState
+	if err := json.Unmarshal(data, &list); err != nil {
+		return err
+	}
+	for _, st := range list {
+		m.state[st.Name] = st
+	}
+	return nil
+}
+
+// save writes the state atomically: a crash leaves the old or the new file.
+func (m *mirror) save() error {
+	m.saveMu.Lock()
+	defer m.saveMu.Unlock()
+	data, err := json.MarshalIndent(m.list(), "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := m.stateFile() + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, m.stateFile())
+}
+
+func (m *mirror) usedBytes(except string) int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var n int64
+	for name, st := range m.state {
+		if name != except {
+			n += st.Bytes
+		}
+	}
+	return n
+}
+
+func (m *mirror) get(name string) (nameState, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st, ok := m.state[name]
+	if !ok {
+		return nameState{}, false
+	}
+	return *st, true
+}
+
+func (m *mirror) update(name string, f func(*nameState)) {
+	m.mu.Lock()
+	if st, ok := m.state[name]; ok {
+		f(st)
+	}
+	m.mu.Unlock()
+	if err := m.save(); err != nil {
+		m.host.Logger().Warn("save mirror state", "err", err)
+	}
+}
+
+func resolutionHosts(res *pluginpb.Resolution) []string {
+	var out []string
+	for _, h := range res.GetHosts() {
+		out = append(out, h.GetPeerId())
+	}
+	return out
+}
