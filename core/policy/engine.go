@@ -28,6 +28,10 @@ type engine struct {
 	sink  logSink
 	slots chan struct{} // one per call allowed to run at once
 	idle  chan *sandbox // sandboxes ready for reuse
+	// stuck, when set, is called if a script's top level runs past its
+	// budget plus overrunGrace: it is stuck in one Go operation that the
+	// Lua deadline cannot interrupt. The worker exits then.
+	stuck func(script string)
 
 	mu      sync.RWMutex
 	scripts []*compiled
@@ -127,6 +131,10 @@ func (e *engine) loadOne(ctx context.Context, src scriptSource, budget time.Dura
 	sb, err := e.acquire(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if e.stuck != nil {
+		watchdog := time.AfterFunc(budget+overrunGrace, func() { e.stuck(src.Name) })
+		defer watchdog.Stop()
 	}
 	sb.begin(ctx)
 	hooks, err := sb.instantiate(s)

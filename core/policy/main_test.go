@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +16,9 @@ import (
 // binary does: the tests spawn real worker processes.
 func TestMain(m *testing.M) {
 	MaybeRunWorker()
+	// Race-enabled workers would sleep a second at exit, waiting for late
+	// race reports; that would only slow every Close down.
+	os.Setenv("GORACE", strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 	os.Exit(m.Run())
 }
 
@@ -61,6 +65,9 @@ var testDone sync.Map // tests that ended: late log lines from workers are dropp
 func (w testWriter) Write(b []byte) (int, error) {
 	if _, done := testDone.Load(w.t); !done {
 		w.t.Log(strings.TrimRight(string(b), "\n"))
+		if strings.Contains(string(b), "DATA RACE") {
+			w.t.Error("the race detector found a data race in the worker; see its stderr above")
+		}
 	}
 	return len(b), nil
 }
@@ -82,4 +89,15 @@ func record(name string) map[string]any {
 		"key": "/avtr-zone/" + name, "namespace": "avtr-zone", "name": name,
 		"type": "zone", "size": 512, "sequence": 7, "publisher": "12D3KooWPublisher", "owner_key": "k51owner",
 	}
+}
+
+func (p *Policy) hooksSorted() []string {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	var out []string
+	for h := range p.hooks {
+		out = append(out, h)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,7 +20,7 @@ import (
 const (
 	DefaultBudget        = 50 * time.Millisecond
 	DefaultWatchInterval = 2 * time.Second
-	minMemoryMB          = 64
+	minMemoryMB          = 128
 )
 
 // drainWait is how long a replaced or closed worker gets to finish the calls
@@ -311,6 +310,16 @@ func (p *Policy) decide(ctx context.Context, hook string, input any) Verdict {
 		return p.fallback(hook, mode, "", context.DeadlineExceeded)
 	}
 	res, err := sup.call(ctx, hook, raw, budget)
+	if errors.Is(err, errRetired) {
+		// A reload swapped workers while this call was on its way; the new
+		// worker answers it.
+		p.mu.RLock()
+		next := p.sup
+		p.mu.RUnlock()
+		if next != nil && next != sup {
+			res, err = next.call(ctx, hook, raw, budget)
+		}
+	}
 	if err == nil && res.Err != "" {
 		err = errors.New(res.Err)
 	}
@@ -484,16 +493,4 @@ func (f *failureLog) note(hook, script, mode string, err error) {
 	f.mu.Unlock()
 	f.log.Warn("policy hook failed; fallback applied", "hook", hook, "script", script,
 		"fallback", mode, "err", err, "similar_since_last", suppressed)
-}
-
-// hooksSorted is for messages and tests.
-func (p *Policy) hooksSorted() []string {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	var out []string
-	for h := range p.hooks {
-		out = append(out, h)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,15 +28,17 @@ const (
 	overrunGrace = 250 * time.Millisecond
 	// helloTimeout bounds a worker's start-up, race-detector binaries included.
 	helloTimeout = 30 * time.Second
-	// maxQueued requests may wait to be written to a worker; past that the
-	// worker is not keeping up and calls take their fallback at once.
-	maxQueued = 1024
 	// maxStderrLines are logged per worker process: a Go crash dumps every
 	// goroutine, and the first lines say what happened.
 	maxStderrLines = 20
 )
 
-var errOverrun = errors.New("no answer within the budget")
+var (
+	errOverrun = errors.New("no answer within the budget")
+	// errRetired: the worker was replaced by a reload or closed before it
+	// took the call. The caller may ask the worker that replaced it.
+	errRetired = errors.New("policy worker retired")
+)
 
 // A proc is the node's side of one worker process.
 type proc struct {
@@ -44,21 +47,18 @@ type proc struct {
 	stderr  *stderrLog
 	started time.Time
 
-	out      chan outFrame
-	quit     chan struct{} // closed by close: write what is queued, then close stdin
-	quitOnce sync.Once
-	ready    chan struct{} // closed when the worker's hello arrived
-	exited   chan struct{} // closed once the process has been waited for
-	exitErr  error         // why it exited; written before exited is closed
+	wmu       sync.Mutex    // one frame at a time on stdin
+	stdin     *os.File      // the worker's stdin; non-blocking, so writes take a deadline
+	quit      chan struct{} // closed by close: no new requests; stdin is closed
+	quitOnce  sync.Once
+	stdinOnce sync.Once
+	ready     chan struct{} // closed when the worker's hello arrived
+	exited    chan struct{} // closed once the process has been waited for
+	exitErr   error         // why it exited; written before exited is closed
 
 	mu      sync.Mutex
 	nextID  uint64
 	pending map[uint64]chan []byte
-}
-
-type outFrame struct {
-	kind byte
-	body []byte
 }
 
 // spawn starts a worker process: this same executable, which turns into a
@@ -75,26 +75,31 @@ func spawn(memoryMB int, log *slog.Logger) (*proc, error) {
 		cmd:     cmd,
 		log:     log,
 		stderr:  &stderrLog{log: log},
-		out:     make(chan outFrame, maxQueued),
 		quit:    make(chan struct{}),
 		ready:   make(chan struct{}),
 		exited:  make(chan struct{}),
 		pending: map[uint64]chan []byte{},
 	}
 	cmd.Stderr = p.stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, fmt.Errorf("policy: worker stdin: %w", err)
-	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, fmt.Errorf("policy: worker stdout: %w", err)
 	}
-	if err := cmd.Start(); err != nil {
+	// os.Pipe rather than StdinPipe: its write end is an *os.File in the
+	// poller, so a write to a worker that stopped reading can time out.
+	childStdin, stdinW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("policy: worker stdin: %w", err)
+	}
+	cmd.Stdin = childStdin
+	p.stdin = stdinW
+	err = cmd.Start()
+	childStdin.Close() // the worker has its own copy now
+	if err != nil {
+		stdinW.Close()
 		return nil, fmt.Errorf("policy: start worker %s: %w", exe, err)
 	}
 	p.started = time.Now()
-	go p.writeLoop(stdin)
 	go p.readLoop(stdout)
 	return p, p.awaitHello()
 }
@@ -115,15 +120,20 @@ func (p *proc) awaitHello() error {
 }
 
 // workerEnviron is the node's environment plus what makes the child a
-// worker, replacing any inherited values.
+// worker, replacing any inherited values. MALLOC_ARENA_MAX=1 matters under
+// an address-space limit: in a cgo binary glibc would otherwise reserve 64
+// MiB of address space for a malloc arena per thread, which would eat the
+// worker's allowance before any script ran.
 func workerEnviron(memoryMB int) []string {
-	env := make([]string, 0, len(os.Environ())+2)
+	set := []string{workerEnv + "=1", memoryEnv + "=" + strconv.Itoa(memoryMB), "MALLOC_ARENA_MAX=1"}
+	env := make([]string, 0, len(os.Environ())+len(set))
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, workerEnv+"=") && !strings.HasPrefix(kv, memoryEnv+"=") {
+		name, _, _ := strings.Cut(kv, "=")
+		if !slices.ContainsFunc(set, func(s string) bool { return strings.HasPrefix(s, name+"=") }) {
 			env = append(env, kv)
 		}
 	}
-	return append(env, workerEnv+"=1", memoryEnv+"="+strconv.Itoa(memoryMB))
+	return append(env, set...)
 }
 
 // readLoop reads the worker's frames until it exits, then reaps it.
@@ -133,6 +143,7 @@ func (p *proc) readLoop(stdout io.Reader) {
 		p.kill() // it broke the protocol; nothing it says can be trusted
 	}
 	waitErr := p.cmd.Wait()
+	p.closeStdin()
 	p.exitErr = p.describeExit(readErr, waitErr)
 	close(p.exited)
 }
@@ -234,36 +245,31 @@ func (p *proc) deliver(body []byte) error {
 	return nil
 }
 
-// writeLoop writes queued requests, so no caller blocks on a worker that
-// has stopped reading; callers' own timers deal with such a worker.
-func (p *proc) writeLoop(stdin io.WriteCloser) {
-	defer stdin.Close()
-	for {
-		select {
-		case f := <-p.out:
-			if frame.Write(stdin, f.kind, f.body) != nil {
-				return
-			}
-		case <-p.quit:
-			p.flush(stdin)
-			return
-		case <-p.exited:
-			return
-		}
+// write sends one frame. It takes the caller's deadline, so a worker
+// that has stopped reading costs the caller its budget, not more; a frame
+// cut short by the deadline leaves the stream broken, and the caller kills
+// the worker as stuck.
+func (p *proc) write(kind byte, body []byte, deadline time.Time) error {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	if p.retired() {
+		return errRetired
 	}
+	if err := p.stdin.SetWriteDeadline(deadline); err != nil {
+		return err
+	}
+	err := frame.Write(p.stdin, kind, body)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return errOverrun
+	}
+	if err != nil {
+		return fmt.Errorf("policy worker does not take requests: %w", err)
+	}
+	return nil
 }
 
-func (p *proc) flush(stdin io.Writer) {
-	for {
-		select {
-		case f := <-p.out:
-			if frame.Write(stdin, f.kind, f.body) != nil {
-				return
-			}
-		default:
-			return
-		}
-	}
+func (p *proc) closeStdin() {
+	p.stdinOnce.Do(func() { p.stdin.Close() })
 }
 
 // roundTrip sends one request and waits up to wait for its reply. build
@@ -284,37 +290,24 @@ func (p *proc) roundTrip(ctx context.Context, kind byte, build func(id uint64) a
 	if err != nil {
 		return nil, err
 	}
-	if err := p.enqueue(kind, body); err != nil {
-		return nil, err
-	}
-	return p.await(ctx, reply, wait)
-}
-
-func (p *proc) enqueue(kind byte, body []byte) error {
-	select {
-	case <-p.exited:
-		return p.exitErr
-	case <-p.quit:
-		return errors.New("policy worker is shutting down")
-	default:
-	}
-	select {
-	case p.out <- outFrame{kind, body}:
-		return nil
-	default:
-		return fmt.Errorf("policy worker is not keeping up: %d requests queued", maxQueued)
-	}
-}
-
-func (p *proc) await(ctx context.Context, reply <-chan []byte, wait time.Duration) ([]byte, error) {
 	t := time.NewTimer(wait)
 	defer t.Stop()
+	if err := p.write(kind, body, time.Now().Add(wait)); err != nil {
+		return nil, err
+	}
+	return p.await(ctx, reply, t.C)
+}
+
+func (p *proc) await(ctx context.Context, reply <-chan []byte, timeout <-chan time.Time) ([]byte, error) {
 	select {
 	case body := <-reply:
 		return body, nil
 	case <-p.exited:
+		if p.retired() {
+			return nil, errRetired // it exited after finishing what it had, without this
+		}
 		return nil, p.exitErr
-	case <-t.C:
+	case <-timeout:
 		return nil, errOverrun
 	case <-ctx.Done():
 		return nil, ctx.Err()
@@ -323,9 +316,11 @@ func (p *proc) await(ctx context.Context, reply <-chan []byte, wait time.Duratio
 
 // load sends the scripts and returns the worker's verdict on each.
 func (p *proc) load(ctx context.Context, sources []scriptSource, budget time.Duration) ([]loadResult, error) {
-	// Parsing a large script takes a while, more so under the race detector;
-	// this bounds only a worker that is stuck.
-	wait := 10*time.Second + time.Duration(len(sources))*(budget+overrunGrace)
+	// gopher-lua compiles large constant tables slowly (half a second for a
+	// 256 KiB list, several under the race detector), and compiling cannot be
+	// interrupted. A top level stuck past its budget makes the worker exit by
+	// itself; this bounds only a worker that is wedged.
+	wait := time.Duration(len(sources)) * (budget + overrunGrace + 10*time.Second)
 	body, err := p.roundTrip(ctx, kindLoad, func(id uint64) any {
 		return loadMsg{ID: id, BudgetNS: int64(budget), Scripts: sources}
 	}, wait)
@@ -362,6 +357,15 @@ func (p *proc) call(ctx context.Context, hook string, input []byte, budget time.
 	return msg.Result, nil
 }
 
+func (p *proc) retired() bool {
+	select {
+	case <-p.quit:
+		return true
+	default:
+		return false
+	}
+}
+
 func (p *proc) kill() {
 	_ = p.cmd.Process.Kill() // an error only means it is gone already
 }
@@ -369,7 +373,12 @@ func (p *proc) kill() {
 // close lets the worker finish the calls it has, by closing its stdin, and
 // kills it if it has not exited within wait.
 func (p *proc) close(wait time.Duration) {
-	p.quitOnce.Do(func() { close(p.quit) })
+	p.quitOnce.Do(func() {
+		p.wmu.Lock()
+		close(p.quit)
+		p.wmu.Unlock()
+		p.closeStdin()
+	})
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {

@@ -137,9 +137,12 @@ func (s *supervisor) restart(backoff time.Duration) (*proc, time.Duration) {
 // call asks the current worker; while it is down the call fails at once.
 func (s *supervisor) call(ctx context.Context, hook string, input []byte, budget time.Duration) (result, error) {
 	s.mu.Lock()
-	p := s.cur
+	p, closed := s.cur, s.closed
 	s.mu.Unlock()
-	if p == nil {
+	switch {
+	case closed:
+		return result{}, errRetired
+	case p == nil:
 		return result{}, errWorkerDown
 	}
 	return p.call(ctx, hook, input, budget)

@@ -35,9 +35,9 @@ func MaybeRunWorker() {
 	}
 	// Stray prints (fmt.Println in some library) would corrupt the protocol;
 	// send them to stderr, which the node logs.
-	out := os.Stdout
+	in, out := pollable(os.Stdin), pollable(os.Stdout)
 	os.Stdout = os.Stderr
-	if err := RunWorker(os.Stdin, out, os.Stderr); err != nil {
+	if err := RunWorker(in, out, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "policy worker:", err)
 		os.Exit(1)
 	}
@@ -62,22 +62,31 @@ func RunWorker(in io.Reader, out io.Writer, log io.Writer) error {
 	if err := w.send(kindHello, hello); err != nil {
 		return err
 	}
-	eng := newEngine(w.log, runtime.GOMAXPROCS(0)*2)
-	var calls sync.WaitGroup
-	defer calls.Wait()
-	r := bufio.NewReader(in)
-	for {
-		kind, body, err := frame.Read(r, maxRequestFrame)
-		if errors.Is(err, io.EOF) {
-			return nil // the node closed our stdin: finish and exit
-		}
-		if err != nil {
-			return fmt.Errorf("read request: %w", err)
-		}
-		if err := w.dispatch(eng, &calls, kind, body); err != nil {
-			return err
-		}
+	eng := newEngine(w.log, luaSlots())
+	eng.stuck = func(script string) {
+		fmt.Fprintf(log, "policy worker: the top level of %s is stuck past its budget; exiting\n", script)
+		os.Exit(3)
 	}
+	var calls sync.WaitGroup
+	done := make(chan error, 1)
+	go w.serve(bufio.NewReader(in), eng, &calls, done)
+	err = <-done
+	calls.Wait()
+	if errors.Is(err, io.EOF) {
+		return nil // the node closed our stdin: calls are finished, exit
+	}
+	return err
+}
+
+// luaSlots sizes the Lua state pool at one per processor the worker may
+// use: scripts never block, so more states would only time-slice. The
+// worker then takes one processor more than that, so that while every state
+// spins in a runaway script, the timers that end them fire on time and the
+// protocol goroutines keep reading and answering.
+func luaSlots() int {
+	procs := runtime.GOMAXPROCS(0)
+	runtime.GOMAXPROCS(procs + 1)
+	return procs
 }
 
 func memoryFromEnv() int {
@@ -109,30 +118,47 @@ func (w *workerConn) log(level, script, msg string) {
 	_ = w.send(kindLog, logMsg{Level: level, Script: script, Msg: msg})
 }
 
-// dispatch handles one request. Loads run in turn; calls run concurrently,
-// bounded by the engine's pool, each under its own budget.
-func (w *workerConn) dispatch(eng *engine, calls *sync.WaitGroup, kind byte, body []byte) error {
-	switch kind {
-	case kindLoad:
-		var req loadMsg
-		if err := json.Unmarshal(body, &req); err != nil {
-			return fmt.Errorf("decode load request: %w", err)
+// serve reads requests until in ends or fails, and reports which on done.
+// A call runs on the goroutine that read it, once it has handed reading on
+// to a new goroutine: the running goroutine starts the call at once, where
+// a goroutine spawned for it would first wait to be scheduled.
+func (w *workerConn) serve(r *bufio.Reader, eng *engine, calls *sync.WaitGroup, done chan<- error) {
+	for {
+		kind, body, err := frame.Read(r, maxRequestFrame)
+		if err != nil {
+			done <- err
+			return
 		}
-		results := eng.load(context.Background(), req.Scripts, time.Duration(req.BudgetNS))
-		return w.send(kindLoaded, loadedMsg{ID: req.ID, Results: results})
-	case kindCall:
-		var req callMsg
-		if err := json.Unmarshal(body, &req); err != nil {
-			return fmt.Errorf("decode call request: %w", err)
+		switch kind {
+		case kindLoad:
+			err = w.handleLoad(eng, body)
+		case kindCall:
+			var req callMsg
+			if err = json.Unmarshal(body, &req); err == nil {
+				calls.Add(1)
+				go w.serve(r, eng, calls, done)
+				w.handleCall(eng, req)
+				calls.Done()
+				return
+			}
+		default:
+			err = fmt.Errorf("unknown request kind %q", kind)
 		}
-		calls.Add(1)
-		go func() {
-			defer calls.Done()
-			w.handleCall(eng, req)
-		}()
-		return nil
+		if err != nil {
+			done <- fmt.Errorf("request %q: %w", kind, err)
+			return
+		}
 	}
-	return fmt.Errorf("unknown request kind %q", kind)
+}
+
+// handleLoad loads scripts; loads are rare (one per worker) and run in turn.
+func (w *workerConn) handleLoad(eng *engine, body []byte) error {
+	var req loadMsg
+	if err := json.Unmarshal(body, &req); err != nil {
+		return err
+	}
+	results := eng.load(context.Background(), req.Scripts, time.Duration(req.BudgetNS))
+	return w.send(kindLoaded, loadedMsg{ID: req.ID, Results: results})
 }
 
 // handleCall runs one call. The budget starts when the request arrives, so
