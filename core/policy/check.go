@@ -38,7 +38,7 @@ func CheckFile(ctx context.Context, path string) (ScriptInfo, []string, error) {
 // A Fixture is one recorded hook call and the verdict it should get, read
 // from a JSON file: {"hook": "store_record", "input": {...}, "expect": "deny"}.
 type Fixture struct {
-	File        string          `json:"-"`
+	File        string          `json:"file,omitempty"` // set from the file's path
 	Hook        string          `json:"hook"`
 	Input       json.RawMessage `json:"input"`
 	Expect      string          `json:"expect"`                 // "allow", "deny", "none" (no opinion) or "" (any verdict, as long as the hook does not fail)
@@ -47,9 +47,9 @@ type Fixture struct {
 
 // A FixtureResult is a fixture, the verdict it got and whether that passes.
 type FixtureResult struct {
-	Fixture Fixture
-	Verdict Verdict
-	Pass    bool
+	Fixture Fixture `json:"fixture"`
+	Verdict Verdict `json:"verdict"`
+	Pass    bool    `json:"pass"`
 }
 
 // RunFixtures loads script alone and runs every DIR/*.json fixture through

@@ -12,7 +12,14 @@ type metrics struct {
 	seconds  *prometheus.HistogramVec
 	restarts prometheus.Counter
 	reloads  *prometheus.CounterVec
+
+	// The known hooks' series, looked up once: WithLabelValues on every
+	// call would cost more than a call that no script handles.
+	hookCalls   map[string]map[string]prometheus.Counter
+	hookSeconds map[string]prometheus.Observer
 }
+
+var outcomes = []string{"allow", "deny", "order", "none", "fallback"}
 
 // newMetrics makes the policy's collectors and registers them when reg is
 // set. Collectors already registered (a second Policy in one process) are
@@ -37,23 +44,36 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Policy script reloads by result: ok or error.",
 		}, []string{"result"}),
 	}
-	if reg == nil {
-		return m, nil
+	if reg != nil {
+		if err := m.register(reg); err != nil {
+			return nil, err
+		}
 	}
-	var err error
-	if m.calls, err = register(reg, m.calls); err != nil {
-		return nil, err
-	}
-	if m.seconds, err = register(reg, m.seconds); err != nil {
-		return nil, err
-	}
-	if m.restarts, err = register(reg, m.restarts); err != nil {
-		return nil, err
-	}
-	if m.reloads, err = register(reg, m.reloads); err != nil {
-		return nil, err
+	m.hookCalls = make(map[string]map[string]prometheus.Counter, len(hookSpecs))
+	m.hookSeconds = make(map[string]prometheus.Observer, len(hookSpecs))
+	for hook := range hookSpecs {
+		m.hookCalls[hook] = make(map[string]prometheus.Counter, len(outcomes))
+		for _, o := range outcomes {
+			m.hookCalls[hook][o] = m.calls.WithLabelValues(hook, o)
+		}
+		m.hookSeconds[hook] = m.seconds.WithLabelValues(hook)
 	}
 	return m, nil
+}
+
+func (m *metrics) register(reg prometheus.Registerer) error {
+	var err error
+	if m.calls, err = register(reg, m.calls); err != nil {
+		return err
+	}
+	if m.seconds, err = register(reg, m.seconds); err != nil {
+		return err
+	}
+	if m.restarts, err = register(reg, m.restarts); err != nil {
+		return err
+	}
+	m.reloads, err = register(reg, m.reloads)
+	return err
 }
 
 func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
@@ -68,8 +88,14 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error)
 }
 
 func (m *metrics) observe(hook string, v Verdict, took time.Duration) {
-	m.calls.WithLabelValues(hook, outcome(hook, v)).Inc()
-	m.seconds.WithLabelValues(hook).Observe(took.Seconds())
+	calls, known := m.hookCalls[hook]
+	if !known { // a caller's typo: rare, and worth seeing in the metrics
+		m.calls.WithLabelValues(hook, outcome(hook, v)).Inc()
+		m.seconds.WithLabelValues(hook).Observe(took.Seconds())
+		return
+	}
+	calls[outcome(hook, v)].Inc()
+	m.hookSeconds[hook].Observe(took.Seconds())
 }
 
 func outcome(hook string, v Verdict) string {

@@ -31,7 +31,7 @@ const drainWait = 5 * time.Second
 type Options struct {
 	Scripts       []string          // script file paths, in order: the first with an opinion decides
 	Budget        time.Duration     // per hook call, all scripts together; default 50ms
-	MemoryMB      int               // address space the worker may add to what the Go runtime maps; default 512
+	MemoryMB      int               // address space the worker may add to what the Go runtime maps; default 512, at least 128
 	Fallbacks     map[string]string // hook -> "allow" | "deny" | "default"; unset hooks keep their defaults
 	WatchInterval time.Duration     // poll the scripts' mtime and size and reload on change; 0 = 2s; negative = off
 	Logger        *slog.Logger
@@ -109,7 +109,8 @@ type Policy struct {
 
 // Start loads the scripts in a fresh worker. A script that fails to compile
 // or load fails Start with a *LoadError naming file and line. With no
-// scripts, the Policy never starts a worker.
+// scripts, the Policy never starts a worker. ctx bounds the loading only;
+// the worker runs until Close.
 func Start(ctx context.Context, opts Options) (*Policy, error) {
 	opts, fallbacks, err := normalize(opts)
 	if err != nil {
@@ -148,8 +149,8 @@ func normalize(opts Options) (Options, map[string]string, error) {
 	if opts.MemoryMB == 0 {
 		opts.MemoryMB = DefaultMemoryMB
 	}
-	if opts.MemoryMB < minMemoryMB {
-		return opts, nil, fmt.Errorf("policy: memory limit %d MB is below the %d MB a worker needs", opts.MemoryMB, minMemoryMB)
+	if opts.MemoryMB < 0 {
+		return opts, nil, fmt.Errorf("policy: memory limit %d MB is negative", opts.MemoryMB)
 	}
 	if opts.WatchInterval == 0 {
 		opts.WatchInterval = DefaultWatchInterval
@@ -159,6 +160,12 @@ func normalize(opts Options) (Options, map[string]string, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MemoryMB < minMemoryMB {
+		// Below this the Go runtime's own growth (heap arenas, thread
+		// stacks) can exhaust the allowance during ordinary calls.
+		opts.Logger.Warn("policy memory limit raised to what a worker needs", "configured_mb", opts.MemoryMB, "used_mb", minMemoryMB)
+		opts.MemoryMB = minMemoryMB
 	}
 	opts.Scripts = append([]string(nil), opts.Scripts...)
 	fallbacks, err := resolveFallbacks(opts.Fallbacks)

@@ -103,7 +103,7 @@ func TestOptionsValidation(t *testing.T) {
 		{Fallbacks: map[string]string{"stor_record": "deny"}},
 		{Fallbacks: map[string]string{HookMirror: "maybe"}},
 		{Fallbacks: map[string]string{HookOrderHosts: "allow"}},
-		{MemoryMB: 16},
+		{MemoryMB: -1},
 		{Budget: -time.Second},
 	} {
 		if _, err := Start(context.Background(), opts); err == nil {

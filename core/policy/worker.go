@@ -62,7 +62,13 @@ func RunWorker(in io.Reader, out io.Writer, log io.Writer) error {
 	if err := w.send(kindHello, hello); err != nil {
 		return err
 	}
-	eng := newEngine(w.log, luaSlots())
+	// One Lua state per processor: scripts never block, so more would only
+	// time-slice. The worker then takes one processor more than that, so
+	// that while every state spins in a runaway script, the timers that stop
+	// them fire on time and the protocol goroutines keep reading.
+	slots := runtime.GOMAXPROCS(0)
+	runtime.GOMAXPROCS(slots + 1)
+	eng := newEngine(w.log, slots)
 	eng.stuck = func(script string) {
 		fmt.Fprintf(log, "policy worker: the top level of %s is stuck past its budget; exiting\n", script)
 		os.Exit(3)
@@ -76,17 +82,6 @@ func RunWorker(in io.Reader, out io.Writer, log io.Writer) error {
 		return nil // the node closed our stdin: calls are finished, exit
 	}
 	return err
-}
-
-// luaSlots sizes the Lua state pool at one per processor the worker may
-// use: scripts never block, so more states would only time-slice. The
-// worker then takes one processor more than that, so that while every state
-// spins in a runaway script, the timers that end them fire on time and the
-// protocol goroutines keep reading and answering.
-func luaSlots() int {
-	procs := runtime.GOMAXPROCS(0)
-	runtime.GOMAXPROCS(procs + 1)
-	return procs
 }
 
 func memoryFromEnv() int {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/avnode/avnode/sdk"
+	"github.com/avnode/avnode/sdk/pluginpb"
 )
 
 type config struct {
@@ -86,15 +87,16 @@ func (r *testRole) Start(ctx context.Context, raw json.RawMessage, host sdk.Host
 		os.Exit(3)
 	}
 	r.rep = report{PID: os.Getpid(), Protocol: sdk.ProtocolVersion}
+	// The node may still be joining the network: retry for a while.
 	if r.cfg.Resolve != "" {
-		if res, err := host.Resolve(ctx, r.cfg.Resolve); err != nil {
+		if res, err := retry(func() (*pluginpb.Resolution, error) { return host.Resolve(ctx, r.cfg.Resolve) }); err != nil {
 			r.fail(err)
 		} else {
 			r.rep.Key = res.GetKey()
 		}
 	}
 	if r.cfg.Fetch != "" {
-		if _, err := host.Fetch(ctx, "/cid/"+r.cfg.Fetch); err != nil {
+		if _, err := retry(func() (*pluginpb.FetchResult, error) { return host.Fetch(ctx, "/cid/"+r.cfg.Fetch) }); err != nil {
 			r.fail(err)
 		} else if err := host.Pin(ctx, r.cfg.Fetch, "testrole"); err != nil {
 			r.fail(err)
@@ -118,6 +120,17 @@ func (r *testRole) Start(ctx context.Context, raw json.RawMessage, host sdk.Host
 	host.Logger().Info("testrole started", "pid", strconv.Itoa(os.Getpid()))
 	r.update(func(*report) {})
 	return nil
+}
+
+func retry[T any](f func() (T, error)) (T, error) {
+	var v T
+	var err error
+	for deadline := time.Now().Add(8 * time.Second); ; {
+		if v, err = f(); err == nil || time.Now().After(deadline) {
+			return v, err
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }
 
 func (r *testRole) startStreams(ctx context.Context, host sdk.Host) {
