@@ -28,7 +28,7 @@ const goodScript = `return {
 // Reload, and the policy keeps running the previous scripts.
 func TestBombsAtTopLevel(t *testing.T) {
 	path := writeScript(t, "policy.lua", goodScript)
-	p := start(t, Options{Scripts: []string{path}})
+	p := start(t, Options{Scripts: []string{path}, Budget: DefaultBudget})
 	for _, b := range bombs {
 		t.Run(b.name, func(t *testing.T) {
 			writeFile(t, path, b.code+"\n"+goodScript)
@@ -60,7 +60,7 @@ func TestBombsInHooks(t *testing.T) {
   store_record = function(r) `+b.code+` return { allow = true } end,
   accept_record = function(r) return { allow = false, reason = "still here" } end,
 }`)
-			opts := Options{Scripts: []string{path}}
+			opts := Options{Scripts: []string{path}, Budget: DefaultBudget}
 			if b.name == "nested source" {
 				// Too deep to compile at all, wherever it is.
 				if _, err := Start(context.Background(), opts); err == nil || !strings.Contains(err.Error(), "nest deeper") {

@@ -21,7 +21,7 @@ func CheckFile(ctx context.Context, path string) (ScriptInfo, []string, error) {
 		return info, nil, err
 	}
 	info.SHA256 = sums[0]
-	cfg := workerConfig{memoryMB: DefaultMemoryMB, budget: DefaultBudget, log: slog.New(slog.DiscardHandler)}
+	cfg := workerConfig{memoryMB: DefaultMemoryMB, budget: DefaultBudget, grace: overrunGrace, log: slog.New(slog.DiscardHandler)}
 	p, results, err := launch(ctx, cfg, sources)
 	if len(results) == 1 {
 		info.Hooks, info.Warnings = results[0].Hooks, results[0].Warnings
@@ -52,17 +52,22 @@ type FixtureResult struct {
 	Pass    bool    `json:"pass"`
 }
 
+const fixtureBudget = time.Second
+
 // RunFixtures loads script alone and runs every DIR/*.json fixture through
 // it, in file name order. A fixture passes only if the hook ran without
 // error: a fallback never passes, even when it matches the expectation. The
 // error is for fixtures that cannot run at all (unreadable, unknown hook,
-// script fails to load). It backs `avnode policy test FILE --fixtures DIR`.
+// script fails to load). Hooks run with a 1 s budget. It backs
+// `avnode policy test FILE --fixtures DIR`.
 func RunFixtures(ctx context.Context, script string, dir string) ([]FixtureResult, error) {
 	fixtures, err := readFixtures(dir)
 	if err != nil {
 		return nil, err
 	}
-	p, err := Start(ctx, Options{Scripts: []string{script}, WatchInterval: -1})
+	// Fixtures check what a script decides, not how fast: a generous budget
+	// keeps a busy machine from failing them.
+	p, err := Start(ctx, Options{Scripts: []string{script}, WatchInterval: -1, Budget: fixtureBudget})
 	if err != nil {
 		return nil, err
 	}

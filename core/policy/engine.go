@@ -22,6 +22,12 @@ const (
 	maxScripts     = 16
 )
 
+// minLoadBudget is the least time a script's top level gets when it is
+// loaded. It also runs within the budget of every call, but a load that
+// fails on a momentarily busy machine would stop the node from starting;
+// a top level slower than a call's budget only draws a warning.
+const minLoadBudget = time.Second
+
 // An engine runs loaded scripts' hooks in a bounded pool of sandboxes. It
 // lives in the worker process; nothing in the node runs Lua.
 type engine struct {
@@ -94,8 +100,8 @@ func compile(name string, src []byte) (*lua.FunctionProto, error) {
 	return proto, nil
 }
 
-// load compiles the scripts and runs each top level once, within budget, to
-// learn its hooks. The engine takes the scripts only if every one loads.
+// load compiles the scripts and runs each top level once, to learn its
+// hooks. The engine takes the scripts only if every one loads.
 func (e *engine) load(ctx context.Context, sources []scriptSource, budget time.Duration) []loadResult {
 	results := make([]loadResult, len(sources))
 	scripts := make([]*compiled, 0, len(sources))
@@ -126,22 +132,28 @@ func (e *engine) loadOne(ctx context.Context, src scriptSource, budget time.Dura
 		return nil, err
 	}
 	s := &compiled{name: src.Name, proto: proto}
-	ctx, cancel := context.WithTimeout(ctx, budget)
+	limit := max(budget, minLoadBudget)
+	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	sb, err := e.acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if e.stuck != nil {
-		watchdog := time.AfterFunc(budget+overrunGrace, func() { e.stuck(src.Name) })
+		watchdog := time.AfterFunc(limit+overrunGrace, func() { e.stuck(src.Name) })
 		defer watchdog.Stop()
 	}
 	sb.begin(ctx)
+	began := time.Now()
 	hooks, err := sb.instantiate(s)
+	took := time.Since(began)
 	if err == nil {
 		s.hooks, res.Warnings, err = hooksOf(hooks)
 	} else {
-		err = explain(ctx, err, src.Name, budget)
+		err = explain(ctx, err, src.Name, limit)
+	}
+	if err == nil && took > budget {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("the top level took %v, more than the %v budget of a call; it runs on every call, so keep it to settings and functions", took.Round(time.Millisecond), budget))
 	}
 	sb.end()
 	e.release(sb, err == nil)

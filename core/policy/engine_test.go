@@ -119,7 +119,8 @@ func TestHookDiscovery(t *testing.T) {
 		{src: "local x = 1\nlocal y = = 2\nreturn {}", wantErr: "syntax error", line: 2},
 		{src: "local t = nil\n\nlocal y = t.x\nreturn {}", wantErr: "attempt to index", line: 3},
 		{src: "error('broken on purpose')", wantErr: "broken on purpose", line: 1},
-		{src: "while true do end", wantErr: "ran past its"},
+		{src: "while true do end", wantErr: "ran past its 1s budget"},
+		{src: "local t = os.clock() while os.clock() - t < 0.1 do end\nreturn { mirror = function() end }", wantWarning: "the top level took"},
 		{src: strings.Repeat("(", 100000), wantErr: "nest deeper than", line: 1},
 		{src: strings.Repeat("-", maxScriptBytes+1), wantErr: "at most"},
 	} {

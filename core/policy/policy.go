@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -36,6 +37,11 @@ type Options struct {
 	WatchInterval time.Duration     // poll the scripts' mtime and size and reload on change; 0 = 2s; negative = off
 	Logger        *slog.Logger
 	Registerer    prometheus.Registerer // may be nil
+
+	// grace overrides overrunGrace, for tests that must tell a loop the Lua
+	// deadline stopped from one the node killed, on a machine too busy for
+	// 250 ms to be enough.
+	grace time.Duration
 }
 
 // A Verdict is a policy's answer to one hook call.
@@ -176,6 +182,7 @@ func (p *Policy) workerConfig() workerConfig {
 	return workerConfig{
 		memoryMB: p.opts.MemoryMB,
 		budget:   p.opts.Budget,
+		grace:    cmp.Or(p.opts.grace, overrunGrace),
 		log:      p.log,
 		restarted: func() {
 			p.restarts.Add(1)
@@ -188,17 +195,17 @@ func (p *Policy) workerConfig() workerConfig {
 // loads, makes it the current one.
 func (p *Policy) load(ctx context.Context) error {
 	sources, sums, err := readScripts(p.opts.Scripts)
-	if err == nil {
-		var sup *supervisor
-		var results []loadResult
-		sup, results, err = startSupervisor(ctx, p.workerConfig(), sources)
-		if err == nil {
-			p.swap(sup, results, sums)
-			return nil
-		}
+	if err != nil {
+		p.noteFailure(err)
+		return err
 	}
-	p.noteFailure(err)
-	return err
+	sup, results, err := startSupervisor(ctx, p.workerConfig(), sources)
+	if err != nil {
+		p.noteFailure(err)
+		return err
+	}
+	p.swap(sup, results, sums)
+	return nil
 }
 
 func readScripts(paths []string) ([]scriptSource, []string, error) {
@@ -317,15 +324,18 @@ func (p *Policy) decide(ctx context.Context, hook string, input any) Verdict {
 		return p.fallback(hook, mode, "", context.DeadlineExceeded)
 	}
 	res, err := sup.call(ctx, hook, raw, budget)
-	if errors.Is(err, errRetired) {
-		// A reload swapped workers while this call was on its way; the new
-		// worker answers it.
+	// A reload swapped workers while this call was on its way: the worker
+	// that replaced it answers. Reloads in quick succession may retire that
+	// one too.
+	for tries := 0; errors.Is(err, errRetired) && tries < 3; tries++ {
 		p.mu.RLock()
 		next := p.sup
 		p.mu.RUnlock()
-		if next != nil && next != sup {
-			res, err = next.call(ctx, hook, raw, budget)
+		if next == nil || next == sup {
+			break
 		}
+		sup = next
+		res, err = sup.call(ctx, hook, raw, budget)
 	}
 	if err == nil && res.Err != "" {
 		err = errors.New(res.Err)

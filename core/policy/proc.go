@@ -320,7 +320,7 @@ func (p *proc) load(ctx context.Context, sources []scriptSource, budget time.Dur
 	// 256 KiB list, several under the race detector), and compiling cannot be
 	// interrupted. A top level stuck past its budget makes the worker exit by
 	// itself; this bounds only a worker that is wedged.
-	wait := time.Duration(len(sources)) * (budget + overrunGrace + 10*time.Second)
+	wait := time.Duration(len(sources)) * (max(budget, minLoadBudget) + overrunGrace + 10*time.Second)
 	body, err := p.roundTrip(ctx, kindLoad, func(id uint64) any {
 		return loadMsg{ID: id, BudgetNS: int64(budget), Scripts: sources}
 	}, wait)
@@ -339,10 +339,10 @@ func (p *proc) load(ctx context.Context, sources []scriptSource, budget time.Dur
 
 // call asks the worker for a verdict. A call that outlives its budget and
 // the grace kills the worker, which may be stuck; the supervisor restarts it.
-func (p *proc) call(ctx context.Context, hook string, input []byte, budget time.Duration) (result, error) {
+func (p *proc) call(ctx context.Context, hook string, input []byte, budget, grace time.Duration) (result, error) {
 	body, err := p.roundTrip(ctx, kindCall, func(id uint64) any {
 		return callMsg{ID: id, Hook: hook, Input: input, BudgetNS: int64(budget)}
-	}, budget+overrunGrace)
+	}, budget+grace)
 	if errors.Is(err, errOverrun) {
 		p.kill()
 		return result{}, fmt.Errorf("%s did not return within its %v budget; the worker was restarted", hook, budget)

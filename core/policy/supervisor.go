@@ -22,6 +22,7 @@ var errWorkerDown = errors.New("policy worker is down and restarting")
 type workerConfig struct {
 	memoryMB  int
 	budget    time.Duration
+	grace     time.Duration // past the budget before a call's worker counts as stuck
 	log       *slog.Logger
 	restarted func() // counts a restart attempt
 }
@@ -145,7 +146,7 @@ func (s *supervisor) call(ctx context.Context, hook string, input []byte, budget
 	case p == nil:
 		return result{}, errWorkerDown
 	}
-	return p.call(ctx, hook, input, budget)
+	return p.call(ctx, hook, input, budget, s.cfg.grace)
 }
 
 // close stops restarts and lets the worker finish its calls for up to

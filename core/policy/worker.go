@@ -33,8 +33,8 @@ func MaybeRunWorker() {
 	if os.Getenv(workerEnv) != "1" {
 		return
 	}
-	// Stray prints (fmt.Println in some library) would corrupt the protocol;
-	// send them to stderr, which the node logs.
+	// Stray prints to os.Stdout (fmt.Println in some library) would corrupt
+	// the protocol: they go to stderr, which the node logs.
 	in, out := pollable(os.Stdin), pollable(os.Stdout)
 	os.Stdout = os.Stderr
 	if err := RunWorker(in, out, os.Stderr); err != nil {
