@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/ipfs/go-cid"
+	record "github.com/libp2p/go-libp2p-record"
 	recpb "github.com/libp2p/go-libp2p-record/pb"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -60,7 +61,7 @@ type recordFacts struct {
 // validation is the DHT validator's job and runs after the policy.
 func describeRecord(key string, value []byte) recordFacts {
 	f := recordFacts{Key: key, Size: len(value), Type: "unknown"}
-	ns, rest, _ := splitKey(key)
+	ns, rest, _ := record.SplitKey(key)
 	f.Namespace, f.Name = ns, rest
 	switch ns {
 	case names.ZoneNamespace:
@@ -77,18 +78,6 @@ func describeRecord(key string, value []byte) recordFacts {
 		f.Type = ns
 	}
 	return f
-}
-
-func splitKey(key string) (ns, rest string, ok bool) {
-	if len(key) < 2 || key[0] != '/' {
-		return "", key, false
-	}
-	for i := 1; i < len(key); i++ {
-		if key[i] == '/' {
-			return key[1:i], key[i+1:], true
-		}
-	}
-	return key[1:], "", false
 }
 
 // refusal turns a deciding "deny" verdict into the error callers return.

@@ -114,6 +114,20 @@ func TestFetchFromSeveralSources(t *testing.T) {
 	}
 }
 
+// withoutOneLeaf copies a store but for one raw (file data) block.
+func withoutOneLeaf(t testing.TB, from *content.Blockstore) *content.Blockstore {
+	t.Helper()
+	partial := copyStore(t, from)
+	keys, _ := partial.AllKeys(context.Background())
+	for _, c := range keys {
+		if c.Prefix().Codec == cid.Raw {
+			partial.Delete(c)
+			break
+		}
+	}
+	return partial
+}
+
 func copyStore(t testing.TB, from *content.Blockstore) *content.Blockstore {
 	t.Helper()
 	to := newStore(t)
@@ -217,14 +231,7 @@ func TestInterruptedFetchResumes(t *testing.T) {
 func TestMissingBlockFailsClearly(t *testing.T) {
 	origin := newStore(t)
 	root, _ := publishRandom(t, origin, 3<<20)
-	partial := copyStore(t, origin)
-	keys, _ := partial.AllKeys(context.Background())
-	for _, c := range keys {
-		if c.Prefix().Codec == cid.Raw {
-			partial.Delete(c)
-			break
-		}
-	}
+	partial := withoutOneLeaf(t, origin)
 	src := newServer(t, partial)
 	client := newHost(t)
 	connect(t, client, src.h)
@@ -340,14 +347,7 @@ func TestFetchOpensNewStreamsPastTheLimit(t *testing.T) {
 func TestSpareSourcesStartWhenNeeded(t *testing.T) {
 	origin := newStore(t)
 	root, data := publishRandom(t, origin, 3<<20)
-	partial := copyStore(t, origin)
-	keys, _ := partial.AllKeys(context.Background())
-	for _, c := range keys {
-		if c.Prefix().Codec == cid.Raw {
-			partial.Delete(c)
-			break
-		}
-	}
+	partial := withoutOneLeaf(t, origin)
 	full, lacking, unused := newServer(t, origin), newServer(t, partial), newServer(t, copyStore(t, origin))
 	client := newHost(t)
 	for _, s := range []server{full, lacking, unused} {

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"log/slog"
 
 	ds "github.com/ipfs/go-datastore"
 	pb "github.com/libp2p/go-libp2p-kad-dht/pb"
@@ -31,7 +32,7 @@ type StorePolicy func(ctx context.Context, from peer.ID, rec *recpb.Record) erro
 // refusePut is kad-dht's request hook. kad-dht offers no other place that
 // sees both the sender of a PUT_VALUE and its record before it is stored;
 // clearing the record makes the PUT handler refuse it ("nil record").
-func refusePut(policy StorePolicy, log interface{ Info(string, ...any) }) func(context.Context, network.Stream, *pb.Message) {
+func refusePut(policy StorePolicy, log *slog.Logger) func(context.Context, network.Stream, *pb.Message) {
 	return func(ctx context.Context, s network.Stream, req *pb.Message) {
 		if req.GetType() != pb.Message_PUT_VALUE || req.GetRecord() == nil {
 			return

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -139,12 +140,7 @@ func (m *mirror) list() []nameState {
 	for _, st := range m.state {
 		out = append(out, *st)
 	}
-	slices.SortFunc(out, func(a, b nameState) int {
-		if a.Name < b.Name {
-			return -1
-		}
-		return 1
-	})
+	slices.SortFunc(out, func(a, b nameState) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
 
