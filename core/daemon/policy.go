@@ -62,15 +62,15 @@ type recordFacts struct {
 func describeRecord(key string, value []byte) recordFacts {
 	f := recordFacts{Key: key, Size: len(value), Type: "unknown"}
 	ns, rest, _ := record.SplitKey(key)
-	f.Namespace, f.Name = ns, rest
+	f.Namespace = ns
 	switch ns {
 	case names.ZoneNamespace:
-		f.Type = "zone"
+		f.Type, f.Name = "zone", rest
 		if z, err := names.DecodeZone(value); err == nil {
 			f.Sequence, f.OwnerKey = z.Seq, names.KeyID(z.Owner)
 		}
 	case names.ClaimNamespace:
-		f.Type = "claim"
+		f.Type, f.Name = "claim", rest
 		if c, err := names.DecodeClaim(value); err == nil {
 			f.OwnerKey = names.KeyID(c.Owner)
 		}
