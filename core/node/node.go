@@ -60,6 +60,7 @@ type Node struct {
 
 	cfg    *config.Config
 	log    *slog.Logger
+	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
@@ -92,7 +93,7 @@ func New(opts Options) (*Node, error) {
 		return nil, explainStartError(cfg, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	n.Host, n.DHT, n.cancel = h, kad, cancel
+	n.Host, n.DHT, n.ctx, n.cancel = h, kad, ctx, cancel
 	if err := n.watchReachability(ctx); err != nil {
 		n.Close()
 		return nil, err
@@ -230,7 +231,31 @@ func (n *Node) Bootstrap(ctx context.Context) int {
 	if err := n.DHT.Bootstrap(ctx); err != nil {
 		n.log.Warn("dht bootstrap", "err", err)
 	}
+	n.wg.Add(1)
+	go n.refreshWhileJoining(n.DHT)
 	return connected
+}
+
+// joinRefreshes are the delays of the routing-table refreshes after a
+// bootstrap. A node that joins while the network itself is starting finds
+// few peers with its first lookup, and kad-dht's next refresh is
+// dht.refresh_interval (10 minutes) away.
+var joinRefreshes = []time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second}
+
+func (n *Node) refreshWhileJoining(kad *dht.IpfsDHT) {
+	defer n.wg.Done()
+	for _, d := range joinRefreshes {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-time.After(d):
+		}
+		select {
+		case <-kad.RefreshRoutingTable():
+		case <-n.ctx.Done():
+			return
+		}
+	}
 }
 
 // watchReachability records what AutoNAT concludes about this node.
