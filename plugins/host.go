@@ -79,7 +79,8 @@ func (h *HostAPI) Resolve(ctx context.Context, req *pluginpb.ResolveRequest) (*p
 }
 
 func resolutionProto(res *naming.Resolution) *pluginpb.Resolution {
-	out := &pluginpb.Resolution{Name: res.Name, Key: res.Key, Seq: res.Seq, ExpiresUnix: res.Expires.Unix(), Root: res.Root}
+	out := &pluginpb.Resolution{Name: res.Name, Key: res.Key, Seq: res.Seq, ExpiresUnix: res.Expires.Unix(), Root: res.Root,
+		SignedZone: res.SignedZone, SignedClaim: res.SignedClaim}
 	for _, r := range res.Records {
 		out.Records = append(out.Records, &pluginpb.ZoneRecordEntry{Type: r.Type, Label: r.Label, Value: r.Value})
 	}

@@ -75,7 +75,15 @@ type Zone struct {
 	Claim   *Claim // the owner's claim of Name
 
 	claimBytes []byte // the embedded claim as on the wire, for Select
+	signed     []byte // the zone as stored in the DHT, once signed or decoded
 }
+
+// Signed returns the zone as stored in the DHT (nil before Sign or
+// DecodeZone): anyone may carry it, nobody can change it.
+func (z *Zone) Signed() []byte { return z.signed }
+
+// SignedClaim returns the owner's claim embedded in the zone, as on the wire.
+func (z *Zone) SignedClaim() []byte { return z.claimBytes }
 
 // Key returns the DHT key of z, /avtr-zone/<name>.
 func (z *Zone) Key() string { return ZoneKey(z.Name) }
@@ -118,7 +126,7 @@ func (z *Zone) Sign(ownerPriv crypto.PrivKey) ([]byte, error) {
 	if err := checkSize("zone "+z.Name.String(), b); err != nil {
 		return nil, fmt.Errorf("%w; remove records or embed a claim with fewer witnesses", err)
 	}
-	z.Owner, z.claimBytes = pub, claim
+	z.Owner, z.claimBytes, z.signed = pub, claim, b
 	return b, nil
 }
 
@@ -173,6 +181,7 @@ func DecodeZone(b []byte) (*Zone, error) {
 	if err := z.attachClaim(sz.GetClaim()); err != nil {
 		return nil, err
 	}
+	z.signed = b
 	return z, checkRecords(z.Name, z.Records)
 }
 

@@ -158,13 +158,14 @@ func hasHost(res *pluginpb.Resolution, self string) bool {
 	return slices.ContainsFunc(res.GetHosts(), func(h *pluginpb.HostInfo) bool { return h.GetPeerId() == self })
 }
 
-// announce publishes the name's signed zone on its topic.
+// announce publishes the name's signed zone on its topic: the one the node
+// signed last, not a copy looked up in the DHT, which may lag behind.
 func (b *beacon) announce(ctx context.Context, name string) error {
-	zone, err := b.host.GetRecord(ctx, "/avtr-zone/"+name)
+	res, err := b.host.Resolve(ctx, name)
 	if err != nil {
 		return fmt.Errorf("read own zone: %w", err)
 	}
-	return publish(ctx, b.host, name, sdk.NameMessage{Kind: sdk.KindZone, Zone: zone})
+	return publish(ctx, b.host, name, sdk.NameMessage{Kind: sdk.KindZone, Zone: res.GetSignedZone(), Seq: res.GetSeq()})
 }
 
 // announceUpdates tells followers of a new version as soon as the node signs it.
@@ -231,10 +232,9 @@ func (b *beacon) Command(_ context.Context, name string, _ []string) (any, sdk.D
 // the beacon is leaving, so that mirrors take over serving at once.
 func (b *beacon) Stop(ctx context.Context) sdk.Diagnostics {
 	for _, n := range b.cfg.Names {
-		for _, key := range []string{"/avtr-claim/" + n.Name, "/avtr-zone/" + n.Name} {
-			if v, err := b.host.GetRecord(ctx, key); err == nil {
-				b.host.PutRecord(ctx, key, v)
-			}
+		if res, err := b.host.Resolve(ctx, n.Name); err == nil {
+			b.host.PutRecord(ctx, "/avtr-claim/"+n.Name, res.GetSignedClaim())
+			b.host.PutRecord(ctx, "/avtr-zone/"+n.Name, res.GetSignedZone())
 		}
 		publish(ctx, b.host, n.Name, sdk.NameMessage{Kind: sdk.KindLeaving})
 	}

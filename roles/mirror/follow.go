@@ -135,6 +135,9 @@ func (f *follower) syncErr(ctx context.Context, res *pluginpb.Resolution) error 
 	} else {
 		size = have.Bytes
 	}
+	if err := f.m.keepSigned(f.name, res); err != nil {
+		return fmt.Errorf("keep the owner's signed records: %w", err)
+	}
 	if err := f.m.host.AttestCopy(ctx, f.name, res.GetSeq()); err != nil {
 		f.m.host.Logger().Warn("attest copy", "name", f.name, "err", err)
 	}
@@ -146,20 +149,29 @@ func (f *follower) syncErr(ctx context.Context, res *pluginpb.Resolution) error 
 	return nil
 }
 
-// republish re-puts the owner's signed claim and zone to the closest peers,
-// so that the name outlives its owner's absence. The mirror only carries
-// the owner's signatures; the node validates them again before putting.
+// republish puts the owner's signed claim and zone, as kept at the last
+// sync, to the closest peers, so that the name outlives both its owner's
+// absence and the DHT's record lifetime: the copy is the mirror's own, not
+// one looked up in the network, which may have dropped it. The mirror only
+// carries the owner's signatures; the node validates them again (a zone
+// past its signed expiry is refused) and holders keep a newer version over
+// this one.
 func (f *follower) republish(ctx context.Context) {
-	for _, key := range []string{"/avtr-claim/" + f.name, "/avtr-zone/" + f.name} {
-		v, err := f.m.host.GetRecord(ctx, key)
-		if err == nil {
-			err = f.m.host.PutRecord(ctx, key, v)
+	records, err := f.m.loadSigned(f.name)
+	if err != nil {
+		f.m.host.Logger().Warn("republish: nothing kept to put yet", "name", f.name, "err", err)
+		return
+	}
+	// A lookup stalls on peers that vanished without closing their
+	// connections; the next tick tries again.
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for _, r := range records {
+		if err := f.m.host.PutRecord(ctx, r.key, r.value); err != nil {
+			f.m.host.Logger().Warn("republish", "key", r.key, "err", err)
+			continue
 		}
-		if err != nil {
-			f.m.host.Logger().Warn("republish", "key", key, "err", err)
-		} else {
-			f.m.host.Logger().Info("republished", "key", key)
-		}
+		f.m.host.Logger().Info("republished", "key", r.key)
 	}
 }
 

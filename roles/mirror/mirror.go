@@ -166,6 +166,7 @@ func (m *mirror) remove(name string) error {
 	if f != nil {
 		f.stop()
 	}
+	m.dropSigned(name)
 	if st.Root != "" {
 		return m.host.Unpin(m.ctx, st.Root)
 	}
@@ -201,11 +202,7 @@ func (m *mirror) save() error {
 	if err != nil {
 		return err
 	}
-	tmp := m.stateFile() + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, m.stateFile())
+	return writeAtomic(m.stateFile(), data)
 }
 
 func (m *mirror) usedBytes(except string) int64 {

@@ -713,14 +713,18 @@ func (x *HostInfo) GetAddrs() []string {
 }
 
 type Resolution struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Key           string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
-	Seq           uint64                 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
-	ExpiresUnix   int64                  `protobuf:"varint,4,opt,name=expires_unix,json=expiresUnix,proto3" json:"expires_unix,omitempty"`
-	Records       []*ZoneRecordEntry     `protobuf:"bytes,5,rep,name=records,proto3" json:"records,omitempty"`
-	Hosts         []*HostInfo            `protobuf:"bytes,6,rep,name=hosts,proto3" json:"hosts,omitempty"`
-	Root          string                 `protobuf:"bytes,7,opt,name=root,proto3" json:"root,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Name        string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Key         string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	Seq         uint64                 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
+	ExpiresUnix int64                  `protobuf:"varint,4,opt,name=expires_unix,json=expiresUnix,proto3" json:"expires_unix,omitempty"`
+	Records     []*ZoneRecordEntry     `protobuf:"bytes,5,rep,name=records,proto3" json:"records,omitempty"`
+	Hosts       []*HostInfo            `protobuf:"bytes,6,rep,name=hosts,proto3" json:"hosts,omitempty"`
+	Root        string                 `protobuf:"bytes,7,opt,name=root,proto3" json:"root,omitempty"`
+	// The owner's signed zone and claim as stored in the DHT: a mirror keeps
+	// them to put them again while the owner is away.
+	SignedZone    []byte `protobuf:"bytes,8,opt,name=signed_zone,json=signedZone,proto3" json:"signed_zone,omitempty"`
+	SignedClaim   []byte `protobuf:"bytes,9,opt,name=signed_claim,json=signedClaim,proto3" json:"signed_claim,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -802,6 +806,20 @@ func (x *Resolution) GetRoot() string {
 		return x.Root
 	}
 	return ""
+}
+
+func (x *Resolution) GetSignedZone() []byte {
+	if x != nil {
+		return x.SignedZone
+	}
+	return nil
+}
+
+func (x *Resolution) GetSignedClaim() []byte {
+	if x != nil {
+		return x.SignedClaim
+	}
+	return nil
 }
 
 type RecordKey struct {
@@ -2318,7 +2336,7 @@ const file_pluginpb_plugin_proto_rawDesc = "" +
 	"\x05value\x18\x03 \x01(\tR\x05value\"9\n" +
 	"\bHostInfo\x12\x17\n" +
 	"\apeer_id\x18\x01 \x01(\tR\x06peerId\x12\x14\n" +
-	"\x05addrs\x18\x02 \x03(\tR\x05addrs\"\xea\x01\n" +
+	"\x05addrs\x18\x02 \x03(\tR\x05addrs\"\xae\x02\n" +
 	"\n" +
 	"Resolution\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
@@ -2327,7 +2345,10 @@ const file_pluginpb_plugin_proto_rawDesc = "" +
 	"\fexpires_unix\x18\x04 \x01(\x03R\vexpiresUnix\x12;\n" +
 	"\arecords\x18\x05 \x03(\v2!.avnode.plugin.v1.ZoneRecordEntryR\arecords\x120\n" +
 	"\x05hosts\x18\x06 \x03(\v2\x1a.avnode.plugin.v1.HostInfoR\x05hosts\x12\x12\n" +
-	"\x04root\x18\a \x01(\tR\x04root\"\x1d\n" +
+	"\x04root\x18\a \x01(\tR\x04root\x12\x1f\n" +
+	"\vsigned_zone\x18\b \x01(\fR\n" +
+	"signedZone\x12!\n" +
+	"\fsigned_claim\x18\t \x01(\fR\vsignedClaim\"\x1d\n" +
 	"\tRecordKey\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\"5\n" +
 	"\vRecordValue\x12\x10\n" +
