@@ -153,10 +153,12 @@ directly as api.coolblog.code.`,
 		RunE: change("/v1/record/set"),
 	}
 	rm := &cobra.Command{
-		Use:     "rm NAME TYPE",
-		Short:   "Remove records of a type from a name's zone and republish it",
-		Example: "  avnode record rm coolblog.code A --label api",
-		Args:    exactArgs(2, "NAME TYPE"),
+		Use:   "rm NAME TYPE [VALUE]",
+		Short: "Remove records of a type from a name's zone and republish it",
+		Long: `rm removes the records of a type (and --label) from the zone of a name you
+own; with VALUE, only that one (one HOST among several, one TXT).`,
+		Example: "  avnode record rm coolblog.code A --label api\n  avnode record rm coolblog.code HOST 12D3KooW...",
+		Args:    rangeArgs(2, 3, "NAME TYPE [VALUE]"),
 		RunE:    change("/v1/record/rm"),
 	}
 	for _, c := range []*cobra.Command{set, rm} {
@@ -209,8 +211,9 @@ CNAMEs), and each host's current addresses through the DHT. Exits 1 with "not
 found" for an unknown name.
 
 --json prints: name, key, seq, expires, records (type, label, value),
-hosts (peer_id, addrs), root, via (the CNAME chain, if any), and copies
-(the mirrors that attested to holding this version).`,
+hosts (peer_id, addrs), root, via (the CNAME chain, if any), copies
+(the mirrors that attested to holding this version) and copies_wanted (the
+owner's target: a TXT record copies=N in the zone).`,
 		Example: "  avnode resolve einstein.avtr\n  avnode resolve an://api.coolblog:code --json",
 		Args:    exactArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -229,8 +232,8 @@ hosts (peer_id, addrs), root, via (the CNAME chain, if any), and copies
 			for _, h := range res.Hosts {
 				fmt.Printf("host %s %s\n", h.PeerID, strings.Join(h.Addrs, " "))
 			}
-			if len(res.Copies) > 0 {
-				fmt.Printf("copies %d: %s\n", len(res.Copies), strings.Join(res.Copies, " "))
+			if len(res.Copies) > 0 || res.CopiesWanted > 0 {
+				fmt.Printf("copies %d of %d wanted: %s\n", len(res.Copies), res.CopiesWanted, strings.Join(res.Copies, " "))
 			}
 			return nil
 		},

@@ -190,9 +190,12 @@ func readInput(path string) ([]byte, error) {
 }
 
 // exactArgs is cobra.ExactArgs with a message that names the arguments.
-func exactArgs(n int, names string) cobra.PositionalArgs {
+func exactArgs(n int, names string) cobra.PositionalArgs { return rangeArgs(n, n, names) }
+
+// rangeArgs is cobra.RangeArgs with a message that names the arguments.
+func rangeArgs(lo, hi int, names string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
-		if len(args) != n {
+		if len(args) < lo || len(args) > hi {
 			return usagef("%s needs %s, got %d argument(s)", cmd.CommandPath(), names, len(args))
 		}
 		return nil

@@ -3,12 +3,23 @@ package main
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/avnode/avnode/core/naming"
 )
+
+func recordValues(rs []naming.RecordInfo, typ string) []string {
+	var out []string
+	for _, r := range rs {
+		if r.Type == typ {
+			out = append(out, r.Value)
+		}
+	}
+	return out
+}
 
 // lowWork keeps proof of work fast in tests; every node of a network must agree on it.
 var lowWork = []string{"--names.claim_difficulty=8"}
@@ -104,6 +115,14 @@ func TestNamesAcrossProcesses(t *testing.T) {
 	})
 	if r := cli(t, owner.repo, nil, "record", "rm", "coolblog.code", "A", "--label", "api"); r.code == 0 || !strings.Contains(r.stderr, "has no A record") {
 		t.Fatalf("removing a missing record: exit %d %s", r.code, r.stderr)
+	}
+	// With a value, rm takes out that one record of a set and keeps the rest.
+	mustCLI(t, owner.repo, "record", "set", "coolblog.code", "TXT", "copies=3")
+	mustCLI(t, owner.repo, "record", "set", "coolblog.code", "TXT", "hello")
+	mustCLI(t, owner.repo, "record", "rm", "coolblog.code", "TXT", "copies=3")
+	cliJSON(t, owner.repo, &zone, "record", "ls", "coolblog.code")
+	if txt := recordValues(zone.Records, "TXT"); !slices.Equal(txt, []string{"hello"}) {
+		t.Fatalf("after rm of one TXT: %v", txt)
 	}
 
 	// An unknown name fails with exit code 1 and "not found", fast.

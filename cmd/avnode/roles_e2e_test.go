@@ -80,6 +80,9 @@ func TestBeaconAndMirrorsKeepANameAlive(t *testing.T) {
 		}
 		return nil
 	})
+	waitBeaconStatus(t, a, "no mirror yet: under-replicated", func(s beaconStatus) bool {
+		return s.Wanted == 2 && s.Copies == 0 && s.UnderReplicated
+	})
 	var v1 hosting.PublishResult
 	cliJSON(t, a.repo, &v1, "publish", writeSite(t), "--name", name)
 
@@ -90,13 +93,19 @@ func TestBeaconAndMirrorsKeepANameAlive(t *testing.T) {
 	seq1 := resolvedSeq(t, a, name)
 	waitMirrored(t, b, name, seq1, v1.Root, 60*time.Second)
 	waitMirrored(t, c, name, seq1, v1.Root, 60*time.Second)
-	eventually(t, 30*time.Second, "resolve shows the attested copies", func() error {
-		var res struct{ Copies []string }
+	eventually(t, 30*time.Second, "resolve shows the attested copies and the owner's target", func() error {
+		var res struct {
+			Copies       []string
+			CopiesWanted int `json:"copies_wanted"`
+		}
 		cliJSON(t, nodes[3].repo, &res, "resolve", name)
-		if !slices.Contains(res.Copies, b.peerID) || !slices.Contains(res.Copies, c.peerID) {
-			return fmt.Errorf("copies %v\n%s", res.Copies, grepLog(b.log.String(), "attest", "mirror"))
+		if !slices.Contains(res.Copies, b.peerID) || !slices.Contains(res.Copies, c.peerID) || res.CopiesWanted != 2 {
+			return fmt.Errorf("copies %v of %d\n%s", res.Copies, res.CopiesWanted, grepLog(b.log.String(), "attest", "mirror"))
 		}
 		return nil
+	})
+	waitBeaconStatus(t, a, "two mirrors: the target is met", func(s beaconStatus) bool {
+		return s.Wanted == 2 && s.Copies == 2 && !s.UnderReplicated
 	})
 	var oldZone daemon.RoutingValue
 	cliJSON(t, a.repo, &oldZone, "routing", "get", "/avtr-zone/"+name)
@@ -155,6 +164,24 @@ func TestBeaconAndMirrorsKeepANameAlive(t *testing.T) {
 	if len(got.Stats.Sources) == 0 {
 		t.Fatalf("nothing fetched: %+v", got.Stats)
 	}
+}
+
+type beaconStatus struct {
+	Name            string
+	Copies, Wanted  int
+	UnderReplicated bool `json:"under_replicated"`
+}
+
+func waitBeaconStatus(t *testing.T, d *proc, what string, ok func(beaconStatus) bool) {
+	t.Helper()
+	eventually(t, 30*time.Second, what, func() error {
+		var list []beaconStatus
+		cliJSON(t, d.repo, &list, "roles", "call", "beacon", "status")
+		if len(list) != 1 || !ok(list[0]) {
+			return fmt.Errorf("beacon status %+v", list)
+		}
+		return nil
+	})
 }
 
 func resolvedSeq(t *testing.T, d *proc, name string) uint64 {

@@ -3,6 +3,7 @@ package names
 import (
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -87,6 +88,25 @@ func (z *Zone) SignedClaim() []byte { return z.claimBytes }
 
 // Key returns the DHT key of z, /avtr-zone/<name>.
 func (z *Zone) Key() string { return ZoneKey(z.Name) }
+
+// CopiesPrefix starts the TXT record by which an owner asks mirrors to keep
+// a number of copies of the name: "copies=5".
+const CopiesPrefix = "copies="
+
+// CopiesWanted is the replication target the owner set in the zone (TXT
+// copies=N on the registered name), or 0 when there is none or it is not a
+// positive number. The largest wins if there are several.
+func (z *Zone) CopiesWanted() int {
+	wanted := 0
+	for _, r := range z.RecordsFor("") {
+		if v, ok := strings.CutPrefix(r.Value, CopiesPrefix); ok && r.Type == TypeTXT {
+			if n, err := strconv.Atoi(v); err == nil && n > wanted {
+				wanted = n
+			}
+		}
+	}
+	return wanted
+}
 
 // RecordsFor returns the entries of label ("" for the registered name).
 func (z *Zone) RecordsFor(label string) []Record {

@@ -51,6 +51,33 @@ func TestZoneRoundTrip(t *testing.T) {
 	if z.Key() != "/avtr-zone/coolblog.code" || ZoneKey(mustParse(t, "api.coolblog.code")) != z.Key() {
 		t.Fatalf("zone key = %q", z.Key())
 	}
+	// A carrier (a mirror) gets back exactly what the owner signed.
+	if !bytes.Equal(got.Signed(), b) || !bytes.Equal(z.Signed(), b) {
+		t.Fatal("Signed() differs from the signed bytes")
+	}
+	if again, err := DecodeClaim(got.SignedClaim()); err != nil || !again.Owner.Equals(owner.GetPublic()) {
+		t.Fatalf("SignedClaim() does not decode to the owner's claim: %v", err)
+	}
+}
+
+func TestCopiesWanted(t *testing.T) {
+	c := mint(t, "coolblog.code", testKey(t, 1))
+	txt := func(label, v string) Record { return Record{Type: TypeTXT, Label: label, Value: v} }
+	for _, tc := range []struct {
+		records []Record
+		want    int
+	}{
+		{nil, 0},
+		{[]Record{txt("", "copies=5")}, 5},
+		{[]Record{txt("", "copies=2"), txt("", "copies=7"), txt("", "hello")}, 7},
+		{[]Record{txt("api", "copies=5")}, 0}, // only the registered name sets it
+		{[]Record{txt("", "copies=-3"), txt("", "copies=lots")}, 0},
+		{[]Record{{Type: TypeA, Value: "copies=4"}}, 0},
+	} {
+		if got := testZone(t, c, 1, tc.records...).CopiesWanted(); got != tc.want {
+			t.Errorf("%+v: CopiesWanted() = %d, want %d", tc.records, got, tc.want)
+		}
+	}
 }
 
 func TestZoneRecords(t *testing.T) {

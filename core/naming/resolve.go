@@ -39,6 +39,8 @@ type Resolution struct {
 	// Copies are the peers that attested to holding this version (mirrors);
 	// the node's resolve API fills it in, Resolve does not.
 	Copies []string `json:"copies,omitempty"`
+	// CopiesWanted is the owner's replication target (TXT copies=N).
+	CopiesWanted int `json:"copies_wanted,omitempty"`
 	// SignedZone and SignedClaim are the owner's records the resolution
 	// rests on, as stored in the DHT: a mirror keeps them to put them
 	// again while the owner is away.
@@ -104,7 +106,7 @@ func (s *Service) resolve(ctx context.Context, nameText string, via []string) (*
 	res := &Resolution{
 		Name: n.String(), Key: names.KeyID(z.Owner), Seq: z.Seq, Expires: z.Expiry.UTC(),
 		Records: []RecordInfo{}, Hosts: []HostInfo{}, Via: via,
-		SignedZone: z.Signed(), SignedClaim: z.SignedClaim(),
+		SignedZone: z.Signed(), SignedClaim: z.SignedClaim(), CopiesWanted: z.CopiesWanted(),
 	}
 	var hosts []peer.ID
 	for _, r := range records {

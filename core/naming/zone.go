@@ -66,7 +66,7 @@ func (s *Service) ChangeRecord(ctx context.Context, ch RecordChange) (*ZoneInfo,
 			z.TTL = ch.TTL.Truncate(time.Second)
 		}
 		if ch.Remove {
-			return removeRecords(z, typ, label)
+			return removeRecords(z, typ, label, ch.Value)
 		}
 		z.Records = setRecord(z.Records, names.Record{Type: typ, Label: label, Value: ch.Value})
 		return nil
@@ -102,13 +102,20 @@ func setRecord(rs []names.Record, r names.Record) []names.Record {
 	return append(out, r)
 }
 
-func removeRecords(z *names.Zone, typ names.RecordType, label string) error {
+// removeRecords removes the records of a type and label; only the one with
+// value, if value is given (one HOST among several).
+func removeRecords(z *names.Zone, typ names.RecordType, label, value string) error {
 	before := len(z.Records)
-	z.Records = slices.DeleteFunc(z.Records, func(r names.Record) bool { return r.Type == typ && r.Label == label })
+	z.Records = slices.DeleteFunc(z.Records, func(r names.Record) bool {
+		return r.Type == typ && r.Label == label && (value == "" || r.Value == value)
+	})
 	if len(z.Records) == before {
 		where := z.Name.String()
 		if label != "" {
 			where = label + "." + where
+		}
+		if value != "" {
+			return fmt.Errorf("record rm: %s has no %s record %q", where, typ, value)
 		}
 		return fmt.Errorf("record rm: %s has no %s record", where, typ)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,7 +17,7 @@ import (
 type hostedName struct {
 	Name   string `json:"name"`
 	Key    string `json:"key"`    // the identity key's name in the node's keystore
-	Copies int    `json:"copies"` // copies wanted on mirrors; 0: no target
+	Copies int    `json:"copies"` // copies wanted on mirrors, written into the zone; 0: as the zone says
 }
 
 type config struct {
@@ -137,6 +138,9 @@ func (b *beacon) check(ctx context.Context, n hostedName) error {
 			return err
 		}
 	}
+	if res, err = b.ensureTarget(ctx, n, res); err != nil {
+		return err
+	}
 	if res.GetRoot() != "" {
 		if err := b.host.Provide(ctx, res.GetRoot()); err != nil {
 			return fmt.Errorf("provide %s: %w", res.GetRoot(), err)
@@ -147,12 +151,35 @@ func (b *beacon) check(ctx context.Context, n hostedName) error {
 	}
 	copies, _ := b.host.FindCopies(ctx, n.Name, res.GetSeq())
 	b.update(n.Name, func(st *nameStatus) {
-		st.Seq, st.Root, st.Copies = res.GetSeq(), res.GetRoot(), len(copies)
+		st.Seq, st.Root, st.Copies, st.Wanted = res.GetSeq(), res.GetRoot(), len(copies), int(res.GetCopiesWanted())
 		st.UnderReplicated = st.Wanted > 0 && st.Copies < st.Wanted
 	})
 	b.reportReplication()
 	return nil
 }
+
+// ensureTarget writes the configured replication target into the zone as
+// TXT copies=N, replacing another, so that mirrors and resolvers see what
+// the owner asks for.
+func (b *beacon) ensureTarget(ctx context.Context, n hostedName, res *pluginpb.Resolution) (*pluginpb.Resolution, error) {
+	if n.Copies == 0 || int(res.GetCopiesWanted()) == n.Copies {
+		return res, nil
+	}
+	for _, r := range res.GetRecords() {
+		if r.GetType() == "TXT" && r.GetLabel() == "" && strings.HasPrefix(r.GetValue(), copiesPrefix) {
+			if _, err := b.host.RemoveZoneRecord(ctx, n.Name, "TXT", "", r.GetValue()); err != nil {
+				return nil, fmt.Errorf("replace the copies target: %w", err)
+			}
+		}
+	}
+	if _, err := b.host.SetZoneRecord(ctx, n.Name, "TXT", "", fmt.Sprintf("%s%d", copiesPrefix, n.Copies)); err != nil {
+		return nil, fmt.Errorf("set the copies target: %w", err)
+	}
+	return b.host.Resolve(ctx, n.Name)
+}
+
+// copiesPrefix starts the zone's TXT record that holds the replication target.
+const copiesPrefix = "copies="
 
 func hasHost(res *pluginpb.Resolution, self string) bool {
 	return slices.ContainsFunc(res.GetHosts(), func(h *pluginpb.HostInfo) bool { return h.GetPeerId() == self })

@@ -110,7 +110,8 @@ func (f *follower) syncErr(ctx context.Context, res *pluginpb.Resolution) error 
 		return nil
 	}
 	if v, err := f.m.host.Decide(ctx, "mirror", map[string]any{"name": f.name, "owner_key": res.GetKey(),
-		"public": isPublic(res), "size_bytes": have.Bytes, "seq": res.GetSeq()}); err == nil && v.GetDecided() && !v.GetAllow() {
+		"public": isPublic(res), "size_bytes": have.Bytes, "seq": res.GetSeq(),
+		"copies_wanted": res.GetCopiesWanted()}); err == nil && v.GetDecided() && !v.GetAllow() {
 		return fmt.Errorf("the mirror policy refuses it: %s", v.GetReason())
 	}
 	var size int64

@@ -723,8 +723,10 @@ type Resolution struct {
 	Root        string                 `protobuf:"bytes,7,opt,name=root,proto3" json:"root,omitempty"`
 	// The owner's signed zone and claim as stored in the DHT: a mirror keeps
 	// them to put them again while the owner is away.
-	SignedZone    []byte `protobuf:"bytes,8,opt,name=signed_zone,json=signedZone,proto3" json:"signed_zone,omitempty"`
-	SignedClaim   []byte `protobuf:"bytes,9,opt,name=signed_claim,json=signedClaim,proto3" json:"signed_claim,omitempty"`
+	SignedZone  []byte `protobuf:"bytes,8,opt,name=signed_zone,json=signedZone,proto3" json:"signed_zone,omitempty"`
+	SignedClaim []byte `protobuf:"bytes,9,opt,name=signed_claim,json=signedClaim,proto3" json:"signed_claim,omitempty"`
+	// The owner's replication target: TXT copies=N in the zone, 0 if none.
+	CopiesWanted  uint32 `protobuf:"varint,10,opt,name=copies_wanted,json=copiesWanted,proto3" json:"copies_wanted,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -820,6 +822,13 @@ func (x *Resolution) GetSignedClaim() []byte {
 		return x.SignedClaim
 	}
 	return nil
+}
+
+func (x *Resolution) GetCopiesWanted() uint32 {
+	if x != nil {
+		return x.CopiesWanted
+	}
+	return 0
 }
 
 type RecordKey struct {
@@ -2336,7 +2345,7 @@ const file_pluginpb_plugin_proto_rawDesc = "" +
 	"\x05value\x18\x03 \x01(\tR\x05value\"9\n" +
 	"\bHostInfo\x12\x17\n" +
 	"\apeer_id\x18\x01 \x01(\tR\x06peerId\x12\x14\n" +
-	"\x05addrs\x18\x02 \x03(\tR\x05addrs\"\xae\x02\n" +
+	"\x05addrs\x18\x02 \x03(\tR\x05addrs\"\xd3\x02\n" +
 	"\n" +
 	"Resolution\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
@@ -2348,7 +2357,9 @@ const file_pluginpb_plugin_proto_rawDesc = "" +
 	"\x04root\x18\a \x01(\tR\x04root\x12\x1f\n" +
 	"\vsigned_zone\x18\b \x01(\fR\n" +
 	"signedZone\x12!\n" +
-	"\fsigned_claim\x18\t \x01(\fR\vsignedClaim\"\x1d\n" +
+	"\fsigned_claim\x18\t \x01(\fR\vsignedClaim\x12#\n" +
+	"\rcopies_wanted\x18\n" +
+	" \x01(\rR\fcopiesWanted\"\x1d\n" +
 	"\tRecordKey\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\"5\n" +
 	"\vRecordValue\x12\x10\n" +
