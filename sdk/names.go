@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"slices"
 	"strconv"
 
 	"github.com/avnode/avnode/sdk/pluginpb"
@@ -70,4 +71,23 @@ func DecodeStrict(raw []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	return dec.Decode(v)
+}
+
+// Satellites lists the peers the owner delegated to in a resolved zone (SAT
+// records on the registered name). The zone's signature is the owner's, so
+// a satellite listed here was authorized by the identity key.
+func Satellites(res *pluginpb.Resolution) []string {
+	var out []string
+	for _, r := range res.GetRecords() {
+		if r.GetType() == "SAT" && r.GetLabel() == "" {
+			out = append(out, r.GetValue())
+		}
+	}
+	return out
+}
+
+// Delegated reports whether the owner of a resolved name authorized peer as
+// its satellite.
+func Delegated(res *pluginpb.Resolution, peer string) bool {
+	return slices.Contains(Satellites(res), peer)
 }

@@ -143,7 +143,8 @@ func newRecordCmd(g *globals) *cobra.Command {
 		Long: `set adds or replaces a record in the zone of a name you own, bumps the
 zone's sequence, signs it and publishes it. Types: ROOT (content CID), HOST
 (peer ID of a machine hosting the name; several allowed), A (a label's peer ID
-or multiaddr), CNAME (alias to another name), TXT (text; several allowed).
+or multiaddr), CNAME (alias to another name), TXT (text; several allowed),
+SAT (peer ID of a satellite the owner authorizes; several allowed).
 A sub-label is a record in the parent's zone: --label api, or name it
 directly as api.coolblog.code.`,
 		Example: `  avnode record set coolblog.code A /ip4/192.0.2.1/tcp/4001 --label api

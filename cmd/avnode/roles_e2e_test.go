@@ -12,6 +12,7 @@ import (
 
 	"github.com/avnode/avnode/core/daemon"
 	"github.com/avnode/avnode/core/hosting"
+	"github.com/avnode/avnode/core/naming"
 	"github.com/avnode/avnode/sdk"
 )
 
@@ -83,6 +84,7 @@ func TestBeaconAndMirrorsKeepANameAlive(t *testing.T) {
 	waitBeaconStatus(t, a, "no mirror yet: under-replicated", func(s beaconStatus) bool {
 		return s.Wanted == 2 && s.Copies == 0 && s.UnderReplicated
 	})
+	checkDelegation(t, a, nodes[3], name, nodes[2].peerID)
 	var v1 hosting.PublishResult
 	cliJSON(t, a.repo, &v1, "publish", writeSite(t), "--name", name)
 
@@ -164,6 +166,44 @@ func TestBeaconAndMirrorsKeepANameAlive(t *testing.T) {
 	if len(got.Stats.Sources) == 0 {
 		t.Fatalf("nothing fetched: %+v", got.Stats)
 	}
+}
+
+// checkDelegation has the beacon authorize a satellite, a SAT record in
+// the zone the owner's key signs, which another node sees; then revoke it.
+// Bad delegations are refused with a reason.
+func checkDelegation(t *testing.T, beacon, reader *proc, name, satellite string) {
+	t.Helper()
+	satellites := func() []string {
+		var res naming.Resolution
+		cliJSON(t, reader.repo, &res, "resolve", name)
+		return recordValues(res.Records, "SAT")
+	}
+	mustCLI(t, beacon.repo, "roles", "call", "beacon", "delegate", name, satellite)
+	eventually(t, 15*time.Second, "another node sees the delegation", func() error {
+		if got := satellites(); !slices.Equal(got, []string{satellite}) {
+			return fmt.Errorf("SAT records %v", got)
+		}
+		return nil
+	})
+	for _, bad := range []struct {
+		args []string
+		why  string
+	}{
+		{[]string{name, "my-phone"}, "must be a peer ID"},
+		{[]string{"other.avtr", satellite}, "does not host other.avtr"},
+	} {
+		r := cli(t, beacon.repo, nil, append([]string{"roles", "call", "beacon", "delegate"}, bad.args...)...)
+		if r.code == 0 || !strings.Contains(r.stderr, bad.why) {
+			t.Fatalf("delegate %v: exit %d, %s; want %q", bad.args, r.code, r.stderr, bad.why)
+		}
+	}
+	mustCLI(t, beacon.repo, "roles", "call", "beacon", "revoke", name, satellite)
+	eventually(t, 15*time.Second, "another node sees the revocation", func() error {
+		if got := satellites(); len(got) != 0 {
+			return fmt.Errorf("SAT records %v", got)
+		}
+		return nil
+	})
 }
 
 type beaconStatus struct {

@@ -25,7 +25,7 @@ var (
 	ErrFromFuture = errors.New("record dated in the future")
 	// ErrInsufficientWork: a claim's proof of work is missing or too easy.
 	ErrInsufficientWork = errors.New("insufficient proof of work")
-	// ErrBadRecord: a zone entry (ROOT, HOST, A, CNAME, TXT) is invalid.
+	// ErrBadRecord: a zone entry (ROOT, HOST, A, CNAME, TXT, SAT) is invalid.
 	ErrBadRecord = errors.New("invalid zone record")
 	// ErrWrongOwner: a zone is not signed by the key that owns the name.
 	ErrWrongOwner = errors.New("wrong owner")

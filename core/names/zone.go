@@ -25,6 +25,10 @@ const (
 	TypeA     RecordType = RecordType(pb.RecordType_RECORD_TYPE_A)     // peer ID or multiaddr of a label
 	TypeCNAME RecordType = RecordType(pb.RecordType_RECORD_TYPE_CNAME) // alias to another name
 	TypeTXT   RecordType = RecordType(pb.RecordType_RECORD_TYPE_TXT)   // free UTF-8 text
+	// TypeSAT delegates to a satellite: the peer ID of a light device the
+	// owner authorizes to lean on the name's beacons. The owner's signature
+	// on the zone is the delegation; removing the record revokes it.
+	TypeSAT RecordType = RecordType(pb.RecordType_RECORD_TYPE_SAT)
 )
 
 const (
@@ -35,7 +39,7 @@ const (
 )
 
 var recordTypeNames = map[RecordType]string{
-	TypeROOT: "ROOT", TypeHOST: "HOST", TypeA: "A", TypeCNAME: "CNAME", TypeTXT: "TXT",
+	TypeROOT: "ROOT", TypeHOST: "HOST", TypeA: "A", TypeCNAME: "CNAME", TypeTXT: "TXT", TypeSAT: "SAT",
 }
 
 func (t RecordType) String() string {
@@ -52,7 +56,7 @@ func ParseRecordType(s string) (RecordType, error) {
 			return t, nil
 		}
 	}
-	return 0, fmt.Errorf("record type %q: use one of ROOT, HOST, A, CNAME, TXT: %w", s, ErrBadRecord)
+	return 0, fmt.Errorf("record type %q: use one of ROOT, HOST, A, CNAME, TXT, SAT: %w", s, ErrBadRecord)
 }
 
 // Record is one zone entry. Label "" means the registered name itself;
@@ -292,9 +296,11 @@ func checkValue(self Name, r Record) error {
 	switch r.Type {
 	case TypeROOT:
 		return checkPrintable(r.Value)
-	case TypeHOST:
-		_, err := peer.Decode(r.Value)
-		return err
+	case TypeHOST, TypeSAT:
+		if _, err := peer.Decode(r.Value); err != nil {
+			return fmt.Errorf("must be a peer ID (%v)", err)
+		}
+		return nil
 	case TypeA:
 		if _, err := peer.Decode(r.Value); err == nil {
 			return nil
@@ -311,7 +317,7 @@ func checkValue(self Name, r Record) error {
 		}
 		return nil
 	}
-	return fmt.Errorf("unknown record type %d; use ROOT, HOST, A, CNAME or TXT", int32(r.Type))
+	return fmt.Errorf("unknown record type %d; use ROOT, HOST, A, CNAME, TXT or SAT", int32(r.Type))
 }
 
 // checkPrintable is the placeholder check for a ROOT CID until the content

@@ -96,6 +96,8 @@ func TestZoneRecords(t *testing.T) {
 		{"host as CID", Record{Type: TypeHOST, Value: KeyID(testKey(t, 40).GetPublic())}, true},
 		{"host not a peer", Record{Type: TypeHOST, Value: "12D3KooWnotapeer"}, false},
 		{"host multiaddr", Record{Type: TypeHOST, Value: "/ip4/192.0.2.1/tcp/1"}, false},
+		{"satellite", Record{Type: TypeSAT, Value: host}, true},
+		{"satellite not a peer", Record{Type: TypeSAT, Value: "my-phone"}, false},
 		{"A peer", Record{Type: TypeA, Label: "api", Value: host}, true},
 		{"A multiaddr", Record{Type: TypeA, Label: "api", Value: "/dns4/example.org/udp/4001/quic-v1"}, true},
 		{"A junk", Record{Type: TypeA, Label: "api", Value: "192.0.2.1"}, false},

@@ -87,10 +87,10 @@ func joinLabels(flag, sub string) string {
 	return flag + "." + sub
 }
 
-// setRecord replaces the records of a type and label, except HOST and TXT,
-// which are sets: adding one keeps the others.
+// setRecord replaces the records of a type and label, except HOST, TXT and
+// SAT, which are sets: adding one keeps the others.
 func setRecord(rs []names.Record, r names.Record) []names.Record {
-	multi := r.Type == names.TypeHOST || r.Type == names.TypeTXT
+	multi := r.Type == names.TypeHOST || r.Type == names.TypeTXT || r.Type == names.TypeSAT
 	out := rs[:0:0]
 	for _, old := range rs {
 		same := old.Type == r.Type && old.Label == r.Label

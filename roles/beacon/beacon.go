@@ -40,14 +40,15 @@ type beacon struct {
 
 // nameStatus is what `avnode roles call beacon status` shows of a name.
 type nameStatus struct {
-	Name            string `json:"name"`
-	Seq             uint64 `json:"seq"`
-	Root            string `json:"root,omitempty"`
-	Copies          int    `json:"copies"`
-	Wanted          int    `json:"wanted"`
-	UnderReplicated bool   `json:"under_replicated"`
-	LastCheck       string `json:"last_check,omitempty"`
-	Error           string `json:"error,omitempty"`
+	Name            string   `json:"name"`
+	Seq             uint64   `json:"seq"`
+	Root            string   `json:"root,omitempty"`
+	Copies          int      `json:"copies"`
+	Wanted          int      `json:"wanted"`
+	UnderReplicated bool     `json:"under_replicated"`
+	Satellites      []string `json:"satellites,omitempty"` // delegated to by the owner (SAT records)
+	LastCheck       string   `json:"last_check,omitempty"`
+	Error           string   `json:"error,omitempty"`
 }
 
 func (b *beacon) Describe() sdk.Description {
@@ -152,6 +153,7 @@ func (b *beacon) check(ctx context.Context, n hostedName) error {
 	copies, _ := b.host.FindCopies(ctx, n.Name, res.GetSeq())
 	b.update(n.Name, func(st *nameStatus) {
 		st.Seq, st.Root, st.Copies, st.Wanted = res.GetSeq(), res.GetRoot(), len(copies), int(res.GetCopiesWanted())
+		st.Satellites = sdk.Satellites(res)
 		st.UnderReplicated = st.Wanted > 0 && st.Copies < st.Wanted
 	})
 	b.reportReplication()
@@ -241,18 +243,53 @@ func (b *beacon) reportReplication() {
 	b.host.Gauge("under_replicated_names", "names with fewer mirror copies than their target", float64(under))
 }
 
-// Command answers `avnode roles call beacon status`.
-func (b *beacon) Command(_ context.Context, name string, _ []string) (any, sdk.Diagnostics) {
-	if name != "status" {
-		return nil, sdk.Diagnostics{sdk.Errorf("unknown command %q; the beacon takes: status", name)}
+// Command answers `avnode roles call beacon status|delegate|revoke`.
+func (b *beacon) Command(ctx context.Context, name string, args []string) (any, sdk.Diagnostics) {
+	switch {
+	case name == "status" && len(args) == 0:
+		return b.statusList(), nil
+	case (name == "delegate" || name == "revoke") && len(args) == 2:
+		sats, err := b.delegate(ctx, name == "delegate", args[0], args[1])
+		if err != nil {
+			return nil, sdk.Diagnostics{sdk.Errorf("%s %s %s: %v", name, args[0], args[1], err)}
+		}
+		return map[string]any{"name": args[0], "satellites": sats}, nil
 	}
+	return nil, sdk.Diagnostics{sdk.Errorf("unknown command %q %v; the beacon takes: status, delegate NAME PEER_ID, revoke NAME PEER_ID", name, args)}
+}
+
+// delegate authorizes a satellite (or revokes it) by a SAT record in the
+// name's zone, which the node signs with the identity key.
+func (b *beacon) delegate(ctx context.Context, add bool, name, peerID string) ([]string, error) {
+	if !b.hosts(name) {
+		return nil, fmt.Errorf("this beacon does not host %s", name)
+	}
+	var err error
+	if add {
+		_, err = b.host.SetZoneRecord(ctx, name, "SAT", "", peerID)
+	} else {
+		_, err = b.host.RemoveZoneRecord(ctx, name, "SAT", "", peerID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	res, err := b.host.Resolve(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	sats := sdk.Satellites(res)
+	b.update(name, func(st *nameStatus) { st.Satellites = sats })
+	return sats, nil
+}
+
+func (b *beacon) statusList() []nameStatus {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	out := make([]nameStatus, 0, len(b.status))
 	for _, n := range b.cfg.Names {
 		out = append(out, *b.status[n.Name])
 	}
-	return out, nil
+	return out
 }
 
 // Stop hands the records to the current closest peers and tells followers

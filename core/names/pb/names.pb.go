@@ -42,6 +42,7 @@ const (
 	RecordType_RECORD_TYPE_A           RecordType = 3
 	RecordType_RECORD_TYPE_CNAME       RecordType = 4
 	RecordType_RECORD_TYPE_TXT         RecordType = 5
+	RecordType_RECORD_TYPE_SAT         RecordType = 6
 )
 
 // Enum value maps for RecordType.
@@ -53,6 +54,7 @@ var (
 		3: "RECORD_TYPE_A",
 		4: "RECORD_TYPE_CNAME",
 		5: "RECORD_TYPE_TXT",
+		6: "RECORD_TYPE_SAT",
 	}
 	RecordType_value = map[string]int32{
 		"RECORD_TYPE_UNSPECIFIED": 0,
@@ -61,6 +63,7 @@ var (
 		"RECORD_TYPE_A":           3,
 		"RECORD_TYPE_CNAME":       4,
 		"RECORD_TYPE_TXT":         5,
+		"RECORD_TYPE_SAT":         6,
 	}
 )
 
@@ -537,7 +540,7 @@ const file_core_names_pb_names_proto_rawDesc = "" +
 	"\n" +
 	"SignedZone\x12\x1a\n" +
 	"\benvelope\x18\x01 \x01(\fR\benvelope\x12\x14\n" +
-	"\x05claim\x18\x02 \x01(\fR\x05claim*\x94\x01\n" +
+	"\x05claim\x18\x02 \x01(\fR\x05claim*\xa9\x01\n" +
 	"\n" +
 	"RecordType\x12\x1b\n" +
 	"\x17RECORD_TYPE_UNSPECIFIED\x10\x00\x12\x14\n" +
@@ -545,7 +548,8 @@ const file_core_names_pb_names_proto_rawDesc = "" +
 	"\x10RECORD_TYPE_HOST\x10\x02\x12\x11\n" +
 	"\rRECORD_TYPE_A\x10\x03\x12\x15\n" +
 	"\x11RECORD_TYPE_CNAME\x10\x04\x12\x13\n" +
-	"\x0fRECORD_TYPE_TXT\x10\x05B(Z&github.com/avnode/avnode/core/names/pbb\x06proto3"
+	"\x0fRECORD_TYPE_TXT\x10\x05\x12\x13\n" +
+	"\x0fRECORD_TYPE_SAT\x10\x06B(Z&github.com/avnode/avnode/core/names/pbb\x06proto3"
 
 var (
 	file_core_names_pb_names_proto_rawDescOnce sync.Once
