@@ -13,7 +13,7 @@ import (
 )
 
 // writeSite makes a directory with a 5 MB file, an index.html and a subfolder.
-func writeSite(t *testing.T) string {
+func writeSite(t testing.TB) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "site")
 	os.MkdirAll(filepath.Join(dir, "img"), 0o755)
@@ -26,7 +26,7 @@ func writeSite(t *testing.T) string {
 }
 
 // sameTree fails unless b holds exactly a's files with a's bytes.
-func sameTree(t *testing.T, a, b string) {
+func sameTree(t testing.TB, a, b string) {
 	t.Helper()
 	filepath.WalkDir(a, func(p string, d os.DirEntry, err error) error {
 		if err != nil {

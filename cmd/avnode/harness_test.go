@@ -54,7 +54,7 @@ type result struct {
 }
 
 // cli runs `avnode --repo repo args...` and waits for it (30 s at most).
-func cli(t *testing.T, repo string, env []string, args ...string) result {
+func cli(t testing.TB, repo string, env []string, args ...string) result {
 	t.Helper()
 	cmd := exec.Command(avnodeBin, append([]string{"--repo", repo}, args...)...)
 	cmd.Env = append(cleanEnv(), env...)
@@ -76,7 +76,7 @@ func cli(t *testing.T, repo string, env []string, args ...string) result {
 }
 
 // mustCLI runs the command and fails the test unless it exits 0.
-func mustCLI(t *testing.T, repo string, args ...string) string {
+func mustCLI(t testing.TB, repo string, args ...string) string {
 	t.Helper()
 	r := cli(t, repo, nil, args...)
 	if r.code != 0 {
@@ -86,7 +86,7 @@ func mustCLI(t *testing.T, repo string, args ...string) string {
 }
 
 // cliJSON runs a read command with --json and decodes its output.
-func cliJSON(t *testing.T, repo string, out any, args ...string) {
+func cliJSON(t testing.TB, repo string, out any, args ...string) {
 	t.Helper()
 	stdout := mustCLI(t, repo, append(args, "--json")...)
 	if err := json.Unmarshal([]byte(stdout), out); err != nil {
@@ -107,7 +107,7 @@ func cleanEnv() []string {
 
 // daemon is one running `avnode run` process.
 type proc struct {
-	t      *testing.T
+	t      testing.TB
 	repo   string
 	peerID string
 	addr   string // first TCP address, full with /p2p/
@@ -119,13 +119,13 @@ type proc struct {
 // startDaemon runs `avnode run` on loopback with any free port (TCP and
 // QUIC, unless args hold a --listen) and waits for its ready line. The
 // process is killed when the test ends.
-func startDaemon(t *testing.T, repo string, args ...string) *proc {
+func startDaemon(t testing.TB, repo string, args ...string) *proc {
 	t.Helper()
 	return startDaemonWithEnv(t, repo, nil, args...)
 }
 
 // startDaemonWithEnv is startDaemon with extra environment variables.
-func startDaemonWithEnv(t *testing.T, repo string, env []string, args ...string) *proc {
+func startDaemonWithEnv(t testing.TB, repo string, env []string, args ...string) *proc {
 	t.Helper()
 	full := []string{"run", "--repo", repo, "--metrics.listen", ""}
 	if !slices.Contains(args, "--listen") {
@@ -197,7 +197,7 @@ func (d *proc) kill() {
 }
 
 // eventually retries check every 200 ms until it returns nil or the time is up.
-func eventually(t *testing.T, within time.Duration, what string, check func() error) {
+func eventually(t testing.TB, within time.Duration, what string, check func() error) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	var err error

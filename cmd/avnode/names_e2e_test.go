@@ -26,7 +26,7 @@ var lowWork = []string{"--names.claim_difficulty=8"}
 
 // startNetwork starts n daemons, the others bootstrapped from the first, and
 // waits until each has at least want peers.
-func startNetwork(t *testing.T, n int, extra ...string) []*proc {
+func startNetwork(t testing.TB, n int, extra ...string) []*proc {
 	t.Helper()
 	base := t.TempDir()
 	args := append(append([]string{}, lowWork...), extra...)

@@ -231,7 +231,7 @@ func TestBadInputLeavesRepoIntact(t *testing.T) {
 }
 
 // repoSnapshot maps the repo's config and key files to their contents.
-func repoSnapshot(t *testing.T, dir string) map[string]string {
+func repoSnapshot(t testing.TB, dir string) map[string]string {
 	t.Helper()
 	snap := map[string]string{}
 	for _, f := range []string{repo.ConfigFile, repo.NodeKeyFile, repo.VersionFile} {
@@ -244,7 +244,7 @@ func repoSnapshot(t *testing.T, dir string) map[string]string {
 	return snap
 }
 
-func writeTemp(t *testing.T, body string) string {
+func writeTemp(t testing.TB, body string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "c.yaml")
 	os.WriteFile(path, []byte(body), 0o600)
@@ -252,7 +252,7 @@ func writeTemp(t *testing.T, body string) string {
 }
 
 // publicKeyRecord is the value of a node's /pk/ record: its marshalled public key.
-func publicKeyRecord(t *testing.T, repoDir string) []byte {
+func publicKeyRecord(t testing.TB, repoDir string) []byte {
 	t.Helper()
 	key, err := repo.LoadNodeKey(repoDir)
 	if err != nil {

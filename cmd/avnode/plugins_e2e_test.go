@@ -27,7 +27,7 @@ var (
 
 // pluginDir returns a fresh plugin folder holding the test role plugin,
 // built once per test binary from plugins/testdata/avnode-testrole.
-func pluginDir(t *testing.T) string {
+func pluginDir(t testing.TB) string {
 	t.Helper()
 	testRoleOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "avnode-testrole-")
@@ -54,7 +54,7 @@ func pluginDir(t *testing.T) string {
 
 // roleConfigFile writes a node config (JSON, which is YAML) holding the test
 // role's settings and, merged in, the top-level keys of extra.
-func roleConfigFile(t *testing.T, role map[string]any, extra string) string {
+func roleConfigFile(t testing.TB, role map[string]any, extra string) string {
 	t.Helper()
 	doc := map[string]any{}
 	if extra != "" {
@@ -71,7 +71,7 @@ func roleConfigFile(t *testing.T, role map[string]any, extra string) string {
 	return path
 }
 
-func roleStatus(t *testing.T, repo string) plugins.Status {
+func roleStatus(t testing.TB, repo string) plugins.Status {
 	t.Helper()
 	var roles []plugins.Status
 	cliJSON(t, repo, &roles, "roles")
@@ -83,7 +83,7 @@ func roleStatus(t *testing.T, repo string) plugins.Status {
 	return plugins.Status{}
 }
 
-func waitRole(t *testing.T, repo, state string, within time.Duration) plugins.Status {
+func waitRole(t testing.TB, repo, state string, within time.Duration) plugins.Status {
 	t.Helper()
 	var st plugins.Status
 	eventually(t, within, "role "+state, func() error {

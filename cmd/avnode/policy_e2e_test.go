@@ -13,7 +13,7 @@ import (
 )
 
 // writeScript writes a Lua policy script into a fresh folder.
-func writeScript(t *testing.T, name, src string) string {
+func writeScript(t testing.TB, name, src string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), name)
 	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {

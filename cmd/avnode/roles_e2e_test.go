@@ -24,7 +24,7 @@ type mirrorLine struct {
 	Error   string
 }
 
-func mirrorOf(t *testing.T, d *proc, name string) mirrorLine {
+func mirrorOf(t testing.TB, d *proc, name string) mirrorLine {
 	t.Helper()
 	var list []mirrorLine
 	if r := cli(t, d.repo, nil, "mirror", "ls", "--json"); r.code == 0 {
@@ -38,7 +38,7 @@ func mirrorOf(t *testing.T, d *proc, name string) mirrorLine {
 	return mirrorLine{}
 }
 
-func waitMirrored(t *testing.T, d *proc, name string, seq uint64, root string, within time.Duration) {
+func waitMirrored(t testing.TB, d *proc, name string, seq uint64, root string, within time.Duration) {
 	t.Helper()
 	eventually(t, within, "mirror "+d.repo+" has seq "+fmt.Sprint(seq), func() error {
 		if l := mirrorOf(t, d, name); l.Seq != seq || l.Root != root {
@@ -171,7 +171,7 @@ func TestBeaconAndMirrorsKeepANameAlive(t *testing.T) {
 // checkDelegation has the beacon authorize a satellite, a SAT record in
 // the zone the owner's key signs, which another node sees; then revoke it.
 // Bad delegations are refused with a reason.
-func checkDelegation(t *testing.T, beacon, reader *proc, name, satellite string) {
+func checkDelegation(t testing.TB, beacon, reader *proc, name, satellite string) {
 	t.Helper()
 	satellites := func() []string {
 		var res naming.Resolution
@@ -212,7 +212,7 @@ type beaconStatus struct {
 	UnderReplicated bool `json:"under_replicated"`
 }
 
-func waitBeaconStatus(t *testing.T, d *proc, what string, ok func(beaconStatus) bool) {
+func waitBeaconStatus(t testing.TB, d *proc, what string, ok func(beaconStatus) bool) {
 	t.Helper()
 	eventually(t, 30*time.Second, what, func() error {
 		var list []beaconStatus
@@ -224,7 +224,7 @@ func waitBeaconStatus(t *testing.T, d *proc, what string, ok func(beaconStatus) 
 	})
 }
 
-func resolvedSeq(t *testing.T, d *proc, name string) uint64 {
+func resolvedSeq(t testing.TB, d *proc, name string) uint64 {
 	t.Helper()
 	var res struct{ Seq uint64 }
 	cliJSON(t, d.repo, &res, "resolve", name)
@@ -232,7 +232,7 @@ func resolvedSeq(t *testing.T, d *proc, name string) uint64 {
 }
 
 // writeConfig writes a node config file (JSON is YAML).
-func writeConfig(t *testing.T, doc map[string]any) string {
+func writeConfig(t testing.TB, doc map[string]any) string {
 	t.Helper()
 	body, _ := json.Marshal(doc)
 	path := filepath.Join(t.TempDir(), "node.yaml")

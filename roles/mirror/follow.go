@@ -42,9 +42,12 @@ func (f *follower) stop() {
 func (f *follower) run(ctx context.Context) {
 	defer f.m.wg.Done()
 	defer close(f.done)
-	msgs, err := f.m.host.SubscribeTopic(ctx, sdk.NameTopic(f.name))
-	if err != nil {
-		f.m.host.Logger().Warn("subscribe to name topic; re-resolving only", "name", f.name, "err", err)
+	var msgs <-chan *pluginpb.TopicMessage
+	if f.m.cfg.followTopic() {
+		var err error
+		if msgs, err = f.m.host.SubscribeTopic(ctx, sdk.NameTopic(f.name)); err != nil {
+			f.m.host.Logger().Warn("subscribe to name topic; re-resolving only", "name", f.name, "err", err)
+		}
 	}
 	f.sync(ctx, nil)
 	resolve := time.NewTicker(f.m.resolveEvery)

@@ -20,7 +20,10 @@ type config struct {
 	QuotaMB           int64    `json:"quota_mb"`           // bytes all mirrored content may take; default 5120
 	ResolveInterval   string   `json:"resolve_interval"`   // re-resolve, when pub/sub says nothing; default 5m
 	RepublishInterval string   `json:"republish_interval"` // re-put the owners' records; default 1h
+	FollowTopic       *bool    `json:"follow_topic"`       // take new versions from the name's pub/sub topic; default true
 }
+
+func (c config) followTopic() bool { return c.FollowTopic == nil || *c.FollowTopic }
 
 // nameState is what the mirror knows of one name; it is saved in the role's
 // data folder and shown by `avnode mirror ls`.
@@ -56,7 +59,8 @@ func (m *mirror) Describe() sdk.Description {
 		Summary:      "keeps copies of other people's names and republishes their signed records",
 		Capabilities: []string{"mirror", "attest-copies"},
 		ConfigSchema: `{"type":"object","properties":{"names":{"type":"array","items":{"type":"string"}},` +
-			`"quota_mb":{"type":"integer","minimum":0},"resolve_interval":{"type":"string"},"republish_interval":{"type":"string"}},"additionalProperties":false}`,
+			`"quota_mb":{"type":"integer","minimum":0},"resolve_interval":{"type":"string"},"republish_interval":{"type":"string"},` +
+			`"follow_topic":{"type":"boolean"}},"additionalProperties":false}`,
 	}
 }
 
