@@ -89,7 +89,8 @@ func TestBeaconAndMirrorsKeepANameAlive(t *testing.T) {
 	cliJSON(t, a.repo, &v1, "publish", writeSite(t), "--name", name)
 
 	mirrorCfg := writeConfig(t, map[string]any{"roles": []string{"mirror"}, "role_config": map[string]any{
-		"mirror": map[string]any{"names": []string{name}, "resolve_interval": "1h", "republish_interval": "3s"}}})
+		"mirror": map[string]any{"names": []string{name}, "resolve_interval": "1h", "republish_interval": "3s",
+			"follow_updates": false}}}) // new versions come by pub/sub only
 	b := startDaemon(t, filepath.Join(t.TempDir(), "b"), append(join, "--config", mirrorCfg)...)
 	c := startDaemon(t, filepath.Join(t.TempDir(), "c"), append(join, "--config", mirrorCfg)...)
 	seq1 := resolvedSeq(t, a, name)
@@ -254,4 +255,43 @@ func grepLog(log string, words ...string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// A mirror with `discover: true` and scripts/mirror-public.lua mirrors the
+// public name it stores as a DHT holder, unlisted, and leaves the private one.
+func TestMirrorDiscoversWhatItsPolicyAllows(t *testing.T) {
+	nodes := startNetwork(t, 3)
+	join := append(append([]string{}, lowWork...), "--bootstrap", nodes[0].addr)
+	script, err := filepath.Abs("../../scripts/mirror-public.lua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, map[string]any{"roles": []string{"mirror"}, "role_config": map[string]any{
+		"mirror": map[string]any{"discover": true}}})
+	m := startDaemon(t, filepath.Join(t.TempDir(), "m"), append(join, "--config", cfg, "--policy.scripts", script)...)
+
+	owner := nodes[1]
+	mustCLI(t, owner.repo, "key", "gen", "k")
+	var private, public hosting.PublishResult
+	mustCLI(t, owner.repo, "name", "claim", "private.avtr", "--key", "k")
+	cliJSON(t, owner.repo, &private, "publish", writeSite(t), "--name", "private.avtr")
+	mustCLI(t, owner.repo, "name", "claim", "public.avtr", "--key", "k")
+	mustCLI(t, owner.repo, "record", "set", "public.avtr", "TXT", "public=yes")
+	cliJSON(t, owner.repo, &public, "publish", writeSite(t), "--name", "public.avtr")
+
+	eventually(t, 60*time.Second, "the mirror takes the public name", func() error {
+		if l := mirrorOf(t, m, "public.avtr"); l.Root != public.Root {
+			return fmt.Errorf("mirror has %+v\n%s", l, grepLog(m.log.String(), "mirror"))
+		}
+		return nil
+	})
+	eventually(t, 30*time.Second, "the policy's no to the private name", func() error {
+		if !strings.Contains(m.log.String(), "private.avtr is not public") {
+			return fmt.Errorf("no refusal logged:\n%s", grepLog(m.log.String(), "mirror"))
+		}
+		return nil
+	})
+	if l := mirrorOf(t, m, "private.avtr"); l.Name != "" {
+		t.Fatalf("the private name is mirrored: %+v", l)
+	}
 }

@@ -152,6 +152,8 @@ func (d *Daemon) startNames(reg prometheus.Registerer) error {
 		return err
 	}
 	d.Names.Start()
+	// Lives as long as the node: a zone stored after Names.Close is dropped.
+	d.Node.WatchRecords(func(r node.RecordStored) { d.Names.NoteStored(r.Key, r.Value) })
 	if err := d.startHosting(); err != nil {
 		return err
 	}

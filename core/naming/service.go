@@ -66,6 +66,7 @@ type Service struct {
 	mu        sync.Mutex
 	zoneCache map[string]cachedZone
 	addrCache map[peer.ID]cachedAddrs
+	stored    chan storedZone // zones the DHT stored here, for learnStored
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -126,6 +127,7 @@ func New(opts Options) (*Service, error) {
 		log:       opts.Logger.With("component", "names"),
 		policy:    opts.Policy,
 		zoneCache: map[string]cachedZone{},
+		stored:    make(chan storedZone, storedQueue),
 		addrCache: map[peer.ID]cachedAddrs{},
 	}
 	m, err := newMetrics(opts.Metrics)
@@ -147,6 +149,8 @@ func (s *Service) Start() {
 	s.cancel = cancel
 	s.every(ctx, s.cfg.Names.RepublishInterval.D(), s.republishOwned)
 	s.every(ctx, s.cfg.Names.ReputInterval.D(), s.reputHeld)
+	s.wg.Add(1)
+	go s.learnStored(ctx)
 }
 
 func (s *Service) every(ctx context.Context, interval time.Duration, job func(context.Context)) {

@@ -22,6 +22,7 @@ type RecordStored struct {
 	Key       string // the record key, e.g. /avtr-zone/einstein.avtr
 	Namespace string // its first path element, e.g. avtr-zone
 	Size      int    // bytes of the record's value
+	Value     []byte // the record's value; watchers must not change it
 }
 
 // StorePolicy decides whether this node stores a record a peer PUTs to it.
@@ -81,7 +82,7 @@ func storedEvent(key ds.Key, value []byte) (RecordStored, bool) {
 	if err := proto.Unmarshal(value, &rec); err != nil {
 		return RecordStored{}, false
 	}
-	return RecordStored{Key: string(raw), Namespace: ns, Size: len(rec.GetValue())}, true
+	return RecordStored{Key: string(raw), Namespace: ns, Size: len(rec.GetValue()), Value: rec.GetValue()}, true
 }
 
 // WatchRecords calls f for every value record stored on this node until the

@@ -18,7 +18,7 @@ type follower struct {
 	name   string
 	cancel context.CancelFunc
 	done   chan struct{}
-	kick   chan struct{}
+	kick   chan struct{} // the node learned of a new version: sync now
 }
 
 func (m *mirror) follow(name string) {
@@ -32,6 +32,14 @@ func (m *mirror) follow(name string) {
 	m.followers[name] = f
 	m.wg.Add(1)
 	go f.run(ctx)
+}
+
+// wake asks the follower to sync soon; it never blocks.
+func (f *follower) wake() {
+	select {
+	case f.kick <- struct{}{}:
+	default:
+	}
 }
 
 func (f *follower) stop() {
@@ -64,6 +72,8 @@ func (f *follower) run(ctx context.Context) {
 				continue
 			}
 			f.onMessage(ctx, msg)
+		case <-f.kick:
+			f.sync(ctx, nil)
 		case <-resolve.C:
 			f.sync(ctx, nil)
 		case <-republish.C:
@@ -112,9 +122,7 @@ func (f *follower) syncErr(ctx context.Context, res *pluginpb.Resolution) error 
 	if res.GetSeq() == have.Seq && res.GetRoot() == have.Root && have.LastSync != "" {
 		return nil
 	}
-	if v, err := f.m.host.Decide(ctx, "mirror", map[string]any{"name": f.name, "owner_key": res.GetKey(),
-		"public": isPublic(res), "size_bytes": have.Bytes, "seq": res.GetSeq(),
-		"copies_wanted": res.GetCopiesWanted()}); err == nil && v.GetDecided() && !v.GetAllow() {
+	if v, err := f.m.host.Decide(ctx, "mirror", policyInput(f.name, res, have.Bytes)); err == nil && v.GetDecided() && !v.GetAllow() {
 		return fmt.Errorf("the mirror policy refuses it: %s", v.GetReason())
 	}
 	var size int64

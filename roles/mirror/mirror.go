@@ -21,22 +21,26 @@ type config struct {
 	ResolveInterval   string   `json:"resolve_interval"`   // re-resolve, when pub/sub says nothing; default 5m
 	RepublishInterval string   `json:"republish_interval"` // re-put the owners' records; default 1h
 	FollowTopic       *bool    `json:"follow_topic"`       // take new versions from the name's pub/sub topic; default true
+	FollowUpdates     *bool    `json:"follow_updates"`     // sync when the node learns of a new version (e.g. stores the zone); default true
+	Discover          bool     `json:"discover"`           // also mirror the names the Lua mirror hook allows
 }
 
-func (c config) followTopic() bool { return c.FollowTopic == nil || *c.FollowTopic }
+func (c config) followTopic() bool   { return c.FollowTopic == nil || *c.FollowTopic }
+func (c config) followUpdates() bool { return c.FollowUpdates == nil || *c.FollowUpdates }
 
 // nameState is what the mirror knows of one name; it is saved in the role's
 // data folder and shown by `avnode mirror ls`.
 type nameState struct {
-	Name     string   `json:"name"`
-	Seq      uint64   `json:"seq"`
-	Root     string   `json:"root,omitempty"`
-	Bytes    int64    `json:"bytes"`
-	LastSync string   `json:"last_sync,omitempty"`
-	Sources  []string `json:"sources,omitempty"` // the zone's hosts when last synced
-	Refused  int      `json:"refused"`           // zones offered over pub/sub and refused
-	Error    string   `json:"error,omitempty"`
-	Added    bool     `json:"added,omitempty"` // by command, not config
+	Name       string   `json:"name"`
+	Seq        uint64   `json:"seq"`
+	Root       string   `json:"root,omitempty"`
+	Bytes      int64    `json:"bytes"`
+	LastSync   string   `json:"last_sync,omitempty"`
+	Sources    []string `json:"sources,omitempty"` // the zone's hosts when last synced
+	Refused    int      `json:"refused"`           // zones offered over pub/sub and refused
+	Error      string   `json:"error,omitempty"`
+	Added      bool     `json:"added,omitempty"`      // by command, not config
+	Discovered bool     `json:"discovered,omitempty"` // allowed by the mirror hook, not listed
 }
 
 type mirror struct {
@@ -60,7 +64,7 @@ func (m *mirror) Describe() sdk.Description {
 		Capabilities: []string{"mirror", "attest-copies"},
 		ConfigSchema: `{"type":"object","properties":{"names":{"type":"array","items":{"type":"string"}},` +
 			`"quota_mb":{"type":"integer","minimum":0},"resolve_interval":{"type":"string"},"republish_interval":{"type":"string"},` +
-			`"follow_topic":{"type":"boolean"}},"additionalProperties":false}`,
+			`"follow_topic":{"type":"boolean"},"follow_updates":{"type":"boolean"},"discover":{"type":"boolean"}},"additionalProperties":false}`,
 	}
 }
 
@@ -105,6 +109,13 @@ func (m *mirror) Start(_ context.Context, _ json.RawMessage, host sdk.Host) sdk.
 	for _, n := range names {
 		m.follow(n)
 	}
+	events, err := host.Subscribe(m.ctx, "name.updated")
+	if err != nil {
+		m.cancel()
+		return sdk.Diagnostics{sdk.Errorf("watch name updates: %v", err)}
+	}
+	m.wg.Add(1)
+	go m.watchUpdates(m.ctx, events)
 	return nil
 }
 
