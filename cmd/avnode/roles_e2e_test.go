@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/avnode/avnode/core/content"
 	"github.com/avnode/avnode/core/daemon"
 	"github.com/avnode/avnode/core/hosting"
 	"github.com/avnode/avnode/core/naming"
@@ -293,5 +294,22 @@ func TestMirrorDiscoversWhatItsPolicyAllows(t *testing.T) {
 	})
 	if l := mirrorOf(t, m, "private.avtr"); l.Name != "" {
 		t.Fatalf("the private name is mirrored: %+v", l)
+	}
+
+	// A mirror whose quota (1 MiB) is smaller than the site (5 MB) says so
+	// and pins nothing: the fetched blocks all go at the next gc.
+	small := writeConfig(t, map[string]any{"roles": []string{"mirror"}, "role_config": map[string]any{
+		"mirror": map[string]any{"names": []string{"public.avtr"}, "quota_mb": 1}}})
+	q := startDaemon(t, filepath.Join(t.TempDir(), "q"), append(join, "--config", small)...)
+	eventually(t, 60*time.Second, "the quota refuses the version", func() error {
+		if l := mirrorOf(t, q, "public.avtr"); !strings.Contains(l.Error, "over the quota of 1 MiB") || l.Root != "" {
+			return fmt.Errorf("mirror has %+v", l)
+		}
+		return nil
+	})
+	var gc content.GCResult
+	cliJSON(t, q.repo, &gc, "repo", "gc")
+	if gc.Kept != 0 || gc.Freed < 5_000_000 {
+		t.Fatalf("over the quota, yet kept: %+v", gc)
 	}
 }
