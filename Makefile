@@ -19,6 +19,7 @@ build:
 	$(GO) build -o $(BIN)/avnode ./cmd/avnode
 	$(GO) build -o $(BIN)/avnode-beacon ./roles/beacon
 	$(GO) build -o $(BIN)/avnode-mirror ./roles/mirror
+	$(GO) build -o $(BIN)/avnode-relay ./roles/relay
 	cd sdk/examples/pinner && $(GO) build -o ../../../$(BIN)/avnode-pinner .
 
 run: build

@@ -164,7 +164,7 @@ func (h *HostAPI) openStream(ctx context.Context, o *pluginpb.StreamOpen) (netwo
 	}
 	ctx, cancel := context.WithTimeout(ctx, openTimeout)
 	defer cancel()
-	s, err := h.Node.Host.NewStream(ctx, id, protocol.ID(o.GetProtocol()))
+	s, err := h.Node.Host.NewStream(network.WithAllowLimitedConn(ctx, "plugin stream"), id, protocol.ID(o.GetProtocol()))
 	if err != nil {
 		return nil, status.Errorf(codes.Unavailable, "open %s to %s: %v", o.GetProtocol(), id, err)
 	}

@@ -72,6 +72,11 @@ type Host interface {
 	AttestCopy(ctx context.Context, name string, seq uint64) error
 	// FindCopies lists the peers that attested to holding version seq of name.
 	FindCopies(ctx context.Context, name string, seq uint64) ([]string, error)
+	// StartRelay runs the node's circuit relay v2 service with limits (again:
+	// new limits) and announces the node as a relay in the DHT; RelayStatus
+	// reports its counters.
+	StartRelay(ctx context.Context, limits *pluginpb.RelayConfig) (*pluginpb.RelayStats, error)
+	RelayStatus(ctx context.Context) (*pluginpb.RelayStats, error)
 	// DataDir is a folder the role owns in the node's repo, for its state.
 	DataDir() string
 	// PeerID is the node's own peer ID.

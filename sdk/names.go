@@ -91,3 +91,15 @@ func Satellites(res *pluginpb.Resolution) []string {
 func Delegated(res *pluginpb.Resolution, peer string) bool {
 	return slices.Contains(Satellites(res), peer)
 }
+
+// StartRelay runs the node's relay service with limits.
+func (h *grpcHost) StartRelay(ctx context.Context, limits *pluginpb.RelayConfig) (*pluginpb.RelayStats, error) {
+	st, err := h.c.StartRelay(ctx, limits)
+	return st, wrap("StartRelay", "", err)
+}
+
+// RelayStatus reports the relay service's counters.
+func (h *grpcHost) RelayStatus(ctx context.Context) (*pluginpb.RelayStats, error) {
+	st, err := h.c.RelayStatus(ctx, &pluginpb.Empty{})
+	return st, wrap("RelayStatus", "", err)
+}

@@ -27,7 +27,9 @@ func newIDCmd(g *globals) *cobra.Command {
 		Short: "Show the running node's peer ID, addresses, roles and reachability",
 		Long: `id asks the running node who it is. addrs are full multiaddrs ending in
 /p2p/<peer id>: give one to another node's --bootstrap to join it.
-reachability is AutoNAT's verdict: unknown, public or private.`,
+reachability is AutoNAT's verdict (or nat.reachability): unknown, public or
+private. relay_addrs are the /p2p-circuit addresses a private node holds
+through relay reservations; they are among addrs too.`,
 		Example: `  avnode id
   avnode id --json | jq -r '.addrs[0]'`,
 		Args: cobra.NoArgs,
@@ -50,6 +52,9 @@ reachability is AutoNAT's verdict: unknown, public or private.`,
 			fmt.Println("addresses")
 			for _, a := range info.Addrs {
 				fmt.Println("  " + a)
+			}
+			if len(info.RelayAddrs) > 0 {
+				fmt.Printf("through %d relay address(es)\n", len(info.RelayAddrs))
 			}
 			return nil
 		},

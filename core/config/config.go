@@ -88,6 +88,11 @@ type Config struct {
 		HolePunching bool `koanf:"hole_punching" json:"hole_punching"`
 		RelayClient  bool `koanf:"relay_client" json:"relay_client"`
 		PortMap      bool `koanf:"port_map" json:"port_map"`
+		// Reachability forces AutoNAT's answer: auto, public or private.
+		Reachability string `koanf:"reachability" json:"reachability"`
+		// Relays are circuit relays to reserve on when private, besides
+		// those found in the DHT.
+		Relays []string `koanf:"relays" json:"relays"`
 	} `koanf:"nat" json:"nat"`
 	Metrics struct {
 		Listen string `koanf:"listen" json:"listen"`
@@ -310,6 +315,16 @@ func (c *Config) validateAddrs() error {
 		if _, err := ParsePeerAddr(s); err != nil {
 			return fmt.Errorf("bootstrap: %w", err)
 		}
+	}
+	for _, s := range c.NAT.Relays {
+		if _, err := ParsePeerAddr(s); err != nil {
+			return fmt.Errorf("nat.relays: %w", err)
+		}
+	}
+	switch c.NAT.Reachability {
+	case "auto", "public", "private":
+	default:
+		return fmt.Errorf("nat.reachability: %q is not auto, public or private", c.NAT.Reachability)
 	}
 	return nil
 }

@@ -51,6 +51,8 @@ var flagHelp = map[string]string{
 	"nat.hole_punching":               "upgrade relayed connections by hole punching (DCUtR)",
 	"nat.relay_client":                "dial peers through circuit relays",
 	"nat.port_map":                    "ask the router for a port mapping (UPnP/NAT-PMP)",
+	"nat.reachability":                "auto (AutoNAT decides), public or private",
+	"nat.relays":                      "circuit relays to reserve on when private (full multiaddrs), besides those the DHT announces",
 	"metrics.listen":                  "Prometheus metrics address (empty: off)",
 	"log.level":                       "log level: debug, info, warn, error",
 	"log.format":                      "log format: text or json",

@@ -23,6 +23,7 @@ type Info struct {
 	Agent        string   `json:"agent"`
 	Roles        []string `json:"roles"`
 	Reachability string   `json:"reachability"`
+	RelayAddrs   []string `json:"relay_addrs"` // /p2p-circuit addresses held through relay reservations
 	DHTMode      string   `json:"dht_mode"`
 	Uptime       string   `json:"uptime"`
 }
@@ -73,6 +74,7 @@ func (d *Daemon) handleID(context.Context, api.Request) (any, error) {
 		Agent:        node.Agent(),
 		Roles:        roles,
 		Reachability: strings.ToLower(d.Node.Reachability().String()),
+		RelayAddrs:   nonNil(d.Node.RelayAddrs()),
 		DHTMode:      d.Config.DHT.Mode,
 		Uptime:       time.Since(d.started).Round(time.Second).String(),
 	}, nil
@@ -178,4 +180,12 @@ func timeoutParam(req api.Request, def time.Duration) time.Duration {
 		return t
 	}
 	return def
+}
+
+// nonNil makes an empty list print as [] rather than null.
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }

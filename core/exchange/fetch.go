@@ -132,7 +132,10 @@ func (f *Fetcher) runSource(ctx context.Context, p peer.ID, s *sched) {
 // requests, a reader checks the answers. It reports whether the stream ended
 // only because it reached the per-stream limit, so a new one should follow.
 func (f *Fetcher) runStream(ctx context.Context, p peer.ID, s *sched) (again bool) {
-	st, err := f.host.NewStream(ctx, p, f.proto)
+	// A source behind NAT may be reachable only through a relay, within
+	// its limits; once hole punching gives a direct connection, new streams
+	// take it.
+	st, err := f.host.NewStream(network.WithAllowLimitedConn(ctx, "fetch"), p, f.proto)
 	if err != nil {
 		s.drop(p, fmt.Sprintf("open stream: %v", err), nil)
 		return false

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	ds "github.com/ipfs/go-datastore"
@@ -67,8 +68,14 @@ type Node struct {
 	records watch.List[RecordStored]
 	topics  *topics
 
+	registerer prometheus.Registerer // nil: no metrics
+	// kad is the DHT for goroutines libp2p starts before New returns (the
+	// relay finder); DHT is nil-ed by Close, kad is not.
+	kad atomic.Pointer[dht.IpfsDHT]
+
 	mu           sync.Mutex
 	reachability network.Reachability
+	relay        *relayService // nil until StartRelay
 }
 
 // New starts the host and the DHT, listening on the configured addresses.
@@ -78,14 +85,15 @@ func New(opts Options) (*Node, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	hostOpts, err := hostOptions(opts)
+	n := &Node{cfg: cfg, log: log, registerer: opts.Registerer}
+	hostOpts, err := n.hostOptions(opts)
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: log}
 	var kad *dht.IpfsDHT
 	hostOpts = append(hostOpts, libp2p.Routing(func(h host.Host) (routing.PeerRouting, error) {
 		kad, err = dht.New(h, n.dhtOptions(opts)...)
+		n.kad.Store(kad)
 		return kad, err
 	}))
 	h, err := libp2p.New(hostOpts...)
@@ -111,7 +119,7 @@ func New(opts Options) (*Node, error) {
 	return n, nil
 }
 
-func hostOptions(opts Options) ([]libp2p.Option, error) {
+func (n *Node) hostOptions(opts Options) ([]libp2p.Option, error) {
 	cfg := opts.Config
 	rm, err := newResourceManager(cfg)
 	if err != nil {
@@ -138,11 +146,7 @@ func hostOptions(opts Options) ([]libp2p.Option, error) {
 	if cfg.NAT.HolePunching {
 		hostOpts = append(hostOpts, libp2p.EnableHolePunching())
 	}
-	if cfg.NAT.RelayClient {
-		hostOpts = append(hostOpts, libp2p.EnableRelay())
-	} else {
-		hostOpts = append(hostOpts, libp2p.DisableRelay())
-	}
+	hostOpts = append(hostOpts, n.natOptions(cfg)...)
 	if cfg.NAT.PortMap {
 		hostOpts = append(hostOpts, libp2p.NATPortMap())
 	}
@@ -356,6 +360,11 @@ func (n *Node) Close() error {
 		n.cancel()
 	}
 	var errs []error
+	n.mu.Lock()
+	if n.relay != nil {
+		errs = append(errs, n.relay.svc.Close())
+	}
+	n.mu.Unlock()
 	if n.DHT != nil {
 		errs = append(errs, n.DHT.Close())
 		n.DHT = nil

@@ -2298,6 +2298,158 @@ func (x *CopyRef) GetSeq() uint64 {
 	return 0
 }
 
+type RelayConfig struct {
+	state                  protoimpl.MessageState `protogen:"open.v1"`
+	MaxReservations        int32                  `protobuf:"varint,1,opt,name=max_reservations,json=maxReservations,proto3" json:"max_reservations,omitempty"`                    // slots on this relay, all peers together
+	MaxReservationsPerIp   int32                  `protobuf:"varint,2,opt,name=max_reservations_per_ip,json=maxReservationsPerIp,proto3" json:"max_reservations_per_ip,omitempty"` // 0: libp2p's default (8)
+	MaxCircuits            int32                  `protobuf:"varint,3,opt,name=max_circuits,json=maxCircuits,proto3" json:"max_circuits,omitempty"`                                // open relayed connections per peer
+	CircuitDurationSeconds int64                  `protobuf:"varint,4,opt,name=circuit_duration_seconds,json=circuitDurationSeconds,proto3" json:"circuit_duration_seconds,omitempty"`
+	CircuitBytes           int64                  `protobuf:"varint,5,opt,name=circuit_bytes,json=circuitBytes,proto3" json:"circuit_bytes,omitempty"`                              // per relayed connection and direction
+	ReservationTtlSeconds  int64                  `protobuf:"varint,6,opt,name=reservation_ttl_seconds,json=reservationTtlSeconds,proto3" json:"reservation_ttl_seconds,omitempty"` // 0: libp2p's default (1 h)
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
+}
+
+func (x *RelayConfig) Reset() {
+	*x = RelayConfig{}
+	mi := &file_pluginpb_plugin_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RelayConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RelayConfig) ProtoMessage() {}
+
+func (x *RelayConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_pluginpb_plugin_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RelayConfig.ProtoReflect.Descriptor instead.
+func (*RelayConfig) Descriptor() ([]byte, []int) {
+	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *RelayConfig) GetMaxReservations() int32 {
+	if x != nil {
+		return x.MaxReservations
+	}
+	return 0
+}
+
+func (x *RelayConfig) GetMaxReservationsPerIp() int32 {
+	if x != nil {
+		return x.MaxReservationsPerIp
+	}
+	return 0
+}
+
+func (x *RelayConfig) GetMaxCircuits() int32 {
+	if x != nil {
+		return x.MaxCircuits
+	}
+	return 0
+}
+
+func (x *RelayConfig) GetCircuitDurationSeconds() int64 {
+	if x != nil {
+		return x.CircuitDurationSeconds
+	}
+	return 0
+}
+
+func (x *RelayConfig) GetCircuitBytes() int64 {
+	if x != nil {
+		return x.CircuitBytes
+	}
+	return 0
+}
+
+func (x *RelayConfig) GetReservationTtlSeconds() int64 {
+	if x != nil {
+		return x.ReservationTtlSeconds
+	}
+	return 0
+}
+
+type RelayStats struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Running       bool                   `protobuf:"varint,1,opt,name=running,proto3" json:"running,omitempty"`
+	Reservations  int64                  `protobuf:"varint,2,opt,name=reservations,proto3" json:"reservations,omitempty"` // accepted (renewals included)
+	Refused       int64                  `protobuf:"varint,3,opt,name=refused,proto3" json:"refused,omitempty"`           // refused by the relay_reserve hook
+	Circuits      int64                  `protobuf:"varint,4,opt,name=circuits,proto3" json:"circuits,omitempty"`         // relayed connections opened
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RelayStats) Reset() {
+	*x = RelayStats{}
+	mi := &file_pluginpb_plugin_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RelayStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RelayStats) ProtoMessage() {}
+
+func (x *RelayStats) ProtoReflect() protoreflect.Message {
+	mi := &file_pluginpb_plugin_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RelayStats.ProtoReflect.Descriptor instead.
+func (*RelayStats) Descriptor() ([]byte, []int) {
+	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *RelayStats) GetRunning() bool {
+	if x != nil {
+		return x.Running
+	}
+	return false
+}
+
+func (x *RelayStats) GetReservations() int64 {
+	if x != nil {
+		return x.Reservations
+	}
+	return 0
+}
+
+func (x *RelayStats) GetRefused() int64 {
+	if x != nil {
+		return x.Refused
+	}
+	return 0
+}
+
+func (x *RelayStats) GetCircuits() int64 {
+	if x != nil {
+		return x.Circuits
+	}
+	return 0
+}
+
 var File_pluginpb_plugin_proto protoreflect.FileDescriptor
 
 const file_pluginpb_plugin_proto_rawDesc = "" +
@@ -2469,13 +2621,26 @@ const file_pluginpb_plugin_proto_rawDesc = "" +
 	"\x03key\x18\x02 \x01(\tR\x03key\"/\n" +
 	"\aCopyRef\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
-	"\x03seq\x18\x02 \x01(\x04R\x03seq2\x82\x03\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\"\xa9\x02\n" +
+	"\vRelayConfig\x12)\n" +
+	"\x10max_reservations\x18\x01 \x01(\x05R\x0fmaxReservations\x125\n" +
+	"\x17max_reservations_per_ip\x18\x02 \x01(\x05R\x14maxReservationsPerIp\x12!\n" +
+	"\fmax_circuits\x18\x03 \x01(\x05R\vmaxCircuits\x128\n" +
+	"\x18circuit_duration_seconds\x18\x04 \x01(\x03R\x16circuitDurationSeconds\x12#\n" +
+	"\rcircuit_bytes\x18\x05 \x01(\x03R\fcircuitBytes\x126\n" +
+	"\x17reservation_ttl_seconds\x18\x06 \x01(\x03R\x15reservationTtlSeconds\"\x80\x01\n" +
+	"\n" +
+	"RelayStats\x12\x18\n" +
+	"\arunning\x18\x01 \x01(\bR\arunning\x12\"\n" +
+	"\freservations\x18\x02 \x01(\x03R\freservations\x12\x18\n" +
+	"\arefused\x18\x03 \x01(\x03R\arefused\x12\x1a\n" +
+	"\bcircuits\x18\x04 \x01(\x03R\bcircuits2\x82\x03\n" +
 	"\x04Role\x12L\n" +
 	"\bDescribe\x12!.avnode.plugin.v1.DescribeRequest\x1a\x1d.avnode.plugin.v1.Description\x12P\n" +
 	"\x0eValidateConfig\x12\x1f.avnode.plugin.v1.ConfigRequest\x1a\x1d.avnode.plugin.v1.Diagnostics\x12F\n" +
 	"\x05Start\x12\x1e.avnode.plugin.v1.StartRequest\x1a\x1d.avnode.plugin.v1.Diagnostics\x12D\n" +
 	"\x04Stop\x12\x1d.avnode.plugin.v1.StopRequest\x1a\x1d.avnode.plugin.v1.Diagnostics\x12L\n" +
-	"\aCommand\x12 .avnode.plugin.v1.CommandRequest\x1a\x1f.avnode.plugin.v1.CommandResult2\xdf\v\n" +
+	"\aCommand\x12 .avnode.plugin.v1.CommandRequest\x1a\x1f.avnode.plugin.v1.CommandResult2\xf0\f\n" +
 	"\x04Host\x12I\n" +
 	"\aResolve\x12 .avnode.plugin.v1.ResolveRequest\x1a\x1c.avnode.plugin.v1.Resolution\x12G\n" +
 	"\tGetRecord\x12\x1b.avnode.plugin.v1.RecordKey\x1a\x1d.avnode.plugin.v1.RecordValue\x12C\n" +
@@ -2499,7 +2664,10 @@ const file_pluginpb_plugin_proto_rawDesc = "" +
 	"\n" +
 	"AttestCopy\x12\x19.avnode.plugin.v1.CopyRef\x1a\x17.avnode.plugin.v1.Empty\x12@\n" +
 	"\n" +
-	"FindCopies\x12\x19.avnode.plugin.v1.CopyRef\x1a\x17.avnode.plugin.v1.PeersB'Z%github.com/avnode/avnode/sdk/pluginpbb\x06proto3"
+	"FindCopies\x12\x19.avnode.plugin.v1.CopyRef\x1a\x17.avnode.plugin.v1.Peers\x12I\n" +
+	"\n" +
+	"StartRelay\x12\x1d.avnode.plugin.v1.RelayConfig\x1a\x1c.avnode.plugin.v1.RelayStats\x12D\n" +
+	"\vRelayStatus\x12\x17.avnode.plugin.v1.Empty\x1a\x1c.avnode.plugin.v1.RelayStatsB'Z%github.com/avnode/avnode/sdk/pluginpbb\x06proto3"
 
 var (
 	file_pluginpb_plugin_proto_rawDescOnce sync.Once
@@ -2514,7 +2682,7 @@ func file_pluginpb_plugin_proto_rawDescGZIP() []byte {
 }
 
 var file_pluginpb_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_pluginpb_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_pluginpb_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_pluginpb_plugin_proto_goTypes = []any{
 	(Diagnostic_Severity)(0), // 0: avnode.plugin.v1.Diagnostic.Severity
 	(MetricSample_Kind)(0),   // 1: avnode.plugin.v1.MetricSample.Kind
@@ -2555,8 +2723,10 @@ var file_pluginpb_plugin_proto_goTypes = []any{
 	(*CommandResult)(nil),    // 36: avnode.plugin.v1.CommandResult
 	(*ClaimRequest)(nil),     // 37: avnode.plugin.v1.ClaimRequest
 	(*CopyRef)(nil),          // 38: avnode.plugin.v1.CopyRef
-	nil,                      // 39: avnode.plugin.v1.Event.AttrsEntry
-	nil,                      // 40: avnode.plugin.v1.LogEntry.AttrsEntry
+	(*RelayConfig)(nil),      // 39: avnode.plugin.v1.RelayConfig
+	(*RelayStats)(nil),       // 40: avnode.plugin.v1.RelayStats
+	nil,                      // 41: avnode.plugin.v1.Event.AttrsEntry
+	nil,                      // 42: avnode.plugin.v1.LogEntry.AttrsEntry
 }
 var file_pluginpb_plugin_proto_depIdxs = []int32{
 	0,  // 0: avnode.plugin.v1.Diagnostic.severity:type_name -> avnode.plugin.v1.Diagnostic.Severity
@@ -2564,8 +2734,8 @@ var file_pluginpb_plugin_proto_depIdxs = []int32{
 	11, // 2: avnode.plugin.v1.Resolution.records:type_name -> avnode.plugin.v1.ZoneRecordEntry
 	12, // 3: avnode.plugin.v1.Resolution.hosts:type_name -> avnode.plugin.v1.HostInfo
 	11, // 4: avnode.plugin.v1.Zone.records:type_name -> avnode.plugin.v1.ZoneRecordEntry
-	39, // 5: avnode.plugin.v1.Event.attrs:type_name -> avnode.plugin.v1.Event.AttrsEntry
-	40, // 6: avnode.plugin.v1.LogEntry.attrs:type_name -> avnode.plugin.v1.LogEntry.AttrsEntry
+	41, // 5: avnode.plugin.v1.Event.attrs:type_name -> avnode.plugin.v1.Event.AttrsEntry
+	42, // 6: avnode.plugin.v1.LogEntry.attrs:type_name -> avnode.plugin.v1.LogEntry.AttrsEntry
 	1,  // 7: avnode.plugin.v1.MetricSample.kind:type_name -> avnode.plugin.v1.MetricSample.Kind
 	31, // 8: avnode.plugin.v1.StreamChunk.open:type_name -> avnode.plugin.v1.StreamOpen
 	4,  // 9: avnode.plugin.v1.CommandResult.diagnostics:type_name -> avnode.plugin.v1.Diagnostics
@@ -2595,34 +2765,38 @@ var file_pluginpb_plugin_proto_depIdxs = []int32{
 	15, // 33: avnode.plugin.v1.Host.OfferZone:input_type -> avnode.plugin.v1.RecordValue
 	38, // 34: avnode.plugin.v1.Host.AttestCopy:input_type -> avnode.plugin.v1.CopyRef
 	38, // 35: avnode.plugin.v1.Host.FindCopies:input_type -> avnode.plugin.v1.CopyRef
-	6,  // 36: avnode.plugin.v1.Role.Describe:output_type -> avnode.plugin.v1.Description
-	4,  // 37: avnode.plugin.v1.Role.ValidateConfig:output_type -> avnode.plugin.v1.Diagnostics
-	4,  // 38: avnode.plugin.v1.Role.Start:output_type -> avnode.plugin.v1.Diagnostics
-	4,  // 39: avnode.plugin.v1.Role.Stop:output_type -> avnode.plugin.v1.Diagnostics
-	36, // 40: avnode.plugin.v1.Role.Command:output_type -> avnode.plugin.v1.CommandResult
-	13, // 41: avnode.plugin.v1.Host.Resolve:output_type -> avnode.plugin.v1.Resolution
-	15, // 42: avnode.plugin.v1.Host.GetRecord:output_type -> avnode.plugin.v1.RecordValue
-	2,  // 43: avnode.plugin.v1.Host.PutRecord:output_type -> avnode.plugin.v1.Empty
-	17, // 44: avnode.plugin.v1.Host.SetZoneRecord:output_type -> avnode.plugin.v1.Zone
-	2,  // 45: avnode.plugin.v1.Host.Provide:output_type -> avnode.plugin.v1.Empty
-	19, // 46: avnode.plugin.v1.Host.FindProviders:output_type -> avnode.plugin.v1.Peers
-	21, // 47: avnode.plugin.v1.Host.Fetch:output_type -> avnode.plugin.v1.FetchResult
-	2,  // 48: avnode.plugin.v1.Host.Pin:output_type -> avnode.plugin.v1.Empty
-	2,  // 49: avnode.plugin.v1.Host.Unpin:output_type -> avnode.plugin.v1.Empty
-	24, // 50: avnode.plugin.v1.Host.Subscribe:output_type -> avnode.plugin.v1.Event
-	2,  // 51: avnode.plugin.v1.Host.Log:output_type -> avnode.plugin.v1.Empty
-	2,  // 52: avnode.plugin.v1.Host.Metric:output_type -> avnode.plugin.v1.Empty
-	2,  // 53: avnode.plugin.v1.Host.Publish:output_type -> avnode.plugin.v1.Empty
-	28, // 54: avnode.plugin.v1.Host.SubscribeTopic:output_type -> avnode.plugin.v1.TopicMessage
-	30, // 55: avnode.plugin.v1.Host.HandleProtocol:output_type -> avnode.plugin.v1.IncomingStream
-	32, // 56: avnode.plugin.v1.Host.Stream:output_type -> avnode.plugin.v1.StreamChunk
-	34, // 57: avnode.plugin.v1.Host.Decide:output_type -> avnode.plugin.v1.PolicyVerdict
-	13, // 58: avnode.plugin.v1.Host.Claim:output_type -> avnode.plugin.v1.Resolution
-	13, // 59: avnode.plugin.v1.Host.OfferZone:output_type -> avnode.plugin.v1.Resolution
-	2,  // 60: avnode.plugin.v1.Host.AttestCopy:output_type -> avnode.plugin.v1.Empty
-	19, // 61: avnode.plugin.v1.Host.FindCopies:output_type -> avnode.plugin.v1.Peers
-	36, // [36:62] is the sub-list for method output_type
-	10, // [10:36] is the sub-list for method input_type
+	39, // 36: avnode.plugin.v1.Host.StartRelay:input_type -> avnode.plugin.v1.RelayConfig
+	2,  // 37: avnode.plugin.v1.Host.RelayStatus:input_type -> avnode.plugin.v1.Empty
+	6,  // 38: avnode.plugin.v1.Role.Describe:output_type -> avnode.plugin.v1.Description
+	4,  // 39: avnode.plugin.v1.Role.ValidateConfig:output_type -> avnode.plugin.v1.Diagnostics
+	4,  // 40: avnode.plugin.v1.Role.Start:output_type -> avnode.plugin.v1.Diagnostics
+	4,  // 41: avnode.plugin.v1.Role.Stop:output_type -> avnode.plugin.v1.Diagnostics
+	36, // 42: avnode.plugin.v1.Role.Command:output_type -> avnode.plugin.v1.CommandResult
+	13, // 43: avnode.plugin.v1.Host.Resolve:output_type -> avnode.plugin.v1.Resolution
+	15, // 44: avnode.plugin.v1.Host.GetRecord:output_type -> avnode.plugin.v1.RecordValue
+	2,  // 45: avnode.plugin.v1.Host.PutRecord:output_type -> avnode.plugin.v1.Empty
+	17, // 46: avnode.plugin.v1.Host.SetZoneRecord:output_type -> avnode.plugin.v1.Zone
+	2,  // 47: avnode.plugin.v1.Host.Provide:output_type -> avnode.plugin.v1.Empty
+	19, // 48: avnode.plugin.v1.Host.FindProviders:output_type -> avnode.plugin.v1.Peers
+	21, // 49: avnode.plugin.v1.Host.Fetch:output_type -> avnode.plugin.v1.FetchResult
+	2,  // 50: avnode.plugin.v1.Host.Pin:output_type -> avnode.plugin.v1.Empty
+	2,  // 51: avnode.plugin.v1.Host.Unpin:output_type -> avnode.plugin.v1.Empty
+	24, // 52: avnode.plugin.v1.Host.Subscribe:output_type -> avnode.plugin.v1.Event
+	2,  // 53: avnode.plugin.v1.Host.Log:output_type -> avnode.plugin.v1.Empty
+	2,  // 54: avnode.plugin.v1.Host.Metric:output_type -> avnode.plugin.v1.Empty
+	2,  // 55: avnode.plugin.v1.Host.Publish:output_type -> avnode.plugin.v1.Empty
+	28, // 56: avnode.plugin.v1.Host.SubscribeTopic:output_type -> avnode.plugin.v1.TopicMessage
+	30, // 57: avnode.plugin.v1.Host.HandleProtocol:output_type -> avnode.plugin.v1.IncomingStream
+	32, // 58: avnode.plugin.v1.Host.Stream:output_type -> avnode.plugin.v1.StreamChunk
+	34, // 59: avnode.plugin.v1.Host.Decide:output_type -> avnode.plugin.v1.PolicyVerdict
+	13, // 60: avnode.plugin.v1.Host.Claim:output_type -> avnode.plugin.v1.Resolution
+	13, // 61: avnode.plugin.v1.Host.OfferZone:output_type -> avnode.plugin.v1.Resolution
+	2,  // 62: avnode.plugin.v1.Host.AttestCopy:output_type -> avnode.plugin.v1.Empty
+	19, // 63: avnode.plugin.v1.Host.FindCopies:output_type -> avnode.plugin.v1.Peers
+	40, // 64: avnode.plugin.v1.Host.StartRelay:output_type -> avnode.plugin.v1.RelayStats
+	40, // 65: avnode.plugin.v1.Host.RelayStatus:output_type -> avnode.plugin.v1.RelayStats
+	38, // [38:66] is the sub-list for method output_type
+	10, // [10:38] is the sub-list for method input_type
 	10, // [10:10] is the sub-list for extension type_name
 	10, // [10:10] is the sub-list for extension extendee
 	0,  // [0:10] is the sub-list for field type_name
@@ -2646,7 +2820,7 @@ func file_pluginpb_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pluginpb_plugin_proto_rawDesc), len(file_pluginpb_plugin_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   39,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

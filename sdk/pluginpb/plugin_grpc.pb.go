@@ -316,6 +316,8 @@ const (
 	Host_OfferZone_FullMethodName      = "/avnode.plugin.v1.Host/OfferZone"
 	Host_AttestCopy_FullMethodName     = "/avnode.plugin.v1.Host/AttestCopy"
 	Host_FindCopies_FullMethodName     = "/avnode.plugin.v1.Host/FindCopies"
+	Host_StartRelay_FullMethodName     = "/avnode.plugin.v1.Host/StartRelay"
+	Host_RelayStatus_FullMethodName    = "/avnode.plugin.v1.Host/RelayStatus"
 )
 
 // HostClient is the client API for Host service.
@@ -361,6 +363,12 @@ type HostClient interface {
 	// FindCopies lists the peers that announced it.
 	AttestCopy(ctx context.Context, in *CopyRef, opts ...grpc.CallOption) (*Empty, error)
 	FindCopies(ctx context.Context, in *CopyRef, opts ...grpc.CallOption) (*Peers, error)
+	// StartRelay runs the node's circuit relay v2 service with these limits
+	// (called again: new limits) and announces the node as a relay in the
+	// DHT. The Lua relay_reserve hook, if a script has it, decides who may
+	// reserve. RelayStatus reports the service's counters.
+	StartRelay(ctx context.Context, in *RelayConfig, opts ...grpc.CallOption) (*RelayStats, error)
+	RelayStatus(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*RelayStats, error)
 }
 
 type hostClient struct {
@@ -611,6 +619,26 @@ func (c *hostClient) FindCopies(ctx context.Context, in *CopyRef, opts ...grpc.C
 	return out, nil
 }
 
+func (c *hostClient) StartRelay(ctx context.Context, in *RelayConfig, opts ...grpc.CallOption) (*RelayStats, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RelayStats)
+	err := c.cc.Invoke(ctx, Host_StartRelay_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hostClient) RelayStatus(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*RelayStats, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RelayStats)
+	err := c.cc.Invoke(ctx, Host_RelayStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // HostServer is the server API for Host service.
 // All implementations must embed UnimplementedHostServer
 // for forward compatibility.
@@ -654,6 +682,12 @@ type HostServer interface {
 	// FindCopies lists the peers that announced it.
 	AttestCopy(context.Context, *CopyRef) (*Empty, error)
 	FindCopies(context.Context, *CopyRef) (*Peers, error)
+	// StartRelay runs the node's circuit relay v2 service with these limits
+	// (called again: new limits) and announces the node as a relay in the
+	// DHT. The Lua relay_reserve hook, if a script has it, decides who may
+	// reserve. RelayStatus reports the service's counters.
+	StartRelay(context.Context, *RelayConfig) (*RelayStats, error)
+	RelayStatus(context.Context, *Empty) (*RelayStats, error)
 	mustEmbedUnimplementedHostServer()
 }
 
@@ -726,6 +760,12 @@ func (UnimplementedHostServer) AttestCopy(context.Context, *CopyRef) (*Empty, er
 }
 func (UnimplementedHostServer) FindCopies(context.Context, *CopyRef) (*Peers, error) {
 	return nil, status.Error(codes.Unimplemented, "method FindCopies not implemented")
+}
+func (UnimplementedHostServer) StartRelay(context.Context, *RelayConfig) (*RelayStats, error) {
+	return nil, status.Error(codes.Unimplemented, "method StartRelay not implemented")
+}
+func (UnimplementedHostServer) RelayStatus(context.Context, *Empty) (*RelayStats, error) {
+	return nil, status.Error(codes.Unimplemented, "method RelayStatus not implemented")
 }
 func (UnimplementedHostServer) mustEmbedUnimplementedHostServer() {}
 func (UnimplementedHostServer) testEmbeddedByValue()              {}
@@ -1094,6 +1134,42 @@ func _Host_FindCopies_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Host_StartRelay_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RelayConfig)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HostServer).StartRelay(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Host_StartRelay_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HostServer).StartRelay(ctx, req.(*RelayConfig))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Host_RelayStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Empty)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HostServer).RelayStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Host_RelayStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HostServer).RelayStatus(ctx, req.(*Empty))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Host_ServiceDesc is the grpc.ServiceDesc for Host service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1168,6 +1244,14 @@ var Host_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "FindCopies",
 			Handler:    _Host_FindCopies_Handler,
+		},
+		{
+			MethodName: "StartRelay",
+			Handler:    _Host_StartRelay_Handler,
+		},
+		{
+			MethodName: "RelayStatus",
+			Handler:    _Host_RelayStatus_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/avnode/avnode/sdk"
+	"github.com/avnode/avnode/sdk/pluginpb"
+)
+
+type config struct {
+	MaxReservations      int32  `json:"max_reservations"`        // default 128
+	MaxReservationsPerIP int32  `json:"max_reservations_per_ip"` // default 8
+	MaxCircuits          int32  `json:"max_circuits"`            // per peer; default 16
+	CircuitDuration      string `json:"circuit_duration"`        // default 2m
+	CircuitBytesMB       int64  `json:"circuit_bytes_mb"`        // per relayed connection and direction; default 16
+	ReservationTTL       string `json:"reservation_ttl"`         // default 1h
+}
+
+type relay struct {
+	cfg    config
+	limits *pluginpb.RelayConfig
+	host   sdk.Host
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (r *relay) Describe() sdk.Description {
+	return sdk.Description{
+		Name: "relay", Version: "0.1.0",
+		Summary:      "circuit relay v2 for nodes behind NAT, with limits, announced in the DHT",
+		Capabilities: []string{"relay"},
+		ConfigSchema: `{"type":"object","properties":{"max_reservations":{"type":"integer","minimum":1},` +
+			`"max_reservations_per_ip":{"type":"integer","minimum":1},"max_circuits":{"type":"integer","minimum":1},` +
+			`"circuit_duration":{"type":"string"},"circuit_bytes_mb":{"type":"integer","minimum":1},` +
+			`"reservation_ttl":{"type":"string"}},"additionalProperties":false}`,
+	}
+}
+
+func (r *relay) ValidateConfig(raw json.RawMessage) sdk.Diagnostics {
+	r.cfg = config{MaxReservations: 128, MaxReservationsPerIP: 8, MaxCircuits: 16, CircuitBytesMB: 16}
+	if err := sdk.DecodeStrict(raw, &r.cfg); err != nil {
+		return sdk.Diagnostics{sdk.Errorf("config is not valid: %v", err)}
+	}
+	var diags sdk.Diagnostics
+	duration := func(attr, s string, def time.Duration) int64 {
+		if s == "" {
+			return int64(def / time.Second)
+		}
+		d, err := time.ParseDuration(s)
+		if err != nil || d < time.Second {
+			diags = append(diags, sdk.Errorf("%q is not a duration of at least 1s", s).WithAttribute(attr))
+		}
+		return int64(d / time.Second)
+	}
+	positive := func(attr string, v int64) {
+		if v <= 0 {
+			diags = append(diags, sdk.Errorf("%s must be at least 1", attr).WithAttribute(attr))
+		}
+	}
+	positive("max_reservations", int64(r.cfg.MaxReservations))
+	positive("max_reservations_per_ip", int64(r.cfg.MaxReservationsPerIP))
+	positive("max_circuits", int64(r.cfg.MaxCircuits))
+	positive("circuit_bytes_mb", r.cfg.CircuitBytesMB)
+	r.limits = &pluginpb.RelayConfig{
+		MaxReservations: r.cfg.MaxReservations, MaxReservationsPerIp: r.cfg.MaxReservationsPerIP,
+		MaxCircuits:            r.cfg.MaxCircuits,
+		CircuitDurationSeconds: duration("circuit_duration", r.cfg.CircuitDuration, 2*time.Minute),
+		CircuitBytes:           r.cfg.CircuitBytesMB << 20,
+		ReservationTtlSeconds:  duration("reservation_ttl", r.cfg.ReservationTTL, time.Hour),
+	}
+	return diags
+}
+
+func (r *relay) Start(ctx context.Context, _ json.RawMessage, host sdk.Host) sdk.Diagnostics {
+	r.host = host
+	if _, err := host.StartRelay(ctx, r.limits); err != nil {
+		return sdk.Diagnostics{sdk.Errorf("start the relay service: %v", err)}
+	}
+	var loopCtx context.Context
+	loopCtx, r.cancel = context.WithCancel(context.Background())
+	r.done = make(chan struct{})
+	go r.report(loopCtx)
+	host.Logger().Info("relay running", "max_reservations", r.limits.GetMaxReservations(),
+		"circuit_bytes", r.limits.GetCircuitBytes(), "circuit_duration_s", r.limits.GetCircuitDurationSeconds())
+	return nil
+}
+
+// report mirrors the relay's counters into the role's metrics. The node
+// also exports libp2p's own relay metrics (libp2p_relaysvc_*: reservations,
+// connections, bytes).
+func (r *relay) report(ctx context.Context) {
+	defer close(r.done)
+	tick := time.NewTicker(10 * time.Second)
+	defer tick.Stop()
+	for {
+		if st, err := r.host.RelayStatus(ctx); err == nil {
+			r.host.Gauge("reservations_accepted", "relay reservations accepted since start", float64(st.GetReservations()))
+			r.host.Gauge("reservations_refused", "relay reservations refused by the relay_reserve policy", float64(st.GetRefused()))
+			r.host.Gauge("circuits", "relayed connections opened since start", float64(st.GetCircuits()))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// Stop leaves the service to the node: it ends with the node.
+func (r *relay) Stop(context.Context) sdk.Diagnostics {
+	if r.cancel != nil {
+		r.cancel()
+		<-r.done
+	}
+	return nil
+}
+
+// Command answers `avnode roles call relay status`.
+func (r *relay) Command(ctx context.Context, name string, args []string) (any, sdk.Diagnostics) {
+	if name != "status" || len(args) != 0 {
+		return nil, sdk.Diagnostics{sdk.Errorf("unknown command %q %v; the relay takes: status", name, args)}
+	}
+	st, err := r.host.RelayStatus(ctx)
+	if err != nil {
+		return nil, sdk.Diagnostics{sdk.Errorf("relay status: %v", err)}
+	}
+	return map[string]any{"running": st.GetRunning(), "reservations": st.GetReservations(), "refused": st.GetRefused(),
+		"circuits": st.GetCircuits(), "limits": r.limits}, nil
+}
