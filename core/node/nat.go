@@ -142,19 +142,21 @@ func (n *Node) StartRelay(limits RelayLimits, gate RelayGate) error {
 	if n.registerer != nil {
 		opts = append(opts, relay.WithMetricsTracer(relay.NewMetricsTracer(relay.WithRegisterer(n.registerer))))
 	}
+	// One service at a time: closing the old one removes the protocol
+	// handler, so it goes before the new one sets it.
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	first := n.relay == nil
+	if !first {
+		n.relay.svc.Close()
+		n.relay = nil
+	}
 	svc, err := relay.New(n.Host, opts...)
 	if err != nil {
 		return fmt.Errorf("start relay: %w", err)
 	}
 	rs.svc = svc
-	n.mu.Lock()
-	old := n.relay
 	n.relay = rs
-	first := old == nil
-	n.mu.Unlock()
-	if old != nil {
-		old.svc.Close()
-	}
 	if first {
 		n.wg.Add(1)
 		go n.announceRelay()

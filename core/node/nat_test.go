@@ -1,0 +1,81 @@
+package node
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	ds "github.com/ipfs/go-datastore"
+	dssync "github.com/ipfs/go-datastore/sync"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/avnode/avnode/core/config"
+)
+
+func loopbackNode(t *testing.T, reachability string) *Node {
+	t.Helper()
+	cfg, err := config.Load(config.Sources{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
+	cfg.NAT.Reachability = reachability
+	key, _, err := crypto.GenerateEd25519Key(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := New(Options{Config: cfg, Key: key, Datastore: dssync.MutexWrap(ds.NewMapDatastore()),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+// The relay service refuses bad limits, asks its gate for each reservation
+// and counts what it accepted and refused (since its last start); it can be
+// started again, with new limits.
+func TestRelayServiceGatesAndCounts(t *testing.T) {
+	relay, peerNode := loopbackNode(t, "public"), loopbackNode(t, "private")
+	if err := relay.StartRelay(RelayLimits{}, nil); err == nil {
+		t.Fatal("zero limits accepted")
+	}
+	if st := relay.RelayStats(); st.Running {
+		t.Fatalf("running after a refused start: %+v", st)
+	}
+	limits := RelayLimits{MaxReservations: 4, MaxCircuits: 2, CircuitDuration: time.Minute, CircuitBytes: 1 << 20}
+	var allow atomic.Bool
+	gate := func(peer.ID, ma.Multiaddr) (bool, string) { return allow.Load(), "not on the list" }
+	if err := relay.StartRelay(limits, gate); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	info := peer.AddrInfo{ID: relay.Host.ID(), Addrs: relay.Host.Addrs()}
+	if err := peerNode.Host.Connect(ctx, info); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Reserve(ctx, peerNode.Host, info); err == nil {
+		t.Fatal("the gate said no, yet the reservation was accepted")
+	}
+	if st := relay.RelayStats(); !st.Running || st.Refused != 1 || st.Reservations != 0 {
+		t.Fatalf("after a refusal: %+v", st)
+	}
+	allow.Store(true)
+	if err := relay.StartRelay(limits, gate); err != nil { // a restart with the same limits
+		t.Fatal(err)
+	}
+	if _, err := client.Reserve(ctx, peerNode.Host, info); err != nil {
+		t.Fatalf("reservation refused: %v", err)
+	}
+	if st := relay.RelayStats(); !st.Running || st.Reservations != 1 || st.Refused != 0 {
+		t.Fatalf("after the restart: %+v", st)
+	}
+}
