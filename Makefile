@@ -11,7 +11,7 @@ RACE_PKGS := ./...
 # `make test-long` fuzzes for minutes.
 FUZZTIME ?= 20000x
 
-.PHONY: build run test test-long vet fmt fuzz proto clean
+.PHONY: build run test test-deps test-long vet fmt fuzz proto clean
 
 # The node, its shipped roles (found next to the binary), and the example
 # third-party role built out of tree (its own module, requiring only the sdk).
@@ -31,11 +31,23 @@ vet:
 	cd sdk && $(GO) vet ./...
 	cd sdk/examples/pinner && $(GO) vet ./...
 
-test: build vet
+test: build vet test-deps
 	$(GO) test -race -count=1 -p 1 -timeout 15m $(RACE_PKGS)
 	cd sdk && $(GO) test -race -count=1 -timeout 5m ./...
 	cd sdk/examples/pinner && $(GO) test -race -count=1 ./...
 	$(MAKE) fuzz
+
+# The NAT traversal test (cmd/avnode) builds network namespaces with iproute2
+# and iptables routers: install them from Debian's packages when missing.
+test-deps:
+	@if ! command -v iptables >/dev/null || ! command -v ip >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing iptables and iproute2 for the NAT traversal test"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends iptables iproute2 >/dev/null; \
+	  else \
+	    echo "note: the NAT traversal test needs root with iptables and iproute2; without network namespaces it skips"; \
+	  fi; \
+	fi
 
 test-long:
 	$(MAKE) fuzz FUZZTIME=1000000x

@@ -72,6 +72,7 @@ type Node struct {
 	// kad is the DHT for goroutines libp2p starts before New returns (the
 	// relay finder); DHT is nil-ed by Close, kad is not.
 	kad atomic.Pointer[dht.IpfsDHT]
+	up  atomic.Bool // libp2p.New returned: the host listens
 
 	mu           sync.Mutex
 	reachability network.Reachability
@@ -102,6 +103,7 @@ func New(opts Options) (*Node, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n.Host, n.DHT, n.ctx, n.cancel = h, kad, ctx, cancel
+	n.up.Store(true)
 	if err := n.watchReachability(ctx); err != nil {
 		n.Close()
 		return nil, err
@@ -180,8 +182,17 @@ func (n *Node) dhtOptions(opts Options) []dht.Option {
 		dhtOpts = append(dhtOpts, dht.OnRequestHook(refusePut(opts.StorePolicy, n.log)))
 	}
 	if peers := bootstrapPeers(cfg); len(peers) > 0 {
-		// The DHT reconnects to these by itself when its routing table runs empty.
-		dhtOpts = append(dhtOpts, dht.BootstrapPeers(peers...))
+		// The DHT reconnects to these by itself when its routing table runs
+		// empty; but not while libp2p.New is still running: a dial before the
+		// host listens leaves from a random port, so a node behind NAT would
+		// never learn its mapped address and could not hole punch. Bootstrap
+		// dials them once the host is up.
+		dhtOpts = append(dhtOpts, dht.BootstrapPeersFunc(func() []peer.AddrInfo {
+			if !n.up.Load() {
+				return nil
+			}
+			return peers
+		}))
 	}
 	return dhtOpts
 }
