@@ -134,6 +134,13 @@ func startDaemonWithEnv(t testing.TB, repo string, env []string, args ...string)
 	full = append(full, args...)
 	cmd := exec.Command(avnodeBin, full...)
 	cmd.Env = append(cleanEnv(), env...)
+	return launchDaemon(t, repo, cmd)
+}
+
+// launchDaemon starts cmd, an `avnode run` for repo, and waits for its ready
+// line; the process is killed when the test ends.
+func launchDaemon(t testing.TB, repo string, cmd *exec.Cmd) *proc {
+	t.Helper()
 	d := &proc{t: t, repo: repo, cmd: cmd, exited: make(chan struct{}), log: &syncWriter{}}
 	cmd.Stderr = d.log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

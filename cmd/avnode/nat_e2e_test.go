@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,7 +11,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -425,35 +423,8 @@ func (n *natNet) start(t *testing.T, name, ns string, args ...string) *proc {
 	full := append([]string{"netns", "exec", ns, avnodeBin, "run", "--repo", repo, "--metrics.listen", ""}, args...)
 	cmd := exec.Command("ip", full...)
 	cmd.Env = cleanEnv()
-	d := &proc{t: t, repo: repo, cmd: cmd, exited: make(chan struct{}), log: &syncWriter{}}
-	cmd.Stderr = d.log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { cmd.Wait(); close(d.exited) }()
+	d := launchDaemon(t, repo, cmd)
 	n.procs[name] = d
-	ready := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "avnode ready:") {
-				ready <- sc.Text()
-			}
-		}
-	}()
-	select {
-	case line := <-ready:
-		d.peerID = strings.Fields(line)[3]
-	case <-d.exited:
-		t.Fatalf("%s exited before ready:\n%s", name, d.log)
-	case <-time.After(30 * time.Second):
-		t.Fatalf("%s not ready in 30s:\n%s", name, d.log)
-	}
 	return d
 }
 
