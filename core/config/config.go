@@ -406,8 +406,8 @@ func (c *Config) validatePolicy() error {
 	if c.Policy.Budget <= 0 || c.Policy.Budget.D() > 10*time.Second {
 		return fmt.Errorf("policy.budget: %s must be above 0 and at most 10s: hooks run inside the node's requests", c.Policy.Budget.D())
 	}
-	if c.Policy.MemoryMB < 64 {
-		return fmt.Errorf("policy.memory_mb: %d is too small to run scripts; at least 64", c.Policy.MemoryMB)
+	if c.Policy.MemoryMB < 128 { // what a policy worker process needs (core/policy)
+		return fmt.Errorf("policy.memory_mb: %d is too small to run scripts; at least 128", c.Policy.MemoryMB)
 	}
 	for hook, fb := range c.Policy.Fallbacks {
 		if !slices.Contains([]string{"allow", "deny", "default"}, fb) {
