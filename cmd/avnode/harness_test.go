@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -116,9 +115,8 @@ type proc struct {
 	log    *syncWriter
 }
 
-// startDaemon runs `avnode run` on loopback with any free port (TCP and
-// QUIC, unless args hold a --listen) and waits for its ready line. The
-// process is killed when the test ends.
+// startDaemon runs `avnode run` on loopback with any free port and waits for
+// its ready line. The process is killed when the test ends.
 func startDaemon(t testing.TB, repo string, args ...string) *proc {
 	t.Helper()
 	return startDaemonWithEnv(t, repo, nil, args...)
@@ -127,11 +125,9 @@ func startDaemon(t testing.TB, repo string, args ...string) *proc {
 // startDaemonWithEnv is startDaemon with extra environment variables.
 func startDaemonWithEnv(t testing.TB, repo string, env []string, args ...string) *proc {
 	t.Helper()
-	full := []string{"run", "--repo", repo, "--metrics.listen", ""}
-	if !slices.Contains(args, "--listen") {
-		full = append(full, "--listen", "/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/udp/0/quic-v1")
-	}
-	full = append(full, args...)
+	full := append([]string{"run", "--repo", repo,
+		"--listen", "/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/udp/0/quic-v1",
+		"--metrics.listen", ""}, args...)
 	cmd := exec.Command(avnodeBin, full...)
 	cmd.Env = append(cleanEnv(), env...)
 	return launchDaemon(t, repo, cmd)

@@ -51,9 +51,10 @@ func waitMirrored(t testing.TB, d *proc, name string, seq uint64, root string, w
 
 // Beacon A hosts a name; mirrors B and C follow it. C learns a new version
 // through pub/sub alone (its re-resolve interval is an hour), B catches up
-// when it comes back, forged and rolled-back zones are refused, and with A
-// killed and the DHT's record lifetime (20 s here) past, the name still
-// resolves, from the mirrors' puts, and its content comes from the mirrors.
+// when it comes back, forged and rolled-back zones are refused; A stops and
+// says so, the mirrors republish at once, and with the DHT's record lifetime
+// (20 s here) past, the name still resolves, from the mirrors' puts, and its
+// content comes from the mirrors.
 func TestBeaconAndMirrorsKeepANameAlive(t *testing.T) {
 	const name = "alive.avtr"
 	// Resolvers cache zones for 1 s only, so resolves see what the DHT holds.
@@ -63,11 +64,7 @@ func TestBeaconAndMirrorsKeepANameAlive(t *testing.T) {
 
 	beaconCfg := writeConfig(t, map[string]any{"role_config": map[string]any{
 		"beacon": map[string]any{"names": []map[string]any{{"name": name, "key": "k", "copies": 2}}, "interval": "2s"}}})
-	// A listens on TCP only, so its peers see it gone at once when it is
-	// killed; over QUIC a killed peer looks alive until the idle timeout
-	// (30 s), which stalls DHT lookups past the short record lifetime here.
-	a := startDaemon(t, filepath.Join(t.TempDir(), "a"), append(join, "--roles", "beacon", "--config", beaconCfg,
-		"--listen", "/ip4/127.0.0.1/tcp/0")...)
+	a := startDaemon(t, filepath.Join(t.TempDir(), "a"), append(join, "--roles", "beacon", "--config", beaconCfg)...)
 	mustCLI(t, a.repo, "key", "gen", "k")
 	eventually(t, 30*time.Second, "the beacon claims the name and lists itself as HOST", func() error {
 		var res struct {
@@ -139,9 +136,17 @@ func TestBeaconAndMirrorsKeepANameAlive(t *testing.T) {
 		return nil
 	})
 
-	// The owner goes: the name still resolves and its content comes from
-	// the mirrors.
-	a.kill()
+	// The owner goes, saying so: the mirrors take over at once. Then the name
+	// still resolves and its content comes from the mirrors.
+	a.stop()
+	eventually(t, 15*time.Second, "the mirrors hear the beacon leave", func() error {
+		for _, m := range []*proc{b, c} {
+			if !strings.Contains(m.log.String(), "a host of the name is leaving") {
+				return fmt.Errorf("%s did not:\n%s", m.repo, grepLog(m.log.String(), "leaving", "republish"))
+			}
+		}
+		return nil
+	})
 	reader := nodes[3]
 	// Past the DHT's record lifetime, only the mirrors' puts keep the name.
 	time.Sleep(25 * time.Second)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/avnode/avnode/sdk"
@@ -85,7 +86,14 @@ func (f *follower) run(ctx context.Context) {
 // onMessage takes a zone announced on the topic, through the node's checks.
 func (f *follower) onMessage(ctx context.Context, msg *pluginpb.TopicMessage) {
 	var nm sdk.NameMessage
-	if json.Unmarshal(msg.GetData(), &nm) != nil || nm.Kind != sdk.KindZone {
+	if json.Unmarshal(msg.GetData(), &nm) != nil {
+		return
+	}
+	if nm.Kind == sdk.KindLeaving {
+		f.onLeaving(ctx, msg.GetFrom())
+		return
+	}
+	if nm.Kind != sdk.KindZone {
 		return
 	}
 	res, err := f.m.host.OfferZone(ctx, "/avtr-zone/"+f.name, nm.Zone)
@@ -96,6 +104,18 @@ func (f *follower) onMessage(ctx context.Context, msg *pluginpb.TopicMessage) {
 		return
 	}
 	f.sync(ctx, res)
+}
+
+// onLeaving takes over at once when one of the name's hosts says it is going
+// offline (messages are signed by their sender, so From is that host): the
+// mirror puts the owner's records now rather than at its next republish.
+func (f *follower) onLeaving(ctx context.Context, from string) {
+	st, _ := f.m.get(f.name)
+	if !slices.Contains(st.Sources, from) {
+		return
+	}
+	f.m.host.Logger().Info("a host of the name is leaving; republishing now", "name", f.name, "host", from)
+	f.republish(ctx)
 }
 
 // sync brings the mirror to the name's current version: res if given (an
