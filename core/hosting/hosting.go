@@ -144,16 +144,17 @@ func (s *Service) Publish(ctx context.Context, dir, name string, report func(Pro
 		res.Provided = s.provide(ctx, imp.Root)
 		return res, nil
 	}
+	// Announce the content before the zone points at it, so that whoever
+	// hears of the new version (a mirror, on pub/sub) finds its providers.
 	res.Name = name
-	if _, err := s.names.ChangeRecord(ctx, naming.RecordChange{Name: name, Type: "ROOT", Value: imp.Root.String()}); err != nil {
-		return nil, err
-	}
-	zone, err := s.names.ChangeRecord(ctx, naming.RecordChange{Name: name, Type: "HOST", Value: s.host.ID().String()})
+	res.Provided = s.provide(ctx, imp.Root)
+	zone, err := s.names.ChangeRecord(ctx,
+		naming.RecordChange{Name: name, Type: "ROOT", Value: imp.Root.String()},
+		naming.RecordChange{Name: name, Type: "HOST", Value: s.host.ID().String()})
 	if err != nil {
 		return nil, err
 	}
 	res.Seq = zone.Seq
-	res.Provided = s.provide(ctx, imp.Root)
 	return res, nil
 }
 

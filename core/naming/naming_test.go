@@ -383,3 +383,41 @@ func TestConcurrentZoneChangesAreAllKept(t *testing.T) {
 		t.Fatalf("kept %d of 8 concurrent TXT records: %+v", len(zone.Records), zone.Records)
 	}
 }
+
+// Several changes to one zone make one signed version; a change to another
+// name, or a bad one, leaves the zone as it was.
+func TestChangesSignedAsOneVersion(t *testing.T) {
+	nodes := newTestNetwork(t, 4, nil)
+	owner := nodes[0]
+	claimName(t, owner, "site.avtr", "site")
+	ctx := ctxFor(t, time.Minute)
+	first, err := owner.names.ChangeRecord(ctx, RecordChange{Name: "site.avtr", Type: "TXT", Value: "v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	both, err := owner.names.ChangeRecord(ctx,
+		RecordChange{Name: "site.avtr", Type: "ROOT", Value: "bafkqaaa"},
+		RecordChange{Name: "site.avtr", Type: "HOST", Value: owner.id().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if both.Seq != first.Seq+1 || len(both.Records) != 3 {
+		t.Fatalf("two changes made %+v after seq %d", both, first.Seq)
+	}
+	for _, bad := range [][]RecordChange{
+		{{Name: "site.avtr", Type: "TXT", Value: "v2"}, {Name: "other.avtr", Type: "TXT", Value: "x"}},
+		{{Name: "site.avtr", Type: "TXT", Value: "v2"}, {Name: "site.avtr", Type: "NOPE", Value: "x"}},
+		{{Name: "site.avtr", Type: "TXT", Value: "v2"}, {Name: "site.avtr", Type: "SAT", Remove: true}},
+	} {
+		if _, err := owner.names.ChangeRecord(ctx, bad[0], bad[1:]...); err == nil {
+			t.Fatalf("%+v was taken", bad)
+		}
+	}
+	records, err := owner.names.ListRecords(ctx, "site.avtr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if records.Seq != both.Seq || len(records.Records) != 3 {
+		t.Fatalf("a refused change touched the zone: %+v", records)
+	}
+}

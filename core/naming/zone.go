@@ -50,31 +50,49 @@ func zoneInfo(z *names.Zone) *ZoneInfo {
 }
 
 // ChangeRecord applies a set or rm to an owned name's zone, bumps the
-// sequence, re-signs and publishes it.
-func (s *Service) ChangeRecord(ctx context.Context, ch RecordChange) (*ZoneInfo, error) {
+// sequence, re-signs and publishes it. More changes of the same name go
+// into the same signed version, so that no one sees a half-made zone (a
+// ROOT without its HOST).
+func (s *Service) ChangeRecord(ctx context.Context, ch RecordChange, more ...RecordChange) (*ZoneInfo, error) {
 	n, err := names.Parse(ch.Name)
 	if err != nil {
 		return nil, err
 	}
-	typ, err := names.ParseRecordType(ch.Type)
-	if err != nil {
-		return nil, err
+	changes := append([]RecordChange{ch}, more...)
+	types := make([]names.RecordType, len(changes))
+	for i, c := range changes {
+		if other, err := names.Parse(c.Name); err != nil || other.Registered() != n.Registered() {
+			return nil, fmt.Errorf("change %s: all changes must be to the zone of %s", c.Name, n.Registered())
+		}
+		if types[i], err = names.ParseRecordType(c.Type); err != nil {
+			return nil, err
+		}
 	}
-	label := joinLabels(ch.Label, n.Sub())
 	z, err := s.updateZone(ctx, n, func(z *names.Zone) error {
-		if ch.TTL > 0 {
-			z.TTL = ch.TTL.Truncate(time.Second)
+		for i, c := range changes {
+			if err := applyChange(z, c, types[i]); err != nil {
+				return err
+			}
 		}
-		if ch.Remove {
-			return removeRecords(z, typ, label, ch.Value)
-		}
-		z.Records = setRecord(z.Records, names.Record{Type: typ, Label: label, Value: ch.Value})
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	return zoneInfo(z), nil
+}
+
+func applyChange(z *names.Zone, ch RecordChange, typ names.RecordType) error {
+	n, _ := names.Parse(ch.Name) // checked by ChangeRecord
+	label := joinLabels(ch.Label, n.Sub())
+	if ch.TTL > 0 {
+		z.TTL = ch.TTL.Truncate(time.Second)
+	}
+	if ch.Remove {
+		return removeRecords(z, typ, label, ch.Value)
+	}
+	z.Records = setRecord(z.Records, names.Record{Type: typ, Label: label, Value: ch.Value})
+	return nil
 }
 
 func joinLabels(flag, sub string) string {

@@ -58,7 +58,8 @@ func (f *follower) run(ctx context.Context) {
 			f.m.host.Logger().Warn("subscribe to name topic; re-resolving only", "name", f.name, "err", err)
 		}
 	}
-	f.sync(ctx, nil)
+	var retry retrier
+	retry.after(f.sync(ctx, nil), f.m.resolveEvery)
 	resolve := time.NewTicker(f.m.resolveEvery)
 	defer resolve.Stop()
 	republish := time.NewTicker(f.m.repubE)
@@ -72,38 +73,60 @@ func (f *follower) run(ctx context.Context) {
 				msgs = nil // the node went; the tickers go on
 				continue
 			}
-			f.onMessage(ctx, msg)
+			retry.after(f.onMessage(ctx, msg), f.m.resolveEvery)
 		case <-f.kick:
-			f.sync(ctx, nil)
+			retry.after(f.sync(ctx, nil), f.m.resolveEvery)
+		case <-retry.due:
+			retry.after(f.sync(ctx, nil), f.m.resolveEvery)
 		case <-resolve.C:
-			f.sync(ctx, nil)
+			retry.after(f.sync(ctx, nil), f.m.resolveEvery)
 		case <-republish.C:
 			f.republish(ctx)
 		}
 	}
 }
 
-// onMessage takes a zone announced on the topic, through the node's checks.
-func (f *follower) onMessage(ctx context.Context, msg *pluginpb.TopicMessage) {
+// retrier schedules another sync soon after a failed one (the content's
+// providers may not be announced yet, a host may be restarting), backing
+// off from 2 s up to the resolve interval.
+type retrier struct {
+	due  <-chan time.Time
+	wait time.Duration
+}
+
+const firstRetry = 2 * time.Second
+
+func (r *retrier) after(err error, longest time.Duration) {
+	if err == nil {
+		r.due, r.wait = nil, 0
+		return
+	}
+	r.wait = min(max(2*r.wait, firstRetry), longest)
+	r.due = time.After(r.wait)
+}
+
+// onMessage takes a zone announced on the topic, through the node's checks;
+// it returns a failed sync's error.
+func (f *follower) onMessage(ctx context.Context, msg *pluginpb.TopicMessage) error {
 	var nm sdk.NameMessage
 	if json.Unmarshal(msg.GetData(), &nm) != nil {
-		return
+		return nil
 	}
 	if nm.Kind == sdk.KindLeaving {
 		f.onLeaving(ctx, msg.GetFrom())
-		return
+		return nil
 	}
 	if nm.Kind != sdk.KindZone {
-		return
+		return nil
 	}
 	res, err := f.m.host.OfferZone(ctx, "/avtr-zone/"+f.name, nm.Zone)
 	if err != nil {
 		f.m.host.Logger().Warn("zone refused", "name", f.name, "from", msg.GetFrom(), "err", err)
 		f.m.host.CounterAdd("zones_refused", "zones offered over pub/sub that failed the node's checks", 1)
 		f.m.update(f.name, func(st *nameState) { st.Refused++ })
-		return
+		return nil
 	}
-	f.sync(ctx, res)
+	return f.sync(ctx, res)
 }
 
 // onLeaving takes over at once when one of the name's hosts says it is going
@@ -119,13 +142,15 @@ func (f *follower) onLeaving(ctx context.Context, from string) {
 }
 
 // sync brings the mirror to the name's current version: res if given (an
-// accepted zone), else a fresh resolve.
-func (f *follower) sync(ctx context.Context, res *pluginpb.Resolution) {
+// accepted zone), else a fresh resolve. The error is also kept in the
+// name's status.
+func (f *follower) sync(ctx context.Context, res *pluginpb.Resolution) error {
 	err := f.syncErr(ctx, res)
 	f.m.update(f.name, func(st *nameState) { st.Error = errText(err) })
 	if err != nil {
 		f.m.host.Logger().Warn("mirror sync", "name", f.name, "err", err)
 	}
+	return err
 }
 
 func (f *follower) syncErr(ctx context.Context, res *pluginpb.Resolution) error {
