@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/avnode/avnode/core/config"
 	"github.com/avnode/avnode/core/content"
 	"github.com/avnode/avnode/core/hosting"
 	"github.com/avnode/avnode/core/names"
@@ -34,9 +35,15 @@ type HostAPI struct {
 	Hosting *hosting.Service
 	Policy  *policy.Policy
 	Logger  *slog.Logger
-	metrics *pluginMetrics
-	streams *streamRegistry
-	role    string
+	// Config is the node's effective config, for NodeConfig; Services
+	// collects what SetService reports; Roles answers CallRole. Set them
+	// before the first role starts.
+	Config   *config.Config
+	Services *Services
+	Roles    *Manager
+	metrics  *pluginMetrics
+	streams  *streamRegistry
+	role     string
 }
 
 // NewHostAPI builds the host API over the node's services.
@@ -155,14 +162,6 @@ func (h *HostAPI) FindProviders(ctx context.Context, req *pluginpb.ContentRef) (
 		out.PeerIds = append(out.PeerIds, info.ID.String())
 	}
 	return out, nil
-}
-
-func (h *HostAPI) Fetch(ctx context.Context, req *pluginpb.FetchRequest) (*pluginpb.FetchResult, error) {
-	res, err := h.Hosting.Fetch(ctx, req.GetTarget(), nil, nil)
-	if err != nil {
-		return nil, grpcError(err)
-	}
-	return &pluginpb.FetchResult{Root: res.Root, Cid: res.CID, Kind: res.Kind, Size: res.Size, BlocksFetched: int32(res.Stats.Fetched)}, nil
 }
 
 func (h *HostAPI) Pin(ctx context.Context, req *pluginpb.PinRequest) (*pluginpb.Empty, error) {

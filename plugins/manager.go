@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -191,6 +192,8 @@ type Status struct {
 	Version   string `json:"version,omitempty"`
 	LastError string `json:"last_error,omitempty"`
 	Path      string `json:"path,omitempty"`
+	// Capabilities are what the running plugin said it does.
+	Capabilities []string `json:"capabilities,omitempty"`
 }
 
 // Statuses lists the enabled roles, sorted by name.
@@ -206,6 +209,18 @@ func (m *Manager) Statuses() []Status {
 		out = append(out, s.status())
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// WithCapability lists the running roles whose plugin declares capability,
+// sorted by name.
+func (m *Manager) WithCapability(capability string) []string {
+	var out []string
+	for _, st := range m.Statuses() {
+		if st.State == "running" && slices.Contains(st.Capabilities, capability) {
+			out = append(out, st.Name)
+		}
+	}
 	return out
 }
 

@@ -275,7 +275,7 @@ func (s *supervisor) start(role *sdk.RoleClient) error {
 		return permanent(fmt.Errorf("role %s: the plugin speaks protocol version %d, this node %d; use a plugin built for this avnode",
 			s.role, desc.GetProtocolVersion(), sdk.ProtocolVersion))
 	}
-	s.set(func(st *Status) { st.Version = desc.GetVersion() })
+	s.set(func(st *Status) { st.Version, st.Capabilities = desc.GetVersion(), desc.GetCapabilities() })
 	diags, err := role.ValidateConfig(ctx, &pluginpb.ConfigRequest{ConfigJson: s.config})
 	if err != nil {
 		return fmt.Errorf("role %s: validate config: %w", s.role, err)

@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -77,6 +78,22 @@ type Host interface {
 	// reports its counters.
 	StartRelay(ctx context.Context, limits *pluginpb.RelayConfig) (*pluginpb.RelayStats, error)
 	RelayStatus(ctx context.Context) (*pluginpb.RelayStats, error)
+	// FetchFrom is Fetch from these peers only, with no DHT provider lookup:
+	// a satellite fetching through its beacon.
+	FetchFrom(ctx context.Context, target string, peers []string) (*pluginpb.FetchResult, error)
+	// ReadFile reads a file in the node's store (Fetch it first): length
+	// bytes from offset, length 0 meaning to the end. Close it when done.
+	ReadFile(ctx context.Context, cid string, offset, length int64) (io.ReadCloser, error)
+	// NodeConfig decodes one key of the node's effective config into v,
+	// e.g. "gateway.listen" into a string.
+	NodeConfig(ctx context.Context, key string, v any) error
+	// SetService tells the node of a service the role runs (name "gateway",
+	// url "http://127.0.0.1:8080"); `avnode id --json` shows it. An empty
+	// url removes it.
+	SetService(ctx context.Context, name, url string) error
+	// CallRole runs a command of another running role and returns its JSON
+	// output: how one plugin hands work to another.
+	CallRole(ctx context.Context, role, command string, args ...string) (json.RawMessage, error)
 	// DataDir is a folder the role owns in the node's repo, for its state.
 	DataDir() string
 	// PeerID is the node's own peer ID.

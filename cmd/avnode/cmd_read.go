@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -48,6 +50,9 @@ through relay reservations; they are among addrs too.`,
 			w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 			fmt.Fprintf(w, "peer id\t%s\nagent\t%s\nroles\t%s\nreachability\t%s\ndht mode\t%s\nuptime\t%s\n",
 				info.PeerID, info.Agent, roles, info.Reachability, info.DHTMode, info.Uptime)
+			for _, name := range slices.Sorted(maps.Keys(info.Services)) {
+				fmt.Fprintf(w, "%s\t%s\n", name, info.Services[name])
+			}
 			w.Flush()
 			fmt.Println("addresses")
 			for _, a := range info.Addrs {

@@ -57,9 +57,13 @@ type Config struct {
 		ResolveQuorum     int      `koanf:"resolve_quorum" json:"resolve_quorum"`
 	} `koanf:"names" json:"names"`
 	Content struct {
-		CacheMaxMB   int `koanf:"cache_max_mb" json:"cache_max_mb"`
-		FetchSources int `koanf:"fetch_sources" json:"fetch_sources"`
+		CacheMaxMB   int  `koanf:"cache_max_mb" json:"cache_max_mb"`
+		FetchSources int  `koanf:"fetch_sources" json:"fetch_sources"`
+		Serve        bool `koanf:"serve" json:"serve"`
 	} `koanf:"content" json:"content"`
+	Gateway struct {
+		Listen string `koanf:"listen" json:"listen"`
+	} `koanf:"gateway" json:"gateway"`
 	Plugins struct {
 		Dirs                 []string          `koanf:"dirs" json:"dirs"`
 		Checksums            map[string]string `koanf:"checksums" json:"checksums"`
@@ -437,6 +441,9 @@ func (c *Config) validateLimits() error {
 }
 
 func (c *Config) validateMetrics() error {
+	if _, _, err := net.SplitHostPort(c.Gateway.Listen); err != nil {
+		return fmt.Errorf("gateway.listen: %q is not host:port (%v); use 127.0.0.1:8080", c.Gateway.Listen, err)
+	}
 	if c.Metrics.Listen == "" {
 		return nil
 	}

@@ -35,6 +35,8 @@ var flagHelp = map[string]string{
 	"names.resolve_quorum":            "holders whose answers a resolve waits for",
 	"content.cache_max_mb":            "size of the block store above which unpinned blocks are collected",
 	"content.fetch_sources":           "sources a fetch uses at once; 0: all",
+	"content.serve":                   "serve held blocks to others and provide fetched content (false on a satellite)",
+	"gateway.listen":                  "the receiver role's HTTP gateway address (port 0: any free port)",
 	"plugins.dirs":                    "folders searched for avnode-<role> plugin binaries",
 	"plugins.max_restarts_per_minute": "restarts of a crashed plugin allowed per minute",
 	"plugins.max_start_failures":      "crashes in a row before start that mark a plugin failed",

@@ -183,18 +183,60 @@ func walk(ctx context.Context, root cid.Cid, bs *Blockstore, seen map[string]str
 // WriteFile streams the file at root (a raw block or a file node) to w and
 // returns the bytes written. It checks every size the DAG declares.
 func WriteFile(ctx context.Context, root cid.Cid, w io.Writer, bs *Blockstore) (int64, error) {
+	return WriteRange(ctx, root, 0, 0, w, bs)
+}
+
+// WriteRange is WriteFile for length bytes from offset (length 0: to the
+// end), as byte-range requests ask. Chunks wholly before offset are skipped
+// without being read.
+func WriteRange(ctx context.Context, root cid.Cid, offset, length int64, w io.Writer, bs *Blockstore) (int64, error) {
 	if err := checkCID(root); err != nil {
 		return 0, fmt.Errorf("write file: %w", err)
 	}
-	var written int64
-	if err := writeFile(ctx, root, -1, w, bs, 0, &written); err != nil {
-		return written, fmt.Errorf("write file %s: %w", root, err)
+	if offset < 0 || length < 0 {
+		return 0, fmt.Errorf("write file %s: negative offset or length", root)
 	}
-	return written, nil
+	win := &window{skip: offset, left: length}
+	if length == 0 {
+		win.left = -1
+	}
+	if err := writeFile(ctx, root, -1, w, bs, 0, win); err != nil {
+		return win.written, fmt.Errorf("write file %s: %w", root, err)
+	}
+	return win.written, nil
+}
+
+// window is the part of a file still to write: skip bytes, then left bytes
+// (-1: all the rest).
+type window struct {
+	skip, left, written int64
+}
+
+func wholeFile() *window { return &window{left: -1} }
+
+func (win *window) done() bool { return win.left == 0 }
+
+// write writes what of data falls in the window.
+func (win *window) write(w io.Writer, data []byte) error {
+	if win.skip >= int64(len(data)) {
+		win.skip -= int64(len(data))
+		return nil
+	}
+	data = data[win.skip:]
+	win.skip = 0
+	if win.left >= 0 && int64(len(data)) > win.left {
+		data = data[:win.left]
+	}
+	n, err := w.Write(data)
+	win.written += int64(n)
+	if win.left >= 0 {
+		win.left -= int64(n)
+	}
+	return err
 }
 
 // writeFile writes the file c, which its parent says holds want bytes (-1: unknown).
-func writeFile(ctx context.Context, c cid.Cid, want int64, w io.Writer, bs *Blockstore, depth int, written *int64) error {
+func writeFile(ctx context.Context, c cid.Cid, want int64, w io.Writer, bs *Blockstore, depth int, win *window) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -209,9 +251,7 @@ func writeFile(ctx context.Context, c cid.Cid, want int64, w io.Writer, bs *Bloc
 		if want >= 0 && int64(len(data)) != want {
 			return sizeMismatch(c, want, int64(len(data)))
 		}
-		n, err := w.Write(data)
-		*written += int64(n)
-		return err
+		return win.write(w, data)
 	}
 	n, err := loadNode(c, bs)
 	if err != nil {
@@ -224,7 +264,14 @@ func writeFile(ctx context.Context, c cid.Cid, want int64, w io.Writer, bs *Bloc
 		return sizeMismatch(c, want, n.size)
 	}
 	for _, l := range n.chunks {
-		if err := writeFile(ctx, l.c, l.size, w, bs, depth+1, written); err != nil {
+		if win.done() {
+			return nil
+		}
+		if win.skip >= l.size {
+			win.skip -= l.size
+			continue
+		}
+		if err := writeFile(ctx, l.c, l.size, w, bs, depth+1, win); err != nil {
 			return err
 		}
 	}
@@ -291,8 +338,7 @@ func Export(ctx context.Context, root cid.Cid, path string, bs *Blockstore) erro
 		if err != nil {
 			return fail(err)
 		}
-		var written int64
-		err = writeFile(ctx, root, size, f, bs, 0, &written)
+		err = writeFile(ctx, root, size, f, bs, 0, wholeFile())
 		if err == nil {
 			err = f.Chmod(0o644)
 		}
@@ -397,8 +443,7 @@ func (ex *exporter) file(c cid.Cid, p string, want int64) error {
 	if err != nil {
 		return err
 	}
-	var written int64
-	err = writeFile(ex.ctx, c, want, f, ex.bs, 0, &written)
+	err = writeFile(ex.ctx, c, want, f, ex.bs, 0, wholeFile())
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

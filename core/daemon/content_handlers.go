@@ -54,6 +54,7 @@ func (d *Daemon) handleGet(ctx context.Context, req api.Request, progress func(a
 			return nil, err
 		}
 	}
+	through := d.resolveAhead(ctx, "get", req.Query("target"))
 	res, err := d.Hosting.Fetch(ctx, req.Query("target"), reportTo(progress), func(res *hosting.GetResult) error {
 		if out == "" {
 			return nil
@@ -68,6 +69,7 @@ func (d *Daemon) handleGet(ctx context.Context, req api.Request, progress func(a
 	if err != nil {
 		return nil, contentError(err)
 	}
+	res.Through = through
 	return res, nil
 }
 

@@ -57,11 +57,13 @@ type Daemon struct {
 	Names   *naming.Service
 	Hosting *hosting.Service
 	Plugins *plugins.Manager
-	Policy  *policy.Policy
-	Log     *slog.Logger
-	api     *api.Server
-	metrics *http.Server
-	started time.Time
+	// Services are what roles run for users (the gateway), for `avnode id`.
+	Services plugins.Services
+	Policy   *policy.Policy
+	Log      *slog.Logger
+	api      *api.Server
+	metrics  *http.Server
+	started  time.Time
 }
 
 // LoadConfig merges the config sources for a repo without opening it.
@@ -171,13 +173,16 @@ func (d *Daemon) startPlugins(reg prometheus.Registerer) {
 		}
 		dirs = append(dirs, d.Repo.Path("plugins"))
 	}
+	host := plugins.NewHostAPI(d.Node, d.Names, d.Hosting, d.Policy, d.Log, reg)
+	host.Config, host.Services = d.Config, &d.Services
 	d.Plugins = plugins.NewManager(plugins.Options{
 		Dirs: dirs, Checksums: d.Config.Plugins.Checksums,
 		MaxRestartsPerMinute: d.Config.Plugins.MaxRestartsPerMinute, MaxStartFailures: d.Config.Plugins.MaxStartFailures,
-		Host:    plugins.NewHostAPI(d.Node, d.Names, d.Hosting, d.Policy, d.Log, reg),
+		Host:    host,
 		DataDir: d.Repo.Path("roles"), PeerID: d.Node.Host.ID().String(), DHTPrefix: d.Config.DHT.ProtocolPrefix,
 		Logger: d.Log,
 	})
+	host.Roles = d.Plugins
 	for _, role := range d.Config.Roles {
 		d.Plugins.Enable(role, d.roleConfig(role))
 	}
@@ -205,7 +210,7 @@ func (d *Daemon) startHosting() error {
 		Host: d.Node.Host, DHT: d.Node.DHT, Names: d.Names, Blocks: blocks,
 		Pins: content.NewPins(d.Repo.Datastore), DHTPrefix: d.Config.DHT.ProtocolPrefix,
 		CacheMaxMB: d.Config.Content.CacheMaxMB, FetchSources: d.Config.Content.FetchSources,
-		OrderSources: d.orderSources, Logger: d.Log,
+		OrderSources: d.orderSources, Private: !d.Config.Content.Serve, Logger: d.Log,
 	})
 	return nil
 }

@@ -26,6 +26,10 @@ type Info struct {
 	RelayAddrs   []string `json:"relay_addrs"` // /p2p-circuit addresses held through relay reservations
 	DHTMode      string   `json:"dht_mode"`
 	Uptime       string   `json:"uptime"`
+	// Gateway is the receiver role's HTTP gateway URL, when it runs.
+	Gateway string `json:"gateway,omitempty"`
+	// Services are what roles run for users, by name (gateway among them).
+	Services map[string]string `json:"services"`
 }
 
 // VersionInfo is what `avnode version` shows.
@@ -68,7 +72,10 @@ func (d *Daemon) handleID(context.Context, api.Request) (any, error) {
 	if roles == nil {
 		roles = []string{}
 	}
+	services := d.Services.All()
 	return Info{
+		Gateway:      services["gateway"],
+		Services:     services,
 		PeerID:       d.Node.Host.ID().String(),
 		Addrs:        d.Node.Addrs(),
 		Agent:        node.Agent(),

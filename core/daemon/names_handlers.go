@@ -71,10 +71,12 @@ func (d *Daemon) handleRecordList(ctx context.Context, req api.Request) (any, er
 const copiesWait = 2 * time.Second
 
 func (d *Daemon) handleResolve(ctx context.Context, req api.Request) (any, error) {
+	through := d.resolveAhead(ctx, "resolve", req.Query("name"))
 	res, err := d.Names.Resolve(ctx, req.Query("name"))
 	if err != nil {
 		return nil, nameError(err)
 	}
+	res.Through = through
 	reg := res.Name
 	if n, err := names.Parse(res.Name); err == nil {
 		reg = n.Registered().String()

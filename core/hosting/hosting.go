@@ -6,6 +6,7 @@ package hosting
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -49,6 +50,7 @@ type Service struct {
 	// time (write side). Every GC goes through Service.GC.
 	gcMu         sync.RWMutex
 	orderSources func(context.Context, cid.Cid, []peer.ID) []peer.ID
+	private      bool
 }
 
 // Options are what New needs.
@@ -66,23 +68,37 @@ type Options struct {
 	// OrderSources, when set, puts a fetch's sources in the order to try
 	// them (a routing policy); it may not add sources.
 	OrderSources func(ctx context.Context, root cid.Cid, sources []peer.ID) []peer.ID
-	Logger       *slog.Logger
+	// Private keeps the node's blocks to itself (content.serve false, a
+	// satellite): it serves none to peers, announces nothing it fetched and
+	// refuses to publish.
+	Private bool
+	Logger  *slog.Logger
 }
 
-// New starts serving blocks to peers.
+// New starts serving blocks to peers, unless the node is private.
 func New(opts Options) *Service {
 	fetcher := exchange.NewFetcher(opts.Host, opts.DHTPrefix, opts.Blocks, opts.Logger)
 	fetcher.MaxSources = opts.FetchSources
-	return &Service{
+	s := &Service{
 		host: opts.Host, dht: opts.DHT, names: opts.Names, Blocks: opts.Blocks, Pins: opts.Pins,
-		fetcher: fetcher,
-		server:  exchange.NewServer(opts.Host, opts.DHTPrefix, opts.Blocks, opts.Logger),
-		cacheMB: opts.CacheMaxMB, log: opts.Logger, orderSources: opts.OrderSources,
+		fetcher: fetcher, cacheMB: opts.CacheMaxMB, log: opts.Logger, orderSources: opts.OrderSources,
+		private: opts.Private,
 	}
+	if !opts.Private {
+		s.server = exchange.NewServer(opts.Host, opts.DHTPrefix, opts.Blocks, opts.Logger)
+	}
+	return s
 }
 
 // Close stops serving blocks.
-func (s *Service) Close() { s.server.Close() }
+func (s *Service) Close() {
+	if s.server != nil {
+		s.server.Close()
+	}
+}
+
+// ErrPrivate is a publish refused on a node that serves no content.
+var ErrPrivate = errors.New("this node serves no content (content.serve is false, as on a satellite); publish from a node that serves, such as your beacon")
 
 // Progress is what a long publish or get reports while it works.
 type Progress struct {
@@ -122,6 +138,9 @@ type PublishResult struct {
 // Publish imports dir, pins it, announces the root in the DHT and, with a
 // name, sets the zone's ROOT to it and adds this node as a HOST.
 func (s *Service) Publish(ctx context.Context, dir, name string, report func(Progress)) (*PublishResult, error) {
+	if s.private {
+		return nil, ErrPrivate
+	}
 	s.gcMu.RLock() // until the root is pinned
 	defer s.gcMu.RUnlock()
 	progress := throttled(report)
@@ -202,6 +221,9 @@ type GetResult struct {
 	Output  string          `json:"output,omitempty"`
 	Entries []content.Entry `json:"entries,omitempty"`
 	Stats   exchange.Stats  `json:"stats"`
+	// Through is the peer that fetched it for this node (a satellite's
+	// beacon); the get API fills it in.
+	Through string `json:"through,omitempty"`
 }
 
 // Fetch brings the content of target into the block store and returns what
@@ -210,12 +232,31 @@ type GetResult struct {
 // then, if not nil, runs after a successful fetch while garbage collection
 // is still held off, to write the content out before a GC may take it.
 func (s *Service) Fetch(ctx context.Context, targetText string, report func(Progress), then func(*GetResult) error) (*GetResult, error) {
+	return s.fetch(ctx, targetText, nil, report, then)
+}
+
+// FetchFrom is Fetch from these peers only, with no DHT provider lookup (a
+// satellite fetching through its beacon). A name is still resolved, for
+// its root.
+func (s *Service) FetchFrom(ctx context.Context, targetText string, from []peer.ID) (*GetResult, error) {
+	if len(from) == 0 {
+		return nil, fmt.Errorf("get %s: no peer to fetch from", targetText)
+	}
+	return s.fetch(ctx, targetText, from, nil, nil)
+}
+
+func (s *Service) fetch(ctx context.Context, targetText string, from []peer.ID, report func(Progress), then func(*GetResult) error) (*GetResult, error) {
 	progress := throttled(report)
 	t, err := ParseTarget(targetText)
 	if err != nil {
 		return nil, err
 	}
-	sources, err := s.resolveTarget(ctx, &t)
+	sources := from
+	if len(from) == 0 {
+		sources, err = s.resolveTarget(ctx, &t)
+	} else if t.Name != "" {
+		_, err = s.resolveName(ctx, &t) // for the root
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -232,7 +273,9 @@ func (s *Service) Fetch(ctx context.Context, targetText string, report func(Prog
 	if err != nil {
 		return res, fmt.Errorf("get %s: %w", targetText, err)
 	}
-	go s.provide(context.Background(), t.Root) // we hold it now: serve it to others
+	if !s.private {
+		go s.provide(context.Background(), t.Root) // we hold it now: serve it to others
+	}
 	c, err := content.ResolvePath(t.Root, t.Path, s.Blocks)
 	if err != nil {
 		return res, fmt.Errorf("get %s: %w", targetText, err)
@@ -266,15 +309,9 @@ func (s *Service) GC(ctx context.Context) (content.GCResult, error) {
 func (s *Service) resolveTarget(ctx context.Context, t *Target) ([]peer.ID, error) {
 	var sources []peer.ID
 	if t.Name != "" {
-		res, err := s.names.Resolve(ctx, t.Name)
+		res, err := s.resolveName(ctx, t)
 		if err != nil {
 			return nil, err
-		}
-		if res.Root == "" {
-			return nil, fmt.Errorf("get %s: the name has no content yet (no ROOT record); its owner publishes with `avnode publish DIR --name %s`", t.Name, t.Name)
-		}
-		if t.Root, err = cid.Decode(res.Root); err != nil {
-			return nil, fmt.Errorf("get %s: ROOT %q is not a CID: %w", t.Name, res.Root, err)
 		}
 		for _, h := range res.Hosts {
 			if id, err := peer.Decode(h.PeerID); err == nil {
@@ -287,6 +324,21 @@ func (s *Service) resolveTarget(ctx context.Context, t *Target) ([]peer.ID, erro
 		return sources, nil // the providers are only needed if blocks are missing; the fetch tells
 	}
 	return append(sources, s.findProviders(ctx, t.Root)...), nil
+}
+
+// resolveName fills in the root from the name.
+func (s *Service) resolveName(ctx context.Context, t *Target) (*naming.Resolution, error) {
+	res, err := s.names.Resolve(ctx, t.Name)
+	if err != nil {
+		return nil, err
+	}
+	if res.Root == "" {
+		return nil, fmt.Errorf("get %s: the name has no content yet (no ROOT record); its owner publishes with `avnode publish DIR --name %s`", t.Name, t.Name)
+	}
+	if t.Root, err = cid.Decode(res.Root); err != nil {
+		return nil, fmt.Errorf("get %s: ROOT %q is not a CID: %w", t.Name, res.Root, err)
+	}
+	return res, nil
 }
 
 func (s *Service) rememberAddrs(id peer.ID, addrs []string) {

@@ -19,7 +19,8 @@ var ErrRefused = errors.New("zone refused")
 // OfferZone takes a signed zone from outside the DHT (a mirror got it over
 // pub/sub): it is checked like a resolved zone (signature, owner against the
 // pinned claim, no rollback below the highest seq seen, the accept policy),
-// then cached, spread to the DHT's holders in the background, and resolved.
+// then cached, spread to the DHT's holders in the background (not by a DHT
+// client: a satellite keeps what its beacon hands it), and resolved.
 func (s *Service) OfferZone(ctx context.Context, key string, data []byte) (*Resolution, error) {
 	nameText, ok := strings.CutPrefix(key, "/"+names.ZoneNamespace+"/")
 	if !ok {
@@ -32,6 +33,9 @@ func (s *Service) OfferZone(ctx context.Context, key string, data []byte) (*Reso
 	z, err := s.acceptZone(ctx, n.Registered(), data)
 	if err != nil {
 		return nil, fmt.Errorf("offer %s: %w: %w", n, ErrRefused, err)
+	}
+	if s.cfg.DHT.Mode == "client" {
+		return s.resolve(ctx, n.String(), nil) // a light node keeps it, spreads nothing
 	}
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -41,6 +41,10 @@ type Resolution struct {
 	Copies []string `json:"copies,omitempty"`
 	// CopiesWanted is the owner's replication target (TXT copies=N).
 	CopiesWanted int `json:"copies_wanted,omitempty"`
+	// Through is the peer that handed the node this zone (a satellite's
+	// beacon); empty when the node resolved it itself. The resolve API
+	// fills it in.
+	Through string `json:"through,omitempty"`
 	// SignedZone and SignedClaim are the owner's records the resolution
 	// rests on, as stored in the DHT: a mirror keeps them to put them
 	// again while the owner is away.

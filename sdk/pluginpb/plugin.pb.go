@@ -126,7 +126,7 @@ func (x MetricSample_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use MetricSample_Kind.Descriptor instead.
 func (MetricSample_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{24, 0}
+	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{25, 0}
 }
 
 type Empty struct {
@@ -1152,8 +1152,11 @@ func (x *Peers) GetPeerIds() []string {
 }
 
 type FetchRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Target        string                 `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"` // NAME[/PATH] or /cid/CID[/PATH]
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Target string                 `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"` // NAME[/PATH] or /cid/CID[/PATH]
+	// Fetch from these peers only, skipping the DHT's providers (a satellite
+	// fetching through its beacon). Empty: the zone's hosts and providers.
+	FromPeers     []string `protobuf:"bytes,2,rep,name=from_peers,json=fromPeers,proto3" json:"from_peers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1195,6 +1198,81 @@ func (x *FetchRequest) GetTarget() string {
 	return ""
 }
 
+func (x *FetchRequest) GetFromPeers() []string {
+	if x != nil {
+		return x.FromPeers
+	}
+	return nil
+}
+
+type DirEntry struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Cid           string                 `protobuf:"bytes,2,opt,name=cid,proto3" json:"cid,omitempty"`
+	Kind          string                 `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"` // file or dir
+	Size          int64                  `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DirEntry) Reset() {
+	*x = DirEntry{}
+	mi := &file_pluginpb_plugin_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DirEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DirEntry) ProtoMessage() {}
+
+func (x *DirEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_pluginpb_plugin_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DirEntry.ProtoReflect.Descriptor instead.
+func (*DirEntry) Descriptor() ([]byte, []int) {
+	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *DirEntry) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DirEntry) GetCid() string {
+	if x != nil {
+		return x.Cid
+	}
+	return ""
+}
+
+func (x *DirEntry) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *DirEntry) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
 type FetchResult struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Root          string                 `protobuf:"bytes,1,opt,name=root,proto3" json:"root,omitempty"`
@@ -1202,13 +1280,14 @@ type FetchResult struct {
 	Kind          string                 `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
 	Size          int64                  `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
 	BlocksFetched int32                  `protobuf:"varint,5,opt,name=blocks_fetched,json=blocksFetched,proto3" json:"blocks_fetched,omitempty"`
+	Entries       []*DirEntry            `protobuf:"bytes,6,rep,name=entries,proto3" json:"entries,omitempty"` // for a directory
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *FetchResult) Reset() {
 	*x = FetchResult{}
-	mi := &file_pluginpb_plugin_proto_msgTypes[19]
+	mi := &file_pluginpb_plugin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1220,7 +1299,7 @@ func (x *FetchResult) String() string {
 func (*FetchResult) ProtoMessage() {}
 
 func (x *FetchResult) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginpb_plugin_proto_msgTypes[19]
+	mi := &file_pluginpb_plugin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1233,7 +1312,7 @@ func (x *FetchResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResult.ProtoReflect.Descriptor instead.
 func (*FetchResult) Descriptor() ([]byte, []int) {
-	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{19}
+	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *FetchResult) GetRoot() string {
@@ -1271,6 +1350,13 @@ func (x *FetchResult) GetBlocksFetched() int32 {
 	return 0
 }
 
+func (x *FetchResult) GetEntries() []*DirEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
 type PinRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Cid           string                 `protobuf:"bytes,1,opt,name=cid,proto3" json:"cid,omitempty"`
@@ -1281,7 +1367,7 @@ type PinRequest struct {
 
 func (x *PinRequest) Reset() {
 	*x = PinRequest{}
-	mi := &file_pluginpb_plugin_proto_msgTypes[20]
+	mi := &file_pluginpb_plugin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1293,7 +1379,7 @@ func (x *PinRequest) String() string {
 func (*PinRequest) ProtoMessage() {}
 
 func (x *PinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginpb_plugin_proto_msgTypes[20]
+	mi := &file_pluginpb_plugin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1306,7 +1392,7 @@ func (x *PinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PinRequest.ProtoReflect.Descriptor instead.
 func (*PinRequest) Descriptor() ([]byte, []int) {
-	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{20}
+	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PinRequest) GetCid() string {
@@ -1333,7 +1419,7 @@ type SubscribeRequest struct {
 
 func (x *SubscribeRequest) Reset() {
 	*x = SubscribeRequest{}
-	mi := &file_pluginpb_plugin_proto_msgTypes[21]
+	mi := &file_pluginpb_plugin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1345,7 +1431,7 @@ func (x *SubscribeRequest) String() string {
 func (*SubscribeRequest) ProtoMessage() {}
 
 func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginpb_plugin_proto_msgTypes[21]
+	mi := &file_pluginpb_plugin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1358,7 +1444,7 @@ func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeRequest.ProtoReflect.Descriptor instead.
 func (*SubscribeRequest) Descriptor() ([]byte, []int) {
-	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{21}
+	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SubscribeRequest) GetKinds() []string {
@@ -1379,7 +1465,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_pluginpb_plugin_proto_msgTypes[22]
+	mi := &file_pluginpb_plugin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1391,7 +1477,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginpb_plugin_proto_msgTypes[22]
+	mi := &file_pluginpb_plugin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1404,7 +1490,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{22}
+	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Event) GetKind() string {
@@ -1439,7 +1525,7 @@ type LogEntry struct {
 
 func (x *LogEntry) Reset() {
 	*x = LogEntry{}
-	mi := &file_pluginpb_plugin_proto_msgTypes[23]
+	mi := &file_pluginpb_plugin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1451,7 +1537,7 @@ func (x *LogEntry) String() string {
 func (*LogEntry) ProtoMessage() {}
 
 func (x *LogEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginpb_plugin_proto_msgTypes[23]
+	mi := &file_pluginpb_plugin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1464,7 +1550,7 @@ func (x *LogEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogEntry.ProtoReflect.Descriptor instead.
 func (*LogEntry) Descriptor() ([]byte, []int) {
-	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{23}
+	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *LogEntry) GetLevel() string {
@@ -1500,7 +1586,7 @@ type MetricSample struct {
 
 func (x *MetricSample) Reset() {
 	*x = MetricSample{}
-	mi := &file_pluginpb_plugin_proto_msgTypes[24]
+	mi := &file_pluginpb_plugin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1512,7 +1598,7 @@ func (x *MetricSample) String() string {
 func (*MetricSample) ProtoMessage() {}
 
 func (x *MetricSample) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginpb_plugin_proto_msgTypes[24]
+	mi := &file_pluginpb_plugin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1525,7 +1611,7 @@ func (x *MetricSample) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricSample.ProtoReflect.Descriptor instead.
 func (*MetricSample) Descriptor() ([]byte, []int) {
-	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{24}
+	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *MetricSample) GetName() string {
@@ -1565,7 +1651,7 @@ type TopicRequest struct {
 
 func (x *TopicRequest) Reset() {
 	*x = TopicRequest{}
-	mi := &file_pluginpb_plugin_proto_msgTypes[25]
+	mi := &file_pluginpb_plugin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1577,7 +1663,7 @@ func (x *TopicRequest) String() string {
 func (*TopicRequest) ProtoMessage() {}
 
 func (x *TopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginpb_plugin_proto_msgTypes[25]
+	mi := &file_pluginpb_plugin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1590,7 +1676,7 @@ func (x *TopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicRequest.ProtoReflect.Descriptor instead.
 func (*TopicRequest) Descriptor() ([]byte, []int) {
-	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{25}
+	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *TopicRequest) GetTopic() string {
@@ -1612,7 +1698,7 @@ type TopicMessage struct {
 
 func (x *TopicMessage) Reset() {
 	*x = TopicMessage{}
-	mi := &file_pluginpb_plugin_proto_msgTypes[26]
+	mi := &file_pluginpb_plugin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1624,7 +1710,7 @@ func (x *TopicMessage) String() string {
 func (*TopicMessage) ProtoMessage() {}
 
 func (x *TopicMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginpb_plugin_proto_msgTypes[26]
+	mi := &file_pluginpb_plugin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1637,7 +1723,7 @@ func (x *TopicMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicMessage.ProtoReflect.Descriptor instead.
 func (*TopicMessage) Descriptor() ([]byte, []int) {
-	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{26}
+	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *TopicMessage) GetTopic() string {
@@ -1677,7 +1763,7 @@ type ProtocolRequest struct {
 
 func (x *ProtocolRequest) Reset() {
 	*x = ProtocolRequest{}
-	mi := &file_pluginpb_plugin_proto_msgTypes[27]
+	mi := &file_pluginpb_plugin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1689,7 +1775,7 @@ func (x *ProtocolRequest) String() string {
 func (*ProtocolRequest) ProtoMessage() {}
 
 func (x *ProtocolRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginpb_plugin_proto_msgTypes[27]
+	mi := &file_pluginpb_plugin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1702,7 +1788,7 @@ func (x *ProtocolRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProtocolRequest.ProtoReflect.Descriptor instead.
 func (*ProtocolRequest) Descriptor() ([]byte, []int) {
-	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{27}
+	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ProtocolRequest) GetProtocol() string {
@@ -1723,7 +1809,7 @@ type IncomingStream struct {
 
 func (x *IncomingStream) Reset() {
 	*x = IncomingStream{}
-	mi := &file_pluginpb_plugin_proto_msgTypes[28]
+	mi := &file_pluginpb_plugin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1735,7 +1821,7 @@ func (x *IncomingStream) String() string {
 func (*IncomingStream) ProtoMessage() {}
 
 func (x *IncomingStream) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginpb_plugin_proto_msgTypes[28]
+	mi := &file_pluginpb_plugin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1748,7 +1834,7 @@ func (x *IncomingStream) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IncomingStream.ProtoReflect.Descriptor instead.
 func (*IncomingStream) Descriptor() ([]byte, []int) {
-	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{28}
+	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *IncomingStream) GetId() uint64 {
@@ -1782,7 +1868,7 @@ type StreamOpen struct {
 
 func (x *StreamOpen) Reset() {
 	*x = StreamOpen{}
-	mi := &file_pluginpb_plugin_proto_msgTypes[29]
+	mi := &file_pluginpb_plugin_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1794,7 +1880,7 @@ func (x *StreamOpen) String() string {
 func (*StreamOpen) ProtoMessage() {}
 
 func (x *StreamOpen) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginpb_plugin_proto_msgTypes[29]
+	mi := &file_pluginpb_plugin_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1807,7 +1893,7 @@ func (x *StreamOpen) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamOpen.ProtoReflect.Descriptor instead.
 func (*StreamOpen) Descriptor() ([]byte, []int) {
-	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{29}
+	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *StreamOpen) GetPeerId() string {
@@ -1840,7 +1926,7 @@ type StreamChunk struct {
 
 func (x *StreamChunk) Reset() {
 	*x = StreamChunk{}
-	mi := &file_pluginpb_plugin_proto_msgTypes[30]
+	mi := &file_pluginpb_plugin_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1852,7 +1938,7 @@ func (x *StreamChunk) String() string {
 func (*StreamChunk) ProtoMessage() {}
 
 func (x *StreamChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginpb_plugin_proto_msgTypes[30]
+	mi := &file_pluginpb_plugin_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1865,7 +1951,7 @@ func (x *StreamChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamChunk.ProtoReflect.Descriptor instead.
 func (*StreamChunk) Descriptor() ([]byte, []int) {
-	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{30}
+	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *StreamChunk) GetKind() isStreamChunk_Kind {
@@ -1964,7 +2050,7 @@ type PolicyRequest struct {
 
 func (x *PolicyRequest) Reset() {
 	*x = PolicyRequest{}
-	mi := &file_pluginpb_plugin_proto_msgTypes[31]
+	mi := &file_pluginpb_plugin_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1976,7 +2062,7 @@ func (x *PolicyRequest) String() string {
 func (*PolicyRequest) ProtoMessage() {}
 
 func (x *PolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginpb_plugin_proto_msgTypes[31]
+	mi := &file_pluginpb_plugin_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1989,7 +2075,7 @@ func (x *PolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyRequest.ProtoReflect.Descriptor instead.
 func (*PolicyRequest) Descriptor() ([]byte, []int) {
-	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{31}
+	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *PolicyRequest) GetHook() string {
@@ -2020,7 +2106,7 @@ type PolicyVerdict struct {
 
 func (x *PolicyVerdict) Reset() {
 	*x = PolicyVerdict{}
-	mi := &file_pluginpb_plugin_proto_msgTypes[32]
+	mi := &file_pluginpb_plugin_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2032,7 +2118,7 @@ func (x *PolicyVerdict) String() string {
 func (*PolicyVerdict) ProtoMessage() {}
 
 func (x *PolicyVerdict) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginpb_plugin_proto_msgTypes[32]
+	mi := &file_pluginpb_plugin_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2045,7 +2131,7 @@ func (x *PolicyVerdict) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyVerdict.ProtoReflect.Descriptor instead.
 func (*PolicyVerdict) Descriptor() ([]byte, []int) {
-	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{32}
+	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *PolicyVerdict) GetDecided() bool {
@@ -2100,7 +2186,7 @@ type CommandRequest struct {
 
 func (x *CommandRequest) Reset() {
 	*x = CommandRequest{}
-	mi := &file_pluginpb_plugin_proto_msgTypes[33]
+	mi := &file_pluginpb_plugin_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2112,7 +2198,7 @@ func (x *CommandRequest) String() string {
 func (*CommandRequest) ProtoMessage() {}
 
 func (x *CommandRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginpb_plugin_proto_msgTypes[33]
+	mi := &file_pluginpb_plugin_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2125,7 +2211,7 @@ func (x *CommandRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandRequest.ProtoReflect.Descriptor instead.
 func (*CommandRequest) Descriptor() ([]byte, []int) {
-	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{33}
+	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *CommandRequest) GetName() string {
@@ -2152,7 +2238,7 @@ type CommandResult struct {
 
 func (x *CommandResult) Reset() {
 	*x = CommandResult{}
-	mi := &file_pluginpb_plugin_proto_msgTypes[34]
+	mi := &file_pluginpb_plugin_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2164,7 +2250,7 @@ func (x *CommandResult) String() string {
 func (*CommandResult) ProtoMessage() {}
 
 func (x *CommandResult) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginpb_plugin_proto_msgTypes[34]
+	mi := &file_pluginpb_plugin_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2177,7 +2263,7 @@ func (x *CommandResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandResult.ProtoReflect.Descriptor instead.
 func (*CommandResult) Descriptor() ([]byte, []int) {
-	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{34}
+	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *CommandResult) GetOutputJson() []byte {
@@ -2204,7 +2290,7 @@ type ClaimRequest struct {
 
 func (x *ClaimRequest) Reset() {
 	*x = ClaimRequest{}
-	mi := &file_pluginpb_plugin_proto_msgTypes[35]
+	mi := &file_pluginpb_plugin_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2216,7 +2302,7 @@ func (x *ClaimRequest) String() string {
 func (*ClaimRequest) ProtoMessage() {}
 
 func (x *ClaimRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginpb_plugin_proto_msgTypes[35]
+	mi := &file_pluginpb_plugin_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2229,7 +2315,7 @@ func (x *ClaimRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimRequest.ProtoReflect.Descriptor instead.
 func (*ClaimRequest) Descriptor() ([]byte, []int) {
-	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{35}
+	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ClaimRequest) GetName() string {
@@ -2256,7 +2342,7 @@ type CopyRef struct {
 
 func (x *CopyRef) Reset() {
 	*x = CopyRef{}
-	mi := &file_pluginpb_plugin_proto_msgTypes[36]
+	mi := &file_pluginpb_plugin_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2268,7 +2354,7 @@ func (x *CopyRef) String() string {
 func (*CopyRef) ProtoMessage() {}
 
 func (x *CopyRef) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginpb_plugin_proto_msgTypes[36]
+	mi := &file_pluginpb_plugin_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2281,7 +2367,7 @@ func (x *CopyRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CopyRef.ProtoReflect.Descriptor instead.
 func (*CopyRef) Descriptor() ([]byte, []int) {
-	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{36}
+	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *CopyRef) GetName() string {
@@ -2312,7 +2398,7 @@ type RelayConfig struct {
 
 func (x *RelayConfig) Reset() {
 	*x = RelayConfig{}
-	mi := &file_pluginpb_plugin_proto_msgTypes[37]
+	mi := &file_pluginpb_plugin_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2324,7 +2410,7 @@ func (x *RelayConfig) String() string {
 func (*RelayConfig) ProtoMessage() {}
 
 func (x *RelayConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginpb_plugin_proto_msgTypes[37]
+	mi := &file_pluginpb_plugin_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2337,7 +2423,7 @@ func (x *RelayConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RelayConfig.ProtoReflect.Descriptor instead.
 func (*RelayConfig) Descriptor() ([]byte, []int) {
-	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{37}
+	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *RelayConfig) GetMaxReservations() int32 {
@@ -2394,7 +2480,7 @@ type RelayStats struct {
 
 func (x *RelayStats) Reset() {
 	*x = RelayStats{}
-	mi := &file_pluginpb_plugin_proto_msgTypes[38]
+	mi := &file_pluginpb_plugin_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2406,7 +2492,7 @@ func (x *RelayStats) String() string {
 func (*RelayStats) ProtoMessage() {}
 
 func (x *RelayStats) ProtoReflect() protoreflect.Message {
-	mi := &file_pluginpb_plugin_proto_msgTypes[38]
+	mi := &file_pluginpb_plugin_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2419,7 +2505,7 @@ func (x *RelayStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RelayStats.ProtoReflect.Descriptor instead.
 func (*RelayStats) Descriptor() ([]byte, []int) {
-	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{38}
+	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *RelayStats) GetRunning() bool {
@@ -2448,6 +2534,310 @@ func (x *RelayStats) GetCircuits() int64 {
 		return x.Circuits
 	}
 	return 0
+}
+
+type ReadRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Cid           string                 `protobuf:"bytes,1,opt,name=cid,proto3" json:"cid,omitempty"` // a file's CID, as FetchResult.cid gives it
+	Offset        int64                  `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	Length        int64                  `protobuf:"varint,3,opt,name=length,proto3" json:"length,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadRequest) Reset() {
+	*x = ReadRequest{}
+	mi := &file_pluginpb_plugin_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadRequest) ProtoMessage() {}
+
+func (x *ReadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pluginpb_plugin_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadRequest.ProtoReflect.Descriptor instead.
+func (*ReadRequest) Descriptor() ([]byte, []int) {
+	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *ReadRequest) GetCid() string {
+	if x != nil {
+		return x.Cid
+	}
+	return ""
+}
+
+func (x *ReadRequest) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *ReadRequest) GetLength() int64 {
+	if x != nil {
+		return x.Length
+	}
+	return 0
+}
+
+type FileChunk struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FileChunk) Reset() {
+	*x = FileChunk{}
+	mi := &file_pluginpb_plugin_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FileChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FileChunk) ProtoMessage() {}
+
+func (x *FileChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_pluginpb_plugin_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FileChunk.ProtoReflect.Descriptor instead.
+func (*FileChunk) Descriptor() ([]byte, []int) {
+	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *FileChunk) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+type ConfigKey struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfigKey) Reset() {
+	*x = ConfigKey{}
+	mi := &file_pluginpb_plugin_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfigKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfigKey) ProtoMessage() {}
+
+func (x *ConfigKey) ProtoReflect() protoreflect.Message {
+	mi := &file_pluginpb_plugin_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfigKey.ProtoReflect.Descriptor instead.
+func (*ConfigKey) Descriptor() ([]byte, []int) {
+	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *ConfigKey) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+type ConfigValue struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Json          []byte                 `protobuf:"bytes,1,opt,name=json,proto3" json:"json,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfigValue) Reset() {
+	*x = ConfigValue{}
+	mi := &file_pluginpb_plugin_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfigValue) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfigValue) ProtoMessage() {}
+
+func (x *ConfigValue) ProtoReflect() protoreflect.Message {
+	mi := &file_pluginpb_plugin_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfigValue.ProtoReflect.Descriptor instead.
+func (*ConfigValue) Descriptor() ([]byte, []int) {
+	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *ConfigValue) GetJson() []byte {
+	if x != nil {
+		return x.Json
+	}
+	return nil
+}
+
+type Service struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"` // e.g. gateway
+	Url           string                 `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`   // e.g. http://127.0.0.1:8080
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Service) Reset() {
+	*x = Service{}
+	mi := &file_pluginpb_plugin_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Service) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Service) ProtoMessage() {}
+
+func (x *Service) ProtoReflect() protoreflect.Message {
+	mi := &file_pluginpb_plugin_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Service.ProtoReflect.Descriptor instead.
+func (*Service) Descriptor() ([]byte, []int) {
+	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *Service) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Service) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+type RoleCall struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Role          string                 `protobuf:"bytes,1,opt,name=role,proto3" json:"role,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Args          []string               `protobuf:"bytes,3,rep,name=args,proto3" json:"args,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RoleCall) Reset() {
+	*x = RoleCall{}
+	mi := &file_pluginpb_plugin_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RoleCall) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RoleCall) ProtoMessage() {}
+
+func (x *RoleCall) ProtoReflect() protoreflect.Message {
+	mi := &file_pluginpb_plugin_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RoleCall.ProtoReflect.Descriptor instead.
+func (*RoleCall) Descriptor() ([]byte, []int) {
+	return file_pluginpb_plugin_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *RoleCall) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *RoleCall) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RoleCall) GetArgs() []string {
+	if x != nil {
+		return x.Args
+	}
+	return nil
 }
 
 var File_pluginpb_plugin_proto protoreflect.FileDescriptor
@@ -2532,15 +2922,23 @@ const file_pluginpb_plugin_proto_rawDesc = "" +
 	"ContentRef\x12\x10\n" +
 	"\x03cid\x18\x01 \x01(\tR\x03cid\"\"\n" +
 	"\x05Peers\x12\x19\n" +
-	"\bpeer_ids\x18\x01 \x03(\tR\apeerIds\"&\n" +
+	"\bpeer_ids\x18\x01 \x03(\tR\apeerIds\"E\n" +
 	"\fFetchRequest\x12\x16\n" +
-	"\x06target\x18\x01 \x01(\tR\x06target\"\x82\x01\n" +
+	"\x06target\x18\x01 \x01(\tR\x06target\x12\x1d\n" +
+	"\n" +
+	"from_peers\x18\x02 \x03(\tR\tfromPeers\"X\n" +
+	"\bDirEntry\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
+	"\x03cid\x18\x02 \x01(\tR\x03cid\x12\x12\n" +
+	"\x04kind\x18\x03 \x01(\tR\x04kind\x12\x12\n" +
+	"\x04size\x18\x04 \x01(\x03R\x04size\"\xb8\x01\n" +
 	"\vFetchResult\x12\x12\n" +
 	"\x04root\x18\x01 \x01(\tR\x04root\x12\x10\n" +
 	"\x03cid\x18\x02 \x01(\tR\x03cid\x12\x12\n" +
 	"\x04kind\x18\x03 \x01(\tR\x04kind\x12\x12\n" +
 	"\x04size\x18\x04 \x01(\x03R\x04size\x12%\n" +
-	"\x0eblocks_fetched\x18\x05 \x01(\x05R\rblocksFetched\"6\n" +
+	"\x0eblocks_fetched\x18\x05 \x01(\x05R\rblocksFetched\x124\n" +
+	"\aentries\x18\x06 \x03(\v2\x1a.avnode.plugin.v1.DirEntryR\aentries\"6\n" +
 	"\n" +
 	"PinRequest\x12\x10\n" +
 	"\x03cid\x18\x01 \x01(\tR\x03cid\x12\x16\n" +
@@ -2634,13 +3032,30 @@ const file_pluginpb_plugin_proto_rawDesc = "" +
 	"\arunning\x18\x01 \x01(\bR\arunning\x12\"\n" +
 	"\freservations\x18\x02 \x01(\x03R\freservations\x12\x18\n" +
 	"\arefused\x18\x03 \x01(\x03R\arefused\x12\x1a\n" +
-	"\bcircuits\x18\x04 \x01(\x03R\bcircuits2\x82\x03\n" +
+	"\bcircuits\x18\x04 \x01(\x03R\bcircuits\"O\n" +
+	"\vReadRequest\x12\x10\n" +
+	"\x03cid\x18\x01 \x01(\tR\x03cid\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x16\n" +
+	"\x06length\x18\x03 \x01(\x03R\x06length\"\x1f\n" +
+	"\tFileChunk\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"\x1d\n" +
+	"\tConfigKey\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\"!\n" +
+	"\vConfigValue\x12\x12\n" +
+	"\x04json\x18\x01 \x01(\fR\x04json\"/\n" +
+	"\aService\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\"F\n" +
+	"\bRoleCall\x12\x12\n" +
+	"\x04role\x18\x01 \x01(\tR\x04role\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
+	"\x04args\x18\x03 \x03(\tR\x04args2\x82\x03\n" +
 	"\x04Role\x12L\n" +
 	"\bDescribe\x12!.avnode.plugin.v1.DescribeRequest\x1a\x1d.avnode.plugin.v1.Description\x12P\n" +
 	"\x0eValidateConfig\x12\x1f.avnode.plugin.v1.ConfigRequest\x1a\x1d.avnode.plugin.v1.Diagnostics\x12F\n" +
 	"\x05Start\x12\x1e.avnode.plugin.v1.StartRequest\x1a\x1d.avnode.plugin.v1.Diagnostics\x12D\n" +
 	"\x04Stop\x12\x1d.avnode.plugin.v1.StopRequest\x1a\x1d.avnode.plugin.v1.Diagnostics\x12L\n" +
-	"\aCommand\x12 .avnode.plugin.v1.CommandRequest\x1a\x1f.avnode.plugin.v1.CommandResult2\xf0\f\n" +
+	"\aCommand\x12 .avnode.plugin.v1.CommandRequest\x1a\x1f.avnode.plugin.v1.CommandResult2\x8f\x0f\n" +
 	"\x04Host\x12I\n" +
 	"\aResolve\x12 .avnode.plugin.v1.ResolveRequest\x1a\x1c.avnode.plugin.v1.Resolution\x12G\n" +
 	"\tGetRecord\x12\x1b.avnode.plugin.v1.RecordKey\x1a\x1d.avnode.plugin.v1.RecordValue\x12C\n" +
@@ -2667,7 +3082,13 @@ const file_pluginpb_plugin_proto_rawDesc = "" +
 	"FindCopies\x12\x19.avnode.plugin.v1.CopyRef\x1a\x17.avnode.plugin.v1.Peers\x12I\n" +
 	"\n" +
 	"StartRelay\x12\x1d.avnode.plugin.v1.RelayConfig\x1a\x1c.avnode.plugin.v1.RelayStats\x12D\n" +
-	"\vRelayStatus\x12\x17.avnode.plugin.v1.Empty\x1a\x1c.avnode.plugin.v1.RelayStatsB'Z%github.com/avnode/avnode/sdk/pluginpbb\x06proto3"
+	"\vRelayStatus\x12\x17.avnode.plugin.v1.Empty\x1a\x1c.avnode.plugin.v1.RelayStats\x12H\n" +
+	"\bReadFile\x12\x1d.avnode.plugin.v1.ReadRequest\x1a\x1b.avnode.plugin.v1.FileChunk0\x01\x12H\n" +
+	"\n" +
+	"NodeConfig\x12\x1b.avnode.plugin.v1.ConfigKey\x1a\x1d.avnode.plugin.v1.ConfigValue\x12@\n" +
+	"\n" +
+	"SetService\x12\x19.avnode.plugin.v1.Service\x1a\x17.avnode.plugin.v1.Empty\x12G\n" +
+	"\bCallRole\x12\x1a.avnode.plugin.v1.RoleCall\x1a\x1f.avnode.plugin.v1.CommandResultB'Z%github.com/avnode/avnode/sdk/pluginpbb\x06proto3"
 
 var (
 	file_pluginpb_plugin_proto_rawDescOnce sync.Once
@@ -2682,7 +3103,7 @@ func file_pluginpb_plugin_proto_rawDescGZIP() []byte {
 }
 
 var file_pluginpb_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_pluginpb_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
+var file_pluginpb_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_pluginpb_plugin_proto_goTypes = []any{
 	(Diagnostic_Severity)(0), // 0: avnode.plugin.v1.Diagnostic.Severity
 	(MetricSample_Kind)(0),   // 1: avnode.plugin.v1.MetricSample.Kind
@@ -2705,28 +3126,35 @@ var file_pluginpb_plugin_proto_goTypes = []any{
 	(*ContentRef)(nil),       // 18: avnode.plugin.v1.ContentRef
 	(*Peers)(nil),            // 19: avnode.plugin.v1.Peers
 	(*FetchRequest)(nil),     // 20: avnode.plugin.v1.FetchRequest
-	(*FetchResult)(nil),      // 21: avnode.plugin.v1.FetchResult
-	(*PinRequest)(nil),       // 22: avnode.plugin.v1.PinRequest
-	(*SubscribeRequest)(nil), // 23: avnode.plugin.v1.SubscribeRequest
-	(*Event)(nil),            // 24: avnode.plugin.v1.Event
-	(*LogEntry)(nil),         // 25: avnode.plugin.v1.LogEntry
-	(*MetricSample)(nil),     // 26: avnode.plugin.v1.MetricSample
-	(*TopicRequest)(nil),     // 27: avnode.plugin.v1.TopicRequest
-	(*TopicMessage)(nil),     // 28: avnode.plugin.v1.TopicMessage
-	(*ProtocolRequest)(nil),  // 29: avnode.plugin.v1.ProtocolRequest
-	(*IncomingStream)(nil),   // 30: avnode.plugin.v1.IncomingStream
-	(*StreamOpen)(nil),       // 31: avnode.plugin.v1.StreamOpen
-	(*StreamChunk)(nil),      // 32: avnode.plugin.v1.StreamChunk
-	(*PolicyRequest)(nil),    // 33: avnode.plugin.v1.PolicyRequest
-	(*PolicyVerdict)(nil),    // 34: avnode.plugin.v1.PolicyVerdict
-	(*CommandRequest)(nil),   // 35: avnode.plugin.v1.CommandRequest
-	(*CommandResult)(nil),    // 36: avnode.plugin.v1.CommandResult
-	(*ClaimRequest)(nil),     // 37: avnode.plugin.v1.ClaimRequest
-	(*CopyRef)(nil),          // 38: avnode.plugin.v1.CopyRef
-	(*RelayConfig)(nil),      // 39: avnode.plugin.v1.RelayConfig
-	(*RelayStats)(nil),       // 40: avnode.plugin.v1.RelayStats
-	nil,                      // 41: avnode.plugin.v1.Event.AttrsEntry
-	nil,                      // 42: avnode.plugin.v1.LogEntry.AttrsEntry
+	(*DirEntry)(nil),         // 21: avnode.plugin.v1.DirEntry
+	(*FetchResult)(nil),      // 22: avnode.plugin.v1.FetchResult
+	(*PinRequest)(nil),       // 23: avnode.plugin.v1.PinRequest
+	(*SubscribeRequest)(nil), // 24: avnode.plugin.v1.SubscribeRequest
+	(*Event)(nil),            // 25: avnode.plugin.v1.Event
+	(*LogEntry)(nil),         // 26: avnode.plugin.v1.LogEntry
+	(*MetricSample)(nil),     // 27: avnode.plugin.v1.MetricSample
+	(*TopicRequest)(nil),     // 28: avnode.plugin.v1.TopicRequest
+	(*TopicMessage)(nil),     // 29: avnode.plugin.v1.TopicMessage
+	(*ProtocolRequest)(nil),  // 30: avnode.plugin.v1.ProtocolRequest
+	(*IncomingStream)(nil),   // 31: avnode.plugin.v1.IncomingStream
+	(*StreamOpen)(nil),       // 32: avnode.plugin.v1.StreamOpen
+	(*StreamChunk)(nil),      // 33: avnode.plugin.v1.StreamChunk
+	(*PolicyRequest)(nil),    // 34: avnode.plugin.v1.PolicyRequest
+	(*PolicyVerdict)(nil),    // 35: avnode.plugin.v1.PolicyVerdict
+	(*CommandRequest)(nil),   // 36: avnode.plugin.v1.CommandRequest
+	(*CommandResult)(nil),    // 37: avnode.plugin.v1.CommandResult
+	(*ClaimRequest)(nil),     // 38: avnode.plugin.v1.ClaimRequest
+	(*CopyRef)(nil),          // 39: avnode.plugin.v1.CopyRef
+	(*RelayConfig)(nil),      // 40: avnode.plugin.v1.RelayConfig
+	(*RelayStats)(nil),       // 41: avnode.plugin.v1.RelayStats
+	(*ReadRequest)(nil),      // 42: avnode.plugin.v1.ReadRequest
+	(*FileChunk)(nil),        // 43: avnode.plugin.v1.FileChunk
+	(*ConfigKey)(nil),        // 44: avnode.plugin.v1.ConfigKey
+	(*ConfigValue)(nil),      // 45: avnode.plugin.v1.ConfigValue
+	(*Service)(nil),          // 46: avnode.plugin.v1.Service
+	(*RoleCall)(nil),         // 47: avnode.plugin.v1.RoleCall
+	nil,                      // 48: avnode.plugin.v1.Event.AttrsEntry
+	nil,                      // 49: avnode.plugin.v1.LogEntry.AttrsEntry
 }
 var file_pluginpb_plugin_proto_depIdxs = []int32{
 	0,  // 0: avnode.plugin.v1.Diagnostic.severity:type_name -> avnode.plugin.v1.Diagnostic.Severity
@@ -2734,72 +3162,81 @@ var file_pluginpb_plugin_proto_depIdxs = []int32{
 	11, // 2: avnode.plugin.v1.Resolution.records:type_name -> avnode.plugin.v1.ZoneRecordEntry
 	12, // 3: avnode.plugin.v1.Resolution.hosts:type_name -> avnode.plugin.v1.HostInfo
 	11, // 4: avnode.plugin.v1.Zone.records:type_name -> avnode.plugin.v1.ZoneRecordEntry
-	41, // 5: avnode.plugin.v1.Event.attrs:type_name -> avnode.plugin.v1.Event.AttrsEntry
-	42, // 6: avnode.plugin.v1.LogEntry.attrs:type_name -> avnode.plugin.v1.LogEntry.AttrsEntry
-	1,  // 7: avnode.plugin.v1.MetricSample.kind:type_name -> avnode.plugin.v1.MetricSample.Kind
-	31, // 8: avnode.plugin.v1.StreamChunk.open:type_name -> avnode.plugin.v1.StreamOpen
-	4,  // 9: avnode.plugin.v1.CommandResult.diagnostics:type_name -> avnode.plugin.v1.Diagnostics
-	5,  // 10: avnode.plugin.v1.Role.Describe:input_type -> avnode.plugin.v1.DescribeRequest
-	7,  // 11: avnode.plugin.v1.Role.ValidateConfig:input_type -> avnode.plugin.v1.ConfigRequest
-	8,  // 12: avnode.plugin.v1.Role.Start:input_type -> avnode.plugin.v1.StartRequest
-	9,  // 13: avnode.plugin.v1.Role.Stop:input_type -> avnode.plugin.v1.StopRequest
-	35, // 14: avnode.plugin.v1.Role.Command:input_type -> avnode.plugin.v1.CommandRequest
-	10, // 15: avnode.plugin.v1.Host.Resolve:input_type -> avnode.plugin.v1.ResolveRequest
-	14, // 16: avnode.plugin.v1.Host.GetRecord:input_type -> avnode.plugin.v1.RecordKey
-	15, // 17: avnode.plugin.v1.Host.PutRecord:input_type -> avnode.plugin.v1.RecordValue
-	16, // 18: avnode.plugin.v1.Host.SetZoneRecord:input_type -> avnode.plugin.v1.ZoneChange
-	18, // 19: avnode.plugin.v1.Host.Provide:input_type -> avnode.plugin.v1.ContentRef
-	18, // 20: avnode.plugin.v1.Host.FindProviders:input_type -> avnode.plugin.v1.ContentRef
-	20, // 21: avnode.plugin.v1.Host.Fetch:input_type -> avnode.plugin.v1.FetchRequest
-	22, // 22: avnode.plugin.v1.Host.Pin:input_type -> avnode.plugin.v1.PinRequest
-	18, // 23: avnode.plugin.v1.Host.Unpin:input_type -> avnode.plugin.v1.ContentRef
-	23, // 24: avnode.plugin.v1.Host.Subscribe:input_type -> avnode.plugin.v1.SubscribeRequest
-	25, // 25: avnode.plugin.v1.Host.Log:input_type -> avnode.plugin.v1.LogEntry
-	26, // 26: avnode.plugin.v1.Host.Metric:input_type -> avnode.plugin.v1.MetricSample
-	28, // 27: avnode.plugin.v1.Host.Publish:input_type -> avnode.plugin.v1.TopicMessage
-	27, // 28: avnode.plugin.v1.Host.SubscribeTopic:input_type -> avnode.plugin.v1.TopicRequest
-	29, // 29: avnode.plugin.v1.Host.HandleProtocol:input_type -> avnode.plugin.v1.ProtocolRequest
-	32, // 30: avnode.plugin.v1.Host.Stream:input_type -> avnode.plugin.v1.StreamChunk
-	33, // 31: avnode.plugin.v1.Host.Decide:input_type -> avnode.plugin.v1.PolicyRequest
-	37, // 32: avnode.plugin.v1.Host.Claim:input_type -> avnode.plugin.v1.ClaimRequest
-	15, // 33: avnode.plugin.v1.Host.OfferZone:input_type -> avnode.plugin.v1.RecordValue
-	38, // 34: avnode.plugin.v1.Host.AttestCopy:input_type -> avnode.plugin.v1.CopyRef
-	38, // 35: avnode.plugin.v1.Host.FindCopies:input_type -> avnode.plugin.v1.CopyRef
-	39, // 36: avnode.plugin.v1.Host.StartRelay:input_type -> avnode.plugin.v1.RelayConfig
-	2,  // 37: avnode.plugin.v1.Host.RelayStatus:input_type -> avnode.plugin.v1.Empty
-	6,  // 38: avnode.plugin.v1.Role.Describe:output_type -> avnode.plugin.v1.Description
-	4,  // 39: avnode.plugin.v1.Role.ValidateConfig:output_type -> avnode.plugin.v1.Diagnostics
-	4,  // 40: avnode.plugin.v1.Role.Start:output_type -> avnode.plugin.v1.Diagnostics
-	4,  // 41: avnode.plugin.v1.Role.Stop:output_type -> avnode.plugin.v1.Diagnostics
-	36, // 42: avnode.plugin.v1.Role.Command:output_type -> avnode.plugin.v1.CommandResult
-	13, // 43: avnode.plugin.v1.Host.Resolve:output_type -> avnode.plugin.v1.Resolution
-	15, // 44: avnode.plugin.v1.Host.GetRecord:output_type -> avnode.plugin.v1.RecordValue
-	2,  // 45: avnode.plugin.v1.Host.PutRecord:output_type -> avnode.plugin.v1.Empty
-	17, // 46: avnode.plugin.v1.Host.SetZoneRecord:output_type -> avnode.plugin.v1.Zone
-	2,  // 47: avnode.plugin.v1.Host.Provide:output_type -> avnode.plugin.v1.Empty
-	19, // 48: avnode.plugin.v1.Host.FindProviders:output_type -> avnode.plugin.v1.Peers
-	21, // 49: avnode.plugin.v1.Host.Fetch:output_type -> avnode.plugin.v1.FetchResult
-	2,  // 50: avnode.plugin.v1.Host.Pin:output_type -> avnode.plugin.v1.Empty
-	2,  // 51: avnode.plugin.v1.Host.Unpin:output_type -> avnode.plugin.v1.Empty
-	24, // 52: avnode.plugin.v1.Host.Subscribe:output_type -> avnode.plugin.v1.Event
-	2,  // 53: avnode.plugin.v1.Host.Log:output_type -> avnode.plugin.v1.Empty
-	2,  // 54: avnode.plugin.v1.Host.Metric:output_type -> avnode.plugin.v1.Empty
-	2,  // 55: avnode.plugin.v1.Host.Publish:output_type -> avnode.plugin.v1.Empty
-	28, // 56: avnode.plugin.v1.Host.SubscribeTopic:output_type -> avnode.plugin.v1.TopicMessage
-	30, // 57: avnode.plugin.v1.Host.HandleProtocol:output_type -> avnode.plugin.v1.IncomingStream
-	32, // 58: avnode.plugin.v1.Host.Stream:output_type -> avnode.plugin.v1.StreamChunk
-	34, // 59: avnode.plugin.v1.Host.Decide:output_type -> avnode.plugin.v1.PolicyVerdict
-	13, // 60: avnode.plugin.v1.Host.Claim:output_type -> avnode.plugin.v1.Resolution
-	13, // 61: avnode.plugin.v1.Host.OfferZone:output_type -> avnode.plugin.v1.Resolution
-	2,  // 62: avnode.plugin.v1.Host.AttestCopy:output_type -> avnode.plugin.v1.Empty
-	19, // 63: avnode.plugin.v1.Host.FindCopies:output_type -> avnode.plugin.v1.Peers
-	40, // 64: avnode.plugin.v1.Host.StartRelay:output_type -> avnode.plugin.v1.RelayStats
-	40, // 65: avnode.plugin.v1.Host.RelayStatus:output_type -> avnode.plugin.v1.RelayStats
-	38, // [38:66] is the sub-list for method output_type
-	10, // [10:38] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	21, // 5: avnode.plugin.v1.FetchResult.entries:type_name -> avnode.plugin.v1.DirEntry
+	48, // 6: avnode.plugin.v1.Event.attrs:type_name -> avnode.plugin.v1.Event.AttrsEntry
+	49, // 7: avnode.plugin.v1.LogEntry.attrs:type_name -> avnode.plugin.v1.LogEntry.AttrsEntry
+	1,  // 8: avnode.plugin.v1.MetricSample.kind:type_name -> avnode.plugin.v1.MetricSample.Kind
+	32, // 9: avnode.plugin.v1.StreamChunk.open:type_name -> avnode.plugin.v1.StreamOpen
+	4,  // 10: avnode.plugin.v1.CommandResult.diagnostics:type_name -> avnode.plugin.v1.Diagnostics
+	5,  // 11: avnode.plugin.v1.Role.Describe:input_type -> avnode.plugin.v1.DescribeRequest
+	7,  // 12: avnode.plugin.v1.Role.ValidateConfig:input_type -> avnode.plugin.v1.ConfigRequest
+	8,  // 13: avnode.plugin.v1.Role.Start:input_type -> avnode.plugin.v1.StartRequest
+	9,  // 14: avnode.plugin.v1.Role.Stop:input_type -> avnode.plugin.v1.StopRequest
+	36, // 15: avnode.plugin.v1.Role.Command:input_type -> avnode.plugin.v1.CommandRequest
+	10, // 16: avnode.plugin.v1.Host.Resolve:input_type -> avnode.plugin.v1.ResolveRequest
+	14, // 17: avnode.plugin.v1.Host.GetRecord:input_type -> avnode.plugin.v1.RecordKey
+	15, // 18: avnode.plugin.v1.Host.PutRecord:input_type -> avnode.plugin.v1.RecordValue
+	16, // 19: avnode.plugin.v1.Host.SetZoneRecord:input_type -> avnode.plugin.v1.ZoneChange
+	18, // 20: avnode.plugin.v1.Host.Provide:input_type -> avnode.plugin.v1.ContentRef
+	18, // 21: avnode.plugin.v1.Host.FindProviders:input_type -> avnode.plugin.v1.ContentRef
+	20, // 22: avnode.plugin.v1.Host.Fetch:input_type -> avnode.plugin.v1.FetchRequest
+	23, // 23: avnode.plugin.v1.Host.Pin:input_type -> avnode.plugin.v1.PinRequest
+	18, // 24: avnode.plugin.v1.Host.Unpin:input_type -> avnode.plugin.v1.ContentRef
+	24, // 25: avnode.plugin.v1.Host.Subscribe:input_type -> avnode.plugin.v1.SubscribeRequest
+	26, // 26: avnode.plugin.v1.Host.Log:input_type -> avnode.plugin.v1.LogEntry
+	27, // 27: avnode.plugin.v1.Host.Metric:input_type -> avnode.plugin.v1.MetricSample
+	29, // 28: avnode.plugin.v1.Host.Publish:input_type -> avnode.plugin.v1.TopicMessage
+	28, // 29: avnode.plugin.v1.Host.SubscribeTopic:input_type -> avnode.plugin.v1.TopicRequest
+	30, // 30: avnode.plugin.v1.Host.HandleProtocol:input_type -> avnode.plugin.v1.ProtocolRequest
+	33, // 31: avnode.plugin.v1.Host.Stream:input_type -> avnode.plugin.v1.StreamChunk
+	34, // 32: avnode.plugin.v1.Host.Decide:input_type -> avnode.plugin.v1.PolicyRequest
+	38, // 33: avnode.plugin.v1.Host.Claim:input_type -> avnode.plugin.v1.ClaimRequest
+	15, // 34: avnode.plugin.v1.Host.OfferZone:input_type -> avnode.plugin.v1.RecordValue
+	39, // 35: avnode.plugin.v1.Host.AttestCopy:input_type -> avnode.plugin.v1.CopyRef
+	39, // 36: avnode.plugin.v1.Host.FindCopies:input_type -> avnode.plugin.v1.CopyRef
+	40, // 37: avnode.plugin.v1.Host.StartRelay:input_type -> avnode.plugin.v1.RelayConfig
+	2,  // 38: avnode.plugin.v1.Host.RelayStatus:input_type -> avnode.plugin.v1.Empty
+	42, // 39: avnode.plugin.v1.Host.ReadFile:input_type -> avnode.plugin.v1.ReadRequest
+	44, // 40: avnode.plugin.v1.Host.NodeConfig:input_type -> avnode.plugin.v1.ConfigKey
+	46, // 41: avnode.plugin.v1.Host.SetService:input_type -> avnode.plugin.v1.Service
+	47, // 42: avnode.plugin.v1.Host.CallRole:input_type -> avnode.plugin.v1.RoleCall
+	6,  // 43: avnode.plugin.v1.Role.Describe:output_type -> avnode.plugin.v1.Description
+	4,  // 44: avnode.plugin.v1.Role.ValidateConfig:output_type -> avnode.plugin.v1.Diagnostics
+	4,  // 45: avnode.plugin.v1.Role.Start:output_type -> avnode.plugin.v1.Diagnostics
+	4,  // 46: avnode.plugin.v1.Role.Stop:output_type -> avnode.plugin.v1.Diagnostics
+	37, // 47: avnode.plugin.v1.Role.Command:output_type -> avnode.plugin.v1.CommandResult
+	13, // 48: avnode.plugin.v1.Host.Resolve:output_type -> avnode.plugin.v1.Resolution
+	15, // 49: avnode.plugin.v1.Host.GetRecord:output_type -> avnode.plugin.v1.RecordValue
+	2,  // 50: avnode.plugin.v1.Host.PutRecord:output_type -> avnode.plugin.v1.Empty
+	17, // 51: avnode.plugin.v1.Host.SetZoneRecord:output_type -> avnode.plugin.v1.Zone
+	2,  // 52: avnode.plugin.v1.Host.Provide:output_type -> avnode.plugin.v1.Empty
+	19, // 53: avnode.plugin.v1.Host.FindProviders:output_type -> avnode.plugin.v1.Peers
+	22, // 54: avnode.plugin.v1.Host.Fetch:output_type -> avnode.plugin.v1.FetchResult
+	2,  // 55: avnode.plugin.v1.Host.Pin:output_type -> avnode.plugin.v1.Empty
+	2,  // 56: avnode.plugin.v1.Host.Unpin:output_type -> avnode.plugin.v1.Empty
+	25, // 57: avnode.plugin.v1.Host.Subscribe:output_type -> avnode.plugin.v1.Event
+	2,  // 58: avnode.plugin.v1.Host.Log:output_type -> avnode.plugin.v1.Empty
+	2,  // 59: avnode.plugin.v1.Host.Metric:output_type -> avnode.plugin.v1.Empty
+	2,  // 60: avnode.plugin.v1.Host.Publish:output_type -> avnode.plugin.v1.Empty
+	29, // 61: avnode.plugin.v1.Host.SubscribeTopic:output_type -> avnode.plugin.v1.TopicMessage
+	31, // 62: avnode.plugin.v1.Host.HandleProtocol:output_type -> avnode.plugin.v1.IncomingStream
+	33, // 63: avnode.plugin.v1.Host.Stream:output_type -> avnode.plugin.v1.StreamChunk
+	35, // 64: avnode.plugin.v1.Host.Decide:output_type -> avnode.plugin.v1.PolicyVerdict
+	13, // 65: avnode.plugin.v1.Host.Claim:output_type -> avnode.plugin.v1.Resolution
+	13, // 66: avnode.plugin.v1.Host.OfferZone:output_type -> avnode.plugin.v1.Resolution
+	2,  // 67: avnode.plugin.v1.Host.AttestCopy:output_type -> avnode.plugin.v1.Empty
+	19, // 68: avnode.plugin.v1.Host.FindCopies:output_type -> avnode.plugin.v1.Peers
+	41, // 69: avnode.plugin.v1.Host.StartRelay:output_type -> avnode.plugin.v1.RelayStats
+	41, // 70: avnode.plugin.v1.Host.RelayStatus:output_type -> avnode.plugin.v1.RelayStats
+	43, // 71: avnode.plugin.v1.Host.ReadFile:output_type -> avnode.plugin.v1.FileChunk
+	45, // 72: avnode.plugin.v1.Host.NodeConfig:output_type -> avnode.plugin.v1.ConfigValue
+	2,  // 73: avnode.plugin.v1.Host.SetService:output_type -> avnode.plugin.v1.Empty
+	37, // 74: avnode.plugin.v1.Host.CallRole:output_type -> avnode.plugin.v1.CommandResult
+	43, // [43:75] is the sub-list for method output_type
+	11, // [11:43] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_pluginpb_plugin_proto_init() }
@@ -2807,7 +3244,7 @@ func file_pluginpb_plugin_proto_init() {
 	if File_pluginpb_plugin_proto != nil {
 		return
 	}
-	file_pluginpb_plugin_proto_msgTypes[30].OneofWrappers = []any{
+	file_pluginpb_plugin_proto_msgTypes[31].OneofWrappers = []any{
 		(*StreamChunk_Accept)(nil),
 		(*StreamChunk_Open)(nil),
 		(*StreamChunk_Data)(nil),
@@ -2820,7 +3257,7 @@ func file_pluginpb_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pluginpb_plugin_proto_rawDesc), len(file_pluginpb_plugin_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   41,
+			NumMessages:   48,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

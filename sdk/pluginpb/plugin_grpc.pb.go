@@ -318,6 +318,10 @@ const (
 	Host_FindCopies_FullMethodName     = "/avnode.plugin.v1.Host/FindCopies"
 	Host_StartRelay_FullMethodName     = "/avnode.plugin.v1.Host/StartRelay"
 	Host_RelayStatus_FullMethodName    = "/avnode.plugin.v1.Host/RelayStatus"
+	Host_ReadFile_FullMethodName       = "/avnode.plugin.v1.Host/ReadFile"
+	Host_NodeConfig_FullMethodName     = "/avnode.plugin.v1.Host/NodeConfig"
+	Host_SetService_FullMethodName     = "/avnode.plugin.v1.Host/SetService"
+	Host_CallRole_FullMethodName       = "/avnode.plugin.v1.Host/CallRole"
 )
 
 // HostClient is the client API for Host service.
@@ -369,6 +373,20 @@ type HostClient interface {
 	// reserve. RelayStatus reports the service's counters.
 	StartRelay(ctx context.Context, in *RelayConfig, opts ...grpc.CallOption) (*RelayStats, error)
 	RelayStatus(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*RelayStats, error)
+	// ReadFile streams the bytes of a file in the node's store (Fetch it
+	// first): length bytes from offset, length 0 meaning to the end. A CID
+	// the store lacks answers NotFound.
+	ReadFile(ctx context.Context, in *ReadRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FileChunk], error)
+	// NodeConfig answers one key of the node's effective config as JSON,
+	// e.g. "gateway.listen" or "dht.mode"; an unknown key answers NotFound.
+	NodeConfig(ctx context.Context, in *ConfigKey, opts ...grpc.CallOption) (*ConfigValue, error)
+	// SetService tells the node of a service the role runs, e.g. the
+	// gateway's URL; `avnode id --json` shows it. An empty url removes it.
+	SetService(ctx context.Context, in *Service, opts ...grpc.CallOption) (*Empty, error)
+	// CallRole runs a command of another running role: one plugin handing
+	// work to another (a beacon passing a satellite's offload to the role
+	// that does the work).
+	CallRole(ctx context.Context, in *RoleCall, opts ...grpc.CallOption) (*CommandResult, error)
 }
 
 type hostClient struct {
@@ -639,6 +657,55 @@ func (c *hostClient) RelayStatus(ctx context.Context, in *Empty, opts ...grpc.Ca
 	return out, nil
 }
 
+func (c *hostClient) ReadFile(ctx context.Context, in *ReadRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FileChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Host_ServiceDesc.Streams[4], Host_ReadFile_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ReadRequest, FileChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Host_ReadFileClient = grpc.ServerStreamingClient[FileChunk]
+
+func (c *hostClient) NodeConfig(ctx context.Context, in *ConfigKey, opts ...grpc.CallOption) (*ConfigValue, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ConfigValue)
+	err := c.cc.Invoke(ctx, Host_NodeConfig_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hostClient) SetService(ctx context.Context, in *Service, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Host_SetService_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hostClient) CallRole(ctx context.Context, in *RoleCall, opts ...grpc.CallOption) (*CommandResult, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CommandResult)
+	err := c.cc.Invoke(ctx, Host_CallRole_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // HostServer is the server API for Host service.
 // All implementations must embed UnimplementedHostServer
 // for forward compatibility.
@@ -688,6 +755,20 @@ type HostServer interface {
 	// reserve. RelayStatus reports the service's counters.
 	StartRelay(context.Context, *RelayConfig) (*RelayStats, error)
 	RelayStatus(context.Context, *Empty) (*RelayStats, error)
+	// ReadFile streams the bytes of a file in the node's store (Fetch it
+	// first): length bytes from offset, length 0 meaning to the end. A CID
+	// the store lacks answers NotFound.
+	ReadFile(*ReadRequest, grpc.ServerStreamingServer[FileChunk]) error
+	// NodeConfig answers one key of the node's effective config as JSON,
+	// e.g. "gateway.listen" or "dht.mode"; an unknown key answers NotFound.
+	NodeConfig(context.Context, *ConfigKey) (*ConfigValue, error)
+	// SetService tells the node of a service the role runs, e.g. the
+	// gateway's URL; `avnode id --json` shows it. An empty url removes it.
+	SetService(context.Context, *Service) (*Empty, error)
+	// CallRole runs a command of another running role: one plugin handing
+	// work to another (a beacon passing a satellite's offload to the role
+	// that does the work).
+	CallRole(context.Context, *RoleCall) (*CommandResult, error)
 	mustEmbedUnimplementedHostServer()
 }
 
@@ -766,6 +847,18 @@ func (UnimplementedHostServer) StartRelay(context.Context, *RelayConfig) (*Relay
 }
 func (UnimplementedHostServer) RelayStatus(context.Context, *Empty) (*RelayStats, error) {
 	return nil, status.Error(codes.Unimplemented, "method RelayStatus not implemented")
+}
+func (UnimplementedHostServer) ReadFile(*ReadRequest, grpc.ServerStreamingServer[FileChunk]) error {
+	return status.Error(codes.Unimplemented, "method ReadFile not implemented")
+}
+func (UnimplementedHostServer) NodeConfig(context.Context, *ConfigKey) (*ConfigValue, error) {
+	return nil, status.Error(codes.Unimplemented, "method NodeConfig not implemented")
+}
+func (UnimplementedHostServer) SetService(context.Context, *Service) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetService not implemented")
+}
+func (UnimplementedHostServer) CallRole(context.Context, *RoleCall) (*CommandResult, error) {
+	return nil, status.Error(codes.Unimplemented, "method CallRole not implemented")
 }
 func (UnimplementedHostServer) mustEmbedUnimplementedHostServer() {}
 func (UnimplementedHostServer) testEmbeddedByValue()              {}
@@ -1170,6 +1263,71 @@ func _Host_RelayStatus_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Host_ReadFile_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ReadRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(HostServer).ReadFile(m, &grpc.GenericServerStream[ReadRequest, FileChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Host_ReadFileServer = grpc.ServerStreamingServer[FileChunk]
+
+func _Host_NodeConfig_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ConfigKey)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HostServer).NodeConfig(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Host_NodeConfig_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HostServer).NodeConfig(ctx, req.(*ConfigKey))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Host_SetService_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Service)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HostServer).SetService(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Host_SetService_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HostServer).SetService(ctx, req.(*Service))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Host_CallRole_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RoleCall)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HostServer).CallRole(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Host_CallRole_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HostServer).CallRole(ctx, req.(*RoleCall))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Host_ServiceDesc is the grpc.ServiceDesc for Host service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1253,6 +1411,18 @@ var Host_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "RelayStatus",
 			Handler:    _Host_RelayStatus_Handler,
 		},
+		{
+			MethodName: "NodeConfig",
+			Handler:    _Host_NodeConfig_Handler,
+		},
+		{
+			MethodName: "SetService",
+			Handler:    _Host_SetService_Handler,
+		},
+		{
+			MethodName: "CallRole",
+			Handler:    _Host_CallRole_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
@@ -1275,6 +1445,11 @@ var Host_ServiceDesc = grpc.ServiceDesc{
 			Handler:       _Host_Stream_Handler,
 			ServerStreams: true,
 			ClientStreams: true,
+		},
+		{
+			StreamName:    "ReadFile",
+			Handler:       _Host_ReadFile_Handler,
+			ServerStreams: true,
 		},
 	},
 	Metadata: "pluginpb/plugin.proto",
