@@ -69,6 +69,14 @@ func TestPublishAndGetAcrossProcesses(t *testing.T) {
 		t.Fatalf("publishing the same directory again stored new blocks: %+v", again)
 	}
 
+	// A path fetches the directories down to it, and the file: not big.bin.
+	var one hosting.GetResult
+	dot := filepath.Join(t.TempDir(), "dot.txt")
+	cliJSON(t, third.repo, &one, "get", "coolblog.code/img/dot.txt", "-o", dot)
+	if b, _ := os.ReadFile(dot); string(b) != "." || one.Stats.Fetched != 3 || one.Stats.Bytes > 4096 {
+		t.Fatalf("get of one small file by path: %q, %+v", b, one.Stats)
+	}
+
 	out := filepath.Join(t.TempDir(), "copy")
 	mustCLI(t, reader.repo, "get", "coolblog.code", "-o", out)
 	sameTree(t, site, out)

@@ -55,12 +55,38 @@ type Stats struct {
 	Dropped []string       `json:"dropped,omitempty"` // sources dropped, with the reason
 }
 
+// Add counts another fetch's blocks, bytes and sources into st.
+func (st *Stats) Add(o Stats) {
+	st.Blocks += o.Blocks
+	st.Present += o.Present
+	st.Fetched += o.Fetched
+	st.Bytes += o.Bytes
+	for p, n := range o.Sources {
+		if st.Sources == nil {
+			st.Sources = map[string]int{}
+		}
+		st.Sources[p] += n
+	}
+	st.Dropped = append(st.Dropped, o.Dropped...)
+}
+
 // Fetch pulls every block of the DAG at root that is not already here, from
 // several sources at once. A source that sends a block not matching its CID is
 // dropped and the block fetched elsewhere; blocks already present are not
 // fetched again, so an interrupted fetch resumes where it stopped.
 func (f *Fetcher) Fetch(ctx context.Context, root cid.Cid, sources []peer.ID, progress func(Stats)) (Stats, error) {
-	s := newSched(f.bs, f.window, progress)
+	return f.fetch(ctx, newSched(f.bs, f.window, progress), root, sources)
+}
+
+// FetchBlock pulls the one block c, not what it links to: a path inside a
+// DAG is fetched directory by directory, without the rest of the tree.
+func (f *Fetcher) FetchBlock(ctx context.Context, c cid.Cid, sources []peer.ID) (Stats, error) {
+	s := newSched(f.bs, f.window, nil)
+	s.shallow = true
+	return f.fetch(ctx, s, c, sources)
+}
+
+func (f *Fetcher) fetch(ctx context.Context, s *sched, root cid.Cid, sources []peer.ID) (Stats, error) {
 	sources = dedupe(sources, f.host.ID())
 	if err := s.add(root); err != nil {
 		return s.snapshot(), err

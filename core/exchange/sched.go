@@ -25,6 +25,7 @@ type sched struct {
 	bs       *content.Blockstore
 	window   int
 	progress func(Stats)
+	shallow  bool // fetch the blocks asked for, not their links
 
 	mu        sync.Mutex
 	cond      *sync.Cond
@@ -100,6 +101,9 @@ func (s *sched) addLocked(root cid.Cid) error {
 			return fmt.Errorf("read local block %s: %w", c, err)
 		}
 		s.stats.Present++
+		if s.shallow {
+			continue
+		}
 		links, err := content.Links(c, data)
 		if err != nil {
 			return fmt.Errorf("local block %s: %w", c, err)
@@ -210,7 +214,9 @@ func (s *sched) complete(c cid.Cid, data []byte, p peer.ID) error {
 		if err := s.bs.Put(c, data); err != nil {
 			return fmt.Errorf("store block %s: %w", c, err)
 		}
-		links, linkErr = content.Links(c, data)
+		if !s.shallow {
+			links, linkErr = content.Links(c, data)
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -266,26 +266,29 @@ func (s *Service) fetch(ctx context.Context, targetText string, from []peer.ID, 
 	s.trimCache(ctx)
 	s.gcMu.RLock()
 	defer s.gcMu.RUnlock()
-	stats, err := s.fetcher.Fetch(ctx, t.Root, sources, func(st exchange.Stats) {
+	res := &GetResult{Target: targetText, Root: t.Root.String()}
+	// Only the directories along the path, then the tree at its end: a
+	// page of a large site does not wait for the whole site.
+	at, pathStats, err := s.fetchPath(ctx, t.Root, t.Path, sources)
+	if err != nil {
+		return res, fmt.Errorf("get %s: %w", targetText, err)
+	}
+	res.Stats, err = s.fetcher.Fetch(ctx, at, sources, func(st exchange.Stats) {
 		progress(Progress{Phase: "fetch", Bytes: st.Bytes, Blocks: st.Fetched + st.Present, Of: st.Blocks})
 	})
-	res := &GetResult{Target: targetText, Root: t.Root.String(), Stats: stats}
+	res.Stats.Add(pathStats)
 	if err != nil {
 		return res, fmt.Errorf("get %s: %w", targetText, err)
 	}
 	if !s.private {
-		go s.provide(context.Background(), t.Root) // we hold it now: serve it to others
+		go s.provide(context.Background(), at) // we hold all of it now: serve it to others
 	}
-	c, err := content.ResolvePath(t.Root, t.Path, s.Blocks)
-	if err != nil {
-		return res, fmt.Errorf("get %s: %w", targetText, err)
-	}
-	res.CID = c.String()
-	if res.Kind, res.Size, err = content.Stat(c, s.Blocks); err != nil {
+	res.CID = at.String()
+	if res.Kind, res.Size, err = content.Stat(at, s.Blocks); err != nil {
 		return res, err
 	}
 	if res.Kind == "dir" {
-		if res.Entries, err = content.List(c, s.Blocks); err != nil {
+		if res.Entries, err = content.List(at, s.Blocks); err != nil {
 			return res, err
 		}
 	}
@@ -324,6 +327,27 @@ func (s *Service) resolveTarget(ctx context.Context, t *Target) ([]peer.ID, erro
 		return sources, nil // the providers are only needed if blocks are missing; the fetch tells
 	}
 	return append(sources, s.findProviders(ctx, t.Root)...), nil
+}
+
+// fetchPath fetches the directory blocks along path from root, one at a
+// time, and returns the CID the path names.
+func (s *Service) fetchPath(ctx context.Context, root cid.Cid, path string, sources []peer.ID) (cid.Cid, exchange.Stats, error) {
+	at := root
+	var stats exchange.Stats
+	for _, el := range strings.Split(path, "/") {
+		if el == "" {
+			continue
+		}
+		st, err := s.fetcher.FetchBlock(ctx, at, sources)
+		stats.Add(st)
+		if err != nil {
+			return cid.Undef, stats, err
+		}
+		if at, err = content.ResolvePath(at, el, s.Blocks); err != nil {
+			return cid.Undef, stats, err
+		}
+	}
+	return at, stats, nil
 }
 
 // resolveName fills in the root from the name.
