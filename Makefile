@@ -20,6 +20,7 @@ build:
 	$(GO) build -o $(BIN)/avnode-beacon ./roles/beacon
 	$(GO) build -o $(BIN)/avnode-mirror ./roles/mirror
 	$(GO) build -o $(BIN)/avnode-relay ./roles/relay
+	$(GO) build -o $(BIN)/avnode-receiver ./roles/receiver
 	cd sdk/examples/pinner && $(GO) build -o ../../../$(BIN)/avnode-pinner .
 
 run: build
@@ -38,7 +39,8 @@ test: build vet test-deps
 	$(MAKE) fuzz
 
 # The NAT traversal test (cmd/avnode) builds network namespaces with iproute2
-# and iptables routers: install them from Debian's packages when missing.
+# and iptables routers, and the gateway test drives a headless Chromium:
+# install them from Debian's packages when missing.
 test-deps:
 	@if ! command -v iptables >/dev/null || ! command -v ip >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -46,6 +48,14 @@ test-deps:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends iptables iproute2 >/dev/null; \
 	  else \
 	    echo "note: the NAT traversal test needs root with iptables and iproute2; without network namespaces it skips"; \
+	  fi; \
+	fi
+	@if ! command -v chromium >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing chromium for the gateway's browser test"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	  else \
+	    echo "note: the gateway's browser test needs chromium; without it the test skips (and fails when CI is set)"; \
 	  fi; \
 	fi
 

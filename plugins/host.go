@@ -18,6 +18,7 @@ import (
 
 	"github.com/avnode/avnode/core/config"
 	"github.com/avnode/avnode/core/content"
+	"github.com/avnode/avnode/core/exchange"
 	"github.com/avnode/avnode/core/hosting"
 	"github.com/avnode/avnode/core/names"
 	"github.com/avnode/avnode/core/naming"
@@ -69,8 +70,11 @@ func grpcError(err error) error {
 		return nil
 	case errors.Is(err, naming.ErrNotFound), errors.Is(err, content.ErrNotFound), errors.Is(err, content.ErrNoEntry):
 		return status.Error(codes.NotFound, err.Error())
-	case errors.Is(err, names.ErrBadName), errors.Is(err, names.ErrBadRecord), errors.Is(err, names.ErrNameTaken):
+	case errors.Is(err, names.ErrBadName), errors.Is(err, names.ErrBadRecord), errors.Is(err, names.ErrNameTaken),
+		errors.Is(err, hosting.ErrBadTarget):
 		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, exchange.ErrNoSource):
+		return status.Error(codes.Unavailable, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, err.Error())
 	}

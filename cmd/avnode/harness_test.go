@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 	avnodeBin = filepath.Join(dir, "avnode")
 	os.Chmod(dir, 0o755) // other users run it in the permission test
 	// The shipped roles sit next to the binary, where the node looks first.
-	for out, pkg := range map[string]string{"avnode": ".", "avnode-beacon": "../../roles/beacon", "avnode-mirror": "../../roles/mirror", "avnode-relay": "../../roles/relay"} {
+	for out, pkg := range map[string]string{"avnode": ".", "avnode-beacon": "../../roles/beacon", "avnode-mirror": "../../roles/mirror", "avnode-relay": "../../roles/relay", "avnode-receiver": "../../roles/receiver"} {
 		build := exec.Command("go", append(append([]string{"build"}, buildFlags...), "-o", filepath.Join(dir, out), pkg)...)
 		build.Stdout, build.Stderr = os.Stderr, os.Stderr
 		if err := build.Run(); err != nil {

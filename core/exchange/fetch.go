@@ -3,6 +3,7 @@ package exchange
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -25,6 +26,9 @@ const (
 	// responseTimeout drops a source that stops answering.
 	responseTimeout = 30 * time.Second
 )
+
+// ErrNoSource is a fetch of blocks missing here with no peer to ask.
+var ErrNoSource = errors.New("no source to fetch from (no host or provider found)")
 
 // Fetcher pulls DAGs into the local block store.
 type Fetcher struct {
@@ -95,7 +99,7 @@ func (f *Fetcher) fetch(ctx context.Context, s *sched, root cid.Cid, sources []p
 		return s.snapshot(), nil
 	}
 	if len(sources) == 0 {
-		return s.snapshot(), fmt.Errorf("fetch %s: no source to fetch from (no host or provider found)", root)
+		return s.snapshot(), fmt.Errorf("fetch %s: %w", root, ErrNoSource)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -97,6 +97,9 @@ func (s *Service) Close() {
 	}
 }
 
+// ErrBadTarget wraps a get target that is neither NAME[/PATH] nor /cid/CID[/PATH].
+var ErrBadTarget = errors.New("not a target")
+
 // ErrPrivate is a publish refused on a node that serves no content.
 var ErrPrivate = errors.New("this node serves no content (content.serve is false, as on a satellite); publish from a node that serves, such as your beacon")
 
@@ -200,13 +203,13 @@ func ParseTarget(s string) (Target, error) {
 		cidText, path, _ := strings.Cut(rest, "/")
 		c, err := cid.Decode(cidText)
 		if err != nil {
-			return Target{}, fmt.Errorf("%q: %q is not a CID (%v)", s, cidText, err)
+			return Target{}, fmt.Errorf("%q: %q is not a CID (%v): %w", s, cidText, err, ErrBadTarget)
 		}
 		return Target{Root: c, Path: path}, nil
 	}
 	name, path, _ := strings.Cut(strings.TrimPrefix(s, "/name/"), "/")
 	if name == "" {
-		return Target{}, fmt.Errorf("%q: give NAME[/PATH] or /cid/CID[/PATH]", s)
+		return Target{}, fmt.Errorf("%q: give NAME[/PATH] or /cid/CID[/PATH]: %w", s, ErrBadTarget)
 	}
 	return Target{Name: name, Path: path}, nil
 }
@@ -251,36 +254,31 @@ func (s *Service) fetch(ctx context.Context, targetText string, from []peer.ID, 
 	if err != nil {
 		return nil, err
 	}
-	sources := from
+	sources, asked := from, true
 	if len(from) == 0 {
-		sources, err = s.resolveTarget(ctx, &t)
+		sources, asked, err = s.resolveTarget(ctx, &t)
 	} else if t.Name != "" {
 		_, err = s.resolveName(ctx, &t) // for the root
 	}
 	if err != nil {
 		return nil, err
 	}
-	if s.orderSources != nil && len(sources) > 1 {
-		sources = s.orderSources(ctx, t.Root, sources)
-	}
 	s.trimCache(ctx)
 	s.gcMu.RLock()
 	defer s.gcMu.RUnlock()
 	res := &GetResult{Target: targetText, Root: t.Root.String()}
-	// Only the directories along the path, then the tree at its end: a
-	// page of a large site does not wait for the whole site.
-	at, pathStats, err := s.fetchPath(ctx, t.Root, t.Path, sources)
+	at, err := s.pull(ctx, t, s.order(ctx, t.Root, sources), res, progress)
+	if err != nil && !asked && ctx.Err() == nil {
+		// Blocks are missing below a root held here, and the hosts (if
+		// any) did not have them: ask the DHT who provides them.
+		if more := s.findProviders(ctx, t.Root); len(more) > 0 {
+			at, err = s.pull(ctx, t, s.order(ctx, t.Root, append(sources, more...)), res, progress)
+		}
+	}
 	if err != nil {
 		return res, fmt.Errorf("get %s: %w", targetText, err)
 	}
-	res.Stats, err = s.fetcher.Fetch(ctx, at, sources, func(st exchange.Stats) {
-		progress(Progress{Phase: "fetch", Bytes: st.Bytes, Blocks: st.Fetched + st.Present, Of: st.Blocks})
-	})
-	res.Stats.Add(pathStats)
-	if err != nil {
-		return res, fmt.Errorf("get %s: %w", targetText, err)
-	}
-	if !s.private {
+	if !s.private && res.Stats.Fetched > 0 {
 		go s.provide(context.Background(), at) // we hold all of it now: serve it to others
 	}
 	res.CID = at.String()
@@ -308,13 +306,14 @@ func (s *Service) GC(ctx context.Context) (content.GCResult, error) {
 }
 
 // resolveTarget fills in the root from the name and gathers sources: the
-// zone's hosts and the DHT's providers of the root.
-func (s *Service) resolveTarget(ctx context.Context, t *Target) ([]peer.ID, error) {
-	var sources []peer.ID
+// zone's hosts, and the DHT's providers of the root unless its block is
+// here (then the content likely is too, and the providers are asked only
+// if the fetch finds blocks missing); asked says whether they were.
+func (s *Service) resolveTarget(ctx context.Context, t *Target) (sources []peer.ID, asked bool, err error) {
 	if t.Name != "" {
 		res, err := s.resolveName(ctx, t)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		for _, h := range res.Hosts {
 			if id, err := peer.Decode(h.PeerID); err == nil {
@@ -323,10 +322,34 @@ func (s *Service) resolveTarget(ctx context.Context, t *Target) ([]peer.ID, erro
 			}
 		}
 	}
-	if have, _ := s.Blocks.Has(t.Root); have && len(sources) > 0 {
-		return sources, nil // the providers are only needed if blocks are missing; the fetch tells
+	if have, _ := s.Blocks.Has(t.Root); have {
+		return sources, false, nil
 	}
-	return append(sources, s.findProviders(ctx, t.Root)...), nil
+	return append(sources, s.findProviders(ctx, t.Root)...), true, nil
+}
+
+// order puts sources in the routing policy's order, if there is one.
+func (s *Service) order(ctx context.Context, root cid.Cid, sources []peer.ID) []peer.ID {
+	if s.orderSources != nil && len(sources) > 1 {
+		return s.orderSources(ctx, root, sources)
+	}
+	return sources
+}
+
+// pull fetches the directories along the target's path, then the whole
+// tree at its end (a page of a large site does not wait for the rest of
+// the site), counting into res.Stats; it returns the CID at the path.
+func (s *Service) pull(ctx context.Context, t Target, sources []peer.ID, res *GetResult, progress func(Progress)) (cid.Cid, error) {
+	at, pathStats, err := s.fetchPath(ctx, t.Root, t.Path, sources)
+	res.Stats.Add(pathStats)
+	if err != nil {
+		return cid.Undef, err
+	}
+	stats, err := s.fetcher.Fetch(ctx, at, sources, func(st exchange.Stats) {
+		progress(Progress{Phase: "fetch", Bytes: st.Bytes, Blocks: st.Fetched + st.Present, Of: st.Blocks})
+	})
+	res.Stats.Add(stats)
+	return at, err
 }
 
 // fetchPath fetches the directory blocks along path from root, one at a

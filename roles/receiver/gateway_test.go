@@ -1,0 +1,520 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/avnode/avnode/sdk/pluginpb"
+)
+
+// pngBytes is the start of a real PNG: its signature and IHDR chunk.
+const pngBytes = "\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00\x90wS\xde"
+
+// site is a published directory in the fake store.
+type site struct {
+	root, sub, docs string
+	files           map[string]string // path → content
+}
+
+func testSite(f *fakeHost, name string) site {
+	s := site{files: map[string]string{
+		"/index.html":        "<!DOCTYPE html><h1>Hello</h1><a href=\"page2.html\">next</a>\n",
+		"/page2.html":        "<h1>Page two</h1>\n",
+		"/style.css":         "h1 { color: rgb(255, 0, 0); }\n",
+		"/dot.png":           pngBytes,
+		"/notes":             "plain words, no extension\n",
+		"/range.txt":         strings.Repeat("0123456789", 300),
+		"/sub/a b.txt":       "spaced",
+		"/sub/<i>x.txt":      "tagged",
+		"/sub/x:y.txt":       "coloned",
+		"/docs/index.html":   "<h1>Docs</h1>\n",
+		"/docs/more/deep.md": "# deep\n",
+	}}
+	s.sub = f.addDir(map[string]string{"a b.txt": "spaced", "<i>x.txt": "tagged", "x:y.txt": "coloned"}, nil)
+	more := f.addDir(map[string]string{"deep.md": "# deep\n"}, nil)
+	s.docs = f.addDir(map[string]string{"index.html": "<h1>Docs</h1>\n"}, map[string]string{"more": more})
+	top := map[string]string{}
+	for p, content := range s.files {
+		if strings.Count(p, "/") == 1 {
+			top[p[1:]] = content
+		}
+	}
+	s.root = f.addDir(top, map[string]string{"sub": s.sub, "docs": s.docs})
+	f.names[name] = &pluginpb.Resolution{Name: name, Root: s.root, Seq: 1, ExpiresUnix: time.Now().Add(24 * time.Hour).Unix()}
+	return s
+}
+
+// startGateway serves a gateway on the fake host on a loopback port.
+func startGateway(t *testing.T, f *fakeHost, change func(*settings)) (*gateway, *httptest.Server) {
+	t.Helper()
+	set := settings{topics: []string{"avtr"}, maxFetches: 4, fetchTimeout: 10 * time.Second, cacheEntries: 100}
+	if change != nil {
+		change(&set)
+	}
+	base, cancel := context.WithCancel(context.Background())
+	srv := httptest.NewUnstartedServer(nil)
+	g := newGateway(base, f, set, srv.Listener.Addr().String(), 5*time.Minute)
+	srv.Config.Handler = g
+	srv.Start()
+	t.Cleanup(func() {
+		srv.Close()
+		cancel()
+		g.wait(context.Background())
+	})
+	return g, srv
+}
+
+// request sends one request and returns the response with its body read.
+// Redirects are not followed. A "Host" header sets the request's host.
+func request(t *testing.T, client *http.Client, method, rawURL string, header ...string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, rawURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		if header[i] == "Host" {
+			req.Host = header[i+1]
+		} else {
+			req.Header.Set(header[i], header[i+1])
+		}
+	}
+	c := *client
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	c.Timeout = 20 * time.Second
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, rawURL, err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatalf("%s %s: body: %v", method, rawURL, err)
+	}
+	return resp, string(body)
+}
+
+func get(t *testing.T, srv *httptest.Server, p string, header ...string) (*http.Response, string) {
+	t.Helper()
+	return request(t, srv.Client(), http.MethodGet, srv.URL+p, header...)
+}
+
+func TestContentTypesAndHeaders(t *testing.T) {
+	f := newFakeHost()
+	s := testSite(f, "site.avtr")
+	_, srv := startGateway(t, f, nil)
+	for _, c := range []struct{ path, file, ctype string }{
+		{"/name/site.avtr/", "/index.html", "text/html; charset=utf-8"},
+		{"/name/site.avtr/page2.html", "/page2.html", "text/html; charset=utf-8"},
+		{"/name/site.avtr/style.css", "/style.css", "text/css; charset=utf-8"},
+		{"/name/site.avtr/dot.png", "/dot.png", "image/png"},
+		{"/name/site.avtr/notes", "/notes", "text/plain; charset=utf-8"}, // sniffed: no extension
+		{"/name/site.avtr/docs/", "/docs/index.html", "text/html; charset=utf-8"},
+		{"/name/site.avtr/sub/a%20b.txt", "/sub/a b.txt", "text/plain; charset=utf-8"},
+	} {
+		resp, body := get(t, srv, c.path)
+		want := s.files[c.file]
+		if resp.StatusCode != 200 || body != want {
+			t.Errorf("GET %s: %d %q, want 200 %q", c.path, resp.StatusCode, body, want)
+			continue
+		}
+		if got := resp.Header.Get("Content-Type"); got != c.ctype {
+			t.Errorf("GET %s: Content-Type %q, want %q", c.path, got, c.ctype)
+		}
+		if got, want := resp.Header.Get("ETag"), `"`+fakeCID(want)+`"`; got != want {
+			t.Errorf("GET %s: ETag %s, want %s", c.path, got, want)
+		}
+		if got := resp.Header.Get("Cache-Control"); !strings.HasPrefix(got, "public, max-age=") || got == "public, max-age=0" {
+			t.Errorf("GET %s: Cache-Control %q, want the zone TTL", c.path, got)
+		}
+	}
+	// A CID's content never changes: browsers may keep it.
+	resp, body := get(t, srv, "/cid/"+s.root+"/style.css")
+	if resp.StatusCode != 200 || body != s.files["/style.css"] || resp.Header.Get("Cache-Control") != immutable {
+		t.Errorf("GET /cid/ROOT/style.css: %d %q %q", resp.StatusCode, resp.Header.Get("Cache-Control"), body)
+	}
+	// A file's own CID serves the file.
+	resp, body = get(t, srv, "/cid/"+fakeCID(s.files["/dot.png"]))
+	if resp.StatusCode != 200 || body != pngBytes || resp.Header.Get("Content-Type") != "image/png" {
+		t.Errorf("GET /cid/FILE: %d %q %q", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
+	// HEAD: the headers of GET, no body.
+	resp, body = request(t, srv.Client(), http.MethodHead, srv.URL+"/name/site.avtr/style.css")
+	if resp.StatusCode != 200 || body != "" || resp.Header.Get("Content-Type") != "text/css; charset=utf-8" ||
+		resp.ContentLength != int64(len(s.files["/style.css"])) {
+		t.Errorf("HEAD style.css: %d %v len %d body %q", resp.StatusCode, resp.Header, resp.ContentLength, body)
+	}
+}
+
+func TestRangesAndConditionalRequests(t *testing.T) {
+	f := newFakeHost()
+	s := testSite(f, "site.avtr")
+	_, srv := startGateway(t, f, nil)
+	full := s.files["/range.txt"]
+	const p = "/name/site.avtr/range.txt"
+	for _, c := range []struct {
+		rng        string
+		code       int
+		body, span string
+	}{
+		{"bytes=0-9", 206, full[:10], "bytes 0-9/3000"},
+		{"bytes=1000-2499", 206, full[1000:2500], "bytes 1000-2499/3000"}, // past the first bytes read for sniffing
+		{"bytes=2990-", 206, full[2990:], "bytes 2990-2999/3000"},
+		{"bytes=-5", 206, full[2995:], "bytes 2995-2999/3000"},
+		{"bytes=5000-", 416, "", "bytes */3000"},
+	} {
+		resp, body := get(t, srv, p, "Range", c.rng)
+		if resp.StatusCode != c.code || resp.Header.Get("Content-Range") != c.span || (c.code == 206 && body != c.body) {
+			t.Errorf("Range %s: %d %q %q, want %d %q", c.rng, resp.StatusCode, resp.Header.Get("Content-Range"), body, c.code, c.span)
+		}
+	}
+	resp, body := get(t, srv, p, "Range", "bytes=0-1,2998-2999")
+	if resp.StatusCode != 206 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "multipart/byteranges") ||
+		!strings.Contains(body, "01") || !strings.Contains(body, "89") {
+		t.Errorf("two ranges: %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+
+	etag := `"` + fakeCID(full) + `"`
+	resp, body = get(t, srv, p, "If-None-Match", etag)
+	if resp.StatusCode != http.StatusNotModified || body != "" {
+		t.Errorf("If-None-Match with the ETag: %d %q, want 304", resp.StatusCode, body)
+	}
+	resp, _ = get(t, srv, p, "If-None-Match", `"`+fakeCID("older")+`"`)
+	if resp.StatusCode != 200 {
+		t.Errorf("If-None-Match with another ETag: %d, want 200", resp.StatusCode)
+	}
+	// The listing has an ETag too: its directory's CID.
+	resp, _ = get(t, srv, "/name/site.avtr/sub/", "If-None-Match", `"`+s.sub+`"`)
+	if resp.StatusCode != http.StatusNotModified {
+		t.Errorf("listing If-None-Match: %d, want 304", resp.StatusCode)
+	}
+}
+
+func TestDirectoriesAndRedirects(t *testing.T) {
+	f := newFakeHost()
+	s := testSite(f, "site.avtr")
+	_, srv := startGateway(t, f, nil)
+	for _, c := range []struct {
+		path, host string
+		code       int
+		location   string
+	}{
+		{"/name/site.avtr", "", 302, "/name/site.avtr/"},
+		{"/name/site.avtr?x=1", "", 302, "/name/site.avtr/?x=1"},
+		{"/name/site.avtr/sub", "", 302, "/name/site.avtr/sub/"},
+		{"/name/site.avtr/style.css/", "", 302, "/name/site.avtr/style.css"},
+		{"/cid/" + s.root, "", 301, "/cid/" + s.root + "/"},
+		{"/docs", "site.avtr.localhost", 302, "/docs/"},
+	} {
+		resp, _ := get(t, srv, c.path, "Host", c.host)
+		if resp.StatusCode != c.code || resp.Header.Get("Location") != c.location {
+			t.Errorf("GET %s: %d Location %q, want %d %q", c.path, resp.StatusCode, resp.Header.Get("Location"), c.code, c.location)
+		}
+	}
+
+	// A directory without index.html is listed, with escaped names and links.
+	resp, body := get(t, srv, "/name/site.avtr/sub/")
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/html; charset=utf-8" {
+		t.Fatalf("listing: %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	for _, want := range []string{
+		`<a href="a%20b.txt">a b.txt</a>`,
+		`<a href="%3Ci%3Ex.txt">&lt;i&gt;x.txt</a>`,
+		`<a href="./x:y.txt">x:y.txt</a>`,
+		`<a href="../">../</a>`,
+		"6 B",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("listing lacks %s:\n%s", want, body)
+		}
+	}
+	if strings.Contains(body, "<i>") {
+		t.Errorf("listing has an unescaped name:\n%s", body)
+	}
+	// A subdirectory with index.html serves it; one without is listed.
+	if _, body := get(t, srv, "/name/site.avtr/docs/"); body != "<h1>Docs</h1>\n" {
+		t.Errorf("docs/: %q", body)
+	}
+	if _, body := get(t, srv, "/name/site.avtr/docs/more/"); !strings.Contains(body, `<a href="deep.md">deep.md</a>`) {
+		t.Errorf("docs/more/: %q", body)
+	}
+	// ".." does not climb out of the site.
+	if resp, body := get(t, srv, "/name/site.avtr/sub/../../../style.css"); resp.StatusCode != 200 || body != s.files["/style.css"] {
+		t.Errorf("dot-dot: %d %q", resp.StatusCode, body)
+	}
+}
+
+func TestSubdomainAndProxyForms(t *testing.T) {
+	f := newFakeHost()
+	s := testSite(f, "site.avtr")
+	testSite(f, "blog.code")
+	_, srv := startGateway(t, f, nil)
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+
+	resp, body := get(t, srv, "/", "Host", "site.avtr.localhost:"+port)
+	if resp.StatusCode != 200 || body != s.files["/index.html"] {
+		t.Errorf("subdomain /: %d %q", resp.StatusCode, body)
+	}
+	// Any topic in the subdomain form: it cannot reach the internet anyway.
+	resp, body = get(t, srv, "/page2.html", "Host", "BLOG.code.localhost:"+port)
+	if resp.StatusCode != 200 || body != s.files["/page2.html"] {
+		t.Errorf("subdomain, another topic: %d %q", resp.StatusCode, body)
+	}
+	resp, _ = get(t, srv, "/", "Host", "bad_name.avtr.localhost:"+port)
+	if resp.StatusCode != 400 {
+		t.Errorf("subdomain with a malformed name: %d, want 400", resp.StatusCode)
+	}
+
+	proxy, _ := url.Parse(srv.URL)
+	client := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxy)}}
+	resp, body = request(t, client, http.MethodGet, "http://site.avtr/page2.html")
+	if resp.StatusCode != 200 || body != s.files["/page2.html"] || resp.Header.Get("Content-Type") != "text/html; charset=utf-8" {
+		t.Errorf("proxy form: %d %q", resp.StatusCode, body)
+	}
+	resp, _ = request(t, client, http.MethodGet, "http://site.avtr/sub")
+	if resp.StatusCode != 302 || resp.Header.Get("Location") != "/sub/" {
+		t.Errorf("proxy form, directory: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	// The gateway's own pages through the proxy.
+	resp, body = request(t, client, http.MethodGet, srv.URL+"/proxy.pac")
+	if resp.StatusCode != 200 || !strings.Contains(body, "FindProxyForURL") {
+		t.Errorf("the gateway itself through the proxy: %d %q", resp.StatusCode, body)
+	}
+}
+
+// The gateway is no open proxy: other hosts and tunnels are refused and
+// nothing is forwarded.
+func TestProxyRefusesOtherHosts(t *testing.T) {
+	f := newFakeHost()
+	testSite(f, "site.avtr")
+	_, srv := startGateway(t, f, nil)
+
+	var contacted atomic.Int64 // a stand-in for the internet
+	bait := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	bait.Config.ConnState = func(net.Conn, http.ConnState) { contacted.Add(1) }
+	bait.Start()
+	defer bait.Close()
+
+	proxy, _ := url.Parse(srv.URL)
+	client := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxy)}}
+	for _, u := range []string{bait.URL + "/", "http://example.com/", "http://blog.code/", "http://avtr/", "http://localhost:1/"} {
+		resp, body := request(t, client, http.MethodGet, u)
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "not an avnode name") ||
+			!strings.Contains(body, "/proxy.pac") {
+			t.Errorf("proxied %s: %d %q, want 403 with an explanation", u, resp.StatusCode, body)
+		}
+	}
+	if n := contacted.Load(); n != 0 {
+		t.Errorf("the gateway connected to another host %d times", n)
+	}
+
+	// CONNECT, by hand: Go's client would tunnel only for https.
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "CONNECT %s HTTP/1.1\r\nHost: %[1]s\r\n\r\n", bait.Listener.Addr())
+	resp, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: http.MethodConnect})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusMethodNotAllowed || !strings.Contains(string(body), "CONNECT") || contacted.Load() != 0 {
+		t.Errorf("CONNECT: %d %q, bait contacted %d times", resp.StatusCode, body, contacted.Load())
+	}
+	resp2, _ := request(t, srv.Client(), http.MethodPost, srv.URL+"/name/site.avtr/")
+	if resp2.StatusCode != http.StatusMethodNotAllowed || resp2.Header.Get("Allow") != "GET, HEAD" {
+		t.Errorf("POST: %d Allow %q", resp2.StatusCode, resp2.Header.Get("Allow"))
+	}
+}
+
+func TestPAC(t *testing.T) {
+	f := newFakeHost()
+	_, srv := startGateway(t, f, func(s *settings) { s.topics = []string{"avtr", "code"} })
+	host := srv.Listener.Addr().String()
+	resp, body := get(t, srv, "/proxy.pac")
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/x-ns-proxy-autoconfig" {
+		t.Fatalf("PAC: %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	for _, want := range []string{
+		"function FindProxyForURL(url, host)",
+		`if (dnsDomainIs(host, ".avtr") || dnsDomainIs(host, ".code")) return "PROXY ` + host + `";`,
+		`return "DIRECT";`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("PAC lacks %s:\n%s", want, body)
+		}
+	}
+	// With no topic, everything goes direct.
+	_, srv = startGateway(t, f, func(s *settings) { s.topics = nil })
+	if _, body := get(t, srv, "/proxy.pac"); !strings.Contains(body, "if (false)") {
+		t.Errorf("PAC with no topics:\n%s", body)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	f := newFakeHost()
+	testSite(f, "site.avtr")
+	f.names["gone.avtr"] = &pluginpb.Resolution{Name: "gone.avtr", Root: fakeCID("elsewhere")}
+	f.fetchErr["gone.avtr"] = status.Error(codes.Unknown, "get gone.avtr: fetch: no source to fetch from (no host or provider found)")
+	f.names["empty.avtr"] = &pluginpb.Resolution{Name: "empty.avtr"}
+	_, srv := startGateway(t, f, nil)
+	for _, c := range []struct {
+		path string
+		code int
+		says string
+	}{
+		{"/name/nobody.avtr/", 404, "no such name"},
+		{"/name/site.avtr/missing.html", 404, "not found"},
+		{"/name/site.avtr/style.css/x", 404, "not found"},
+		{"/name/empty.avtr/", 404, "no content yet"},
+		{"/name/Bad_Name.avtr/", 400, "not an avnode name"},
+		{"/name/nodot/", 400, "needs a topic"},
+		{"/name/", 400, "empty"},
+		{"/cid/nocid/", 400, "not a CID"},
+		{"/cid/" + fakeCID("nothing") + "/", 404, "not found"},
+		{"/name/gone.avtr/", 502, "no source to fetch from"},
+		{"/elsewhere", 404, "not a gateway path"},
+	} {
+		resp, body := get(t, srv, c.path)
+		if resp.StatusCode != c.code || !strings.Contains(body, c.says) || resp.Header.Get("Content-Type") != "text/plain; charset=utf-8" ||
+			resp.Header.Get("Cache-Control") != noStore {
+			t.Errorf("GET %s: %d %q %v, want %d saying %q", c.path, resp.StatusCode, body, resp.Header, c.code, c.says)
+		}
+	}
+	if _, body := get(t, srv, "/name/gone.avtr/"); !strings.Contains(body, "Try again later") {
+		t.Errorf("502 does not say what to do: %q", body)
+	}
+	// A name that does not exist is remembered for a while: a page's
+	// further requests do not each wait for the node.
+	resolves, _, _ := f.calls()
+	if resp, body := get(t, srv, "/name/nobody.avtr/favicon.ico"); resp.StatusCode != 404 || !strings.Contains(body, "no such name") {
+		t.Errorf("unknown name again: %d %q", resp.StatusCode, body)
+	}
+	if again, _, _ := f.calls(); len(again) != len(resolves) {
+		t.Errorf("an unknown name was resolved again at once: %v", again[len(resolves):])
+	}
+}
+
+// A fetch that does not end in fetch_timeout is a 504; a request that finds
+// every slot taken until then is a 503 with Retry-After.
+func TestTimeoutAndBusy(t *testing.T) {
+	f := newFakeHost()
+	testSite(f, "site.avtr")
+	hold := make(chan struct{})
+	f.hold = hold
+	defer close(hold)
+	_, srv := startGateway(t, f, func(s *settings) { s.maxFetches, s.fetchTimeout = 1, 300*time.Millisecond })
+	resp, body := get(t, srv, "/name/site.avtr/")
+	if resp.StatusCode != http.StatusGatewayTimeout || !strings.Contains(body, "fetch_timeout") {
+		t.Errorf("a fetch that does not end: %d %q, want 504", resp.StatusCode, body)
+	}
+
+	g, srv := startGateway(t, f, func(s *settings) { s.maxFetches, s.fetchTimeout = 1, 300*time.Millisecond })
+	g.slots <- struct{}{} // the only slot is taken
+	resp, body = get(t, srv, "/name/site.avtr/")
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(body, "busy") {
+		t.Errorf("no free slot: %d %v %q, want 503 with Retry-After", resp.StatusCode, resp.Header, body)
+	}
+	<-g.slots
+}
+
+// Repeated requests use the cache: a name is resolved once per TTL, a root
+// fetched once, files found in its directory without another fetch, and
+// requests at the same time share one fetch.
+func TestCache(t *testing.T) {
+	f := newFakeHost()
+	testSite(f, "site.avtr")
+	g, srv := startGateway(t, f, nil)
+	for range 3 {
+		for _, p := range []string{"/", "/style.css", "/dot.png", "/page2.html"} {
+			if resp, _ := get(t, srv, "/name/site.avtr"+p); resp.StatusCode != 200 {
+				t.Fatalf("GET %s: %d", p, resp.StatusCode)
+			}
+		}
+	}
+	resolves, fetched, _ := f.calls()
+	if len(resolves) != 1 || len(fetched) != 1 || fetched[0] != "site.avtr" {
+		t.Errorf("12 requests made resolves %v and fetches %v; want one each", resolves, fetched)
+	}
+	if st := g.stats(); st.Requests != 12 || st.CacheEntries == 0 || st.Fetches != 2 || st.InFlight != 0 {
+		t.Errorf("stats %+v", st)
+	}
+
+	// Ten requests at once for a path not yet known: one fetch.
+	hold := make(chan struct{})
+	f.mu.Lock()
+	f.hold, f.started = hold, make(chan string, 20)
+	f.mu.Unlock()
+	var wg sync.WaitGroup
+	codes := make(chan int, 10)
+	for range 10 {
+		wg.Go(func() {
+			resp, err := srv.Client().Get(srv.URL + "/name/site.avtr/docs/more/")
+			if err == nil {
+				resp.Body.Close()
+				codes <- resp.StatusCode
+			}
+		})
+	}
+	<-f.started
+	for deadline := time.Now().Add(10 * time.Second); g.waiting.Load() < 10 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	close(hold)
+	wg.Wait()
+	close(codes)
+	for c := range codes {
+		if c != 200 {
+			t.Errorf("concurrent request: %d", c)
+		}
+	}
+	if _, fetched, _ = f.calls(); len(fetched) != 2 {
+		t.Errorf("ten requests at once made fetches %v; want one more", fetched)
+	}
+}
+
+// When the node's store lost a file the gateway remembered (its cache was
+// collected), the gateway fetches again instead of failing.
+func TestRefetchAfterCollection(t *testing.T) {
+	f := newFakeHost()
+	s := testSite(f, "site.avtr")
+	_, srv := startGateway(t, f, nil)
+	if resp, _ := get(t, srv, "/name/site.avtr/style.css"); resp.StatusCode != 200 {
+		t.Fatalf("first GET: %d", resp.StatusCode)
+	}
+	f.mu.Lock()
+	f.evicted[fakeCID(s.files["/style.css"])] = true
+	f.mu.Unlock()
+	resp, body := get(t, srv, "/name/site.avtr/style.css")
+	if resp.StatusCode != 200 || body != s.files["/style.css"] {
+		t.Errorf("after collection: %d %q", resp.StatusCode, body)
+	}
+	if _, fetched, _ := f.calls(); len(fetched) != 2 {
+		t.Errorf("fetches %v; want a second one after the collection", fetched)
+	}
+}
+
+func TestHomePage(t *testing.T) {
+	f := newFakeHost()
+	_, srv := startGateway(t, f, nil)
+	resp, body := get(t, srv, "/")
+	if resp.StatusCode != 200 || !strings.Contains(body, "/name/einstein.avtr/") || !strings.Contains(body, "/proxy.pac") {
+		t.Errorf("home: %d %q", resp.StatusCode, body)
+	}
+}

@@ -1,0 +1,228 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/avnode/avnode/sdk"
+)
+
+// config is the receiver's section of the node's config, role_config.receiver.
+// The gateway's address is the node's gateway.listen, not a role setting, so
+// that `avnode run --gateway.listen` and `avnode id` agree.
+type config struct {
+	ProxyTopics          *[]string `json:"proxy_topics"`           // default ["avtr"]; [] turns the proxy form off
+	MaxConcurrentFetches int       `json:"max_concurrent_fetches"` // default 16
+	FetchTimeout         string    `json:"fetch_timeout"`          // default 1m
+	CacheEntries         int       `json:"cache_entries"`          // default 1024
+}
+
+const (
+	defaultFetchTimeout = time.Minute
+	defaultListen       = "127.0.0.1:8080"
+	// defaultZoneTTL is the node's default names.zone_ttl, for a node that
+	// does not share its config.
+	defaultZoneTTL = 5 * time.Minute
+	reportInterval = 5 * time.Second
+)
+
+const configSchema = `{"type":"object","additionalProperties":false,"properties":{` +
+	`"proxy_topics":{"type":"array","items":{"type":"string"},"description":"topics the gateway serves as an HTTP proxy and its PAC file sends to it (default [\"avtr\"])"},` +
+	`"max_concurrent_fetches":{"type":"integer","minimum":1,"description":"resolves and fetches under way at once; more wait (default 16)"},` +
+	`"fetch_timeout":{"type":"string","description":"how long a request may wait for a resolve or fetch, a Go duration (default 1m, at least 1s)"},` +
+	`"cache_entries":{"type":"integer","minimum":1,"description":"resolved names and fetched paths remembered (default 1024 each)"}}}`
+
+// settings are a config with its defaults applied and its values checked.
+type settings struct {
+	topics       []string
+	maxFetches   int
+	fetchTimeout time.Duration
+	cacheEntries int
+}
+
+// receiver is the role: it owns the gateway's HTTP server.
+type receiver struct {
+	set    settings
+	host   sdk.Host
+	gw     *gateway
+	srv    *http.Server
+	served chan struct{} // closed when srv.Serve returns
+	url    string
+	stop   context.CancelFunc // ends the metrics loop and the gateway's lookups
+	done   sync.WaitGroup
+}
+
+func (r *receiver) Describe() sdk.Description {
+	return sdk.Description{
+		Name: "receiver", Version: "0.1.0",
+		Summary:      "local HTTP gateway: browse avnode names by path, NAME.localhost, or as an HTTP proxy",
+		Capabilities: []string{"gateway"},
+		ConfigSchema: configSchema,
+	}
+}
+
+func (r *receiver) ValidateConfig(raw json.RawMessage) sdk.Diagnostics {
+	var diags sdk.Diagnostics
+	r.set, diags = parseConfig(raw)
+	return diags
+}
+
+func parseConfig(raw json.RawMessage) (settings, sdk.Diagnostics) {
+	c := config{MaxConcurrentFetches: 16, CacheEntries: 1024}
+	if err := sdk.DecodeStrict(raw, &c); err != nil {
+		return settings{}, sdk.Diagnostics{sdk.Errorf("config is not valid: %v", err).
+			WithDetail("the receiver takes proxy_topics, max_concurrent_fetches, fetch_timeout and cache_entries")}
+	}
+	set := settings{topics: []string{"avtr"}, maxFetches: c.MaxConcurrentFetches, fetchTimeout: defaultFetchTimeout,
+		cacheEntries: c.CacheEntries}
+	var diags sdk.Diagnostics
+	if c.ProxyTopics != nil {
+		set.topics = nil
+		for i, topic := range *c.ProxyTopics {
+			if err := checkLabel(topic); err != nil {
+				diags = append(diags, sdk.Errorf("%q is not a topic: %v", topic, err).
+					WithAttribute(fmt.Sprintf("proxy_topics[%d]", i)).WithDetail("a topic is the last label of a name, like avtr or code"))
+			}
+			set.topics = append(set.topics, topic)
+		}
+	}
+	if c.FetchTimeout != "" {
+		d, err := time.ParseDuration(c.FetchTimeout)
+		if err != nil || d < time.Second {
+			diags = append(diags, sdk.Errorf("%q is not a duration of at least 1s", c.FetchTimeout).WithAttribute("fetch_timeout"))
+		}
+		set.fetchTimeout = d
+	}
+	if c.MaxConcurrentFetches < 1 {
+		diags = append(diags, sdk.Errorf("max_concurrent_fetches must be at least 1").WithAttribute("max_concurrent_fetches"))
+	}
+	if c.CacheEntries < 1 {
+		diags = append(diags, sdk.Errorf("cache_entries must be at least 1").WithAttribute("cache_entries"))
+	}
+	return set, diags
+}
+
+func (r *receiver) Start(ctx context.Context, raw json.RawMessage, host sdk.Host) sdk.Diagnostics {
+	set, diags := parseConfig(raw)
+	if diags.HasError() {
+		return diags
+	}
+	r.set, r.host = set, host
+	listen := defaultListen
+	// A node that does not share its config, or predates gateway.listen, gets the default.
+	if err := host.NodeConfig(ctx, "gateway.listen", &listen); err != nil && !sdk.IsUnimplemented(err) && !sdk.IsNotFound(err) {
+		return sdk.Diagnostics{sdk.Errorf("read the node's gateway.listen: %v", err)}
+	}
+	zoneTTL := defaultZoneTTL
+	var ttlText string
+	if err := host.NodeConfig(ctx, "names.zone_ttl", &ttlText); err == nil {
+		if d, err := time.ParseDuration(ttlText); err == nil {
+			zoneTTL = d
+		}
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return sdk.Diagnostics{sdk.Errorf("gateway: listen on %s: %v", listen, err).
+			WithDetail("another program (or another avnode) holds the port; set gateway.listen to a free one, or 127.0.0.1:0 for any")}
+	}
+	r.url = "http://" + reachable(ln.Addr().(*net.TCPAddr))
+	var base context.Context
+	base, r.stop = context.WithCancel(context.Background())
+	r.gw = newGateway(base, host, set, ln.Addr().String(), zoneTTL)
+	r.srv = &http.Server{Handler: r.gw, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	r.served = make(chan struct{})
+	go func() {
+		defer close(r.served)
+		if err := r.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			host.Logger().Error("gateway stopped serving", "err", err)
+		}
+	}()
+	if err := host.SetService(ctx, "gateway", r.url); err != nil && !sdk.IsUnimplemented(err) {
+		host.Logger().Warn("the node did not take the gateway's URL; `avnode id` will not show it", "err", err)
+	}
+	r.done.Add(1)
+	go r.report(base)
+	host.Logger().Info("gateway running", "url", r.url, "proxy_topics", fmt.Sprint(set.topics),
+		"max_concurrent_fetches", set.maxFetches, "zone_ttl", zoneTTL.String())
+	return nil
+}
+
+// reachable is the address a browser on this machine uses for a listener:
+// a wildcard address is reached on loopback.
+func reachable(a *net.TCPAddr) string {
+	ip := a.IP
+	if ip == nil || ip.IsUnspecified() {
+		ip = net.IPv4(127, 0, 0, 1)
+	}
+	return net.JoinHostPort(ip.String(), fmt.Sprint(a.Port))
+}
+
+// report mirrors the gateway's counters into the role's metrics every few
+// seconds: a metric is a call to the node, too costly for every request.
+func (r *receiver) report(ctx context.Context) {
+	defer r.done.Done()
+	tick := time.NewTicker(reportInterval)
+	defer tick.Stop()
+	var last stats
+	for {
+		st := r.gw.stats()
+		r.host.Gauge("gateway_fetches_in_flight", "resolves and fetches the gateway has under way", float64(st.InFlight))
+		r.host.Gauge("gateway_cache_entries", "names and paths the gateway remembers", float64(st.CacheEntries))
+		r.host.CounterAdd("gateway_requests", "HTTP requests the gateway answered", float64(st.Requests-last.Requests))
+		r.host.CounterAdd("gateway_errors", "HTTP requests the gateway answered with an error (4xx or 5xx)", float64(st.Errors-last.Errors))
+		r.host.CounterAdd("gateway_fetches", "resolves and fetches the gateway asked the node for", float64(st.Fetches-last.Fetches))
+		last = st
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// Stop ends lookups under way (their requests answer 503), lets the
+// requests finish within ctx, then closes what is left.
+func (r *receiver) Stop(ctx context.Context) sdk.Diagnostics {
+	if r.srv == nil {
+		return nil
+	}
+	r.stop()
+	var diags sdk.Diagnostics
+	if err := r.srv.Shutdown(ctx); err != nil {
+		r.srv.Close()
+		diags = append(diags, sdk.Warningf("gateway: requests still running at stop were cut: %v", err))
+	}
+	<-r.served
+	r.gw.wait(ctx)
+	r.done.Wait()
+	if err := r.host.SetService(ctx, "gateway", ""); err != nil && !sdk.IsUnimplemented(err) {
+		diags = append(diags, sdk.Warningf("gateway: tell the node it stopped: %v", err))
+	}
+	return diags
+}
+
+// Command answers `avnode roles call receiver status`.
+func (r *receiver) Command(_ context.Context, name string, args []string) (any, sdk.Diagnostics) {
+	if name != "status" || len(args) != 0 {
+		return nil, sdk.Diagnostics{sdk.Errorf("unknown command %q %v; the receiver takes: status", name, args)}
+	}
+	if r.gw == nil {
+		return nil, sdk.Diagnostics{sdk.Errorf("the gateway is not running")}
+	}
+	return struct {
+		URL         string   `json:"url"`
+		ProxyTopics []string `json:"proxy_topics"`
+		stats
+	}{r.url, r.set.topics, r.gw.stats()}, nil
+}
+
+var (
+	_ sdk.Role      = (*receiver)(nil)
+	_ sdk.Commander = (*receiver)(nil)
+)
