@@ -21,7 +21,9 @@ build:
 	$(GO) build -o $(BIN)/avnode-mirror ./roles/mirror
 	$(GO) build -o $(BIN)/avnode-relay ./roles/relay
 	$(GO) build -o $(BIN)/avnode-receiver ./roles/receiver
+	$(GO) build -o $(BIN)/avnode-satellite ./roles/satellite
 	cd sdk/examples/pinner && $(GO) build -o ../../../$(BIN)/avnode-pinner .
+	cd sdk/examples/chat && $(GO) build -o ../../../$(BIN)/avnode-chat .
 
 run: build
 	$(BIN)/avnode run
@@ -31,11 +33,13 @@ vet:
 	$(GO) vet ./...
 	cd sdk && $(GO) vet ./...
 	cd sdk/examples/pinner && $(GO) vet ./...
+	cd sdk/examples/chat && $(GO) vet ./...
 
 test: build vet test-deps
 	$(GO) test -race -count=1 -p 1 -timeout 15m $(RACE_PKGS)
 	cd sdk && $(GO) test -race -count=1 -timeout 5m ./...
 	cd sdk/examples/pinner && $(GO) test -race -count=1 ./...
+	cd sdk/examples/chat && $(GO) test -race -count=1 ./...
 	$(MAKE) fuzz
 
 # The NAT traversal test (cmd/avnode) builds network namespaces with iproute2

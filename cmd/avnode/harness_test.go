@@ -33,8 +33,12 @@ func TestMain(m *testing.M) {
 	avnodeBin = filepath.Join(dir, "avnode")
 	os.Chmod(dir, 0o755) // other users run it in the permission test
 	// The shipped roles sit next to the binary, where the node looks first.
-	for out, pkg := range map[string]string{"avnode": ".", "avnode-beacon": "../../roles/beacon", "avnode-mirror": "../../roles/mirror", "avnode-relay": "../../roles/relay", "avnode-receiver": "../../roles/receiver"} {
-		build := exec.Command("go", append(append([]string{"build"}, buildFlags...), "-o", filepath.Join(dir, out), pkg)...)
+	// Each is built in its folder: the chat example is a module of its own.
+	for out, pkgDir := range map[string]string{"avnode": ".", "avnode-beacon": "../../roles/beacon", "avnode-mirror": "../../roles/mirror",
+		"avnode-relay": "../../roles/relay", "avnode-receiver": "../../roles/receiver", "avnode-satellite": "../../roles/satellite",
+		"avnode-chat": "../../sdk/examples/chat"} {
+		build := exec.Command("go", append(append([]string{"build"}, buildFlags...), "-o", filepath.Join(dir, out), ".")...)
+		build.Dir = pkgDir
 		build.Stdout, build.Stderr = os.Stderr, os.Stderr
 		if err := build.Run(); err != nil {
 			fmt.Fprintln(os.Stderr, "build", out+":", err)

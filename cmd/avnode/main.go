@@ -88,7 +88,7 @@ through a local control API that only you can use.`,
 		newIDCmd(g), newPeersCmd(g), newVersionCmd(g), newRoutingCmd(g),
 		newKeyCmd(g), newNameCmd(g), newRecordCmd(g), newResolveCmd(g),
 		newPublishCmd(g), newGetCmd(g), newRepoCmd(g),
-		newRolesCmd(g), newPluginsCmd(g), newPolicyCmd(g), newMirrorCmd(g),
+		newRolesCmd(g), newPluginsCmd(g), newPolicyCmd(g), newMirrorCmd(g), newSatelliteCmd(g),
 		newLocalnetCmd(g),
 	)
 	return root

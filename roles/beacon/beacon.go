@@ -34,6 +34,8 @@ type beacon struct {
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 
+	pairs *pairings // satellites paired with this beacon
+
 	mu     sync.Mutex
 	status map[string]*nameStatus
 }
@@ -47,15 +49,19 @@ type nameStatus struct {
 	Wanted          int      `json:"wanted"`
 	UnderReplicated bool     `json:"under_replicated"`
 	Satellites      []string `json:"satellites,omitempty"` // delegated to by the owner (SAT records)
-	LastCheck       string   `json:"last_check,omitempty"`
-	Error           string   `json:"error,omitempty"`
+	Paired          []string `json:"paired,omitempty"`     // satellites that paired (`avnode satellite pair`)
+	// Requests of satellites answered and refused since start.
+	SatelliteRequests int    `json:"satellite_requests"`
+	SatelliteRefused  int    `json:"satellite_refused"`
+	LastCheck         string `json:"last_check,omitempty"`
+	Error             string `json:"error,omitempty"`
 }
 
 func (b *beacon) Describe() sdk.Description {
 	return sdk.Description{
 		Name: "beacon", Version: "0.1.0",
 		Summary:      "hosts this node's own names: claim, HOST record, content, pub/sub updates",
-		Capabilities: []string{"host-names", "pubsub-updates", "replication-report"},
+		Capabilities: []string{"host-names", "pubsub-updates", "replication-report", "satellites"},
 		ConfigSchema: `{"type":"object","properties":{"names":{"type":"array","items":{"type":"object","required":["name","key"],` +
 			`"properties":{"name":{"type":"string"},"key":{"type":"string"},"copies":{"type":"integer","minimum":0}}}},` +
 			`"interval":{"type":"string"}},"additionalProperties":false}`,
@@ -95,8 +101,16 @@ func (b *beacon) Start(_ context.Context, _ json.RawMessage, host sdk.Host) sdk.
 		cancel()
 		return sdk.Diagnostics{sdk.Errorf("subscribe to name updates: %v", err)}
 	}
+	if b.pairs, err = loadPairings(host.DataDir()); err != nil {
+		cancel()
+		return sdk.Diagnostics{sdk.Errorf("read the paired satellites: %v", err)}
+	}
+	if err := host.HandleProtocol(ctx, sdk.SatelliteProtocol, func(s *sdk.Stream) { b.serveSatellite(ctx, s) }); err != nil {
+		cancel()
+		return sdk.Diagnostics{sdk.Errorf("serve satellites on %s: %v", sdk.SatelliteProtocol, err)}
+	}
 	for _, n := range b.cfg.Names {
-		b.status[n.Name] = &nameStatus{Name: n.Name, Wanted: n.Copies}
+		b.status[n.Name] = &nameStatus{Name: n.Name, Wanted: n.Copies, Paired: b.pairs.paired(n.Name)}
 		b.wg.Add(1)
 		go b.keep(ctx, n)
 	}

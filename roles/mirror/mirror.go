@@ -217,7 +217,7 @@ func (m *mirror) save() error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(m.stateFile(), data)
+	return sdk.WriteFileAtomic(m.stateFile(), data)
 }
 
 func (m *mirror) usedBytes(except string) int64 {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/avnode/avnode/sdk"
 	"github.com/avnode/avnode/sdk/pluginpb"
 )
 
@@ -32,7 +33,7 @@ func (m *mirror) keepSigned(name string, res *pluginpb.Resolution) error {
 		return err
 	}
 	for kind, data := range map[string][]byte{"claim": res.GetSignedClaim(), "zone": res.GetSignedZone()} {
-		if err := writeAtomic(m.recordFile(name, kind), data); err != nil {
+		if err := sdk.WriteFileAtomic(m.recordFile(name, kind), data); err != nil {
 			return err
 		}
 	}
@@ -56,13 +57,4 @@ func (m *mirror) dropSigned(name string) {
 	for _, kind := range []string{"claim", "zone"} {
 		os.Remove(m.recordFile(name, kind))
 	}
-}
-
-// writeAtomic leaves the old file or the new one, never half of one.
-func writeAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
