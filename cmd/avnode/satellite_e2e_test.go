@@ -41,8 +41,12 @@ func startSatelliteNet(t testing.TB, fullNodes int) *satelliteNet {
 	cliJSON(t, b.repo, &pub, "publish", site, "--name", name)
 	full := nodes[len(nodes)-1]
 	mustCLI(t, full.repo, "get", name, "-o", filepath.Join(t.TempDir(), "full-copy"))
-	sat := startDaemon(t, filepath.Join(t.TempDir(), "sat"),
-		append(join, "--roles", "satellite", "--dht.mode=client", "--content.serve=false")...)
+	// The phone's config as shipped: DHT client, no content served, few connections.
+	phone, err := filepath.Abs("../../configs/phone-satellite.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sat := startDaemon(t, filepath.Join(t.TempDir(), "sat"), append(join, "--config", phone)...)
 	return &satelliteNet{nodes: nodes, beacon: b, full: full, sat: sat, name: name, site: site, root: pub.Root}
 }
 
