@@ -273,7 +273,8 @@ func TestMirrorDiscoversWhatItsPolicyAllows(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := writeConfig(t, map[string]any{"roles": []string{"mirror"}, "role_config": map[string]any{
-		"mirror": map[string]any{"discover": true}}})
+		// Re-resolving every 30 s backs up the update events, as it does for users.
+		"mirror": map[string]any{"discover": true, "resolve_interval": "30s"}}})
 	m := startDaemon(t, filepath.Join(t.TempDir(), "m"), append(join, "--config", cfg, "--policy.scripts", script)...)
 
 	owner := nodes[1]

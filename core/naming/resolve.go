@@ -182,10 +182,12 @@ func (s *Service) acceptZone(ctx context.Context, n names.Name, data []byte) (*n
 		return nil, err
 	}
 	s.setHighWater(ctx, z.Name, z.Seq)
+	// Cache first: a watcher told of the new version resolves at once and
+	// must not get the old one from the cache.
+	s.cacheZone(z)
 	if z.Seq > seen {
 		s.notify(Update{Name: z.Name.String(), Key: names.KeyID(z.Owner), Seq: z.Seq})
 	}
-	s.cacheZone(z)
 	return z, nil
 }
 
