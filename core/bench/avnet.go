@@ -1,0 +1,86 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/host"
+
+	"github.com/avnode/avnode/core/daemon"
+	"github.com/avnode/avnode/core/keystore"
+	"github.com/avnode/avnode/core/node"
+	"github.com/avnode/avnode/core/repo"
+)
+
+// avMember is a whole avnode daemon, as `avnode run` starts it (repo on
+// disk with its LevelDB datastore and block files, names, content, control
+// API), with the benchmark's config file on top of the embedded defaults.
+type avMember struct {
+	dir, configFile string
+	d               *daemon.Daemon
+	stopWatch       func()
+	keys            sync.Map // record keys the DHT stored here, across restarts
+}
+
+// benchConfig fits a hundred nodes into one process: loopback TCP only,
+// a connection manager that keeps the open files of the whole network
+// under the machine's limit, claims cheap to make, nothing else listening.
+func benchConfig(limits connLimits) string {
+	return fmt.Sprintf(`listen: [/ip4/127.0.0.1/tcp/0]
+connmgr: {low: %d, high: %d, grace: 10s}
+names: {claim_difficulty: 8}
+nat: {autonat: false, hole_punching: false, relay_client: false, port_map: false, reachability: public}
+metrics: {listen: ""}
+log: {level: error}
+`, limits.low, limits.high)
+}
+
+func (m *avMember) host() host.Host     { return m.d.Node.Host }
+func (m *avMember) kad() *dht.IpfsDHT   { return m.d.Node.DHT }
+func (m *avMember) holds(k string) bool { _, ok := m.keys.Load(k); return ok }
+
+func (m *avMember) start() error {
+	d, err := daemon.Start(daemon.Options{RepoDir: m.dir, ConfigFile: m.configFile, Environ: []string{}, LogOutput: io.Discard})
+	if err != nil {
+		return fmt.Errorf("start node in %s: %w", m.dir, err)
+	}
+	m.d = d
+	m.stopWatch = d.Node.WatchRecords(func(r node.RecordStored) { m.keys.Store(r.Key, true) })
+	return nil
+}
+
+func (m *avMember) stop() {
+	if m.d == nil {
+		return
+	}
+	m.stopWatch()
+	m.d.Node.Host.Close() // the peers see the connections drop first
+	m.d.Stop()
+	m.d = nil
+}
+
+// newKey makes an identity key in the node's keystore, for a claim.
+func (m *avMember) newKey(name string) error {
+	keys, err := keystore.Open(m.d.Repo.Path(repo.KeystoreDir))
+	if err != nil {
+		return err
+	}
+	_, err = keys.Generate(name)
+	return err
+}
+
+func newAvMembers(dir string, count int, limits connLimits) ([]member, error) {
+	configFile := filepath.Join(dir, "bench.yaml")
+	if err := os.WriteFile(configFile, []byte(benchConfig(limits)), 0o644); err != nil {
+		return nil, err
+	}
+	members := make([]member, count)
+	for i := range members {
+		members[i] = &avMember{dir: filepath.Join(dir, fmt.Sprintf("n%03d", i)), configFile: configFile}
+	}
+	return members, nil
+}

@@ -1,0 +1,109 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	base32 "github.com/multiformats/go-base32"
+	"sync"
+
+	ds "github.com/ipfs/go-datastore"
+	dssync "github.com/ipfs/go-datastore/sync"
+	"github.com/libp2p/go-libp2p"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	record "github.com/libp2p/go-libp2p-record"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+)
+
+// The baseline: bare libp2p hosts (TCP, the default security and muxers,
+// the same connection manager limits) running kad-dht with an in-memory
+// store and a namespace that takes any value. Nothing of avnode runs on
+// them; they speak their own protocol prefix.
+const (
+	bareNamespace = "bench"
+	barePrefix    = "/avnode-bench-bare"
+)
+
+type acceptAll struct{}
+
+func (acceptAll) Validate(string, []byte) error        { return nil }
+func (acceptAll) Select(string, [][]byte) (int, error) { return 0, nil }
+
+type bareMember struct {
+	cm    connLimits
+	key   crypto.PrivKey
+	store *keyRecorder
+	h     host.Host
+	d     *dht.IpfsDHT
+}
+
+type connLimits struct{ low, high int }
+
+func newBareMember(limits connLimits) (*bareMember, error) {
+	key, _, err := crypto.GenerateEd25519Key(nil)
+	if err != nil {
+		return nil, err
+	}
+	store := &keyRecorder{Batching: dssync.MutexWrap(ds.NewMapDatastore())}
+	return &bareMember{cm: limits, key: key, store: store}, nil
+}
+
+func (m *bareMember) host() host.Host     { return m.h }
+func (m *bareMember) kad() *dht.IpfsDHT   { return m.d }
+func (m *bareMember) holds(k string) bool { _, ok := m.store.keys.Load(k); return ok }
+
+func (m *bareMember) start() error {
+	cm, err := connmgr.NewConnManager(m.cm.low, m.cm.high)
+	if err != nil {
+		return err
+	}
+	h, err := libp2p.New(libp2p.Identity(m.key), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"),
+		libp2p.NoTransports, libp2p.Transport(tcp.NewTCPTransport), libp2p.ConnectionManager(cm), libp2p.DisableMetrics())
+	if err != nil {
+		return err
+	}
+	d, err := dht.New(h, dht.Mode(dht.ModeServer), dht.ProtocolPrefix(barePrefix), dht.Datastore(m.store),
+		dht.Validator(record.NamespacedValidator{bareNamespace: acceptAll{}, "pk": record.PublicKeyValidator{}}))
+	if err != nil {
+		h.Close()
+		return err
+	}
+	m.h, m.d = h, d
+	return nil
+}
+
+func (m *bareMember) stop() {
+	if m.d != nil {
+		m.d.Close()
+		m.h.Close()
+	}
+}
+
+func (m *bareMember) getValue(ctx context.Context, key string, quorum int) error {
+	v, err := m.d.GetValue(ctx, key, dht.Quorum(quorum))
+	if err == nil && len(v) == 0 {
+		return errors.New("empty value")
+	}
+	return err
+}
+
+// keyRecorder remembers which value records the DHT stored, as the node's
+// record watcher does for avnode's nodes.
+type keyRecorder struct {
+	ds.Batching
+	keys sync.Map
+}
+
+func (s *keyRecorder) Put(ctx context.Context, key ds.Key, value []byte) error {
+	if err := s.Batching.Put(ctx, key, value); err != nil {
+		return err
+	}
+	if parts := key.List(); len(parts) == 2 {
+		if raw, err := base32.RawStdEncoding.DecodeString(parts[1]); err == nil {
+			s.keys.Store(string(raw), true)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,209 @@
+// Package bench measures avnode on a network of real nodes in one process:
+// whole daemons on 127.0.0.1 with their repos on disk, and beside them, in
+// the same run, the bare layers they are built on (kad-dht's GetValue and
+// PutValue, a libp2p stream) so that every number comes with a baseline.
+// `avnode bench` prints its report; see the README for how to read it.
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+)
+
+// Options size the run. The zero value of each field takes its default.
+type Options struct {
+	Nodes       int           // nodes in each network (100)
+	Names       int           // names published, and keys put on the baseline (Nodes)
+	FetchMiB    int           // size of the fetched file (64)
+	KillShare   float64       // share of nodes killed at once (0.3)
+	Restarting  float64       // share of nodes restarting in a loop (0.1)
+	RestartFor  time.Duration // how long the restart loop runs (20s)
+	ReadyTrials int           // new nodes timed from start to first resolve (3)
+	Dir         string        // where the repos go, removed after ("": the system's temp dir)
+	Seed        uint64        // picks of nodes and items (1)
+	Progress    io.Writer     // one line per phase; nil: quiet
+}
+
+func (o Options) withDefaults() Options {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&o.Nodes, 100)
+	def(&o.Names, o.Nodes)
+	def(&o.FetchMiB, 64)
+	def(&o.ReadyTrials, 3)
+	if o.KillShare <= 0 {
+		o.KillShare = 0.3
+	}
+	if o.Restarting <= 0 {
+		o.Restarting = 0.1
+	}
+	if o.RestartFor <= 0 {
+		o.RestartFor = 20 * time.Second
+	}
+	if o.Seed == 0 {
+		o.Seed = 1
+	}
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+	return o
+}
+
+// Report is what `avnode bench --json` prints.
+type Report struct {
+	Nodes    int           `json:"nodes"`
+	Names    int           `json:"names"`
+	FetchMiB int           `json:"fetch_mib"`
+	Machine  string        `json:"machine"`
+	Took     time.Duration `json:"took_ns"`
+	Rows     []Row         `json:"rows"`
+}
+
+// Row finds a row by name; nil if the run has none.
+func (r *Report) Row(name string) *Row {
+	for i := range r.Rows {
+		if r.Rows[i].Name == name {
+			return &r.Rows[i]
+		}
+	}
+	return nil
+}
+
+// results are one network's measures, avnode's or the baseline's.
+type results struct {
+	memPerNode, goroutinesPerNode float64
+	publish, cold, warm           *latencies
+	holders                       []int
+	fetch1, fetch3                time.Duration
+	killed, restarting            float64
+	killedTried, restartTried     int
+	ready                         *latencies
+}
+
+// Run builds the baseline network, measures it and stops it, then does the
+// same with avnode's, and returns both side by side.
+func Run(ctx context.Context, opts Options) (*Report, error) {
+	opts = opts.withDefaults()
+	if opts.Nodes < 8 {
+		return nil, fmt.Errorf("bench needs at least 8 nodes, got %d", opts.Nodes)
+	}
+	dir, err := os.MkdirTemp(opts.Dir, "avnode-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	start := time.Now()
+	limits := connLimitsFor(opts.Nodes)
+	base, err := runBaseline(ctx, opts, limits)
+	if err != nil {
+		return nil, fmt.Errorf("baseline: %w", err)
+	}
+	av, err := runAvnode(ctx, opts, limits, dir)
+	if err != nil {
+		return nil, fmt.Errorf("avnode: %w", err)
+	}
+	rep := &Report{Nodes: opts.Nodes, Names: opts.Names, FetchMiB: opts.FetchMiB, Machine: machine(), Took: time.Since(start)}
+	rep.Rows = compare(opts, av, base)
+	return rep, nil
+}
+
+// connLimitsFor keeps the connections of the whole network (two open
+// files each, both ends in this process) well under 20,000 open files.
+func connLimitsFor(nodes int) connLimits {
+	high := min(max(8000/nodes, 16), 192)
+	return connLimits{low: high * 2 / 3, high: high}
+}
+
+func compare(opts Options, av, base *results) []Row {
+	kill := fmt.Sprintf("%.0f %% killed", opts.KillShare*100)
+	restart := fmt.Sprintf("%.0f %% restarting", opts.Restarting*100)
+	return []Row{
+		row("resolve cold", "ms", dist(av.cold), "kad-dht GetValue", dist(base.cold), "all layers: zone, claim, records, host addresses"),
+		row("resolve warm", "ms", dist(av.warm), "kad-dht GetValue", dist(base.warm), "same node again: avnode answers from its cache"),
+		row("publish", "ms", dist(av.publish), "kad-dht PutValue", dist(base.publish),
+			fmt.Sprintf("holders acked of 20: %s (baseline %s)", holderSummary(av.holders), holderSummary(base.holders))),
+		row(fmt.Sprintf("fetch %d MiB, 1 source", opts.FetchMiB), "s", number(av.fetch1.Seconds()), "libp2p stream copy", number(base.fetch1.Seconds()),
+			throughput(opts.FetchMiB, av.fetch1)),
+		row(fmt.Sprintf("fetch %d MiB, 3 sources", opts.FetchMiB), "s", number(av.fetch3.Seconds()), "libp2p stream copy", number(base.fetch1.Seconds()),
+			throughput(opts.FetchMiB, av.fetch3)),
+		row("churn: resolve after "+kill, "% ok", number(av.killed*100), "kad-dht GetValue", number(base.killed*100),
+			fmt.Sprintf("%d resolves (baseline %d)", av.killedTried, base.killedTried)),
+		row("churn: resolve while "+restart, "% ok", number(av.restarting*100), "kad-dht GetValue", number(base.restarting*100),
+			fmt.Sprintf("%d resolves in %s (baseline %d)", av.restartTried, opts.RestartFor, base.restartTried)),
+		row("time to ready", "ms", dist(av.ready), "kad-dht host", dist(base.ready), "start → first successful resolve"),
+		row("memory per node", "MiB", number(av.memPerNode), "kad-dht host", number(base.memPerNode), "Go heap in use ÷ nodes"),
+		row("goroutines per node", "", number(av.goroutinesPerNode), "kad-dht host", number(base.goroutinesPerNode), ""),
+	}
+}
+
+func holderSummary(counts []int) string {
+	if len(counts) == 0 {
+		return "-"
+	}
+	sum, least := 0, counts[0]
+	for _, c := range counts {
+		sum += c
+		least = min(least, c)
+	}
+	return fmt.Sprintf("%.1f avg, %d min", float64(sum)/float64(len(counts)), least)
+}
+
+func throughput(mib int, d time.Duration) string {
+	if d <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.0f MiB/s", float64(mib)/d.Seconds())
+}
+
+func machine() string {
+	return fmt.Sprintf("%s/%s, %d cores, %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version())
+}
+
+// footprint is the Go heap in use and the goroutines, after a collection.
+func footprint() (heapMiB float64, goroutines int) {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return float64(ms.HeapInuse+ms.StackInuse) / (1 << 20), runtime.NumGoroutine()
+}
+
+// measureStart starts the network and returns its footprint per node.
+func measureStart(ctx context.Context, net *cluster) (mem, goroutines float64, err error) {
+	heap0, g0 := footprint()
+	if err := net.startAll(ctx); err != nil {
+		return 0, 0, err
+	}
+	heap1, g1 := footprint()
+	n := float64(len(net.members))
+	return (heap1 - heap0) / n, float64(g1-g0) / n, nil
+}
+
+func logf(opts Options, format string, args ...any) {
+	fmt.Fprintf(opts.Progress, "bench: "+format+"\n", args...)
+}
+
+// randomFile writes a file of random bytes, so that no block repeats.
+func randomFile(dir string, mib int) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "random.bin")
+	f, err := os.Create(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	if _, err := io.CopyN(f, rand.Reader, int64(mib)<<20); err != nil {
+		return "", err
+	}
+	return path, f.Close()
+}

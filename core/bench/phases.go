@@ -1,0 +1,222 @@
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"path/filepath"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/avnode/avnode/core/config"
+	"github.com/avnode/avnode/core/names"
+	"github.com/avnode/avnode/core/naming"
+)
+
+// bareValueSize is about the size of a signed zone with a few records, so
+// that the baseline puts and gets what avnode does.
+const bareValueSize = 512
+
+const copyProtocol = "/avnode-bench/copy/1.0.0"
+
+func runBaseline(ctx context.Context, opts Options, limits connLimits) (*results, error) {
+	members := make([]member, opts.Nodes)
+	for i := range members {
+		m, err := newBareMember(limits)
+		if err != nil {
+			return nil, err
+		}
+		members[i] = m
+	}
+	net := newCluster(members, opts.Seed)
+	defer net.stopAll()
+	bare := func(i int) *bareMember { return net.members[i].(*bareMember) }
+	began := time.Now()
+	res := &results{publish: &latencies{}, ready: &latencies{}}
+	var err error
+	if res.memPerNode, res.goroutinesPerNode, err = measureStart(ctx, net); err != nil {
+		return nil, err
+	}
+	logf(opts, "baseline: %d bare kad-dht hosts up in %s", opts.Nodes, time.Since(began).Round(time.Millisecond))
+	quorum := defaultQuorum()
+	key := func(item int) string { return fmt.Sprintf("/%s/%d", bareNamespace, item) }
+	owner := func(item int) int { return item % opts.Nodes }
+	value := make([]byte, bareValueSize)
+	rand.Read(value)
+	for item := range opts.Names {
+		pctx, cancel := context.WithTimeout(ctx, resolveTimeout)
+		start := time.Now()
+		err := bare(owner(item)).d.PutValue(pctx, key(item), value)
+		cancel()
+		res.publish.add(time.Since(start), err)
+		res.holders = append(res.holders, net.holders(key(item), owner(item)))
+	}
+	logf(opts, "baseline: %d keys put", opts.Names)
+	t := &target{net: net, items: opts.Names, key: key, owner: owner,
+		resolve: func(ctx context.Context, m, item int) error { return bare(m).getValue(ctx, key(item), quorum) }}
+	res.cold, res.warm = t.coldAndWarm(ctx)
+	if res.fetch1, err = streamCopy(ctx, bare(0).h, bare(1).h, opts.FetchMiB); err != nil {
+		return nil, err
+	}
+	logf(opts, "baseline: gets and a %d MiB stream copy done", opts.FetchMiB)
+	return res, churnAndJoin(ctx, opts, t, res, func() (member, error) { return newBareMember(limits) })
+}
+
+func runAvnode(ctx context.Context, opts Options, limits connLimits, dir string) (*results, error) {
+	members, err := newAvMembers(dir, opts.Nodes, limits)
+	if err != nil {
+		return nil, err
+	}
+	net := newCluster(members, opts.Seed)
+	defer net.stopAll()
+	av := func(i int) *avMember { return net.members[i].(*avMember) }
+	began := time.Now()
+	res := &results{publish: &latencies{}, ready: &latencies{}}
+	if res.memPerNode, res.goroutinesPerNode, err = measureStart(ctx, net); err != nil {
+		return nil, err
+	}
+	logf(opts, "avnode: %d nodes up in %s", opts.Nodes, time.Since(began).Round(time.Millisecond))
+	name := func(item int) string { return fmt.Sprintf("bench%d.avtr", item) }
+	owner := func(item int) int { return item % opts.Nodes }
+	err = parallel(opts.Names, 8, func(item int) error {
+		m, keyName := av(owner(item)), fmt.Sprintf("bench%d", item)
+		if err := m.newKey(keyName); err != nil {
+			return err
+		}
+		cctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		_, err := m.d.Names.Claim(cctx, name(item), keyName)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim: %w", err)
+	}
+	logf(opts, "avnode: %d names claimed", opts.Names)
+	zoneKey := func(item int) string { n, _ := names.Parse(name(item)); return names.ZoneKey(n) }
+	for item := range opts.Names {
+		m := av(owner(item))
+		pctx, cancel := context.WithTimeout(ctx, resolveTimeout)
+		start := time.Now()
+		_, err := m.d.Names.ChangeRecord(pctx, naming.RecordChange{Name: name(item), Type: "HOST", Value: m.host().ID().String()})
+		cancel()
+		res.publish.add(time.Since(start), err)
+		res.holders = append(res.holders, net.holders(zoneKey(item), owner(item)))
+	}
+	logf(opts, "avnode: %d zones published", opts.Names)
+	t := &target{net: net, items: opts.Names, key: zoneKey, owner: owner,
+		resolve: func(ctx context.Context, m, item int) error {
+			_, err := av(m).d.Names.Resolve(ctx, name(item))
+			return err
+		}}
+	res.cold, res.warm = t.coldAndWarm(ctx)
+	if res.fetch1, res.fetch3, err = fetchTimes(ctx, opts, net, av, filepath.Join(dir, "site")); err != nil {
+		return nil, err
+	}
+	logf(opts, "avnode: resolves and %d MiB fetches done", opts.FetchMiB)
+	ready := 0
+	return res, churnAndJoin(ctx, opts, t, res, func() (member, error) {
+		ready++
+		m := &avMember{dir: filepath.Join(dir, fmt.Sprintf("ready%d", ready)), configFile: av(0).configFile}
+		return m, nil
+	})
+}
+
+// churnAndJoin runs the measures both networks share once their items are
+// out: the kill, the restart loop and the joins.
+func churnAndJoin(ctx context.Context, opts Options, t *target, res *results, newMember func() (member, error)) error {
+	res.killed, res.killedTried = t.afterKill(ctx, opts.KillShare)
+	logf(opts, "%.1f %% of %d resolves ok after killing %.0f %% of the nodes", res.killed*100, res.killedTried, opts.KillShare*100)
+	res.restarting, res.restartTried = t.whileRestarting(ctx, opts.Restarting, opts.RestartFor)
+	logf(opts, "%.1f %% of %d resolves ok while %.0f %% of the nodes restart", res.restarting*100, res.restartTried, opts.Restarting*100)
+	for range opts.ReadyTrials {
+		m, err := newMember()
+		if err != nil {
+			return err
+		}
+		res.ready.add(t.timeToReady(ctx, m))
+	}
+	return nil
+}
+
+// fetchTimes publishes a file of random bytes on node 0; node 1 fetches it
+// from node 0 alone (timed), node 2 too, then node 3 from all three (timed).
+func fetchTimes(ctx context.Context, opts Options, net *cluster, av func(int) *avMember, site string) (one, three time.Duration, err error) {
+	if _, err := randomFile(site, opts.FetchMiB); err != nil {
+		return 0, 0, err
+	}
+	pub, err := av(0).d.Hosting.Publish(ctx, site, "", nil)
+	if err != nil {
+		return 0, 0, fmt.Errorf("publish %d MiB: %w", opts.FetchMiB, err)
+	}
+	target := "/cid/" + pub.Root
+	ids := []peer.ID{av(0).host().ID(), av(1).host().ID(), av(2).host().ID()}
+	if err := net.link(ctx, 3, 0, 1, 2); err != nil {
+		return 0, 0, err
+	}
+	fetch := func(m int, from []peer.ID) (time.Duration, error) {
+		if err := net.link(ctx, m, 0); err != nil {
+			return 0, err
+		}
+		fctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+		defer cancel()
+		start := time.Now()
+		if _, err := av(m).d.Hosting.FetchFrom(fctx, target, from); err != nil {
+			return 0, fmt.Errorf("node %d fetching %s: %w", m, target, err)
+		}
+		return time.Since(start), nil
+	}
+	if one, err = fetch(1, ids[:1]); err != nil {
+		return 0, 0, err
+	}
+	if _, err = fetch(2, ids[:1]); err != nil {
+		return 0, 0, err
+	}
+	three, err = fetch(3, ids)
+	return one, three, err
+}
+
+// streamCopy times reading mib MiB from a bare stream of src.
+func streamCopy(ctx context.Context, src, dst host.Host, mib int) (time.Duration, error) {
+	chunk := make([]byte, 1<<20)
+	rand.Read(chunk)
+	src.SetStreamHandler(copyProtocol, func(s network.Stream) {
+		defer s.Close()
+		for range mib {
+			if _, err := s.Write(chunk); err != nil {
+				s.Reset()
+				return
+			}
+		}
+	})
+	defer src.RemoveStreamHandler(copyProtocol)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	if err := dst.Connect(ctx, peer.AddrInfo{ID: src.ID(), Addrs: src.Addrs()}); err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	s, err := dst.NewStream(ctx, src.ID(), copyProtocol)
+	if err != nil {
+		return 0, err
+	}
+	defer s.Close()
+	n, err := io.Copy(io.Discard, s)
+	if err != nil || n != int64(mib)<<20 {
+		return 0, fmt.Errorf("stream copy: %d of %d bytes: %v", n, int64(mib)<<20, err)
+	}
+	return time.Since(start), nil
+}
+
+// defaultQuorum is the embedded config's names.resolve_quorum: the
+// baseline's GetValue waits for as many answers as avnode's resolve.
+func defaultQuorum() int {
+	cfg, err := config.Load(config.Sources{})
+	if err != nil {
+		return 3
+	}
+	return cfg.Names.ResolveQuorum
+}
