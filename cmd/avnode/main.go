@@ -89,7 +89,7 @@ through a local control API that only you can use.`,
 		newKeyCmd(g), newNameCmd(g), newRecordCmd(g), newResolveCmd(g),
 		newPublishCmd(g), newGetCmd(g), newRepoCmd(g),
 		newRolesCmd(g), newPluginsCmd(g), newPolicyCmd(g), newMirrorCmd(g), newSatelliteCmd(g),
-		newLocalnetCmd(g),
+		newLocalnetCmd(g), newBenchCmd(g),
 	)
 	return root
 }

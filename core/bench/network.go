@@ -67,21 +67,40 @@ func (n *cluster) startAll(ctx context.Context) error {
 	return n.waitRoutingTables(ctx)
 }
 
-// link connects member i to the others given.
+// link connects member i to the others given; an other that is down
+// (restarting) is skipped. It fails if none could be reached.
 func (n *cluster) link(ctx context.Context, i int, others ...int) error {
+	self := n.members[i].host()
+	var lastErr error
+	linked := 0
 	for _, o := range others {
-		if o == i {
+		h := n.hostOf(o)
+		if o == i || h == nil {
 			continue
 		}
-		h := n.members[o].host()
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := n.members[i].host().Connect(cctx, peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()})
+		err := self.Connect(cctx, peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()})
 		cancel()
 		if err != nil {
-			return fmt.Errorf("connect node %d to node %d: %w", i, o, err)
+			lastErr = fmt.Errorf("connect node %d to node %d: %w", i, o, err)
+			continue
 		}
+		linked++
+	}
+	if linked == 0 && lastErr != nil {
+		return lastErr
 	}
 	return nil
+}
+
+// hostOf is the host of a live member, nil while it is down.
+func (n *cluster) hostOf(i int) host.Host {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !n.alive[i] {
+		return nil
+	}
+	return n.members[i].host()
 }
 
 func (n *cluster) waitRoutingTables(ctx context.Context) error {

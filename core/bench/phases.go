@@ -67,17 +67,41 @@ func runBaseline(ctx context.Context, opts Options, limits connLimits) (*results
 }
 
 func runAvnode(ctx context.Context, opts Options, limits connLimits, dir string) (*results, error) {
-	members, err := newAvMembers(dir, opts.Nodes, limits)
+	res := &results{publish: &latencies{}, ready: &latencies{}}
+	net, t, err := startAvnode(ctx, opts, limits, dir, res)
+	if net != nil {
+		defer net.stopAll()
+	}
 	if err != nil {
 		return nil, err
 	}
+	av := func(i int) *avMember { return net.members[i].(*avMember) }
+	res.cold, res.warm = t.coldAndWarm(ctx)
+	if res.fetch1, res.fetch3, err = fetchTimes(ctx, opts, net, av, filepath.Join(dir, "site")); err != nil {
+		return nil, err
+	}
+	logf(opts, "avnode: resolves and %d MiB fetches done", opts.FetchMiB)
+	ready := 0
+	return res, churnAndJoin(ctx, opts, t, res, func() (member, error) {
+		ready++
+		m := &avMember{dir: filepath.Join(dir, fmt.Sprintf("ready%d", ready)), configFile: av(0).configFile}
+		return m, nil
+	})
+}
+
+// startAvnode starts the network of daemons, claims the names and
+// publishes their zones, timing the publishes; the target resolves them.
+// The caller stops the returned cluster, also on error.
+func startAvnode(ctx context.Context, opts Options, limits connLimits, dir string, res *results) (*cluster, *target, error) {
+	members, err := newAvMembers(dir, opts.Nodes, limits)
+	if err != nil {
+		return nil, nil, err
+	}
 	net := newCluster(members, opts.Seed)
-	defer net.stopAll()
 	av := func(i int) *avMember { return net.members[i].(*avMember) }
 	began := time.Now()
-	res := &results{publish: &latencies{}, ready: &latencies{}}
 	if res.memPerNode, res.goroutinesPerNode, err = measureStart(ctx, net); err != nil {
-		return nil, err
+		return net, nil, err
 	}
 	logf(opts, "avnode: %d nodes up in %s", opts.Nodes, time.Since(began).Round(time.Millisecond))
 	name := func(item int) string { return fmt.Sprintf("bench%d.avtr", item) }
@@ -93,7 +117,7 @@ func runAvnode(ctx context.Context, opts Options, limits connLimits, dir string)
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("claim: %w", err)
+		return net, nil, fmt.Errorf("claim: %w", err)
 	}
 	logf(opts, "avnode: %d names claimed", opts.Names)
 	zoneKey := func(item int) string { n, _ := names.Parse(name(item)); return names.ZoneKey(n) }
@@ -112,17 +136,7 @@ func runAvnode(ctx context.Context, opts Options, limits connLimits, dir string)
 			_, err := av(m).d.Names.Resolve(ctx, name(item))
 			return err
 		}}
-	res.cold, res.warm = t.coldAndWarm(ctx)
-	if res.fetch1, res.fetch3, err = fetchTimes(ctx, opts, net, av, filepath.Join(dir, "site")); err != nil {
-		return nil, err
-	}
-	logf(opts, "avnode: resolves and %d MiB fetches done", opts.FetchMiB)
-	ready := 0
-	return res, churnAndJoin(ctx, opts, t, res, func() (member, error) {
-		ready++
-		m := &avMember{dir: filepath.Join(dir, fmt.Sprintf("ready%d", ready)), configFile: av(0).configFile}
-		return m, nil
-	})
+	return net, t, nil
 }
 
 // churnAndJoin runs the measures both networks share once their items are

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,18 +72,26 @@ func (t *target) coldAndWarm(ctx context.Context) (cold, warm *latencies) {
 // from a live member that never resolved it. It returns the success ratio.
 func (t *target) afterKill(ctx context.Context, share float64) (success float64, tried int) {
 	t.net.kill(share, nil)
-	ok := 0
+	ok, errs := t.resolveEvery(ctx)
+	tried = ok + len(errs)
+	return float64(ok) / float64(max(tried, 1)), tried
+}
+
+// resolveEvery resolves each item once, from a live member that never
+// resolved it where one is left, and returns the successes and the errors.
+func (t *target) resolveEvery(ctx context.Context) (ok int, errs []error) {
 	for item := range t.items {
 		m := t.coldResolver(item, nil)
 		if m < 0 {
 			m = t.net.pick(nil)
 		}
-		if _, err := t.timedResolve(ctx, m, item); err == nil {
-			ok++
+		if _, err := t.timedResolve(ctx, m, item); err != nil {
+			errs = append(errs, fmt.Errorf("item %d from node %d: %w", item, m, err))
+			continue
 		}
-		tried++
+		ok++
 	}
-	return float64(ok) / float64(max(tried, 1)), tried
+	return ok, errs
 }
 
 // whileRestarting keeps share of the live members restarting in a loop
