@@ -63,7 +63,12 @@ test-deps:
 	  fi; \
 	fi
 
-test-long:
+# The reliability matrix at full size (README, "Tests"): with AVNODE_TEST_LONG=1
+# the churn line runs on 100 nodes and the datastore survives a hundred kill -9s;
+# then every decoder is fuzzed with a million inputs, minutes each.
+LONG_TESTS := 'Survive|Crash|Flood|Mutated'
+test-long: build
+	AVNODE_TEST_LONG=1 $(GO) test -race -count=1 -p 1 -timeout 60m -run $(LONG_TESTS) ./core/...
 	$(MAKE) fuzz FUZZTIME=1000000x
 
 # Each fuzz target runs on its own: go test accepts one -fuzz pattern at a time.

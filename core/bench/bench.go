@@ -10,10 +10,13 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
 	"time"
+
+	"github.com/libp2p/go-libp2p/gologshim"
 )
 
 // Options size the run. The zero value of each field takes its default.
@@ -96,6 +99,9 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if opts.Nodes < 8 {
 		return nil, fmt.Errorf("bench needs at least 8 nodes, got %d", opts.Nodes)
 	}
+	// libp2p's own log lines (a listener closing as a node is killed) are
+	// what the bench does on purpose; the daemons' logs go nowhere either.
+	gologshim.SetDefaultHandler(slog.DiscardHandler)
 	dir, err := os.MkdirTemp(opts.Dir, "avnode-bench-")
 	if err != nil {
 		return nil, err
