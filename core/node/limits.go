@@ -29,11 +29,41 @@ func newResourceManager(cfg *config.Config) (network.ResourceManager, error) {
 		}
 		concrete = limits.Scale(mem, fds)
 	}
-	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(concrete))
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(guardTransient(concrete)))
 	if err != nil {
 		return nil, fmt.Errorf("resource manager: %w", err)
 	}
 	return rm, nil
+}
+
+// transientStreams is the least room for inbound streams that have not
+// named their protocol yet, shared by all peers (libp2p's transient scope).
+const transientStreams = 1024
+
+// guardTransient keeps one peer from filling the transient scope. libp2p's
+// defaults let a peer hold more inbound streams than that scope has room
+// for, so one peer opening streams that never name a protocol made the
+// node reset every other peer's new streams until its 10 s negotiation
+// timeout (TestFloodSilentStreamsFromOnePeer). Here the scope has room for
+// at least 1024 streams and each peer may hold a sixteenth of it: one
+// address, whose 8 connections may each come with its own key, stays
+// under half of it.
+func guardTransient(c rcmgr.ConcreteLimitConfig) rcmgr.ConcreteLimitConfig {
+	p := c.ToPartialLimitConfig()
+	raise := func(v *rcmgr.LimitVal, least int) {
+		if *v != rcmgr.Unlimited && int(*v) < least {
+			*v = rcmgr.LimitVal(least)
+		}
+	}
+	raise(&p.Transient.StreamsInbound, transientStreams)
+	raise(&p.Transient.Streams, transientStreams+int(p.Transient.StreamsOutbound))
+	raise(&p.System.StreamsInbound, 2*transientStreams)
+	raise(&p.System.Streams, 2*transientStreams+int(p.System.StreamsOutbound))
+	perPeer := rcmgr.LimitVal(transientStreams / 16)
+	if in := p.PeerDefault.StreamsInbound; in == rcmgr.Unlimited || in > perPeer {
+		p.PeerDefault.StreamsInbound = perPeer
+	}
+	return p.Build(c)
 }
 
 // machineShare mirrors AutoScale's choice (an eighth of the memory, half the
