@@ -66,7 +66,7 @@ test-deps:
 # The reliability matrix at full size (README, "Tests"): with AVNODE_TEST_LONG=1
 # the churn line runs on 100 nodes and the datastore survives a hundred kill -9s;
 # then every decoder is fuzzed with a million inputs, minutes each.
-LONG_TESTS := 'Survive|Crash|Flood|Mutated'
+LONG_TESTS := 'Survive|Kill9|Flood|Mutated'
 test-long: build
 	AVNODE_TEST_LONG=1 $(GO) test -race -count=1 -p 1 -timeout 60m -run $(LONG_TESTS) ./core/...
 	$(MAKE) fuzz FUZZTIME=1000000x
