@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"testing"
+	"time"
+)
+
+// FuzzGatewayRequest sends the gateway requests as a browser, a proxy
+// client or anyone on the machine may: it never panics, never answers 500,
+// and a request it refuses (a foreign host, a method it does not serve)
+// reaches nothing behind it: no resolve, no fetch.
+func FuzzGatewayRequest(f *testing.F) {
+	f.Add("GET", "/name/einstein.avtr/index.html", "127.0.0.1:8080")
+	f.Add("GET", "/", "einstein.avtr.localhost:8080")
+	f.Add("HEAD", "/name/einstein.avtr/../../../etc/passwd", "")
+	f.Add("GET", "http://example.com/", "example.com")
+	f.Add("GET", "http://einstein.avtr/sub/a%20b.txt", "einstein.avtr")
+	f.Add("CONNECT", "example.com:443", "example.com:443")
+	f.Add("POST", "/name/einstein.avtr/", "")
+	f.Add("GET", "/cid/bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy/x", "")
+	f.Add("GET", "/proxy.pac", "[::1]:8080")
+	fh := newFakeHost()
+	testSite(fh, "einstein.avtr")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	set := settings{topics: []string{"avtr"}, maxFetches: 4, fetchTimeout: 2 * time.Second, cacheEntries: 100}
+	g := newGateway(ctx, fh, set, "127.0.0.1:8080", 5*time.Minute)
+	f.Fuzz(func(t *testing.T, method, target, host string) {
+		u, err := url.ParseRequestURI(target)
+		if err != nil || method == "" {
+			return
+		}
+		req := (&http.Request{Method: method, URL: u, RequestURI: target, Host: host, Header: http.Header{},
+			Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1}).WithContext(ctx)
+		resolves, fetches, reads := fh.calls()
+		rec := httptest.NewRecorder()
+		g.ServeHTTP(rec, req)
+		if rec.Code == http.StatusInternalServerError {
+			t.Fatalf("%s %s (Host %q): 500: %s", method, target, host, rec.Body)
+		}
+		if rec.Code == http.StatusForbidden || rec.Code == http.StatusMethodNotAllowed {
+			r2, f2, n2 := fh.calls()
+			if len(r2) != len(resolves) || len(f2) != len(fetches) || n2 != reads {
+				t.Fatalf("%s %s (Host %q) was refused with %d but reached the node", method, target, host, rec.Code)
+			}
+		}
+	})
+}
