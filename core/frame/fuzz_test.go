@@ -16,7 +16,7 @@ func FuzzRead(f *testing.F) {
 	f.Add(good.Bytes(), 16)
 	f.Add([]byte{1, 0}, 0)
 	f.Add([]byte{0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, 1024) // 2^64-1 announced
-	f.Add([]byte{0, 5, 'a', 'b'}, 16)                                                 // cut short
+	f.Add([]byte{0, 5, 'a', 'b'}, 16)                                                  // cut short
 	f.Add([]byte{}, 16)
 	f.Fuzz(func(t *testing.T, data []byte, limit int) {
 		if limit < 0 || limit > 1<<20 {
