@@ -13,15 +13,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	ds "github.com/ipfs/go-datastore"
-	dssync "github.com/ipfs/go-datastore/sync"
 	"github.com/libp2p/go-libp2p"
 	pb "github.com/libp2p/go-libp2p-kad-dht/pb"
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -56,24 +53,11 @@ const floodBound = 10 * time.Second
 // addresses, with AutoNAT and hole punching off (no dial-backs on loopback).
 func floodVictim(t *testing.T, listen ...string) *Node {
 	t.Helper()
-	cfg, err := config.Load(config.Sources{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Listen = listen
-	cfg.NAT.AutoNAT, cfg.NAT.HolePunching = false, false
-	cfg.NAT.Reachability = "public"
-	key, _, err := crypto.GenerateEd25519Key(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := New(Options{Config: cfg, Key: key, Datastore: dssync.MutexWrap(ds.NewMapDatastore()),
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close() })
-	return n
+	return testNode(t, func(cfg *config.Config) {
+		cfg.Listen = listen
+		cfg.NAT.AutoNAT, cfg.NAT.HolePunching = false, false
+		cfg.NAT.Reachability = "public"
+	})
 }
 
 // floodHost is a plain libp2p host that dials out over TCP only. The

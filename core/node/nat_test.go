@@ -20,12 +20,21 @@ import (
 
 func loopbackNode(t *testing.T, reachability string) *Node {
 	t.Helper()
+	return testNode(t, func(cfg *config.Config) {
+		cfg.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
+		cfg.NAT.Reachability = reachability
+	})
+}
+
+// testNode is a node as the daemon builds it, with an in-memory datastore
+// and the embedded config as adjust leaves it.
+func testNode(t *testing.T, adjust func(*config.Config)) *Node {
+	t.Helper()
 	cfg, err := config.Load(config.Sources{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
-	cfg.NAT.Reachability = reachability
+	adjust(cfg)
 	key, _, err := crypto.GenerateEd25519Key(nil)
 	if err != nil {
 		t.Fatal(err)
