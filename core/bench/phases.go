@@ -63,7 +63,7 @@ func runBaseline(ctx context.Context, opts Options, limits connLimits) (*results
 		return nil, err
 	}
 	logf(opts, "baseline: gets and a %d MiB stream copy done", opts.FetchMiB)
-	return res, churnAndJoin(ctx, opts, t, res, func() (member, error) { return newBareMember(limits) })
+	return res, churnAndJoin(ctx, opts, "baseline", t, res, func() (member, error) { return newBareMember(limits) })
 }
 
 func runAvnode(ctx context.Context, opts Options, limits connLimits, dir string) (*results, error) {
@@ -82,7 +82,7 @@ func runAvnode(ctx context.Context, opts Options, limits connLimits, dir string)
 	}
 	logf(opts, "avnode: resolves and %d MiB fetches done", opts.FetchMiB)
 	ready := 0
-	return res, churnAndJoin(ctx, opts, t, res, func() (member, error) {
+	return res, churnAndJoin(ctx, opts, "avnode", t, res, func() (member, error) {
 		ready++
 		m := &avMember{dir: filepath.Join(dir, fmt.Sprintf("ready%d", ready)), configFile: av(0).configFile}
 		return m, nil
@@ -141,11 +141,11 @@ func startAvnode(ctx context.Context, opts Options, limits connLimits, dir strin
 
 // churnAndJoin runs the measures both networks share once their items are
 // out: the kill, the restart loop and the joins.
-func churnAndJoin(ctx context.Context, opts Options, t *target, res *results, newMember func() (member, error)) error {
+func churnAndJoin(ctx context.Context, opts Options, who string, t *target, res *results, newMember func() (member, error)) error {
 	res.killed, res.killedTried = t.afterKill(ctx, opts.KillShare)
-	logf(opts, "%.1f %% of %d resolves ok after killing %.0f %% of the nodes", res.killed*100, res.killedTried, opts.KillShare*100)
+	logf(opts, "%s: %.1f %% of %d resolves ok after killing %.0f %% of the nodes", who, res.killed*100, res.killedTried, opts.KillShare*100)
 	res.restarting, res.restartTried = t.whileRestarting(ctx, opts.Restarting, opts.RestartFor)
-	logf(opts, "%.1f %% of %d resolves ok while %.0f %% of the nodes restart", res.restarting*100, res.restartTried, opts.Restarting*100)
+	logf(opts, "%s: %.1f %% of %d resolves ok while %.0f %% of the nodes restart", who, res.restarting*100, res.restartTried, opts.Restarting*100)
 	for range opts.ReadyTrials {
 		m, err := newMember()
 		if err != nil {
