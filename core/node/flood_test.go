@@ -80,6 +80,20 @@ func floodHost(t *testing.T, rm network.ResourceManager) host.Host {
 
 // rawTransport dials libp2p connections (Noise, yamux) under one identity
 // without a swarm, which would reuse its first connection to a peer.
+// rawAttacker is an identity with a bare TCP transport to dial with it.
+func rawAttacker(t *testing.T) (peer.ID, *tcp.TcpTransport) {
+	t.Helper()
+	key, _, err := crypto.GenerateEd25519Key(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := peer.IDFromPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id, rawTransport(t, key)
+}
+
 func rawTransport(t *testing.T, key crypto.PrivKey) *tcp.TcpTransport {
 	t.Helper()
 	sn, err := noise.New(noise.ID, key, nil)
@@ -357,15 +371,7 @@ func TestFloodConnectionsFromOnePeer(t *testing.T) {
 
 	t.Run("libp2p connections from one identity", func(t *testing.T) {
 		victim := floodVictim(t, "/ip4/127.0.0.1/tcp/0")
-		key, _, err := crypto.GenerateEd25519Key(nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		attackerID, err := peer.IDFromPrivateKey(key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tr := rawTransport(t, key)
+		attackerID, tr := rawAttacker(t)
 		target := victimAddr(t, victim, "127.0.0.1")
 		ctx, cancel := context.WithTimeout(context.Background(), 6*floodBound)
 		defer cancel()
@@ -422,15 +428,7 @@ func TestFloodConnectionsFromOnePeer(t *testing.T) {
 // keeps each peer to a sixteenth of that scope.
 func TestFloodSilentStreamsFromOnePeer(t *testing.T) {
 	victim := floodVictim(t, "/ip4/127.0.0.1/tcp/0")
-	key, _, err := crypto.GenerateEd25519Key(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	attackerID, err := peer.IDFromPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := rawTransport(t, key)
+	attackerID, tr := rawAttacker(t)
 	target := victimAddr(t, victim, "127.0.0.1")
 	ctx, cancel := context.WithTimeout(context.Background(), floodBound)
 	defer cancel()
