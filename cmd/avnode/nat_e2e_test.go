@@ -1,15 +1,19 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -54,15 +58,19 @@ const natPort = "4001"
 // Each NAT masquerades its LAN behind its WAN address, keeping the source
 // port when it is free, and like a home router silently drops unsolicited
 // packets to its WAN address. A and B force reachability private, are DHT
-// clients, reserve a slot on R (--nat.relays) and bootstrap from it. A
-// claims a name and publishes a site on it; B resolves the name and fetches
-// the site.
+// clients, bootstrap from R and reserve a slot on it. A claims a name and
+// publishes a site on it; B resolves the name and fetches the site.
 //
-//   - punchable: R opens a circuit between B and A, then hole punching gives
-//     B a direct connection to A's NAT address, over which a second fetch runs.
-//   - relay-only: NAT2 also drops every inbound packet on its WAN that is not
-//     from R, so no punch can pass; the fetch runs through R within its limits
-//     and B's connections to A stay relayed.
+//   - punchable: A and B are told of R (--nat.relays). R opens a circuit
+//     between B and A, then hole punching gives B a direct connection to A's
+//     NAT address, over which a second fetch runs; the hole-punch metrics
+//     count the success.
+//   - relay-only: A and B have no relay list: they find R among the relays
+//     announced in the DHT. NAT2 also drops every inbound packet on its WAN
+//     that is not from R, so no punch can pass; the fetch runs through R
+//     within its limits (R's metrics count the bytes it carried), B's
+//     connections to A stay relayed, and the hole-punch metrics count
+//     attempts and no success.
 //
 // It needs root (network namespaces, iptables). Where `ip netns add` fails it
 // skips, saying so; with $CI set it fails instead, so CI never skips it.
@@ -70,7 +78,7 @@ const natPort = "4001"
 func TestNATTraversal(t *testing.T) {
 	ipt := natPreflight(t)
 	t.Run("punchable", func(t *testing.T) {
-		n := startNATNet(t, ipt, "p", false)
+		n := startNATNet(t, ipt, "p", natCase{relayList: true})
 		pub, site := n.publish(t)
 		out := n.fetch(t, pub)
 		sameTree(t, site, out)
@@ -108,15 +116,25 @@ func TestNATTraversal(t *testing.T) {
 		if _, dir, _ := n.connsToA(t, n.b); len(dir) == 0 {
 			t.Fatalf("B lost its direct connection to A during the second fetch")
 		}
+		punches := n.holePunches(t)
+		if punches["success"] < 1 {
+			t.Fatalf("the hole-punch metrics of A and B count no success: %v", punches)
+		}
+		t.Logf("hole punches counted by A and B: %v", punches)
 	})
 	t.Run("relay-only", func(t *testing.T) {
-		n := startNATNet(t, ipt, "s", true)
+		n := startNATNet(t, ipt, "s", natCase{strict: true})
 		pub, site := n.publish(t)
 		out := n.fetch(t, pub)
 		sameTree(t, site, out)
 		st := n.relayStatus(t)
 		if st.Circuits < 1 || st.Refused != 0 {
 			t.Fatalf("the relay did not carry the fetch: %+v", st)
+		}
+		if carried := metricSum(n.scrape(t, n.relay), "libp2p_relaysvc_data_transferred_bytes_total", ""); carried < 5_000_000 {
+			t.Fatalf("R's metrics count %.0f bytes relayed, less than the 5 MB site B fetched through it", carried)
+		} else {
+			t.Logf("R relayed %.1f MB", carried/1e6)
 		}
 		onlyRelayed := func(when string, mustHave bool) {
 			relayed, direct, err := n.connsToA(t, n.b)
@@ -134,6 +152,11 @@ func TestNATTraversal(t *testing.T) {
 		// Hole punching retries for a while: give it the time it would take.
 		time.Sleep(10 * time.Second)
 		onlyRelayed("10 s after the fetch", false)
+		punches := n.holePunches(t)
+		if punches["success"] != 0 || len(punches) == 0 {
+			t.Fatalf("the hole-punch metrics of A and B should count attempts and no success: %v", punches)
+		}
+		t.Logf("hole punches counted by A and B: %v", punches)
 	})
 }
 
@@ -193,18 +216,25 @@ type natNet struct {
 	relay, a, b                          *proc
 	relayAddr                            string
 	procs                                map[string]*proc
+	nsOf                                 map[*proc]string // the namespace each daemon runs in
+}
+
+// natCase is what differs between the two cases.
+type natCase struct {
+	strict    bool // NAT2 drops all inbound traffic but R's
+	relayList bool // A and B are given R as a relay; else they find it in the DHT
 }
 
 // startNATNet builds the namespaces, starts R, then A and B, and waits until
-// A and B hold relay addresses and can hole punch. strict makes NAT2 drop
-// all inbound traffic but R's. When the test ends it dumps what explains a
-// failure, kills the daemons, then deletes the namespaces.
-func startNATNet(t *testing.T, ipt, tag string, strict bool) *natNet {
+// A and B hold relay addresses and can hole punch. When the test ends it
+// dumps what explains a failure, kills the daemons, then deletes the
+// namespaces.
+func startNATNet(t *testing.T, ipt, tag string, c natCase) *natNet {
 	t.Helper()
 	prefix := fmt.Sprintf("avn%d%s", os.Getpid(), tag)
 	n := &natNet{ipt: ipt, world: prefix + "w", relayNS: prefix + "r", nat1: prefix + "n1", aNS: prefix + "a",
-		nat2: prefix + "n2", bNS: prefix + "b", procs: map[string]*proc{}}
-	n.build(t, strict)
+		nat2: prefix + "n2", bNS: prefix + "b", procs: map[string]*proc{}, nsOf: map[*proc]string{}}
+	n.build(t, c.strict)
 
 	// Registered after build's: runs first, while daemons and namespaces live.
 	t.Cleanup(func() {
@@ -244,8 +274,10 @@ func startNATNet(t *testing.T, ipt, tag string, strict bool) *natNet {
 	// reachable): a private DHT server is reachable through relays only,
 	// and every DHT query sent to it waits for a direct connection first.
 	// Debug logs hold libp2p's hole-punching steps, for the failure dump.
-	private := args("--nat.reachability", "private", "--nat.relays", n.relayAddr, "--bootstrap", n.relayAddr,
-		"--dht.mode=auto", "--log-level", "debug")
+	private := args("--nat.reachability", "private", "--bootstrap", n.relayAddr, "--dht.mode=auto", "--log-level", "debug")
+	if c.relayList {
+		private = append(private, "--nat.relays", n.relayAddr)
+	}
 	n.a = n.start(t, "A", n.aNS, private...)
 	n.b = n.start(t, "B", n.bNS, private...)
 	started := time.Now()
@@ -393,23 +425,38 @@ func natProbe(lns, listenIP, dns, dialIP, wantFrom string) error {
 }
 
 // inNetns runs f on an OS thread moved into network namespace ns; sockets
-// f creates belong to ns. The thread is never unlocked, so it ends with f
-// instead of going back to the runtime in another namespace.
+// f creates belong to ns. The thread then goes back to its own namespace
+// and to the runtime. It must not end instead: a daemon started from that
+// thread earlier would get its parent-death SIGKILL (Pdeathsig follows the
+// thread, not the process). Only if going back fails does it end with f.
 func inNetns(ns string, f func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
-		fd, err := os.Open(filepath.Join("/run/netns", ns))
+		own, err := os.Open("/proc/thread-self/ns/net")
 		if err != nil {
+			runtime.UnlockOSThread()
 			errc <- err
 			return
 		}
-		defer fd.Close()
-		if err := unix.Setns(int(fd.Fd()), unix.CLONE_NEWNET); err != nil {
+		defer own.Close()
+		target, err := os.Open(filepath.Join("/run/netns", ns))
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		defer target.Close()
+		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
 			errc <- fmt.Errorf("setns %s: %w", ns, err)
 			return
 		}
-		errc <- f()
+		err = f()
+		if unix.Setns(int(own.Fd()), unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		}
+		errc <- err
 	}()
 	return <-errc
 }
@@ -420,12 +467,77 @@ func inNetns(ns string, f func() error) error {
 func (n *natNet) start(t *testing.T, name, ns string, args ...string) *proc {
 	t.Helper()
 	repo := filepath.Join(t.TempDir(), name)
-	full := append([]string{"netns", "exec", ns, avnodeBin, "run", "--repo", repo, "--metrics.listen", ""}, args...)
+	full := append([]string{"netns", "exec", ns, avnodeBin, "run", "--repo", repo, "--metrics.listen", natMetrics}, args...)
 	cmd := exec.Command("ip", full...)
 	cmd.Env = cleanEnv()
 	d := launchDaemon(t, repo, cmd)
 	n.procs[name] = d
+	n.nsOf[d] = ns
 	return d
+}
+
+// natMetrics is where each daemon serves its metrics, on the loopback of
+// its own namespace.
+const natMetrics = "127.0.0.1:9400"
+
+// scrape reads d's metrics page. The connection is made inside d's
+// namespace, then read from any thread: a socket stays in the namespace
+// it was made in.
+func (n *natNet) scrape(t testing.TB, d *proc) string {
+	t.Helper()
+	var conn net.Conn
+	if err := inNetns(n.nsOf[d], func() (err error) {
+		conn, err = net.DialTimeout("tcp", natMetrics, 5*time.Second)
+		return err
+	}); err != nil {
+		t.Fatalf("metrics of %s: %v", n.name(d), err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(conn, "GET /metrics HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", natMetrics)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("metrics of %s: %v", n.name(d), err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("metrics of %s: %s, %v", n.name(d), resp.Status, err)
+	}
+	return string(body)
+}
+
+// holePunches sums libp2p's hole-punch outcomes on A and B, by outcome.
+func (n *natNet) holePunches(t testing.TB) map[string]float64 {
+	t.Helper()
+	out := map[string]float64{}
+	for _, d := range []*proc{n.a, n.b} {
+		for _, outcome := range []string{"success", "failed", "cancelled", "no_suitable_address"} {
+			if v := metricSum(n.scrape(t, d), "libp2p_holepunch_outcomes_total", `outcome="`+outcome+`"`); v > 0 {
+				out[outcome] += v
+			}
+		}
+	}
+	return out
+}
+
+// metricSum adds up the samples of a metric in a Prometheus text page
+// whose labels contain label (all samples if label is empty).
+func metricSum(page, metric, label string) float64 {
+	var sum float64
+	for _, line := range strings.Split(page, "\n") {
+		rest, ok := strings.CutPrefix(line, metric)
+		if !ok || (rest != "" && rest[0] != '{' && rest[0] != ' ') || !strings.Contains(rest, label) {
+			continue
+		}
+		fields := strings.Fields(rest[strings.LastIndex(rest, "}")+1:])
+		if len(fields) > 0 {
+			if v, err := strconv.ParseFloat(fields[0], 64); err == nil {
+				sum += v
+			}
+		}
+	}
+	return sum
 }
 
 func (n *natNet) name(d *proc) string {
