@@ -8,7 +8,23 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	"github.com/avnode/avnode/core/names"
 )
+
+// mirrorableName checks a name given to `mirror add|rm` and returns its
+// canonical form. A mirror keeps a whole registered name: its owner signs
+// one zone for it and every label under it.
+func mirrorableName(arg string) (string, error) {
+	n, err := names.Parse(arg)
+	if err != nil {
+		return "", usagef("%v", err)
+	}
+	if reg := n.Registered(); reg != n {
+		return "", usagef("%s is a label under %s; a mirror keeps a whole registered name: avnode mirror add %s", n, reg, reg)
+	}
+	return n.String(), nil
+}
 
 // callRole runs a command of a running role through the node.
 func (g *globals) callRole(cmd *cobra.Command, role, name string, args []string, out any) error {
@@ -36,13 +52,16 @@ answers. Which commands a role takes is up to the role: see its README.`,
 
 // mirrorState is one line of `avnode mirror ls`, as the mirror role answers it.
 type mirrorState struct {
-	Name     string `json:"name"`
-	Seq      uint64 `json:"seq"`
-	Root     string `json:"root"`
-	Bytes    int64  `json:"bytes"`
-	LastSync string `json:"last_sync"`
-	Refused  int    `json:"refused"`
-	Error    string `json:"error"`
+	Name       string   `json:"name"`
+	Seq        uint64   `json:"seq"`
+	Root       string   `json:"root"`
+	Bytes      int64    `json:"bytes"`
+	LastSync   string   `json:"last_sync"`
+	Sources    []string `json:"sources"` // the zone's hosts at the last sync
+	Refused    int      `json:"refused"`
+	Error      string   `json:"error"`
+	Added      bool     `json:"added"`      // by `avnode mirror add`
+	Discovered bool     `json:"discovered"` // allowed by the Lua mirror hook, not listed
 }
 
 func newMirrorCmd(g *globals) *cobra.Command {
@@ -64,9 +83,9 @@ republished so that the name lives while its owner is offline.`,
 			return printJSON(list)
 		}
 		w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(w, "NAME\tSEQ\tBYTES\tLAST SYNC\tROOT\tERROR")
+		fmt.Fprintln(w, "NAME\tSEQ\tBYTES\tLAST SYNC\tSOURCES\tROOT\tERROR")
 		for _, s := range list {
-			fmt.Fprintf(w, "%s\t%d\t%d\t%s\t%s\t%s\n", s.Name, s.Seq, s.Bytes, orDash(s.LastSync), orDash(s.Root), s.Error)
+			fmt.Fprintf(w, "%s\t%d\t%d\t%s\t%d\t%s\t%s\n", s.Name, s.Seq, s.Bytes, orDash(s.LastSync), len(s.Sources), orDash(s.Root), s.Error)
 		}
 		return w.Flush()
 	}
@@ -76,7 +95,13 @@ republished so that the name lives while its owner is offline.`,
 			Short:   map[string]string{"add": "Mirror a name", "rm": "Stop mirroring a name and unpin its content"}[verb],
 			Example: "  avnode mirror " + verb + " einstein.avtr",
 			Args:    exactArgs(1, "NAME"),
-			RunE:    func(c *cobra.Command, args []string) error { return run(verb, args, c) },
+			RunE: func(c *cobra.Command, args []string) error {
+				name, err := mirrorableName(args[0])
+				if err != nil {
+					return err
+				}
+				return run(verb, []string{name}, c)
+			},
 		})
 	}
 	cmd.AddCommand(&cobra.Command{

@@ -18,11 +18,15 @@ import (
 )
 
 type mirrorLine struct {
-	Name    string
-	Seq     uint64
-	Root    string
-	Refused int
-	Error   string
+	Name     string
+	Seq      uint64
+	Root     string
+	Bytes    int64
+	LastSync string `json:"last_sync"`
+	Sources  []string
+	Refused  int
+	Error    string
+	Added    bool
 }
 
 func mirrorOf(t testing.TB, d *proc, name string) mirrorLine {
@@ -317,5 +321,70 @@ func TestMirrorDiscoversWhatItsPolicyAllows(t *testing.T) {
 	cliJSON(t, q.repo, &gc, "repo", "gc")
 	if gc.Kept != 0 || gc.Freed < 5_000_000 {
 		t.Fatalf("over the quota, yet kept: %+v", gc)
+	}
+}
+
+// `avnode mirror add|rm|ls` as an operator uses them: a name added by
+// command is mirrored with its status (version, bytes, last sync, sources),
+// kept across a restart, and on rm unpinned so gc frees it. Wrong names and
+// a name the config lists are refused with what to do instead.
+func TestMirrorAddAndRemove(t *testing.T) {
+	const name = "added.avtr"
+	nodes := startNetwork(t, 4)
+	owner := nodes[1]
+	mustCLI(t, owner.repo, "key", "gen", "k")
+	mustCLI(t, owner.repo, "name", "claim", name, "--key", "k")
+	var pub hosting.PublishResult
+	cliJSON(t, owner.repo, &pub, "publish", writeSite(t), "--name", name)
+
+	cfg := writeConfig(t, map[string]any{"roles": []string{"mirror"}, "role_config": map[string]any{
+		"mirror": map[string]any{"names": []string{"listed.avtr"}}}})
+	join := append(append([]string{}, lowWork...), "--bootstrap", nodes[0].addr, "--config", cfg)
+	m := startDaemon(t, filepath.Join(t.TempDir(), "m"), join...)
+
+	for _, bad := range []struct {
+		args []string
+		code int
+		why  string
+	}{
+		{[]string{"add", "Bad Name!"}, 2, "name"},
+		{[]string{"add", "api." + name}, 2, "avnode mirror add " + name},
+		{[]string{"rm", "listed.avtr"}, 1, "role_config.mirror.names"},
+		{[]string{"rm", "nothere.avtr"}, 1, "not mirrored here"},
+	} {
+		r := cli(t, m.repo, nil, append([]string{"mirror"}, bad.args...)...)
+		if r.code != bad.code || !strings.Contains(r.stderr, bad.why) {
+			t.Fatalf("mirror %v: exit %d, %q; want exit %d saying %q", bad.args, r.code, r.stderr, bad.code, bad.why)
+		}
+	}
+
+	mustCLI(t, m.repo, "mirror", "add", "ADDED.avtr") // names fold to lower case
+	waitMirrored(t, m, name, resolvedSeq(t, owner, name), pub.Root, 60*time.Second)
+	l := mirrorOf(t, m, name)
+	if !l.Added || l.Bytes < 5_000_000 || l.LastSync == "" || !slices.Contains(l.Sources, owner.peerID) {
+		t.Fatalf("mirror ls: %+v; want added, the site's 5 MB, a last sync and the owner among the sources", l)
+	}
+
+	m.stop()
+	m = startDaemon(t, m.repo, join...)
+	eventually(t, 30*time.Second, "the mirror keeps the added name across a restart", func() error {
+		if again := mirrorOf(t, m, name); again.Root != pub.Root || !again.Added {
+			return fmt.Errorf("after a restart the mirror has %+v", again)
+		}
+		return nil
+	})
+	var gc content.GCResult
+	cliJSON(t, m.repo, &gc, "repo", "gc")
+	if gc.Freed >= 5_000_000 {
+		t.Fatalf("gc freed the mirrored site: %+v", gc)
+	}
+
+	mustCLI(t, m.repo, "mirror", "rm", name)
+	if gone := mirrorOf(t, m, name); gone.Name != "" {
+		t.Fatalf("still mirrored after rm: %+v", gone)
+	}
+	cliJSON(t, m.repo, &gc, "repo", "gc")
+	if gc.Freed < 5_000_000 {
+		t.Fatalf("after rm, gc freed only %d bytes: %+v", gc.Freed, gc)
 	}
 }

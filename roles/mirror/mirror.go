@@ -167,8 +167,12 @@ func (m *mirror) ensureState(name string, added bool) {
 	}
 }
 
-// remove stops following a name and unpins its content.
+// remove stops following a name and unpins its content. A name the config
+// lists stays: it would come back at the next start.
 func (m *mirror) remove(name string) error {
+	if slices.Contains(m.cfg.Names, name) {
+		return fmt.Errorf("%s is listed in role_config.mirror.names: remove it there, then restart the node", name)
+	}
 	m.mu.Lock()
 	st, ok := m.state[name]
 	f := m.followers[name]
