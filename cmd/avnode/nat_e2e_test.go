@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -521,24 +520,6 @@ func (n *natNet) holePunches(t testing.TB) map[string]float64 {
 	return out
 }
 
-// metricSum adds up the samples of a metric in a Prometheus text page
-// whose labels contain label (all samples if label is empty).
-func metricSum(page, metric, label string) float64 {
-	var sum float64
-	for _, line := range strings.Split(page, "\n") {
-		rest, ok := strings.CutPrefix(line, metric)
-		if !ok || (rest != "" && rest[0] != '{' && rest[0] != ' ') || !strings.Contains(rest, label) {
-			continue
-		}
-		fields := strings.Fields(rest[strings.LastIndex(rest, "}")+1:])
-		if len(fields) > 0 {
-			if v, err := strconv.ParseFloat(fields[0], 64); err == nil {
-				sum += v
-			}
-		}
-	}
-	return sum
-}
 
 func (n *natNet) name(d *proc) string {
 	for name, p := range n.procs {

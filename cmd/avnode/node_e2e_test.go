@@ -3,10 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"maps"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -344,21 +342,11 @@ func TestControlAPIRefusesOtherUsers(t *testing.T) {
 // Metrics are served on the configured localhost address, libp2p's beside
 // the node's; --log-format json makes every log line a JSON object.
 func TestMetricsAndJSONLogs(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := metricsAddr(t)
 	d := startDaemon(t, filepath.Join(t.TempDir(), "n"), "--metrics.listen", addr, "--log-format", "json")
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	body := scrapeMetrics(t, addr)
 	for _, want := range []string{"avnode_node_connected_peers", "avnode_dht_routing_table_peers", "libp2p_", "avnode_names_resolves_total", "go_goroutines"} {
-		if !strings.Contains(string(body), want) {
+		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}

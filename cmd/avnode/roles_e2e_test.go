@@ -68,7 +68,17 @@ func TestBeaconAndMirrorsKeepANameAlive(t *testing.T) {
 
 	beaconCfg := writeConfig(t, map[string]any{"role_config": map[string]any{
 		"beacon": map[string]any{"names": []map[string]any{{"name": name, "key": "k", "copies": 2}}, "interval": "2s"}}})
-	a := startDaemon(t, filepath.Join(t.TempDir(), "a"), append(join, "--roles", "beacon", "--config", beaconCfg)...)
+	aMetrics := metricsAddr(t)
+	a := startDaemon(t, filepath.Join(t.TempDir(), "a"), append(join, "--roles", "beacon", "--config", beaconCfg, "--metrics.listen", aMetrics)...)
+	// The beacon reports its status first, then its gauge.
+	underReplicated := func(want float64) {
+		eventually(t, 10*time.Second, "the beacon's under-replicated gauge", func() error {
+			if v := metricSum(scrapeMetrics(t, aMetrics), "avnode_plugin_under_replicated_names", `role="beacon"`); v != want {
+				return fmt.Errorf("avnode_plugin_under_replicated_names is %v, want %v", v, want)
+			}
+			return nil
+		})
+	}
 	mustCLI(t, a.repo, "key", "gen", "k")
 	eventually(t, 30*time.Second, "the beacon claims the name and lists itself as HOST", func() error {
 		var res struct {
@@ -86,6 +96,7 @@ func TestBeaconAndMirrorsKeepANameAlive(t *testing.T) {
 	waitBeaconStatus(t, a, "no mirror yet: under-replicated", func(s beaconStatus) bool {
 		return s.Wanted == 2 && s.Copies == 0 && s.UnderReplicated
 	})
+	underReplicated(1)
 	checkDelegation(t, a, nodes[3], name, nodes[2].peerID)
 	var v1 hosting.PublishResult
 	cliJSON(t, a.repo, &v1, "publish", writeSite(t), "--name", name)
@@ -112,6 +123,7 @@ func TestBeaconAndMirrorsKeepANameAlive(t *testing.T) {
 	waitBeaconStatus(t, a, "two mirrors: the target is met", func(s beaconStatus) bool {
 		return s.Wanted == 2 && s.Copies == 2 && !s.UnderReplicated
 	})
+	underReplicated(0)
 	var oldZone daemon.RoutingValue
 	cliJSON(t, a.repo, &oldZone, "routing", "get", "/avtr-zone/"+name)
 
