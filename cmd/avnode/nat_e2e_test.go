@@ -520,7 +520,6 @@ func (n *natNet) holePunches(t testing.TB) map[string]float64 {
 	return out
 }
 
-
 func (n *natNet) name(d *proc) string {
 	for name, p := range n.procs {
 		if p == d {
