@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -560,6 +561,12 @@ func (n *natNet) fetch(t *testing.T, pub hosting.PublishResult) string {
 		}
 		if len(res.Hosts) == 0 || res.Hosts[0].PeerID != n.a.peerID {
 			return fmt.Errorf("hosts %+v, want A %s", res.Hosts, n.a.peerID)
+		}
+		// A's own addresses are private: the HOST entry is reachable
+		// through the relay address A publishes.
+		through := "/p2p/" + n.relay.peerID + "/p2p-circuit"
+		if !slices.ContainsFunc(res.Hosts[0].Addrs, func(a string) bool { return strings.HasSuffix(a, through) }) {
+			return fmt.Errorf("A's addresses in the resolution %v lack one through R", res.Hosts[0].Addrs)
 		}
 		return nil
 	})
