@@ -57,20 +57,20 @@ const natPort = "4001"
 //
 // Each NAT masquerades its LAN behind its WAN address, keeping the source
 // port when it is free, and like a home router silently drops unsolicited
-// packets to its WAN address. A and B force reachability private, are DHT
-// clients, bootstrap from R and reserve a slot on it. A claims a name and
+// packets to its WAN address. A and B are private, DHT clients (dht.mode
+// auto), bootstrap from R and reserve a slot on it. A claims a name and
 // publishes a site on it; B resolves the name and fetches the site.
 //
-//   - punchable: A and B are told of R (--nat.relays). R opens a circuit
-//     between B and A, then hole punching gives B a direct connection to A's
-//     NAT address, over which a second fetch runs; the hole-punch metrics
-//     count the success.
-//   - relay-only: A and B have no relay list: they find R among the relays
-//     announced in the DHT. NAT2 also drops every inbound packet on its WAN
-//     that is not from R, so no punch can pass; the fetch runs through R
-//     within its limits (R's metrics count the bytes it carried), B's
-//     connections to A stay relayed, and the hole-punch metrics count
-//     attempts and no success.
+//   - punchable: A and B are told they are private and given R as a relay
+//     (--nat.relays). R opens a circuit between B and A, then hole punching
+//     gives B a direct connection to A's NAT address, over which a second
+//     fetch runs; the hole-punch metrics count the success.
+//   - relay-only: A and B are told nothing: AutoNAT, through R's dial-back,
+//     finds them private, and they find R among the relays announced in the
+//     DHT. NAT2 also drops every inbound packet on its WAN that is not from
+//     R, so no punch can pass; the fetch runs through R within its limits
+//     (R's metrics count the bytes it carried), B's connections to A stay
+//     relayed, and the hole-punch metrics count attempts and no success.
 //
 // It needs root (network namespaces, iptables). Where `ip netns add` fails it
 // skips, saying so; with $CI set it fails instead, so CI never skips it.
@@ -78,7 +78,7 @@ const natPort = "4001"
 func TestNATTraversal(t *testing.T) {
 	ipt := natPreflight(t)
 	t.Run("punchable", func(t *testing.T) {
-		n := startNATNet(t, ipt, "p", natCase{relayList: true})
+		n := startNATNet(t, ipt, "p", natCase{told: true})
 		pub, site := n.publish(t)
 		out := n.fetch(t, pub)
 		sameTree(t, site, out)
@@ -221,8 +221,10 @@ type natNet struct {
 
 // natCase is what differs between the two cases.
 type natCase struct {
-	strict    bool // NAT2 drops all inbound traffic but R's
-	relayList bool // A and B are given R as a relay; else they find it in the DHT
+	strict bool // NAT2 drops all inbound traffic but R's
+	// told: A and B are told they are private and given R as a relay. Else
+	// AutoNAT finds out that they are private and the DHT gives them R.
+	told bool
 }
 
 // startNATNet builds the namespaces, starts R, then A and B, and waits until
@@ -274,9 +276,9 @@ func startNATNet(t *testing.T, ipt, tag string, c natCase) *natNet {
 	// reachable): a private DHT server is reachable through relays only,
 	// and every DHT query sent to it waits for a direct connection first.
 	// Debug logs hold libp2p's hole-punching steps, for the failure dump.
-	private := args("--nat.reachability", "private", "--bootstrap", n.relayAddr, "--dht.mode=auto", "--log-level", "debug")
-	if c.relayList {
-		private = append(private, "--nat.relays", n.relayAddr)
+	private := args("--bootstrap", n.relayAddr, "--dht.mode=auto", "--log-level", "debug")
+	if c.told {
+		private = append(private, "--nat.reachability", "private", "--nat.relays", n.relayAddr)
 	}
 	n.a = n.start(t, "A", n.aNS, private...)
 	n.b = n.start(t, "B", n.bNS, private...)

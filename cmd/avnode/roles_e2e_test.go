@@ -337,12 +337,16 @@ func TestMirrorDiscoversWhatItsPolicyAllows(t *testing.T) {
 }
 
 // `avnode mirror add|rm|ls` as an operator uses them: a name added by
-// command is mirrored with its status (version, bytes, last sync, sources),
-// kept across a restart, and on rm unpinned so gc frees it. Wrong names and
-// a name the config lists are refused with what to do instead.
+// command is mirrored with its status (version, bytes, last sync, sources);
+// with its owner killed it resolves and fetches from the mirror past the
+// DHT's record lifetime; it is kept across a restart of the mirror, and on
+// rm unpinned so gc frees it. Wrong names and a name the config lists are
+// refused with what to do instead.
 func TestMirrorAddAndRemove(t *testing.T) {
 	const name = "added.avtr"
-	nodes := startNetwork(t, 4)
+	// Resolvers cache zones for 1 s, and DHT records live 20 s unless put again.
+	short := []string{"--names.zone_ttl=1s", "--dht.record_max_age=20s"}
+	nodes := startNetwork(t, 4, short...)
 	owner := nodes[1]
 	mustCLI(t, owner.repo, "key", "gen", "k")
 	mustCLI(t, owner.repo, "name", "claim", name, "--key", "k")
@@ -350,8 +354,8 @@ func TestMirrorAddAndRemove(t *testing.T) {
 	cliJSON(t, owner.repo, &pub, "publish", writeSite(t), "--name", name)
 
 	cfg := writeConfig(t, map[string]any{"roles": []string{"mirror"}, "role_config": map[string]any{
-		"mirror": map[string]any{"names": []string{"listed.avtr"}}}})
-	join := append(append([]string{}, lowWork...), "--bootstrap", nodes[0].addr, "--config", cfg)
+		"mirror": map[string]any{"names": []string{"listed.avtr"}, "republish_interval": "3s"}}})
+	join := append(append(append([]string{}, lowWork...), short...), "--bootstrap", nodes[0].addr, "--config", cfg)
 	m := startDaemon(t, filepath.Join(t.TempDir(), "m"), join...)
 
 	for _, bad := range []struct {
@@ -375,6 +379,23 @@ func TestMirrorAddAndRemove(t *testing.T) {
 	l := mirrorOf(t, m, name)
 	if !l.Added || l.Bytes < 5_000_000 || l.LastSync == "" || !slices.Contains(l.Sources, owner.peerID) {
 		t.Fatalf("mirror ls: %+v; want added, the site's 5 MB, a last sync and the owner among the sources", l)
+	}
+
+	// The owner dies with no goodbye. Past the DHT's record lifetime the
+	// name lives on the mirror's puts of the owner's records, and its
+	// content comes from the mirror.
+	owner.kill()
+	time.Sleep(25 * time.Second)
+	reader := nodes[3]
+	var res naming.Resolution
+	cliJSON(t, reader.repo, &res, "resolve", name)
+	if res.Root != pub.Root {
+		t.Fatalf("with the owner killed, %s resolves to %+v, want root %s", name, res, pub.Root)
+	}
+	var got hosting.GetResult
+	cliJSON(t, reader.repo, &got, "get", name, "-o", filepath.Join(t.TempDir(), "out"))
+	if got.Stats.Sources[m.peerID] == 0 || len(got.Stats.Sources) != 1 {
+		t.Fatalf("with the owner killed, the content came from %v, want the mirror %s alone", got.Stats.Sources, m.peerID)
 	}
 
 	m.stop()
