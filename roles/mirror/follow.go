@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"slices"
 	"time"
 
@@ -215,8 +217,12 @@ func (f *follower) syncErr(ctx context.Context, res *pluginpb.Resolution) error 
 // this one.
 func (f *follower) republish(ctx context.Context) {
 	records, err := f.m.loadSigned(f.name)
-	if err != nil {
-		f.m.host.Logger().Warn("republish: nothing kept to put yet", "name", f.name, "err", err)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Never synced: the sync's own error says why, once per attempt.
+		f.m.host.Logger().Debug("republish: nothing kept to put yet", "name", f.name)
+		return
+	} else if err != nil {
+		f.m.host.Logger().Warn("republish: cannot read the kept records", "name", f.name, "err", err)
 		return
 	}
 	// A lookup stalls on peers that vanished without closing their
