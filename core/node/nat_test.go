@@ -10,7 +10,9 @@ import (
 
 	ds "github.com/ipfs/go-datastore"
 	dssync "github.com/ipfs/go-datastore/sync"
+	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
 	ma "github.com/multiformats/go-multiaddr"
@@ -87,4 +89,66 @@ func TestRelayServiceGatesAndCounts(t *testing.T) {
 	if st := relay.RelayStats(); !st.Running || st.Reservations != 1 || st.Refused != 0 {
 		t.Fatalf("after the restart: %+v", st)
 	}
+}
+
+// The relay service enforces the limits it is given: past max_reservations
+// a peer gets no slot, and a relayed connection is cut once it has carried
+// the circuit's byte limit.
+func TestRelayEnforcesLimits(t *testing.T) {
+	relay := loopbackNode(t, "public")
+	a, c := loopbackNode(t, "private"), loopbackNode(t, "private")
+	// B listens nowhere, so that no one can dial it directly: what it gets
+	// from A comes through the relay. (Two nodes on loopback would
+	// otherwise connect directly as soon as they learn each other's addresses.)
+	b, err := libp2p.New(libp2p.NoListenAddrs, libp2p.EnableRelay())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	const limit = 256 << 10
+	limits := RelayLimits{MaxReservations: 1, MaxReservationsPerIP: 8, MaxCircuits: 4, CircuitDuration: time.Minute, CircuitBytes: limit}
+	if err := relay.StartRelay(limits, nil); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	info := peer.AddrInfo{ID: relay.Host.ID(), Addrs: relay.Host.Addrs()}
+	for _, n := range []*Node{a, c} {
+		if err := n.Host.Connect(ctx, info); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := client.Reserve(ctx, a.Host, info); err != nil {
+		t.Fatalf("the first reservation: %v", err)
+	}
+	if _, err := client.Reserve(ctx, c.Host, info); err == nil {
+		t.Fatal("a second reservation was accepted past max_reservations 1")
+	}
+
+	// B reaches A through the relay; A sends 4 MiB, which the circuit cuts.
+	const proto = "/avnode-test/bulk/1.0.0"
+	a.Host.SetStreamHandler(proto, func(s network.Stream) {
+		defer s.Close()
+		s.Write(make([]byte, 4<<20))
+	})
+	circuit, err := ma.NewMultiaddr(relay.Host.Addrs()[0].String() + "/p2p/" + relay.Host.ID().String() + "/p2p-circuit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	relayed := network.WithNoDial(network.WithAllowLimitedConn(ctx, "test"), "relayed only")
+	if err := b.Connect(network.WithAllowLimitedConn(ctx, "test"), peer.AddrInfo{ID: a.Host.ID(), Addrs: []ma.Multiaddr{circuit}}); err != nil {
+		t.Fatalf("B through the relay to A: %v", err)
+	}
+	s, err := b.NewStream(relayed, a.Host.ID(), proto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Conn().Stat().Limited {
+		t.Fatalf("the stream runs over %s, not a relayed connection", s.Conn().RemoteMultiaddr())
+	}
+	got, _ := io.Copy(io.Discard, s)
+	if got == 0 || got > limit {
+		t.Fatalf("the relay carried %d bytes of the stream on a circuit limited to %d: want some, up to the limit", got, limit)
+	}
+	t.Logf("the relay cut the circuit after %d payload bytes (limit %d, framing included)", got, limit)
 }
