@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,6 +20,10 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	relayclient "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
+	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/avnode/avnode/core/content"
 )
@@ -368,5 +373,69 @@ func TestSpareSourcesStartWhenNeeded(t *testing.T) {
 	}
 	if stats.Sources[full.h.ID().String()] == 0 || !bytes.Equal(readBack(t, bs, root), data) {
 		t.Fatalf("fetch from the spare: %+v", stats)
+	}
+}
+
+// A source reached only through a relay is fetched from whole, though the
+// relay cuts each relayed connection after 3 MiB (three 1 MiB blocks at
+// most): the fetch dials through the relay again, on a new circuit, instead
+// of dropping the source.
+func TestFetchGoesOnAcrossRelayCircuits(t *testing.T) {
+	relayHost := newHost(t)
+	res := relay.DefaultResources()
+	res.Limit = &relay.RelayLimit{Duration: time.Minute, Data: 3 << 20}
+	svc, err := relay.New(relayHost, relay.WithResources(res))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	// Neither the source nor the client listens: they reach each other only
+	// through the relay.
+	unreachable := func() host.Host {
+		h, err := libp2p.New(libp2p.NoListenAddrs, libp2p.EnableRelay(), libp2p.DisableMetrics())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { h.Close() })
+		return h
+	}
+	source, client := unreachable(), unreachable()
+	origin := newStore(t)
+	root, data := publishRandom(t, origin, 12<<20)
+	NewServer(source, prefix, origin, quiet)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	relayInfo := peer.AddrInfo{ID: relayHost.ID(), Addrs: relayHost.Addrs()}
+	if err := source.Connect(ctx, relayInfo); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := relayclient.Reserve(ctx, source, relayInfo); err != nil {
+		t.Fatal(err)
+	}
+	circuit, err := ma.NewMultiaddr(relayHost.Addrs()[0].String() + "/p2p/" + relayHost.ID().String() + "/p2p-circuit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	client.Peerstore().AddAddr(source.ID(), circuit, peerstore.PermanentAddrTTL)
+	var circuits atomic.Int32
+	client.Network().Notify(&network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) {
+		if c.RemotePeer() == source.ID() && c.Stat().Limited {
+			circuits.Add(1)
+		}
+	}})
+
+	bs := newStore(t)
+	stats, err := NewFetcher(client, prefix, bs, quiet).Fetch(ctx, root, []peer.ID{source.ID()}, nil)
+	if err != nil {
+		t.Fatalf("fetch through a relay that cuts every 3 MiB: %v", err)
+	}
+	if !bytes.Equal(readBack(t, bs, root), data) {
+		t.Fatal("fetched bytes differ")
+	}
+	if n := circuits.Load(); n < 4 {
+		t.Fatalf("12 MiB came over %d relayed connections, limited to 3 MiB each", n)
+	}
+	if len(stats.Dropped) != 0 {
+		t.Fatalf("the source was dropped: %v", stats.Dropped)
 	}
 }

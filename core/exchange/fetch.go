@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -154,21 +155,21 @@ func dedupe(ps []peer.ID, self peer.ID) []peer.ID {
 // runSource keeps up to window requests in flight to one source, on one
 // stream after another: a server answers at most maxRequests per stream.
 func (f *Fetcher) runSource(ctx context.Context, p peer.ID, s *sched) {
-	for f.runStream(ctx, p, s) {
+	afterCut := false
+	for again := true; again; {
+		again, afterCut = f.runStream(ctx, p, s, afterCut)
 	}
 }
 
 // runStream runs one stream to p: a writer takes wanted blocks and sends
-// requests, a reader checks the answers. It reports whether the stream ended
-// only because it reached the per-stream limit, so a new one should follow.
-func (f *Fetcher) runStream(ctx context.Context, p peer.ID, s *sched) (again bool) {
-	// A source behind NAT may be reachable only through a relay, within
-	// its limits; once hole punching gives a direct connection, new streams
-	// take it.
-	st, err := f.host.NewStream(network.WithAllowLimitedConn(ctx, "fetch"), p, f.proto)
+// requests, a reader checks the answers. It reports whether a new stream
+// should follow: the stream reached the per-stream limit, or a relay cut
+// it (see relayCut).
+func (f *Fetcher) runStream(ctx context.Context, p peer.ID, s *sched, afterCut bool) (again, cutByRelay bool) {
+	st, err := f.openStream(ctx, p, afterCut)
 	if err != nil {
 		s.drop(p, fmt.Sprintf("open stream: %v", err), nil)
-		return false
+		return false, false
 	}
 	defer st.Reset()
 	// A source that hangs must not keep the fetch waiting once it is over.
@@ -176,9 +177,10 @@ func (f *Fetcher) runStream(ctx context.Context, p peer.ID, s *sched) (again boo
 	defer stopReset()
 	inflight := make(chan cid.Cid, f.window)
 	readerDone := make(chan struct{})
+	var cut relayCut
 	go func() {
 		defer close(readerDone)
-		f.readAnswers(st, p, s, inflight)
+		f.readAnswers(st, p, s, inflight, &cut)
 	}()
 	w := bufio.NewWriter(st)
 	sent := 0
@@ -191,7 +193,11 @@ func (f *Fetcher) runStream(ctx context.Context, p peer.ID, s *sched) (again boo
 			err = w.Flush()
 		}
 		if err != nil {
-			s.drop(p, fmt.Sprintf("send request: %v", err), []cid.Cid{c})
+			if cut.happened(st) {
+				s.requeue(c, p)
+			} else {
+				s.drop(p, fmt.Sprintf("send request: %v", err), []cid.Cid{c})
+			}
 			break
 		}
 		select {
@@ -202,22 +208,87 @@ func (f *Fetcher) runStream(ctx context.Context, p peer.ID, s *sched) (again boo
 	}
 	close(inflight)
 	<-readerDone
-	return sent == f.maxRequests
+	if cut.cut.Load() {
+		// The relay ended the connection; closing every connection to p that
+		// is still relayed keeps the next stream from picking a dead one
+		// before libp2p notices.
+		for _, c := range f.host.Network().ConnsToPeer(p) {
+			if c.Stat().Limited {
+				c.Close()
+			}
+		}
+		return true, true
+	}
+	return sent == f.maxRequests, false
 }
 
-func (f *Fetcher) readAnswers(st network.Stream, p peer.ID, s *sched, inflight chan cid.Cid) {
+// openStream opens a stream to p. A source behind NAT may be reachable only
+// through a relay, within its limits; once hole punching gives a direct
+// connection, new streams take it. Right after a relay cut the connection,
+// a new circuit may take several seconds: while a hole punch to p is still
+// dialing, libp2p's dial for p hands back the connection it made last, the
+// one the relay cut, until that dial ends.
+func (f *Fetcher) openStream(ctx context.Context, p peer.ID, afterCut bool) (network.Stream, error) {
+	ctx = network.WithAllowLimitedConn(ctx, "fetch")
+	tries, wait := 1, 250*time.Millisecond
+	if afterCut {
+		tries = 7 // about 16 s in all
+	}
+	for i := 1; ; i++ {
+		st, err := f.host.NewStream(ctx, p, f.proto)
+		if err == nil || i == tries {
+			return st, err
+		}
+		f.log.Debug("open stream after a relay cut the connection", "peer", p, "try", i, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(wait):
+			wait *= 2
+		}
+	}
+}
+
+// relayCut tells a stream a relay ended from any other failure. A relay
+// ends a relayed connection once it has carried its limit of bytes or
+// time; a source reached only through one would otherwise be dropped
+// halfway through anything larger. A stream that was answered before it
+// failed on a relayed connection hands its work back, and the next stream
+// dials through the relay again, on a new circuit. One that never got an
+// answer drops the source as any failure does, so this cannot loop.
+type relayCut struct {
+	answered atomic.Bool // a block came back on this stream
+	cut      atomic.Bool // the stream ended as a relay's limit ends it
+}
+
+func (r *relayCut) happened(st network.Stream) bool {
+	if r.answered.Load() && st.Conn().Stat().Limited {
+		r.cut.Store(true)
+	}
+	return r.cut.Load()
+}
+
+func (f *Fetcher) readAnswers(st network.Stream, p peer.ID, s *sched, inflight chan cid.Cid, cut *relayCut) {
 	r := bufio.NewReaderSize(st, 1<<20)
-	// fail drops the source, then hands back what it still owed: the writer
-	// stops taking work once the source is dropped and closes inflight.
-	fail := func(c cid.Cid, reason string) {
-		s.drop(p, reason, []cid.Cid{c})
+	// handBack returns what the source still owed: the writer stops taking
+	// work once the source is dropped or the stream cut, and closes inflight.
+	handBack := func() {
 		for more := range inflight {
 			s.requeue(more, p)
 		}
 	}
+	fail := func(c cid.Cid, reason string) {
+		s.drop(p, reason, []cid.Cid{c})
+		handBack()
+	}
 	for c := range inflight {
 		st.SetReadDeadline(time.Now().Add(responseTimeout))
 		status, data, err := readResponse(r) // a fresh buffer each time: the block goes on to a writer
+		if err != nil && cut.happened(st) {
+			s.requeue(c, p)
+			handBack()
+			return
+		}
 		if err != nil {
 			fail(c, fmt.Sprintf("read answer: %v", err))
 			return
@@ -228,6 +299,7 @@ func (f *Fetcher) readAnswers(st network.Stream, p peer.ID, s *sched, inflight c
 				fail(c, fmt.Sprintf("sent a bad block for %s: %v", c, err))
 				return
 			}
+			cut.answered.Store(true)
 			s.writes <- verifiedBlock{c: c, data: data, from: p}
 		case statusDontHave:
 			s.lacks(c, p)
