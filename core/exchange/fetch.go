@@ -184,7 +184,9 @@ func (f *Fetcher) runStream(ctx context.Context, p peer.ID, s *sched, afterCut b
 	}()
 	w := bufio.NewWriter(st)
 	sent := 0
-	for ; sent < f.maxRequests; sent++ {
+	// The writer stops once the source is dropped (take says so) or the
+	// reader found the stream cut by a relay.
+	for ; sent < f.maxRequests && !cut.cut.Load(); sent++ {
 		c, ok := s.take(p)
 		if !ok {
 			break
