@@ -12,16 +12,16 @@ import (
 	"github.com/avnode/avnode/core/names"
 )
 
-// mirrorableName checks a name given to `mirror add|rm` and returns its
-// canonical form. A mirror keeps a whole registered name: its owner signs
-// one zone for it and every label under it.
-func mirrorableName(arg string) (string, error) {
+// mirrorableName checks a name given to `mirror add|rm` (verb) and returns
+// its canonical form. A mirror keeps a whole registered name: its owner
+// signs one zone for it and every label under it.
+func mirrorableName(verb, arg string) (string, error) {
 	n, err := names.Parse(arg)
 	if err != nil {
 		return "", usagef("%v", err)
 	}
 	if reg := n.Registered(); reg != n {
-		return "", usagef("%s is a label under %s; a mirror keeps a whole registered name: avnode mirror add %s", n, reg, reg)
+		return "", usagef("%s is a label under %s; a mirror keeps a whole registered name: avnode mirror %s %s", n, reg, verb, reg)
 	}
 	return n.String(), nil
 }
@@ -96,7 +96,7 @@ republished so that the name lives while its owner is offline.`,
 			Example: "  avnode mirror " + verb + " einstein.avtr",
 			Args:    exactArgs(1, "NAME"),
 			RunE: func(c *cobra.Command, args []string) error {
-				name, err := mirrorableName(args[0])
+				name, err := mirrorableName(verb, args[0])
 				if err != nil {
 					return err
 				}
