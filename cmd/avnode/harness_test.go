@@ -253,7 +253,13 @@ func metricsAddr(t testing.TB) string {
 // scrapeMetrics reads the metrics page a daemon serves at addr.
 func scrapeMetrics(t testing.TB, addr string) string {
 	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
+	return scrapeMetricsWith(t, http.DefaultClient, addr)
+}
+
+// scrapeMetricsWith reads the metrics page at addr through client.
+func scrapeMetricsWith(t testing.TB, client *http.Client, addr string) string {
+	t.Helper()
+	resp, err := client.Get("http://" + addr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

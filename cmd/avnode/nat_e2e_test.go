@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -491,26 +489,15 @@ const natMetrics = "127.0.0.1:9400"
 // it was made in.
 func (n *natNet) scrape(t testing.TB, d *proc) string {
 	t.Helper()
-	var conn net.Conn
-	if err := inNetns(n.nsOf[d], func() (err error) {
-		conn, err = net.DialTimeout("tcp", natMetrics, 5*time.Second)
-		return err
-	}); err != nil {
-		t.Fatalf("metrics of %s: %v", n.name(d), err)
+	dialInNetns := func(ctx context.Context, network, addr string) (conn net.Conn, err error) {
+		err = inNetns(n.nsOf[d], func() (err error) {
+			conn, err = (&net.Dialer{}).DialContext(ctx, network, addr)
+			return err
+		})
+		return conn, err
 	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprintf(conn, "GET /metrics HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", natMetrics)
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatalf("metrics of %s: %v", n.name(d), err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("metrics of %s: %s, %v", n.name(d), resp.Status, err)
-	}
-	return string(body)
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: dialInNetns, DisableKeepAlives: true}}
+	return scrapeMetricsWith(t, client, natMetrics)
 }
 
 // holePunches sums libp2p's hole-punch outcomes on A and B, by outcome.
