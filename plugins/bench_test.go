@@ -12,6 +12,7 @@ import (
 
 	ds "github.com/ipfs/go-datastore"
 	dssync "github.com/ipfs/go-datastore/sync"
+	recpb "github.com/libp2p/go-libp2p-record/pb"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"google.golang.org/grpc"
@@ -85,13 +86,18 @@ func benchNames(b *testing.B) *naming.Service {
 	for range 4 {
 		key, _, _ := crypto.GenerateEd25519Key(nil)
 		store := dssync.MutexWrap(ds.NewMapDatastore())
-		n, err := node.New(node.Options{Config: cfg, Key: key, Datastore: store, Logger: log, Validators: naming.Validators(cfg)})
+		owners, err := naming.NewOwners(store, cfg, log, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	n, err := node.New(node.Options{Config: cfg, Key: key, Datastore: store, Logger: log, Validators: owners.Validators(),
+		StorePolicy: func(ctx context.Context, from peer.ID, rec *recpb.Record) error { return owners.AdmitPut(ctx, from, rec, nil) }})
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { n.Close() })
 		keys, _ := keystore.Open(b.TempDir())
-		svc, err := naming.New(naming.Options{Host: n.Host, DHT: n.DHT, Datastore: store, Keys: keys, NodeKey: key, Config: cfg, Logger: log})
+		svc, err := naming.New(naming.Options{Host: n.Host, DHT: n.DHT, Datastore: store, Owners: owners, Keys: keys, NodeKey: key, Config: cfg, Logger: log})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -107,8 +107,8 @@ key: holders refuse it and resolvers ignore it.`,
 			if g.json {
 				return printJSON(res)
 			}
-			fmt.Printf("claimed %s for key %s\nwitnessed by %d of the %d closest peers (proof of work took %s)\n",
-				res.Name, res.Key, res.Witnesses, res.Asked, res.MintTime)
+			fmt.Printf("claimed %s for key %s\nheld by %d of the %d closest peers (proof of work took %s)\n",
+				res.Name, res.Key, res.Holders, res.Asked, res.MintTime)
 			return nil
 		},
 	}

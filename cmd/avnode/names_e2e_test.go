@@ -56,7 +56,7 @@ func TestNamesAcrossProcesses(t *testing.T) {
 	mustCLI(t, owner.repo, "key", "gen", "alice")
 	var claim naming.ClaimResult
 	cliJSON(t, owner.repo, &claim, "name", "claim", "coolblog.code", "--key", "alice")
-	if !claim.Certified || claim.Witnesses < 3 {
+	if !claim.Certified || claim.Holders < 3 {
 		t.Fatalf("claim not certified: %+v", claim)
 	}
 	// A 1 s TTL lets readers see updates quickly; the default is 5 minutes.

@@ -55,6 +55,7 @@ type Daemon struct {
 	Config  *config.Config
 	Node    *node.Node
 	Names   *naming.Service
+	Owners  *naming.Owners // who owns each name, as this node knows it
 	Hosting *hosting.Service
 	Plugins *plugins.Manager
 	// Services are what roles run for users (the gateway), for `avnode id`.
@@ -119,9 +120,14 @@ func Start(opts Options) (_ *Daemon, err error) {
 	if err := d.startPolicy(reg); err != nil {
 		return nil, err
 	}
+	// The owners come first: the DHT's validators and put path consult them.
+	d.Owners, err = naming.NewOwners(r.Datastore, cfg, d.Log, reg)
+	if err != nil {
+		return nil, err
+	}
 	d.Node, err = node.New(node.Options{
 		Config: cfg, Key: r.NodeKey, Datastore: r.Datastore, Logger: d.Log, Registerer: reg,
-		Validators: naming.Validators(cfg), StorePolicy: d.storePolicy,
+		Validators: d.Owners.Validators(), StorePolicy: d.storePolicy,
 	})
 	if err != nil {
 		return nil, err
@@ -146,7 +152,7 @@ func (d *Daemon) startNames(reg prometheus.Registerer) error {
 		return err
 	}
 	d.Names, err = naming.New(naming.Options{
-		Host: d.Node.Host, DHT: d.Node.DHT, Datastore: d.Repo.Datastore, Keys: keys,
+		Host: d.Node.Host, DHT: d.Node.DHT, Datastore: d.Repo.Datastore, Owners: d.Owners, Keys: keys,
 		NodeKey: d.Repo.NodeKey, Config: d.Config, Logger: d.Log, Metrics: reg,
 		Policy: namingPolicy{p: d.Policy, host: d.Node.Host},
 	})

@@ -91,15 +91,18 @@ func refusal(v policy.Verdict) error {
 	return fmt.Errorf("refused by policy %s: %s", filepath.Base(v.Script), v.Reason)
 }
 
-// storePolicy is the DHT's store_record hook. The policy is read through d
-// at call time: it is set up before the node, whose DHT needs the hook.
+// storePolicy decides what a peer's PUT_VALUE may store here: the name
+// system's ownership rule first (a valid record, never another key for a
+// name this node knows), then the operator's store_record hook.
 func (d *Daemon) storePolicy(ctx context.Context, from peer.ID, rec *recpb.Record) error {
-	if !d.Policy.Has("store_record") {
-		return nil
-	}
-	f := describeRecord(string(rec.GetKey()), rec.GetValue())
-	f.Publisher = from.String()
-	return refusal(d.Policy.Decide(ctx, "store_record", f))
+	return d.Owners.AdmitPut(ctx, from, rec, func() error {
+		if !d.Policy.Has("store_record") {
+			return nil
+		}
+		f := describeRecord(string(rec.GetKey()), rec.GetValue())
+		f.Publisher = from.String()
+		return refusal(d.Policy.Decide(ctx, "store_record", f))
+	})
 }
 
 // namingPolicy adapts the policy to the name service's hooks.

@@ -8,7 +8,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/record"
 	recordpb "github.com/libp2p/go-libp2p/core/record/pb"
-	"google.golang.org/protobuf/proto"
 )
 
 // seal signs rec with priv inside a libp2p envelope and returns its bytes.
@@ -24,13 +23,17 @@ func seal(rec record.Record, priv crypto.PrivKey) ([]byte, error) {
 }
 
 // open verifies a libp2p envelope made by seal and decodes its payload into
-// rec. It looks at the key type and payload type before the signature, so an
-// unknown key type is reported as such rather than as a bad signature.
+// rec. The envelope itself must be canonical: its signature covers only the
+// payload, so junk fields or a re-encoding around it would otherwise make a
+// second valid copy of the owner's record. It looks at the key type and
+// payload type before the signature, so an unknown key type is reported as
+// such rather than as a bad signature.
 func open(b []byte, rec record.Record) (crypto.PubKey, error) {
 	var env recordpb.Envelope
-	if err := proto.Unmarshal(b, &env); err != nil {
-		return nil, fmt.Errorf("envelope: %v: %w", err, ErrMalformed)
+	if err := unmarshalStrict(b, &env); err != nil {
+		return nil, fmt.Errorf("envelope: %w", err)
 	}
+
 	if t := env.GetPublicKey().GetType(); !acceptedKeyTypes[t] {
 		return nil, fmt.Errorf("envelope signed with key type %v, which this avnode does not accept: %w", t, ErrUnknownKeyType)
 	}

@@ -31,10 +31,9 @@ var (
 	ErrWrongOwner = errors.New("wrong owner")
 	// ErrRolledBack: a zone's sequence number is lower than one seen before.
 	ErrRolledBack = errors.New("record rolled back")
-	// ErrNameTaken: a claim by another key arrived for a name already held.
+	// ErrNameTaken: a claim or zone by another key arrived for a name already held.
 	ErrNameTaken = errors.New("name already taken")
-	// ErrWorseClaim: a claim by the same key ranks below the one held.
-	ErrWorseClaim = errors.New("claim worse than the one held")
-	// ErrBadWitness: a witness countersignature cannot be added.
-	ErrBadWitness = errors.New("invalid witness")
+	// ErrDisputed: the holders of a name answered with different owners and
+	// none has more of them than every other.
+	ErrDisputed = errors.New("owner disputed")
 )

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	record "github.com/libp2p/go-libp2p-record"
+	"github.com/libp2p/go-libp2p/core/crypto"
 )
 
 const (
@@ -48,14 +49,16 @@ func nameFromKey(key, ns string) (Name, error) {
 }
 
 // ClaimValidator is the DHT validator for /avtr-claim/ keys. Its zero value
-// uses DefaultDifficulty, DefaultQuorum and time.Now.
+// uses DefaultDifficulty and time.Now.
+//
+// It knows nothing of who holds a name: a claim is valid on its own, and
+// Select between claims of different keys falls back to the proof-of-work
+// hash only because it must return something. The node wraps it with its
+// memory of owners (core/naming), which is what refuses another key.
 type ClaimValidator struct {
 	// MinDifficulty is the proof of work (leading zero bits) the network
 	// requires; 0 or less means DefaultDifficulty.
 	MinDifficulty int
-	// Quorum is how many valid distinct witnesses certify a claim; 0 or
-	// less means DefaultQuorum.
-	Quorum int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -69,13 +72,6 @@ func (v ClaimValidator) minDifficulty() int {
 	return v.MinDifficulty
 }
 
-func (v ClaimValidator) quorum() int {
-	if v.Quorum <= 0 {
-		return DefaultQuorum
-	}
-	return v.Quorum
-}
-
 func (v ClaimValidator) now() time.Time {
 	if v.Now == nil {
 		return time.Now()
@@ -83,18 +79,14 @@ func (v ClaimValidator) now() time.Time {
 	return v.Now()
 }
 
-// Certified reports whether c has at least Quorum valid distinct witnesses.
-// Resolvers pin the first certified claim they see for a name.
-func (v ClaimValidator) Certified(c *Claim) bool { return CertifiedBy(c) >= v.quorum() }
-
 // Validate implements record.Validator.
 func (v ClaimValidator) Validate(key string, value []byte) error {
-	_, err := v.decode(key, value)
+	_, err := v.DecodeValid(key, value)
 	return err
 }
 
-// decode runs every check of Validate and returns the claim.
-func (v ClaimValidator) decode(key string, value []byte) (*Claim, error) {
+// DecodeValid runs every check of Validate and returns the claim.
+func (v ClaimValidator) DecodeValid(key string, value []byte) (*Claim, error) {
 	if err := checkSize("key "+key, value); err != nil {
 		return nil, err
 	}
@@ -127,20 +119,20 @@ func (v ClaimValidator) checkClaim(name Name, c *Claim) error {
 }
 
 // Select implements record.Validator. It ignores invalid values and picks
-// the best claim by CompareClaims; equal ranks go to the smaller bytes, so
+// the claim with the lower proof-of-work hash, then the smaller bytes, so
 // every node picks the same value from the same set in any order.
 func (v ClaimValidator) Select(key string, values [][]byte) (int, error) {
-	best, bestRank := -1, claimRank{}
+	best := -1
+	var bestClaim *Claim
 	var firstErr error
 	for i, val := range values {
-		c, err := v.decode(key, val)
+		c, err := v.DecodeValid(key, val)
 		if err != nil {
 			firstErr = cmpErr(firstErr, err)
 			continue
 		}
-		r := rankClaim(c, v.quorum(), val)
-		if best < 0 || r.beats(bestRank) {
-			best, bestRank = i, r
+		if best < 0 || claimBeats(c, val, bestClaim, values[best]) {
+			best, bestClaim = i, c
 		}
 	}
 	if best < 0 {
@@ -149,85 +141,35 @@ func (v ClaimValidator) Select(key string, values [][]byte) (int, error) {
 	return best, nil
 }
 
-// claimRank holds what CompareClaims looks at, computed once per value
-// because counting witnesses verifies their signatures.
-type claimRank struct {
-	certified bool
-	witnesses int
-	work      [32]byte
-	value     []byte // the encoded claim, for the last tie-break
+func claimBeats(a *Claim, aBytes []byte, b *Claim, bBytes []byte) bool {
+	if c := CompareClaims(a, b); c != 0 {
+		return c > 0
+	}
+	return bytes.Compare(aBytes, bBytes) < 0
 }
 
-func rankClaim(c *Claim, quorum int, value []byte) claimRank {
-	if quorum <= 0 {
-		quorum = DefaultQuorum
-	}
-	n := CertifiedBy(c)
-	return claimRank{certified: n >= quorum, witnesses: n, work: c.work, value: value}
-}
-
-// compare is CompareClaims on ranks: +1 if a wins, -1 if b wins, 0 if equal.
-func (a claimRank) compare(b claimRank) int {
-	switch {
-	case a.certified != b.certified:
-		return boolCmp(a.certified)
-	case a.witnesses != b.witnesses:
-		return boolCmp(a.witnesses > b.witnesses)
-	}
+// CompareClaims ranks two valid claims for the same name by their proof of
+// work alone: +1 if a has the lower hash, -1 if b has, 0 if equal. It is a
+// deterministic tie-break, never an ownership rule: a rival beats any given
+// hash with an even chance per proof of work, so holders decide ownership by
+// what they already hold (HolderCheck), not by this.
+func CompareClaims(a, b *Claim) int {
 	return -bytes.Compare(a.work[:], b.work[:])
 }
 
-// beats adds the byte tie-break, so two different values never rank equal.
-func (a claimRank) beats(b claimRank) bool {
-	if c := a.compare(b); c != 0 {
-		return c > 0
-	}
-	return bytes.Compare(a.value, b.value) < 0
-}
-
-// CompareClaims ranks two valid claims for the same name: +1 if a wins, -1
-// if b wins, 0 if they rank equal. In order: a claim with at least quorum
-// valid distinct witnesses beats one without; then more such witnesses win;
-// then the lower proof-of-work hash wins. Keys, creation times and arrival
-// order never decide, because anyone can choose them.
-func CompareClaims(a, b *Claim, quorum int) int {
-	return rankClaim(a, quorum, nil).compare(rankClaim(b, quorum, nil))
-}
-
-func boolCmp(aWins bool) int {
-	if aWins {
-		return 1
-	}
-	return -1
-}
-
-// HolderCheck is what a DHT holder applies before it replaces the claim it
-// holds (existing, nil if none) with an incoming one, after Validate passed.
-// Ownership is permanent: a claim by another key is always refused. A claim
-// by the same key replaces the held one unless it ranks lower (fewer
-// witnesses), so witnesses only accumulate. Resolvers use the same check
-// against the claim they pinned.
-func HolderCheck(existing, incoming []byte) error {
-	in, err := DecodeClaim(incoming)
-	if err != nil {
-		return err
-	}
-	if len(existing) == 0 {
-		return nil
-	}
-	held, err := DecodeClaim(existing)
-	if err != nil {
-		// What we hold no longer decodes (damaged store or older format);
-		// a valid claim is better than nothing.
-		return nil
-	}
+// HolderCheck is the ownership rule: a node that knows held (nil if none) as
+// the claim of a name refuses an incoming claim or zone by any other key for
+// it. Holders apply it to every record that enters (DHT put, claim protocol,
+// pub/sub, mirrors), resolvers to everything they fetch after they trusted
+// an owner.
+func HolderCheck(held *Claim, name Name, incoming crypto.PubKey) error {
 	switch {
-	case held.Name != in.Name:
-		return fmt.Errorf("claim %s: compared with a held claim for %s; this is a bug in the caller: %w", in.Name, held.Name, ErrNameMismatch)
-	case !held.Owner.Equals(in.Owner):
-		return fmt.Errorf("claim %s: name already held by key %s; choose another name: %w", in.Name, KeyID(held.Owner), ErrNameTaken)
-	case CompareClaims(in, held, DefaultQuorum) < 0:
-		return fmt.Errorf("claim %s: ranks below the held claim by the same key (%d valid witnesses against %d, or a higher work hash); keeping the held one: %w", in.Name, CertifiedBy(in), CertifiedBy(held), ErrWorseClaim)
+	case held == nil:
+		return nil
+	case held.Name != name.Registered():
+		return fmt.Errorf("%s: compared with a held claim for %s; this is a bug in the caller: %w", name, held.Name, ErrNameMismatch)
+	case !held.Owner.Equals(incoming):
+		return fmt.Errorf("%s is held by key %s; refused a record by key %s: %w", held.Name, KeyID(held.Owner), KeyID(incoming), ErrNameTaken)
 	}
 	return nil
 }
@@ -253,11 +195,13 @@ func (v ZoneValidator) claims() ClaimValidator {
 
 // Validate implements record.Validator.
 func (v ZoneValidator) Validate(key string, value []byte) error {
-	_, err := v.decode(key, value)
+	_, err := v.DecodeValid(key, value)
 	return err
 }
 
-func (v ZoneValidator) decode(key string, value []byte) (*Zone, error) {
+// DecodeValid runs every check of Validate and returns the zone, so a
+// resolver checks and decodes in one pass.
+func (v ZoneValidator) DecodeValid(key string, value []byte) (*Zone, error) {
 	if err := checkSize("key "+key, value); err != nil {
 		return nil, err
 	}
@@ -283,24 +227,23 @@ func (v ZoneValidator) decode(key string, value []byte) (*Zone, error) {
 }
 
 // Select implements record.Validator. It ignores invalid values. The owner
-// is the key of the best embedded claim (CompareClaims, then smaller claim
-// bytes), so nobody can displace a zone by signing one with a higher seq
-// under their own key. Among that owner's zones: highest seq, then later
-// expiry, then larger bytes.
+// is the key of the best embedded claim by CompareClaims, a deterministic
+// fallback for a node that knows no owner (core/naming filters the values to
+// the owner it knows first). Among that owner's zones: highest seq, then
+// later expiry, then larger bytes.
 func (v ZoneValidator) Select(key string, values [][]byte) (int, error) {
 	zones := make([]*Zone, len(values))
-	owner, ownerRank := -1, claimRank{}
+	owner := -1
 	var firstErr error
 	for i, val := range values {
-		z, err := v.decode(key, val)
+		z, err := v.DecodeValid(key, val)
 		if err != nil {
 			firstErr = cmpErr(firstErr, err)
 			continue
 		}
 		zones[i] = z
-		r := rankClaim(z.Claim, v.claims().quorum(), z.claimBytes)
-		if owner < 0 || r.beats(ownerRank) {
-			owner, ownerRank = i, r
+		if owner < 0 || claimBeats(z.Claim, z.claimBytes, zones[owner].Claim, zones[owner].claimBytes) {
+			owner = i
 		}
 	}
 	if owner < 0 {

@@ -29,7 +29,8 @@ const (
 // peer records.
 var (
 	claimCodec = binary.AppendUvarint(nil, 0x300a01)
-	zoneCodec  = binary.AppendUvarint(nil, 0x300a02)
+	// 0x300a02 was the zone payload before it signed its claim's hash.
+	zoneCodec = binary.AppendUvarint(nil, 0x300a03)
 )
 
 func init() {

@@ -1,6 +1,8 @@
 package names
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"fmt"
 	"math"
 	"strconv"
@@ -139,7 +141,9 @@ func (z *Zone) Sign(ownerPriv crypto.PrivKey) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("zone %s: %w", z.Name, err)
 	}
-	env, err := seal(&zoneRecord{p: z.payload(ownerKey)}, ownerPriv)
+	payload := z.payload(ownerKey)
+	payload.ClaimHash = claimHash(claim)
+	env, err := seal(&zoneRecord{p: payload}, ownerPriv)
 	if err != nil {
 		return nil, fmt.Errorf("zone %s: %w", z.Name, err)
 	}
@@ -202,6 +206,9 @@ func DecodeZone(b []byte) (*Zone, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !bytes.Equal(rec.p.GetClaimHash(), claimHash(sz.GetClaim())) {
+		return nil, fmt.Errorf("zone %s: the embedded claim is not the one the owner signed the zone with: %w", z.Name, ErrWrongOwner)
+	}
 	if err := z.attachClaim(sz.GetClaim()); err != nil {
 		return nil, err
 	}
@@ -244,6 +251,12 @@ func (z *Zone) attachClaim(b []byte) error {
 	}
 	z.Claim, z.claimBytes = c, b
 	return nil
+}
+
+// claimHash binds a zone to the exact claim it carries.
+func claimHash(claim []byte) []byte {
+	h := sha256.Sum256(claim)
+	return h[:]
 }
 
 // MatchOwner checks that zone z is signed by the owner of claim c, the claim

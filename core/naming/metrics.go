@@ -10,15 +10,15 @@ import (
 type MetricsRegisterer = prometheus.Registerer
 
 type metrics struct {
-	claimsWitnessed prometheus.Counter
-	claimsRefused   prometheus.Counter
-	published       prometheus.Counter
-	cacheHits       prometheus.Counter
-	resolves        *prometheus.CounterVec
-	resolveSeconds  prometheus.Histogram
-	republishes     *prometheus.CounterVec
-	lastRepublish   prometheus.Gauge
-	reputs          *prometheus.CounterVec
+	claimsHeld     prometheus.Counter
+	claimsRefused  prometheus.Counter
+	published      prometheus.Counter
+	cacheHits      prometheus.Counter
+	resolves       *prometheus.CounterVec
+	resolveSeconds prometheus.Histogram
+	republishes    *prometheus.CounterVec
+	lastRepublish  prometheus.Gauge
+	reputs         *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -26,11 +26,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return prometheus.Opts{Namespace: "avnode", Subsystem: "names", Name: name, Help: help}
 	}
 	m := &metrics{
-		claimsWitnessed: prometheus.NewCounter(prometheus.CounterOpts(opts("claims_witnessed_total", "Claims this node countersigned as a holder."))),
-		claimsRefused:   prometheus.NewCounter(prometheus.CounterOpts(opts("claims_refused_total", "Claims this node refused as a holder."))),
-		published:       prometheus.NewCounter(prometheus.CounterOpts(opts("zones_published_total", "Zones this node signed and put."))),
-		cacheHits:       prometheus.NewCounter(prometheus.CounterOpts(opts("zone_cache_hits_total", "Resolves answered from the zone cache."))),
-		resolves:        prometheus.NewCounterVec(prometheus.CounterOpts(opts("resolves_total", "Resolves by result.")), []string{"result"}),
+		claimsHeld:    prometheus.NewCounter(prometheus.CounterOpts(opts("claims_held_total", "Claims this node agreed to hold as a name's first owner."))),
+		claimsRefused: prometheus.NewCounter(prometheus.CounterOpts(opts("claims_refused_total", "Claims this node refused as a holder."))),
+		published:     prometheus.NewCounter(prometheus.CounterOpts(opts("zones_published_total", "Zones this node signed and put."))),
+		cacheHits:     prometheus.NewCounter(prometheus.CounterOpts(opts("zone_cache_hits_total", "Resolves answered from the zone cache."))),
+		resolves:      prometheus.NewCounterVec(prometheus.CounterOpts(opts("resolves_total", "Resolves by result.")), []string{"result"}),
 		resolveSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "avnode", Subsystem: "names", Name: "resolve_seconds", Help: "Time to resolve a name.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10),
@@ -47,7 +47,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.claimsWitnessed, m.claimsRefused, m.published, m.cacheHits, m.resolves,
+	for _, c := range []prometheus.Collector{m.claimsHeld, m.claimsRefused, m.published, m.cacheHits, m.resolves,
 		m.resolveSeconds, m.republishes, m.lastRepublish, m.reputs} {
 		if err := reg.Register(c); err != nil {
 			return nil, err

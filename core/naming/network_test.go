@@ -15,6 +15,7 @@ import (
 
 	ds "github.com/ipfs/go-datastore"
 	dssync "github.com/ipfs/go-datastore/sync"
+	recpb "github.com/libp2p/go-libp2p-record/pb"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -69,7 +70,12 @@ func newTestNode(t testing.TB, cfg *config.Config) *testNode {
 	}
 	store := dssync.MutexWrap(ds.NewMapDatastore())
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	n, err := node.New(node.Options{Config: cfg, Key: key, Datastore: store, Logger: log, Validators: Validators(cfg)})
+	owners, err := NewOwners(store, cfg, log, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := node.New(node.Options{Config: cfg, Key: key, Datastore: store, Logger: log, Validators: owners.Validators(),
+		StorePolicy: func(ctx context.Context, from peer.ID, rec *recpb.Record) error { return owners.AdmitPut(ctx, from, rec, nil) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +83,7 @@ func newTestNode(t testing.TB, cfg *config.Config) *testNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := New(Options{Host: n.Host, DHT: n.DHT, Datastore: store, Keys: keys, NodeKey: key, Config: cfg, Logger: log})
+	svc, err := New(Options{Host: n.Host, DHT: n.DHT, Datastore: store, Owners: owners, Keys: keys, NodeKey: key, Config: cfg, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,6 +30,9 @@ func (s *Service) OfferZone(ctx context.Context, key string, data []byte) (*Reso
 	if err != nil {
 		return nil, err
 	}
+	if err := s.checkOffered(ctx, n.Registered(), data); err != nil {
+		return nil, fmt.Errorf("offer %s: %w: %w", n, ErrRefused, err)
+	}
 	z, err := s.acceptZone(ctx, n.Registered(), data)
 	if err != nil {
 		return nil, fmt.Errorf("offer %s: %w: %w", n, ErrRefused, err)
@@ -45,6 +48,39 @@ func (s *Service) OfferZone(ctx context.Context, key string, data []byte) (*Reso
 		}
 	}()
 	return s.resolve(ctx, n.String(), nil)
+}
+
+// checkOffered asks the name's closest holders about a name this node never
+// saw before it takes an offered zone: whoever hands a node its first copy
+// (a pub/sub peer, a satellite's beacon) must not decide the owner alone.
+func (s *Service) checkOffered(ctx context.Context, n names.Name, data []byte) error {
+	held, err := s.owners.Known(ctx, n)
+	if err != nil || held != nil {
+		return err // a known owner is checked by acceptZone
+	}
+	offered, err := s.owners.zoneOwner(names.ZoneKey(n), data)
+	if err != nil {
+		return err
+	}
+	agreed, err := s.zoneByAgreement(ctx, n)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil // nobody holds it: the offer is the first copy
+	case err != nil:
+		return err
+	}
+	claim, err := s.owners.zoneOwner(names.ZoneKey(n), agreed)
+	if err != nil {
+		return err
+	}
+	if _, err := s.owners.Bind(ctx, claim); err != nil {
+		return err
+	}
+	if err := names.HolderCheck(claim, n, offered.Owner); err != nil {
+		s.owners.Refused(err, "name", n)
+		return err
+	}
+	return nil
 }
 
 // Owns reports whether this node holds the key of a name it claimed.

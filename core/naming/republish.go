@@ -37,7 +37,11 @@ func (s *Service) republishOwned(ctx context.Context) {
 func (s *Service) republishName(ctx context.Context, n names.Name) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	if data, ok, _ := s.get(ctx, nameKey(pinnedPrefix, n)); ok {
+	if c, _ := s.owners.Known(ctx, n); c != nil {
+		data, err := c.Marshal()
+		if err != nil {
+			return err
+		}
 		if err := s.dht.PutValue(ctx, names.ClaimKey(n), data); err != nil {
 			return err
 		}

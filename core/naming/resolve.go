@@ -141,15 +141,27 @@ func (s *Service) resolve(ctx context.Context, nameText string, via []string) (*
 }
 
 // fetchZone returns the zone from the cache while its TTL lasts, else from
-// the DHT, checked against the pinned claim and the high-water mark.
+// the DHT, checked against the owner this node knows and the high-water mark.
+// A name whose owner this node knows is a plain DHT lookup: the validators
+// drop every value by another key. A name it never saw is decided by the
+// agreement of its closest holders (zoneByAgreement), then bound.
 func (s *Service) fetchZone(ctx context.Context, n names.Name) (*names.Zone, error) {
 	if z := s.cachedZone(n); z != nil {
 		s.metrics.cacheHits.Inc()
 		return z, nil
 	}
-	data, err := s.dht.GetValue(ctx, names.ZoneKey(n), dhtQuorum(s.cfg.Names.ResolveQuorum))
+	held, err := s.owners.Known(ctx, n)
 	if err != nil {
-		if errors.Is(err, routing.ErrNotFound) || errors.Is(err, context.DeadlineExceeded) {
+		return nil, fmt.Errorf("resolve %s: %w", n, err)
+	}
+	var data []byte
+	if held != nil {
+		data, err = s.dht.GetValue(ctx, names.ZoneKey(n), dhtQuorum(s.cfg.Names.ResolveQuorum))
+	} else {
+		data, err = s.zoneByAgreement(ctx, n)
+	}
+	if err != nil {
+		if errors.Is(err, routing.ErrNotFound) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrNotFound) {
 			return nil, fmt.Errorf("resolve %s: %w", n, ErrNotFound)
 		}
 		return nil, fmt.Errorf("resolve %s: %w", n, err)
@@ -162,8 +174,9 @@ func (s *Service) fetchZone(ctx context.Context, n names.Name) (*names.Zone, err
 }
 
 // acceptZone validates a zone found in the network, refuses one whose owner
-// differs from the pinned claim or whose sequence is below the high-water
-// mark, then pins its claim, raises the mark and caches it.
+// differs from the owner this node knows or whose sequence is below the
+// high-water mark, then binds its owner if the name was new here, raises the
+// mark and caches it.
 func (s *Service) acceptZone(ctx context.Context, n names.Name, data []byte) (*names.Zone, error) {
 	z, err := s.zoneV.DecodeValid(names.ZoneKey(n), data)
 	if err != nil {
@@ -174,7 +187,8 @@ func (s *Service) acceptZone(ctx context.Context, n names.Name, data []byte) (*n
 			return nil, fmt.Errorf("zone refused by policy: %w", err)
 		}
 	}
-	if err := s.pinClaim(ctx, z.Claim, mustMarshal(z.Claim)); err != nil {
+	if _, err := s.owners.Bind(ctx, z.Claim); err != nil {
+		s.owners.Refused(err, "name", n)
 		return nil, err
 	}
 	seen, _ := s.highWater(ctx, z.Name)
@@ -189,11 +203,6 @@ func (s *Service) acceptZone(ctx context.Context, n names.Name, data []byte) (*n
 		s.notify(Update{Name: z.Name.String(), Key: names.KeyID(z.Owner), Seq: z.Seq})
 	}
 	return z, nil
-}
-
-func mustMarshal(c *names.Claim) []byte {
-	b, _ := c.Marshal() // decoded claims always marshal
-	return b
 }
 
 func (s *Service) cachedZone(n names.Name) *names.Zone {

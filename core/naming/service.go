@@ -16,7 +16,6 @@ import (
 	ds "github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/namespace"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
-	record "github.com/libp2p/go-libp2p-record"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -28,19 +27,10 @@ import (
 	"github.com/avnode/avnode/core/watch"
 )
 
-// Validators returns the DHT validators of the name system, for node.Options.
-func Validators(cfg *config.Config) map[string]record.Validator {
-	claims := names.ClaimValidator{MinDifficulty: cfg.Names.ClaimDifficulty, Quorum: cfg.Names.ClaimQuorum}
-	return map[string]record.Validator{
-		names.ClaimNamespace: claims,
-		names.ZoneNamespace:  names.ZoneValidator{Claims: claims},
-	}
-}
-
 // Datastore keys under /names.
 var (
-	heldPrefix   = ds.NewKey("/held")   // claims this node witnessed, as a DHT holder
-	pinnedPrefix = ds.NewKey("/pinned") // the claim this node trusts per name (first certified seen)
+	pinnedPrefix = ds.NewKey("/pinned") // the owner's claim this node binds to each name (Owners)
+	votedPrefix  = ds.NewKey("/held")   // the claim this node voted for as a holder (Owners.Vote)
 	ownedPrefix  = ds.NewKey("/owned")  // names whose key is in the keystore: value is the key name
 	zonePrefix   = ds.NewKey("/zone")   // the latest zone this node signed, per owned name
 	seqPrefix    = ds.NewKey("/seq")    // high-water mark: the highest zone sequence seen per name
@@ -57,12 +47,14 @@ type Service struct {
 	keys    *keystore.Store
 	nodeKey crypto.PrivKey
 	cfg     config.Config
+	owners  *Owners
 	claimV  names.ClaimValidator
 	zoneV   names.ZoneValidator
 	log     *slog.Logger
 	metrics *metrics
 
-	zoneMu    sync.Mutex // serialises updateZone
+	holdSlots chan struct{} // bounds hold's network lookups (holdLookups)
+	zoneMu    sync.Mutex    // serialises updateZone
 	mu        sync.Mutex
 	zoneCache map[string]cachedZone
 	addrCache map[peer.ID]cachedAddrs
@@ -93,6 +85,7 @@ type Options struct {
 	Host      host.Host
 	DHT       *dht.IpfsDHT
 	Datastore ds.Batching // the repo's datastore; the service uses /names
+	Owners    *Owners     // the same one the DHT's validators use (NewOwners)
 	Keys      *keystore.Store
 	NodeKey   crypto.PrivKey
 	Config    *config.Config
@@ -113,7 +106,9 @@ type Policy interface {
 // New starts the service: it answers claim requests at once; Start begins the
 // republish loops.
 func New(opts Options) (*Service, error) {
-	validators := Validators(opts.Config)
+	if opts.Owners == nil {
+		return nil, fmt.Errorf("naming: Options.Owners is required: build it with NewOwners and give its Validators to the DHT")
+	}
 	s := &Service{
 		host:      opts.Host,
 		dht:       opts.DHT,
@@ -122,12 +117,14 @@ func New(opts Options) (*Service, error) {
 		keys:      opts.Keys,
 		nodeKey:   opts.NodeKey,
 		cfg:       *opts.Config,
-		claimV:    validators[names.ClaimNamespace].(names.ClaimValidator),
-		zoneV:     validators[names.ZoneNamespace].(names.ZoneValidator),
+		owners:    opts.Owners,
+		claimV:    opts.Owners.claimV,
+		zoneV:     opts.Owners.zoneV,
 		log:       opts.Logger.With("component", "names"),
 		policy:    opts.Policy,
 		zoneCache: map[string]cachedZone{},
 		stored:    make(chan storedZone, storedQueue),
+		holdSlots: make(chan struct{}, holdLookups),
 		addrCache: map[peer.ID]cachedAddrs{},
 	}
 	m, err := newMetrics(opts.Metrics)
@@ -140,7 +137,7 @@ func New(opts Options) (*Service, error) {
 }
 
 func (s *Service) claimProtocol() protocol.ID {
-	return protocol.ID(s.cfg.DHT.ProtocolPrefix + "/claim/1.0.0")
+	return protocol.ID(s.cfg.DHT.ProtocolPrefix + "/claim/2.0.0")
 }
 
 // Start runs the republish and re-put loops until Close.

@@ -201,13 +201,13 @@ func (s *Service) ownerOf(ctx context.Context, n names.Name) (crypto.PrivKey, *n
 	if err != nil {
 		return nil, nil, err
 	}
-	data, ok, err := s.get(ctx, nameKey(pinnedPrefix, n))
-	if err != nil || !ok {
+	claim, err := s.owners.Known(ctx, n)
+	if err != nil || claim == nil {
 		return nil, nil, fmt.Errorf("%s: its claim is missing from this node's store (%v); claim it again", n, err)
 	}
-	claim, err := names.DecodeClaim(data)
-	if err != nil {
-		return nil, nil, err
+	if !claim.Owner.Equals(priv.GetPublic()) {
+		return nil, nil, fmt.Errorf("%s: this node knows key %s as its owner, not keystore key %q (%s): %w",
+			n, names.KeyID(claim.Owner), keyName, names.KeyID(priv.GetPublic()), names.ErrNameTaken)
 	}
 	return priv, claim, nil
 }

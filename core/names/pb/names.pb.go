@@ -180,84 +180,19 @@ func (x *ClaimPayload) GetNonce() uint64 {
 	return 0
 }
 
-// Witness is a DHT holder's countersignature over a claim, added after the
-// owner signed, so it is outside the owner's envelope.
-type Witness struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// Witness node's public key, crypto.MarshalPublicKey bytes.
-	Key []byte `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
-	// When the witness stored the claim, Unix seconds.
-	TimeUnix int64 `protobuf:"varint,2,opt,name=time_unix,json=timeUnix,proto3" json:"time_unix,omitempty"`
-	// Signature by that key over the witness statement (see README).
-	Signature     []byte `protobuf:"bytes,3,opt,name=signature,proto3" json:"signature,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *Witness) Reset() {
-	*x = Witness{}
-	mi := &file_core_names_pb_names_proto_msgTypes[1]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *Witness) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*Witness) ProtoMessage() {}
-
-func (x *Witness) ProtoReflect() protoreflect.Message {
-	mi := &file_core_names_pb_names_proto_msgTypes[1]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use Witness.ProtoReflect.Descriptor instead.
-func (*Witness) Descriptor() ([]byte, []int) {
-	return file_core_names_pb_names_proto_rawDescGZIP(), []int{1}
-}
-
-func (x *Witness) GetKey() []byte {
-	if x != nil {
-		return x.Key
-	}
-	return nil
-}
-
-func (x *Witness) GetTimeUnix() int64 {
-	if x != nil {
-		return x.TimeUnix
-	}
-	return 0
-}
-
-func (x *Witness) GetSignature() []byte {
-	if x != nil {
-		return x.Signature
-	}
-	return nil
-}
-
-// SignedClaim is the value stored under /avtr-claim/<name>.
+// SignedClaim is the value stored under /avtr-claim/<name>: the owner's
+// envelope and nothing else, so one claim has exactly one byte form.
 type SignedClaim struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Marshalled libp2p record.Envelope whose payload is a ClaimPayload.
-	Envelope      []byte     `protobuf:"bytes,1,opt,name=envelope,proto3" json:"envelope,omitempty"`
-	Witnesses     []*Witness `protobuf:"bytes,2,rep,name=witnesses,proto3" json:"witnesses,omitempty"`
+	Envelope      []byte `protobuf:"bytes,1,opt,name=envelope,proto3" json:"envelope,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SignedClaim) Reset() {
 	*x = SignedClaim{}
-	mi := &file_core_names_pb_names_proto_msgTypes[2]
+	mi := &file_core_names_pb_names_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -269,7 +204,7 @@ func (x *SignedClaim) String() string {
 func (*SignedClaim) ProtoMessage() {}
 
 func (x *SignedClaim) ProtoReflect() protoreflect.Message {
-	mi := &file_core_names_pb_names_proto_msgTypes[2]
+	mi := &file_core_names_pb_names_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -282,19 +217,12 @@ func (x *SignedClaim) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedClaim.ProtoReflect.Descriptor instead.
 func (*SignedClaim) Descriptor() ([]byte, []int) {
-	return file_core_names_pb_names_proto_rawDescGZIP(), []int{2}
+	return file_core_names_pb_names_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *SignedClaim) GetEnvelope() []byte {
 	if x != nil {
 		return x.Envelope
-	}
-	return nil
-}
-
-func (x *SignedClaim) GetWitnesses() []*Witness {
-	if x != nil {
-		return x.Witnesses
 	}
 	return nil
 }
@@ -311,7 +239,7 @@ type ZoneRecord struct {
 
 func (x *ZoneRecord) Reset() {
 	*x = ZoneRecord{}
-	mi := &file_core_names_pb_names_proto_msgTypes[3]
+	mi := &file_core_names_pb_names_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -323,7 +251,7 @@ func (x *ZoneRecord) String() string {
 func (*ZoneRecord) ProtoMessage() {}
 
 func (x *ZoneRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_core_names_pb_names_proto_msgTypes[3]
+	mi := &file_core_names_pb_names_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -336,7 +264,7 @@ func (x *ZoneRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ZoneRecord.ProtoReflect.Descriptor instead.
 func (*ZoneRecord) Descriptor() ([]byte, []int) {
-	return file_core_names_pb_names_proto_rawDescGZIP(), []int{3}
+	return file_core_names_pb_names_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ZoneRecord) GetType() RecordType {
@@ -363,20 +291,23 @@ func (x *ZoneRecord) GetValue() string {
 // ZonePayload is what the owner signs, inside a libp2p signed envelope
 // (domain "avtr-zone").
 type ZonePayload struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	OwnerKey      []byte                 `protobuf:"bytes,2,opt,name=owner_key,json=ownerKey,proto3" json:"owner_key,omitempty"`
-	Seq           uint64                 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
-	ExpiryUnix    int64                  `protobuf:"varint,4,opt,name=expiry_unix,json=expiryUnix,proto3" json:"expiry_unix,omitempty"`
-	TtlSeconds    uint32                 `protobuf:"varint,5,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
-	Records       []*ZoneRecord          `protobuf:"bytes,6,rep,name=records,proto3" json:"records,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Name       string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	OwnerKey   []byte                 `protobuf:"bytes,2,opt,name=owner_key,json=ownerKey,proto3" json:"owner_key,omitempty"`
+	Seq        uint64                 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
+	ExpiryUnix int64                  `protobuf:"varint,4,opt,name=expiry_unix,json=expiryUnix,proto3" json:"expiry_unix,omitempty"`
+	TtlSeconds uint32                 `protobuf:"varint,5,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
+	Records    []*ZoneRecord          `protobuf:"bytes,6,rep,name=records,proto3" json:"records,omitempty"`
+	// SHA-256 of the SignedClaim carried beside the envelope, so that nobody
+	// can swap in another claim of the same owner and make a second valid copy.
+	ClaimHash     []byte `protobuf:"bytes,7,opt,name=claim_hash,json=claimHash,proto3" json:"claim_hash,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ZonePayload) Reset() {
 	*x = ZonePayload{}
-	mi := &file_core_names_pb_names_proto_msgTypes[4]
+	mi := &file_core_names_pb_names_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -388,7 +319,7 @@ func (x *ZonePayload) String() string {
 func (*ZonePayload) ProtoMessage() {}
 
 func (x *ZonePayload) ProtoReflect() protoreflect.Message {
-	mi := &file_core_names_pb_names_proto_msgTypes[4]
+	mi := &file_core_names_pb_names_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -401,7 +332,7 @@ func (x *ZonePayload) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ZonePayload.ProtoReflect.Descriptor instead.
 func (*ZonePayload) Descriptor() ([]byte, []int) {
-	return file_core_names_pb_names_proto_rawDescGZIP(), []int{4}
+	return file_core_names_pb_names_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ZonePayload) GetName() string {
@@ -446,6 +377,13 @@ func (x *ZonePayload) GetRecords() []*ZoneRecord {
 	return nil
 }
 
+func (x *ZonePayload) GetClaimHash() []byte {
+	if x != nil {
+		return x.ClaimHash
+	}
+	return nil
+}
+
 // SignedZone is the value stored under /avtr-zone/<name>. It carries the
 // owner's claim so that a DHT holder can rank zones by whose claim wins
 // without a network lookup.
@@ -453,7 +391,8 @@ type SignedZone struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Marshalled libp2p record.Envelope whose payload is a ZonePayload.
 	Envelope []byte `protobuf:"bytes,1,opt,name=envelope,proto3" json:"envelope,omitempty"`
-	// A SignedClaim for the same name by the same key.
+	// A SignedClaim for the same name by the same key; its hash is signed in
+	// the payload's claim_hash.
 	Claim         []byte `protobuf:"bytes,2,opt,name=claim,proto3" json:"claim,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -461,7 +400,7 @@ type SignedZone struct {
 
 func (x *SignedZone) Reset() {
 	*x = SignedZone{}
-	mi := &file_core_names_pb_names_proto_msgTypes[5]
+	mi := &file_core_names_pb_names_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -473,7 +412,7 @@ func (x *SignedZone) String() string {
 func (*SignedZone) ProtoMessage() {}
 
 func (x *SignedZone) ProtoReflect() protoreflect.Message {
-	mi := &file_core_names_pb_names_proto_msgTypes[5]
+	mi := &file_core_names_pb_names_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -486,7 +425,7 @@ func (x *SignedZone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedZone.ProtoReflect.Descriptor instead.
 func (*SignedZone) Descriptor() ([]byte, []int) {
-	return file_core_names_pb_names_proto_rawDescGZIP(), []int{5}
+	return file_core_names_pb_names_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *SignedZone) GetEnvelope() []byte {
@@ -515,19 +454,14 @@ const file_core_names_pb_names_proto_rawDesc = "" +
 	"\n" +
 	"difficulty\x18\x04 \x01(\rR\n" +
 	"difficulty\x12\x14\n" +
-	"\x05nonce\x18\x05 \x01(\x04R\x05nonce\"V\n" +
-	"\aWitness\x12\x10\n" +
-	"\x03key\x18\x01 \x01(\fR\x03key\x12\x1b\n" +
-	"\ttime_unix\x18\x02 \x01(\x03R\btimeUnix\x12\x1c\n" +
-	"\tsignature\x18\x03 \x01(\fR\tsignature\"a\n" +
+	"\x05nonce\x18\x05 \x01(\x04R\x05nonce\":\n" +
 	"\vSignedClaim\x12\x1a\n" +
-	"\benvelope\x18\x01 \x01(\fR\benvelope\x126\n" +
-	"\twitnesses\x18\x02 \x03(\v2\x18.avnode.names.v1.WitnessR\twitnesses\"i\n" +
+	"\benvelope\x18\x01 \x01(\fR\benvelopeJ\x04\b\x02\x10\x03R\twitnesses\"i\n" +
 	"\n" +
 	"ZoneRecord\x12/\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x1b.avnode.names.v1.RecordTypeR\x04type\x12\x14\n" +
 	"\x05label\x18\x02 \x01(\tR\x05label\x12\x14\n" +
-	"\x05value\x18\x03 \x01(\tR\x05value\"\xc9\x01\n" +
+	"\x05value\x18\x03 \x01(\tR\x05value\"\xe8\x01\n" +
 	"\vZonePayload\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
 	"\towner_key\x18\x02 \x01(\fR\bownerKey\x12\x10\n" +
@@ -536,7 +470,9 @@ const file_core_names_pb_names_proto_rawDesc = "" +
 	"expiryUnix\x12\x1f\n" +
 	"\vttl_seconds\x18\x05 \x01(\rR\n" +
 	"ttlSeconds\x125\n" +
-	"\arecords\x18\x06 \x03(\v2\x1b.avnode.names.v1.ZoneRecordR\arecords\">\n" +
+	"\arecords\x18\x06 \x03(\v2\x1b.avnode.names.v1.ZoneRecordR\arecords\x12\x1d\n" +
+	"\n" +
+	"claim_hash\x18\a \x01(\fR\tclaimHash\">\n" +
 	"\n" +
 	"SignedZone\x12\x1a\n" +
 	"\benvelope\x18\x01 \x01(\fR\benvelope\x12\x14\n" +
@@ -564,25 +500,23 @@ func file_core_names_pb_names_proto_rawDescGZIP() []byte {
 }
 
 var file_core_names_pb_names_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_core_names_pb_names_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_core_names_pb_names_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_core_names_pb_names_proto_goTypes = []any{
 	(RecordType)(0),      // 0: avnode.names.v1.RecordType
 	(*ClaimPayload)(nil), // 1: avnode.names.v1.ClaimPayload
-	(*Witness)(nil),      // 2: avnode.names.v1.Witness
-	(*SignedClaim)(nil),  // 3: avnode.names.v1.SignedClaim
-	(*ZoneRecord)(nil),   // 4: avnode.names.v1.ZoneRecord
-	(*ZonePayload)(nil),  // 5: avnode.names.v1.ZonePayload
-	(*SignedZone)(nil),   // 6: avnode.names.v1.SignedZone
+	(*SignedClaim)(nil),  // 2: avnode.names.v1.SignedClaim
+	(*ZoneRecord)(nil),   // 3: avnode.names.v1.ZoneRecord
+	(*ZonePayload)(nil),  // 4: avnode.names.v1.ZonePayload
+	(*SignedZone)(nil),   // 5: avnode.names.v1.SignedZone
 }
 var file_core_names_pb_names_proto_depIdxs = []int32{
-	2, // 0: avnode.names.v1.SignedClaim.witnesses:type_name -> avnode.names.v1.Witness
-	0, // 1: avnode.names.v1.ZoneRecord.type:type_name -> avnode.names.v1.RecordType
-	4, // 2: avnode.names.v1.ZonePayload.records:type_name -> avnode.names.v1.ZoneRecord
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	0, // 0: avnode.names.v1.ZoneRecord.type:type_name -> avnode.names.v1.RecordType
+	3, // 1: avnode.names.v1.ZonePayload.records:type_name -> avnode.names.v1.ZoneRecord
+	2, // [2:2] is the sub-list for method output_type
+	2, // [2:2] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_core_names_pb_names_proto_init() }
@@ -596,7 +530,7 @@ func file_core_names_pb_names_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_core_names_pb_names_proto_rawDesc), len(file_core_names_pb_names_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   6,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

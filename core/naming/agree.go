@@ -1,0 +1,173 @@
+package naming
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	pb "github.com/libp2p/go-libp2p-kad-dht/pb"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/avnode/avnode/core/names"
+)
+
+// pollWait bounds one holder's answer in a poll: a silent peer must not hold
+// up the resolve once the others have answered.
+const pollWait = 5 * time.Second
+
+// vote is one holder's answer in a poll: the valid value it holds for a key.
+type vote struct {
+	peer  peer.ID
+	value []byte
+	claim *names.Claim // the claim the value rests on (a zone's embedded one)
+}
+
+// poll is what the closest holders of a key said.
+type poll struct {
+	key      string
+	asked    int
+	answered int                // holders that returned a valid value
+	byOwner  map[string][]vote  // by names.KeyID of the owner
+	invalid  int                // holders that returned an invalid value
+	errs     map[peer.ID]string // holders that did not answer
+}
+
+// pollHolders asks the peers closest to key for the value each holds, all at
+// once, and groups the valid answers by owner. The DHT's own lookup would
+// return one value chosen by the record's own ranking; a fresh resolver has
+// nothing better to rank by than who holds what, so it needs every answer.
+// The peer skip (the one asking this node to hold a claim) has no vote.
+func (s *Service) pollHolders(ctx context.Context, key string, skip peer.ID, decode func(string, []byte) (*names.Claim, error)) (*poll, error) {
+	peers, err := s.dht.GetClosestPeers(ctx, key)
+	if err != nil && len(peers) == 0 {
+		return nil, fmt.Errorf("find the holders of %s: %w", key, err)
+	}
+	messenger, err := pb.NewProtocolMessenger(s.dht.MessageSender())
+	if err != nil {
+		return nil, err
+	}
+	p := &poll{key: key, byOwner: map[string][]vote{}, errs: map[peer.ID]string{}}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, id := range peers {
+		if id == skip || id == s.host.ID() {
+			continue
+		}
+		p.asked++
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(ctx, pollWait)
+			defer cancel()
+			rec, _, err := messenger.GetValue(ctx, id, key)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err != nil:
+				p.errs[id] = err.Error()
+			case rec == nil:
+			default:
+				c, err := decode(key, rec.GetValue())
+				if err != nil {
+					p.invalid++
+					return
+				}
+				p.answered++
+				owner := names.KeyID(c.Owner)
+				p.byOwner[owner] = append(p.byOwner[owner], vote{peer: id, value: rec.GetValue(), claim: c})
+			}
+		}()
+	}
+	wg.Wait()
+	return p, nil
+}
+
+// winner is the rule a resolver that knows no owner decides by: the owner
+// held by more of the closest holders that answered than any other key. No
+// answer is nil with no error; a tie is ErrDisputed, naming the counts: the
+// node then trusts neither rather than guess.
+func (p *poll) winner() ([]vote, error) {
+	if len(p.byOwner) == 0 {
+		return nil, nil
+	}
+	owners := make([]string, 0, len(p.byOwner))
+	for k := range p.byOwner {
+		owners = append(owners, k)
+	}
+	sort.Slice(owners, func(i, j int) bool {
+		a, b := len(p.byOwner[owners[i]]), len(p.byOwner[owners[j]])
+		return a > b || a == b && owners[i] < owners[j]
+	})
+	if len(owners) > 1 && len(p.byOwner[owners[0]]) == len(p.byOwner[owners[1]]) {
+		return nil, fmt.Errorf("%s: the closest holders disagree on the owner (%s); not trusting any: %w",
+			p.key, p.describe(owners), names.ErrDisputed)
+	}
+	return p.byOwner[owners[0]], nil
+}
+
+func (p *poll) describe(owners []string) string {
+	parts := make([]string, len(owners))
+	for i, o := range owners {
+		parts[i] = fmt.Sprintf("key %s held by %d", o, len(p.byOwner[o]))
+	}
+	return strings.Join(parts, ", ") + fmt.Sprintf(" of %d asked", p.asked)
+}
+
+// disputed reports whether the holders named more than one owner.
+func (p *poll) disputed() bool { return len(p.byOwner) > 1 }
+
+// zoneByAgreement finds the zone of n from the closest holders' agreement
+// on its owner, and the newest of that owner's zones they hold.
+func (s *Service) zoneByAgreement(ctx context.Context, n names.Name) ([]byte, error) {
+	key := names.ZoneKey(n)
+	p, err := s.pollHolders(ctx, key, "", s.owners.zoneOwner)
+	if err != nil {
+		return nil, err
+	}
+	votes, err := p.winner()
+	if err != nil {
+		s.owners.Refused(err, "name", n)
+		return nil, err
+	}
+	if votes == nil {
+		return nil, fmt.Errorf("resolve %s: none of the %d closest holders has it: %w", n, p.asked, ErrNotFound)
+	}
+	if p.disputed() {
+		s.log.Warn("holders disagree on a name's owner; trusting the most held", "name", n, "holders", p.describe(sortedOwners(p)))
+	}
+	values := make([][]byte, len(votes))
+	for i, v := range votes {
+		values[i] = v.value
+	}
+	best, err := s.zoneV.Select(key, values)
+	if err != nil {
+		return nil, err
+	}
+	return values[best], nil
+}
+
+// claimByAgreement is the claim of n the closest holders agree on, or nil
+// when none holds one.
+func (s *Service) claimByAgreement(ctx context.Context, n names.Name, skip peer.ID) (*names.Claim, error) {
+	p, err := s.pollHolders(ctx, names.ClaimKey(n), skip, s.owners.claimOwner)
+	if err != nil {
+		return nil, err
+	}
+	votes, err := p.winner()
+	if err != nil || votes == nil {
+		return nil, err
+	}
+	return votes[0].claim, nil
+}
+
+func sortedOwners(p *poll) []string {
+	out := make([]string, 0, len(p.byOwner))
+	for k := range p.byOwner {
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool { return len(p.byOwner[out[i]]) > len(p.byOwner[out[j]]) })
+	return out
+}

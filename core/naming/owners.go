@@ -1,0 +1,380 @@
+package naming
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"sync"
+
+	ds "github.com/ipfs/go-datastore"
+	"github.com/ipfs/go-datastore/namespace"
+	record "github.com/libp2p/go-libp2p-record"
+	recpb "github.com/libp2p/go-libp2p-record/pb"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-base32"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/avnode/avnode/core/config"
+	"github.com/avnode/avnode/core/names"
+)
+
+// Owners is this node's memory of who owns each name: the first owner it
+// learned of for a name, from whichever path a record entered (a DHT put it
+// holds, the claim protocol, a resolve the closest holders agreed on, its
+// own claim). It is the authority for ownership on this node. Every path a
+// claim or zone enters by asks it, and it refuses any other key for a name
+// it knows, whatever the record itself says: nothing inside a record
+// (witness counts, sequence numbers, proof-of-work hashes) can outrank what
+// an honest holder already holds, because anyone can mint those for free.
+//
+// It is built before the DHT, whose validators and put path use it.
+type Owners struct {
+	store  ds.Datastore // /names of the repo: the bindings
+	raw    ds.Datastore // the whole repo, to read the DHT's own records
+	claimV names.ClaimValidator
+	zoneV  names.ZoneValidator
+	log    *slog.Logger
+
+	locks   [64]sync.Mutex // per name (by hash): binding is first-come
+	refused *prometheus.CounterVec
+	logs    *rate.Limiter // refusals are logged at most this often
+}
+
+// Refusal reasons, the label of avnode_names_refused_total.
+const (
+	ReasonNameTaken = "name_taken"
+	ReasonDisputed  = "disputed"
+)
+
+// NewOwners opens the owner memory in the repo's datastore. reg may be nil.
+func NewOwners(store ds.Batching, cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*Owners, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	claims := names.ClaimValidator{MinDifficulty: cfg.Names.ClaimDifficulty}
+	o := &Owners{
+		store:  namespace.Wrap(store, ds.NewKey("/names")),
+		raw:    store,
+		claimV: claims,
+		zoneV:  names.ZoneValidator{Claims: claims},
+		log:    log.With("component", "names"),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "avnode", Subsystem: "names", Name: "refused_total",
+			Help: "Claims and zones this node refused, by reason (name_taken: another key holds the name).",
+		}, []string{"reason"}),
+		logs: rate.NewLimiter(rate.Limit(1), 5),
+	}
+	for _, r := range []string{ReasonNameTaken, ReasonDisputed, "malformed", "bad_signature", "expired", "other"} {
+		o.refused.WithLabelValues(r)
+	}
+	if reg != nil {
+		if err := reg.Register(o.refused); err != nil {
+			return nil, err
+		}
+	}
+	return o, nil
+}
+
+// Validators are the DHT validators of the name system: the record rules of
+// core/names, and this node's owners on top, so the DHT itself (a peer's
+// PUT_VALUE, a value found by a lookup, this node's own put) never takes a
+// claim or zone by another key for a name this node knows.
+func (o *Owners) Validators() map[string]record.Validator {
+	return map[string]record.Validator{
+		names.ClaimNamespace: ownedValidator{o: o, decode: o.claimOwner},
+		names.ZoneNamespace:  ownedValidator{o: o, decode: o.zoneOwner},
+	}
+}
+
+// Known returns the claim this node binds to the registered name n, or nil
+// if it knows no owner. A record the DHT holds here from before the binding
+// existed (an older repo) binds its owner on first look.
+func (o *Owners) Known(ctx context.Context, n names.Name) (*names.Claim, error) {
+	n = n.Registered()
+	data, err := o.store.Get(ctx, nameKey(pinnedPrefix, n))
+	switch {
+	case err == nil:
+		if c, err := names.DecodeClaim(data); err == nil {
+			return c, nil
+		}
+	case !errors.Is(err, ds.ErrNotFound):
+		return nil, fmt.Errorf("names store: %w", err)
+	}
+	c := o.heldInDHT(ctx, n)
+	if c == nil {
+		return nil, nil
+	}
+	return o.Bind(ctx, c)
+}
+
+// heldInDHT reads the claim of n from the records the DHT keeps on this node.
+func (o *Owners) heldInDHT(ctx context.Context, n names.Name) *names.Claim {
+	if v := o.dhtValue(ctx, names.ClaimKey(n)); v != nil {
+		if c, err := o.claimV.DecodeValid(names.ClaimKey(n), v); err == nil {
+			return c
+		}
+	}
+	if v := o.dhtValue(ctx, names.ZoneKey(n)); v != nil {
+		if z, err := names.DecodeZone(v); err == nil && z.Name == n {
+			return z.Claim
+		}
+	}
+	return nil
+}
+
+// dhtValue reads a value record as kad-dht stores it: /dht/<ns>/<base32 key>.
+func (o *Owners) dhtValue(ctx context.Context, key string) []byte {
+	ns, _, err := record.SplitKey(key)
+	if err != nil {
+		return nil
+	}
+	k := ds.NewKey("/dht").ChildString(ns).ChildString(base32.RawStdEncoding.EncodeToString([]byte(key)))
+	b, err := o.raw.Get(ctx, k)
+	if err != nil {
+		return nil
+	}
+	var rec recpb.Record
+	if proto.Unmarshal(b, &rec) != nil || string(rec.GetKey()) != key {
+		return nil
+	}
+	return rec.GetValue()
+}
+
+// Bind makes c the owner of its name on this node unless another key holds
+// it: first come, first held, for good. It returns the claim held after the
+// call, and ErrNameTaken (naming both keys) when that is not c's owner.
+func (o *Owners) Bind(ctx context.Context, c *names.Claim) (*names.Claim, error) {
+	mu := o.lock(c.Name)
+	mu.Lock()
+	defer mu.Unlock()
+	data, err := o.store.Get(ctx, nameKey(pinnedPrefix, c.Name))
+	if err == nil {
+		if held, err := names.DecodeClaim(data); err == nil {
+			return held, names.HolderCheck(held, c.Name, c.Owner)
+		}
+	} else if !errors.Is(err, ds.ErrNotFound) {
+		return nil, fmt.Errorf("names store: %w", err)
+	}
+	b, err := c.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	if err := o.store.Put(ctx, nameKey(pinnedPrefix, c.Name), b); err != nil {
+		return nil, fmt.Errorf("names store: remember the owner of %s: %w", c.Name, err)
+	}
+	return c, nil
+}
+
+// Vote records that this node, as one of a name's holders, backs claim c in
+// the claim protocol: the first claim asked wins the vote, and a claim by
+// another key is refused while the vote or a binding stands. A vote is not a
+// binding: a claimant that loses the race never stores its claim in the DHT,
+// and the winner's put then binds every holder, those that voted for the
+// loser too, so all agree on one owner.
+func (o *Owners) Vote(ctx context.Context, c *names.Claim) error {
+	mu := o.lock(c.Name)
+	mu.Lock()
+	defer mu.Unlock()
+	for _, prefix := range []ds.Key{pinnedPrefix, votedPrefix} {
+		data, err := o.store.Get(ctx, nameKey(prefix, c.Name))
+		if errors.Is(err, ds.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("names store: %w", err)
+		}
+		if held, err := names.DecodeClaim(data); err == nil {
+			return names.HolderCheck(held, c.Name, c.Owner)
+		}
+	}
+	b, err := c.Marshal()
+	if err != nil {
+		return err
+	}
+	if err := o.store.Put(ctx, nameKey(votedPrefix, c.Name), b); err != nil {
+		return fmt.Errorf("names store: remember the vote for %s: %w", c.Name, err)
+	}
+	return nil
+}
+
+// Voted is the claim this node voted for in the claim protocol, or nil.
+func (o *Owners) Voted(ctx context.Context, n names.Name) *names.Claim {
+	data, err := o.store.Get(ctx, nameKey(votedPrefix, n.Registered()))
+	if err != nil {
+		return nil
+	}
+	c, _ := names.DecodeClaim(data)
+	return c
+}
+
+// Check refuses owner for n when this node knows another owner.
+func (o *Owners) Check(ctx context.Context, n names.Name, owner crypto.PubKey) error {
+	held, err := o.Known(ctx, n)
+	if err != nil {
+		return err
+	}
+	return names.HolderCheck(held, n, owner)
+}
+
+func (o *Owners) lock(n names.Name) *sync.Mutex {
+	h := fnv.New32a()
+	h.Write([]byte(n.String()))
+	return &o.locks[h.Sum32()%uint32(len(o.locks))]
+}
+
+// Inspect validates a claim or zone value under key by the record rules
+// alone and returns the claim it rests on; other namespaces give nil.
+func (o *Owners) Inspect(key string, value []byte) (*names.Claim, error) {
+	ns, _, err := record.SplitKey(key)
+	if err != nil {
+		return nil, nil
+	}
+	switch ns {
+	case names.ClaimNamespace:
+		return o.claimV.DecodeValid(key, value)
+	case names.ZoneNamespace:
+		z, err := o.zoneV.DecodeValid(key, value)
+		if err != nil {
+			return nil, err
+		}
+		return z.Claim, nil
+	}
+	return nil, nil
+}
+
+// AdmitPut is the DHT put path's ownership check, for a record a peer PUTs
+// to this node: a claim or zone is validated, refused when another key holds
+// its name, then passed to next (the operator's store policy), and its owner
+// bound if the name was new here. kad-dht's own validators refuse the same
+// records; this runs first so the refusal names its reason and is counted.
+func (o *Owners) AdmitPut(ctx context.Context, from peer.ID, rec *recpb.Record, next func() error) error {
+	key := string(rec.GetKey())
+	c, err := o.Inspect(key, rec.GetValue())
+	if err != nil {
+		o.Refused(err, "key", key, "from", from)
+		return err
+	}
+	if c != nil {
+		if err := o.Check(ctx, c.Name, c.Owner); err != nil {
+			o.Refused(err, "key", key, "from", from)
+			return err
+		}
+	}
+	if next != nil {
+		if err := next(); err != nil {
+			return err
+		}
+	}
+	if c == nil {
+		return nil
+	}
+	if _, err := o.Bind(ctx, c); err != nil {
+		o.Refused(err, "key", key, "from", from)
+		return err
+	}
+	return nil
+}
+
+// Refused counts a refused record by reason and logs it, at most about once
+// a second so a flood of junk costs no disk.
+func (o *Owners) Refused(err error, attrs ...any) {
+	reason := refusalReason(err)
+	o.refused.WithLabelValues(reason).Inc()
+	if o.logs.Allow() {
+		o.log.Info("record refused", append(attrs, "reason", reason, "err", err)...)
+	}
+}
+
+func refusalReason(err error) string {
+	switch {
+	case errors.Is(err, names.ErrNameTaken), errors.Is(err, names.ErrWrongOwner):
+		return ReasonNameTaken
+	case errors.Is(err, names.ErrDisputed):
+		return ReasonDisputed
+	case errors.Is(err, names.ErrMalformed), errors.Is(err, names.ErrTooLarge), errors.Is(err, names.ErrUnknownKeyType),
+		errors.Is(err, names.ErrNameMismatch), errors.Is(err, names.ErrBadRecord):
+		return "malformed"
+	case errors.Is(err, names.ErrBadSignature), errors.Is(err, names.ErrInsufficientWork):
+		return "bad_signature"
+	case errors.Is(err, names.ErrExpired), errors.Is(err, names.ErrFromFuture), errors.Is(err, names.ErrRolledBack):
+		return "expired"
+	}
+	return "other"
+}
+
+func (o *Owners) claimOwner(key string, value []byte) (*names.Claim, error) {
+	return o.claimV.DecodeValid(key, value)
+}
+
+func (o *Owners) zoneOwner(key string, value []byte) (*names.Claim, error) {
+	z, err := o.zoneV.DecodeValid(key, value)
+	if err != nil {
+		return nil, err
+	}
+	return z.Claim, nil
+}
+
+// ownedValidator is a names validator with this node's owners on top.
+type ownedValidator struct {
+	o      *Owners
+	decode func(key string, value []byte) (*names.Claim, error) // validates by the record rules
+}
+
+var _ record.Validator = ownedValidator{}
+
+func (v ownedValidator) Validate(key string, value []byte) error {
+	c, err := v.decode(key, value)
+	if err != nil {
+		return err
+	}
+	return v.o.Check(context.Background(), c.Name, c.Owner)
+}
+
+// Select keeps only the values by the owner this node knows (all of them
+// when it knows none), then ranks those by the record rules.
+func (v ownedValidator) Select(key string, values [][]byte) (int, error) {
+	kept := make([][]byte, 0, len(values))
+	index := make([]int, 0, len(values))
+	var held *names.Claim
+	looked := false
+	var firstErr error
+	for i, val := range values {
+		c, err := v.decode(key, val)
+		if err == nil && !looked {
+			held, err = v.o.Known(context.Background(), c.Name)
+			looked = err == nil
+		}
+		if err == nil {
+			err = names.HolderCheck(held, c.Name, c.Owner)
+		}
+		if err != nil {
+			firstErr = cmp(firstErr, err)
+			continue
+		}
+		kept, index = append(kept, val), append(index, i)
+	}
+	if len(kept) == 0 {
+		return 0, fmt.Errorf("key %s: none of %d values is valid here; first reason: %w", key, len(values), firstErr)
+	}
+	inner := v.o.claimV.Select
+	if ns, _, _ := record.SplitKey(key); ns == names.ZoneNamespace {
+		inner = v.o.zoneV.Select
+	}
+	best, err := inner(key, kept)
+	if err != nil {
+		return 0, err
+	}
+	return index[best], nil
+}
+
+func cmp(first, err error) error {
+	if first != nil {
+		return first
+	}
+	return err
+}
