@@ -2,11 +2,13 @@ package plugins
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -86,12 +88,18 @@ func benchNames(b *testing.B) *naming.Service {
 	for range 4 {
 		key, _, _ := crypto.GenerateEd25519Key(nil)
 		store := dssync.MutexWrap(ds.NewMapDatastore())
+		var started atomic.Pointer[naming.Service]
 		owners, err := naming.NewOwners(store, cfg, log, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	n, err := node.New(node.Options{Config: cfg, Key: key, Datastore: store, Logger: log, Validators: owners.Validators(),
-		StorePolicy: func(ctx context.Context, from peer.ID, rec *recpb.Record) error { return owners.AdmitPut(ctx, from, rec, nil) }})
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, err := node.New(node.Options{Config: cfg, Key: key, Datastore: store, Logger: log, Validators: owners.Validators(),
+			StorePolicy: func(ctx context.Context, from peer.ID, rec *recpb.Record) error {
+				if svc := started.Load(); svc != nil {
+					return svc.AdmitPut(ctx, from, rec, nil)
+				}
+				return errors.New("starting")
+			}})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -101,6 +109,7 @@ func benchNames(b *testing.B) *naming.Service {
 		if err != nil {
 			b.Fatal(err)
 		}
+		started.Store(svc)
 		b.Cleanup(svc.Close)
 		if len(nodes) > 0 {
 			if err := n.Host.Connect(context.Background(), peer.AddrInfo{ID: nodes[0].Host.ID(), Addrs: nodes[0].Host.Addrs()}); err != nil {

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/gologshim"
@@ -56,6 +57,9 @@ type Daemon struct {
 	Node    *node.Node
 	Names   *naming.Service
 	Owners  *naming.Owners // who owns each name, as this node knows it
+	// names is Names for the DHT's put hook, which runs from before
+	// Names exists (storePolicy).
+	names atomic.Pointer[naming.Service]
 	Hosting *hosting.Service
 	Plugins *plugins.Manager
 	// Services are what roles run for users (the gateway), for `avnode id`.
@@ -159,6 +163,7 @@ func (d *Daemon) startNames(reg prometheus.Registerer) error {
 	if err != nil {
 		return err
 	}
+	d.names.Store(d.Names)
 	d.Names.Start()
 	// Lives as long as the node: a zone stored after Names.Close is dropped.
 	d.Node.WatchRecords(func(r node.RecordStored) { d.Names.NoteStored(r.Key, r.Value) })

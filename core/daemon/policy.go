@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -93,9 +94,15 @@ func refusal(v policy.Verdict) error {
 
 // storePolicy decides what a peer's PUT_VALUE may store here: the name
 // system's ownership rule first (a valid record, never another key for a
-// name this node knows), then the operator's store_record hook.
+// name this node knows), then the operator's store_record hook. The name
+// service is read through d at call time: the DHT needs this hook before the
+// service exists, and a put that arrives in between is refused.
 func (d *Daemon) storePolicy(ctx context.Context, from peer.ID, rec *recpb.Record) error {
-	return d.Owners.AdmitPut(ctx, from, rec, func() error {
+	names := d.names.Load()
+	if names == nil {
+		return errors.New("this node is starting; put again in a moment")
+	}
+	return names.AdmitPut(ctx, from, rec, func() error {
 		if !d.Policy.Has("store_record") {
 			return nil
 		}

@@ -9,14 +9,19 @@ import (
 	"time"
 
 	pb "github.com/libp2p/go-libp2p-kad-dht/pb"
+	recpb "github.com/libp2p/go-libp2p-record/pb"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/avnode/avnode/core/names"
 )
 
-// pollWait bounds one holder's answer in a poll: a silent peer must not hold
-// up the resolve once the others have answered.
-const pollWait = 5 * time.Second
+const (
+	// pollWait bounds one holder's answer in a poll: a silent peer must not
+	// hold up the resolve once the others have answered.
+	pollWait = 5 * time.Second
+	// learnWait bounds learnOwner's whole poll, inside a peer's PUT or claim.
+	learnWait = 8 * time.Second
+)
 
 // vote is one holder's answer in a poll: the valid value it holds for a key.
 type vote struct {
@@ -149,10 +154,55 @@ func (s *Service) zoneByAgreement(ctx context.Context, n names.Name) ([]byte, er
 	return values[best], nil
 }
 
-// claimByAgreement is the claim of n the closest holders agree on, or nil
-// when none holds one.
-func (s *Service) claimByAgreement(ctx context.Context, n names.Name, skip peer.ID) (*names.Claim, error) {
-	p, err := s.pollHolders(ctx, names.ClaimKey(n), skip, s.owners.claimOwner)
+func sortedOwners(p *poll) []string {
+	out := make([]string, 0, len(p.byOwner))
+	for k := range p.byOwner {
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool { return len(p.byOwner[out[i]]) > len(p.byOwner[out[j]]) })
+	return out
+}
+
+// learnOwner makes sure this node knows the owner of c's name before it
+// takes c (under key) from peer from: a node that knows no owner and did
+// not vote for c's key asks the name's closest holders, the sender left
+// out, and binds the owner they agree on. A node that joined after a claim
+// (or lost its records) so refuses a rival the way the holders before it
+// do, instead of taking whatever reaches it first.
+func (s *Service) learnOwner(ctx context.Context, c *names.Claim, key string, from peer.ID) error {
+	held, err := s.owners.Known(ctx, c.Name)
+	if err != nil || held != nil {
+		return err
+	}
+	if voted := s.owners.Voted(ctx, c.Name); voted != nil && voted.Owner.Equals(c.Owner) {
+		return nil // the claimant storing what this node voted for
+	}
+	select {
+	case s.holdSlots <- struct{}{}:
+		defer func() { <-s.holdSlots }()
+	default:
+		return fmt.Errorf("%s: this node is busy checking other new names with their holders; try again", c.Name)
+	}
+	ctx, cancel := context.WithTimeout(ctx, learnWait)
+	defer cancel()
+	agreed, err := s.ownerByAgreement(ctx, key, from)
+	if err != nil {
+		return fmt.Errorf("%s: %w", c.Name, err)
+	}
+	if agreed != nil {
+		_, err = s.owners.Bind(ctx, agreed)
+	}
+	return err
+}
+
+// ownerByAgreement is the claim the closest holders of key agree on (key is
+// a claim or zone key), or nil when none of them holds a value.
+func (s *Service) ownerByAgreement(ctx context.Context, key string, skip peer.ID) (*names.Claim, error) {
+	decode := s.owners.claimOwner
+	if strings.HasPrefix(key, "/"+names.ZoneNamespace+"/") {
+		decode = s.owners.zoneOwner
+	}
+	p, err := s.pollHolders(ctx, key, skip, decode)
 	if err != nil {
 		return nil, err
 	}
@@ -163,11 +213,39 @@ func (s *Service) claimByAgreement(ctx context.Context, n names.Name, skip peer.
 	return votes[0].claim, nil
 }
 
-func sortedOwners(p *poll) []string {
-	out := make([]string, 0, len(p.byOwner))
-	for k := range p.byOwner {
-		out = append(out, k)
+// AdmitPut is the DHT put path's ownership rule, for a record a peer PUTs to
+// this node: a claim or zone is validated, its owner checked against the one
+// this node knows (learnOwner first, for a name new here), then passed to
+// next (the operator's store policy), and its owner bound. kad-dht's own
+// validators refuse the same records; this runs first so that the refusal
+// says why, is logged and counted.
+func (s *Service) AdmitPut(ctx context.Context, from peer.ID, rec *recpb.Record, next func() error) error {
+	key := string(rec.GetKey())
+	refuse := func(err error) error {
+		s.owners.Refused(err, "key", key, "from", from)
+		return err
 	}
-	sort.Slice(out, func(i, j int) bool { return len(p.byOwner[out[i]]) > len(p.byOwner[out[j]]) })
-	return out
+	c, err := s.owners.Inspect(key, rec.GetValue())
+	if err != nil {
+		return refuse(err)
+	}
+	if c != nil {
+		if err := s.learnOwner(ctx, c, key, from); err != nil {
+			return refuse(err)
+		}
+		if err := s.owners.Check(ctx, c.Name, c.Owner); err != nil {
+			return refuse(err)
+		}
+	}
+	if next != nil {
+		if err := next(); err != nil {
+			return err
+		}
+	}
+	if c != nil {
+		if _, err := s.owners.Bind(ctx, c); err != nil {
+			return refuse(err)
+		}
+	}
+	return nil
 }

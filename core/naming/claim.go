@@ -52,10 +52,8 @@ func (s *Service) handleClaim(st network.Stream) {
 	frame.Write(st, statusHeld, nil)
 }
 
-// hold is one holder's vote: it holds the first claim it sees for a name,
-// for good. A holder that has no memory of the name (it joined after the
-// claim, or lost its records) asks the name's closest holders first, so
-// churn does not give a rival fresh votes from nodes that just arrived.
+// hold is one holder's vote: it holds the first claim it is asked to hold
+// for a name, for good, and never one by a key other than the owner it knows.
 func (s *Service) hold(ctx context.Context, from peer.ID, data []byte) error {
 	c, err := names.DecodeClaim(data)
 	if err != nil {
@@ -64,26 +62,8 @@ func (s *Service) hold(ctx context.Context, from peer.ID, data []byte) error {
 	if err := s.claimV.Validate(c.Key(), data); err != nil {
 		return err
 	}
-	held, err := s.owners.Known(ctx, c.Name)
-	if err != nil {
+	if err := s.learnOwner(ctx, c, c.Key(), from); err != nil {
 		return err
-	}
-	if held == nil && s.owners.Voted(ctx, c.Name) == nil {
-		select {
-		case s.holdSlots <- struct{}{}:
-		default:
-			return fmt.Errorf("claim %s: this holder is busy checking other claims; try again", c.Name)
-		}
-		agreed, err := s.claimByAgreement(ctx, c.Name, from)
-		<-s.holdSlots
-		if err != nil {
-			return fmt.Errorf("claim %s: %w", c.Name, err)
-		}
-		if agreed != nil {
-			if _, err := s.owners.Bind(ctx, agreed); err != nil {
-				return err
-			}
-		}
 	}
 	return s.owners.Vote(ctx, c)
 }
@@ -264,5 +244,5 @@ func (s *Service) lookupClaim(ctx context.Context, n names.Name) (*names.Claim, 
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Names.ResolveTimeout.D())
 	defer cancel()
-	return s.claimByAgreement(ctx, n, "")
+	return s.ownerByAgreement(ctx, names.ClaimKey(n), "")
 }

@@ -5,11 +5,13 @@ package naming
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -70,12 +72,18 @@ func newTestNode(t testing.TB, cfg *config.Config) *testNode {
 	}
 	store := dssync.MutexWrap(ds.NewMapDatastore())
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var started atomic.Pointer[Service]
 	owners, err := NewOwners(store, cfg, log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	n, err := node.New(node.Options{Config: cfg, Key: key, Datastore: store, Logger: log, Validators: owners.Validators(),
-		StorePolicy: func(ctx context.Context, from peer.ID, rec *recpb.Record) error { return owners.AdmitPut(ctx, from, rec, nil) }})
+		StorePolicy: func(ctx context.Context, from peer.ID, rec *recpb.Record) error {
+			if svc := started.Load(); svc != nil {
+				return svc.AdmitPut(ctx, from, rec, nil)
+			}
+			return errors.New("starting")
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,6 +95,7 @@ func newTestNode(t testing.TB, cfg *config.Config) *testNode {
 	if err != nil {
 		t.Fatal(err)
 	}
+	started.Store(svc)
 	svc.Start()
 	tn := &testNode{node: n, names: svc, store: store, keys: keys}
 	t.Cleanup(tn.kill)

@@ -13,7 +13,6 @@ import (
 	record "github.com/libp2p/go-libp2p-record"
 	recpb "github.com/libp2p/go-libp2p-record/pb"
 	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-base32"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
@@ -245,39 +244,6 @@ func (o *Owners) Inspect(key string, value []byte) (*names.Claim, error) {
 		return z.Claim, nil
 	}
 	return nil, nil
-}
-
-// AdmitPut is the DHT put path's ownership check, for a record a peer PUTs
-// to this node: a claim or zone is validated, refused when another key holds
-// its name, then passed to next (the operator's store policy), and its owner
-// bound if the name was new here. kad-dht's own validators refuse the same
-// records; this runs first so the refusal names its reason and is counted.
-func (o *Owners) AdmitPut(ctx context.Context, from peer.ID, rec *recpb.Record, next func() error) error {
-	key := string(rec.GetKey())
-	c, err := o.Inspect(key, rec.GetValue())
-	if err != nil {
-		o.Refused(err, "key", key, "from", from)
-		return err
-	}
-	if c != nil {
-		if err := o.Check(ctx, c.Name, c.Owner); err != nil {
-			o.Refused(err, "key", key, "from", from)
-			return err
-		}
-	}
-	if next != nil {
-		if err := next(); err != nil {
-			return err
-		}
-	}
-	if c == nil {
-		return nil
-	}
-	if _, err := o.Bind(ctx, c); err != nil {
-		o.Refused(err, "key", key, "from", from)
-		return err
-	}
-	return nil
 }
 
 // Refused counts a refused record by reason and logs it, at most about once
