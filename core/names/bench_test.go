@@ -46,7 +46,7 @@ func BenchmarkPowHash(b *testing.B) {
 }
 
 func BenchmarkValidateClaim(b *testing.B) {
-	c := witnessed(b, mint(b, "einstein.avtr", testKey(b, 1)), 10, 11, 12)
+	c := mint(b, "einstein.avtr", testKey(b, 1))
 	value := marshal(b, c)
 	v := testValidator()
 	for b.Loop() {
@@ -58,7 +58,7 @@ func BenchmarkValidateClaim(b *testing.B) {
 
 func BenchmarkValidateZone(b *testing.B) {
 	owner := testKey(b, 1)
-	c := witnessed(b, mint(b, "coolblog.code", owner), 10, 11, 12)
+	c := mint(b, "coolblog.code", owner)
 	value := sign(b, testZone(b, c, 1, Record{Type: TypeROOT, Value: testCID}, Record{Type: TypeHOST, Value: testPeerID(b, 40)}), owner)
 	v := testZoneValidator()
 	for b.Loop() {

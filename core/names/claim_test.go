@@ -3,6 +3,8 @@ package names
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"strings"
 	"testing"
@@ -18,18 +20,19 @@ import (
 
 func TestClaimRoundTrip(t *testing.T) {
 	owner := testKey(t, 1)
-	c := witnessed(t, mint(t, "einstein.avtr", owner), 10, 11)
+	c := mint(t, "einstein.avtr", owner)
 	b := marshal(t, c)
 	got, err := DecodeClaim(b)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got.Name != c.Name || !got.Owner.Equals(owner.GetPublic()) || !got.Created.Equal(testNow) ||
-		got.Difficulty != testDifficulty || got.Nonce != c.Nonce || len(got.Witnesses) != 2 {
+		got.Difficulty != testDifficulty || got.Nonce != c.Nonce || got.Work() != c.Work() {
 		t.Fatalf("decoded %+v, want %+v", got, c)
 	}
-	if n := CertifiedBy(got); n != 2 {
-		t.Fatalf("CertifiedBy = %d, want 2", n)
+	// The value is the owner's envelope and nothing else.
+	if fs := wireFields(t, b); len(fs) != 1 || fs[0].num != fSignedEnvelope {
+		t.Fatalf("claim value has fields %+v, want only the envelope", fs)
 	}
 	if again := marshal(t, got); !bytes.Equal(again, b) {
 		t.Fatal("decode then marshal must give the same bytes")
@@ -217,126 +220,6 @@ func TestClaimValidatorDefaults(t *testing.T) {
 	}
 }
 
-func TestWitnessCounting(t *testing.T) {
-	owner := testKey(t, 1)
-	c := mint(t, "einstein.avtr", owner)
-	witnessed(t, c, 10, 10, 11) // 10 twice: AddWitness ignores the repeat
-	if len(c.Witnesses) != 2 {
-		t.Fatalf("AddWitness kept a duplicate: %d witnesses", len(c.Witnesses))
-	}
-	if err := c.AddWitness(owner, testNow); !errors.Is(err, ErrBadWitness) {
-		t.Fatalf("owner witnessing itself: got %v", err)
-	}
-	if err := c.AddWitness(testKey(t, 12), testNow.Add(-time.Hour)); !errors.Is(err, ErrBadWitness) {
-		t.Fatalf("witness before the claim: got %v", err)
-	}
-
-	dup := c.Witnesses[0] // a second copy of a valid witness, added by hand
-	forged := Witness{Key: testKey(t, 13).GetPublic(), Time: testNow, Signature: bytes.Clone(c.Witnesses[1].Signature)}
-	self := signedWitness(t, c, owner, testNow)
-	early := signedWitness(t, c, testKey(t, 14), testNow.Add(-time.Second))
-	c.Witnesses = append(c.Witnesses, dup, forged, self, early)
-	want := 2
-	if n := CertifiedBy(c); n != want {
-		t.Fatalf("CertifiedBy = %d, want %d (duplicate, forged, self and early must not count)", n, want)
-	}
-	decoded, err := DecodeClaim(marshal(t, c))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := CertifiedBy(decoded); n != want {
-		t.Fatalf("after round trip CertifiedBy = %d, want %d", n, want)
-	}
-
-	// A witness signature does not carry over to another claim.
-	other := mint(t, "einstein.avtr", testKey(t, 2))
-	other.Witnesses = append(other.Witnesses, c.Witnesses[0])
-	if n := CertifiedBy(other); n != 0 {
-		t.Fatalf("transplanted witness counted: %d", n)
-	}
-}
-
-// signedWitness signs c's statement directly, bypassing AddWitness checks.
-func signedWitness(t *testing.T, c *Claim, priv crypto.PrivKey, at time.Time) Witness {
-	t.Helper()
-	sig, err := priv.Sign(c.witnessStatement(at.Unix()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return Witness{Key: priv.GetPublic(), Time: at, Signature: sig}
-}
-
-func TestWitnessLimit(t *testing.T) {
-	c := mint(t, "einstein.avtr", testKey(t, 1))
-	for i := range MaxWitnesses {
-		witnessed(t, c, byte(100+i))
-	}
-	if err := c.AddWitness(testKey(t, 99), testNow); !errors.Is(err, ErrBadWitness) {
-		t.Fatalf("witness beyond the limit: got %v", err)
-	}
-	b := marshal(t, c)
-	if err := testValidator().Validate(c.Key(), b); err != nil {
-		t.Fatalf("claim with %d witnesses: %v", MaxWitnesses, err)
-	}
-	c.Witnesses = append(c.Witnesses, signedWitness(t, c, testKey(t, 99), testNow))
-	if _, err := DecodeClaim(marshal(t, c)); !errors.Is(err, ErrTooLarge) {
-		t.Fatalf("claim with %d witnesses: got %v, want ErrTooLarge", MaxWitnesses+1, err)
-	}
-}
-
-func TestClaimSelect(t *testing.T) {
-	alice, bob := testKey(t, 1), testKey(t, 2)
-	a0 := mint(t, "einstein.avtr", alice)
-	b0 := mint(t, "einstein.avtr", bob)
-	lowerWork := a0
-	if bytes.Compare(b0.work[:], a0.work[:]) < 0 {
-		lowerWork = b0
-	}
-	a1 := witnessed(t, mint(t, "einstein.avtr", alice), 10)
-	b3 := witnessed(t, mint(t, "einstein.avtr", bob), 20, 21, 22)
-	a3 := witnessed(t, mint(t, "einstein.avtr", alice), 10, 11, 12)
-	a5 := witnessed(t, mint(t, "einstein.avtr", alice), 10, 11, 12, 13, 14)
-	forgedA := mint(t, "einstein.avtr", alice)
-	forgedA.Witnesses = []Witness{{Key: testKey(t, 30).GetPublic(), Time: testNow, Signature: make([]byte, 64)},
-		{Key: testKey(t, 31).GetPublic(), Time: testNow, Signature: make([]byte, 64)}}
-
-	tests := []struct {
-		name   string
-		claims []*Claim
-		want   *Claim
-	}{
-		{"two keys race uncertified: lower work wins", []*Claim{a0, b0}, lowerWork},
-		{"a witness beats none", []*Claim{b0, a1}, a1},
-		{"certified beats uncertified", []*Claim{a1, b3}, b3},
-		{"more witnesses win among certified", []*Claim{b3, a5}, a5},
-		{"forged witnesses do not count", []*Claim{forgedA, a1}, a1},
-		{"same key merges to most witnesses", []*Claim{a0, a1, a3}, a3},
-		{"five-way race", []*Claim{a0, b0, a1, b3, forgedA}, b3},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			values := make([][]byte, len(tt.claims))
-			for i, c := range tt.claims {
-				values[i] = marshal(t, c)
-			}
-			want := marshal(t, tt.want)
-			permutations(len(values), func(order []int) {
-				shuffled := make([][]byte, len(order))
-				for i, j := range order {
-					shuffled[i] = values[j]
-				}
-				i, err := testValidator().Select(tt.want.Key(), shuffled)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !bytes.Equal(shuffled[i], want) {
-					t.Fatalf("order %v picked a different claim", order)
-				}
-			})
-		})
-	}
-}
-
 func TestClaimSelectSkipsInvalid(t *testing.T) {
 	good := marshal(t, mint(t, "einstein.avtr", testKey(t, 1)))
 	other := marshal(t, mint(t, "newton.avtr", testKey(t, 2)))
@@ -353,41 +236,6 @@ func TestClaimSelectSkipsInvalid(t *testing.T) {
 	}
 }
 
-func TestHolderCheck(t *testing.T) {
-	alice, bob := testKey(t, 1), testKey(t, 2)
-	a0 := marshal(t, mint(t, "einstein.avtr", alice))
-	a2 := marshal(t, witnessed(t, mint(t, "einstein.avtr", alice), 10, 11))
-	b3 := marshal(t, witnessed(t, mint(t, "einstein.avtr", bob), 10, 11, 12))
-	newton := marshal(t, mint(t, "newton.avtr", alice))
-	tests := []struct {
-		name               string
-		existing, incoming []byte
-		want               error
-	}{
-		{"first claim", nil, a0, nil},
-		{"same claim again", a0, a0, nil},
-		{"same key, more witnesses", a0, a2, nil},
-		{"same key, fewer witnesses", a2, a0, ErrWorseClaim},
-		{"other key, even certified", a0, b3, ErrNameTaken},
-		{"other name", a0, newton, ErrNameMismatch},
-		{"damaged store", []byte("junk"), a0, nil},
-		{"junk incoming", a0, []byte("junk"), ErrMalformed},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := HolderCheck(tt.existing, tt.incoming)
-			if !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
-				t.Fatalf("got %v, want %v", err, tt.want)
-			}
-		})
-	}
-	err := HolderCheck(a0, b3)
-	want := "claim einstein.avtr: name already held by key " + KeyID(alice.GetPublic()) + "; choose another name"
-	if err == nil || !strings.HasPrefix(err.Error(), want) {
-		t.Fatalf("message %q, want prefix %q", err, want)
-	}
-}
-
 func TestKeyID(t *testing.T) {
 	id := KeyID(testKey(t, 1).GetPublic())
 	if !strings.HasPrefix(id, "k51") || id != KeyID(testKey(t, 1).GetPublic()) || id == KeyID(testKey(t, 2).GetPublic()) {
@@ -398,32 +246,160 @@ func TestKeyID(t *testing.T) {
 	}
 }
 
-func TestCertified(t *testing.T) {
-	c := witnessed(t, mint(t, "einstein.avtr", testKey(t, 1)), 10, 11)
-	v := testValidator()
-	if v.Certified(c) {
-		t.Fatal("2 witnesses must not reach quorum 3")
-	}
-	if !v.Certified(witnessed(t, c, 12)) {
-		t.Fatal("3 witnesses must reach quorum 3")
-	}
-}
-
-func TestMergeWitnesses(t *testing.T) {
-	owner := testKey(t, 1)
-	c := mint(t, "einstein.avtr", owner)
-	copyB, err := DecodeClaim(marshal(t, c)) // the same signed claim, stored elsewhere
+// TestClaimWork recomputes the proof-of-work hash from the README formula.
+func TestClaimWork(t *testing.T) {
+	c := mint(t, "einstein.avtr", testKey(t, 1))
+	ownerKey, err := crypto.MarshalPublicKey(c.Owner)
 	if err != nil {
 		t.Fatal(err)
 	}
-	witnessed(t, c, 10, 11)
-	witnessed(t, copyB, 11, 12)
-	copyB.Witnesses = append(copyB.Witnesses, Witness{Key: testKey(t, 13).GetPublic(), Time: testNow, Signature: make([]byte, 64)})
-	if n := c.MergeWitnesses(copyB); n != 1 || CertifiedBy(c) != 3 {
-		t.Fatalf("merged %d, certified by %d; want 1 and 3", n, CertifiedBy(c))
+	name := c.Name.String()
+	in := append([]byte("avtr-claim-pow/v1"), 0)
+	in = binary.AppendUvarint(in, uint64(len(name)))
+	in = append(in, name...)
+	in = binary.AppendUvarint(in, uint64(len(ownerKey)))
+	in = append(in, ownerKey...)
+	in = binary.BigEndian.AppendUint64(in, uint64(c.Created.Unix()))
+	in = binary.BigEndian.AppendUint32(in, uint32(c.Difficulty))
+	seed := sha256.Sum256(in)
+	want := sha256.Sum256(binary.BigEndian.AppendUint64(seed[:], c.Nonce))
+	if c.Work() != want {
+		t.Fatalf("Work() = %x, want %x", c.Work(), want)
 	}
-	other := witnessed(t, mintAt(t, "einstein.avtr", owner, testDifficulty, testNow.Add(time.Second)), 14) // re-minted: another claim
-	if n := c.MergeWitnesses(other); n != 0 {
-		t.Fatalf("merged %d witnesses of a different claim", n)
+	if got := leadingZeros(c.Work()); got < c.Difficulty {
+		t.Fatalf("work has %d leading zero bits, difficulty is %d", got, c.Difficulty)
+	}
+	decoded, err := DecodeClaim(marshal(t, c))
+	if err != nil || decoded.Work() != want {
+		t.Fatalf("decoded work %x, %v", decoded.Work(), err)
+	}
+}
+
+func TestCompareClaims(t *testing.T) {
+	alice, bob := testKey(t, 1), testKey(t, 2)
+	a := mint(t, "einstein.avtr", alice)
+	b := mintWhere(t, "einstein.avtr", bob, func(c *Claim) bool { return lowerWork(c, a) })
+	if CompareClaims(b, a) != 1 || CompareClaims(a, b) != -1 {
+		t.Fatalf("lower work must win: CompareClaims(b, a) = %d, (a, b) = %d", CompareClaims(b, a), CompareClaims(a, b))
+	}
+	again, err := DecodeClaim(marshal(t, a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if CompareClaims(a, again) != 0 {
+		t.Fatal("a claim and its decoded copy must rank equal")
+	}
+}
+
+// TestClaimSelect: Select picks the lowest work hash whatever the keys,
+// creation times and order, and every permutation picks the same value.
+func TestClaimSelect(t *testing.T) {
+	alice, bob := testKey(t, 1), testKey(t, 2)
+	a0 := mint(t, "einstein.avtr", alice)
+	bBetter := mintWhere(t, "einstein.avtr", bob, func(c *Claim) bool { return lowerWork(c, a0) })
+	bWorse := mintWhere(t, "einstein.avtr", bob, func(c *Claim) bool { return lowerWork(a0, c) })
+	aWorse := mintWhere(t, "einstein.avtr", alice, func(c *Claim) bool { return lowerWork(a0, c) && !bytes.Equal(marshal(t, c), marshal(t, a0)) })
+	junk := []byte("junk")
+	newton := marshal(t, mint(t, "newton.avtr", alice))
+
+	tests := []struct {
+		name   string
+		values [][]byte
+		want   []byte
+	}{
+		{"two keys: lower work wins", [][]byte{marshal(t, a0), marshal(t, bWorse)}, marshal(t, a0)},
+		{"two keys: lower work wins, even the later one", [][]byte{marshal(t, a0), marshal(t, bBetter)}, marshal(t, bBetter)},
+		{"one key minted twice", [][]byte{marshal(t, aWorse), marshal(t, a0)}, marshal(t, a0)},
+		{"copies of one claim", [][]byte{marshal(t, a0), marshal(t, bWorse), marshal(t, a0)}, marshal(t, a0)},
+		{"two owners, invalid values among them",
+			[][]byte{marshal(t, a0), junk, marshal(t, bBetter), newton, marshal(t, aWorse), marshal(t, bWorse)}, marshal(t, bBetter)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			permutations(len(tt.values), func(order []int) {
+				shuffled := make([][]byte, len(order))
+				for i, j := range order {
+					shuffled[i] = tt.values[j]
+				}
+				i, err := testValidator().Select("/avtr-claim/einstein.avtr", shuffled)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(shuffled[i], tt.want) {
+					t.Fatalf("order %v picked value %d, another claim", order, i)
+				}
+			})
+		})
+	}
+}
+
+func TestClaimDecodeValid(t *testing.T) {
+	c := mint(t, "einstein.avtr", testKey(t, 1))
+	b := marshal(t, c)
+	got, err := testValidator().DecodeValid(c.Key(), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Name != c.Name || !got.Owner.Equals(c.Owner) || got.Work() != c.Work() || !bytes.Equal(marshal(t, got), b) {
+		t.Fatalf("DecodeValid = %+v, want %+v", got, c)
+	}
+	// It refuses exactly what Validate refuses, with the same error.
+	for key, value := range map[string][]byte{
+		"/avtr-claim/newton.avtr":   b,
+		"/avtr-claim/einstein.avtr": append(bytes.Clone(b), 0x50, 0x01),
+		"/avtr-zone/einstein.avtr":  b,
+	} {
+		c, err := testValidator().DecodeValid(key, value)
+		verr := testValidator().Validate(key, value)
+		if err == nil || c != nil || verr == nil || err.Error() != verr.Error() {
+			t.Errorf("DecodeValid(%s) = %v, %v; Validate = %v", key, c, err, verr)
+		}
+	}
+}
+
+// TestHolderCheck: whoever holds a name refuses every other key, and a
+// better work hash does not change that.
+func TestHolderCheck(t *testing.T) {
+	alice, bob := testKey(t, 1), testKey(t, 2)
+	held := mint(t, "einstein.avtr", alice)
+	rival := mintWhere(t, "einstein.avtr", bob, func(c *Claim) bool { return lowerWork(c, held) })
+	einstein, api, newton := mustParse(t, "einstein.avtr"), mustParse(t, "api.einstein.avtr"), mustParse(t, "newton.avtr")
+	tests := []struct {
+		name     string
+		held     *Claim
+		target   Name
+		incoming crypto.PubKey
+		want     error
+	}{
+		{"nothing held", nil, einstein, bob.GetPublic(), nil},
+		{"nothing held, sub name", nil, api, bob.GetPublic(), nil},
+		{"same key", held, einstein, alice.GetPublic(), nil},
+		{"same key, record of a sub name", held, api, alice.GetPublic(), nil},
+		{"other key", held, einstein, bob.GetPublic(), ErrNameTaken},
+		{"other key with a lower work hash", held, einstein, rival.Owner, ErrNameTaken},
+		{"other key, sub name", held, api, bob.GetPublic(), ErrNameTaken},
+		{"held claim of another name", held, newton, alice.GetPublic(), ErrNameMismatch},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := HolderCheck(tt.held, tt.target, tt.incoming)
+			if !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+				t.Fatalf("got %v, want %v", err, tt.want)
+			}
+		})
+	}
+
+	// Select alone would take the rival: it is a tie-break, not ownership.
+	if i, err := testValidator().Select(held.Key(), [][]byte{marshal(t, held), marshal(t, rival)}); err != nil || i != 1 {
+		t.Fatalf("Select = %d, %v; want the rival's lower work hash", i, err)
+	}
+
+	err := HolderCheck(held, einstein, bob.GetPublic())
+	want := "einstein.avtr is held by key " + KeyID(alice.GetPublic()) + "; refused a record by key " + KeyID(bob.GetPublic())
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("message %q, want prefix %q", err, want)
+	}
+	if !strings.HasPrefix(KeyID(alice.GetPublic()), "k51") || KeyID(alice.GetPublic()) == KeyID(bob.GetPublic()) {
+		t.Fatal("the message must name both keys in their k51… form")
 	}
 }

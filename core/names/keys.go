@@ -10,11 +10,11 @@ import (
 	"github.com/multiformats/go-multibase"
 )
 
-// acceptedKeyTypes lists the key types this version verifies, for identity
-// keys and witness node keys alike. Every signed format carries the key's type
-// (crypto.MarshalPublicKey), so a post-quantum type is added here, not by a
-// new wire format. RSA and the others libp2p knows are refused on purpose:
-// large keys and slow checks for no benefit.
+// acceptedKeyTypes lists the key types this version verifies for identity
+// keys. Every signed format carries the key's type (crypto.MarshalPublicKey),
+// so a post-quantum type is added here, not by a new wire format. RSA and the
+// others libp2p knows are refused on purpose: large keys and slow checks for
+// no benefit.
 var acceptedKeyTypes = map[cryptopb.KeyType]bool{
 	cryptopb.KeyType_Ed25519: true,
 }
@@ -52,7 +52,7 @@ func marshalKey(pub crypto.PubKey) ([]byte, error) {
 
 // decodeKey reads crypto.MarshalPublicKey bytes. It refuses key types we do
 // not verify and any encoding other than the canonical one, so one key has
-// exactly one byte form (proof of work and witness statements depend on it).
+// exactly one byte form (the proof of work depends on it).
 func decodeKey(b []byte) (crypto.PubKey, error) {
 	var kp cryptopb.PublicKey
 	if err := unmarshalStrict(b, &kp); err != nil {

@@ -127,7 +127,7 @@ func (z *Zone) RecordsFor(label string) []Record {
 
 // Sign checks z and signs it with the owner's key, filling in z.Owner, and
 // returns the bytes to store under z.Key(). z.Claim must be the owner's claim
-// of z.Name; embed the best copy you have (most witnesses).
+// of z.Name; the zone signs the hash of exactly that claim.
 func (z *Zone) Sign(ownerPriv crypto.PrivKey) ([]byte, error) {
 	pub := ownerPriv.GetPublic()
 	if err := z.checkForSigning(pub); err != nil {
@@ -152,7 +152,7 @@ func (z *Zone) Sign(ownerPriv crypto.PrivKey) ([]byte, error) {
 		return nil, fmt.Errorf("zone %s: encode: %w", z.Name, err)
 	}
 	if err := checkSize("zone "+z.Name.String(), b); err != nil {
-		return nil, fmt.Errorf("%w; remove records or embed a claim with fewer witnesses", err)
+		return nil, fmt.Errorf("%w; remove records", err)
 	}
 	z.Owner, z.claimBytes, z.signed = pub, claim, b
 	return b, nil
@@ -260,8 +260,8 @@ func claimHash(claim []byte) []byte {
 }
 
 // MatchOwner checks that zone z is signed by the owner of claim c, the claim
-// a resolver trusts (e.g. the one it pinned), which may be a better copy than
-// the one embedded in z.
+// a resolver trusts (e.g. the one it pinned), which may be a different claim
+// of the same owner from the one embedded in z.
 func MatchOwner(c *Claim, z *Zone) error {
 	if c.Name != z.Name {
 		return fmt.Errorf("zone %s: claim is for %s: %w", z.Name, c.Name, ErrNameMismatch)

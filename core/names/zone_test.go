@@ -2,11 +2,14 @@ package names
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
 	recordpb "github.com/libp2p/go-libp2p/core/record/pb"
 	"google.golang.org/protobuf/proto"
 
@@ -17,7 +20,7 @@ const testCID = "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"
 
 func TestZoneRoundTrip(t *testing.T) {
 	owner := testKey(t, 1)
-	c := witnessed(t, mint(t, "coolblog.code", owner), 10)
+	c := mint(t, "coolblog.code", owner)
 	z := testZone(t, c, 7,
 		Record{Type: TypeROOT, Value: testCID},
 		Record{Type: TypeHOST, Value: testPeerID(t, 40)},
@@ -31,7 +34,7 @@ func TestZoneRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got.Name != z.Name || !got.Owner.Equals(owner.GetPublic()) || got.Seq != 7 ||
-		!got.Expiry.Equal(z.Expiry) || got.TTL != time.Hour || len(got.Records) != 5 || CertifiedBy(got.Claim) != 1 {
+		!got.Expiry.Equal(z.Expiry) || got.TTL != time.Hour || len(got.Records) != 5 || got.Claim.Work() != c.Work() {
 		t.Fatalf("decoded %+v, want %+v", got, z)
 	}
 	for i, r := range z.Records {
@@ -57,6 +60,31 @@ func TestZoneRoundTrip(t *testing.T) {
 	}
 	if again, err := DecodeClaim(got.SignedClaim()); err != nil || !again.Owner.Equals(owner.GetPublic()) {
 		t.Fatalf("SignedClaim() does not decode to the owner's claim: %v", err)
+	}
+	if !bytes.Equal(got.SignedClaim(), marshal(t, c)) || !bytes.Equal(wireValue(t, b, fSignedClaim), marshal(t, c)) {
+		t.Fatal("the zone must carry the owner's claim bytes unchanged")
+	}
+}
+
+// TestZoneWireFormat pins what the owner signs: payload type 0x300a03 and
+// claim_hash = sha256 of the embedded SignedClaim bytes.
+func TestZoneWireFormat(t *testing.T) {
+	owner := testKey(t, 1)
+	c := mint(t, "coolblog.code", owner)
+	b := sign(t, testZone(t, c, 1), owner)
+	env := wireValue(t, b, fSignedEnvelope)
+	if got, want := wireValue(t, env, fEnvPayloadType), binary.AppendUvarint(nil, 0x300a03); !bytes.Equal(got, want) {
+		t.Fatalf("zone payload type %x, want %x", got, want)
+	}
+	var p pb.ZonePayload
+	if err := proto.Unmarshal(wireValue(t, env, fEnvPayload), &p); err != nil {
+		t.Fatal(err)
+	}
+	if want := sha256.Sum256(wireValue(t, b, fSignedClaim)); !bytes.Equal(p.GetClaimHash(), want[:]) {
+		t.Fatalf("claim_hash %x, want sha256 of the embedded claim %x", p.GetClaimHash(), want)
+	}
+	if got, want := wireValue(t, wireValue(t, b, fSignedClaim), fSignedEnvelope), wireValue(t, marshal(t, c), fSignedEnvelope); !bytes.Equal(got, want) {
+		t.Fatal("embedded claim envelope differs from the claim's")
 	}
 }
 
@@ -228,6 +256,7 @@ func TestZoneValidate(t *testing.T) {
 		{"flip signature bit", "/avtr-zone/coolblog.code", flip(func(e *recordpb.Envelope) { e.Signature[0] ^= 0x80 }), ErrBadSignature},
 		{"flip payload bit", "/avtr-zone/coolblog.code", flip(func(e *recordpb.Envelope) { e.Payload[5] ^= 1 }), ErrBadSignature},
 		{"claim envelope in zone", "/avtr-zone/coolblog.code", flip(func(e *recordpb.Envelope) { e.PayloadType = claimCodec }), ErrMalformed},
+		{"old zone payload type 0x300a02", "/avtr-zone/coolblog.code", flip(func(e *recordpb.Envelope) { e.PayloadType = binary.AppendUvarint(nil, 0x300a02) }), ErrMalformed},
 		{"oversized", "/avtr-zone/coolblog.code", make([]byte, MaxRecordSize+1), ErrTooLarge},
 		{"malformed", "/avtr-zone/coolblog.code", []byte{0x0a, 0xff}, ErrMalformed},
 	}
@@ -254,24 +283,27 @@ func TestZoneEveryBitFlip(t *testing.T) {
 	}
 }
 
+// TestZoneSelect: the owner is the key of the embedded claim with the lower
+// work hash; among that owner's zones the highest seq, then the later expiry
+// wins. Every permutation picks the same value.
 func TestZoneSelect(t *testing.T) {
 	alice, bob := testKey(t, 1), testKey(t, 2)
-	ca := witnessed(t, mint(t, "coolblog.code", alice), 10, 11, 12)
-	caBare := mint(t, "coolblog.code", alice)
-	cb := mint(t, "coolblog.code", bob)
-	zone := func(c *Claim, key int, seq uint64, expiry time.Duration) []byte {
+	ca := mint(t, "coolblog.code", alice)
+	caWorse := mintWhere(t, "coolblog.code", alice, func(c *Claim) bool { return lowerWork(ca, c) }) // alice minted again
+	cbWorse := mintWhere(t, "coolblog.code", bob, func(c *Claim) bool { return lowerWork(ca, c) })
+	cbBetter := mintWhere(t, "coolblog.code", bob, func(c *Claim) bool { return lowerWork(c, ca) })
+	zone := func(c *Claim, key crypto.PrivKey, seq uint64, expiry time.Duration) []byte {
 		z := testZone(t, c, seq)
 		z.Expiry = testNow.Add(expiry)
-		if key == 2 {
-			return sign(t, z, bob)
-		}
-		return sign(t, z, alice)
+		return sign(t, z, key)
 	}
-	a1 := zone(ca, 1, 1, time.Hour)
-	a2 := zone(ca, 1, 2, time.Hour)
-	a2later := zone(ca, 1, 2, 2*time.Hour)
-	a3bare := zone(caBare, 1, 3, time.Hour)
-	bHuge := zone(cb, 2, ^uint64(0), 48*time.Hour)
+	a1 := zone(ca, alice, 1, time.Hour)
+	a2 := zone(ca, alice, 2, time.Hour)
+	a2later := zone(ca, alice, 2, 2*time.Hour)
+	a3worse := zone(caWorse, alice, 3, time.Hour)
+	bHuge := zone(cbWorse, bob, ^uint64(0), 48*time.Hour)
+	bBetter := zone(cbBetter, bob, 1, time.Hour)
+	expired := zone(cbBetter, bob, 9, -time.Hour)
 
 	tests := []struct {
 		name   string
@@ -280,9 +312,11 @@ func TestZoneSelect(t *testing.T) {
 	}{
 		{"higher seq wins", [][]byte{a1, a2}, a2},
 		{"same seq: later expiry wins", [][]byte{a2, a2later, a1}, a2later},
-		{"same owner, weaker claim copy, newer seq wins", [][]byte{a2, a3bare}, a3bare},
+		{"owner's zone on its other claim, newer seq wins", [][]byte{a2, a3worse}, a3worse},
 		{"another key's higher seq cannot displace the owner", [][]byte{a1, bHuge}, a1},
-		{"all together", [][]byte{a1, bHuge, a2, a3bare, a2later}, a3bare},
+		{"a lower work hash picks the owner", [][]byte{a2later, bBetter, a3worse}, bBetter},
+		{"expired zones do not count", [][]byte{a1, expired, a2}, a2},
+		{"all together", [][]byte{a1, bHuge, a2, a3worse, a2later}, a3worse},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -303,6 +337,32 @@ func TestZoneSelect(t *testing.T) {
 	}
 	if _, err := testZoneValidator().Select("/avtr-zone/coolblog.code", [][]byte{[]byte("x")}); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("Select of only invalid values: %v", err)
+	}
+}
+
+func TestZoneDecodeValid(t *testing.T) {
+	owner := testKey(t, 1)
+	c := mint(t, "coolblog.code", owner)
+	b := sign(t, testZone(t, c, 4, Record{Type: TypeTXT, Value: "hi"}), owner)
+	z, err := testZoneValidator().DecodeValid("/avtr-zone/coolblog.code", b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if z.Seq != 4 || !z.Owner.Equals(owner.GetPublic()) || !bytes.Equal(z.Signed(), b) || z.Claim.Work() != c.Work() {
+		t.Fatalf("DecodeValid = %+v", z)
+	}
+	expired := testZone(t, c, 5)
+	expired.Expiry = testNow
+	for key, value := range map[string][]byte{
+		"/avtr-zone/newblog.code":   b,
+		"/avtr-claim/coolblog.code": b,
+		"/avtr-zone/coolblog.code":  sign(t, expired, owner),
+	} {
+		z, err := testZoneValidator().DecodeValid(key, value)
+		verr := testZoneValidator().Validate(key, value)
+		if err == nil || z != nil || verr == nil || err.Error() != verr.Error() {
+			t.Errorf("DecodeValid(%s) = %v, %v; Validate = %v", key, z, err, verr)
+		}
 	}
 }
 
