@@ -45,6 +45,10 @@ type Config struct {
 		ProtocolPrefix  string   `koanf:"protocol_prefix" json:"protocol_prefix"`
 		RecordMaxAge    Duration `koanf:"record_max_age" json:"record_max_age"`
 		RefreshInterval Duration `koanf:"refresh_interval" json:"refresh_interval"`
+		// Routing-table peer diversity (core/node/diversity.go).
+		MaxPeersPerIPGroup       int  `koanf:"max_peers_per_ip_group" json:"max_peers_per_ip_group"`
+		MaxPeersPerIPGroupPerCpl int  `koanf:"max_peers_per_ip_group_per_cpl" json:"max_peers_per_ip_group_per_cpl"`
+		DiversityExemptLocal     bool `koanf:"diversity_exempt_local" json:"diversity_exempt_local"`
 	} `koanf:"dht" json:"dht"`
 	Names struct {
 		ClaimDifficulty   int      `koanf:"claim_difficulty" json:"claim_difficulty"`
@@ -358,6 +362,12 @@ func (c *Config) validateDHT() error {
 	}
 	if c.DHT.RefreshInterval <= 0 {
 		return fmt.Errorf("dht.refresh_interval: must be a positive duration, like 10m")
+	}
+	if c.DHT.MaxPeersPerIPGroup < 0 || c.DHT.MaxPeersPerIPGroupPerCpl < 0 {
+		return fmt.Errorf("dht.max_peers_per_ip_group and dht.max_peers_per_ip_group_per_cpl: must be 0 (off) or more, like 3 and 2")
+	}
+	if c.DHT.MaxPeersPerIPGroup > 0 && c.DHT.MaxPeersPerIPGroupPerCpl == 0 {
+		return fmt.Errorf("dht.max_peers_per_ip_group_per_cpl: 0 would admit no peer of any group while dht.max_peers_per_ip_group is %d; set it (2 is the default) or set both to 0 to turn the filter off", c.DHT.MaxPeersPerIPGroup)
 	}
 	return nil
 }

@@ -93,7 +93,7 @@ func New(opts Options) (*Node, error) {
 	}
 	var kad *dht.IpfsDHT
 	hostOpts = append(hostOpts, libp2p.Routing(func(h host.Host) (routing.PeerRouting, error) {
-		kad, err = dht.New(h, n.dhtOptions(opts)...)
+		kad, err = dht.New(h, n.dhtOptions(h, opts)...)
 		n.kad.Store(kad)
 		return kad, err
 	}))
@@ -160,7 +160,7 @@ func (n *Node) hostOptions(opts Options) ([]libp2p.Option, error) {
 	return hostOpts, nil
 }
 
-func (n *Node) dhtOptions(opts Options) []dht.Option {
+func (n *Node) dhtOptions(h host.Host, opts Options) []dht.Option {
 	cfg := opts.Config
 	validator := record.NamespacedValidator{"pk": record.PublicKeyValidator{}}
 	for ns, v := range opts.Validators {
@@ -173,6 +173,9 @@ func (n *Node) dhtOptions(opts Options) []dht.Option {
 		dht.Validator(validator),
 		dht.MaxRecordAge(cfg.DHT.RecordMaxAge.D()),
 		dht.RoutingTableRefreshPeriod(cfg.DHT.RefreshInterval.D()),
+	}
+	if cfg.DHT.MaxPeersPerIPGroup > 0 {
+		dhtOpts = append(dhtOpts, dht.RoutingTablePeerDiversityFilter(newDiversityFilter(h, cfg)))
 	}
 	if opts.Datastore != nil {
 		store := namespace.Wrap(opts.Datastore, ds.NewKey("/dht"))
