@@ -93,9 +93,11 @@ func newNameCmd(g *globals) *cobra.Command {
 		Short: "Claim a name for an identity key, for good",
 		Long: `claim binds NAME (label.topic, e.g. einstein.avtr; an://einstein:avtr also works)
 to an identity key. It computes the network's proof of work, asks the 20 DHT
-peers closest to the name to witness that they held no other claim for it,
-and stores the certified claim. Once held, a name cannot be claimed by another
-key: holders refuse it and resolvers ignore it.`,
+peers closest to the name to hold the claim (each holds only the first claim
+it is asked to, and refuses any other key), and once a majority of them does,
+stores the claim and an empty zone. Once held, a name cannot be taken by
+another key: every node that knows its owner refuses records by any other,
+and says so: "NAME is held by key k51…; refused a record by key k51…".`,
 		Example: "  avnode key gen einstein\n  avnode name claim einstein.avtr --key einstein",
 		Args:    exactArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -1,5 +1,5 @@
 // Package frame is the small wire format the node's own protocols share
-// (claim witnessing, block exchange): a status byte, a uvarint length, and
+// (the claim protocol, block exchange): a status byte, a uvarint length, and
 // that many bytes. Lengths are checked against a limit before anything is
 // allocated, so a peer cannot make the reader buffer more than it allows.
 package frame

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	pb "github.com/libp2p/go-libp2p-kad-dht/pb"
@@ -54,40 +53,62 @@ func (s *Service) pollHolders(ctx context.Context, key string, skip peer.ID, dec
 	if err != nil {
 		return nil, err
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // the answers no longer needed once the poll is decided
+	type answer struct {
+		id    peer.ID
+		value []byte
+		err   error
+	}
+	answers := make(chan answer, len(peers))
 	p := &poll{key: key, byOwner: map[string][]vote{}, errs: map[peer.ID]string{}}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
 	for _, id := range peers {
 		if id == skip || id == s.host.ID() {
 			continue
 		}
 		p.asked++
-		wg.Add(1)
 		go func() {
-			defer wg.Done()
 			ctx, cancel := context.WithTimeout(ctx, pollWait)
 			defer cancel()
 			rec, _, err := messenger.GetValue(ctx, id, key)
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err != nil:
-				p.errs[id] = err.Error()
-			case rec == nil:
-			default:
-				c, err := decode(key, rec.GetValue())
-				if err != nil {
-					p.invalid++
-					return
-				}
-				p.answered++
-				owner := names.KeyID(c.Owner)
-				p.byOwner[owner] = append(p.byOwner[owner], vote{peer: id, value: rec.GetValue(), claim: c})
-			}
+			answers <- answer{id: id, value: rec.GetValue(), err: err}
 		}()
 	}
-	wg.Wait()
+	for pending := p.asked; pending > 0 && !p.decided(pending); pending-- {
+		a := <-answers
+		switch {
+		case a.err != nil:
+			p.errs[a.id] = a.err.Error()
+		case a.value == nil:
+		default:
+			c, err := decode(key, a.value)
+			if err != nil {
+				p.invalid++
+				continue
+			}
+			p.answered++
+			owner := names.KeyID(c.Owner)
+			p.byOwner[owner] = append(p.byOwner[owner], vote{peer: a.id, value: a.value, claim: c})
+		}
+	}
 	return p, nil
+}
+
+// decided reports whether the pending answers can no longer change the
+// winner: the leading owner is ahead of every other by more than pending,
+// and has at least a majority of the holders asked. A silent or slow holder
+// then holds nobody up.
+func (p *poll) decided(pending int) bool {
+	lead, second := 0, 0
+	for _, v := range p.byOwner {
+		switch n := len(v); {
+		case n > lead:
+			lead, second = n, lead
+		case n > second:
+			second = n
+		}
+	}
+	return lead > p.asked/2 && lead-second > pending
 }
 
 // winner is the rule a resolver that knows no owner decides by: the owner

@@ -120,9 +120,9 @@ func newTestNetwork(t testing.TB, n int, tweak func(*config.Config)) []*testNode
 		targets := []*testNode{nodes[0], nodes[rand.IntN(i+1)], nodes[rand.IntN(i+1)]}
 		for _, other := range targets {
 			info := peer.AddrInfo{ID: other.id(), Addrs: other.node.Host.Addrs()}
-			if err := tn.node.Host.Connect(ctx, info); err != nil {
-				t.Fatalf("connect: %v", err)
-			}
+			// A dial can cross one the DHT started the other way and be
+			// reset; the next attempt finds the connection made.
+			waitFor(t, 10*time.Second, "connect", func() error { return tn.node.Host.Connect(ctx, info) })
 		}
 	}
 	for _, tn := range nodes {

@@ -1,5 +1,5 @@
 // Package naming runs the name system on the node's DHT: claiming names
-// (with witness countersignatures from the closest peers), publishing signed
+// (the closest peers agree to hold the first claim they see), publishing signed
 // zones, resolving all three layers with caches, and keeping records alive by
 // republishing. The record formats and their validation live in core/names;
 // this package moves them over the network and remembers what it has seen.
