@@ -52,14 +52,14 @@ type Options struct {
 
 // Daemon is a running node with its control API and metrics.
 type Daemon struct {
-	Repo    *repo.Repo
-	Config  *config.Config
-	Node    *node.Node
-	Names   *naming.Service
-	Owners  *naming.Owners // who owns each name, as this node knows it
+	Repo   *repo.Repo
+	Config *config.Config
+	Node   *node.Node
+	Names  *naming.Service
+	Owners *naming.Owners // who owns each name, as this node knows it
 	// names is Names for the DHT's put hook, which runs from before
 	// Names exists (storePolicy).
-	names atomic.Pointer[naming.Service]
+	names   atomic.Pointer[naming.Service]
 	Hosting *hosting.Service
 	Plugins *plugins.Manager
 	// Services are what roles run for users (the gateway), for `avnode id`.
