@@ -166,6 +166,8 @@ func HolderCheck(held *Claim, name Name, incoming crypto.PubKey) error {
 	switch {
 	case held == nil:
 		return nil
+	case incoming == nil:
+		return fmt.Errorf("%s: a record with no key: %w", name, ErrMalformed)
 	case held.Name != name.Registered():
 		return fmt.Errorf("%s: compared with a held claim for %s; this is a bug in the caller: %w", name, held.Name, ErrNameMismatch)
 	case !held.Owner.Equals(incoming):

@@ -108,7 +108,11 @@ func (o *Owners) Known(ctx context.Context, n names.Name) (*names.Claim, error) 
 	if c == nil {
 		return nil, nil
 	}
-	return o.Bind(ctx, c)
+	held, err := o.Bind(ctx, c)
+	if errors.Is(err, names.ErrNameTaken) {
+		return held, nil // bound meanwhile by another path: that one stands
+	}
+	return held, err
 }
 
 // heldInDHT reads the claim of n from the records the DHT keeps on this node.
@@ -119,8 +123,12 @@ func (o *Owners) heldInDHT(ctx context.Context, n names.Name) *names.Claim {
 		}
 	}
 	if v := o.dhtValue(ctx, names.ZoneKey(n)); v != nil {
+		// An expired zone still carries its owner's claim; the claim must
+		// meet the network's rules like a stored one.
 		if z, err := names.DecodeZone(v); err == nil && z.Name == n {
-			return z.Claim
+			if c, err := o.claimV.DecodeValid(names.ClaimKey(n), z.SignedClaim()); err == nil {
+				return c
+			}
 		}
 	}
 	return nil
