@@ -8,6 +8,7 @@ import (
 	"time"
 
 	pb "github.com/libp2p/go-libp2p-kad-dht/pb"
+	kb "github.com/libp2p/go-libp2p-kbucket"
 	recpb "github.com/libp2p/go-libp2p-record/pb"
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -45,9 +46,9 @@ type poll struct {
 // nothing better to rank by than who holds what, so it needs every answer.
 // The peer skip (the one asking this node to hold a claim) has no vote.
 func (s *Service) pollHolders(ctx context.Context, key string, skip peer.ID, decode func(string, []byte) (*names.Claim, error)) (*poll, error) {
-	peers, err := s.dht.GetClosestPeers(ctx, key)
-	if err != nil && len(peers) == 0 {
-		return nil, fmt.Errorf("find the holders of %s: %w", key, err)
+	peers, err := s.holdersOf(ctx, key)
+	if err != nil {
+		return nil, err
 	}
 	messenger, err := pb.NewProtocolMessenger(s.dht.MessageSender())
 	if err != nil {
@@ -92,6 +93,24 @@ func (s *Service) pollHolders(ctx context.Context, key string, skip peer.ID, dec
 		}
 	}
 	return p, nil
+}
+
+// holdersOf are the peers closest to key. A node that is itself one of
+// them (a holder asked to take a record) knows its neighbourhood: its
+// routing table's nearest peers are the closest, with no lookup, which keeps
+// a claim from costing every holder a walk of the network. Any other node
+// looks them up.
+func (s *Service) holdersOf(ctx context.Context, key string) ([]peer.ID, error) {
+	k := s.dht.BucketSize()
+	near := s.dht.RoutingTable().NearestPeers(kb.ConvertKey(key), k)
+	if len(near) == k && kb.Closer(s.host.ID(), near[k-1], key) {
+		return near, nil
+	}
+	peers, err := s.dht.GetClosestPeers(ctx, key)
+	if err != nil && len(peers) == 0 {
+		return nil, fmt.Errorf("find the holders of %s: %w", key, err)
+	}
+	return peers, nil
 }
 
 // decided reports whether the pending answers can no longer change the
