@@ -1,6 +1,7 @@
 package naming
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sort"
@@ -10,7 +11,10 @@ import (
 	pb "github.com/libp2p/go-libp2p-kad-dht/pb"
 	kb "github.com/libp2p/go-libp2p-kbucket"
 	recpb "github.com/libp2p/go-libp2p-record/pb"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
 
 	"github.com/avnode/avnode/core/names"
 )
@@ -33,84 +37,158 @@ type vote struct {
 // poll is what the closest holders of a key said.
 type poll struct {
 	key      string
-	asked    int
-	answered int                // holders that returned a valid value
-	byOwner  map[string][]vote  // by names.KeyID of the owner
-	invalid  int                // holders that returned an invalid value
-	errs     map[peer.ID]string // holders that did not answer
+	asked    int               // the closest peers found
+	answered int               // of them, those that returned a valid value
+	pending  int               // of them, those that have not answered yet
+	byOwner  map[string][]vote // by names.KeyID of the owner
 }
 
-// pollHolders asks the peers closest to key for the value each holds, all at
-// once, and groups the valid answers by owner. The DHT's own lookup would
-// return one value chosen by the record's own ranking; a fresh resolver has
-// nothing better to rank by than who holds what, so it needs every answer.
-// The peer skip (the one asking this node to hold a claim) has no vote.
+// pollHolders walks the DHT toward key with GET_VALUE, as kad-dht's own
+// lookup does, but keeps every peer's answer: the DHT's lookup returns one
+// value chosen by the record's own ranking, and a node that knows no owner
+// has nothing better to rank by than who holds what. It asks the closest
+// peers it knows (pollAlpha at a time), learns closer ones from their
+// answers, and stops when the k closest it knows of have all answered, or
+// when their answers so far decide the poll. The votes are those of the k
+// closest. The peer skip (the one asking this node to take a record) is
+// neither asked nor counted.
 func (s *Service) pollHolders(ctx context.Context, key string, skip peer.ID, decode func(string, []byte) (*names.Claim, error)) (*poll, error) {
-	peers, err := s.holdersOf(ctx, key)
-	if err != nil {
-		return nil, err
-	}
 	messenger, err := pb.NewProtocolMessenger(s.dht.MessageSender())
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // the answers no longer needed once the poll is decided
-	type answer struct {
-		id    peer.ID
-		value []byte
-		err   error
+	w := &walk{target: kb.ConvertKey(key), k: s.dht.BucketSize(), self: s.host.ID(), skip: skip, known: map[peer.ID]*candidate{}}
+	for _, id := range s.dht.RoutingTable().NearestPeers(w.target, w.k) {
+		w.add(id)
 	}
-	answers := make(chan answer, len(peers))
-	p := &poll{key: key, byOwner: map[string][]vote{}, errs: map[peer.ID]string{}}
-	for _, id := range peers {
-		if id == skip || id == s.host.ID() {
-			continue
+	answers := make(chan answer, maxPollQueries)
+	for launched, inflight := 0, 0; ; {
+		top := w.top()
+		p := w.poll(key, top)
+		if p.pending == 0 || p.decided(p.pending) {
+			return p, nil
 		}
-		p.asked++
-		go func() {
-			ctx, cancel := context.WithTimeout(ctx, pollWait)
-			defer cancel()
-			rec, _, err := messenger.GetValue(ctx, id, key)
-			answers <- answer{id: id, value: rec.GetValue(), err: err}
-		}()
-	}
-	for pending := p.asked; pending > 0 && !p.decided(pending); pending-- {
-		a := <-answers
-		switch {
-		case a.err != nil:
-			p.errs[a.id] = a.err.Error()
-		case a.value == nil:
-		default:
-			c, err := decode(key, a.value)
-			if err != nil {
-				p.invalid++
-				continue
+		for _, c := range top {
+			if c.state == unasked && inflight < pollAlpha && launched < maxPollQueries {
+				c.state, inflight, launched = asking, inflight+1, launched+1
+				go func(id peer.ID) {
+					qctx, cancel := context.WithTimeout(ctx, pollWait)
+					defer cancel()
+					rec, closer, err := messenger.GetValue(qctx, id, key)
+					answers <- answer{id: id, value: rec.GetValue(), closer: closer, err: err}
+				}(c.id)
 			}
-			p.answered++
-			owner := names.KeyID(c.Owner)
-			p.byOwner[owner] = append(p.byOwner[owner], vote{peer: a.id, value: a.value, claim: c})
 		}
+		if inflight == 0 {
+			return p, nil // nobody left to ask within the query budget
+		}
+		var a answer
+		select {
+		case a = <-answers:
+		case <-ctx.Done():
+			return p, nil
+		}
+		inflight--
+		w.take(a, key, decode, s.host)
 	}
-	return p, nil
 }
 
-// holdersOf are the peers closest to key. A node that is itself one of
-// them (a holder asked to take a record) knows its neighbourhood: its
-// routing table's nearest peers are the closest, with no lookup, which keeps
-// a claim from costing every holder a walk of the network. Any other node
-// looks them up.
-func (s *Service) holdersOf(ctx context.Context, key string) ([]peer.ID, error) {
-	k := s.dht.BucketSize()
-	near := s.dht.RoutingTable().NearestPeers(kb.ConvertKey(key), k)
-	if len(near) == k && kb.Closer(s.host.ID(), near[k-1], key) {
-		return near, nil
+const (
+	// pollAlpha is how many peers a poll asks at once (kad-dht's alpha).
+	pollAlpha = 10
+	// maxPollQueries bounds the peers one poll asks in all.
+	maxPollQueries = 100
+)
+
+type answer struct {
+	id     peer.ID
+	value  []byte
+	closer []*peer.AddrInfo
+	err    error
+}
+
+const (
+	unasked = iota
+	asking
+	answered
+	failed
+)
+
+type candidate struct {
+	id    peer.ID
+	dist  kb.ID // XOR distance to the target
+	state int
+	vote  *vote // its valid value, if it answered one
+}
+
+// walk is the state of one poll's lookup.
+type walk struct {
+	target     kb.ID
+	k          int
+	self, skip peer.ID
+	known      map[peer.ID]*candidate
+}
+
+func (w *walk) add(id peer.ID) {
+	if id == w.self || id == w.skip || w.known[id] != nil {
+		return
 	}
-	peers, err := s.dht.GetClosestPeers(ctx, key)
-	if err != nil && len(peers) == 0 {
-		return nil, fmt.Errorf("find the holders of %s: %w", key, err)
+	w.known[id] = &candidate{id: id, dist: kb.Xor(kb.ConvertPeerID(id), w.target)}
+}
+
+// top is the k closest candidates known that have not failed, closest first.
+func (w *walk) top() []*candidate {
+	out := make([]*candidate, 0, len(w.known))
+	for _, c := range w.known {
+		if c.state != failed {
+			out = append(out, c)
+		}
 	}
-	return peers, nil
+	sort.Slice(out, func(i, j int) bool { return bytes.Compare(out[i].dist, out[j].dist) < 0 })
+	if len(out) > w.k {
+		out = out[:w.k]
+	}
+	return out
+}
+
+// take records one answer: its vote, and the closer peers it named.
+func (w *walk) take(a answer, key string, decode func(string, []byte) (*names.Claim, error), h host.Host) {
+	c := w.known[a.id]
+	if a.err != nil {
+		c.state = failed
+		return
+	}
+	c.state = answered
+	if a.value != nil {
+		if claim, err := decode(key, a.value); err == nil {
+			c.vote = &vote{peer: a.id, value: a.value, claim: claim}
+		}
+	}
+	for _, info := range a.closer {
+		if info.ID == w.self || len(info.Addrs) == 0 && h.Network().Connectedness(info.ID) != network.Connected {
+			continue
+		}
+		h.Peerstore().AddAddrs(info.ID, info.Addrs, peerstore.TempAddrTTL)
+		w.add(info.ID)
+	}
+}
+
+// poll is what the candidates in top have said so far.
+func (w *walk) poll(key string, top []*candidate) *poll {
+	p := &poll{key: key, asked: len(top), byOwner: map[string][]vote{}}
+	for _, c := range top {
+		switch {
+		case c.state != answered:
+			p.pending++
+		case c.vote != nil:
+			p.answered++
+			owner := names.KeyID(c.vote.claim.Owner)
+			p.byOwner[owner] = append(p.byOwner[owner], *c.vote)
+		}
+	}
+	return p
 }
 
 // decided reports whether the pending answers can no longer change the

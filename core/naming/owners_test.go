@@ -650,7 +650,7 @@ func TestPollWinner(t *testing.T) {
 		return out
 	}
 	pollOf := func(counts ...int) *poll {
-		p := &poll{key: names.ClaimKey(n), byOwner: map[string][]vote{}, errs: map[peer.ID]string{}}
+		p := &poll{key: names.ClaimKey(n), byOwner: map[string][]vote{}}
 		for i, c := range counts {
 			if c > 0 {
 				p.byOwner[keys[i].id()] = votesOf(keys[i], c)
