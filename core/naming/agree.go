@@ -295,14 +295,20 @@ func (s *Service) learnOwner(ctx context.Context, c *names.Claim, key string, fr
 	if voted := s.owners.Voted(ctx, c.Name); voted != nil && voted.Owner.Equals(c.Owner) {
 		return nil // the claimant storing what this node voted for
 	}
+	ctx, cancel := context.WithTimeout(ctx, learnWait)
+	defer cancel()
+	// A node that just joined gets many names at once from re-puts: they
+	// wait their turn a moment, past which the putter tries again later.
+	wait := time.NewTimer(learnWait / 4)
+	defer wait.Stop()
 	select {
 	case s.holdSlots <- struct{}{}:
 		defer func() { <-s.holdSlots }()
-	default:
+	case <-wait.C:
 		return fmt.Errorf("%s: this node is busy checking other new names with their holders; try again", c.Name)
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	ctx, cancel := context.WithTimeout(ctx, learnWait)
-	defer cancel()
 	agreed, err := s.ownerByAgreement(ctx, key, from)
 	if err != nil {
 		return fmt.Errorf("%s: %w", c.Name, err)
