@@ -238,6 +238,9 @@ owner's target: a TXT record copies=N in the zone).`,
 			if len(res.Copies) > 0 || res.CopiesWanted > 0 {
 				fmt.Printf("copies %d of %d wanted: %s\n", len(res.Copies), res.CopiesWanted, strings.Join(res.Copies, " "))
 			}
+			if res.Disputed != "" {
+				fmt.Fprintf(os.Stderr, "warning: the name's closest holders disagree on its owner (%s); this node now trusts the key most of them hold\n", res.Disputed)
+			}
 			return nil
 		},
 	}

@@ -243,23 +243,25 @@ func (p *poll) describe(owners []string) string {
 func (p *poll) disputed() bool { return len(p.byOwner) > 1 }
 
 // zoneByAgreement finds the zone of n from the closest holders' agreement
-// on its owner, and the newest of that owner's zones they hold.
-func (s *Service) zoneByAgreement(ctx context.Context, n names.Name) ([]byte, error) {
+// on its owner, and the newest of that owner's zones they hold. When some
+// holders named another owner, dispute says who held what.
+func (s *Service) zoneByAgreement(ctx context.Context, n names.Name) (zone []byte, dispute string, err error) {
 	key := names.ZoneKey(n)
 	p, err := s.pollHolders(ctx, key, "", s.owners.zoneOwner)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	votes, err := p.winner()
 	if err != nil {
 		s.owners.Refused(err, "name", n)
-		return nil, err
+		return nil, "", err
 	}
 	if votes == nil {
-		return nil, fmt.Errorf("resolve %s: none of the %d closest holders has it: %w", n, p.asked, ErrNotFound)
+		return nil, "", fmt.Errorf("resolve %s: none of the %d closest holders has it: %w", n, p.asked, ErrNotFound)
 	}
 	if p.disputed() {
-		s.log.Warn("holders disagree on a name's owner; trusting the most held", "name", n, "holders", p.describe(sortedOwners(p)))
+		dispute = p.describe(sortedOwners(p))
+		s.log.Warn("holders disagree on a name's owner; trusting the most held", "name", n, "holders", dispute)
 	}
 	values := make([][]byte, len(votes))
 	for i, v := range votes {
@@ -267,9 +269,9 @@ func (s *Service) zoneByAgreement(ctx context.Context, n names.Name) ([]byte, er
 	}
 	best, err := s.zoneV.Select(key, values)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	return values[best], nil
+	return values[best], dispute, nil
 }
 
 func sortedOwners(p *poll) []string {
@@ -277,7 +279,10 @@ func sortedOwners(p *poll) []string {
 	for k := range p.byOwner {
 		out = append(out, k)
 	}
-	sort.Slice(out, func(i, j int) bool { return len(p.byOwner[out[i]]) > len(p.byOwner[out[j]]) })
+	sort.Slice(out, func(i, j int) bool {
+		a, b := len(p.byOwner[out[i]]), len(p.byOwner[out[j]])
+		return a > b || a == b && out[i] < out[j]
+	})
 	return out
 }
 

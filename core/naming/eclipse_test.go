@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"strings"
 	"testing"
 	"time"
 
@@ -106,7 +107,7 @@ func TestAttackerAmongTheClosestHolders(t *testing.T) {
 		e.grow(stage.k)
 		got := e.freshResolves(3)
 		t.Logf("k=%d of the 20 closest: fresh resolvers got %v", stage.k, got)
-		if len(got) != 1 || got[stage.outcome] == 0 {
+		if got[stage.outcome]+got[stage.outcome+", disagreement reported"] != 3 {
 			t.Errorf("k=%d: fresh resolvers got %v, want all %s", stage.k, got, stage.outcome)
 		}
 		e.knownOwnerHolds()
@@ -177,7 +178,18 @@ func (e *eclipse) freshResolves(count int) map[string]int {
 			return nil
 		})
 		res, err := reader.names.Resolve(ctx, e.name.String())
-		got[outcome(res, err, e.owner, e.rival.id)]++
+		o := outcome(res, err, e.owner, e.rival.id)
+		label := o
+		// A resolve that heard holders name another key says so. (A poll
+		// decided before their answers came in has not heard them.)
+		if err == nil && res.Disputed != "" {
+			loser := map[string]string{"owner": e.rival.id, "attacker": e.owner}[o]
+			if !strings.Contains(res.Disputed, "key "+loser+" held by ") {
+				t.Errorf("k=%d: the resolve reports a disagreement without the other key: %q", k, res.Disputed)
+			}
+			label += ", disagreement reported"
+		}
+		got[label]++
 	}
 	return got
 }

@@ -62,7 +62,7 @@ func (s *Service) checkOffered(ctx context.Context, n names.Name, data []byte) e
 	if err != nil {
 		return err
 	}
-	agreed, err := s.zoneByAgreement(ctx, n)
+	agreed, _, err := s.zoneByAgreement(ctx, n)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return nil // nobody holds it: the offer is the first copy

@@ -45,6 +45,9 @@ type Resolution struct {
 	// beacon); empty when the node resolved it itself. The resolve API
 	// fills it in.
 	Through string `json:"through,omitempty"`
+	// Disputed says, on the resolve that first learned the name's owner,
+	// that some of its closest holders named another key: who held what.
+	Disputed string `json:"disputed,omitempty"`
 	// SignedZone and SignedClaim are the owner's records the resolution
 	// rests on, as stored in the DHT: a mirror keeps them to put them
 	// again while the owner is away.
@@ -87,7 +90,7 @@ func (s *Service) resolve(ctx context.Context, nameText string, via []string) (*
 	if err != nil {
 		return nil, err
 	}
-	z, err := s.fetchZone(ctx, n.Registered())
+	z, dispute, err := s.fetchZone(ctx, n.Registered())
 	if err != nil {
 		return nil, err
 	}
@@ -111,6 +114,7 @@ func (s *Service) resolve(ctx context.Context, nameText string, via []string) (*
 		Name: n.String(), Key: names.KeyID(z.Owner), Seq: z.Seq, Expires: z.Expiry.UTC(),
 		Records: []RecordInfo{}, Hosts: []HostInfo{}, Via: via,
 		SignedZone: z.Signed(), SignedClaim: z.SignedClaim(), CopiesWanted: z.CopiesWanted(),
+		Disputed: dispute,
 	}
 	var hosts []peer.ID
 	for _, r := range records {
@@ -145,32 +149,32 @@ func (s *Service) resolve(ctx context.Context, nameText string, via []string) (*
 // A name whose owner this node knows is a plain DHT lookup: the validators
 // drop every value by another key. A name it never saw is decided by the
 // agreement of its closest holders (zoneByAgreement), then bound.
-func (s *Service) fetchZone(ctx context.Context, n names.Name) (*names.Zone, error) {
+func (s *Service) fetchZone(ctx context.Context, n names.Name) (_ *names.Zone, dispute string, _ error) {
 	if z := s.cachedZone(n); z != nil {
 		s.metrics.cacheHits.Inc()
-		return z, nil
+		return z, "", nil
 	}
 	held, err := s.owners.Known(ctx, n)
 	if err != nil {
-		return nil, fmt.Errorf("resolve %s: %w", n, err)
+		return nil, "", fmt.Errorf("resolve %s: %w", n, err)
 	}
 	var data []byte
 	if held != nil {
 		data, err = s.dht.GetValue(ctx, names.ZoneKey(n), dhtQuorum(s.cfg.Names.ResolveQuorum))
 	} else {
-		data, err = s.zoneByAgreement(ctx, n)
+		data, dispute, err = s.zoneByAgreement(ctx, n)
 	}
 	if err != nil {
 		if errors.Is(err, routing.ErrNotFound) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrNotFound) {
-			return nil, fmt.Errorf("resolve %s: %w", n, ErrNotFound)
+			return nil, "", fmt.Errorf("resolve %s: %w", n, ErrNotFound)
 		}
-		return nil, fmt.Errorf("resolve %s: %w", n, err)
+		return nil, "", fmt.Errorf("resolve %s: %w", n, err)
 	}
 	z, err := s.acceptZone(ctx, n, data)
 	if err != nil {
-		return nil, fmt.Errorf("resolve %s: %w", n, err)
+		return nil, "", fmt.Errorf("resolve %s: %w", n, err)
 	}
-	return z, nil
+	return z, dispute, nil
 }
 
 // acceptZone validates a zone found in the network, refuses one whose owner

@@ -224,7 +224,7 @@ func (s *Service) ListRecords(ctx context.Context, nameText string) (*ZoneInfo, 
 			return zoneInfo(z), nil
 		}
 	}
-	z, err := s.fetchZone(ctx, n.Registered())
+	z, _, err := s.fetchZone(ctx, n.Registered())
 	if err != nil {
 		return nil, err
 	}
