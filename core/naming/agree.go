@@ -59,7 +59,8 @@ func (s *Service) pollHolders(ctx context.Context, key string, skip peer.ID, dec
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // the answers no longer needed once the poll is decided
-	w := &walk{target: kb.ConvertKey(key), k: s.dht.BucketSize(), self: s.host.ID(), skip: skip, known: map[peer.ID]*candidate{}}
+	w := &walk{target: kb.ConvertKey(key), k: s.dht.BucketSize(), self: s.host.ID(), skip: skip,
+		known: map[peer.ID]*candidate{}, decoded: map[string]decodedValue{}}
 	for _, id := range s.dht.RoutingTable().NearestPeers(w.target, w.k) {
 		w.add(id)
 	}
@@ -129,6 +130,14 @@ type walk struct {
 	k          int
 	self, skip peer.ID
 	known      map[peer.ID]*candidate
+	// decoded holds each distinct value's check: honest holders answer
+	// the same bytes, which then cost one signature check, not twenty.
+	decoded map[string]decodedValue
+}
+
+type decodedValue struct {
+	claim *names.Claim
+	err   error
 }
 
 func (w *walk) add(id peer.ID) {
@@ -162,8 +171,13 @@ func (w *walk) take(a answer, key string, decode func(string, []byte) (*names.Cl
 	}
 	c.state = answered
 	if a.value != nil {
-		if claim, err := decode(key, a.value); err == nil {
-			c.vote = &vote{peer: a.id, value: a.value, claim: claim}
+		d, seen := w.decoded[string(a.value)]
+		if !seen {
+			d.claim, d.err = decode(key, a.value)
+			w.decoded[string(a.value)] = d
+		}
+		if d.err == nil {
+			c.vote = &vote{peer: a.id, value: a.value, claim: d.claim}
 		}
 	}
 	for _, info := range a.closer {
