@@ -230,14 +230,7 @@ func (p *poll) winner() ([]vote, error) {
 	if len(p.byOwner) == 0 {
 		return nil, nil
 	}
-	owners := make([]string, 0, len(p.byOwner))
-	for k := range p.byOwner {
-		owners = append(owners, k)
-	}
-	sort.Slice(owners, func(i, j int) bool {
-		a, b := len(p.byOwner[owners[i]]), len(p.byOwner[owners[j]])
-		return a > b || a == b && owners[i] < owners[j]
-	})
+	owners := sortedOwners(p)
 	if len(owners) > 1 && len(p.byOwner[owners[0]]) == len(p.byOwner[owners[1]]) {
 		return nil, fmt.Errorf("%s: the closest holders disagree on the owner (%s); not trusting any: %w",
 			p.key, p.describe(owners), names.ErrDisputed)
@@ -288,6 +281,8 @@ func (s *Service) zoneByAgreement(ctx context.Context, n names.Name) (zone []byt
 	return values[best], dispute, nil
 }
 
+// sortedOwners lists the owners named, most held first (ties by key, so
+// the order is stable).
 func sortedOwners(p *poll) []string {
 	out := make([]string, 0, len(p.byOwner))
 	for k := range p.byOwner {

@@ -42,31 +42,3 @@ func BenchmarkClaim(b *testing.B) {
 	b.ReportMetric(float64(p50(claim).Microseconds()), "claim-p50-µs")
 	b.ReportMetric(float64(p50(claim))/float64(p50(bare)), "claim/bare")
 }
-
-// BenchmarkResolveFresh: all three layers by a node that has never seen the
-// name (no cache, no owner known), against a bare GetValue of the zone's key.
-func BenchmarkResolveFresh(b *testing.B) {
-	_, reader, key := benchNetwork(b)
-	ctx := context.Background()
-	quorum := dhtQuorum(reader.names.cfg.Names.ResolveQuorum)
-	var bare, fresh []time.Duration
-	for b.Loop() {
-		d, err := timeIt(func() error { _, err := reader.node.DHT.GetValue(ctx, key, quorum); return err })
-		if err != nil {
-			b.Fatal(err)
-		}
-		bare = append(bare, d)
-		reader.names.dropCaches()
-		if err := reader.store.Delete(ctx, ds.NewKey("/names/pinned/bench.avtr")); err != nil {
-			b.Fatal(err)
-		}
-		d, err = timeIt(func() error { _, err := reader.names.Resolve(ctx, "bench.avtr"); return err })
-		if err != nil {
-			b.Fatal(err)
-		}
-		fresh = append(fresh, d)
-	}
-	b.ReportMetric(float64(p50(bare).Microseconds()), "bare-getvalue-p50-µs")
-	b.ReportMetric(float64(p50(fresh).Microseconds()), "resolve-fresh-p50-µs")
-	b.ReportMetric(float64(p50(fresh))/float64(p50(bare)), "fresh/bare")
-}

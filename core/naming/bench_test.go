@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	ds "github.com/ipfs/go-datastore"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/avnode/avnode/core/names"
@@ -50,8 +51,23 @@ func timeIt(f func() error) (time.Duration, error) {
 }
 
 // BenchmarkResolve: all three layers, cold cache, against a bare GetValue of
-// the zone's key (same quorum); and the warm-cache resolve.
+// the zone's key (same quorum); and the warm-cache resolve. The reader knows
+// the name's owner from its first resolve.
 func BenchmarkResolve(b *testing.B) {
+	benchResolve(b, "cold", func(*testNode) {})
+}
+
+// BenchmarkResolveFresh: the same by a node that has never seen the name (no
+// cache, no owner known): it asks the closest holders who owns it.
+func BenchmarkResolveFresh(b *testing.B) {
+	benchResolve(b, "fresh", func(reader *testNode) {
+		if err := reader.store.Delete(context.Background(), ds.NewKey("/names/pinned/bench.avtr")); err != nil {
+			b.Fatal(err)
+		}
+	})
+}
+
+func benchResolve(b *testing.B, kind string, forget func(*testNode)) {
 	_, reader, key := benchNetwork(b)
 	ctx := context.Background()
 	quorum := dhtQuorum(reader.names.cfg.Names.ResolveQuorum)
@@ -63,6 +79,7 @@ func BenchmarkResolve(b *testing.B) {
 		}
 		bare = append(bare, d)
 		reader.names.dropCaches()
+		forget(reader)
 		d, err = timeIt(func() error { _, err := reader.names.Resolve(ctx, "bench.avtr"); return err })
 		if err != nil {
 			b.Fatal(err)
@@ -72,9 +89,9 @@ func BenchmarkResolve(b *testing.B) {
 		warm = append(warm, d)
 	}
 	b.ReportMetric(float64(p50(bare).Microseconds()), "bare-getvalue-p50-µs")
-	b.ReportMetric(float64(p50(cold).Microseconds()), "resolve-cold-p50-µs")
+	b.ReportMetric(float64(p50(cold).Microseconds()), "resolve-"+kind+"-p50-µs")
 	b.ReportMetric(float64(p50(warm).Microseconds()), "resolve-warm-p50-µs")
-	b.ReportMetric(float64(p50(cold))/float64(p50(bare)), "cold/bare")
+	b.ReportMetric(float64(p50(cold))/float64(p50(bare)), kind+"/bare")
 }
 
 // BenchmarkPublish: a record change (re-sign, store, put to the closest
