@@ -11,6 +11,7 @@ import (
 	pb "github.com/libp2p/go-libp2p-kad-dht/pb"
 	kb "github.com/libp2p/go-libp2p-kbucket"
 	recpb "github.com/libp2p/go-libp2p-record/pb"
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -37,10 +38,12 @@ type vote struct {
 // poll is what the closest holders of a key said.
 type poll struct {
 	key      string
-	asked    int               // the closest peers found
+	asked    int               // the closest peers found that did not fail
 	answered int               // of them, those that returned a valid value
 	pending  int               // of them, those that have not answered yet
 	byOwner  map[string][]vote // by names.KeyID of the owner
+	quorum   int               // the fewest votes an owner needs to be trusted
+	settled  bool              // every one answered, or the answers decide it
 }
 
 // pollHolders walks the DHT toward key with GET_VALUE, as kad-dht's own
@@ -48,10 +51,12 @@ type poll struct {
 // value chosen by the record's own ranking, and a node that knows no owner
 // has nothing better to rank by than who holds what. It asks the closest
 // peers it knows (pollAlpha at a time), learns closer ones from their
-// answers, and stops when the k closest it knows of have all answered, or
-// when their answers so far decide the poll. The votes are those of the k
-// closest. The peer skip (the one asking this node to take a record) is
-// neither asked nor counted.
+// answers, and stops when the k closest it knows of have all answered (a
+// peer that fails to answer drops out), or when their answers so far decide
+// the poll. The votes are those of the k closest that answered. A poll that
+// runs out of time or of its query budget before that is not settled, and
+// decides nothing. The peer skip (the one asking this node to take a
+// record) is neither asked nor counted.
 func (s *Service) pollHolders(ctx context.Context, key string, skip peer.ID, decode func(string, []byte) (*names.Claim, error)) (*poll, error) {
 	messenger, err := pb.NewProtocolMessenger(s.dht.MessageSender())
 	if err != nil {
@@ -60,7 +65,7 @@ func (s *Service) pollHolders(ctx context.Context, key string, skip peer.ID, dec
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // the answers no longer needed once the poll is decided
 	w := &walk{target: kb.ConvertKey(key), k: s.dht.BucketSize(), self: s.host.ID(), skip: skip,
-		known: map[peer.ID]*candidate{}, decoded: map[string]decodedValue{}}
+		known: map[peer.ID]*candidate{}, decoded: map[string]decodedValue{}, quorum: max(1, s.cfg.Names.ClaimQuorum)}
 	for _, id := range s.dht.RoutingTable().NearestPeers(w.target, w.k) {
 		w.add(id)
 	}
@@ -68,7 +73,7 @@ func (s *Service) pollHolders(ctx context.Context, key string, skip peer.ID, dec
 	for launched, inflight := 0, 0; ; {
 		top := w.top()
 		p := w.poll(key, top)
-		if p.pending == 0 || p.decided(p.pending) {
+		if p.settled = p.pending == 0 || p.decided(); p.settled {
 			return p, nil
 		}
 		for _, c := range top {
@@ -97,10 +102,15 @@ func (s *Service) pollHolders(ctx context.Context, key string, skip peer.ID, dec
 }
 
 const (
-	// pollAlpha is how many peers a poll asks at once (kad-dht's alpha).
-	pollAlpha = 10
+	// pollAlpha is how many peers a poll asks at once: all of the k closest
+	// it knows, so that made-up peers that never answer cost one timeout,
+	// not one per ten of them.
+	pollAlpha = 20
 	// maxPollQueries bounds the peers one poll asks in all.
 	maxPollQueries = 100
+	// maxKnown bounds the peers one poll remembers: an answer names at most
+	// k closer peers (more are ignored), so a lying peer cannot grow it.
+	maxKnown = 8 * 20
 )
 
 type answer struct {
@@ -128,6 +138,7 @@ type candidate struct {
 type walk struct {
 	target     kb.ID
 	k          int
+	quorum     int
 	self, skip peer.ID
 	known      map[peer.ID]*candidate
 	// decoded holds each distinct value's check: honest holders answer
@@ -180,7 +191,13 @@ func (w *walk) take(a answer, key string, decode func(string, []byte) (*names.Cl
 			c.vote = &vote{peer: a.id, value: a.value, claim: d.claim}
 		}
 	}
+	if len(a.closer) > w.k {
+		a.closer = a.closer[:w.k] // an honest peer names k at most
+	}
 	for _, info := range a.closer {
+		if len(w.known) >= maxKnown {
+			break
+		}
 		if info.ID == w.self || len(info.Addrs) == 0 && h.Network().Connectedness(info.ID) != network.Connected {
 			continue
 		}
@@ -191,7 +208,7 @@ func (w *walk) take(a answer, key string, decode func(string, []byte) (*names.Cl
 
 // poll is what the candidates in top have said so far.
 func (w *walk) poll(key string, top []*candidate) *poll {
-	p := &poll{key: key, asked: len(top), byOwner: map[string][]vote{}}
+	p := &poll{key: key, asked: len(top), byOwner: map[string][]vote{}, quorum: w.quorum}
 	for _, c := range top {
 		switch {
 		case c.state != answered:
@@ -206,11 +223,15 @@ func (w *walk) poll(key string, top []*candidate) *poll {
 }
 
 // decided reports whether the pending answers can no longer change the
-// winner: the leading owner is ahead of every other by more than pending,
-// and has at least a majority of the holders asked. A silent or slow holder
-// then holds nobody up.
-func (p *poll) decided(pending int) bool {
-	lead, second := 0, 0
+// winner: the leading owner has the quorum, a majority of the peers asked,
+// and is ahead of every other by more than the answers still pending. A
+// silent or slow holder then holds nobody up.
+func (p *poll) decided() bool {
+	lead, second := p.leadAndSecond()
+	return lead >= p.quorum && lead > p.asked/2 && lead-second > p.pending
+}
+
+func (p *poll) leadAndSecond() (lead, second int) {
 	for _, v := range p.byOwner {
 		switch n := len(v); {
 		case n > lead:
@@ -219,23 +240,40 @@ func (p *poll) decided(pending int) bool {
 			second = n
 		}
 	}
-	return lead > p.asked/2 && lead-second > pending
+	return lead, second
 }
 
-// winner is the rule a resolver that knows no owner decides by: the owner
-// held by more of the closest holders that answered than any other key. No
-// answer is nil with no error; a tie is ErrDisputed, naming the counts: the
-// node then trusts neither rather than guess.
+// winner is the rule a node that knows no owner decides by: the owner held
+// by more of the closest holders that answered than any other key, and by
+// at least the quorum (names.claim_quorum) of them. No answer with a value
+// is nil with no error. A tie, an owner held by too few, or a poll that
+// never settled is ErrDisputed, naming the counts: the node then trusts
+// neither rather than guess.
 func (p *poll) winner() ([]vote, error) {
+	if !p.settled {
+		return nil, fmt.Errorf("%s: %d of the %d closest holders did not answer in time; not deciding the owner: %w",
+			p.key, p.pending, p.asked, names.ErrDisputed)
+	}
 	if len(p.byOwner) == 0 {
 		return nil, nil
 	}
 	owners := sortedOwners(p)
-	if len(owners) > 1 && len(p.byOwner[owners[0]]) == len(p.byOwner[owners[1]]) {
+	lead, second := p.leadAndSecond()
+	switch {
+	case lead == second:
 		return nil, fmt.Errorf("%s: the closest holders disagree on the owner (%s); not trusting any: %w",
 			p.key, p.describe(owners), names.ErrDisputed)
+	case lead < p.quorum:
+		return nil, fmt.Errorf("%s: too few of the closest holders agree on the owner (%s; %d needed); not trusting any: %w",
+			p.key, p.describe(owners), p.quorum, names.ErrDisputed)
 	}
 	return p.byOwner[owners[0]], nil
+}
+
+// onlyFor reports whether every vote the poll heard is for owner's key.
+func (p *poll) onlyFor(owner crypto.PubKey) bool {
+	_, ok := p.byOwner[names.KeyID(owner)]
+	return len(p.byOwner) == 0 || len(p.byOwner) == 1 && ok
 }
 
 func (p *poll) describe(owners []string) string {
@@ -323,32 +361,35 @@ func (s *Service) learnOwner(ctx context.Context, c *names.Claim, key string, fr
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	agreed, err := s.ownerByAgreement(ctx, key, from)
-	if err != nil {
+	p, agreed, err := s.ownerByAgreement(ctx, key, from)
+	switch {
+	case err != nil && p != nil && p.settled && p.onlyFor(c.Owner):
+		return nil // the few holders that hold the name hold this key
+	case err != nil:
 		return fmt.Errorf("%s: %w", c.Name, err)
-	}
-	if agreed != nil {
+	case agreed != nil:
 		_, err = s.owners.Bind(ctx, agreed)
 	}
 	return err
 }
 
 // ownerByAgreement is the claim the closest holders of key agree on (key is
-// a claim or zone key), or nil when none of them holds a value.
-func (s *Service) ownerByAgreement(ctx context.Context, key string, skip peer.ID) (*names.Claim, error) {
+// a claim or zone key), or nil when none of them holds a value; with the
+// poll it rests on.
+func (s *Service) ownerByAgreement(ctx context.Context, key string, skip peer.ID) (*poll, *names.Claim, error) {
 	decode := s.owners.claimOwner
 	if strings.HasPrefix(key, "/"+names.ZoneNamespace+"/") {
 		decode = s.owners.zoneOwner
 	}
 	p, err := s.pollHolders(ctx, key, skip, decode)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	votes, err := p.winner()
 	if err != nil || votes == nil {
-		return nil, err
+		return p, nil, err
 	}
-	return votes[0].claim, nil
+	return p, votes[0].claim, nil
 }
 
 // AdmitPut is the DHT put path's ownership rule, for a record a peer PUTs to

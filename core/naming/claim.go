@@ -132,14 +132,14 @@ func (s *Service) Claim(ctx context.Context, nameText, keyName string) (*ClaimRe
 	return res, nil
 }
 
-// holdersNeeded makes a majority of the holders: the peers asked plus the
-// claimant's own node, which holds its own claim (holdOwnClaim). Each honest
-// holder holds only the first claim it sees for a name, so of two keys
-// racing for a name at most one gets a majority: the other fails, and every
-// node agrees on the owner. Never less than the network's quorum.
+// holdersNeeded is a strict majority of the peers asked. Each honest holder
+// holds only the first claim it is asked to, so of two keys racing for a
+// name at most one gets a majority (a 10/10 split gives neither): the other
+// fails, and every node agrees on the owner. The claimant's own node does
+// not count: a rival's is not among the holders either. Never less than the
+// network's quorum.
 func holdersNeeded(asked, quorum int) int {
-	holders := asked + 1
-	return max(quorum, holders/2+1-1)
+	return max(quorum, asked/2+1)
 }
 
 // holdOwnClaim votes for c on this node, unless it already knows another
@@ -244,5 +244,6 @@ func (s *Service) lookupClaim(ctx context.Context, n names.Name) (*names.Claim, 
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Names.ResolveTimeout.D())
 	defer cancel()
-	return s.ownerByAgreement(ctx, names.ClaimKey(n), "")
+	_, c, err := s.ownerByAgreement(ctx, names.ClaimKey(n), "")
+	return c, err
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -14,9 +15,15 @@ import (
 	dssync "github.com/ipfs/go-datastore/sync"
 	"github.com/libp2p/go-libp2p"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
+	dhtpb "github.com/libp2p/go-libp2p-kad-dht/pb"
+	recpb "github.com/libp2p/go-libp2p-record/pb"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-msgio/pbio"
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/avnode/avnode/core/config"
 	"github.com/avnode/avnode/core/names"
@@ -241,4 +248,121 @@ func mintRival(t testing.TB, n names.Name) rivalRecords {
 		t.Fatal(err)
 	}
 	return rivalRecords{id: names.KeyID(key.GetPublic()), claim: claim, zone: zone}
+}
+
+// tarpit accepts TCP connections and never says a word: a peer address
+// that costs a dialer its whole timeout.
+func tarpit(t testing.TB) ma.Multiaddr {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	addr, _ := manet.FromNetAddr(ln.Addr())
+	return addr
+}
+
+// liar is one bare host next to key speaking kad-dht's protocol by hand: to
+// every request it answers the rival's record and k made-up peers closer to
+// the key than any honest node, all at a tarpit.
+func liar(t testing.TB, key string, value []byte) host.Host {
+	t.Helper()
+	h, err := libp2p.New(libp2p.Identity(closeKey(t, key, 12)), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	pit := tarpit(t)
+	var fakes []dhtpb.Message_Peer
+	for range 20 {
+		id, _ := peer.IDFromPrivateKey(closeKey(t, key, 8))
+		fakes = append(fakes, dhtpb.Message_Peer{Id: []byte(id), Addrs: [][]byte{pit.Bytes()}})
+	}
+	h.SetStreamHandler("/avtr/kad/1.0.0", func(s network.Stream) {
+		defer s.Close()
+		for {
+			var req dhtpb.Message
+			if err := pbio.NewDelimitedReader(s, 1<<20).ReadMsg(&req); err != nil {
+				return
+			}
+			resp := &dhtpb.Message{Type: req.Type, Key: req.Key}
+			for i := range fakes {
+				resp.CloserPeers = append(resp.CloserPeers, &fakes[i])
+			}
+			if req.Type == dhtpb.Message_GET_VALUE {
+				resp.Record = &recpb.Record{Key: []byte(key), Value: value}
+			}
+			if err := pbio.NewDelimitedWriter(s).WriteMsg(resp); err != nil {
+				return
+			}
+		}
+	})
+	return h
+}
+
+// One liar next to a claimed name answers every poll with the rival's zone
+// and twenty silent made-up peers closer than anyone: the made-up peers
+// drop out as they fail to answer, the liar's one vote is no quorum, so a
+// node that joined after the claim refuses the rival's PUT and a fresh
+// resolver never gets the rival (it gets the owner, or nothing while the
+// liar keeps its poll waiting).
+func TestLiarWithMadeUpCloserPeersTakesNothing(t *testing.T) {
+	nodes := newTestNetwork(t, 10, nil)
+	const name = "lied.avtr"
+	n, _ := names.Parse(name)
+	claimed := claimName(t, nodes[0], name, "owner")
+	ctx := ctxFor(t, 2*time.Minute)
+	if _, err := nodes[0].names.ChangeRecord(ctx, RecordChange{Name: name, Type: "TXT", Value: "owner"}); err != nil {
+		t.Fatal(err)
+	}
+	r := mintRival(t, n)
+	l := liar(t, names.ZoneKey(n), r.zone)
+	late := newTestNode(t, testConfig(t, nil))
+	client := newTestNode(t, testConfig(t, func(c *config.Config) { c.DHT.Mode = "client" }))
+	for _, tn := range []*testNode{late, client} {
+		for _, other := range nodes[:3] {
+			if err := tn.node.Host.Connect(ctx, peer.AddrInfo{ID: other.id(), Addrs: other.node.Host.Addrs()}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := tn.node.Host.Connect(ctx, peer.AddrInfo{ID: l.ID(), Addrs: l.Addrs()}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 10*time.Second, "the liar in the routing table", func() error {
+			if tn.node.DHT.RoutingTable().Find(l.ID()) == "" {
+				return fmt.Errorf("not yet")
+			}
+			return nil
+		})
+	}
+	putter := newTestNode(t, testConfig(t, nil))
+	if err := putter.node.Host.Connect(ctx, peer.AddrInfo{ID: late.id(), Addrs: late.node.Host.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	sender, _ := dhtpb.NewProtocolMessenger(rawSender{h: putter.node.Host, proto: "/avtr/kad/1.0.0"})
+	if err := sender.PutValue(ctx, late.id(), &recpb.Record{Key: []byte(names.ZoneKey(n)), Value: r.zone}); err == nil {
+		t.Error("the late node stored the rival's zone")
+	}
+	if held, _ := late.names.owners.Known(ctx, n); held != nil && names.KeyID(held.Owner) == r.id {
+		t.Fatal("the late node now binds the rival")
+	}
+	res, err := client.names.Resolve(ctx, name)
+	switch {
+	case err == nil && res.Key != claimed.Key:
+		t.Fatalf("a fresh resolver got key %s, want the owner %s", res.Key, claimed.Key)
+	case err == nil:
+		t.Logf("fresh resolver: the owner (%s)", res.Disputed)
+	default:
+		t.Logf("fresh resolver: %v", err)
+	}
 }

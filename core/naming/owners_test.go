@@ -650,7 +650,7 @@ func TestPollWinner(t *testing.T) {
 		return out
 	}
 	pollOf := func(counts ...int) *poll {
-		p := &poll{key: names.ClaimKey(n), byOwner: map[string][]vote{}}
+		p := &poll{key: names.ClaimKey(n), byOwner: map[string][]vote{}, quorum: 3, settled: true}
 		for i, c := range counts {
 			if c > 0 {
 				p.byOwner[keys[i].id()] = votesOf(keys[i], c)
@@ -668,15 +668,23 @@ func TestPollWinner(t *testing.T) {
 	}{
 		{"no answers", nil, -1, nil},
 		{"one owner", []int{3}, 0, nil},
-		{"one owner, one vote", []int{0, 1}, 1, nil},
+		{"one owner, too few votes", []int{0, 2}, -1, []int{1}},
 		{"11 vs 9", []int{11, 9}, 0, nil},
 		{"9 vs 11", []int{9, 11}, 1, nil},
 		{"10 vs 10", []int{10, 10}, -1, []int{0, 1}},
 		{"1 vs 1", []int{1, 1}, -1, []int{0, 1}},
+		{"one liar, nobody else holds it", []int{1}, -1, []int{0}},
 		{"plurality 5/5/9", []int{5, 5, 9}, 2, nil},
 		{"plurality 9/5/5", []int{9, 5, 5}, 0, nil},
 		{"a tie at the top of three", []int{9, 5, 9}, -1, []int{0, 2}},
 	}
+	t.Run("not settled", func(t *testing.T) {
+		p := pollOf(11)
+		p.settled, p.pending = false, 9
+		if got, err := p.winner(); !errors.Is(err, names.ErrDisputed) || got != nil {
+			t.Fatalf("an unsettled poll decided: %d votes, %v", len(got), err)
+		}
+	})
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			for range 5 { // map order varies; the answer must not
