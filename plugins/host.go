@@ -113,6 +113,9 @@ func (h *HostAPI) PutRecord(ctx context.Context, req *pluginpb.RecordValue) (*pl
 	if err := h.Node.DHT.Validator.Validate(req.GetKey(), req.GetValue()); err != nil {
 		return nil, status.Error(codes.InvalidArgument, fmt.Sprintf("record %s refused: %v", req.GetKey(), err))
 	}
+	if err := h.Names.AdmitOwn(ctx, req.GetKey(), req.GetValue()); err != nil {
+		return nil, status.Error(codes.InvalidArgument, fmt.Sprintf("record %s refused: %v", req.GetKey(), err))
+	}
 	if err := h.Node.DHT.PutValue(ctx, req.GetKey(), req.GetValue()); err != nil {
 		return nil, grpcError(err)
 	}

@@ -176,6 +176,9 @@ func (d *Daemon) handleRoutingPut(ctx context.Context, req api.Request) (any, er
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeoutParam(req, 60*time.Second))
 	defer cancel()
+	if err := d.Names.AdmitOwn(ctx, key, value); err != nil {
+		return nil, api.BadRequest("routing put %s: record refused: %v", req.Query("key"), err)
+	}
 	if err := d.Node.DHT.PutValue(ctx, key, value); err != nil {
 		return nil, fmt.Errorf("routing put %s: %w", req.Query("key"), err)
 	}

@@ -347,6 +347,9 @@ func (s *Service) learnOwner(ctx context.Context, c *names.Claim, key string, fr
 	if voted := s.owners.Voted(ctx, c.Name); voted != nil && voted.Owner.Equals(c.Owner) {
 		return nil // the claimant storing what this node voted for
 	}
+	if s.recentlyUnsettled(c.Name) {
+		return fmt.Errorf("%s: its closest holders could not agree on an owner a moment ago; try again later: %w", c.Name, names.ErrDisputed)
+	}
 	ctx, cancel := context.WithTimeout(ctx, learnWait)
 	defer cancel()
 	// A node that just joined gets many names at once from re-puts: they
@@ -366,6 +369,7 @@ func (s *Service) learnOwner(ctx context.Context, c *names.Claim, key string, fr
 	case err != nil && p != nil && p.settled && p.onlyFor(c.Owner):
 		return nil // the few holders that hold the name hold this key
 	case err != nil:
+		s.noteUnsettled(c.Name)
 		return fmt.Errorf("%s: %w", c.Name, err)
 	case agreed != nil:
 		_, err = s.owners.Bind(ctx, agreed)
@@ -427,4 +431,42 @@ func (s *Service) AdmitPut(ctx context.Context, from peer.ID, rec *recpb.Record,
 		}
 	}
 	return nil
+}
+
+// AdmitOwn is AdmitPut for a record this node's own tools or plugins put
+// (avnode routing put, a role's PutRecord): the DHT's validators pass any
+// owner for a name this node does not know yet, so the same rule as for a
+// peer's put runs first: learn the owner from the holders, refuse another.
+func (s *Service) AdmitOwn(ctx context.Context, key string, value []byte) error {
+	return s.AdmitPut(ctx, "", &recpb.Record{Key: []byte(key), Value: value}, nil)
+}
+
+// unsettledFor is how long a name whose holders could not agree is refused
+// at once: a PUT replayed by the thousand must not cost a poll each.
+const (
+	unsettledFor = 30 * time.Second
+	maxUnsettled = 4096
+)
+
+func (s *Service) recentlyUnsettled(n names.Name) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	at, ok := s.unsettled[n.String()]
+	return ok && time.Since(at) < unsettledFor
+}
+
+func (s *Service) noteUnsettled(n names.Name) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.unsettled) >= maxUnsettled {
+		for k, at := range s.unsettled {
+			if time.Since(at) >= unsettledFor {
+				delete(s.unsettled, k)
+			}
+		}
+		if len(s.unsettled) >= maxUnsettled {
+			return
+		}
+	}
+	s.unsettled[n.String()] = time.Now()
 }

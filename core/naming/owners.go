@@ -2,11 +2,13 @@ package naming
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
 	"sync"
+	"time"
 
 	ds "github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/namespace"
@@ -39,9 +41,11 @@ type Owners struct {
 	zoneV  names.ZoneValidator
 	log    *slog.Logger
 
-	locks   [64]sync.Mutex // per name (by hash): binding is first-come
+	now     func() time.Time // the clock, for votes
+	locks   [64]sync.Mutex   // per name (by hash): binding is first-come
 	refused *prometheus.CounterVec
-	logs    *rate.Limiter // refusals are logged at most this often
+	logsMu  sync.Mutex
+	logs    map[string]*rate.Limiter // per reason: junk must not hide a name_taken line
 }
 
 // Refusal reasons, the label of avnode_names_refused_total.
@@ -66,7 +70,8 @@ func NewOwners(store ds.Batching, cfg *config.Config, log *slog.Logger, reg prom
 			Namespace: "avnode", Subsystem: "names", Name: "refused_total",
 			Help: "Claims and zones this node refused, by reason (name_taken: another key holds the name).",
 		}, []string{"reason"}),
-		logs: rate.NewLimiter(rate.Limit(1), 5),
+		logs: map[string]*rate.Limiter{},
+		now:  time.Now,
 	}
 	for _, r := range []string{ReasonNameTaken, ReasonDisputed, "malformed", "bad_signature", "expired", "other"} {
 		o.refused.WithLabelValues(r)
@@ -182,40 +187,66 @@ func (o *Owners) Bind(ctx context.Context, c *names.Claim) (*names.Claim, error)
 // another key is refused while the vote or a binding stands. A vote is not a
 // binding: a claimant that loses the race never stores its claim in the DHT,
 // and the winner's put then binds every holder, those that voted for the
-// loser too, so all agree on one owner.
+// loser too, so all agree on one owner. A vote whose claim is not stored in
+// the DHT within voteLifetime lapses, and that claim gets no second vote:
+// asking holders to hold a claim, and never storing it, does not squat a
+// name.
 func (o *Owners) Vote(ctx context.Context, c *names.Claim) error {
 	mu := o.lock(c.Name)
 	mu.Lock()
 	defer mu.Unlock()
-	for _, prefix := range []ds.Key{pinnedPrefix, votedPrefix} {
-		data, err := o.store.Get(ctx, nameKey(prefix, c.Name))
-		if errors.Is(err, ds.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("names store: %w", err)
-		}
+	data, err := o.store.Get(ctx, nameKey(pinnedPrefix, c.Name))
+	switch {
+	case err == nil:
 		if held, err := names.DecodeClaim(data); err == nil {
 			return names.HolderCheck(held, c.Name, c.Owner)
+		}
+	case !errors.Is(err, ds.ErrNotFound):
+		return fmt.Errorf("names store: %w", err)
+	}
+	if voted, at, ok := o.vote(ctx, c.Name); ok {
+		lapsed := o.now().Sub(at) > voteLifetime
+		switch {
+		case lapsed && voted.Work() == c.Work():
+			return fmt.Errorf("%s: this claim was held by vote at %s and never stored; mint a new one", c.Name, at.UTC().Format(time.RFC3339))
+		case !lapsed:
+			return names.HolderCheck(voted, c.Name, c.Owner)
 		}
 	}
 	b, err := c.Marshal()
 	if err != nil {
 		return err
 	}
-	if err := o.store.Put(ctx, nameKey(votedPrefix, c.Name), b); err != nil {
+	stamped := binary.BigEndian.AppendUint64(nil, uint64(o.now().Unix()))
+	if err := o.store.Put(ctx, nameKey(votedPrefix, c.Name), append(stamped, b...)); err != nil {
 		return fmt.Errorf("names store: remember the vote for %s: %w", c.Name, err)
 	}
 	return nil
 }
 
-// Voted is the claim this node voted for in the claim protocol, or nil.
-func (o *Owners) Voted(ctx context.Context, n names.Name) *names.Claim {
+// voteLifetime is how long a vote stands without its claim being stored.
+const voteLifetime = 10 * time.Minute
+
+// vote reads a vote and when it was cast.
+func (o *Owners) vote(ctx context.Context, n names.Name) (*names.Claim, time.Time, bool) {
 	data, err := o.store.Get(ctx, nameKey(votedPrefix, n.Registered()))
+	if err != nil || len(data) < 8 {
+		return nil, time.Time{}, false
+	}
+	c, err := names.DecodeClaim(data[8:])
 	if err != nil {
+		return nil, time.Time{}, false
+	}
+	return c, time.Unix(int64(binary.BigEndian.Uint64(data[:8])), 0), true
+}
+
+// Voted is the claim this node voted for in the claim protocol while the
+// vote stands, or nil.
+func (o *Owners) Voted(ctx context.Context, n names.Name) *names.Claim {
+	c, at, ok := o.vote(ctx, n)
+	if !ok || o.now().Sub(at) > voteLifetime {
 		return nil
 	}
-	c, _ := names.DecodeClaim(data)
 	return c
 }
 
@@ -259,7 +290,14 @@ func (o *Owners) Inspect(key string, value []byte) (*names.Claim, error) {
 func (o *Owners) Refused(err error, attrs ...any) {
 	reason := refusalReason(err)
 	o.refused.WithLabelValues(reason).Inc()
-	if o.logs.Allow() {
+	o.logsMu.Lock()
+	limit, ok := o.logs[reason]
+	if !ok {
+		limit = rate.NewLimiter(rate.Limit(1), 5)
+		o.logs[reason] = limit
+	}
+	o.logsMu.Unlock()
+	if limit.Allow() {
 		o.log.Info("record refused", append(attrs, "reason", reason, "err", err)...)
 	}
 }

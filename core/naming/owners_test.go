@@ -726,3 +726,33 @@ func TestPollWinner(t *testing.T) {
 		})
 	}
 }
+
+// A vote whose claim is never stored lapses after voteLifetime: another
+// claim may then be voted for, and the lapsed claim gets no second vote.
+func TestOwnersVoteLapses(t *testing.T) {
+	ctx := context.Background()
+	n := ownersName(t, "meitner.avtr")
+	a, b := newOwnersKey(t, n), newOwnersKey(t, n)
+	o := ownersOn(t, newOwnersStore())
+	now := time.Now()
+	o.now = func() time.Time { return now }
+	if err := o.Vote(ctx, a.claim); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Vote(ctx, b.claim); !errors.Is(err, names.ErrNameTaken) {
+		t.Fatalf("a rival while the vote stands: %v, want ErrNameTaken", err)
+	}
+	now = now.Add(voteLifetime + time.Minute)
+	if v := o.Voted(ctx, n); v != nil {
+		t.Fatal("a lapsed vote still counts")
+	}
+	if err := o.Vote(ctx, a.claim); err == nil {
+		t.Fatal("the lapsed claim got a second vote")
+	}
+	if err := o.Vote(ctx, b.claim); err != nil {
+		t.Fatalf("another claim after the vote lapsed: %v", err)
+	}
+	if v := o.Voted(ctx, n); v == nil || !v.Owner.Equals(b.priv.GetPublic()) {
+		t.Fatal("the new vote is not the one held")
+	}
+}

@@ -58,7 +58,8 @@ type Service struct {
 	mu        sync.Mutex
 	zoneCache map[string]cachedZone
 	addrCache map[peer.ID]cachedAddrs
-	stored    chan storedZone // zones the DHT stored here, for learnStored
+	unsettled map[string]time.Time // names whose holders could not agree, when
+	stored    chan storedZone      // zones the DHT stored here, for learnStored
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -126,6 +127,7 @@ func New(opts Options) (*Service, error) {
 		stored:    make(chan storedZone, storedQueue),
 		holdSlots: make(chan struct{}, holdLookups),
 		addrCache: map[peer.ID]cachedAddrs{},
+		unsettled: map[string]time.Time{},
 	}
 	m, err := newMetrics(opts.Metrics)
 	if err != nil {

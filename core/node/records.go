@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-base32"
+	"golang.org/x/time/rate"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/avnode/avnode/core/watch"
@@ -33,14 +34,19 @@ type StorePolicy func(ctx context.Context, from peer.ID, rec *recpb.Record) erro
 // refusePut is kad-dht's request hook. kad-dht offers no other place that
 // sees both the sender of a PUT_VALUE and its record before it is stored;
 // clearing the record makes the PUT handler refuse it ("nil record").
+// Refusals are logged at most about once a second: a peer can send junk
+// PUTs for free, and must not fill the disk with log lines.
 func refusePut(policy StorePolicy, log *slog.Logger) func(context.Context, network.Stream, *pb.Message) {
+	logs := rate.NewLimiter(rate.Limit(1), 5)
 	return func(ctx context.Context, s network.Stream, req *pb.Message) {
 		if req.GetType() != pb.Message_PUT_VALUE || req.GetRecord() == nil {
 			return
 		}
 		if err := policy(ctx, s.Conn().RemotePeer(), req.GetRecord()); err != nil {
-			log.Info("record refused by store policy", "key", string(req.GetRecord().GetKey()),
-				"from", s.Conn().RemotePeer(), "reason", err)
+			if logs.Allow() {
+				log.Info("record refused by store policy", "key", string(req.GetRecord().GetKey()),
+					"from", s.Conn().RemotePeer(), "reason", err)
+			}
 			req.Record = nil
 		}
 	}
