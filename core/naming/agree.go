@@ -1,24 +1,22 @@
 package naming
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"sort"
 	"strings"
 	"time"
 
-	pb "github.com/libp2p/go-libp2p-kad-dht/pb"
-	kb "github.com/libp2p/go-libp2p-kbucket"
 	recpb "github.com/libp2p/go-libp2p-record/pb"
 	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/libp2p/go-libp2p/core/host"
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/core/peerstore"
 
 	"github.com/avnode/avnode/core/names"
 )
+
+// The agreement of a name's closest holders: the rules a node that knows no
+// owner for a name decides by (winner), and where it applies them (a
+// resolve, a peer's put, a claim to hold). walk.go finds the holders.
 
 const (
 	// pollWait bounds one holder's answer in a poll: a silent peer must not
@@ -44,182 +42,6 @@ type poll struct {
 	byOwner  map[string][]vote // by names.KeyID of the owner
 	quorum   int               // the fewest votes an owner needs to be trusted
 	settled  bool              // every one answered, or the answers decide it
-}
-
-// pollHolders walks the DHT toward key with GET_VALUE, as kad-dht's own
-// lookup does, but keeps every peer's answer: the DHT's lookup returns one
-// value chosen by the record's own ranking, and a node that knows no owner
-// has nothing better to rank by than who holds what. It asks the closest
-// peers it knows (pollAlpha at a time), learns closer ones from their
-// answers, and stops when the k closest it knows of have all answered (a
-// peer that fails to answer drops out), or when their answers so far decide
-// the poll. The votes are those of the k closest that answered. A poll that
-// runs out of time or of its query budget before that is not settled, and
-// decides nothing. The peer skip (the one asking this node to take a
-// record) is neither asked nor counted.
-func (s *Service) pollHolders(ctx context.Context, key string, skip peer.ID, decode func(string, []byte) (*names.Claim, error)) (*poll, error) {
-	messenger, err := pb.NewProtocolMessenger(s.dht.MessageSender())
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel() // the answers no longer needed once the poll is decided
-	w := &walk{target: kb.ConvertKey(key), k: s.dht.BucketSize(), self: s.host.ID(), skip: skip,
-		known: map[peer.ID]*candidate{}, decoded: map[string]decodedValue{}, quorum: max(1, s.cfg.Names.ClaimQuorum)}
-	for _, id := range s.dht.RoutingTable().NearestPeers(w.target, w.k) {
-		w.add(id)
-	}
-	answers := make(chan answer, maxPollQueries)
-	for launched, inflight := 0, 0; ; {
-		top := w.top()
-		p := w.poll(key, top)
-		if p.settled = p.pending == 0 || p.decided(); p.settled {
-			return p, nil
-		}
-		for _, c := range top {
-			if c.state == unasked && inflight < pollAlpha && launched < maxPollQueries {
-				c.state, inflight, launched = asking, inflight+1, launched+1
-				go func(id peer.ID) {
-					qctx, cancel := context.WithTimeout(ctx, pollWait)
-					defer cancel()
-					rec, closer, err := messenger.GetValue(qctx, id, key)
-					answers <- answer{id: id, value: rec.GetValue(), closer: closer, err: err}
-				}(c.id)
-			}
-		}
-		if inflight == 0 {
-			return p, nil // nobody left to ask within the query budget
-		}
-		var a answer
-		select {
-		case a = <-answers:
-		case <-ctx.Done():
-			return p, nil
-		}
-		inflight--
-		w.take(a, key, decode, s.host)
-	}
-}
-
-const (
-	// pollAlpha is how many peers a poll asks at once: all of the k closest
-	// it knows, so that made-up peers that never answer cost one timeout,
-	// not one per ten of them.
-	pollAlpha = 20
-	// maxPollQueries bounds the peers one poll asks in all.
-	maxPollQueries = 100
-	// maxKnown bounds the peers one poll remembers: an answer names at most
-	// k closer peers (more are ignored), so a lying peer cannot grow it.
-	maxKnown = 8 * 20
-)
-
-type answer struct {
-	id     peer.ID
-	value  []byte
-	closer []*peer.AddrInfo
-	err    error
-}
-
-const (
-	unasked = iota
-	asking
-	answered
-	failed
-)
-
-type candidate struct {
-	id    peer.ID
-	dist  kb.ID // XOR distance to the target
-	state int
-	vote  *vote // its valid value, if it answered one
-}
-
-// walk is the state of one poll's lookup.
-type walk struct {
-	target     kb.ID
-	k          int
-	quorum     int
-	self, skip peer.ID
-	known      map[peer.ID]*candidate
-	// decoded holds each distinct value's check: honest holders answer
-	// the same bytes, which then cost one signature check, not twenty.
-	decoded map[string]decodedValue
-}
-
-type decodedValue struct {
-	claim *names.Claim
-	err   error
-}
-
-func (w *walk) add(id peer.ID) {
-	if id == w.self || id == w.skip || w.known[id] != nil {
-		return
-	}
-	w.known[id] = &candidate{id: id, dist: kb.Xor(kb.ConvertPeerID(id), w.target)}
-}
-
-// top is the k closest candidates known that have not failed, closest first.
-func (w *walk) top() []*candidate {
-	out := make([]*candidate, 0, len(w.known))
-	for _, c := range w.known {
-		if c.state != failed {
-			out = append(out, c)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return bytes.Compare(out[i].dist, out[j].dist) < 0 })
-	if len(out) > w.k {
-		out = out[:w.k]
-	}
-	return out
-}
-
-// take records one answer: its vote, and the closer peers it named.
-func (w *walk) take(a answer, key string, decode func(string, []byte) (*names.Claim, error), h host.Host) {
-	c := w.known[a.id]
-	if a.err != nil {
-		c.state = failed
-		return
-	}
-	c.state = answered
-	if a.value != nil {
-		d, seen := w.decoded[string(a.value)]
-		if !seen {
-			d.claim, d.err = decode(key, a.value)
-			w.decoded[string(a.value)] = d
-		}
-		if d.err == nil {
-			c.vote = &vote{peer: a.id, value: a.value, claim: d.claim}
-		}
-	}
-	if len(a.closer) > w.k {
-		a.closer = a.closer[:w.k] // an honest peer names k at most
-	}
-	for _, info := range a.closer {
-		if len(w.known) >= maxKnown {
-			break
-		}
-		if info.ID == w.self || len(info.Addrs) == 0 && h.Network().Connectedness(info.ID) != network.Connected {
-			continue
-		}
-		h.Peerstore().AddAddrs(info.ID, info.Addrs, peerstore.TempAddrTTL)
-		w.add(info.ID)
-	}
-}
-
-// poll is what the candidates in top have said so far.
-func (w *walk) poll(key string, top []*candidate) *poll {
-	p := &poll{key: key, asked: len(top), byOwner: map[string][]vote{}, quorum: w.quorum}
-	for _, c := range top {
-		switch {
-		case c.state != answered:
-			p.pending++
-		case c.vote != nil:
-			p.answered++
-			owner := names.KeyID(c.vote.claim.Owner)
-			p.byOwner[owner] = append(p.byOwner[owner], *c.vote)
-		}
-	}
-	return p
 }
 
 // decided reports whether the pending answers can no longer change the
