@@ -102,7 +102,7 @@ func resolutionProto(res *naming.Resolution) *pluginpb.Resolution {
 }
 
 func (h *HostAPI) GetRecord(ctx context.Context, req *pluginpb.RecordKey) (*pluginpb.RecordValue, error) {
-	v, err := h.Node.DHT.GetValue(ctx, req.GetKey())
+	v, err := h.Names.GetRecord(ctx, req.GetKey())
 	if err != nil {
 		return nil, status.Error(codes.NotFound, fmt.Sprintf("record %s: %v", req.GetKey(), err))
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/routing"
 
 	"github.com/avnode/avnode/core/api"
+	"github.com/avnode/avnode/core/naming"
 	"github.com/avnode/avnode/core/node"
 )
 
@@ -151,9 +152,9 @@ func (d *Daemon) handleRoutingGet(ctx context.Context, req api.Request) (any, er
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeoutParam(req, 30*time.Second))
 	defer cancel()
-	value, err := d.Node.DHT.GetValue(ctx, key)
+	value, err := d.Names.GetRecord(ctx, key)
 	if err != nil {
-		if errors.Is(err, routing.ErrNotFound) || errors.Is(err, context.DeadlineExceeded) {
+		if errors.Is(err, routing.ErrNotFound) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, naming.ErrNotFound) {
 			return nil, api.NotFound("routing get %s: not found", req.Query("key"))
 		}
 		return nil, fmt.Errorf("routing get %s: %w", req.Query("key"), err)

@@ -7,9 +7,11 @@ import (
 	"strings"
 	"time"
 
+	record "github.com/libp2p/go-libp2p-record"
 	recpb "github.com/libp2p/go-libp2p-record/pb"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/routing"
 
 	"github.com/avnode/avnode/core/names"
 )
@@ -291,4 +293,44 @@ func (s *Service) noteUnsettled(n names.Name) {
 		}
 	}
 	s.unsettled[n.String()] = time.Now()
+}
+
+// GetRecord is a DHT get that keeps to the ownership rule: for a claim or
+// zone key of a name whose owner this node does not know, the value comes
+// from the closest holders' agreement (and its owner is bound), not from the
+// DHT's own pick, which would rank rival owners by their proof of work. Any
+// other key is a plain DHT get.
+func (s *Service) GetRecord(ctx context.Context, key string) ([]byte, error) {
+	ns, rest, err := record.SplitKey(key)
+	if err != nil || ns != names.ClaimNamespace && ns != names.ZoneNamespace {
+		return s.dht.GetValue(ctx, key)
+	}
+	n, err := names.Parse(rest)
+	if err != nil {
+		return nil, err
+	}
+	if held, err := s.owners.Known(ctx, n); err != nil || held != nil {
+		if err != nil {
+			return nil, err
+		}
+		return s.dht.GetValue(ctx, key)
+	}
+	if ns == names.ZoneNamespace {
+		z, _, err := s.fetchZone(ctx, n.Registered())
+		if err != nil {
+			return nil, err
+		}
+		return z.Signed(), nil
+	}
+	_, c, err := s.ownerByAgreement(ctx, key, "")
+	switch {
+	case err != nil:
+		return nil, err
+	case c == nil:
+		return nil, routing.ErrNotFound
+	}
+	if _, err := s.owners.Bind(ctx, c); err != nil {
+		return nil, err
+	}
+	return c.Marshal()
 }

@@ -118,6 +118,31 @@ func TestAttackerAmongTheClosestHolders(t *testing.T) {
 			t.Errorf("k=%d: fresh resolvers got %v, want all %s", stage.k, got, stage.outcome)
 		}
 		e.knownOwnerHolds()
+		if stage.outcome == "owner" {
+			e.freshRecordGet()
+		}
+	}
+}
+
+// freshRecordGet: a raw get of the zone's key (avnode routing get, a role's
+// GetRecord) by a node that never saw the name keeps to the same rule: the
+// owner's zone, not the DHT's pick among rival owners.
+func (e *eclipse) freshRecordGet() {
+	t := e.t
+	reader := newTestNode(t, testConfig(t, func(c *config.Config) { c.DHT.Mode = "client" }))
+	for _, tn := range e.honest[1:4] {
+		if err := reader.node.Host.Connect(e.ctx, peer.AddrInfo{ID: tn.id(), Addrs: tn.node.Host.Addrs()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-reader.node.DHT.ForceRefresh()
+	value, err := reader.names.GetRecord(e.ctx, names.ZoneKey(e.name))
+	if err != nil {
+		t.Fatalf("k=%d: fresh record get: %v", len(e.hosts), err)
+	}
+	z, err := names.DecodeZone(value)
+	if err != nil || names.KeyID(z.Owner) != e.owner {
+		t.Fatalf("k=%d: a fresh record get returned another owner's zone (%v)", len(e.hosts), err)
 	}
 }
 
