@@ -37,13 +37,12 @@ type vote struct {
 
 // poll is what the closest holders of a key said.
 type poll struct {
-	key      string
-	asked    int               // the closest peers found that did not fail
-	answered int               // of them, those that returned a valid value
-	pending  int               // of them, those that have not answered yet
-	byOwner  map[string][]vote // by names.KeyID of the owner
-	quorum   int               // the fewest votes an owner needs to be trusted
-	settled  bool              // every one answered, or the answers decide it
+	key     string
+	asked   int               // the closest peers found that did not fail
+	pending int               // of them, those that have not answered yet
+	byOwner map[string][]vote // by names.KeyID of the owner
+	quorum  int               // the fewest votes an owner needs to be trusted
+	settled bool              // every one answered, or the answers decide it
 }
 
 // decided reports whether the pending answers can no longer change the
@@ -205,11 +204,7 @@ func (s *Service) learnOwner(ctx context.Context, c *names.Claim, key string, fr
 // a claim or zone key), or nil when none of them holds a value; with the
 // poll it rests on.
 func (s *Service) ownerByAgreement(ctx context.Context, key string, skip peer.ID) (*poll, *names.Claim, error) {
-	decode := s.owners.claimOwner
-	if strings.HasPrefix(key, "/"+names.ZoneNamespace+"/") {
-		decode = s.owners.zoneOwner
-	}
-	p, err := s.pollHolders(ctx, key, skip, decode)
+	p, err := s.pollHolders(ctx, key, skip, s.owners.decoderFor(key))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -90,8 +90,8 @@ func NewOwners(store ds.Batching, cfg *config.Config, log *slog.Logger, reg prom
 // claim or zone by another key for a name this node knows.
 func (o *Owners) Validators() map[string]record.Validator {
 	return map[string]record.Validator{
-		names.ClaimNamespace: ownedValidator{o: o, decode: o.claimOwner},
-		names.ZoneNamespace:  ownedValidator{o: o, decode: o.zoneOwner},
+		names.ClaimNamespace: ownedValidator{o: o, decode: o.claimOwner, inner: o.claimV},
+		names.ZoneNamespace:  ownedValidator{o: o, decode: o.zoneOwner, inner: o.zoneV},
 	}
 }
 
@@ -268,21 +268,22 @@ func (o *Owners) lock(n names.Name) *sync.Mutex {
 // Inspect validates a claim or zone value under key by the record rules
 // alone and returns the claim it rests on; other namespaces give nil.
 func (o *Owners) Inspect(key string, value []byte) (*names.Claim, error) {
-	ns, _, err := record.SplitKey(key)
-	if err != nil {
+	decode := o.decoderFor(key)
+	if decode == nil {
 		return nil, nil
 	}
-	switch ns {
+	return decode(key, value)
+}
+
+// decoderFor is claimOwner or zoneOwner by key's namespace, nil for others.
+func (o *Owners) decoderFor(key string) func(string, []byte) (*names.Claim, error) {
+	switch ns, _, _ := record.SplitKey(key); ns {
 	case names.ClaimNamespace:
-		return o.claimV.DecodeValid(key, value)
+		return o.claimOwner
 	case names.ZoneNamespace:
-		z, err := o.zoneV.DecodeValid(key, value)
-		if err != nil {
-			return nil, err
-		}
-		return z.Claim, nil
+		return o.zoneOwner
 	}
-	return nil, nil
+	return nil
 }
 
 // Refused counts a refused record by reason and logs it, at most about once
@@ -335,6 +336,7 @@ func (o *Owners) zoneOwner(key string, value []byte) (*names.Claim, error) {
 type ownedValidator struct {
 	o      *Owners
 	decode func(key string, value []byte) (*names.Claim, error) // validates by the record rules
+	inner  record.Validator                                     // ranks by the record rules
 }
 
 var _ record.Validator = ownedValidator{}
@@ -373,11 +375,7 @@ func (v ownedValidator) Select(key string, values [][]byte) (int, error) {
 	if len(kept) == 0 {
 		return 0, fmt.Errorf("key %s: none of %d values is valid here; first reason: %w", key, len(values), firstErr)
 	}
-	inner := v.o.claimV.Select
-	if ns, _, _ := record.SplitKey(key); ns == names.ZoneNamespace {
-		inner = v.o.zoneV.Select
-	}
-	best, err := inner(key, kept)
+	best, err := v.inner.Select(key, kept)
 	if err != nil {
 		return 0, err
 	}

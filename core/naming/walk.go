@@ -183,7 +183,6 @@ func (w *walk) poll(key string, top []*candidate) *poll {
 		case c.state != answered:
 			p.pending++
 		case c.vote != nil:
-			p.answered++
 			owner := names.KeyID(c.vote.claim.Owner)
 			p.byOwner[owner] = append(p.byOwner[owner], *c.vote)
 		}
