@@ -46,7 +46,9 @@ func run(args []string) int {
 	}
 	fmt.Fprintf(os.Stderr, "avnode: %v\n", err)
 	var usage *usageError
-	if errors.As(err, &usage) || cmd.Flags().Parsed() == false {
+	var apiErr *api.Error
+	invalid := errors.As(err, &apiErr) && apiErr.Invalid
+	if invalid || errors.As(err, &usage) || cmd.Flags().Parsed() == false {
 		fmt.Fprintf(os.Stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
 		return exitBadUsage
 	}

@@ -125,6 +125,25 @@ func TestNamesAcrossProcesses(t *testing.T) {
 		t.Fatalf("after rm of one TXT: %v", txt)
 	}
 
+	// A record value that can never be right exits 2 saying what the type
+	// takes, before anything is signed: the zone keeps its sequence.
+	for _, bad := range []struct{ typ, value, want string }{
+		{"ROOT", "notacid", "must be a content CID"},
+		{"HOST", "notapeer", "must be a peer ID"},
+		{"A", "somewhere", "neither a peer ID nor a multiaddr"},
+		{"CNAME", "Not A Name", "name"},
+	} {
+		r := cli(t, owner.repo, nil, "record", "set", "coolblog.code", bad.typ, bad.value)
+		if r.code != exitBadUsage || !strings.Contains(r.stderr, bad.want) {
+			t.Errorf("record set %s %q: exit %d, %q; want exit 2 saying %q", bad.typ, bad.value, r.code, r.stderr, bad.want)
+		}
+	}
+	var after naming.ZoneInfo
+	cliJSON(t, owner.repo, &after, "record", "ls", "coolblog.code")
+	if after.Seq != zone.Seq || len(after.Records) != len(zone.Records) {
+		t.Fatalf("bad record values changed the zone: seq %d → %d, %d → %d records", zone.Seq, after.Seq, len(zone.Records), len(after.Records))
+	}
+
 	// An unknown name fails with exit code 1 and "not found", fast.
 	start := time.Now()
 	r = cli(t, reader.repo, nil, "resolve", "nobody.avtr")

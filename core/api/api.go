@@ -24,7 +24,10 @@ type Error struct {
 	Message string `json:"error"`
 	// NotFound marks answers like "no such name": the CLI exits 1 for them.
 	NotFound bool `json:"not_found,omitempty"`
-	status   int
+	// Invalid marks an argument the caller got wrong (a malformed name or
+	// record value): the CLI exits 2 for them, as for a wrong flag.
+	Invalid bool `json:"invalid,omitempty"`
+	status  int
 }
 
 func (e *Error) Error() string { return e.Message }
@@ -37,6 +40,12 @@ func NotFound(format string, args ...any) error {
 // BadRequest builds an error for bad input from the caller.
 func BadRequest(format string, args ...any) error {
 	return &Error{Message: fmt.Sprintf(format, args...), status: http.StatusBadRequest}
+}
+
+// Invalid builds an error for an argument that can never be right as given;
+// the message says what is expected. The CLI reports it with exit code 2.
+func Invalid(format string, args ...any) error {
+	return &Error{Message: fmt.Sprintf(format, args...), Invalid: true, status: http.StatusBadRequest}
 }
 
 // Request is what a handler gets: the query parameters and the body.

@@ -26,7 +26,9 @@ func nameError(err error) error {
 		return nil
 	case errors.Is(err, naming.ErrNotFound), errors.Is(err, keystore.ErrNotFound):
 		return api.NotFound("%v", err)
-	case errors.Is(err, names.ErrBadName), errors.Is(err, names.ErrBadRecord), errors.Is(err, names.ErrNameTaken):
+	case errors.Is(err, names.ErrBadName), errors.Is(err, names.ErrBadRecord):
+		return api.Invalid("%v", err)
+	case errors.Is(err, names.ErrNameTaken):
 		return api.BadRequest("%v", err)
 	}
 	return err
@@ -53,7 +55,7 @@ func (d *Daemon) handleRecordChange(remove bool) api.Handler {
 		if t := req.Query("ttl"); t != "" {
 			ttl, err := time.ParseDuration(t)
 			if err != nil || ttl < time.Second {
-				return nil, api.BadRequest("--ttl %q: give a duration of a second or more, like 5m", t)
+				return nil, api.Invalid("--ttl %q: give a duration of a second or more, like 5m", t)
 			}
 			ch.TTL = ttl
 		}

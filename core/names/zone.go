@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
@@ -308,7 +309,7 @@ func checkRecord(zone Name, r Record) error {
 func checkValue(self Name, r Record) error {
 	switch r.Type {
 	case TypeROOT:
-		return checkPrintable(r.Value)
+		return checkRoot(r.Value)
 	case TypeHOST, TypeSAT:
 		if _, err := peer.Decode(r.Value); err != nil {
 			return fmt.Errorf("must be a peer ID (%v)", err)
@@ -333,16 +334,19 @@ func checkValue(self Name, r Record) error {
 	return fmt.Errorf("unknown record type %d; use ROOT, HOST, A, CNAME, TXT or SAT", int32(r.Type))
 }
 
-// checkPrintable is the placeholder check for a ROOT CID until the content
-// store defines which CIDs it serves.
-func checkPrintable(s string) error {
+// checkRoot accepts a content root as a CID in its canonical text form (the
+// one `avnode publish` prints), so that every node reads the same root and
+// no zone carries two spellings of it.
+func checkRoot(s string) error {
 	if s == "" || len(s) > maxRootLen {
-		return fmt.Errorf("must be a CID of 1 to %d characters", maxRootLen)
+		return fmt.Errorf("must be a content CID such as bafybei… (what `avnode publish` prints), of 1 to %d characters", maxRootLen)
 	}
-	for i := 0; i < len(s); i++ {
-		if s[i] <= ' ' || s[i] > '~' {
-			return fmt.Errorf("must be printable ASCII without spaces")
-		}
+	c, err := cid.Decode(s)
+	if err != nil {
+		return fmt.Errorf("must be a content CID such as bafybei… (what `avnode publish` prints): %v", err)
+	}
+	if c.String() != s {
+		return fmt.Errorf("write the CID in its canonical form %s", c)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/multiformats/go-base32"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -419,5 +420,45 @@ func TestChangesSignedAsOneVersion(t *testing.T) {
 	}
 	if records.Seq != both.Seq || len(records.Records) != 3 {
 		t.Fatalf("a refused change touched the zone: %+v", records)
+	}
+}
+
+// A zone naming many hosts costs each resolve at most MaxHostLookups
+// address lookups: the first hosts in the zone's order get addresses, the
+// rest are listed without, and a host named twice is listed once.
+func TestResolveLooksUpABoundedNumberOfHosts(t *testing.T) {
+	nodes := newTestNetwork(t, 12, nil)
+	owner, reader := nodes[0], nodes[11]
+	claimName(t, owner, "crowded.avtr", "crowd")
+	ctx := ctxFor(t, time.Minute)
+	for _, n := range append(nodes, nodes[3]) {
+		if _, err := owner.names.ChangeRecord(ctx, RecordChange{Name: "crowded.avtr", Type: "HOST", Value: n.id().String()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := reader.names.Resolve(ctx, "crowded.avtr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Hosts) != len(nodes) {
+		t.Fatalf("%d hosts listed, want each of the %d distinct HOSTs once: %+v", len(res.Hosts), len(nodes), res.Hosts)
+	}
+	var zoneOrder []string
+	for _, r := range res.Records {
+		if r.Type == "HOST" && !slices.Contains(zoneOrder, r.Value) {
+			zoneOrder = append(zoneOrder, r.Value)
+		}
+	}
+	var found []string
+	for _, h := range res.Hosts {
+		if len(h.Addrs) > 0 {
+			found = append(found, h.PeerID)
+		}
+	}
+	slices.Sort(found)
+	first := slices.Clone(zoneOrder[:MaxHostLookups])
+	slices.Sort(first)
+	if !slices.Equal(found, first) {
+		t.Fatalf("hosts with addresses %v, want the zone's first %d: %v", found, MaxHostLookups, first)
 	}
 }

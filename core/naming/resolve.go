@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -23,6 +24,12 @@ const (
 	maxCNAMEDepth = 8
 	addrCacheTTL  = 30 * time.Second
 	findPeerWait  = 5 * time.Second
+	// MaxHostLookups is how many of a name's hosts a resolve looks up
+	// addresses for (in parallel, in the zone's order); the others are
+	// listed without addresses. A zone can name a few hundred hosts, and a
+	// lookup each on every resolve would let one zone's owner make every
+	// reader walk the DHT hundreds of times.
+	MaxHostLookups = 8
 )
 
 // Resolution is what `avnode resolve --json` prints; its fields are stable.
@@ -116,26 +123,15 @@ func (s *Service) resolve(ctx context.Context, nameText string, via []string) (*
 		SignedZone: z.Signed(), SignedClaim: z.SignedClaim(), CopiesWanted: z.CopiesWanted(),
 		Disputed: dispute,
 	}
-	var hosts []peer.ID
 	for _, r := range records {
 		res.Records = append(res.Records, RecordInfo{Type: r.Type.String(), Label: r.Label, Value: r.Value})
-		switch r.Type {
-		case names.TypeROOT:
+		if r.Type == names.TypeROOT {
 			res.Root = r.Value
-		case names.TypeHOST:
-			if id, err := peer.Decode(r.Value); err == nil {
-				hosts = append(hosts, id)
-			}
 		}
 	}
-	if label != "" { // a sub-label is hosted where its parent is, unless it says otherwise
-		for _, r := range z.RecordsFor("") {
-			if r.Type == names.TypeHOST && len(hosts) == 0 {
-				if id, err := peer.Decode(r.Value); err == nil {
-					hosts = append(hosts, id)
-				}
-			}
-		}
+	hosts := hostIDs(records)
+	if label != "" && len(hosts) == 0 { // a sub-label is hosted where its parent is, unless it says otherwise
+		hosts = hostIDs(z.RecordsFor(""))
 	}
 	res.Hosts = s.hostAddrs(ctx, hosts)
 	if s.policy != nil && len(res.Hosts) > 1 {
@@ -225,17 +221,36 @@ func (s *Service) cacheZone(z *names.Zone) {
 	s.zoneCache[z.Name.String()] = cachedZone{zone: z, fetched: time.Now()}
 }
 
-// hostAddrs finds every host's addresses in parallel (layer 3), from a short
-// cache or the DHT's peer routing. A host that cannot be found is listed with
-// no addresses rather than failing the whole resolve.
+// hostIDs are the distinct peers the HOST records among rs name, in order.
+func hostIDs(rs []names.Record) []peer.ID {
+	var ids []peer.ID
+	for _, r := range rs {
+		if r.Type != names.TypeHOST {
+			continue
+		}
+		if id, err := peer.Decode(r.Value); err == nil && !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// hostAddrs finds the first MaxHostLookups hosts' addresses in parallel
+// (layer 3), from a short cache or the DHT's peer routing; the rest are
+// listed with no addresses. A host that cannot be found is listed with no
+// addresses rather than failing the whole resolve.
 func (s *Service) hostAddrs(ctx context.Context, hosts []peer.ID) []HostInfo {
 	out := make([]HostInfo, len(hosts))
 	var wg sync.WaitGroup
 	for i, id := range hosts {
+		out[i] = HostInfo{PeerID: id.String(), Addrs: []string{}}
+		if i >= MaxHostLookups {
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out[i] = HostInfo{PeerID: id.String(), Addrs: s.peerAddrs(ctx, id)}
+			out[i].Addrs = s.peerAddrs(ctx, id)
 		}()
 	}
 	wg.Wait()
