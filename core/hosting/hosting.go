@@ -315,7 +315,9 @@ func (s *Service) resolveTarget(ctx context.Context, t *Target) (sources []peer.
 		if err != nil {
 			return nil, false, err
 		}
-		for _, h := range res.Hosts {
+		// Hosts past the resolve's lookups have no addresses: dialing them
+		// would walk the DHT for each, which the bound is there to stop.
+		for _, h := range res.Hosts[:min(len(res.Hosts), naming.MaxHostLookups)] {
 			if id, err := peer.Decode(h.PeerID); err == nil {
 				s.rememberAddrs(id, h.Addrs)
 				sources = append(sources, id)
