@@ -196,7 +196,9 @@ func (s *supervisor) replace(p *proc) {
 		return // retired already
 	case s.spare != nil:
 		s.cur, s.spare, s.stale = s.spare, nil, false
-		s.retire(p)
+		if !p.dead() {
+			s.retire(p)
+		}
 	case p.dead():
 		s.cur = nil
 	default:
@@ -220,21 +222,31 @@ func (s *supervisor) replace(p *proc) {
 // call asks the serving worker; while none is up the call fails at once.
 // A call that outlives its budget and the grace leaves its worker stuck in
 // one long Go operation: the spare takes over and the stuck one is retired.
+// A call that raced a swap, sent to a worker retired a moment before, is
+// asked again of the one that took over.
 func (s *supervisor) call(ctx context.Context, hook string, input []byte, budget time.Duration) (result, error) {
-	s.mu.Lock()
-	p, closed := s.cur, s.closed
-	s.mu.Unlock()
-	switch {
-	case closed:
-		return result{}, errRetired
-	case p == nil:
-		return result{}, errWorkerDown
+	var tried *proc
+	for {
+		s.mu.Lock()
+		p, closed := s.cur, s.closed
+		s.mu.Unlock()
+		switch {
+		case closed:
+			return result{}, errRetired
+		case p == nil:
+			return result{}, errWorkerDown
+		case p == tried:
+			return result{}, errRetired
+		}
+		res, err := p.call(ctx, hook, input, budget, s.cfg.grace)
+		if errors.Is(err, errStuck) {
+			s.replace(p)
+		}
+		if !errors.Is(err, errRetired) || tried != nil {
+			return res, err
+		}
+		tried = p
 	}
-	res, err := p.call(ctx, hook, input, budget, s.cfg.grace)
-	if errors.Is(err, errStuck) {
-		s.replace(p)
-	}
-	return res, err
 }
 
 // close stops restarts and lets the workers finish their calls for up to
