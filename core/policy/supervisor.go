@@ -160,6 +160,7 @@ func (s *supervisor) startSpare() {
 		s.cur = p
 	case s.stale:
 		stuck, s.cur, s.stale = s.cur, p, false
+		s.cfg.restarted()
 	default:
 		s.spare = p
 	}
