@@ -191,6 +191,7 @@ func (p *Policy) workerConfig() workerConfig {
 			p.restarts.Add(1)
 			p.metrics.restarts.Inc()
 		},
+		spares: func(delta int) { p.metrics.spares.Add(float64(delta)) },
 	}
 }
 

@@ -29,7 +29,8 @@ type workerConfig struct {
 	budget    time.Duration
 	grace     time.Duration // past the budget before a call's worker counts as stuck
 	log       *slog.Logger
-	restarted func() // counts a restart attempt
+	restarted func()          // counts a restart attempt
+	spares    func(delta int) // counts spares coming (+1) and going (-1)
 }
 
 // A supervisor keeps one worker serving calls with one set of scripts, and a
@@ -162,12 +163,23 @@ func (s *supervisor) startSpare() {
 		stuck, s.cur, s.stale = s.cur, p, false
 		s.cfg.restarted()
 	default:
-		s.spare = p
+		s.setSpare(p)
 	}
 	s.watch(p)
 	if stuck != nil {
 		s.retire(stuck)
 	}
+}
+
+// setSpare makes p the spare (nil: none) and counts it. Called with s.mu held.
+func (s *supervisor) setSpare(p *proc) {
+	switch {
+	case s.spare == nil && p != nil:
+		s.cfg.spares(1)
+	case s.spare != nil && p == nil:
+		s.cfg.spares(-1)
+	}
+	s.spare = p
 }
 
 // retire lets p finish the calls it has, for up to a budget and the grace,
@@ -192,11 +204,12 @@ func (s *supervisor) replace(p *proc) {
 	case s.closed:
 		return
 	case s.spare == p:
-		s.spare = nil
+		s.setSpare(nil)
 	case s.cur != p:
 		return // retired already
 	case s.spare != nil:
-		s.cur, s.spare, s.stale = s.spare, nil, false
+		s.cur, s.stale = s.spare, false
+		s.setSpare(nil)
 		if !p.dead() {
 			s.retire(p)
 		}
@@ -257,7 +270,8 @@ func (s *supervisor) close(wait time.Duration) {
 		s.mu.Lock()
 		s.closed = true
 		p, spare := s.cur, s.spare
-		s.cur, s.spare = nil, nil
+		s.cur = nil
+		s.setSpare(nil)
 		s.mu.Unlock()
 		s.cancel()
 		if spare != nil {
