@@ -15,8 +15,6 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
-
-	"github.com/avnode/avnode/core/names"
 )
 
 // deepSpamFilter is an ordinary store_record filter: Lua patterns over the
@@ -163,8 +161,12 @@ func TestSlowValidRecordsCostOnlyTheirPeer(t *testing.T) {
 	}
 	for round := range rounds {
 		eventually(t, 30*time.Second, "a spare policy worker is up", spareUp)
-		claim := mintClaimFor(t, fmt.Sprintf("%s%03d.avtr", strings.Repeat("a", 60), round))
-		if err := r.poisoner.put(r.ctx, r.target, claim.key, claim.value); err == nil {
+		_, claim := mintClaim(t, fmt.Sprintf("%s%03d.avtr", strings.Repeat("a", 60), round))
+		value, err := claim.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.poisoner.put(r.ctx, r.target, claim.Key(), value); err == nil {
 			t.Fatalf("round %d: a claim whose call overran was stored", round)
 		}
 		r.honestPuts(honestPerPoison)
@@ -174,29 +176,4 @@ func TestSlowValidRecordsCostOnlyTheirPeer(t *testing.T) {
 	if restarts := r.checkHonestStored(); restarts < 1 || restarts > 3 {
 		t.Fatalf("%d claims that overrun replaced %v workers; want 1 to 3, the poisoner's budget", rounds, restarts)
 	}
-}
-
-type signedRecord struct {
-	key   string
-	value []byte
-}
-
-// mintClaimFor makes a valid claim for name under a fresh key, with the
-// work the test daemons ask for (lowWork).
-func mintClaimFor(t testing.TB, name string) signedRecord {
-	t.Helper()
-	n, err := names.Parse(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, _, _ := crypto.GenerateEd25519Key(nil)
-	c, err := names.MintClaim(context.Background(), n, key, 8, time.Now().Add(-time.Minute))
-	if err != nil {
-		t.Fatal(err)
-	}
-	value, err := c.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return signedRecord{key: c.Key(), value: value}
 }

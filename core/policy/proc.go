@@ -366,19 +366,14 @@ func (p *proc) call(ctx context.Context, hook string, input []byte, budget, grac
 	return msg.Result, nil
 }
 
-func (p *proc) retired() bool {
-	select {
-	case <-p.quit:
-		return true
-	default:
-		return false
-	}
-}
+func (p *proc) retired() bool { return isClosed(p.quit) }
 
 // dead reports whether the process has exited.
-func (p *proc) dead() bool {
+func (p *proc) dead() bool { return isClosed(p.exited) }
+
+func isClosed(ch <-chan struct{}) bool {
 	select {
-	case <-p.exited:
+	case <-ch:
 		return true
 	default:
 		return false
