@@ -356,7 +356,10 @@ func (p *Policy) decide(ctx context.Context, hook, peer string, input any) Verdi
 		res, err = sup.call(ctx, hook, raw, budget)
 	}
 	if err == nil && res.Err != "" {
-		err = &scriptFailure{res.Err}
+		err = errors.New(res.Err)
+		if !res.Busy {
+			err = &scriptFailure{res.Err}
+		}
 	}
 	if err != nil {
 		p.charge(peer, err)
@@ -372,7 +375,7 @@ func (e *scriptFailure) Error() string { return e.msg }
 
 // charge counts a failure against peer's budget when its input is to blame:
 // the scripts failed or overran on it, or it was too large. A worker that was
-// down or retiring is not the input's doing.
+// down, retiring or too busy to run the call is not the input's doing.
 func (p *Policy) charge(peer string, err error) {
 	var sf *scriptFailure
 	if peer != "" && (errors.As(err, &sf) || errors.Is(err, errStuck) || errors.Is(err, errInputTooLarge)) {
