@@ -142,7 +142,9 @@ type rival struct {
 	withWitnesses map[int][]byte // the claim with n forged countersignatures
 }
 
-func mintRival(t testing.TB, name string) *rival {
+// mintClaim makes a valid claim for name under a fresh key, with the work
+// the test daemons ask for (lowWork).
+func mintClaim(t testing.TB, name string) (crypto.PrivKey, *names.Claim) {
 	t.Helper()
 	n, err := names.Parse(name)
 	if err != nil {
@@ -153,8 +155,14 @@ func mintRival(t testing.TB, name string) *rival {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return key, c
+}
+
+func mintRival(t testing.TB, name string) *rival {
+	t.Helper()
+	key, c := mintClaim(t, name)
 	claim, _ := c.Marshal()
-	z := &names.Zone{Name: n, Seq: 1 << 40, Expiry: time.Now().Add(24 * time.Hour), TTL: time.Minute, Claim: c,
+	z := &names.Zone{Name: c.Name, Seq: 1 << 40, Expiry: time.Now().Add(24 * time.Hour), TTL: time.Minute, Claim: c,
 		Records: []names.Record{{Type: names.TypeTXT, Value: "pwned"}}}
 	zone, err := z.Sign(key)
 	if err != nil {

@@ -58,8 +58,7 @@ type recordFacts struct {
 	Publisher string `json:"publisher,omitempty"`
 }
 
-// describeRecord reads what it can of a record without validating it:
-// validation is the DHT validator's job and runs after the policy.
+// describeRecord reads what it can of a validated record.
 func describeRecord(key string, value []byte) recordFacts {
 	f := recordFacts{Key: key, Size: len(value), Type: "unknown"}
 	ns, rest, _ := record.SplitKey(key)
@@ -106,10 +105,28 @@ func (d *Daemon) storePolicy(ctx context.Context, from peer.ID, rec *recpb.Recor
 		if !d.Policy.Has("store_record") {
 			return nil
 		}
-		f := describeRecord(string(rec.GetKey()), rec.GetValue())
+		key, value := string(rec.GetKey()), rec.GetValue()
+		if err := d.Node.DHT.Validator.Validate(key, value); err != nil {
+			return invalidRecord(key, err)
+		}
+		f := describeRecord(key, value)
 		f.Publisher = from.String()
-		return refusal(d.Policy.Decide(ctx, "store_record", f))
+		return refusal(d.Policy.DecideFor(ctx, "store_record", f.Publisher, f))
 	})
+}
+
+// invalidRecord refuses a record the DHT's validators refuse, before the
+// store policy sees it: scripts see only records of a known namespace with a
+// well-formed key and a valid signature, not keys built to make them overrun.
+// kad-dht would refuse the record after the policy anyway.
+func invalidRecord(key string, err error) error {
+	const show = 80
+	if len(key) > show {
+		key = fmt.Sprintf("%q… (%d bytes)", key[:show], len(key))
+	} else {
+		key = fmt.Sprintf("%q", key)
+	}
+	return fmt.Errorf("record %s is not valid, so no policy was asked: %w", key, err)
 }
 
 // namingPolicy adapts the policy to the name service's hooks.

@@ -82,8 +82,11 @@ func TestBombsInHooks(t *testing.T) {
 				v := p.Decide(context.Background(), HookAcceptRecord, record("x.avtr"))
 				return !v.Fallback && v.Reason == "still here"
 			})
-			if b.name == "table index" && p.restarts.Load() == 0 {
-				t.Fatal("a gigabyte in one operation: the worker should have died or been killed, and restarted")
+			if b.name == "table index" {
+				// The spare takes over at once, or when it is up.
+				eventually(t, "a gigabyte in one operation: the worker died or got stuck, and was replaced", func() bool {
+					return p.restarts.Load() > 0
+				})
 			}
 		})
 	}

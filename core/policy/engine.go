@@ -212,7 +212,7 @@ func (e *engine) call(ctx context.Context, hook string, input []byte, budget tim
 	}
 	sb, err := e.acquire(ctx)
 	if err != nil {
-		return result{Err: err.Error()}
+		return result{Err: err.Error(), Busy: true}
 	}
 	res, clean := e.run(ctx, sb, spec, hook, data, scripts, budget)
 	e.release(sb, clean)

@@ -11,6 +11,7 @@ type metrics struct {
 	calls    *prometheus.CounterVec
 	seconds  *prometheus.HistogramVec
 	restarts prometheus.Counter
+	spares   prometheus.Gauge
 	reloads  *prometheus.CounterVec
 
 	// The known hooks' series, looked up once: WithLabelValues on every
@@ -38,6 +39,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		restarts: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "avnode", Subsystem: "policy", Name: "worker_restarts_total",
 			Help: "Times the policy worker was restarted after it died or was killed.",
+		}),
+		spares: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "avnode", Subsystem: "policy", Name: "spare_workers",
+			Help: "Policy workers loaded and idle, ready to take over from one that dies or gets stuck in a call.",
 		}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "avnode", Subsystem: "policy", Name: "reloads_total",
@@ -70,6 +75,9 @@ func (m *metrics) register(reg prometheus.Registerer) error {
 		return err
 	}
 	if m.restarts, err = register(reg, m.restarts); err != nil {
+		return err
+	}
+	if m.spares, err = register(reg, m.spares); err != nil {
 		return err
 	}
 	m.reloads, err = register(reg, m.reloads)

@@ -44,6 +44,8 @@ type Options struct {
 	grace time.Duration
 }
 
+var errInputTooLarge = errors.New("input too large")
+
 // A Verdict is a policy's answer to one hook call.
 type Verdict struct {
 	Decided  bool     `json:"decided"`          // false: no script had an opinion, or fallback "default": the caller's built-in default applies
@@ -99,6 +101,7 @@ type Policy struct {
 	metrics   *metrics
 	failures  failureLog
 	restarts  atomic.Int64
+	peers     *peerBudget
 
 	mu    sync.RWMutex
 	sup   *supervisor // nil with no scripts, and after Close
@@ -126,7 +129,7 @@ func Start(ctx context.Context, opts Options) (*Policy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Policy{opts: opts, fallbacks: fallbacks, log: opts.Logger, metrics: m, stop: make(chan struct{})}
+	p := &Policy{opts: opts, fallbacks: fallbacks, log: opts.Logger, metrics: m, peers: newPeerBudget(), stop: make(chan struct{})}
 	p.failures.log = p.log
 	for _, path := range opts.Scripts {
 		p.infos = append(p.infos, ScriptInfo{Path: path})
@@ -188,6 +191,7 @@ func (p *Policy) workerConfig() workerConfig {
 			p.restarts.Add(1)
 			p.metrics.restarts.Inc()
 		},
+		spares: func(delta int) { p.metrics.spares.Add(float64(delta)) },
 	}
 }
 
@@ -289,16 +293,24 @@ func loadErrors(err error) []*LoadError {
 // order. It never fails: errors, overruns and a down worker yield the
 // hook's fallback, marked Fallback.
 func (p *Policy) Decide(ctx context.Context, hook string, input any) Verdict {
+	return p.DecideFor(ctx, hook, "", input)
+}
+
+// DecideFor is Decide for input a peer sent (its record, for store_record),
+// under that peer's budget: a peer whose inputs keep making the scripts fail
+// or overrun gets the hook's fallback at once for a while, without using the
+// worker; other peers are not affected. An empty peer has no budget.
+func (p *Policy) DecideFor(ctx context.Context, hook, peer string, input any) Verdict {
 	if p == nil {
 		return Verdict{}
 	}
 	start := time.Now()
-	v := p.decide(ctx, hook, input)
+	v := p.decide(ctx, hook, peer, input)
 	p.metrics.observe(hook, v, time.Since(start))
 	return v
 }
 
-func (p *Policy) decide(ctx context.Context, hook string, input any) Verdict {
+func (p *Policy) decide(ctx context.Context, hook, peer string, input any) Verdict {
 	mode, known := p.fallbacks[hook]
 	if !known {
 		return Verdict{Fallback: true, Err: fmt.Sprintf("policy: unknown hook %q; hooks are %s", hook, hookNames())}
@@ -309,11 +321,17 @@ func (p *Policy) decide(ctx context.Context, hook string, input any) Verdict {
 	if sup == nil || !defined {
 		return Verdict{}
 	}
+	if peer != "" {
+		if err := p.peers.spent(peer); err != nil {
+			return p.fallback(hook, mode, "", err)
+		}
+	}
 	raw, err := json.Marshal(input)
 	if err == nil && len(raw) > maxInputBytes {
-		err = fmt.Errorf("input is %d bytes of JSON; at most %d are allowed", len(raw), maxInputBytes)
+		err = fmt.Errorf("input is %d bytes of JSON; at most %d are allowed: %w", len(raw), maxInputBytes, errInputTooLarge)
 	}
 	if err != nil {
+		p.charge(peer, err)
 		return p.fallback(hook, mode, "", err)
 	}
 	budget := p.opts.Budget
@@ -339,11 +357,30 @@ func (p *Policy) decide(ctx context.Context, hook string, input any) Verdict {
 	}
 	if err == nil && res.Err != "" {
 		err = errors.New(res.Err)
+		if !res.Busy {
+			err = &scriptFailure{res.Err}
+		}
 	}
 	if err != nil {
+		p.charge(peer, err)
 		return p.fallback(hook, mode, res.Script, err)
 	}
 	return Verdict{Decided: res.Decided, Allow: res.Allow, Order: res.Order, Reason: res.Reason, Script: res.Script}
+}
+
+// scriptFailure is a script's own failure on a call, as the worker told it.
+type scriptFailure struct{ msg string }
+
+func (e *scriptFailure) Error() string { return e.msg }
+
+// charge counts a failure against peer's budget when its input is to blame:
+// the scripts failed or overran on it, or it was too large. A worker that was
+// down, retiring or too busy to run the call is not the input's doing.
+func (p *Policy) charge(peer string, err error) {
+	var sf *scriptFailure
+	if peer != "" && (errors.As(err, &sf) || errors.Is(err, errStuck) || errors.Is(err, errInputTooLarge)) {
+		p.peers.failed(peer)
+	}
 }
 
 func (p *Policy) fallback(hook, mode, script string, err error) Verdict {

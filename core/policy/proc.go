@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/avnode/avnode/core/frame"
@@ -35,6 +36,9 @@ const (
 
 var (
 	errOverrun = errors.New("no answer within the budget")
+	// errStuck: a call got no answer within its budget and the grace; its
+	// worker is stuck in one long Go operation and is replaced.
+	errStuck = errors.New("policy worker stuck")
 	// errRetired: the worker was replaced by a reload or closed before it
 	// took the call. The caller may ask the worker that replaced it.
 	errRetired = errors.New("policy worker retired")
@@ -55,6 +59,8 @@ type proc struct {
 	ready     chan struct{} // closed when the worker's hello arrived
 	exited    chan struct{} // closed once the process has been waited for
 	exitErr   error         // why it exited; written before exited is closed
+	stuck     atomic.Bool   // a call overran its budget and the grace
+	busyAtEnd bool          // calls were in flight when it exited; written before exited is closed
 
 	mu      sync.Mutex
 	nextID  uint64
@@ -145,6 +151,9 @@ func (p *proc) readLoop(stdout io.Reader) {
 	waitErr := p.cmd.Wait()
 	p.closeStdin()
 	p.exitErr = p.describeExit(readErr, waitErr)
+	p.mu.Lock()
+	p.busyAtEnd = len(p.pending) > 0
+	p.mu.Unlock()
 	close(p.exited)
 }
 
@@ -344,8 +353,8 @@ func (p *proc) call(ctx context.Context, hook string, input []byte, budget, grac
 		return callMsg{ID: id, Hook: hook, Input: input, BudgetNS: int64(budget)}
 	}, budget+grace)
 	if errors.Is(err, errOverrun) {
-		p.kill()
-		return result{}, fmt.Errorf("%s did not return within its %v budget; the worker was restarted", hook, budget)
+		p.stuck.Store(true)
+		return result{}, fmt.Errorf("%s did not return within its %v budget; its worker is replaced: %w", hook, budget, errStuck)
 	}
 	if err != nil {
 		return result{}, err
@@ -357,13 +366,33 @@ func (p *proc) call(ctx context.Context, hook string, input []byte, budget, grac
 	return msg.Result, nil
 }
 
-func (p *proc) retired() bool {
+func (p *proc) retired() bool { return isClosed(p.quit) }
+
+// dead reports whether the process has exited.
+func (p *proc) dead() bool { return isClosed(p.exited) }
+
+func isClosed(ch <-chan struct{}) bool {
 	select {
-	case <-p.quit:
+	case <-ch:
 		return true
 	default:
 		return false
 	}
+}
+
+// lostToCall reports whether a call ended this worker: it got stuck in one,
+// or died while calls were in flight (a memory bomb). The input is to blame
+// then, not the worker.
+func (p *proc) lostToCall() bool {
+	return p.stuck.Load() || p.dead() && p.busyAtEnd
+}
+
+// lossReason says why the worker is being replaced.
+func (p *proc) lossReason() error {
+	if p.dead() {
+		return p.exitErr
+	}
+	return errors.New("a call is stuck past its budget and the grace")
 }
 
 func (p *proc) kill() {

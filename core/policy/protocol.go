@@ -76,6 +76,9 @@ type result struct {
 	Reason  string   `json:"reason,omitempty"`
 	Script  string   `json:"script,omitempty"`
 	Err     string   `json:"err,omitempty"` // the hook failed: the node takes the fallback
+	// Busy: the call never ran, every Lua state was taken for its whole
+	// budget. The worker's load, not the input, is to blame.
+	Busy bool `json:"busy,omitempty"`
 }
 
 type verdictMsg struct {
