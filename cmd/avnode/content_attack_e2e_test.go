@@ -333,20 +333,20 @@ func TestBlockServerRangeFlood(t *testing.T) {
 	})
 	page := scrapeMetrics(t, metrics)
 	req0, read0 := metricSum(page, "avnode_blocks_served_requests_total", ""), metricSum(page, "avnode_blocks_served_read_bytes_total", "")
-	cpu0, ans0 := cpuSeconds(t, server.cmd.Process.Pid), answered.Load()
+	cpu0, ans0, t0 := cpuSeconds(t, server.cmd.Process.Pid), answered.Load(), time.Now()
 	eventually(t, 60*time.Second, "the flood goes on", func() error {
-		if n := answered.Load() - ans0; n < 10000 {
+		if n := answered.Load() - ans0; n < 3000 {
 			return fmt.Errorf("%d more answered", n)
 		}
 		return nil
 	})
 	page = scrapeMetrics(t, metrics)
 	reqs, read := metricSum(page, "avnode_blocks_served_requests_total", "")-req0, metricSum(page, "avnode_blocks_served_read_bytes_total", "")-read0
-	cpu, ans := cpuSeconds(t, server.cmd.Process.Pid)-cpu0, answered.Load()-ans0
-	t.Logf("flood: %d answers, %.0f requests, %.0f bytes read (%.1f per request), node CPU %.2f s per 10,000 answers",
-		ans, reqs, read, read/max(reqs, 1), cpu/float64(ans)*10000)
-	if reqs < 10000 || read/reqs > 64<<10 {
-		t.Fatalf("the node read %.0f bytes for %.0f 1-byte range requests: over 64 KiB each", read, reqs)
+	cpu, ans, took := cpuSeconds(t, server.cmd.Process.Pid)-cpu0, answered.Load()-ans0, time.Since(t0)
+	t.Logf("flood: %d answers (%.0f a second), %.0f requests, %.0f bytes read (%.1f per request), node CPU %.2f s per 10,000 answers, %.2f cores",
+		ans, float64(ans)/took.Seconds(), reqs, read, read/max(reqs, 1), cpu/float64(ans)*10000, cpu/took.Seconds())
+	if reqs < 3000 || read/reqs > 64<<10 {
+		t.Errorf("the node read %.0f bytes for %.0f 1-byte range requests: over 64 KiB each", read, reqs)
 	}
 
 	// The honest get, during the flood.
