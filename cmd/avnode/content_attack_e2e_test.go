@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -330,7 +331,7 @@ func TestBlockServerRangeFlood(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
-	file := make([]byte, 48<<20)
+	file := make([]byte, 32<<20)
 	rand.Read(file)
 	path := filepath.Join(base, "file.bin")
 	if err := os.WriteFile(path, file, 0o600); err != nil {
@@ -359,22 +360,29 @@ func TestBlockServerRangeFlood(t *testing.T) {
 		return took
 	}
 	honestGet() // warm up: the reader finds the server as a provider
-	quiet := min(honestGet(), honestGet())
 
 	a := newAttacker(t)
 	p := a.connect(ctx, server)
-	floodCtx, stopFlood := context.WithCancel(ctx)
+	block := rawCID(file[:1<<20])
 	var answered atomic.Int64
-	flood := floodRanges(floodCtx, a, p, rawCID(file[:1<<20]), &answered)
-	defer func() { stopFlood(); flood.Wait() }()
+	// startFlood floods until the returned stop is called, once it is
+	// under way (some answers came back).
+	startFlood := func() (stop func()) {
+		floodCtx, cancelFlood := context.WithCancel(ctx)
+		flood := floodRanges(floodCtx, a, p, block, &answered)
+		stop = func() { cancelFlood(); flood.Wait() }
+		from := answered.Load()
+		eventually(t, 30*time.Second, "the flood is answered", func() error {
+			if n := answered.Load() - from; n < 500 {
+				return fmt.Errorf("%d answered", n)
+			}
+			return nil
+		})
+		return stop
+	}
 
 	// The flood alone: what each request costs the node.
-	eventually(t, 30*time.Second, "the flood is answered", func() error {
-		if answered.Load() < 1000 {
-			return fmt.Errorf("%d answered", answered.Load())
-		}
-		return nil
-	})
+	stop := startFlood()
 	page := scrapeMetrics(t, metrics)
 	req0, read0 := metricSum(page, "avnode_blocks_served_requests_total", ""), metricSum(page, "avnode_blocks_served_read_bytes_total", "")
 	cpu0, ans0, t0 := cpuSeconds(t, server.cmd.Process.Pid), answered.Load(), time.Now()
@@ -387,18 +395,27 @@ func TestBlockServerRangeFlood(t *testing.T) {
 	page = scrapeMetrics(t, metrics)
 	reqs, read := metricSum(page, "avnode_blocks_served_requests_total", "")-req0, metricSum(page, "avnode_blocks_served_read_bytes_total", "")-read0
 	cpu, ans, took := cpuSeconds(t, server.cmd.Process.Pid)-cpu0, answered.Load()-ans0, time.Since(t0)
+	stop()
 	t.Logf("flood: %d answers (%.0f a second), %.0f requests, %.0f bytes read (%.1f per request), node CPU %.2f s per 10,000 answers, %.2f cores",
 		ans, float64(ans)/took.Seconds(), reqs, read, read/max(reqs, 1), cpu/float64(ans)*10000, cpu/took.Seconds())
 	if reqs < 3000 || read/reqs > 64<<10 {
 		t.Errorf("the node read %.0f bytes for %.0f 1-byte range requests: over 64 KiB each", read, reqs)
 	}
 
-	// The honest get, during the flood.
-	loud := min(honestGet(), honestGet())
-	ratio := quiet.Seconds() / loud.Seconds()
-	t.Logf("honest get of %d MiB: %s alone, %s during the flood: %.0f%% of its speed; %d flood answers in all",
-		len(file)>>20, quiet.Round(time.Millisecond), loud.Round(time.Millisecond), 100*ratio, answered.Load())
-	if ratio < 0.5 {
-		t.Fatalf("the honest get kept %.0f%% of its speed during the flood, want at least 50%%", 100*ratio)
+	// The honest get alone and during the flood, in turns, so that the
+	// machine's other load weighs on both alike; the median of the ratios.
+	var ratios []float64
+	for range 3 {
+		quiet := honestGet()
+		stop := startFlood()
+		loud := honestGet()
+		stop()
+		ratios = append(ratios, quiet.Seconds()/loud.Seconds())
+		t.Logf("honest get of %d MiB: %s alone, %s during the flood: %.0f%% of its speed",
+			len(file)>>20, quiet.Round(time.Millisecond), loud.Round(time.Millisecond), 100*ratios[len(ratios)-1])
+	}
+	slices.Sort(ratios)
+	if ratios[1] < 0.5 {
+		t.Fatalf("the honest get kept %.0f%% of its speed during the flood (the median of %.2f), want at least 50%%", 100*ratios[1], ratios)
 	}
 }
