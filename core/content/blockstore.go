@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	cid "github.com/ipfs/go-cid"
@@ -35,6 +36,8 @@ type Blockstore struct {
 	// checked holds blocks hashed since this process wrote or read them, so
 	// serving a block again does not hash it again.
 	checked checkedSet
+	// read counts the bytes read from block files, for tests.
+	read atomic.Int64
 }
 
 // checkedSet is a bounded set of CIDs; when full it starts over, which only
@@ -183,6 +186,7 @@ func (b *Blockstore) GetRange(c cid.Cid, offset, length uint64) (BlockRange, err
 		out.Data = make([]byte, end-offset)
 		n, err := f.ReadAt(out.Data, int64(offset))
 		out.Read = int64(n)
+		b.read.Add(out.Read)
 		if n < len(out.Data) {
 			return out, fmt.Errorf("block store: read %s: %d of %d bytes: %v", c, n, len(out.Data), err)
 		}
@@ -191,6 +195,7 @@ func (b *Blockstore) GetRange(c cid.Cid, offset, length uint64) (BlockRange, err
 	data := make([]byte, size)
 	n, err := io.ReadFull(f, data)
 	out.Read = int64(n)
+	b.read.Add(out.Read)
 	if err != nil {
 		return out, fmt.Errorf("block store: read %s: %w", c, err)
 	}

@@ -1,6 +1,7 @@
 package content
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -99,5 +100,35 @@ func TestVerifySize(t *testing.T) {
 	gap, _ := putNode(t, bs, missing, 2, 10)
 	if _, _, err := VerifySize(ctx, gap, bs, -1); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing piece: %v", err)
+	}
+}
+
+// A range of a large file reads the chunks it covers, and of those only
+// the bytes asked.
+func TestWriteRangeReadsOnlyTheRange(t *testing.T) {
+	bs := newStore(t)
+	data := randBytes(3, 3*ChunkSize+100)
+	dir := t.TempDir()
+	writeTree(t, dir, tree{"f": data})
+	res, err := Import(context.Background(), dir, bs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := res.Root
+	f, err := ResolvePath(root, "f", bs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	before := bs.read.Load()
+	if _, err := WriteRange(context.Background(), f, ChunkSize+500, 10, &buf, bs); err != nil {
+		t.Fatal(err)
+	}
+	if buf.String() != string(data[ChunkSize+500:ChunkSize+510]) {
+		t.Fatal("wrong bytes")
+	}
+	// The file node (a few hundred bytes) and the 10 bytes.
+	if n := bs.read.Load() - before; n > 4096 {
+		t.Fatalf("a 10-byte range read %d bytes from the store", n)
 	}
 }
