@@ -73,6 +73,8 @@ func grpcError(err error) error {
 	case errors.Is(err, names.ErrBadName), errors.Is(err, names.ErrBadRecord), errors.Is(err, names.ErrNameTaken),
 		errors.Is(err, hosting.ErrBadTarget):
 		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, content.ErrTooLarge):
+		return status.Error(codes.ResourceExhausted, err.Error())
 	case errors.Is(err, exchange.ErrNoSource):
 		return status.Error(codes.Unavailable, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):

@@ -12,7 +12,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/avnode/avnode/core/content"
 	"github.com/avnode/avnode/core/hosting"
 	"github.com/avnode/avnode/sdk"
 	"github.com/avnode/avnode/sdk/pluginpb"
@@ -83,7 +82,7 @@ func (h *HostAPI) ReadFile(req *pluginpb.ReadRequest, stream pluginpb.Host_ReadF
 		return err
 	}
 	w := &chunkSender{stream: stream, buf: make([]byte, 0, readChunk)}
-	if _, err := content.WriteRange(stream.Context(), c, req.GetOffset(), req.GetLength(), w, h.Hosting.Blocks); err != nil {
+	if _, err := h.Hosting.WriteRange(stream.Context(), c, req.GetOffset(), req.GetLength(), w); err != nil {
 		if w.sent == 0 && len(w.buf) == 0 {
 			return grpcError(err)
 		}

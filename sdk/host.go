@@ -41,6 +41,10 @@ type Host interface {
 	// FindProviders returns the peer IDs that provide a CID.
 	FindProviders(ctx context.Context, cid string) ([]string, error)
 	// Fetch fetches content into the node's store: NAME[/PATH] or /cid/CID[/PATH].
+	// The sizes it reports (the result's and its entries') are verified: the
+	// node checked that every block holds what its parent declares and that
+	// the total is within content.max_fetch_mb. Content it cannot verify is
+	// refused with codes.ResourceExhausted (over the limit) or an error.
 	Fetch(ctx context.Context, target string) (*pluginpb.FetchResult, error)
 	// Pin keeps a CID's content from collection; reason shows who wants it.
 	Pin(ctx context.Context, cid, reason string) error
@@ -83,6 +87,8 @@ type Host interface {
 	FetchFrom(ctx context.Context, target string, peers []string) (*pluginpb.FetchResult, error)
 	// ReadFile reads a file in the node's store (Fetch it first): length
 	// bytes from offset, length 0 meaning to the end. Close it when done.
+	// A file whose size the node cannot verify, as for Fetch, is refused
+	// before any byte is sent.
 	ReadFile(ctx context.Context, cid string, offset, length int64) (io.ReadCloser, error)
 	// NodeConfig decodes one key of the node's effective config into v,
 	// e.g. "gateway.listen" into a string.

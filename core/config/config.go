@@ -64,6 +64,13 @@ type Config struct {
 		CacheMaxMB   int  `koanf:"cache_max_mb" json:"cache_max_mb"`
 		FetchSources int  `koanf:"fetch_sources" json:"fetch_sources"`
 		Serve        bool `koanf:"serve" json:"serve"`
+		// MaxFetchMB bounds what one get may fetch and write; 0: the free
+		// space of the repo's disk less a margin.
+		MaxFetchMB int `koanf:"max_fetch_mb" json:"max_fetch_mb"`
+		// ServePeerRequests and ServePeerMB bound what one peer may ask of
+		// the block server, per second.
+		ServePeerRequests int `koanf:"serve_peer_requests" json:"serve_peer_requests"`
+		ServePeerMB       int `koanf:"serve_peer_mb" json:"serve_peer_mb"`
 	} `koanf:"content" json:"content"`
 	Gateway struct {
 		Listen string `koanf:"listen" json:"listen"`
@@ -443,6 +450,12 @@ func (c *Config) validateLimits() error {
 	}
 	if c.Content.CacheMaxMB < 0 {
 		return fmt.Errorf("content.cache_max_mb: must be 0 (no bound) or positive")
+	}
+	if c.Content.MaxFetchMB < 0 {
+		return fmt.Errorf("content.max_fetch_mb: must be 0 (the repo disk's free space less a margin) or positive")
+	}
+	if c.Content.ServePeerRequests < 1 || c.Content.ServePeerMB < 1 {
+		return fmt.Errorf("content.serve_peer_requests (%d) and content.serve_peer_mb (%d): must be at least 1", c.Content.ServePeerRequests, c.Content.ServePeerMB)
 	}
 	if c.Resources.MaxMemoryMB < 0 || c.Resources.MaxFDs < 0 {
 		return fmt.Errorf("resources: limits must be 0 (scale to this machine) or positive")

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	cid "github.com/ipfs/go-cid"
@@ -35,6 +36,8 @@ type Blockstore struct {
 	// checked holds blocks hashed since this process wrote or read them, so
 	// serving a block again does not hash it again.
 	checked checkedSet
+	// read counts the bytes read from block files, for tests.
+	read atomic.Int64
 }
 
 // checkedSet is a bounded set of CIDs; when full it starts over, which only
@@ -126,40 +129,83 @@ func (b *Blockstore) Has(c cid.Cid) (bool, error) {
 	}
 }
 
-// Get returns the block's bytes, or an error wrapping ErrNotFound. It does not
-// verify them: Put did.
+// Get returns the block's bytes, or an error wrapping ErrNotFound. A block not
+// yet hashed by this process is verified first (see Put).
 func (b *Blockstore) Get(c cid.Cid) ([]byte, error) {
+	r, err := b.GetRange(c, 0, 0)
+	return r.Data, err
+}
+
+// BlockRange is part of a block, as a range request asks for it.
+type BlockRange struct {
+	Data []byte // the bytes asked for
+	Size int64  // the whole block's size
+	// Read is what answering cost in bytes read from disk: the range, or
+	// the whole block the first time this process reads it (to verify it).
+	Read int64
+}
+
+// ErrRange is wrapped by GetRange's error for a range starting past the block's end.
+var ErrRange = errors.New("range starts past the end of the block")
+
+// GetRange returns length bytes of the block from offset (length 0, or past
+// the end: to the end). Only those bytes are read, once the block has been
+// verified in this process; a damaged block is never returned, in whole or
+// in part.
+func (b *Blockstore) GetRange(c cid.Cid, offset, length uint64) (BlockRange, error) {
 	p, err := b.path(c)
 	if err != nil {
-		return nil, err
+		return BlockRange{}, err
 	}
 	f, err := os.Open(p)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("block %s: %w", c, ErrNotFound)
+		return BlockRange{}, fmt.Errorf("block %s: %w", c, ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("block store: read %s: %w", c, err)
+		return BlockRange{}, fmt.Errorf("block store: read %s: %w", c, err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("block store: read %s: %w", c, err)
+		return BlockRange{}, fmt.Errorf("block store: read %s: %w", c, err)
 	}
-	if st.Size() > MaxBlockSize {
-		return nil, fmt.Errorf("block store: %s is %d bytes, over the %d-byte limit; the file was altered outside avnode, delete it", p, st.Size(), MaxBlockSize)
+	size := st.Size()
+	if size > MaxBlockSize {
+		return BlockRange{}, fmt.Errorf("block store: %s is %d bytes, over the %d-byte limit; the file was altered outside avnode, delete it", p, size, MaxBlockSize)
 	}
-	data := make([]byte, st.Size())
-	if _, err := io.ReadFull(f, data); err != nil {
-		return nil, fmt.Errorf("block store: read %s: %w", c, err)
+	out := BlockRange{Size: size}
+	if offset > uint64(size) {
+		return out, fmt.Errorf("block %s: range at %d of a %d-byte block: %w", c, offset, size, ErrRange)
 	}
-	if !b.checked.has(c) {
-		if err := VerifyBlock(c, data); err != nil {
-			os.Remove(p) // damaged on disk (a crash before Sync, or outside meddling): fetch it again
-			return nil, fmt.Errorf("block %s was damaged on disk and has been removed (%v): %w", c, err, ErrNotFound)
+	end := uint64(size)
+	// Compare lengths, not sums: offset+length may wrap around.
+	if length > 0 && length < end-offset {
+		end = offset + length
+	}
+	if b.checked.has(c) {
+		out.Data = make([]byte, end-offset)
+		n, err := f.ReadAt(out.Data, int64(offset))
+		out.Read = int64(n)
+		b.read.Add(out.Read)
+		if n < len(out.Data) {
+			return out, fmt.Errorf("block store: read %s: %d of %d bytes: %v", c, n, len(out.Data), err)
 		}
-		b.checked.add(c)
+		return out, nil
 	}
-	return data, nil
+	data := make([]byte, size)
+	n, err := io.ReadFull(f, data)
+	out.Read = int64(n)
+	b.read.Add(out.Read)
+	if err != nil {
+		return out, fmt.Errorf("block store: read %s: %w", c, err)
+	}
+	if err := VerifyBlock(c, data); err != nil {
+		os.Remove(p) // damaged on disk (a crash before Sync, or outside meddling): fetch it again
+		return out, fmt.Errorf("block %s was damaged on disk and has been removed (%v): %w", c, err, ErrNotFound)
+	}
+	b.checked.add(c)
+	out.Data = data[offset:end]
+	return out, nil
 }
 
 // Sync flushes every block written so far to disk, in one call for the

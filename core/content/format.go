@@ -385,3 +385,38 @@ func checkDirNode(dn *dirNodeJSON) (*node, error) {
 	}
 	return n, nil
 }
+
+// Link is a child a block refers to, with the file bytes its parent says
+// the child holds.
+type Link struct {
+	CID  cid.Cid
+	Size int64
+}
+
+// Sizes decodes a block for its sizes: the file bytes it holds (a raw
+// block's length, a node's declared size) and its children, each with the
+// size the block declares for it. It refuses malformed or non-canonical nodes.
+func Sizes(c cid.Cid, data []byte) (size int64, links []Link, err error) {
+	if err := checkCID(c); err != nil {
+		return 0, nil, err
+	}
+	if c.Type() == codecRaw {
+		return int64(len(data)), nil, nil
+	}
+	n, err := decodeNode(data)
+	if err != nil {
+		return 0, nil, fmt.Errorf("block %s: %w", c, err)
+	}
+	return n.size, n.sizedLinks(), nil
+}
+
+func (n *node) sizedLinks() []Link {
+	out := make([]Link, 0, len(n.chunks)+len(n.entries))
+	for _, l := range n.chunks {
+		out = append(out, Link{CID: l.c, Size: l.size})
+	}
+	for _, e := range n.entries {
+		out = append(out, Link{CID: e.c, Size: e.size})
+	}
+	return out
+}

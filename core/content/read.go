@@ -235,6 +235,28 @@ func (win *window) write(w io.Writer, data []byte) error {
 	return err
 }
 
+// writeRaw writes what of the raw block c falls in the window, reading
+// only that part of it (a range costs what it reads).
+func (win *window) writeRaw(c cid.Cid, want int64, w io.Writer, bs *Blockstore) error {
+	var length uint64 // 0: to the end
+	if win.left > 0 {
+		length = uint64(win.left)
+	}
+	r, err := bs.GetRange(c, uint64(win.skip), length)
+	if err != nil && !errors.Is(err, ErrRange) {
+		return err
+	}
+	if want >= 0 && r.Size != want {
+		return sizeMismatch(c, want, r.Size)
+	}
+	if err != nil { // the window starts past this block
+		win.skip -= r.Size
+		return nil
+	}
+	win.skip = 0
+	return win.write(w, r.Data)
+}
+
 // writeFile writes the file c, which its parent says holds want bytes (-1: unknown).
 func writeFile(ctx context.Context, c cid.Cid, want int64, w io.Writer, bs *Blockstore, depth int, win *window) error {
 	if err := ctx.Err(); err != nil {
@@ -244,14 +266,7 @@ func writeFile(ctx context.Context, c cid.Cid, want int64, w io.Writer, bs *Bloc
 		return fmt.Errorf("block %s: file nodes nested over %d deep; the DAG is malformed", c, maxFileDepth)
 	}
 	if c.Type() == codecRaw {
-		data, err := bs.Get(c)
-		if err != nil {
-			return err
-		}
-		if want >= 0 && int64(len(data)) != want {
-			return sizeMismatch(c, want, int64(len(data)))
-		}
-		return win.write(w, data)
+		return win.writeRaw(c, want, w, bs)
 	}
 	n, err := loadNode(c, bs)
 	if err != nil {

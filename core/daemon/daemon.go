@@ -28,6 +28,7 @@ import (
 	"github.com/avnode/avnode/core/api"
 	"github.com/avnode/avnode/core/config"
 	"github.com/avnode/avnode/core/content"
+	"github.com/avnode/avnode/core/exchange"
 	"github.com/avnode/avnode/core/hosting"
 	"github.com/avnode/avnode/core/keystore"
 	"github.com/avnode/avnode/core/naming"
@@ -167,7 +168,7 @@ func (d *Daemon) startNames(reg prometheus.Registerer) error {
 	d.Names.Start()
 	// Lives as long as the node: a zone stored after Names.Close is dropped.
 	d.Node.WatchRecords(func(r node.RecordStored) { d.Names.NoteStored(r.Key, r.Value) })
-	if err := d.startHosting(); err != nil {
+	if err := d.startHosting(reg); err != nil {
 		return err
 	}
 	d.startPlugins(reg)
@@ -212,7 +213,7 @@ func (d *Daemon) roleConfig(role string) json.RawMessage {
 	return data
 }
 
-func (d *Daemon) startHosting() error {
+func (d *Daemon) startHosting(reg prometheus.Registerer) error {
 	blocks, err := content.OpenBlockstore(d.Repo.Path(repo.BlocksDir))
 	if err != nil {
 		return err
@@ -222,6 +223,9 @@ func (d *Daemon) startHosting() error {
 		Pins: content.NewPins(d.Repo.Datastore), DHTPrefix: d.Config.DHT.ProtocolPrefix,
 		CacheMaxMB: d.Config.Content.CacheMaxMB, FetchSources: d.Config.Content.FetchSources,
 		OrderSources: d.orderSources, Private: !d.Config.Content.Serve, Logger: d.Log,
+		MaxFetchMB: d.Config.Content.MaxFetchMB,
+		Server: exchange.ServerOptions{PeerRequests: d.Config.Content.ServePeerRequests,
+			PeerBytes: int64(d.Config.Content.ServePeerMB) << 20, Registerer: reg},
 	})
 	return nil
 }

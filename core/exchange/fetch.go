@@ -80,7 +80,18 @@ func (st *Stats) Add(o Stats) {
 // dropped and the block fetched elsewhere; blocks already present are not
 // fetched again, so an interrupted fetch resumes where it stopped.
 func (f *Fetcher) Fetch(ctx context.Context, root cid.Cid, sources []peer.ID, progress func(Stats)) (Stats, error) {
-	return f.fetch(ctx, newSched(f.bs, f.window, progress), root, sources)
+	return f.FetchWithin(ctx, root, sources, -1, progress)
+}
+
+// FetchWithin is Fetch of a DAG that may declare at most maxBytes of
+// content and bring at most maxBytes of blocks (-1: no limit). Sizes are
+// checked as blocks arrive, before they are stored: a root declaring more
+// ends the fetch with an error wrapping content.ErrTooLarge, and a block
+// not holding what its parent declares ends it as malformed.
+func (f *Fetcher) FetchWithin(ctx context.Context, root cid.Cid, sources []peer.ID, maxBytes int64, progress func(Stats)) (Stats, error) {
+	s := newSched(f.bs, f.window, progress)
+	s.maxBytes = maxBytes
+	return f.fetch(ctx, s, root, sources)
 }
 
 // FetchBlock pulls the one block c, not what it links to: a path inside a
@@ -93,6 +104,7 @@ func (f *Fetcher) FetchBlock(ctx context.Context, c cid.Cid, sources []peer.ID) 
 
 func (f *Fetcher) fetch(ctx context.Context, s *sched, root cid.Cid, sources []peer.ID) (Stats, error) {
 	sources = dedupe(sources, f.host.ID())
+	s.root = root
 	if err := s.add(root); err != nil {
 		return s.snapshot(), err
 	}

@@ -13,7 +13,10 @@
 // status 0 = here is the block (or the asked range), 1 = I do not have it,
 // 2 = refused (busy or bad request; the reason is the data). Responses come
 // in request order. A server answers at most MaxRequestsPerStream requests
-// per stream and keeps at most MaxStreamsPerPeer streams per peer.
+// per stream and keeps at most MaxStreamsPerPeer streams per peer. It reads
+// only the bytes a range asks for, and each peer, across its streams, has a
+// budget of requests and of bytes read a second (ServerOptions): a peer
+// over it waits for its answers, which bounds the CPU and disk it can use.
 package exchange
 
 import (

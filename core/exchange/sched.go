@@ -26,12 +26,17 @@ type sched struct {
 	window   int
 	progress func(Stats)
 	shallow  bool // fetch the blocks asked for, not their links
+	root     cid.Cid
+	// maxBytes bounds the root's declared size and the bytes fetched (-1: none).
+	maxBytes int64
 
 	mu        sync.Mutex
 	cond      *sync.Cond
 	queue     []cid.Cid                         // wanted, asked of no source
 	seen      map[cid.Cid]bool                  // in the DAG, wanted or here
 	done      map[cid.Cid]bool                  // fetched in this run
+	declared  map[cid.Cid]int64                 // the size a parent declares for a block
+	admitted  int64                             // bytes of blocks checked and on their way to the store
 	asked     map[cid.Cid]map[peer.ID]time.Time // in flight: at which sources, since when
 	perSource map[peer.ID]int                   // requests in flight per source
 	lacking   map[cid.Cid]map[peer.ID]bool      // sources that said they do not have it
@@ -67,6 +72,7 @@ func (s *sched) storeLoop() {
 func newSched(bs *content.Blockstore, window int, progress func(Stats)) *sched {
 	s := &sched{
 		bs: bs, window: window, progress: progress,
+		maxBytes: -1, declared: map[cid.Cid]int64{},
 		seen: map[cid.Cid]bool{}, done: map[cid.Cid]bool{}, asked: map[cid.Cid]map[peer.ID]time.Time{},
 		perSource: map[peer.ID]int{}, lacking: map[cid.Cid]map[peer.ID]bool{}, live: map[peer.ID]bool{},
 		stats: Stats{Sources: map[string]int{}},
@@ -101,14 +107,19 @@ func (s *sched) addLocked(root cid.Cid) error {
 			return fmt.Errorf("read local block %s: %w", c, err)
 		}
 		s.stats.Present++
-		if s.shallow {
-			continue
-		}
-		links, err := content.Links(c, data)
+		size, links, err := content.Sizes(c, data)
 		if err != nil {
 			return fmt.Errorf("local block %s: %w", c, err)
 		}
-		stack = append(stack, links...)
+		if err := s.checkSizes(c, size, links); err != nil {
+			return err
+		}
+		if s.shallow {
+			continue
+		}
+		for _, l := range links {
+			stack = append(stack, l.CID)
+		}
 	}
 	s.cond.Broadcast()
 	return nil
@@ -202,6 +213,54 @@ func (s *sched) answered(c cid.Cid, p peer.ID) bool {
 	return !s.done[c] && !elsewhere
 }
 
+// admit checks a verified block before it is stored: it holds the size its
+// parent declares, the root declares no more than the limit, and the fetch
+// stays within it. It returns the block's links and records their sizes.
+func (s *sched) admit(c cid.Cid, data []byte) ([]cid.Cid, error) {
+	size, links, err := content.Sizes(c, data)
+	if err != nil {
+		return nil, fmt.Errorf("block %s verifies but does not decode: %w", c, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.checkSizes(c, size, links); err != nil {
+		return nil, err
+	}
+	if s.maxBytes >= 0 && s.admitted+int64(len(data)) > s.maxBytes {
+		return nil, fmt.Errorf("fetch %s: its blocks come to over %d bytes, the limit, before it is complete: %w", s.root, s.maxBytes, content.ErrTooLarge)
+	}
+	s.admitted += int64(len(data))
+	if s.shallow {
+		return nil, nil
+	}
+	out := make([]cid.Cid, len(links))
+	for i, l := range links {
+		out[i] = l.CID
+	}
+	return out, nil
+}
+
+// checkSizes compares a block's size with what its parent declared, the
+// root's with the limit, and records what it declares for its children.
+// Called with mu held.
+func (s *sched) checkSizes(c cid.Cid, size int64, links []content.Link) error {
+	if want, ok := s.declared[c]; ok && want != size {
+		return content.SizeMismatch(c, want, size)
+	}
+	if c == s.root && !s.shallow {
+		if err := content.CheckDeclared(c, size, s.maxBytes); err != nil {
+			return err
+		}
+	}
+	for _, l := range links {
+		if want, ok := s.declared[l.CID]; ok && want != l.Size {
+			return fmt.Errorf("block %s is said to hold %d bytes by one parent and %d by another; the DAG is malformed, ask its publisher to re-publish", l.CID, want, l.Size)
+		}
+		s.declared[l.CID] = l.Size
+	}
+	return nil
+}
+
 // complete stores a verified block and wants its links. A block that
 // another source delivered first is just forgotten.
 func (s *sched) complete(c cid.Cid, data []byte, p peer.ID) error {
@@ -209,13 +268,13 @@ func (s *sched) complete(c cid.Cid, data []byte, p peer.ID) error {
 	dup := s.done[c]
 	s.mu.Unlock()
 	var links []cid.Cid
-	var linkErr error
 	if !dup {
+		var err error
+		if links, err = s.admit(c, data); err != nil {
+			return err
+		}
 		if err := s.bs.Put(c, data); err != nil {
 			return fmt.Errorf("store block %s: %w", c, err)
-		}
-		if !s.shallow {
-			links, linkErr = content.Links(c, data)
 		}
 	}
 	s.mu.Lock()
@@ -235,9 +294,6 @@ func (s *sched) complete(c cid.Cid, data []byte, p peer.ID) error {
 	s.stats.Fetched++
 	s.stats.Bytes += int64(len(data))
 	s.stats.Sources[p.String()]++
-	if linkErr != nil {
-		s.err = fmt.Errorf("block %s verifies but does not decode: %w", c, linkErr)
-	}
 	for _, l := range links {
 		if err := s.addLocked(l); err != nil && s.err == nil {
 			s.err = err

@@ -51,6 +51,8 @@ type Service struct {
 	gcMu         sync.RWMutex
 	orderSources func(context.Context, cid.Cid, []peer.ID) []peer.ID
 	private      bool
+	maxFetchMB   int
+	verified     verifiedSizes
 }
 
 // Options are what New needs.
@@ -72,7 +74,12 @@ type Options struct {
 	// satellite): it serves none to peers, announces nothing it fetched and
 	// refuses to publish.
 	Private bool
-	Logger  *slog.Logger
+	// MaxFetchMB bounds what one get fetches and writes (content.max_fetch_mb);
+	// 0: the free space of the store's disk less FreeMargin.
+	MaxFetchMB int
+	// Server bounds what each peer may ask of the block server.
+	Server exchange.ServerOptions
+	Logger *slog.Logger
 }
 
 // New starts serving blocks to peers, unless the node is private.
@@ -82,10 +89,10 @@ func New(opts Options) *Service {
 	s := &Service{
 		host: opts.Host, dht: opts.DHT, names: opts.Names, Blocks: opts.Blocks, Pins: opts.Pins,
 		fetcher: fetcher, cacheMB: opts.CacheMaxMB, log: opts.Logger, orderSources: opts.OrderSources,
-		private: opts.Private,
+		private: opts.Private, maxFetchMB: opts.MaxFetchMB,
 	}
 	if !opts.Private {
-		s.server = exchange.NewServer(opts.Host, opts.DHTPrefix, opts.Blocks, opts.Logger)
+		s.server = exchange.NewServerWith(opts.Host, opts.DHTPrefix, opts.Blocks, opts.Logger, opts.Server)
 	}
 	return s
 }
@@ -268,7 +275,7 @@ func (s *Service) fetch(ctx context.Context, targetText string, from []peer.ID, 
 	defer s.gcMu.RUnlock()
 	res := &GetResult{Target: targetText, Root: t.Root.String()}
 	at, err := s.pull(ctx, t, s.order(ctx, t.Root, sources), res, progress)
-	if err != nil && !asked && ctx.Err() == nil {
+	if err != nil && !asked && ctx.Err() == nil && !errors.Is(err, content.ErrTooLarge) {
 		// Blocks are missing below a root held here, and the hosts (if
 		// any) did not have them: ask the DHT who provides them.
 		if more := s.findProviders(ctx, t.Root); len(more) > 0 {
@@ -282,8 +289,8 @@ func (s *Service) fetch(ctx context.Context, targetText string, from []peer.ID, 
 		go s.provide(context.Background(), at) // we hold all of it now: serve it to others
 	}
 	res.CID = at.String()
-	if res.Kind, res.Size, err = content.Stat(at, s.Blocks); err != nil {
-		return res, err
+	if res.Kind, res.Size, err = s.VerifiedSize(ctx, at); err != nil {
+		return res, fmt.Errorf("get %s: %w", targetText, err)
 	}
 	if res.Kind == "dir" {
 		if res.Entries, err = content.List(at, s.Blocks); err != nil {
@@ -347,11 +354,15 @@ func (s *Service) pull(ctx context.Context, t Target, sources []peer.ID, res *Ge
 	if err != nil {
 		return cid.Undef, err
 	}
-	stats, err := s.fetcher.Fetch(ctx, at, sources, func(st exchange.Stats) {
+	limit, err := s.fetchLimit()
+	if err != nil {
+		return cid.Undef, err
+	}
+	stats, err := s.fetcher.FetchWithin(ctx, at, sources, limit, func(st exchange.Stats) {
 		progress(Progress{Phase: "fetch", Bytes: st.Bytes, Blocks: st.Fetched + st.Present, Of: st.Blocks})
 	})
 	res.Stats.Add(stats)
-	return at, err
+	return at, s.explainLimit(err)
 }
 
 // fetchPath fetches the directory blocks along path from root, one at a
@@ -426,12 +437,24 @@ func (s *Service) trimCache(ctx context.Context) {
 	s.log.Info("block cache over its bound: collected unpinned blocks", "freed", res.Freed, "err", err)
 }
 
-// Export writes fetched content to path.
+// Export writes fetched content to path, once its size is verified.
 func (s *Service) Export(ctx context.Context, c cid.Cid, path string) error {
+	if _, _, err := s.VerifiedSize(ctx, c); err != nil {
+		return fmt.Errorf("export %s to %s: %w", c, path, err)
+	}
 	return content.Export(ctx, c, path, s.Blocks)
 }
 
-// WriteFile streams a fetched file.
+// WriteFile streams a fetched file, once its size is verified.
 func (s *Service) WriteFile(ctx context.Context, c cid.Cid, w io.Writer) (int64, error) {
-	return content.WriteFile(ctx, c, w, s.Blocks)
+	return s.WriteRange(ctx, c, 0, 0, w)
+}
+
+// WriteRange streams length bytes of a stored file from offset (length 0:
+// to the end), once its size is verified; nothing is written otherwise.
+func (s *Service) WriteRange(ctx context.Context, c cid.Cid, offset, length int64, w io.Writer) (int64, error) {
+	if _, _, err := s.VerifiedSize(ctx, c); err != nil {
+		return 0, fmt.Errorf("read %s: %w", c, err)
+	}
+	return content.WriteRange(ctx, c, offset, length, w, s.Blocks)
 }

@@ -301,6 +301,8 @@ func (g *gateway) failLookup(w http.ResponseWriter, r *http.Request, what string
 		g.fail(w, http.StatusNotFound, "%s: not found (%s).\nCheck the path; the directory above it lists what there is.", what, msg)
 	case status.Code(err) == codes.InvalidArgument:
 		g.fail(w, http.StatusBadRequest, "%s: the node refused it as malformed: %s.", what, msg)
+	case status.Code(err) == codes.ResourceExhausted:
+		g.fail(w, http.StatusBadGateway, "%s: the node refused its content: %s.", what, msg)
 	case errors.Is(err, context.DeadlineExceeded) || status.Code(err) == codes.DeadlineExceeded:
 		g.fail(w, http.StatusGatewayTimeout, "%s: no answer within %s (fetch_timeout): %s.\n"+
 			"Its hosts may be slow or unreachable; try again.", what, g.timeout, msg)
