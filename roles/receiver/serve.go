@@ -171,6 +171,7 @@ func (g *gateway) serveFile(w http.ResponseWriter, r *http.Request, t target, ci
 	h.Set("X-Content-Type-Options", "nosniff")
 	f := &fileReader{ctx: r.Context(), host: g.host, cid: cid, size: size, head: head}
 	defer f.Close()
+	boundRanges(r, size)
 	http.ServeContent(w, r, fileName, time.Time{}, f)
 	return nil
 }
@@ -272,13 +273,19 @@ func formatSize(n int64) string {
 	return fmt.Sprintf("%.1f GB", float64(n)/1e9)
 }
 
-// redirect sends a redirect with a relative Location, which is right in
-// all three forms (path, subdomain, proxy).
+// redirect sends a redirect to a path on the request's own origin: a
+// relative Location, with one leading slash, so that a path like
+// //evil.example.com cannot send the browser to another host.
 func redirect(w http.ResponseWriter, r *http.Request, to string, code int) {
+	to = "/" + strings.TrimLeft(to, "/\\")
 	if r.URL.RawQuery != "" {
 		to += "?" + r.URL.RawQuery
 	}
-	w.Header().Set("Location", to)
+	redirectTo(w, to, code)
+}
+
+func redirectTo(w http.ResponseWriter, location string, code int) {
+	w.Header().Set("Location", location)
 	w.Header().Set("Cache-Control", noStore)
 	w.WriteHeader(code)
 }
