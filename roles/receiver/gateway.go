@@ -115,8 +115,7 @@ func (g *gateway) serveOrigin(w http.ResponseWriter, r *http.Request, sub string
 		return
 	}
 	if why := fromAnotherSite(r); why != "" {
-		g.fail(w, http.StatusForbidden, "http://%s%s was asked for by another site's page (%s), not by you: the gateway fetches only what you open.\n"+
-			"Open http://%[1]s%[2]s yourself to see it.", r.Host, r.URL.EscapedPath(), why)
+		g.refuseCrossSite(w, r, why)
 		return
 	}
 	if name, ok := nameOfLabel(sub); ok && strings.Contains(name, ".") {

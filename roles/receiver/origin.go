@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"html"
 	"net"
 	"net/http"
 	"strings"
@@ -137,4 +138,25 @@ func fromAnotherSite(r *http.Request) string {
 		return "" // the user clicked a link to it
 	}
 	return fmt.Sprintf("Sec-Fetch-Site %s, Sec-Fetch-Dest %s", site, h.Get("Sec-Fetch-Dest"))
+}
+
+// refuseCrossSite answers a request another site's page made: a short
+// page with a link, so that a user sent here by a script opens the name
+// with a click. It declares an empty icon: the browser's own request for
+// /favicon.ico would be same-origin and fetch.
+func (g *gateway) refuseCrossSite(w http.ResponseWriter, r *http.Request, why string) {
+	g.errors.Add(1)
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", noStore)
+	w.WriteHeader(http.StatusForbidden)
+	self := "/" + strings.TrimLeft(r.URL.EscapedPath(), "/\\")
+	if r.URL.RawQuery != "" {
+		self += "?" + r.URL.RawQuery
+	}
+	fmt.Fprintf(w, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><link rel=\"icon\" href=\"data:,\"><title>403 Forbidden</title></head>\n"+
+		"<body><p>403 Forbidden: http://%s%s was asked for by another site's page (%s), not by you: "+
+		"the avnode gateway fetches only what you open yourself.</p>\n<p><a href=\"%s\">Open it</a></p></body></html>\n",
+		html.EscapeString(r.Host), html.EscapeString(r.URL.EscapedPath()), html.EscapeString(why), html.EscapeString(self))
 }
