@@ -127,6 +127,25 @@ func (e *gatewayUnderAttack) manyRanges(t *testing.T) {
 	}
 }
 
+// publishPage claims name with a new key on the publisher and publishes a
+// site of one index.html.
+func (e *gatewayUnderAttack) publishPage(t *testing.T, name, index string) hosting.PublishResult {
+	t.Helper()
+	key := strings.ReplaceAll(name, ".", "-")
+	mustCLI(t, e.publisher.repo, "key", "gen", key)
+	mustCLI(t, e.publisher.repo, "name", "claim", name, "--key", key)
+	dir := filepath.Join(t.TempDir(), key)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "index.html"), []byte(index), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var pub hosting.PublishResult
+	cliJSON(t, e.publisher.repo, &pub, "publish", dir, "--name", name)
+	return pub
+}
+
 // rolePID is the process ID of a node's role plugin.
 func rolePID(t *testing.T, d *proc, role string) int {
 	t.Helper()
@@ -161,12 +180,7 @@ func cpuSeconds(t *testing.T, pid int) float64 {
 // the dotted subdomain form and the proxy form.
 func (e *gatewayUnderAttack) origins(t *testing.T) {
 	exe := chromiumPath(t)
-	mustCLI(t, e.publisher.repo, "key", "gen", "mallory")
-	mustCLI(t, e.publisher.repo, "name", "claim", "evil.avtr", "--key", "mallory")
-	dir := filepath.Join(t.TempDir(), "evil")
-	os.MkdirAll(dir, 0o755)
-	os.WriteFile(filepath.Join(dir, "index.html"), []byte("<!DOCTYPE html><title>evil</title><h1 id=evil>evil</h1>\n"), 0o644)
-	mustCLI(t, e.publisher.repo, "publish", dir, "--name", "evil.avtr")
+	e.publishPage(t, "evil.avtr", "<!DOCTYPE html><title>evil</title><h1 id=evil>evil</h1>\n")
 
 	// What the attacker's page runs: read what it can, and set a cookie
 	// on every domain above its own host.
@@ -225,13 +239,7 @@ func (e *gatewayUnderAttack) origins(t *testing.T) {
 // name's content, while they do list it for content it got with `avnode get`.
 func (e *gatewayUnderAttack) crossSiteAndPrivacy(t *testing.T) {
 	exe := chromiumPath(t)
-	mustCLI(t, e.publisher.repo, "key", "gen", "hidden")
-	mustCLI(t, e.publisher.repo, "name", "claim", "hidden.avtr", "--key", "hidden")
-	dir := filepath.Join(t.TempDir(), "hidden")
-	os.MkdirAll(dir, 0o755)
-	os.WriteFile(filepath.Join(dir, "index.html"), []byte("<!DOCTYPE html><title>hidden</title><h1>what the user reads</h1>\n"), 0o644)
-	var hidden hosting.PublishResult
-	cliJSON(t, e.publisher.repo, &hidden, "publish", dir, "--name", "hidden.avtr")
+	hidden := e.publishPage(t, "hidden.avtr", "<!DOCTYPE html><title>hidden</title><h1>what the user reads</h1>\n")
 
 	targets := []string{
 		e.gw + "/name/hidden.avtr/index.html",

@@ -91,7 +91,7 @@ func cidLabel(text string) (string, error) {
 // originURL is the URL of p at a label's origin, on the gateway's port.
 // p is an escaped path; leading slashes are collapsed to one.
 func (g *gateway) originURL(label, p, rawQuery string) string {
-	u := "http://" + net.JoinHostPort(label+".localhost", portOf(g.addr)) + "/" + strings.TrimLeft(p, "/\\")
+	u := "http://" + net.JoinHostPort(label+".localhost", portOf(g.addr)) + rootedPath(p)
 	if rawQuery != "" {
 		u += "?" + rawQuery
 	}
@@ -101,9 +101,8 @@ func (g *gateway) originURL(label, p, rawQuery string) string {
 // toOrigin redirects a request for a name's path p (escaped) to the name's
 // origin. Nothing is resolved or fetched.
 func (g *gateway) toOrigin(w http.ResponseWriter, r *http.Request, name, p string) {
-	name = strings.ToLower(name)
-	if err := checkName(name); err != nil {
-		g.fail(w, http.StatusBadRequest, "%q is not an avnode name: %v.\nNames look like einstein.avtr or api.coolblog.code.", name, err)
+	name, ok := g.checkedName(w, name)
+	if !ok {
 		return
 	}
 	label, err := originLabel(name)
@@ -151,7 +150,7 @@ func (g *gateway) refuseCrossSite(w http.ResponseWriter, r *http.Request, why st
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", noStore)
 	w.WriteHeader(http.StatusForbidden)
-	self := "/" + strings.TrimLeft(r.URL.EscapedPath(), "/\\")
+	self := rootedPath(r.URL.EscapedPath())
 	if r.URL.RawQuery != "" {
 		self += "?" + r.URL.RawQuery
 	}

@@ -49,11 +49,25 @@ func cleanPath(p string) string {
 	return p
 }
 
-// serveName serves path p of a name's content.
-func (g *gateway) serveName(w http.ResponseWriter, r *http.Request, name, p string) {
+// checkedName is name in lower case, or false once a 400 says why it is
+// not a name.
+func (g *gateway) checkedName(w http.ResponseWriter, name string) (string, bool) {
 	name = strings.ToLower(name)
 	if err := checkName(name); err != nil {
 		g.fail(w, http.StatusBadRequest, "%q is not an avnode name: %v.\nNames look like einstein.avtr or api.coolblog.code.", name, err)
+		return "", false
+	}
+	return name, true
+}
+
+// rootedPath is an escaped path with one leading slash: as a Location,
+// //evil.example.com or /\evil.example.com would leave the origin.
+func rootedPath(p string) string { return "/" + strings.TrimLeft(p, "/\\") }
+
+// serveName serves path p of a name's content.
+func (g *gateway) serveName(w http.ResponseWriter, r *http.Request, name, p string) {
+	name, ok := g.checkedName(w, name)
+	if !ok {
 		return
 	}
 	res, maxAge, err := g.resolve(r.Context(), name)
@@ -277,7 +291,7 @@ func formatSize(n int64) string {
 // relative Location, with one leading slash, so that a path like
 // //evil.example.com cannot send the browser to another host.
 func redirect(w http.ResponseWriter, r *http.Request, to string, code int) {
-	to = "/" + strings.TrimLeft(to, "/\\")
+	to = rootedPath(to)
 	if r.URL.RawQuery != "" {
 		to += "?" + r.URL.RawQuery
 	}
