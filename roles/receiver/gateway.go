@@ -39,7 +39,7 @@ type gateway struct {
 	flights map[string]*flight // lookups under way, shared by the requests that want them
 	calls   sync.WaitGroup
 
-	requests, errors, fetches, inFlight, waiting atomic.Int64
+	requests, errors, fetches, inFlight, waiting, crossSite atomic.Int64
 }
 
 func newGateway(base context.Context, host sdk.Host, set settings, addr string, zoneTTL time.Duration) *gateway {
@@ -61,12 +61,13 @@ type stats struct {
 	Fetches      int64 `json:"fetches"`
 	InFlight     int64 `json:"fetches_in_flight"`
 	Waiting      int64 `json:"requests_waiting"` // for a resolve or fetch (theirs or another's)
+	CrossSite    int64 `json:"cross_site_refused"`
 	CacheEntries int   `json:"cache_entries"`
 }
 
 func (g *gateway) stats() stats {
 	return stats{Requests: g.requests.Load(), Errors: g.errors.Load(), Fetches: g.fetches.Load(),
-		InFlight: g.inFlight.Load(), Waiting: g.waiting.Load(), CacheEntries: g.names.len() + g.paths.len()}
+		InFlight: g.inFlight.Load(), Waiting: g.waiting.Load(), CrossSite: g.crossSite.Load(), CacheEntries: g.names.len() + g.paths.len()}
 }
 
 // wait waits for the lookups under way to end (Stop has ended their context).

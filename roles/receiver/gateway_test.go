@@ -636,11 +636,14 @@ func TestCrossSiteRequests(t *testing.T) {
 		f.mu.Lock()
 		f.resolves, f.fetched = nil, nil
 		f.mu.Unlock()
-		_, srv := startGateway(t, f, nil) // a fresh cache: a fetch would show
+		g, srv := startGateway(t, f, nil) // a fresh cache: a fetch would show
 		resp, body := getPath(t, srv, "/", append([]string{"Host", "site-avtr.localhost"}, c.header...)...)
 		resolves, fetched, _ := f.calls()
 		if resp.StatusCode != c.code {
 			t.Errorf("%s: %d, want %d: %s", c.what, resp.StatusCode, c.code, body)
+		}
+		if refused := g.stats().CrossSite; (refused == 1) != (c.code == 403) {
+			t.Errorf("%s: cross_site_refused %d", c.what, refused)
 		}
 		if c.code == 403 && (len(resolves) != 0 || len(fetched) != 0 || !strings.Contains(body, "another site's page")) {
 			t.Errorf("%s: refused, but the node was asked: resolves %v fetches %v; %s", c.what, resolves, fetched, body)

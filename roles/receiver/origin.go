@@ -145,6 +145,7 @@ func fromAnotherSite(r *http.Request) string {
 // /favicon.ico would be same-origin and fetch.
 func (g *gateway) refuseCrossSite(w http.ResponseWriter, r *http.Request, why string) {
 	g.errors.Add(1)
+	g.crossSite.Add(1)
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")

@@ -183,6 +183,7 @@ func (r *receiver) report(ctx context.Context) {
 		r.host.CounterAdd("gateway_requests", "HTTP requests the gateway answered", float64(st.Requests-last.Requests))
 		r.host.CounterAdd("gateway_errors", "HTTP requests the gateway answered with an error (4xx or 5xx)", float64(st.Errors-last.Errors))
 		r.host.CounterAdd("gateway_fetches", "resolves and fetches the gateway asked the node for", float64(st.Fetches-last.Fetches))
+		r.host.CounterAdd("gateway_cross_site_refused", "requests another site's page made, refused without a fetch", float64(st.CrossSite-last.CrossSite))
 		last = st
 		select {
 		case <-ctx.Done():
