@@ -286,6 +286,9 @@ func (e *gatewayUnderAttack) crossSiteAndPrivacy(t *testing.T) {
 	if fetches != fetchesBefore || strings.Contains(landed, "what the user reads") {
 		t.Fatalf("another site's page made the gateway resolve or fetch %d times (the tab sent there shows %q)", fetches-fetchesBefore, landed)
 	}
+	if refused-refusedBefore < len(targets) {
+		t.Fatalf("only %d of the attacker's requests reached the gateway (and were refused): the attack did not run", refused-refusedBefore)
+	}
 	t.Logf("%d requests refused; the tab a script sent to hidden.avtr shows: %s", refused-refusedBefore, landed)
 
 	// The user opens hidden.avtr, then gets other content with the CLI.
