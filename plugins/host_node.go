@@ -60,9 +60,12 @@ func (h *HostAPI) Fetch(ctx context.Context, req *pluginpb.FetchRequest) (*plugi
 	}
 	var err error
 	var res *hosting.GetResult
-	if len(from) > 0 {
+	switch {
+	case len(from) > 0:
 		res, err = h.Hosting.FetchFrom(ctx, req.GetTarget(), from)
-	} else {
+	case req.GetNoAnnounce():
+		res, err = h.Hosting.FetchUnannounced(ctx, req.GetTarget())
+	default:
 		res, err = h.Hosting.Fetch(ctx, req.GetTarget(), nil, nil)
 	}
 	if err != nil {

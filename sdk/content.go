@@ -18,6 +18,11 @@ func (h *grpcHost) FetchFrom(ctx context.Context, target string, peers []string)
 	return res, wrap("FetchFrom", target, err)
 }
 
+func (h *grpcHost) FetchUnannounced(ctx context.Context, target string) (*pluginpb.FetchResult, error) {
+	res, err := h.c.Fetch(ctx, &pluginpb.FetchRequest{Target: target, NoAnnounce: true})
+	return res, wrap("FetchUnannounced", target, err)
+}
+
 func (h *grpcHost) ReadFile(ctx context.Context, cid string, offset, length int64) (io.ReadCloser, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	stream, err := h.c.ReadFile(ctx, &pluginpb.ReadRequest{Cid: cid, Offset: offset, Length: length})

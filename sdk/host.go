@@ -85,6 +85,10 @@ type Host interface {
 	// FetchFrom is Fetch from these peers only, with no DHT provider lookup:
 	// a satellite fetching through its beacon.
 	FetchFrom(ctx context.Context, target string, peers []string) (*pluginpb.FetchResult, error)
+	// FetchUnannounced is Fetch without announcing the content as a DHT
+	// provider afterwards, so that the node's provider records do not
+	// publish what its user browsed. A node older than this call announces.
+	FetchUnannounced(ctx context.Context, target string) (*pluginpb.FetchResult, error)
 	// ReadFile reads a file in the node's store (Fetch it first): length
 	// bytes from offset, length 0 meaning to the end. Close it when done.
 	// A file whose size the node cannot verify, as for Fetch, is refused

@@ -120,9 +120,10 @@ func TestGatewayAcrossProcesses(t *testing.T) {
 	publisher := nodes[1]
 	mustCLI(t, publisher.repo, "key", "gen", "albert")
 	mustCLI(t, publisher.repo, "name", "claim", "einstein.avtr", "--key", "albert")
-	site, portrait := writeWebSite(t)
+	siteDir, portrait := writeWebSite(t)
+	bigSize := addAttackFiles(t, siteDir)
 	var pub hosting.PublishResult
-	cliJSON(t, publisher.repo, &pub, "publish", site, "--name", "einstein.avtr")
+	cliJSON(t, publisher.repo, &pub, "publish", siteDir, "--name", "einstein.avtr")
 
 	cfg := writeConfig(t, map[string]any{
 		"roles":       []string{"receiver"},
@@ -133,63 +134,68 @@ func TestGatewayAcrossProcesses(t *testing.T) {
 	gw := gatewayURL(t, receiver)
 	gwHost := strings.TrimPrefix(gw, "http://")
 	_, port, _ := net.SplitHostPort(gwHost)
+	site := "http://einstein-avtr.localhost:" + port // einstein.avtr's own origin
 	t.Logf("gateway %s", gw)
 
 	t.Run("HTTP", func(t *testing.T) {
-		client := &http.Client{}
+		client := originClient(gwHost)
 		resp, _ := httpDo(t, client, "GET", gw+"/name/einstein.avtr")
-		if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/name/einstein.avtr/" {
-			t.Errorf("no trailing slash: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+		if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != site+"/" {
+			t.Errorf("the path form: %d %q, want a redirect to the name's origin %s/", resp.StatusCode, resp.Header.Get("Location"), site)
 		}
 		var index hosting.GetResult
 		cliJSON(t, publisher.repo, &index, "get", "einstein.avtr/index.html", "-o", filepath.Join(t.TempDir(), "i.html"))
-		resp, body := httpDo(t, client, "GET", gw+"/name/einstein.avtr/")
+		resp, body := httpDo(t, client, "GET", site+"/")
 		if resp.StatusCode != 200 || !strings.Contains(body, "Albert Einstein") ||
 			resp.Header.Get("Content-Type") != "text/html; charset=utf-8" || resp.Header.Get("ETag") != `"`+index.CID+`"` ||
 			!strings.HasPrefix(resp.Header.Get("Cache-Control"), "public, max-age=") {
 			t.Fatalf("index: %d %v\n%s\n%s", resp.StatusCode, resp.Header, body, grepLog(receiver.log.String(), "receiver", "ERROR"))
 		}
-		resp, _ = httpDo(t, client, "GET", gw+"/name/einstein.avtr/", "If-None-Match", `"`+index.CID+`"`)
+		resp, _ = httpDo(t, client, "GET", site+"/", "If-None-Match", `"`+index.CID+`"`)
 		if resp.StatusCode != http.StatusNotModified {
 			t.Errorf("If-None-Match: %d, want 304", resp.StatusCode)
 		}
 		for path, ctype := range map[string]string{"style.css": "text/css; charset=utf-8", "page2.html": "text/html; charset=utf-8",
 			"img/portrait.png": "image/png", "img/credits.txt": "text/plain; charset=utf-8"} {
-			if resp, _ := httpDo(t, client, "HEAD", gw+"/name/einstein.avtr/"+path); resp.StatusCode != 200 || resp.Header.Get("Content-Type") != ctype {
+			if resp, _ := httpDo(t, client, "HEAD", site+"/"+path); resp.StatusCode != 200 || resp.Header.Get("Content-Type") != ctype {
 				t.Errorf("HEAD %s: %d %q, want %q", path, resp.StatusCode, resp.Header.Get("Content-Type"), ctype)
 			}
 		}
-		resp, body = httpDo(t, client, "GET", gw+"/name/einstein.avtr/img/portrait.png")
+		resp, body = httpDo(t, client, "GET", site+"/img/portrait.png")
 		if resp.StatusCode != 200 || body != string(portrait) {
 			t.Errorf("portrait.png: %d, %d bytes, want the %d published", resp.StatusCode, len(body), len(portrait))
 		}
-		resp, body = httpDo(t, client, "GET", gw+"/name/einstein.avtr/img/portrait.png", "Range", "bytes=8-23")
+		resp, body = httpDo(t, client, "GET", site+"/img/portrait.png", "Range", "bytes=8-23")
 		if resp.StatusCode != http.StatusPartialContent || body != string(portrait[8:24]) ||
 			resp.Header.Get("Content-Range") != fmt.Sprintf("bytes 8-23/%d", len(portrait)) {
 			t.Errorf("Range: %d %q %q", resp.StatusCode, resp.Header.Get("Content-Range"), body)
 		}
-		resp, body = httpDo(t, client, "GET", gw+"/name/einstein.avtr/img/")
+		resp, body = httpDo(t, client, "GET", site+"/img/")
 		if resp.StatusCode != 200 || !strings.Contains(body, `href="portrait.png"`) || !strings.Contains(body, `href="more/"`) {
 			t.Errorf("img/ listing: %d\n%s", resp.StatusCode, body)
 		}
-		resp, body = httpDo(t, client, "GET", gw+"/cid/"+pub.Root+"/style.css")
+		resp, _ = httpDo(t, client, "GET", gw+"/cid/"+pub.Root+"/style.css")
+		if resp.StatusCode != http.StatusMovedPermanently || !strings.HasSuffix(resp.Header.Get("Location"), ".localhost:"+port+"/style.css") {
+			t.Fatalf("/cid/ROOT/style.css: %d %q, want a redirect to the CID's origin", resp.StatusCode, resp.Header.Get("Location"))
+		}
+		resp, body = httpDo(t, client, "GET", resp.Header.Get("Location"))
 		if resp.StatusCode != 200 || !strings.Contains(body, "rgb(12, 34, 56)") || !strings.Contains(resp.Header.Get("Cache-Control"), "immutable") {
 			t.Errorf("/cid/ROOT/style.css: %d %v %q", resp.StatusCode, resp.Header, body)
 		}
 		start := time.Now()
-		resp, body = httpDo(t, client, "GET", gw+"/name/nobody.avtr/")
+		resp, body = httpDo(t, client, "GET", "http://nobody-avtr.localhost:"+port+"/")
 		if resp.StatusCode != http.StatusNotFound || !strings.Contains(body, "no such name") {
 			t.Errorf("unknown name: %d %q", resp.StatusCode, body)
 		}
 		t.Logf("404 for an unknown name in %s (names.resolve_timeout is 3s here)", time.Since(start).Round(time.Millisecond))
-		resp, body = httpDo(t, client, "GET", gw+"/name/einstein.avtr/nothing.html")
+		resp, body = httpDo(t, client, "GET", site+"/nothing.html")
 		if resp.StatusCode != http.StatusNotFound {
 			t.Errorf("missing file: %d %q", resp.StatusCode, body)
 		}
-		// Go's resolver does not know that *.localhost is loopback; browsers do.
-		resp, body = httpDo(t, client, "GET", gw+"/page2.html", "Host", "einstein.avtr.localhost:"+port)
-		if resp.StatusCode != 200 || !strings.Contains(body, "Special relativity") {
-			t.Errorf("subdomain form: %d %q", resp.StatusCode, body)
+		// The dotted subdomain form redirects to the name's origin.
+		resp, _ = httpDo(t, client, "GET", "http://einstein.avtr.localhost:"+port+"/page2.html")
+		if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != site+"/page2.html" {
+			t.Errorf("dotted subdomain form: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 		}
 
 		resp, body = httpDo(t, client, "GET", gw+"/proxy.pac")
@@ -207,9 +213,13 @@ func TestGatewayAcrossProcesses(t *testing.T) {
 		defer bait.Close()
 		proxyURL, _ := url.Parse(gw)
 		proxied := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxyURL)}}
-		resp, body = httpDo(t, proxied, "GET", "http://einstein.avtr/page2.html")
+		resp, _ = httpDo(t, proxied, "GET", "http://einstein.avtr/page2.html")
+		if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != site+"/page2.html" {
+			t.Errorf("proxy form: %d %q, want a redirect to the name's origin", resp.StatusCode, resp.Header.Get("Location"))
+		}
+		resp, body = httpDo(t, proxied, "GET", site+"/page2.html")
 		if resp.StatusCode != 200 || !strings.Contains(body, "Special relativity") {
-			t.Errorf("proxy form: %d %q", resp.StatusCode, body)
+			t.Errorf("proxy form, the name's origin: %d %q", resp.StatusCode, body)
 		}
 		for _, u := range []string{bait.URL + "/", "http://example.com/"} {
 			resp, body = httpDo(t, proxied, "GET", u)
@@ -243,12 +253,16 @@ func TestGatewayAcrossProcesses(t *testing.T) {
 	t.Run("Chromium", func(t *testing.T) {
 		exe := chromiumPath(t)
 		browser := newBrowser(t, exe)
-		checkSiteInBrowser(t, browser, gw+"/name/einstein.avtr/", gw+"/name/einstein.avtr/page2.html")
-		checkSiteInBrowser(t, browser, "http://einstein.avtr.localhost:"+port+"/", "http://einstein.avtr.localhost:"+port+"/page2.html")
+		// Every form lands on the name's own origin.
+		checkSiteInBrowser(t, browser, gw+"/name/einstein.avtr/", site+"/page2.html")
+		checkSiteInBrowser(t, browser, "http://einstein.avtr.localhost:"+port+"/", site+"/page2.html")
 		// Through the PAC file, as a browser set to use it: only .avtr goes to the gateway.
 		proxied := newBrowser(t, exe, chromedp.Flag("proxy-pac-url", gw+"/proxy.pac"))
-		checkSiteInBrowser(t, proxied, "http://einstein.avtr/", "http://einstein.avtr/page2.html")
+		checkSiteInBrowser(t, proxied, "http://einstein.avtr/", site+"/page2.html")
 	})
+
+	attacks := &gatewayUnderAttack{nodes: nodes, publisher: publisher, receiver: receiver, gw: gw, gwHost: gwHost, port: port, bigSize: bigSize}
+	t.Run("Attacks", attacks.run)
 
 	t.Run("HostGone", func(t *testing.T) {
 		// A name whose only host stops: it still resolves, but nobody serves it.
@@ -260,12 +274,20 @@ func TestGatewayAcrossProcesses(t *testing.T) {
 		cliJSON(t, gone.repo, &pub, "publish", other, "--name", "gone.avtr")
 		gone.stop()
 		start := time.Now()
-		resp, body := httpDo(t, &http.Client{}, "GET", gw+"/name/gone.avtr/")
+		resp, body := httpDo(t, originClient(gwHost), "GET", "http://gone-avtr.localhost:"+port+"/")
 		if resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, "could not be fetched") {
 			t.Fatalf("a name with its host gone: %d %q, want 502 with an explanation", resp.StatusCode, body)
 		}
 		t.Logf("502 in %s: %s", time.Since(start).Round(time.Millisecond), body)
 	})
+}
+
+// originClient reaches the gateway whatever the host: browsers resolve
+// NAME.localhost to this machine by themselves, Go's resolver may not.
+func originClient(gwHost string) *http.Client {
+	return &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, gwHost)
+	}}}
 }
 
 // chromiumPath finds Chromium, or skips the test (fails it on CI, where

@@ -242,7 +242,14 @@ type GetResult struct {
 // then, if not nil, runs after a successful fetch while garbage collection
 // is still held off, to write the content out before a GC may take it.
 func (s *Service) Fetch(ctx context.Context, targetText string, report func(Progress), then func(*GetResult) error) (*GetResult, error) {
-	return s.fetch(ctx, targetText, nil, report, then)
+	return s.fetch(ctx, targetText, nil, true, report, then)
+}
+
+// FetchUnannounced is Fetch without announcing the content as a provider
+// afterwards: a gateway's browsing, which the node's provider records must
+// not publish. The blocks are still served to peers that ask for them.
+func (s *Service) FetchUnannounced(ctx context.Context, targetText string) (*GetResult, error) {
+	return s.fetch(ctx, targetText, nil, false, nil, nil)
 }
 
 // FetchFrom is Fetch from these peers only, with no DHT provider lookup (a
@@ -252,10 +259,10 @@ func (s *Service) FetchFrom(ctx context.Context, targetText string, from []peer.
 	if len(from) == 0 {
 		return nil, fmt.Errorf("get %s: no peer to fetch from", targetText)
 	}
-	return s.fetch(ctx, targetText, from, nil, nil)
+	return s.fetch(ctx, targetText, from, true, nil, nil)
 }
 
-func (s *Service) fetch(ctx context.Context, targetText string, from []peer.ID, report func(Progress), then func(*GetResult) error) (*GetResult, error) {
+func (s *Service) fetch(ctx context.Context, targetText string, from []peer.ID, announce bool, report func(Progress), then func(*GetResult) error) (*GetResult, error) {
 	progress := throttled(report)
 	t, err := ParseTarget(targetText)
 	if err != nil {
@@ -285,7 +292,7 @@ func (s *Service) fetch(ctx context.Context, targetText string, from []peer.ID, 
 	if err != nil {
 		return res, fmt.Errorf("get %s: %w", targetText, err)
 	}
-	if !s.private && res.Stats.Fetched > 0 {
+	if announce && !s.private && res.Stats.Fetched > 0 {
 		go s.provide(context.Background(), at) // we hold all of it now: serve it to others
 	}
 	res.CID = at.String()

@@ -33,6 +33,7 @@ type fakeHost struct {
 	started  chan string                     // when set, Fetch reports its target here first
 	resolves []string
 	fetched  []string
+	quiet    int // fetches asked not to be announced
 	reads    int
 	config   map[string]string // NodeConfig
 	services map[string]string // SetService
@@ -79,6 +80,13 @@ func (f *fakeHost) Resolve(_ context.Context, name string) (*pluginpb.Resolution
 		return nil, status.Errorf(codes.NotFound, "resolve %s: not found", name)
 	}
 	return res, nil
+}
+
+func (f *fakeHost) FetchUnannounced(ctx context.Context, target string) (*pluginpb.FetchResult, error) {
+	f.mu.Lock()
+	f.quiet++
+	f.mu.Unlock()
+	return f.Fetch(ctx, target)
 }
 
 func (f *fakeHost) Fetch(ctx context.Context, target string) (*pluginpb.FetchResult, error) {

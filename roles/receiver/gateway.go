@@ -25,6 +25,10 @@ type gateway struct {
 	addr    string   // host:port the gateway listens on
 	zoneTTL time.Duration
 	timeout time.Duration // one resolve or fetch, waiting for a slot included
+	// fetch is the node's Fetch, or FetchUnannounced unless
+	// announce_browsed: what the user browsed stays out of the node's
+	// provider records.
+	fetch func(ctx context.Context, target string) (*pluginpb.FetchResult, error)
 
 	names *lru[*pluginpb.Resolution]  // name → resolution, for the zone TTL
 	paths *lru[*pluginpb.FetchResult] // ROOT/PATH → what is there; content-addressed, so kept until evicted
@@ -35,11 +39,15 @@ type gateway struct {
 	flights map[string]*flight // lookups under way, shared by the requests that want them
 	calls   sync.WaitGroup
 
-	requests, errors, fetches, inFlight, waiting atomic.Int64
+	requests, errors, fetches, inFlight, waiting, crossSite atomic.Int64
 }
 
 func newGateway(base context.Context, host sdk.Host, set settings, addr string, zoneTTL time.Duration) *gateway {
-	return &gateway{
+	fetch := host.FetchUnannounced
+	if set.announce {
+		fetch = host.Fetch
+	}
+	return &gateway{fetch: fetch,
 		host: host, topics: set.topics, addr: addr, zoneTTL: zoneTTL, timeout: set.fetchTimeout,
 		names: newLRU[*pluginpb.Resolution](set.cacheEntries), paths: newLRU[*pluginpb.FetchResult](set.cacheEntries),
 		slots: make(chan struct{}, set.maxFetches), base: base, flights: map[string]*flight{},
@@ -53,12 +61,13 @@ type stats struct {
 	Fetches      int64 `json:"fetches"`
 	InFlight     int64 `json:"fetches_in_flight"`
 	Waiting      int64 `json:"requests_waiting"` // for a resolve or fetch (theirs or another's)
+	CrossSite    int64 `json:"cross_site_refused"`
 	CacheEntries int   `json:"cache_entries"`
 }
 
 func (g *gateway) stats() stats {
 	return stats{Requests: g.requests.Load(), Errors: g.errors.Load(), Fetches: g.fetches.Load(),
-		InFlight: g.inFlight.Load(), Waiting: g.waiting.Load(), CacheEntries: g.names.len() + g.paths.len()}
+		InFlight: g.inFlight.Load(), Waiting: g.waiting.Load(), CrossSite: g.crossSite.Load(), CacheEntries: g.names.len() + g.paths.len()}
 }
 
 // wait waits for the lookups under way to end (Stop has ended their context).
@@ -84,36 +93,42 @@ func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.fail(w, http.StatusMethodNotAllowed, "%s is not supported: the avnode gateway is read-only; use GET or HEAD.", r.Method)
 		return
 	}
-	name, own, refusal := g.siteOf(r)
+	hostname, port := splitHost(r.Host)
 	switch {
-	case refusal != "":
-		g.fail(w, http.StatusForbidden, "%s", refusal)
-	case name != "":
-		g.serveName(w, r, name, r.URL.Path)
-	case own:
+	case strings.HasSuffix(hostname, ".localhost"):
+		g.serveOrigin(w, r, strings.TrimSuffix(hostname, ".localhost"))
+	case g.underTopic(hostname):
+		g.toOrigin(w, r, hostname, r.URL.EscapedPath()) // the proxy form
+	case r.URL.Host == "" || g.isSelf(hostname, port): // not proxied, or proxied to the gateway itself
 		g.servePage(w, r)
+	default:
+		g.fail(w, http.StatusForbidden, "%s is not an avnode name: the avnode gateway serves only names under %s and never forwards requests to other hosts.\n"+
+			"Set your browser's proxy with the PAC file at http://%s/proxy.pac: it sends only avnode names here and everything else direct.",
+			r.Host, g.topicList(), reachableHost(g.addr))
 	}
 }
 
-// siteOf reads a request's host. It answers the name the request is for
-// (subdomain form NAME.localhost, or a name under the proxy topics, as a
-// proxy sees it), or own for the gateway's own pages, or why the request is
-// refused: a proxied request for any other host is never forwarded.
-func (g *gateway) siteOf(r *http.Request) (name string, own bool, refusal string) {
-	hostname, port := splitHost(r.Host)
-	proxied := r.URL.Host != "" // absolute-form request URI: we are used as a proxy
-	if sub, ok := strings.CutSuffix(hostname, ".localhost"); ok {
-		return sub, false, ""
+// serveOrigin serves the origin of a name or a CID, LABEL.localhost (see
+// origin.go); a dotted NAME.localhost redirects to its name's.
+func (g *gateway) serveOrigin(w http.ResponseWriter, r *http.Request, sub string) {
+	if strings.Contains(sub, ".") {
+		g.toOrigin(w, r, sub, r.URL.EscapedPath())
+		return
 	}
-	if g.underTopic(hostname) {
-		return hostname, false, ""
+	if why := fromAnotherSite(r); why != "" {
+		g.refuseCrossSite(w, r, why)
+		return
 	}
-	if !proxied || g.isSelf(hostname, port) {
-		return "", true, ""
+	if name, ok := nameOfLabel(sub); ok && strings.Contains(name, ".") {
+		g.serveName(w, r, name, r.URL.Path)
+		return
 	}
-	return "", false, fmt.Sprintf("%s is not an avnode name: the avnode gateway serves only names under %s and never forwards requests to other hosts.\n"+
-		"Set your browser's proxy with the PAC file at http://%s/proxy.pac: it sends only avnode names here and everything else direct.",
-		r.Host, g.topicList(), reachableHost(g.addr))
+	if cidPattern.MatchString(sub) {
+		g.serveContent(w, r, target{root: sub, path: cleanPath(r.URL.Path)})
+		return
+	}
+	g.fail(w, http.StatusBadRequest, "%s is neither a name nor a CID. A name's address is the name with '-' written '--' and '.' written '-', "+
+		"like einstein-avtr.localhost for einstein.avtr; /name/NAME/ on the gateway redirects there.", r.Host)
 }
 
 // isSelf reports whether a proxied request is for the gateway itself.
@@ -171,28 +186,25 @@ func (g *gateway) servePage(w http.ResponseWriter, r *http.Request) {
 	case p == "/proxy.pac":
 		g.servePAC(w, r)
 	case strings.HasPrefix(p, "/name/"):
-		rest := strings.TrimPrefix(p, "/name/")
-		name, sub, slash := strings.Cut(rest, "/")
-		if !slash && name != "" {
-			if err := checkName(strings.ToLower(name)); err == nil {
-				// Relative links in the site's pages need the directory's slash.
-				redirect(w, r, r.URL.EscapedPath()+"/", http.StatusFound)
-				return
-			}
-		}
-		g.serveName(w, r, name, "/"+sub)
+		name, rest, _ := strings.Cut(strings.TrimPrefix(r.URL.EscapedPath(), "/name/"), "/")
+		g.toOrigin(w, r, name, rest)
 	case strings.HasPrefix(p, "/cid/"):
-		root, sub, _ := strings.Cut(strings.TrimPrefix(p, "/cid/"), "/")
+		root, rest, _ := strings.Cut(strings.TrimPrefix(r.URL.EscapedPath(), "/cid/"), "/")
 		if !cidPattern.MatchString(root) {
 			g.fail(w, http.StatusBadRequest, "%q is not a CID: avnode CIDs look like bafy… (CIDv1, base32) or Qm… (CIDv0).", root)
 			return
 		}
-		g.serveContent(w, r, target{root: root, path: cleanPath(sub)})
+		label, err := cidLabel(root)
+		if err != nil {
+			g.fail(w, http.StatusBadRequest, "%s cannot have an origin of its own: %v.", root, err)
+			return
+		}
+		redirectTo(w, g.originURL(label, rest, r.URL.RawQuery), http.StatusMovedPermanently)
 	case p == "/":
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
-		fmt.Fprintf(w, "avnode gateway\n\nOpen a name:  http://%[1]s/name/einstein.avtr/\n"+
-			"   or:        http://einstein.avtr.localhost:%[2]s/\nContent:      http://%[1]s/cid/CID/PATH\n"+
+		fmt.Fprintf(w, "avnode gateway\n\nOpen a name:  http://einstein-avtr.localhost:%[2]s/ (its own origin: '.' written '-', '-' written '--')\n"+
+			"   or:        http://%[1]s/name/einstein.avtr/ (redirects there)\nContent:      http://%[1]s/cid/CID/PATH (redirects to CID.localhost)\n"+
 			"As a proxy:   set your browser's automatic proxy configuration to http://%[1]s/proxy.pac,\n"+
 			"              then open http://einstein.avtr/ (names under %[3]s).\n",
 			r.Host, portOf(g.addr), g.topicList())

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -70,6 +71,11 @@ func startGateway(t *testing.T, f *fakeHost, change func(*settings)) (*gateway, 
 	g := newGateway(base, f, set, srv.Listener.Addr().String(), 5*time.Minute)
 	srv.Config.Handler = g
 	srv.Start()
+	// Browsers resolve NAME.localhost to this machine by themselves; Go's
+	// resolver may not: the test client dials the gateway for every host.
+	srv.Client().Transport.(*http.Transport).DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, srv.Listener.Addr().String())
+	}
 	t.Cleanup(func() {
 		srv.Close()
 		cancel()
@@ -108,9 +114,42 @@ func request(t *testing.T, client *http.Client, method, rawURL string, header ..
 	return resp, string(body)
 }
 
+// get sends a GET to the gateway. A path-form path, /name/NAME/P or
+// /cid/CID/P, goes to P at its name's or CID's origin, where the gateway
+// serves it (the path form only redirects there), unless a Host is given.
 func get(t *testing.T, srv *httptest.Server, p string, header ...string) (*http.Response, string) {
 	t.Helper()
+	if !slices.Contains(header, "Host") {
+		if host, rest, ok := originOf(srv, p); ok {
+			p, header = rest, append(header, "Host", host)
+		}
+	}
 	return request(t, srv.Client(), http.MethodGet, srv.URL+p, header...)
+}
+
+// getPath is get without going to the origin.
+func getPath(t *testing.T, srv *httptest.Server, p string, header ...string) (*http.Response, string) {
+	t.Helper()
+	return request(t, srv.Client(), http.MethodGet, srv.URL+p, header...)
+}
+
+// originHost is the host of a label's origin on the test gateway.
+func originHost(srv *httptest.Server, label string) string {
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	return label + ".localhost:" + port
+}
+
+// originOf is the host of a path-form path's origin and the path there.
+func originOf(srv *httptest.Server, p string) (host, rest string, ok bool) {
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	for _, prefix := range []string{"/name/", "/cid/"} {
+		if after, found := strings.CutPrefix(p, prefix); found {
+			site, rest, _ := strings.Cut(after, "/")
+			label := strings.ReplaceAll(strings.ReplaceAll(site, "-", "--"), ".", "-")
+			return label + ".localhost:" + port, "/" + rest, true
+		}
+	}
+	return "", "", false
 }
 
 func TestContentTypesAndHeaders(t *testing.T) {
@@ -153,7 +192,7 @@ func TestContentTypesAndHeaders(t *testing.T) {
 		t.Errorf("GET /cid/FILE: %d %q %q", resp.StatusCode, resp.Header.Get("Content-Type"), body)
 	}
 	// HEAD: the headers of GET, no body.
-	resp, body = request(t, srv.Client(), http.MethodHead, srv.URL+"/name/site.avtr/style.css")
+	resp, body = request(t, srv.Client(), http.MethodHead, srv.URL+"/style.css", "Host", originHost(srv, "site-avtr"))
 	if resp.StatusCode != 200 || body != "" || resp.Header.Get("Content-Type") != "text/css; charset=utf-8" ||
 		resp.ContentLength != int64(len(s.files["/style.css"])) {
 		t.Errorf("HEAD style.css: %d %v len %d body %q", resp.StatusCode, resp.Header, resp.ContentLength, body)
@@ -182,10 +221,39 @@ func TestRangesAndConditionalRequests(t *testing.T) {
 			t.Errorf("Range %s: %d %q %q, want %d %q", c.rng, resp.StatusCode, resp.Header.Get("Content-Range"), body, c.code, c.span)
 		}
 	}
-	resp, body := get(t, srv, p, "Range", "bytes=0-1,2998-2999")
-	if resp.StatusCode != 206 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "multipart/byteranges") ||
-		!strings.Contains(body, "01") || !strings.Contains(body, "89") {
-		t.Errorf("two ranges: %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	// Ranges close together are served as one; ranges far apart as parts.
+	resp, body := get(t, srv, p, "Range", "bytes=2998-2999,0-1")
+	if resp.StatusCode != 206 || resp.Header.Get("Content-Range") != "bytes 0-2999/3000" || body != full {
+		t.Errorf("two ranges close together: %d %q", resp.StatusCode, resp.Header.Get("Content-Range"))
+	}
+	big := strings.Repeat("x", 4*rangeGap)
+	f.names["big.avtr"] = &pluginpb.Resolution{Name: "big.avtr", Root: f.addDir(map[string]string{"big.txt": big}, nil)}
+	resp, body = get(t, srv, "/name/big.avtr/big.txt", "Range", fmt.Sprintf("bytes=0-1,%d-%d", 3*rangeGap, 3*rangeGap+1))
+	if resp.StatusCode != 206 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "multipart/byteranges") || strings.Count(body, "Content-Range") != 2 {
+		t.Errorf("two ranges far apart: %d %q\n%s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
+	// An attacker's thousands of ranges: merged, or the whole file once.
+	var many []string
+	for i := range 4000 {
+		many = append(many, fmt.Sprintf("%d-%d", (i*7919)%len(big), (i*7919)%len(big)))
+	}
+	_, _, readsBefore := f.calls()
+	resp, body = get(t, srv, "/name/big.avtr/big.txt", "Range", "bytes="+strings.Join(many, ","))
+	_, _, reads := f.calls()
+	if resp.StatusCode != 206 || !strings.HasPrefix(resp.Header.Get("Content-Range"), "bytes 0-") || !strings.HasPrefix(big, body) {
+		t.Errorf("4000 ranges: %d %q, %d bytes, want them merged into one", resp.StatusCode, resp.Header.Get("Content-Range"), len(body))
+	}
+	if reads-readsBefore > 3 {
+		t.Errorf("4000 ranges made %d reads of the node's store", reads-readsBefore)
+	}
+	for i := range many {
+		many[i] = fmt.Sprintf("%d-%d", i*2*rangeGap, i*2*rangeGap)
+	}
+	huge := strings.Repeat("y", 2*rangeGap*(maxRanges+1))
+	f.names["huge.avtr"] = &pluginpb.Resolution{Name: "huge.avtr", Root: f.addDir(map[string]string{"huge.txt": huge}, nil)}
+	resp, body = get(t, srv, "/name/huge.avtr/huge.txt", "Range", "bytes="+strings.Join(many[:maxRanges+1], ","))
+	if resp.StatusCode != 200 || body != huge {
+		t.Errorf("%d ranges far apart: %d, %d bytes, want the whole file (200)", maxRanges+1, resp.StatusCode, len(body))
 	}
 
 	etag := `"` + fakeCID(full) + `"`
@@ -213,16 +281,27 @@ func TestDirectoriesAndRedirects(t *testing.T) {
 		code       int
 		location   string
 	}{
-		{"/name/site.avtr", "", 302, "/name/site.avtr/"},
-		{"/name/site.avtr?x=1", "", 302, "/name/site.avtr/?x=1"},
-		{"/name/site.avtr/sub", "", 302, "/name/site.avtr/sub/"},
-		{"/name/site.avtr/style.css/", "", 302, "/name/site.avtr/style.css"},
-		{"/cid/" + s.root, "", 301, "/cid/" + s.root + "/"},
-		{"/docs", "site.avtr.localhost", 302, "/docs/"},
+		// The path form redirects to the name's or CID's origin; nothing is looked up.
+		{"/name/site.avtr", "", 302, "http://" + originHost(srv, "site-avtr") + "/"},
+		{"/name/site.avtr?x=1", "", 302, "http://" + originHost(srv, "site-avtr") + "/?x=1"},
+		{"/name/My-Site.avtr/a%20b/", "", 302, "http://" + originHost(srv, "my--site-avtr") + "/a%20b/"},
+		{"/name/api.blog.code//x", "", 302, "http://" + originHost(srv, "api-blog-code") + "/x"},
+		{"/cid/" + s.root + "/sub", "", 301, "http://" + originHost(srv, s.root) + "/sub"},
+		// The dotted subdomain form too: the labels of a name are no origin.
+		{"/docs?y", "site.avtr.localhost:1", 302, "http://" + originHost(srv, "site-avtr") + "/docs?y"},
+		// At the origin, a directory's slash.
+		{"/sub", "site-avtr", 302, "/sub/"},
+		{"/style.css/", "site-avtr", 302, "/style.css"},
+		{"/docs", s.root, 301, "/docs/"},
+		// //docs is a path here: the Location stays on this origin, not //docs/.
+		{"//docs", "site-avtr", 302, "/docs/"},
 	} {
-		resp, _ := get(t, srv, c.path, "Host", c.host)
+		resp, _ := getPath(t, srv, c.path, "Host", c.host)
+		if c.host != "" && !strings.Contains(c.host, ".") {
+			resp, _ = getPath(t, srv, c.path, "Host", originHost(srv, c.host))
+		}
 		if resp.StatusCode != c.code || resp.Header.Get("Location") != c.location {
-			t.Errorf("GET %s: %d Location %q, want %d %q", c.path, resp.StatusCode, resp.Header.Get("Location"), c.code, c.location)
+			t.Errorf("GET %s (host %s): %d Location %q, want %d %q", c.path, c.host, resp.StatusCode, resp.Header.Get("Location"), c.code, c.location)
 		}
 	}
 
@@ -265,29 +344,38 @@ func TestSubdomainAndProxyForms(t *testing.T) {
 	_, srv := startGateway(t, f, nil)
 	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
 
-	resp, body := get(t, srv, "/", "Host", "site.avtr.localhost:"+port)
+	resp, body := get(t, srv, "/", "Host", "site-avtr.localhost:"+port)
 	if resp.StatusCode != 200 || body != s.files["/index.html"] {
 		t.Errorf("subdomain /: %d %q", resp.StatusCode, body)
 	}
 	// Any topic in the subdomain form: it cannot reach the internet anyway.
-	resp, body = get(t, srv, "/page2.html", "Host", "BLOG.code.localhost:"+port)
+	resp, body = get(t, srv, "/page2.html", "Host", "BLOG-code.localhost:"+port)
 	if resp.StatusCode != 200 || body != s.files["/page2.html"] {
 		t.Errorf("subdomain, another topic: %d %q", resp.StatusCode, body)
 	}
-	resp, _ = get(t, srv, "/", "Host", "bad_name.avtr.localhost:"+port)
-	if resp.StatusCode != 400 {
-		t.Errorf("subdomain with a malformed name: %d, want 400", resp.StatusCode)
+	for _, host := range []string{"bad_name.avtr.localhost", "bad_name-avtr.localhost", "a---b-avtr.localhost", "nodot.localhost"} {
+		if resp, _ = get(t, srv, "/", "Host", host+":"+port); resp.StatusCode != 400 {
+			t.Errorf("subdomain %s: %d, want 400", host, resp.StatusCode)
+		}
 	}
 
+	// The proxy form redirects to the name's origin; the client follows.
 	proxy, _ := url.Parse(srv.URL)
-	client := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxy)}}
-	resp, body = request(t, client, http.MethodGet, "http://site.avtr/page2.html")
-	if resp.StatusCode != 200 || body != s.files["/page2.html"] || resp.Header.Get("Content-Type") != "text/html; charset=utf-8" {
-		t.Errorf("proxy form: %d %q", resp.StatusCode, body)
+	transport := srv.Client().Transport.(*http.Transport).Clone()
+	transport.Proxy = http.ProxyURL(proxy)
+	client := &http.Client{Transport: transport}
+	resp, body = request(t, client, http.MethodGet, "http://site.avtr/page2.html?q")
+	if resp.StatusCode != 302 || resp.Header.Get("Location") != "http://site-avtr.localhost:"+port+"/page2.html?q" {
+		t.Errorf("proxy form: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	resp, _ = request(t, client, http.MethodGet, "http://site.avtr/sub")
-	if resp.StatusCode != 302 || resp.Header.Get("Location") != "/sub/" {
-		t.Errorf("proxy form, directory: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	resp, err := client.Get("http://site.avtr/page2.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(b) != s.files["/page2.html"] || resp.Request.URL.Host != "site-avtr.localhost:"+port {
+		t.Errorf("proxy form, followed: %d %q at %s", resp.StatusCode, b, resp.Request.URL)
 	}
 	// The gateway's own pages through the proxy.
 	resp, body = request(t, client, http.MethodGet, srv.URL+"/proxy.pac")
@@ -392,6 +480,9 @@ func TestErrors(t *testing.T) {
 		{"/elsewhere", 404, "not a gateway path"},
 	} {
 		resp, body := get(t, srv, c.path)
+		if c.code == 400 {
+			resp, body = getPath(t, srv, c.path) // refused before the redirect
+		}
 		if resp.StatusCode != c.code || !strings.Contains(body, c.says) || resp.Header.Get("Content-Type") != "text/plain; charset=utf-8" ||
 			resp.Header.Get("Cache-Control") != noStore {
 			t.Errorf("GET %s: %d %q %v, want %d saying %q", c.path, resp.StatusCode, body, resp.Header, c.code, c.says)
@@ -516,5 +607,87 @@ func TestHomePage(t *testing.T) {
 	resp, body := get(t, srv, "/")
 	if resp.StatusCode != 200 || !strings.Contains(body, "/name/einstein.avtr/") || !strings.Contains(body, "/proxy.pac") {
 		t.Errorf("home: %d %q", resp.StatusCode, body)
+	}
+}
+
+// A page of another site (or of another name: each is a site) cannot make
+// the gateway resolve or fetch: not with an <img>, a fetch() or a frame,
+// nor by sending the tab there without a click. The user's own navigation
+// (typed, or a click) and the page's own files are served.
+func TestCrossSiteRequests(t *testing.T) {
+	f := newFakeHost()
+	testSite(f, "site.avtr")
+	for _, c := range []struct {
+		what   string
+		header []string
+		code   int
+	}{
+		{"an <img> on another site", []string{"Sec-Fetch-Site", "cross-site", "Sec-Fetch-Mode", "no-cors", "Sec-Fetch-Dest", "image"}, 403},
+		{"fetch() from another site", []string{"Sec-Fetch-Site", "cross-site", "Sec-Fetch-Mode", "cors", "Sec-Fetch-Dest", "empty", "Origin", "http://127.0.0.1:9"}, 403},
+		{"a frame on another site", []string{"Sec-Fetch-Site", "cross-site", "Sec-Fetch-Mode", "navigate", "Sec-Fetch-Dest", "iframe", "Sec-Fetch-User", "?1"}, 403},
+		{"a script moving the tab", []string{"Sec-Fetch-Site", "cross-site", "Sec-Fetch-Mode", "navigate", "Sec-Fetch-Dest", "document"}, 403},
+		{"same-site is another name", []string{"Sec-Fetch-Site", "same-site", "Sec-Fetch-Mode", "no-cors", "Sec-Fetch-Dest", "image"}, 403},
+		{"no Sec-Fetch-Site, another Origin", []string{"Origin", "http://evil.example"}, 403},
+		{"the user typed it", []string{"Sec-Fetch-Site", "none", "Sec-Fetch-Mode", "navigate", "Sec-Fetch-Dest", "document", "Sec-Fetch-User", "?1"}, 200},
+		{"the user clicked a link on another site", []string{"Sec-Fetch-Site", "cross-site", "Sec-Fetch-Mode", "navigate", "Sec-Fetch-Dest", "document", "Sec-Fetch-User", "?1"}, 200},
+		{"the page's own image", []string{"Sec-Fetch-Site", "same-origin", "Sec-Fetch-Mode", "no-cors", "Sec-Fetch-Dest", "image"}, 200},
+		{"curl", nil, 200},
+	} {
+		f.mu.Lock()
+		f.resolves, f.fetched = nil, nil
+		f.mu.Unlock()
+		g, srv := startGateway(t, f, nil) // a fresh cache: a fetch would show
+		resp, body := getPath(t, srv, "/", append([]string{"Host", "site-avtr.localhost"}, c.header...)...)
+		resolves, fetched, _ := f.calls()
+		if resp.StatusCode != c.code {
+			t.Errorf("%s: %d, want %d: %s", c.what, resp.StatusCode, c.code, body)
+		}
+		if refused := g.stats().CrossSite; (refused == 1) != (c.code == 403) {
+			t.Errorf("%s: cross_site_refused %d", c.what, refused)
+		}
+		if c.code == 403 && (len(resolves) != 0 || len(fetched) != 0 || !strings.Contains(body, "another site's page")) {
+			t.Errorf("%s: refused, but the node was asked: resolves %v fetches %v; %s", c.what, resolves, fetched, body)
+		}
+	}
+}
+
+// What the gateway fetches is not announced unless announce_browsed.
+func TestBrowsingNotAnnounced(t *testing.T) {
+	for _, announce := range []bool{false, true} {
+		f := newFakeHost()
+		testSite(f, "site.avtr")
+		_, srv := startGateway(t, f, func(s *settings) { s.announce = announce })
+		if resp, _ := get(t, srv, "/name/site.avtr/"); resp.StatusCode != 200 {
+			t.Fatalf("GET: %d", resp.StatusCode)
+		}
+		_, fetched, _ := f.calls()
+		if quiet := f.quiet; (quiet == len(fetched)) == announce || len(fetched) == 0 {
+			t.Errorf("announce_browsed %v: %d fetches, %d of them unannounced", announce, len(fetched), quiet)
+		}
+	}
+}
+
+func TestOriginLabels(t *testing.T) {
+	for name, label := range map[string]string{
+		"einstein.avtr":     "einstein-avtr",
+		"api.coolblog.code": "api-coolblog-code",
+		"my-site.avtr":      "my--site-avtr",
+		"a-b.c-d.e":         "a--b-c--d-e",
+	} {
+		if got, err := originLabel(name); got != label || err != nil {
+			t.Errorf("originLabel(%s) = %q, %v, want %q", name, got, err, label)
+		}
+		if got, ok := nameOfLabel(label); got != name || !ok {
+			t.Errorf("nameOfLabel(%s) = %q, %v, want %q", label, got, ok, name)
+		}
+	}
+	for _, label := range []string{"a---b-avtr", "-a-avtr", "a-avtr-", "a----b"} {
+		if name, ok := nameOfLabel(label); ok && checkName(name) == nil {
+			t.Errorf("nameOfLabel(%s) = %q, a valid name", label, name)
+		}
+	}
+	long := strings.Repeat("a", 60) + ".avtr"
+	if _, err := originLabel(long); err == nil || !strings.Contains(err.Error(), "avnode get") {
+		t.Errorf("a name too long for one label: %v", err)
 	}
 }

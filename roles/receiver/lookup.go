@@ -67,7 +67,7 @@ func (g *gateway) lookup(ctx context.Context, t target) (*pluginpb.FetchResult, 
 		return res, nil
 	}
 	fetchTarget := t.String()
-	v, err := g.once(ctx, "fetch "+fetchTarget, func(ctx context.Context) (any, error) { return g.host.Fetch(ctx, fetchTarget) })
+	v, err := g.once(ctx, "fetch "+fetchTarget, func(ctx context.Context) (any, error) { return g.fetch(ctx, fetchTarget) })
 	if err != nil {
 		return nil, err
 	}

@@ -21,6 +21,7 @@ type config struct {
 	MaxConcurrentFetches int       `json:"max_concurrent_fetches"` // default 16
 	FetchTimeout         string    `json:"fetch_timeout"`          // default 1m
 	CacheEntries         int       `json:"cache_entries"`          // default 1024
+	AnnounceBrowsed      bool      `json:"announce_browsed"`       // default false
 }
 
 const (
@@ -36,7 +37,8 @@ const configSchema = `{"type":"object","additionalProperties":false,"properties"
 	`"proxy_topics":{"type":"array","items":{"type":"string"},"description":"topics the gateway serves as an HTTP proxy and its PAC file sends to it (default [\"avtr\"])"},` +
 	`"max_concurrent_fetches":{"type":"integer","minimum":1,"description":"resolves and fetches under way at once; more wait (default 16)"},` +
 	`"fetch_timeout":{"type":"string","description":"how long a request may wait for a resolve or fetch, a Go duration (default 1m, at least 1s)"},` +
-	`"cache_entries":{"type":"integer","minimum":1,"description":"resolved names and fetched paths remembered (default 1024 each)"}}}`
+	`"cache_entries":{"type":"integer","minimum":1,"description":"resolved names and fetched paths remembered (default 1024 each)"},` +
+	`"announce_browsed":{"type":"boolean","description":"announce what the gateway fetched as a DHT provider, which publishes what was browsed (default false)"}}}`
 
 // settings are a config with its defaults applied and its values checked.
 type settings struct {
@@ -44,6 +46,10 @@ type settings struct {
 	maxFetches   int
 	fetchTimeout time.Duration
 	cacheEntries int
+	// announce lets the node announce what the gateway fetched as a DHT
+	// provider; off, the node's provider records do not tell the network
+	// what its user browsed.
+	announce bool
 }
 
 // receiver is the role: it owns the gateway's HTTP server.
@@ -77,10 +83,10 @@ func parseConfig(raw json.RawMessage) (settings, sdk.Diagnostics) {
 	c := config{MaxConcurrentFetches: 16, CacheEntries: 1024}
 	if err := sdk.DecodeStrict(raw, &c); err != nil {
 		return settings{}, sdk.Diagnostics{sdk.Errorf("config is not valid: %v", err).
-			WithDetail("the receiver takes proxy_topics, max_concurrent_fetches, fetch_timeout and cache_entries")}
+			WithDetail("the receiver takes proxy_topics, max_concurrent_fetches, fetch_timeout, cache_entries and announce_browsed")}
 	}
 	set := settings{topics: []string{"avtr"}, maxFetches: c.MaxConcurrentFetches, fetchTimeout: defaultFetchTimeout,
-		cacheEntries: c.CacheEntries}
+		cacheEntries: c.CacheEntries, announce: c.AnnounceBrowsed}
 	var diags sdk.Diagnostics
 	if c.ProxyTopics != nil {
 		set.topics = nil
@@ -149,7 +155,7 @@ func (r *receiver) Start(ctx context.Context, raw json.RawMessage, host sdk.Host
 	r.done.Add(1)
 	go r.report(base)
 	host.Logger().Info("gateway running", "url", r.url, "proxy_topics", fmt.Sprint(set.topics),
-		"max_concurrent_fetches", set.maxFetches, "zone_ttl", zoneTTL.String())
+		"max_concurrent_fetches", set.maxFetches, "zone_ttl", zoneTTL.String(), "announce_browsed", set.announce)
 	return nil
 }
 
@@ -177,6 +183,7 @@ func (r *receiver) report(ctx context.Context) {
 		r.host.CounterAdd("gateway_requests", "HTTP requests the gateway answered", float64(st.Requests-last.Requests))
 		r.host.CounterAdd("gateway_errors", "HTTP requests the gateway answered with an error (4xx or 5xx)", float64(st.Errors-last.Errors))
 		r.host.CounterAdd("gateway_fetches", "resolves and fetches the gateway asked the node for", float64(st.Fetches-last.Fetches))
+		r.host.CounterAdd("gateway_cross_site_refused", "requests another site's page made, refused without a fetch", float64(st.CrossSite-last.CrossSite))
 		last = st
 		select {
 		case <-ctx.Done():

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -15,7 +16,8 @@ func TestValidateConfig(t *testing.T) {
 		errors       []string // attributes of the error diagnostics, in order
 	}{
 		{"defaults", `{}`, nil},
-		{"all set", `{"proxy_topics": ["avtr", "code"], "max_concurrent_fetches": 4, "fetch_timeout": "30s", "cache_entries": 10}`, nil},
+		{"all set", `{"proxy_topics": ["avtr", "code"], "max_concurrent_fetches": 4, "fetch_timeout": "30s", "cache_entries": 10, "announce_browsed": true}`, nil},
+		{"bad announce", `{"announce_browsed": "yes"}`, []string{""}},
 		{"proxy off", `{"proxy_topics": []}`, nil},
 		{"bad topic", `{"proxy_topics": ["avtr", ".Code"]}`, []string{"proxy_topics[1]"}},
 		{"bad timeout", `{"fetch_timeout": "soon"}`, []string{"fetch_timeout"}},
@@ -39,7 +41,7 @@ func TestValidateConfig(t *testing.T) {
 		})
 	}
 	set, _ := parseConfig(json.RawMessage(`{}`))
-	if strings.Join(set.topics, ",") != "avtr" || set.maxFetches != 16 || set.fetchTimeout != time.Minute || set.cacheEntries != 1024 {
+	if strings.Join(set.topics, ",") != "avtr" || set.maxFetches != 16 || set.fetchTimeout != time.Minute || set.cacheEntries != 1024 || set.announce {
 		t.Errorf("defaults: %+v", set)
 	}
 }
@@ -68,7 +70,13 @@ func TestStartStop(t *testing.T) {
 	if !strings.HasPrefix(url, "http://127.0.0.1:") || strings.HasSuffix(url, ":0") {
 		t.Fatalf("gateway URL %q", url)
 	}
-	resp, err := http.Get(url + "/name/site.avtr/page2.html")
+	// The path form redirects to site-avtr.localhost, which Go's resolver
+	// may not know: dial the gateway for every host, as a browser would.
+	gw := strings.TrimPrefix(url, "http://")
+	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, gw)
+	}}}
+	resp, err := client.Get(url + "/name/site.avtr/page2.html")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +86,7 @@ func TestStartStop(t *testing.T) {
 	}
 	out, diags := r.Command(ctx, "status", nil)
 	data, _ := json.Marshal(out)
-	if diags.HasError() || !strings.Contains(string(data), `"url":"`+url+`"`) || !strings.Contains(string(data), `"requests":1`) {
+	if diags.HasError() || !strings.Contains(string(data), `"url":"`+url+`"`) || !strings.Contains(string(data), `"requests":2`) {
 		t.Errorf("status: %s %v", data, diags)
 	}
 	if _, diags := r.Command(ctx, "flush", nil); !diags.HasError() {

@@ -49,11 +49,25 @@ func cleanPath(p string) string {
 	return p
 }
 
-// serveName serves path p of a name's content.
-func (g *gateway) serveName(w http.ResponseWriter, r *http.Request, name, p string) {
+// checkedName is name in lower case, or false once a 400 says why it is
+// not a name.
+func (g *gateway) checkedName(w http.ResponseWriter, name string) (string, bool) {
 	name = strings.ToLower(name)
 	if err := checkName(name); err != nil {
 		g.fail(w, http.StatusBadRequest, "%q is not an avnode name: %v.\nNames look like einstein.avtr or api.coolblog.code.", name, err)
+		return "", false
+	}
+	return name, true
+}
+
+// rootedPath is an escaped path with one leading slash: as a Location,
+// //evil.example.com or /\evil.example.com would leave the origin.
+func rootedPath(p string) string { return "/" + strings.TrimLeft(p, "/\\") }
+
+// serveName serves path p of a name's content.
+func (g *gateway) serveName(w http.ResponseWriter, r *http.Request, name, p string) {
+	name, ok := g.checkedName(w, name)
+	if !ok {
 		return
 	}
 	res, maxAge, err := g.resolve(r.Context(), name)
@@ -171,6 +185,7 @@ func (g *gateway) serveFile(w http.ResponseWriter, r *http.Request, t target, ci
 	h.Set("X-Content-Type-Options", "nosniff")
 	f := &fileReader{ctx: r.Context(), host: g.host, cid: cid, size: size, head: head}
 	defer f.Close()
+	boundRanges(r, size)
 	http.ServeContent(w, r, fileName, time.Time{}, f)
 	return nil
 }
@@ -272,13 +287,19 @@ func formatSize(n int64) string {
 	return fmt.Sprintf("%.1f GB", float64(n)/1e9)
 }
 
-// redirect sends a redirect with a relative Location, which is right in
-// all three forms (path, subdomain, proxy).
+// redirect sends a redirect to a path on the request's own origin: a
+// relative Location, with one leading slash, so that a path like
+// //evil.example.com cannot send the browser to another host.
 func redirect(w http.ResponseWriter, r *http.Request, to string, code int) {
+	to = rootedPath(to)
 	if r.URL.RawQuery != "" {
 		to += "?" + r.URL.RawQuery
 	}
-	w.Header().Set("Location", to)
+	redirectTo(w, to, code)
+}
+
+func redirectTo(w http.ResponseWriter, location string, code int) {
+	w.Header().Set("Location", location)
 	w.Header().Set("Cache-Control", noStore)
 	w.WriteHeader(code)
 }

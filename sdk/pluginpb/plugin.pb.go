@@ -1156,7 +1156,11 @@ type FetchRequest struct {
 	Target string                 `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"` // NAME[/PATH] or /cid/CID[/PATH]
 	// Fetch from these peers only, skipping the DHT's providers (a satellite
 	// fetching through its beacon). Empty: the zone's hosts and providers.
-	FromPeers     []string `protobuf:"bytes,2,rep,name=from_peers,json=fromPeers,proto3" json:"from_peers,omitempty"`
+	FromPeers []string `protobuf:"bytes,2,rep,name=from_peers,json=fromPeers,proto3" json:"from_peers,omitempty"`
+	// Do not announce the fetched content as a DHT provider: the node still
+	// serves its blocks to peers that ask, but its provider records do not
+	// publish what it fetched (a gateway's browsing). False: announced.
+	NoAnnounce    bool `protobuf:"varint,3,opt,name=no_announce,json=noAnnounce,proto3" json:"no_announce,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1203,6 +1207,13 @@ func (x *FetchRequest) GetFromPeers() []string {
 		return x.FromPeers
 	}
 	return nil
+}
+
+func (x *FetchRequest) GetNoAnnounce() bool {
+	if x != nil {
+		return x.NoAnnounce
+	}
+	return false
 }
 
 type DirEntry struct {
@@ -2922,11 +2933,13 @@ const file_pluginpb_plugin_proto_rawDesc = "" +
 	"ContentRef\x12\x10\n" +
 	"\x03cid\x18\x01 \x01(\tR\x03cid\"\"\n" +
 	"\x05Peers\x12\x19\n" +
-	"\bpeer_ids\x18\x01 \x03(\tR\apeerIds\"E\n" +
+	"\bpeer_ids\x18\x01 \x03(\tR\apeerIds\"f\n" +
 	"\fFetchRequest\x12\x16\n" +
 	"\x06target\x18\x01 \x01(\tR\x06target\x12\x1d\n" +
 	"\n" +
-	"from_peers\x18\x02 \x03(\tR\tfromPeers\"X\n" +
+	"from_peers\x18\x02 \x03(\tR\tfromPeers\x12\x1f\n" +
+	"\vno_announce\x18\x03 \x01(\bR\n" +
+	"noAnnounce\"X\n" +
 	"\bDirEntry\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
 	"\x03cid\x18\x02 \x01(\tR\x03cid\x12\x12\n" +
