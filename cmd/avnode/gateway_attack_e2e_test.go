@@ -160,21 +160,6 @@ func rolePID(t *testing.T, d *proc, role string) int {
 	return 0
 }
 
-// cpuSeconds is the user and system CPU time a process has used.
-func cpuSeconds(t *testing.T, pid int) float64 {
-	t.Helper()
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Fields after the command's closing parenthesis; utime and stime are
-	// the 14th and 15th of the line, in clock ticks (100 a second on Linux).
-	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+2:]))
-	utime, _ := strconv.ParseFloat(f[11], 64)
-	stime, _ := strconv.ParseFloat(f[12], 64)
-	return (utime + stime) / 100
-}
-
 // The page of evil.avtr, another name, tries, in Chromium, to read einstein.avtr's localStorage
 // and cookies and to plant a cookie it would receive: in the path form,
 // the dotted subdomain form and the proxy form.
