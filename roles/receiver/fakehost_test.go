@@ -35,6 +35,7 @@ type fakeHost struct {
 	fetched  []string
 	quiet    int // fetches asked not to be announced
 	reads    int
+	asked    int64 // bytes ReadFile was asked for, in all
 	config   map[string]string // NodeConfig
 	services map[string]string // SetService
 }
@@ -162,6 +163,7 @@ func (f *fakeHost) ReadFile(_ context.Context, cid string, offset, length int64)
 	if length > 0 {
 		end = min(end, offset+length)
 	}
+	f.asked += end - offset
 	return io.NopCloser(bytes.NewReader(data[offset:end])), nil
 }
 

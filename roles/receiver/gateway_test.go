@@ -256,6 +256,25 @@ func TestRangesAndConditionalRequests(t *testing.T) {
 		t.Errorf("%d ranges far apart: %d, %d bytes, want the whole file (200)", maxRanges+1, resp.StatusCode, len(body))
 	}
 
+	// A short range costs the node a short read, not the rest of the file;
+	// the whole file still arrives whole through several windows.
+	large := strings.Repeat("z", 4<<20)
+	f.names["large.avtr"] = &pluginpb.Resolution{Name: "large.avtr", Root: f.addDir(map[string]string{"large.bin": large}, nil)}
+	get(t, srv, "/name/large.avtr/large.bin") // warm: the first request also sniffs the type
+	f.mu.Lock()
+	askedBefore := f.asked
+	f.mu.Unlock()
+	resp, body = get(t, srv, "/name/large.avtr/large.bin", "Range", "bytes=2000000-2000000")
+	f.mu.Lock()
+	asked := f.asked - askedBefore
+	f.mu.Unlock()
+	if resp.StatusCode != 206 || body != "z" || asked > firstReadWindow+sniffLen {
+		t.Errorf("one byte of a 4 MiB file: %d %q, the node asked for %d bytes", resp.StatusCode, body, asked)
+	}
+	if resp, body = get(t, srv, "/name/large.avtr/large.bin"); resp.StatusCode != 200 || body != large {
+		t.Errorf("the whole 4 MiB file: %d, %d bytes", resp.StatusCode, len(body))
+	}
+
 	etag := `"` + fakeCID(full) + `"`
 	resp, body = get(t, srv, p, "If-None-Match", etag)
 	if resp.StatusCode != http.StatusNotModified || body != "" {

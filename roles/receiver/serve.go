@@ -191,17 +191,27 @@ func (g *gateway) serveFile(w http.ResponseWriter, r *http.Request, t target, ci
 }
 
 // fileReader is an io.ReadSeeker over a file in the node's store, for
-// http.ServeContent: it starts a ReadFile stream at the offset it is asked
-// for and a new one after a seek.
+// http.ServeContent: it reads through ReadFile streams of growing windows
+// from the offset it is asked for, starting again after a seek. ServeContent
+// never says how much of a range it wants, so a first window of 64 KiB
+// keeps a short range from making the node read to the end of the file,
+// and doubling windows keep a long one to a few streams.
 type fileReader struct {
-	ctx  context.Context
-	host sdk.Host
-	cid  string
-	size int64
-	head []byte // the file's first bytes, already read
-	off  int64
-	rc   io.ReadCloser // a stream from off, opened on the first Read there
+	ctx    context.Context
+	host   sdk.Host
+	cid    string
+	size   int64
+	head   []byte // the file's first bytes, already read
+	off    int64
+	rc     io.ReadCloser // a stream from off, opened on the first Read there
+	window int64         // the length the last stream asked for
+	end    int64         // where that stream ends
 }
+
+const (
+	firstReadWindow = 64 << 10
+	maxReadWindow   = 8 << 20
+)
 
 func (f *fileReader) Read(p []byte) (int, error) {
 	if f.off >= f.size {
@@ -213,14 +223,26 @@ func (f *fileReader) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	if f.rc == nil {
-		rc, err := f.host.ReadFile(f.ctx, f.cid, f.off, 0)
+		f.window = min(max(2*f.window, firstReadWindow), maxReadWindow)
+		length := min(f.window, f.size-f.off)
+		rc, err := f.host.ReadFile(f.ctx, f.cid, f.off, length)
 		if err != nil {
 			return 0, err
 		}
-		f.rc = rc
+		f.rc, f.end = rc, f.off+length
 	}
 	n, err := f.rc.Read(p)
 	f.off += int64(n)
+	if err == io.EOF {
+		f.rc.Close()
+		f.rc = nil
+		switch {
+		case f.off < f.end:
+			err = fmt.Errorf("read %s: the node's stream ended at byte %d of %d: %w", f.cid, f.off, f.size, io.ErrUnexpectedEOF)
+		case f.off < f.size: // this window is done, not the file
+			err = nil
+		}
+	}
 	return n, err
 }
 
@@ -236,7 +258,7 @@ func (f *fileReader) Seek(offset int64, whence int) (int64, error) {
 	}
 	if offset != f.off {
 		f.Close()
-		f.off = offset
+		f.off, f.window = offset, 0
 	}
 	return offset, nil
 }
