@@ -35,7 +35,7 @@ type fakeHost struct {
 	fetched  []string
 	quiet    int // fetches asked not to be announced
 	reads    int
-	asked    int64 // bytes ReadFile was asked for, in all
+	asked    int64             // bytes ReadFile was asked for, in all
 	config   map[string]string // NodeConfig
 	services map[string]string // SetService
 }
