@@ -230,7 +230,8 @@ func TestDAGBombRefused(t *testing.T) {
 			// the bomb declares 64 TiB, the liar 4 MiB it does not have.
 			for _, method := range []string{"HEAD", "GET"} {
 				req, _ := http.NewRequestWithContext(ctx, method, gw+target, nil)
-				resp, err := http.DefaultClient.Do(req)
+				// The gateway sends /cid/ to the CID's own origin, CID.localhost.
+				resp, err := originClient(strings.TrimPrefix(gw, "http://")).Do(req)
 				if err != nil {
 					t.Fatalf("%s %s: %v", method, target, err)
 				}
