@@ -8,20 +8,25 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/protocol"
 
+	"github.com/avnode/avnode/core/daemon"
+	"github.com/avnode/avnode/core/hosting"
 	"github.com/avnode/avnode/sdk"
 )
 
@@ -194,4 +199,154 @@ func TestSatelliteFloodFromAStranger(t *testing.T) {
 	// Every stream over the per-peer limit was reset or answered; the node
 	// and its plugin are still up.
 	mustCLI(t, b.repo, "roles", "call", "beacon", "status")
+}
+
+// nameTopicAttacker is a bare host in GossipSub with its own
+// go-libp2p-pubsub, joined to a name's topic next to a mirror.
+func nameTopicAttacker(t testing.TB, ctx context.Context, mirror *proc, name string) *pubsub.Topic {
+	t.Helper()
+	a := newAttacker(t)
+	ps, err := pubsub.NewGossipSub(ctx, a.h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := a.connect(ctx, mirror)
+	topic, err := ps.Join(sdk.NameTopic(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "the attacker sees the mirror on the topic", func() error {
+		if !slices.Contains(topic.ListPeers(), m) {
+			return fmt.Errorf("topic peers %v", topic.ListPeers())
+		}
+		return nil
+	})
+	return topic
+}
+
+// publishPaced publishes msg count times, a millisecond apart: the
+// attacker's own queue to a peer holds 32 messages and drops the rest.
+func publishPaced(t testing.TB, ctx context.Context, topic *pubsub.Topic, count int, msg func(i int) []byte) {
+	t.Helper()
+	for i := range count {
+		if err := topic.Publish(ctx, msg(i)); err != nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func nameMessage(t testing.TB, zone []byte) []byte {
+	t.Helper()
+	data, err := json.Marshal(sdk.NameMessage{Kind: sdk.KindZone, Zone: zone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// A bare host on a name's topic replays the name's current zone 2,000
+// times to a mirror, then sends a forged zone, another name's zone, an
+// older zone, and 1,000 junk zones. The node's topic validator stops them
+// all before the mirror role: it refuses none of them itself (none reached
+// it), the node spreads no zone to the DHT for them, its goroutines and
+// WARN lines stay bounded; and the owner's next version still reaches the
+// mirror by pub/sub alone.
+func TestNameTopicFloodAtAMirror(t *testing.T) {
+	const name, other = "replayed.avtr", "other.avtr"
+	nodes := startNetwork(t, 3, lowWork...)
+	join := append(append([]string{}, lowWork...), "--bootstrap", nodes[0].addr)
+	beaconCfg := writeConfig(t, map[string]any{"role_config": map[string]any{
+		"beacon": map[string]any{"names": []map[string]any{{"name": name, "key": "k"}, {"name": other, "key": "k2"}}, "interval": "2s"}}})
+	a := startDaemon(t, filepath.Join(t.TempDir(), "a"), append(join, "--roles", "beacon", "--config", beaconCfg)...)
+	mustCLI(t, a.repo, "key", "gen", "k")
+	mustCLI(t, a.repo, "key", "gen", "k2")
+	zoneOf := func(n string) []byte {
+		var v daemon.RoutingValue
+		cliJSON(t, a.repo, &v, "routing", "get", "/avtr-zone/"+n)
+		return v.Value
+	}
+	eventually(t, 40*time.Second, "the beacon hosts both names", func() error {
+		for _, n := range []string{name, other} {
+			if r := cli(t, a.repo, nil, "resolve", n, "--json"); r.code != 0 || !strings.Contains(r.stdout, a.peerID) {
+				return fmt.Errorf("%s: %s%s", n, r.stdout, r.stderr)
+			}
+		}
+		return nil
+	})
+	old := zoneOf(name)
+	var v1 hosting.PublishResult
+	cliJSON(t, a.repo, &v1, "publish", writeSite(t), "--name", name)
+	seq1 := resolvedSeq(t, a, name)
+	current := zoneOf(name)
+
+	mMetrics := metricsAddr(t)
+	mirrorCfg := writeConfig(t, map[string]any{"roles": []string{"mirror"}, "role_config": map[string]any{
+		"mirror": map[string]any{"names": []string{name}, "resolve_interval": "1h", "follow_updates": false}}})
+	m := startDaemon(t, filepath.Join(t.TempDir(), "m"), append(join, "--config", mirrorCfg, "--metrics.listen", mMetrics)...)
+	waitMirrored(t, m, name, seq1, v1.Root, 60*time.Second)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	topic := nameTopicAttacker(t, ctx, m, name)
+	metric := func(metric, label string) float64 { return metricSum(scrapeMetrics(t, mMetrics), metric, label) }
+	goroutines := func() float64 { return metric("go_goroutines", "") }
+	baseGoroutines, basePuts := goroutines(), metric("avnode_names_offer_puts_total", `result="started"`)
+	baseWarn := strings.Count(m.log.String(), "level=WARN")
+	stop := make(chan struct{})
+	peak := make(chan float64, 1)
+	go func() {
+		most := 0.0
+		for {
+			select {
+			case <-stop:
+				peak <- most
+				return
+			case <-time.After(200 * time.Millisecond):
+				most = max(most, goroutines())
+			}
+		}
+	}()
+
+	replay := nameMessage(t, current)
+	publishPaced(t, ctx, topic, 2000, func(int) []byte { return replay })
+	forged := append([]byte{}, current...)
+	forged[len(forged)-10] ^= 0xff
+	for _, zone := range [][]byte{forged, zoneOf(other), old} {
+		publishPaced(t, ctx, topic, 1, func(int) []byte { return nameMessage(t, zone) })
+	}
+	junk := make([]byte, 200)
+	publishPaced(t, ctx, topic, 1000, func(i int) []byte {
+		binary.BigEndian.PutUint64(junk, uint64(i))
+		return nameMessage(t, junk)
+	})
+
+	// The owner's next version reaches the mirror by pub/sub, its only way.
+	var v2 hosting.PublishResult
+	cliJSON(t, a.repo, &v2, "publish", writeSite(t), "--name", name)
+	waitMirrored(t, m, name, resolvedSeq(t, a, name), v2.Root, 60*time.Second)
+	close(stop)
+	grown := <-peak - baseGoroutines
+	puts := metric("avnode_names_offer_puts_total", `result="started"`) - basePuts
+	warns := strings.Count(m.log.String(), "level=WARN") - baseWarn
+	accepted := metric("avnode_pubsub_name_messages_total", `result="accepted"`)
+	ignored := metric("avnode_pubsub_name_messages_total", `result="ignored"`)
+	rejected := metric("avnode_pubsub_name_messages_total", `result="rejected"`)
+	t.Logf("mirror: goroutines %v, peak %+v under the flood; %v puts of offered zones; %d WARN lines; validator: %v accepted, %v ignored, %v rejected",
+		baseGoroutines, grown, puts, warns, accepted, ignored, rejected)
+	if l := mirrorOf(t, m, name); l.Refused != 0 {
+		t.Fatalf("%d bad zones reached the mirror role: %+v", l.Refused, l)
+	}
+	if grown > 150 {
+		t.Fatalf("the mirror's goroutines grew by %v under the flood, from %v", grown, baseGoroutines)
+	}
+	if puts > 1 {
+		t.Fatalf("%v offered zones spread to the DHT, want at most the new version's", puts)
+	}
+	if warns > 10 {
+		t.Fatalf("%d WARN lines under the flood:\n%s", warns, grepLog(m.log.String(), "level=WARN"))
+	}
+	if ignored < 1 || rejected < 2 {
+		t.Fatalf("validator counts: %v ignored, %v rejected; want the replays ignored, the forged and the wrong-name zone rejected", ignored, rejected)
+	}
 }
