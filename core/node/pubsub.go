@@ -56,6 +56,7 @@ var (
 	validatedTopicScore = &pubsub.TopicScoreParams{
 		SkipAtomicValidation:           true,
 		TopicWeight:                    1,
+		TimeInMeshQuantum:              time.Second, // P1 is off (weight 0), but libp2p divides by it
 		InvalidMessageDeliveriesWeight: -1,
 		InvalidMessageDeliveriesDecay:  pubsub.ScoreParameterDecay(10 * time.Minute),
 	}
