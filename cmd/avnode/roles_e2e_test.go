@@ -138,15 +138,18 @@ func TestBeaconAndMirrorsKeepANameAlive(t *testing.T) {
 	waitMirrored(t, b, name, seq2, v2.Root, 60*time.Second)
 
 	// Rolled-back and forged zones on the topic are stopped by the first
-	// node's validator they meet, before any role; C keeps seq2.
+	// node's validator they meet, before any role; C keeps seq2. The evil
+	// nodes join through C too, so they meet a subscriber at once rather
+	// than after the DHT's topic discovery.
 	forged := append([]byte{}, oldZone.Value...)
 	forged[len(forged)-10] ^= 0xff
+	evilJoin := append(append([]string{}, common...), "--bootstrap", nodes[0].addr+","+c.addr)
 	for _, zone := range [][]byte{oldZone.Value, forged} {
 		msg, _ := json.Marshal(sdk.NameMessage{Kind: sdk.KindZone, Zone: zone})
 		cfg := roleConfigFile(t, map[string]any{"topic": sdk.NameTopic(name), "publish": string(msg)}, "")
-		startDaemon(t, filepath.Join(t.TempDir(), "evil"), append(join, "--plugins.dirs", pluginDir(t), "--roles", "testrole", "--config", cfg)...)
+		startDaemon(t, filepath.Join(t.TempDir(), "evil"), append(evilJoin, "--plugins.dirs", pluginDir(t), "--roles", "testrole", "--config", cfg)...)
 	}
-	eventually(t, 30*time.Second, "a node refuses the forged zone", func() error {
+	eventually(t, 60*time.Second, "a node refuses the forged zone", func() error {
 		for _, d := range append([]*proc{a, b, c}, nodes...) {
 			if strings.Contains(d.log.String(), "result=rejected") {
 				return nil
