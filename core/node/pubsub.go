@@ -37,11 +37,12 @@ type topics struct {
 // after it disconnects so reconnecting does not wipe it.
 //
 // P4 is counted on topics with a validator (ValidateTopics) and squared:
-// at weight -1, 5 rejected messages reach the gossip threshold (-25 < -10:
+// at weight -1, 4 rejected messages reach the gossip threshold (-16 < -10:
 // no gossip to or from it), 8 the publish threshold (-64 < -50: the node
 // stops flooding its own messages to it), 9 the graylist (-81 < -80: all
-// its messages are dropped unread). The count decays to 1 % in an hour, so
-// an honest peer that relayed a few bad messages recovers.
+// its messages are dropped unread). The count decays to 1 % in 10 minutes, so
+// an honest peer that relayed a few bad messages recovers. P7 counts the
+// misbehaviours past 6, squared, at weight -1, decaying alike.
 //
 // P6 (peers sharing an IP) is off: many honest nodes share one address
 // behind a NAT or a carrier-grade NAT, and tests run every node on 127.0.0.1.
