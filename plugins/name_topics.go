@@ -26,11 +26,12 @@ import (
 // node delivered on the topic before: a replay of the current zone reaches
 // no role, so it costs a signature check and nothing else.
 type nameTopics struct {
-	names *naming.Service
-	self  peer.ID
-	log   *slog.Logger
-	logs  *rate.Limiter
-	count *prometheus.CounterVec
+	names      *naming.Service
+	self       peer.ID
+	log        *slog.Logger
+	rejectLogs *rate.Limiter // about one line a second each
+	ignoreLogs *rate.Limiter
+	count      *prometheus.CounterVec
 
 	mu        sync.Mutex
 	delivered map[string]uint64 // per topic, the highest seq let through
@@ -40,7 +41,8 @@ type nameTopics struct {
 // (refused and ignored messages counted in avnode_pubsub_name_messages_total).
 func GuardNameTopics(n *node.Node, names *naming.Service, log *slog.Logger, reg prometheus.Registerer) error {
 	v := &nameTopics{
-		names: names, self: n.Host.ID(), log: log, logs: rate.NewLimiter(1, 5), delivered: map[string]uint64{},
+		names: names, self: n.Host.ID(), log: log, delivered: map[string]uint64{},
+		rejectLogs: rate.NewLimiter(1, 5), ignoreLogs: rate.NewLimiter(1, 5),
 		count: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "avnode", Subsystem: "pubsub", Name: "name_messages_total",
 			Help: "Messages on the names' topics by what the node's validator did: accepted, ignored (a zone already delivered or older), rejected (junk, forged, wrong name or owner).",
@@ -61,15 +63,19 @@ func (v *nameTopics) validate(ctx context.Context, from peer.ID, msg *pubsub.Mes
 	}
 	result, err := v.check(ctx, msg)
 	v.count.WithLabelValues(resultLabel(result)).Inc()
-	if err == nil || !v.logs.Allow() {
+	if err == nil {
 		return result
 	}
-	level := slog.LevelInfo
+	// Each result has its own limiter, so a flood of replays (ignored)
+	// cannot hide forged zones (rejected) from the log.
+	level, logs := slog.LevelInfo, v.rejectLogs
 	if result == pubsub.ValidationIgnore {
-		level = slog.LevelDebug // a repeat of what the owner's node announces every interval
+		level, logs = slog.LevelDebug, v.ignoreLogs // mostly repeats of what the owner's node announces every interval
 	}
-	v.log.Log(ctx, level, "name topic message not delivered", "topic", msg.GetTopic(), "from", msg.GetFrom(),
-		"via", from, "result", resultLabel(result), "reason", err)
+	if logs.Allow() {
+		v.log.Log(ctx, level, "name topic message not delivered", "topic", msg.GetTopic(), "from", msg.GetFrom(),
+			"via", from, "result", resultLabel(result), "reason", err)
+	}
 	return result
 }
 
