@@ -31,7 +31,7 @@ const (
 	// from arrival to end. Streams over it are reset before a byte is read,
 	// so a peer cannot make a plugin hold many requests at once; an honest
 	// peer asks one thing at a time.
-	maxStreamsPerPeer = 8
+	maxStreamsPerPeer = 4
 )
 
 // reservedProtocols are prefixes a plugin may not handle: libp2p's own

@@ -76,7 +76,7 @@ func (p *pairings) paired(name string) []string {
 // Limits on what a peer may make the beacon hold. A request is read only
 // once the peer is known to be paired or delegated to; an unpaired peer may
 // only ask to pair, a request of a few hundred bytes. (The node lets one
-// peer hold at most 8 streams of a plugin's protocol at once.)
+// peer hold at most 4 streams of a plugin's protocol at once.)
 const (
 	satelliteReadTimeout  = 10 * time.Second // a whole request arrives within this
 	maxPairRequest        = 4 << 10          // the most an unpaired, delegated peer may send
