@@ -27,6 +27,11 @@ const (
 	chunkSize = 64 << 10
 	// maxPending bounds the incoming streams waiting for their plugin.
 	maxPending = 256
+	// maxStreamsPerPeer bounds one peer's streams of one plugin protocol,
+	// from arrival to end. Streams over it are reset before a byte is read,
+	// so a peer cannot make a plugin hold many requests at once; an honest
+	// peer asks one thing at a time.
+	maxStreamsPerPeer = 4
 )
 
 // reservedProtocols are prefixes a plugin may not handle: libp2p's own
@@ -39,37 +44,69 @@ type streamRegistry struct {
 	handlers sync.Mutex // serialises checking and setting protocol handlers
 	mu       sync.Mutex
 	next     uint64
-	pending  map[uint64]network.Stream
+	pending  map[uint64]*incoming
+	perPeer  map[peerProtocol]int // streams from arrival to end
+}
+
+type peerProtocol struct {
+	peer  peer.ID
+	proto protocol.ID
+}
+
+// incoming is a peer's stream to a plugin protocol, counted against the
+// peer's limit until done is called.
+type incoming struct {
+	network.Stream
+	done func()
+}
+
+// reset aborts the stream and frees its place.
+func (in *incoming) reset() {
+	in.Reset()
+	in.done()
 }
 
 func newStreamRegistry() *streamRegistry {
-	return &streamRegistry{pending: map[uint64]network.Stream{}}
+	return &streamRegistry{pending: map[uint64]*incoming{}, perPeer: map[peerProtocol]int{}}
 }
 
-// park keeps s for its plugin and resets it if not taken in time.
+// park keeps s for its plugin and resets it if not taken in time. A stream
+// over maxPending or over its peer's maxStreamsPerPeer is refused.
 func (r *streamRegistry) park(s network.Stream) (uint64, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.pending) >= maxPending {
+	key := peerProtocol{s.Conn().RemotePeer(), s.Protocol()}
+	if len(r.pending) >= maxPending || r.perPeer[key] >= maxStreamsPerPeer {
 		return 0, false
 	}
+	r.perPeer[key]++
 	r.next++
 	id := r.next
-	r.pending[id] = s
+	r.pending[id] = &incoming{Stream: s, done: sync.OnceFunc(func() { r.release(key) })}
 	time.AfterFunc(acceptTimeout, func() {
-		if s := r.take(id); s != nil {
-			s.Reset()
+		if in := r.take(id); in != nil {
+			in.reset()
 		}
 	})
 	return id, true
 }
 
-func (r *streamRegistry) take(id uint64) network.Stream {
+// release frees a place of key; a peer's entry goes with its last stream,
+// so nothing is kept for peers that left.
+func (r *streamRegistry) release(key peerProtocol) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	s := r.pending[id]
+	if r.perPeer[key]--; r.perPeer[key] <= 0 {
+		delete(r.perPeer, key)
+	}
+}
+
+func (r *streamRegistry) take(id uint64) *incoming {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	in := r.pending[id]
 	delete(r.pending, id)
-	return s
+	return in
 }
 
 func checkProtocol(p string, handled []protocol.ID) error {
@@ -108,8 +145,8 @@ func (h *HostAPI) HandleProtocol(req *pluginpb.ProtocolRequest, stream pluginpb.
 		select {
 		case incoming <- &pluginpb.IncomingStream{Id: id, PeerId: s.Conn().RemotePeer().String(), Protocol: proto}:
 		default: // the plugin is not keeping up: refuse rather than queue without end
-			if s := h.streams.take(id); s != nil {
-				s.Reset()
+			if in := h.streams.take(id); in != nil {
+				in.reset()
 			}
 		}
 	})
@@ -140,9 +177,12 @@ func (h *HostAPI) Stream(rpc pluginpb.Host_StreamServer) error {
 	var s network.Stream
 	switch k := first.GetKind().(type) {
 	case *pluginpb.StreamChunk_Accept:
-		if s = h.streams.take(k.Accept); s == nil {
+		in := h.streams.take(k.Accept)
+		if in == nil {
 			return status.Errorf(codes.NotFound, "stream %d: not waiting (taken, or reset after %s)", k.Accept, acceptTimeout)
 		}
+		defer in.done()
+		s = in.Stream
 	case *pluginpb.StreamChunk_Open:
 		if s, err = h.openStream(rpc.Context(), k.Open); err != nil {
 			return err

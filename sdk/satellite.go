@@ -66,12 +66,18 @@ func WriteSatelliteMessage(w io.Writer, v any) error {
 // ReadSatelliteMessage reads one JSON message, up to the end of the
 // stream's side, into v; a message over MaxSatelliteMessage is refused.
 func ReadSatelliteMessage(r io.Reader, v any) error {
-	data, err := io.ReadAll(io.LimitReader(r, MaxSatelliteMessage+1))
+	return ReadSatelliteMessageLimit(r, v, MaxSatelliteMessage)
+}
+
+// ReadSatelliteMessageLimit is ReadSatelliteMessage for a message of at most
+// limit bytes: reading stops at limit+1, so a longer one costs no more.
+func ReadSatelliteMessageLimit(r io.Reader, v any, limit int) error {
+	data, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
 	if err != nil {
 		return err
 	}
-	if len(data) > MaxSatelliteMessage {
-		return fmt.Errorf("message over %d bytes", MaxSatelliteMessage)
+	if len(data) > limit {
+		return fmt.Errorf("message over %d bytes", limit)
 	}
 	return json.Unmarshal(data, v)
 }

@@ -185,6 +185,9 @@ func (d *Daemon) startPlugins(reg prometheus.Registerer) {
 		}
 		dirs = append(dirs, d.Repo.Path("plugins"))
 	}
+	if err := plugins.GuardNameTopics(d.Node, d.Names, d.Log, reg); err != nil {
+		d.Log.Error("validate the names' pub/sub topics", "err", err)
+	}
 	host := plugins.NewHostAPI(d.Node, d.Names, d.Hosting, d.Policy, d.Log, reg)
 	host.Config, host.Services = d.Config, &d.Services
 	d.Plugins = plugins.NewManager(plugins.Options{

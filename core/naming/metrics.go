@@ -19,6 +19,7 @@ type metrics struct {
 	republishes    *prometheus.CounterVec
 	lastRepublish  prometheus.Gauge
 	reputs         *prometheus.CounterVec
+	offerPuts      *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -38,7 +39,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		republishes:   prometheus.NewCounterVec(prometheus.CounterOpts(opts("republishes_total", "Owner republishes by result.")), []string{"result"}),
 		lastRepublish: prometheus.NewGauge(prometheus.GaugeOpts(opts("last_republish_timestamp_seconds", "When the owner last republished successfully."))),
 		reputs:        prometheus.NewCounterVec(prometheus.CounterOpts(opts("reputs_total", "Held records re-put to the closest peers, by result.")), []string{"result"}),
+		offerPuts: prometheus.NewCounterVec(prometheus.CounterOpts(opts("offer_puts_total",
+			"Offered zones (pub/sub, a beacon) spread to the DHT (started), or not for lack of room (skipped).")), []string{"result"}),
 	}
+	m.offerPuts.WithLabelValues("started")
+	m.offerPuts.WithLabelValues("skipped")
 	for _, vec := range []*prometheus.CounterVec{m.resolves, m.republishes, m.reputs} {
 		for _, r := range []string{"success", "failure"} {
 			vec.WithLabelValues(r) // export zeros, so rates work from the start
@@ -48,7 +53,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.claimsHeld, m.claimsRefused, m.published, m.cacheHits, m.resolves,
-		m.resolveSeconds, m.republishes, m.lastRepublish, m.reputs} {
+		m.resolveSeconds, m.republishes, m.lastRepublish, m.reputs, m.offerPuts} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

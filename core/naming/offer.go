@@ -16,38 +16,97 @@ import (
 // ErrRefused wraps every reason OfferZone refuses a zone.
 var ErrRefused = errors.New("zone refused")
 
+// offerPuts bounds the offered zones being spread to the DHT at once: a
+// put is a lookup plus a store at 20 peers, and peers choose how often
+// they offer. Past it an offer is taken but not spread (the owner's node
+// and mirrors republish on their own).
+const offerPuts = 16
+
 // OfferZone takes a signed zone from outside the DHT (a mirror got it over
 // pub/sub): it is checked like a resolved zone (signature, owner against the
 // pinned claim, no rollback below the highest seq seen, the accept policy),
-// then cached, spread to the DHT's holders in the background (not by a DHT
-// client: a satellite keeps what its beacon hands it), and resolved.
+// then cached, spread to the DHT's holders in the background if it is newer
+// than any version this node had (not by a DHT client: a satellite keeps
+// what its beacon hands it), and resolved.
 func (s *Service) OfferZone(ctx context.Context, key string, data []byte) (*Resolution, error) {
-	nameText, ok := strings.CutPrefix(key, "/"+names.ZoneNamespace+"/")
-	if !ok {
-		return nil, fmt.Errorf("offer %q: not a zone key /%s/NAME: %w", key, names.ZoneNamespace, names.ErrMalformed)
-	}
-	n, err := names.Parse(nameText)
+	n, err := zoneKeyName(key)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("offer %q: %w", key, err)
 	}
 	if err := s.checkOffered(ctx, n.Registered(), data); err != nil {
 		return nil, fmt.Errorf("offer %s: %w: %w", n, ErrRefused, err)
 	}
+	had, _ := s.highWater(ctx, n.Registered())
 	z, err := s.acceptZone(ctx, n.Registered(), data)
 	if err != nil {
 		return nil, fmt.Errorf("offer %s: %w: %w", n, ErrRefused, err)
 	}
-	if s.cfg.DHT.Mode == "client" {
-		return s.resolve(ctx, n.String(), nil) // a light node keeps it, spreads nothing
+	if s.cfg.DHT.Mode != "client" && z.Seq > had {
+		s.spread(z)
+	}
+	return s.resolve(ctx, n.String(), nil)
+}
+
+// zoneKeyName is the name of a zone key /avtr-zone/NAME.
+func zoneKeyName(key string) (names.Name, error) {
+	nameText, ok := strings.CutPrefix(key, "/"+names.ZoneNamespace+"/")
+	if !ok {
+		return names.Name{}, fmt.Errorf("not a zone key /%s/NAME: %w", names.ZoneNamespace, names.ErrMalformed)
+	}
+	return names.Parse(nameText)
+}
+
+// spread puts an offered zone to its holders in the background, unless
+// offerPuts are in flight already.
+func (s *Service) spread(z *names.Zone) {
+	select {
+	case s.putSlots <- struct{}{}:
+		s.metrics.offerPuts.WithLabelValues("started").Inc()
+	default:
+		s.metrics.offerPuts.WithLabelValues("skipped").Inc()
+		s.log.Debug("offered zone not spread: puts in flight at their limit", "name", z.Name, "seq", z.Seq, "limit", offerPuts)
+		return
 	}
 	go func() {
+		defer func() { <-s.putSlots }()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		if err := s.dht.PutValue(ctx, z.Key(), data); err != nil {
+		if err := s.dht.PutValue(ctx, z.Key(), z.Signed()); err != nil {
 			s.log.Debug("spread offered zone", "name", z.Name, "err", err)
 		}
 	}()
-	return s.resolve(ctx, n.String(), nil)
+}
+
+// ErrAnnouncedBefore: an announced zone is older than a version this node
+// holds; the announcement is stale, not forged.
+var ErrAnnouncedBefore = errors.New("older than a version held")
+
+// CheckAnnounced is the cheap check of a zone announced on a name's pub/sub
+// topic, made before any role sees it and without asking the network: the
+// zone must be validly signed, for name, by the owner this node binds to
+// the name if it knows one (known reports whether it did), and not older
+// than the highest version seen (ErrAnnouncedBefore). It returns the zone's seq.
+func (s *Service) CheckAnnounced(ctx context.Context, nameText string, data []byte) (seq uint64, known bool, err error) {
+	n, err := names.Parse(nameText)
+	if err != nil {
+		return 0, false, err
+	}
+	n = n.Registered()
+	z, err := s.zoneV.DecodeValid(names.ZoneKey(n), data)
+	if err != nil {
+		return 0, false, err
+	}
+	held, err := s.owners.Known(ctx, n)
+	if err != nil {
+		return 0, false, err
+	}
+	if err := names.HolderCheck(held, n, z.Owner); err != nil {
+		return 0, false, err
+	}
+	if seen, _ := s.highWater(ctx, n); z.Seq < seen {
+		return 0, false, fmt.Errorf("zone %s: seq %d, seq %d held: %w", n, z.Seq, seen, ErrAnnouncedBefore)
+	}
+	return z.Seq, held != nil, nil
 }
 
 // checkOffered asks the name's closest holders about a name this node never

@@ -54,6 +54,7 @@ type Service struct {
 	metrics *metrics
 
 	holdSlots chan struct{} // bounds hold's network lookups (holdLookups)
+	putSlots  chan struct{} // bounds OfferZone's puts in flight (offerPuts)
 	zoneMu    sync.Mutex    // serialises updateZone
 	mu        sync.Mutex
 	zoneCache map[string]cachedZone
@@ -126,6 +127,7 @@ func New(opts Options) (*Service, error) {
 		zoneCache: map[string]cachedZone{},
 		stored:    make(chan storedZone, storedQueue),
 		holdSlots: make(chan struct{}, holdLookups),
+		putSlots:  make(chan struct{}, offerPuts),
 		addrCache: map[peer.ID]cachedAddrs{},
 		unsettled: map[string]time.Time{},
 	}

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/avnode/avnode/sdk"
 	"github.com/avnode/avnode/sdk/pluginpb"
 )
@@ -34,7 +36,8 @@ type beacon struct {
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 
-	pairs *pairings // satellites paired with this beacon
+	pairs       *pairings // satellites paired with this beacon
+	refusalLogs *rate.Limiter
 
 	mu     sync.Mutex
 	status map[string]*nameStatus
@@ -94,6 +97,7 @@ func (b *beacon) ValidateConfig(raw json.RawMessage) sdk.Diagnostics {
 
 func (b *beacon) Start(_ context.Context, _ json.RawMessage, host sdk.Host) sdk.Diagnostics {
 	b.host, b.status = host, map[string]*nameStatus{}
+	b.refusalLogs = rate.NewLimiter(satelliteRefusalsLogs, 5)
 	ctx, cancel := context.WithCancel(context.Background())
 	b.cancel = cancel
 	updates, err := host.Subscribe(ctx, "name.updated")

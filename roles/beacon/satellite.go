@@ -73,20 +73,80 @@ func (p *pairings) paired(name string) []string {
 	return out
 }
 
-// serveSatellite answers one request of a satellite.
+// Limits on what a peer may make the beacon hold. A request is read only
+// once the peer is known to be paired or delegated to; an unpaired peer may
+// only ask to pair, a request of a few hundred bytes. (The node lets one
+// peer hold at most 4 streams of a plugin's protocol at once.)
+const (
+	satelliteReadTimeout  = 10 * time.Second // a whole request arrives within this
+	maxPairRequest        = 4 << 10          // the most an unpaired, delegated peer may send
+	satelliteRefusalsLogs = 1                // refusal log lines a second, at most (a stranger can cause them)
+)
+
+// serveSatellite answers one request of a satellite. Who the peer is comes
+// from its authenticated connection, so strangers are refused before a byte
+// of their request is read.
 func (b *beacon) serveSatellite(ctx context.Context, s *sdk.Stream) {
 	defer s.Close()
+	peer := s.RemotePeer()
 	var req sdk.SatelliteRequest
 	resp := sdk.SatelliteResponse{}
-	if err := sdk.ReadSatelliteMessage(s, &req); err != nil {
-		resp.Error = fmt.Sprintf("bad request: %v", err)
+	limit, err := b.admit(ctx, peer)
+	if err == nil {
+		err = readRequest(s, &req, limit)
+		if err != nil {
+			err = fmt.Errorf("bad request: %w", err)
+		}
+	}
+	if err != nil {
+		resp.Error = err.Error()
 	} else {
 		ctx, cancel := context.WithTimeout(ctx, satelliteWork)
-		resp = b.answer(ctx, s.RemotePeer(), req)
+		resp = b.answer(ctx, peer, req)
 		cancel()
 	}
 	if err := sdk.WriteSatelliteMessage(s, resp); err != nil {
-		b.host.Logger().Warn("answer satellite", "peer", s.RemotePeer(), "err", err)
+		b.host.Logger().Debug("answer satellite", "peer", peer, "err", err)
+	}
+}
+
+// readRequest reads one request of at most limit bytes; a peer that has not
+// sent it all within satelliteReadTimeout is cut off.
+func readRequest(s *sdk.Stream, req *sdk.SatelliteRequest, limit int) error {
+	deadline := time.AfterFunc(satelliteReadTimeout, s.Reset)
+	defer deadline.Stop()
+	return sdk.ReadSatelliteMessageLimit(s, req, limit)
+}
+
+// admit says how many bytes of request the beacon reads from peer: a
+// paired satellite's whole request, a peer delegated to by a hosted name
+// a pair request; anyone else is refused unread.
+func (b *beacon) admit(ctx context.Context, peer string) (int, error) {
+	if _, ok := b.pairs.name(peer); ok {
+		return sdk.MaxSatelliteMessage, nil
+	}
+	var err error
+	for _, n := range b.cfg.Names {
+		if err = b.checkDelegated(ctx, peer, n.Name); err == nil {
+			return maxPairRequest, nil
+		}
+	}
+	if err == nil {
+		err = errors.New("this beacon hosts no name")
+	}
+	err = fmt.Errorf("%s is not paired with this beacon and no name it hosts delegates to it (%w): the owner runs `avnode roles call beacon delegate NAME %s` on the beacon, then the satellite runs `avnode satellite pair NAME`", peer, err, peer)
+	for _, n := range b.cfg.Names {
+		b.countSatellite(n.Name, false)
+	}
+	b.refused("", peer, err)
+	return 0, err
+}
+
+// refused logs a refusal, at most satelliteRefusalsLogs a second: whoever
+// opens streams can cause them.
+func (b *beacon) refused(name, peer string, reason error) {
+	if b.refusalLogs.Allow() {
+		b.host.Logger().Info("refused a satellite", "peer", peer, "name", name, "reason", reason)
 	}
 }
 
@@ -97,7 +157,7 @@ func (b *beacon) answer(ctx context.Context, peer string, req sdk.SatelliteReque
 	name, err := b.pairedFor(ctx, peer)
 	if err != nil {
 		b.countSatellite(name, false)
-		b.host.Logger().Info("refused a satellite", "peer", peer, "op", req.Op, "reason", err)
+		b.refused(name, peer, err)
 		return sdk.SatelliteResponse{Error: err.Error()}
 	}
 	b.countSatellite(name, true)
@@ -112,7 +172,7 @@ func (b *beacon) answer(ctx context.Context, peer string, req sdk.SatelliteReque
 func (b *beacon) pair(ctx context.Context, peer, name string) sdk.SatelliteResponse {
 	if err := b.checkDelegated(ctx, peer, name); err != nil {
 		b.countSatellite(name, false)
-		b.host.Logger().Info("refused to pair a satellite", "peer", peer, "name", name, "reason", err)
+		b.refused(name, peer, err)
 		return sdk.SatelliteResponse{Error: err.Error()}
 	}
 	if err := b.pairs.set(peer, name); err != nil {

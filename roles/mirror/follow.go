@@ -123,7 +123,9 @@ func (f *follower) onMessage(ctx context.Context, msg *pluginpb.TopicMessage) er
 	}
 	res, err := f.m.host.OfferZone(ctx, "/avtr-zone/"+f.name, nm.Zone)
 	if err != nil {
-		f.m.host.Logger().Warn("zone refused", "name", f.name, "from", msg.GetFrom(), "err", err)
+		if f.m.refusalLogs.Allow() {
+			f.m.host.Logger().Warn("zone refused", "name", f.name, "from", msg.GetFrom(), "err", err)
+		}
 		f.m.host.CounterAdd("zones_refused", "zones offered over pub/sub that failed the node's checks", 1)
 		f.m.update(f.name, func(st *nameState) { st.Refused++ })
 		return nil

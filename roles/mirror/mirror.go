@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/avnode/avnode/sdk"
 	"github.com/avnode/avnode/sdk/pluginpb"
 )
@@ -55,6 +57,10 @@ type mirror struct {
 	state     map[string]*nameState
 	followers map[string]*follower
 	saveMu    sync.Mutex // one writer of the state file at a time
+
+	// refusalLogs bounds the log lines of zones refused from the topic to
+	// one a second: any peer can send them.
+	refusalLogs *rate.Limiter
 }
 
 func (m *mirror) Describe() sdk.Description {
@@ -93,6 +99,7 @@ func (m *mirror) ValidateConfig(raw json.RawMessage) sdk.Diagnostics {
 
 func (m *mirror) Start(_ context.Context, _ json.RawMessage, host sdk.Host) sdk.Diagnostics {
 	m.host, m.followers = host, map[string]*follower{}
+	m.refusalLogs = rate.NewLimiter(1, 5)
 	if err := m.load(); err != nil {
 		return sdk.Diagnostics{sdk.Errorf("read the mirror's state: %v", err).WithDetail("in %s", m.stateFile())}
 	}
