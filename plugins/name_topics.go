@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
+	"github.com/avnode/avnode/core/names"
 	"github.com/avnode/avnode/core/naming"
 	"github.com/avnode/avnode/core/node"
 	"github.com/avnode/avnode/sdk"
@@ -102,6 +103,11 @@ func (v *nameTopics) checkZone(ctx context.Context, topic string, zone []byte) (
 	switch {
 	case errors.Is(err, naming.ErrAnnouncedBefore):
 		return pubsub.ValidationIgnore, err // stale, maybe relayed in good faith
+	case errors.Is(err, names.ErrNameTaken):
+		// Validly signed by another key: a relay that does not know the
+		// owner yet passes it on in good faith, and rejecting it would let
+		// free keys spend an honest relay's score.
+		return pubsub.ValidationIgnore, err
 	case err != nil:
 		return pubsub.ValidationReject, err
 	case !known:

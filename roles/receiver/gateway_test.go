@@ -232,6 +232,15 @@ func TestRangesAndConditionalRequests(t *testing.T) {
 	if resp.StatusCode != 206 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "multipart/byteranges") || strings.Count(body, "Content-Range") != 2 {
 		t.Errorf("two ranges far apart: %d %q\n%s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
 	}
+	// Empty items in the list are skipped by net/http: they must not hide
+	// thousands of ranges from the bound.
+	var spread []string
+	for i := range 4000 {
+		spread = append(spread, fmt.Sprintf("%d-%d", i*2*rangeGap%len(big), i*2*rangeGap%len(big)), "")
+	}
+	if resp, body = get(t, srv, "/name/big.avtr/big.txt", "Range", "bytes="+strings.Join(spread, ",")); strings.Count(body, "Content-Range") > maxRanges {
+		t.Errorf("ranges with empty items between them: %d, %d parts", resp.StatusCode, strings.Count(body, "Content-Range"))
+	}
 	// An attacker's thousands of ranges: merged, or the whole file once.
 	var many []string
 	for i := range 4000 {
@@ -692,6 +701,8 @@ func TestOriginLabels(t *testing.T) {
 		"api.coolblog.code": "api-coolblog-code",
 		"my-site.avtr":      "my--site-avtr",
 		"a-b.c-d.e":         "a--b-c--d-e",
+		"xn--a.avtr":        "xn----a-avtr",
+		"my--site.avtr":     "my----site-avtr",
 	} {
 		if got, err := originLabel(name); got != label || err != nil {
 			t.Errorf("originLabel(%s) = %q, %v, want %q", name, got, err, label)

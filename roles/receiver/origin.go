@@ -39,8 +39,9 @@ func originLabel(name string) (string, error) {
 	return label, nil
 }
 
-// nameOfLabel reverses originLabel: a single '-' is a dot, "--" a dash.
-// It refuses a label originLabel does not make (a run of three dashes).
+// nameOfLabel reverses originLabel: "--" is a dash, a '-' left over a dot,
+// so a run of n dashes is n/2 dashes and, if n is odd, then a dot
+// ("xn----a-avtr" is xn--a.avtr). It refuses a label originLabel does not make.
 func nameOfLabel(label string) (string, bool) {
 	var b strings.Builder
 	for i := 0; i < len(label); i++ {
@@ -52,13 +53,9 @@ func nameOfLabel(label string) (string, bool) {
 		for i+run < len(label) && label[i+run] == '-' {
 			run++
 		}
-		switch run {
-		case 1:
+		b.WriteString(strings.Repeat("-", run/2))
+		if run%2 == 1 {
 			b.WriteByte('.')
-		case 2:
-			b.WriteByte('-')
-		default:
-			return "", false
 		}
 		i += run - 1
 	}

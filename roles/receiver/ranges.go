@@ -26,16 +26,20 @@ const (
 type byteSpan struct{ start, end int64 } // [start, end)
 
 // boundRanges rewrites r's Range header for a file of size bytes. A header
-// it cannot read is left to ServeContent, which answers it (416, or the
-// whole file).
+// it cannot read is dropped (the whole file is served), so that no reading
+// of it by ServeContent can get past the bound.
 func boundRanges(r *http.Request, size int64) {
 	spec := r.Header.Get("Range")
 	if spec == "" {
 		return
 	}
 	spans, ok := parseSpans(spec, size)
-	if !ok || len(spans) == 0 {
+	if !ok { // whatever ServeContent would make of it, it gets the whole file
+		r.Header.Del("Range")
 		return
+	}
+	if len(spans) == 0 {
+		return // nothing starts inside the file: ServeContent answers 416
 	}
 	slices.SortFunc(spans, func(a, b byteSpan) int { return cmp.Compare(a.start, b.start) })
 	merged := spans[:1]
@@ -66,7 +70,11 @@ func parseSpans(spec string, size int64) (spans []byteSpan, ok bool) {
 		return nil, false
 	}
 	for part := range strings.SplitSeq(list, ",") {
-		first, last, found := strings.Cut(strings.TrimSpace(part), "-")
+		part = strings.TrimSpace(part)
+		if part == "" { // net/http skips empty items: so must the count
+			continue
+		}
+		first, last, found := strings.Cut(part, "-")
 		if !found {
 			return nil, false
 		}
