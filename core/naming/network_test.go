@@ -131,13 +131,22 @@ func newTestNetwork(t testing.TB, n int, tweak func(*config.Config)) []*testNode
 	}
 	wg.Wait()
 	want := min(n-1, 10)
+	// A refresh can run before the node it asked has added a peer that
+	// connected a moment earlier; a node still short asks again, at most
+	// every two seconds.
+	lastRefresh := make([]time.Time, n)
 	waitFor(t, 30*time.Second, "routing tables filled", func() error {
+		var short error
 		for i, tn := range nodes {
 			if size := tn.node.DHT.RoutingTable().Size(); size < want {
-				return fmt.Errorf("node %d has %d peers in its routing table, want %d", i, size, want)
+				short = fmt.Errorf("node %d has %d peers in its routing table, want %d", i, size, want)
+				if time.Since(lastRefresh[i]) > 2*time.Second {
+					lastRefresh[i] = time.Now()
+					tn.node.DHT.ForceRefresh()
+				}
 			}
 		}
-		return nil
+		return short
 	})
 	return nodes
 }
