@@ -13,6 +13,8 @@ import (
 
 	cid "github.com/ipfs/go-cid"
 	mh "github.com/multiformats/go-multihash"
+
+	"github.com/avnode/avnode/core/fault"
 )
 
 // ChunkSize is the number of file bytes in one raw block.
@@ -50,12 +52,12 @@ const maxDirDepth = 1024
 
 var (
 	// ErrNotFound is wrapped by errors for a block that is not in the store.
-	ErrNotFound = errors.New("block not found")
+	ErrNotFound error = fault.New(fault.NotFound, "block not found")
 	// ErrInvalidBlock is wrapped by every VerifyBlock failure: the sender of such
 	// a block gave bad data.
 	ErrInvalidBlock = errors.New("invalid block")
 	// ErrNoEntry is wrapped by ResolvePath when a path element does not exist.
-	ErrNoEntry = errors.New("no such entry")
+	ErrNoEntry error = fault.New(fault.NotFound, "no such entry")
 )
 
 // The wire structs. Field order is the encoding order; never reorder or add

@@ -2,16 +2,17 @@ package content
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	cid "github.com/ipfs/go-cid"
 	"golang.org/x/sys/unix"
+
+	"github.com/avnode/avnode/core/fault"
 )
 
 // ErrTooLarge is wrapped by the error for content that declares more bytes
 // than a reader allows.
-var ErrTooLarge = errors.New("content too large")
+var ErrTooLarge error = fault.New(fault.TooLarge, "content too large")
 
 // TooLargeError names the size content declares and the limit it is over.
 type TooLargeError struct {

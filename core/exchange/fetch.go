@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/avnode/avnode/core/content"
+	"github.com/avnode/avnode/core/fault"
 )
 
 const (
@@ -29,7 +30,7 @@ const (
 )
 
 // ErrNoSource is a fetch of blocks missing here with no peer to ask.
-var ErrNoSource = errors.New("no source to fetch from (no host or provider found)")
+var ErrNoSource error = fault.New(fault.Unavailable, "no source to fetch from (no host or provider found)")
 
 // Fetcher pulls DAGs into the local block store.
 type Fetcher struct {

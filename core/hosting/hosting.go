@@ -23,6 +23,7 @@ import (
 
 	"github.com/avnode/avnode/core/content"
 	"github.com/avnode/avnode/core/exchange"
+	"github.com/avnode/avnode/core/fault"
 	"github.com/avnode/avnode/core/naming"
 )
 
@@ -105,7 +106,7 @@ func (s *Service) Close() {
 }
 
 // ErrBadTarget wraps a get target that is neither NAME[/PATH] nor /cid/CID[/PATH].
-var ErrBadTarget = errors.New("not a target")
+var ErrBadTarget error = fault.New(fault.Invalid, "not a target")
 
 // ErrPrivate is a publish refused on a node that serves no content.
 var ErrPrivate = errors.New("this node serves no content (content.serve is false, as on a satellite); publish from a node that serves, such as your beacon")

@@ -13,12 +13,14 @@ import (
 	"strings"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+
+	"github.com/avnode/avnode/core/fault"
 )
 
 const keySuffix = ".key"
 
 // ErrNotFound means no key has that name.
-var ErrNotFound = errors.New("no such key")
+var ErrNotFound error = fault.New(fault.NotFound, "no such key")
 
 // Store is a keystore folder.
 type Store struct{ dir string }

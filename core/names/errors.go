@@ -1,13 +1,18 @@
 package names
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/avnode/avnode/core/fault"
+)
 
 // Sentinel errors. Every error returned by this package wraps one of them, so
 // callers can branch with errors.Is while users read the wrapped message that
-// names the input and what to do.
+// names the input and what to do. Those a caller can act on carry a
+// fault.Kind, which the control API and the plugin host report.
 var (
 	// ErrBadName: the text is not a valid avnode name.
-	ErrBadName = errors.New("invalid name")
+	ErrBadName error = fault.New(fault.Invalid, "invalid name")
 	// ErrMalformed: bytes do not decode as the expected record, or a DHT key
 	// is not of the expected form.
 	ErrMalformed = errors.New("malformed record")
@@ -26,13 +31,13 @@ var (
 	// ErrInsufficientWork: a claim's proof of work is missing or too easy.
 	ErrInsufficientWork = errors.New("insufficient proof of work")
 	// ErrBadRecord: a zone entry (ROOT, HOST, A, CNAME, TXT, SAT) is invalid.
-	ErrBadRecord = errors.New("invalid zone record")
+	ErrBadRecord error = fault.New(fault.Invalid, "invalid zone record")
 	// ErrWrongOwner: a zone is not signed by the key that owns the name.
 	ErrWrongOwner = errors.New("wrong owner")
 	// ErrRolledBack: a zone's sequence number is lower than one seen before.
 	ErrRolledBack = errors.New("record rolled back")
 	// ErrNameTaken: a claim or zone by another key arrived for a name already held.
-	ErrNameTaken = errors.New("name already taken")
+	ErrNameTaken error = fault.New(fault.Refused, "name already taken")
 	// ErrDisputed: the holders of a name answered with different owners and
 	// none has more of them than every other.
 	ErrDisputed = errors.New("owner disputed")

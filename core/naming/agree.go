@@ -2,6 +2,7 @@ package naming
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/routing"
 
+	"github.com/avnode/avnode/core/fault"
 	"github.com/avnode/avnode/core/names"
 )
 
@@ -294,8 +296,17 @@ func (s *Service) noteUnsettled(n names.Name) {
 // zone key of a name whose owner this node does not know, the value comes
 // from the closest holders' agreement (and its owner is bound), not from the
 // DHT's own pick, which would rank rival owners by their proof of work. Any
-// other key is a plain DHT get.
+// other key is a plain DHT get. A key no peer holds is a fault.NotFound;
+// a deadline that passes first stays a timeout.
 func (s *Service) GetRecord(ctx context.Context, key string) ([]byte, error) {
+	v, err := s.getRecord(ctx, key)
+	if errors.Is(err, routing.ErrNotFound) {
+		return nil, fault.Wrap(fault.NotFound, err)
+	}
+	return v, err
+}
+
+func (s *Service) getRecord(ctx context.Context, key string) ([]byte, error) {
 	ns, rest, err := record.SplitKey(key)
 	if err != nil || ns != names.ClaimNamespace && ns != names.ZoneNamespace {
 		return s.dht.GetValue(ctx, key)

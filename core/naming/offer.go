@@ -10,11 +10,12 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/multiformats/go-multihash"
 
+	"github.com/avnode/avnode/core/fault"
 	"github.com/avnode/avnode/core/names"
 )
 
 // ErrRefused wraps every reason OfferZone refuses a zone.
-var ErrRefused = errors.New("zone refused")
+var ErrRefused error = fault.New(fault.Refused, "zone refused")
 
 // offerPuts bounds the offered zones being spread to the DHT at once: a
 // put is a lookup plus a store at 20 peers, and peers choose how often

@@ -14,11 +14,12 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/routing"
 
+	"github.com/avnode/avnode/core/fault"
 	"github.com/avnode/avnode/core/names"
 )
 
 // ErrNotFound means no holder has the name.
-var ErrNotFound = errors.New("not found")
+var ErrNotFound error = fault.New(fault.NotFound, "not found")
 
 const (
 	maxCNAMEDepth = 8
