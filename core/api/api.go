@@ -2,6 +2,11 @@
 // socket inside the repo. The socket is 0600 in a 0700 directory and every
 // connection's peer credentials are checked, so no other user of the machine
 // can drive the node. It carries commands, never content streams of peers.
+//
+// The package owns the wire: every request and answer type (types.go), and
+// the one map from an error's fault.Kind to an HTTP status. It imports no
+// package of this module but core/fault, so the command line links it
+// without linking the node.
 package api
 
 import (
@@ -17,35 +22,46 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/avnode/avnode/core/fault"
 )
 
-// Error is what a failed call returns, on the wire and to the client.
+// Error is a failed call as the client gets it: the daemon's message and
+// the fault.Kind it gave, so callers branch on fault.KindOf(err).
 type Error struct {
-	Message string `json:"error"`
-	// NotFound marks answers like "no such name": the CLI exits 1 for them.
-	NotFound bool `json:"not_found,omitempty"`
-	// Invalid marks an argument the caller got wrong (a malformed name or
-	// record value): the CLI exits 2 for them, as for a wrong flag.
-	Invalid bool `json:"invalid,omitempty"`
-	status  int
+	msg  string
+	kind fault.Kind
 }
 
-func (e *Error) Error() string { return e.Message }
+func (e *Error) Error() string    { return e.msg }
+func (e *Error) Kind() fault.Kind { return e.kind }
 
-// NotFound builds an error the CLI reports with exit code 1.
-func NotFound(format string, args ...any) error {
-	return &Error{Message: fmt.Sprintf(format, args...), NotFound: true, status: http.StatusNotFound}
+func errorOf(body ErrorBody) *Error { return &Error{msg: body.Message, kind: body.Kind} }
+
+// bodyOf is err as the wire carries it.
+func bodyOf(err error) ErrorBody {
+	return ErrorBody{Message: err.Error(), Kind: fault.KindOf(err)}
 }
 
-// BadRequest builds an error for bad input from the caller.
-func BadRequest(format string, args ...any) error {
-	return &Error{Message: fmt.Sprintf(format, args...), status: http.StatusBadRequest}
-}
-
-// Invalid builds an error for an argument that can never be right as given;
-// the message says what is expected. The CLI reports it with exit code 2.
-func Invalid(format string, args ...any) error {
-	return &Error{Message: fmt.Sprintf(format, args...), Invalid: true, status: http.StatusBadRequest}
+// statusOf is the one map from an error's kind to an HTTP status.
+func statusOf(kind fault.Kind) int {
+	switch kind {
+	case fault.NotFound:
+		return http.StatusNotFound
+	case fault.Invalid:
+		return http.StatusBadRequest
+	case fault.Refused:
+		return http.StatusConflict
+	case fault.TooLarge:
+		return http.StatusRequestEntityTooLarge
+	case fault.Unavailable:
+		return http.StatusServiceUnavailable
+	case fault.Timeout:
+		return http.StatusGatewayTimeout
+	case fault.Permission:
+		return http.StatusForbidden
+	}
+	return http.StatusInternalServerError
 }
 
 // Request is what a handler gets: the query parameters and the body.
@@ -95,9 +111,9 @@ type StreamHandler func(ctx context.Context, req Request, progress func(any)) (a
 
 // streamLine is one line of a streamed answer: progress, then a result or an error.
 type streamLine struct {
-	Progress any    `json:"progress,omitempty"`
-	Result   any    `json:"result,omitempty"`
-	Error    *Error `json:"error,omitempty"`
+	Progress any        `json:"progress,omitempty"`
+	Result   any        `json:"result,omitempty"`
+	Error    *ErrorBody `json:"error,omitempty"`
 }
 
 // HandleStream registers a call whose answer is newline-delimited JSON:
@@ -120,11 +136,8 @@ func (s *Server) HandleStream(pattern string, h StreamHandler) {
 		body := http.MaxBytesReader(w, r.Body, maxBody)
 		v, err := h(r.Context(), Request{Query: r.URL.Query().Get, Body: body}, func(p any) { send(streamLine{Progress: p}) })
 		if err != nil {
-			var apiErr *Error
-			if !errors.As(err, &apiErr) {
-				apiErr = &Error{Message: err.Error()}
-			}
-			send(streamLine{Error: apiErr})
+			body := bodyOf(err)
+			send(streamLine{Error: &body})
 			return
 		}
 		send(streamLine{Result: v})
@@ -144,15 +157,9 @@ func WriteError(w http.ResponseWriter, err error) {
 }
 
 func writeError(w http.ResponseWriter, err error) {
-	var apiErr *Error
-	if !errors.As(err, &apiErr) {
-		apiErr = &Error{Message: err.Error(), status: http.StatusInternalServerError}
-	}
-	if apiErr.status == 0 {
-		apiErr.status = http.StatusInternalServerError
-	}
-	w.WriteHeader(apiErr.status)
-	json.NewEncoder(w).Encode(apiErr)
+	body := bodyOf(err)
+	w.WriteHeader(statusOf(body.Kind))
+	json.NewEncoder(w).Encode(body)
 }
 
 // Listen creates the socket at path, readable and writable by the owner only.

@@ -12,10 +12,12 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/avnode/avnode/core/fault"
 )
 
 // ErrNoDaemon means no daemon answers on the repo's socket.
-var ErrNoDaemon = errors.New("no avnode daemon is running")
+var ErrNoDaemon error = fault.New(fault.Unavailable, "no avnode daemon is running")
 
 // Client calls a running daemon's control API.
 type Client struct {
@@ -86,11 +88,11 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	}
 	if resp.StatusCode != http.StatusOK {
 		defer resp.Body.Close()
-		var apiErr Error
-		if json.NewDecoder(resp.Body).Decode(&apiErr) != nil || apiErr.Message == "" {
-			apiErr.Message = fmt.Sprintf("daemon answered %s", resp.Status)
+		var body ErrorBody
+		if json.NewDecoder(resp.Body).Decode(&body) != nil || body.Message == "" {
+			body = ErrorBody{Message: fmt.Sprintf("daemon answered %s", resp.Status)}
 		}
-		return nil, &apiErr
+		return nil, errorOf(body)
 	}
 	return resp, nil
 }
@@ -111,7 +113,7 @@ func (c *Client) CallStream(ctx context.Context, method, path string, query url.
 		var line struct {
 			Progress json.RawMessage `json:"progress"`
 			Result   json.RawMessage `json:"result"`
-			Error    *Error          `json:"error"`
+			Error    *ErrorBody      `json:"error"`
 		}
 		if err := dec.Decode(&line); err != nil {
 			pr.CloseWithError(err)
@@ -125,7 +127,7 @@ func (c *Client) CallStream(ctx context.Context, method, path string, query url.
 		case line.Error != nil:
 			pr.Close()
 			<-done
-			return line.Error
+			return errorOf(*line.Error)
 		case line.Result != nil:
 			pr.Close()
 			<-done

@@ -222,7 +222,7 @@ func ParseTarget(s string) (Target, error) {
 	return Target{Name: name, Path: path}, nil
 }
 
-// GetResult is what `avnode get --json` reports.
+// GetResult is a fetched target; the control API answers it as api.GetResult.
 type GetResult struct {
 	Target  string          `json:"target"`
 	Root    string          `json:"root"`
@@ -232,9 +232,6 @@ type GetResult struct {
 	Output  string          `json:"output,omitempty"`
 	Entries []content.Entry `json:"entries,omitempty"`
 	Stats   exchange.Stats  `json:"stats"`
-	// Through is the peer that fetched it for this node (a satellite's
-	// beacon); the get API fills it in.
-	Through string `json:"through,omitempty"`
 }
 
 // Fetch brings the content of target into the block store and returns what

@@ -153,6 +153,25 @@ func (s *Service) Owns(ctx context.Context, nameText string) bool {
 	return err == nil && ok
 }
 
+// copiesWait bounds the lookup of attested copies.
+const copiesWait = 2 * time.Second
+
+// Copies lists the peers that attested to holding version seq of a name (or
+// of the registered name above a label), within copiesWait; none is an
+// empty list.
+func (s *Service) Copies(ctx context.Context, name string, seq uint64) []string {
+	if n, err := names.Parse(name); err == nil {
+		name = n.Registered().String()
+	}
+	ctx, cancel := context.WithTimeout(ctx, copiesWait)
+	defer cancel()
+	out := []string{}
+	for info := range s.dht.FindProvidersAsync(ctx, CopyCID(name, seq), 0) {
+		out = append(out, info.ID.String())
+	}
+	return out
+}
+
 // CopyCID is the DHT key under which nodes attest that they hold version seq
 // of a name: they provide it as content, so finding copies is finding
 // providers, each of them a peer that announced itself over an

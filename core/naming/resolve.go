@@ -33,7 +33,8 @@ const (
 	MaxHostLookups = 8
 )
 
-// Resolution is what `avnode resolve --json` prints; its fields are stable.
+// Resolution is a name resolved through its three layers. The control API
+// answers it as api.Resolution, with the copies and the beacon it came through.
 type Resolution struct {
 	Name    string       `json:"name"`
 	Key     string       `json:"key"`
@@ -44,15 +45,8 @@ type Resolution struct {
 	Root    string       `json:"root"`
 	// Via lists the CNAME chain followed, if any.
 	Via []string `json:"via,omitempty"`
-	// Copies are the peers that attested to holding this version (mirrors);
-	// the node's resolve API fills it in, Resolve does not.
-	Copies []string `json:"copies,omitempty"`
 	// CopiesWanted is the owner's replication target (TXT copies=N).
 	CopiesWanted int `json:"copies_wanted,omitempty"`
-	// Through is the peer that handed the node this zone (a satellite's
-	// beacon); empty when the node resolved it itself. The resolve API
-	// fills it in.
-	Through string `json:"through,omitempty"`
 	// Disputed says, on the resolve that first learned the name's owner,
 	// that some of its closest holders named another key: who held what.
 	Disputed string `json:"disputed,omitempty"`

@@ -1,0 +1,233 @@
+package api
+
+import (
+	"time"
+
+	"github.com/avnode/avnode/core/fault"
+)
+
+// The control API's requests and answers, as they travel: the JSON field
+// names are stable (scripts and tests parse `--json` output, which prints
+// these). The daemon converts its domain types to them; the CLI decodes
+// them. Query parameters are named in each handler's comment.
+
+// ErrorBody is a failed call's answer: the message and what kind of
+// failure it is (see core/fault), so a client can act on the kind.
+type ErrorBody struct {
+	Message string     `json:"error"`
+	Kind    fault.Kind `json:"kind,omitempty"`
+}
+
+// Info is what `avnode id` shows (GET /v1/id).
+type Info struct {
+	PeerID       string   `json:"peer_id"`
+	Addrs        []string `json:"addrs"`
+	Agent        string   `json:"agent"`
+	Roles        []string `json:"roles"`
+	Reachability string   `json:"reachability"`
+	RelayAddrs   []string `json:"relay_addrs"` // /p2p-circuit addresses held through relay reservations
+	DHTMode      string   `json:"dht_mode"`
+	Uptime       string   `json:"uptime"`
+	// Gateway is the receiver role's HTTP gateway URL, when it runs.
+	Gateway string `json:"gateway,omitempty"`
+	// Services are what roles run for users, by name (gateway among them).
+	Services map[string]string `json:"services"`
+}
+
+// VersionInfo is what `avnode version` shows (GET /v1/version).
+type VersionInfo struct {
+	Version   string `json:"version"`
+	Go        string `json:"go"`
+	OS        string `json:"os"`
+	Arch      string `json:"arch"`
+	DHTPrefix string `json:"dht_protocol_prefix,omitempty"`
+}
+
+// PeerInfo is one connected peer (GET /v1/peers).
+type PeerInfo struct {
+	ID        string   `json:"peer_id"`
+	Addrs     []string `json:"addrs"`
+	Direction string   `json:"direction"`
+	Agent     string   `json:"agent,omitempty"`
+	Latency   string   `json:"latency,omitempty"`
+}
+
+// FindPeerResult is what `avnode routing findpeer` shows.
+type FindPeerResult struct {
+	PeerID string   `json:"peer_id"`
+	Addrs  []string `json:"addrs"`
+}
+
+// RoutingValue is what `avnode routing get|put` shows.
+type RoutingValue struct {
+	Key   string `json:"key"`
+	Value []byte `json:"value"`
+}
+
+// ClaimResult is what `avnode name claim` shows.
+type ClaimResult struct {
+	Name string `json:"name"`
+	Key  string `json:"key"`
+	// Holders is how many of the closest peers now hold the claim as the
+	// name's owner, of Asked.
+	Holders int `json:"holders"`
+	Asked   int `json:"asked"`
+	// Certified: a majority of the name's holders (and at least
+	// names.claim_quorum) hold this claim, so the name is this key's.
+	Certified bool     `json:"certified"`
+	Refusals  []string `json:"refusals,omitempty"`
+	MintTime  string   `json:"mint_time"`
+}
+
+// ZoneInfo is a name's zone, as `avnode record set|rm|ls` show it.
+type ZoneInfo struct {
+	Name    string       `json:"name"`
+	Key     string       `json:"key"`
+	Seq     uint64       `json:"seq"`
+	Expires time.Time    `json:"expires"`
+	TTL     string       `json:"ttl"`
+	Records []RecordInfo `json:"records"`
+}
+
+// RecordInfo is one record of a zone.
+type RecordInfo struct {
+	Type  string `json:"type"`
+	Label string `json:"label"`
+	Value string `json:"value"`
+}
+
+// Resolution is what `avnode resolve --json` prints.
+type Resolution struct {
+	Name    string       `json:"name"`
+	Key     string       `json:"key"`
+	Seq     uint64       `json:"seq"`
+	Expires time.Time    `json:"expires"`
+	Records []RecordInfo `json:"records"`
+	Hosts   []HostInfo   `json:"hosts"`
+	Root    string       `json:"root"`
+	// Via lists the CNAME chain followed, if any.
+	Via []string `json:"via,omitempty"`
+	// Copies are the peers that attested to holding this version (mirrors).
+	Copies []string `json:"copies,omitempty"`
+	// CopiesWanted is the owner's replication target (TXT copies=N).
+	CopiesWanted int `json:"copies_wanted,omitempty"`
+	// Through is the peer that handed the node this zone (a satellite's
+	// beacon); empty when the node resolved it itself.
+	Through string `json:"through,omitempty"`
+	// Disputed says, on the resolve that first learned the name's owner,
+	// that some of its closest holders named another key: who held what.
+	Disputed string `json:"disputed,omitempty"`
+}
+
+// HostInfo is one machine hosting a name, with its current addresses.
+type HostInfo struct {
+	PeerID string   `json:"peer_id"`
+	Addrs  []string `json:"addrs"`
+}
+
+// Progress is one progress line of a streamed publish or get.
+type Progress struct {
+	Phase  string `json:"phase"` // "import" or "fetch"
+	Bytes  int64  `json:"bytes"`
+	Blocks int    `json:"blocks,omitempty"` // fetched or present so far
+	Of     int    `json:"of,omitempty"`     // blocks known so far in the DAG
+}
+
+// PublishResult is what `avnode publish` shows.
+type PublishResult struct {
+	Root      string `json:"root"`
+	Name      string `json:"name,omitempty"`
+	Seq       uint64 `json:"seq,omitempty"`
+	Files     int    `json:"files"`
+	Dirs      int    `json:"dirs"`
+	Blocks    int    `json:"blocks"`
+	NewBlocks int    `json:"new_blocks"`
+	Bytes     int64  `json:"bytes"`
+	Provided  bool   `json:"provided"`
+}
+
+// GetResult is what `avnode get` shows.
+type GetResult struct {
+	Target  string     `json:"target"`
+	Root    string     `json:"root"`
+	CID     string     `json:"cid"`
+	Kind    string     `json:"kind"` // "file" or "dir"
+	Size    int64      `json:"size"`
+	Output  string     `json:"output,omitempty"`
+	Entries []Entry    `json:"entries,omitempty"`
+	Stats   FetchStats `json:"stats"`
+	// Through is the peer that fetched it for this node (a satellite's
+	// beacon); empty when the node fetched it itself.
+	Through string `json:"through,omitempty"`
+}
+
+// Entry is one entry of a fetched directory.
+type Entry struct {
+	Name string `json:"name"`
+	CID  string `json:"cid"`
+	Kind string `json:"kind"` // "file" or "dir"
+	Size int64  `json:"size"` // file bytes, for a directory all of them below it
+}
+
+// FetchStats says where a get's blocks came from.
+type FetchStats struct {
+	Blocks  int            `json:"blocks"`            // blocks in the DAG
+	Present int            `json:"present"`           // already here (a resumed fetch skips them)
+	Fetched int            `json:"fetched"`           // pulled from the network
+	Bytes   int64          `json:"bytes"`             // bytes pulled
+	Sources map[string]int `json:"sources"`           // blocks per source
+	Dropped []string       `json:"dropped,omitempty"` // sources dropped, with the reason
+}
+
+// GCResult is what `avnode repo gc` shows.
+type GCResult struct {
+	Removed int   `json:"removed"`
+	Freed   int64 `json:"freed_bytes"`
+	Kept    int   `json:"kept"`
+}
+
+// RoleStatus is one line of `avnode roles`.
+type RoleStatus struct {
+	Name      string `json:"name"`
+	State     string `json:"state"` // starting, running, backoff, failed, stopped, disabled, not installed
+	PID       int    `json:"pid,omitempty"`
+	Restarts  int    `json:"restarts"`
+	Version   string `json:"version,omitempty"`
+	LastError string `json:"last_error,omitempty"`
+	Path      string `json:"path,omitempty"`
+	// Capabilities are what the running plugin said it does.
+	Capabilities []string `json:"capabilities,omitempty"`
+}
+
+// RoleState is the answer to `avnode roles enable|disable`.
+type RoleState struct {
+	Role  string `json:"role"`
+	State string `json:"state"`
+}
+
+// PluginInfo is one line of `avnode plugins ls`.
+type PluginInfo struct {
+	Role string `json:"role"`
+	Path string `json:"path"`
+}
+
+// PluginDescription is what `avnode plugins describe` shows.
+type PluginDescription struct {
+	Name            string   `json:"name"`
+	Version         string   `json:"version"`
+	ProtocolVersion int      `json:"protocol_version"`
+	Summary         string   `json:"summary"`
+	Capabilities    []string `json:"capabilities"`
+	ConfigSchema    string   `json:"config_schema"`
+	Path            string   `json:"path"`
+}
+
+// ScriptInfo is one loaded policy script (`avnode policy ls|reload`).
+type ScriptInfo struct {
+	Path      string    `json:"path"`
+	SHA256    string    `json:"sha256"` // of the version in use
+	Hooks     []string  `json:"hooks"`
+	Warnings  []string  `json:"warnings,omitempty"`
+	LoadedAt  time.Time `json:"loaded_at"`
+	LastError string    `json:"last_error,omitempty"` // why the latest reload of this file failed; "" if it did not
+}
