@@ -17,10 +17,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/avnode/avnode/core/config"
-	"github.com/avnode/avnode/core/content"
-	"github.com/avnode/avnode/core/exchange"
+	"github.com/avnode/avnode/core/fault"
 	"github.com/avnode/avnode/core/hosting"
-	"github.com/avnode/avnode/core/names"
 	"github.com/avnode/avnode/core/naming"
 	"github.com/avnode/avnode/core/node"
 	"github.com/avnode/avnode/core/policy"
@@ -63,24 +61,28 @@ func withRole(h pluginpb.HostServer, role string) pluginpb.HostServer {
 	return &c
 }
 
-// grpcError keeps the kind of a node error across the wire.
+// grpcError keeps the kind of a node error across the wire: the one map
+// from a fault.Kind to a gRPC code.
 func grpcError(err error) error {
-	switch {
-	case err == nil:
+	if err == nil {
 		return nil
-	case errors.Is(err, naming.ErrNotFound), errors.Is(err, content.ErrNotFound), errors.Is(err, content.ErrNoEntry):
-		return status.Error(codes.NotFound, err.Error())
-	case errors.Is(err, names.ErrBadName), errors.Is(err, names.ErrBadRecord), errors.Is(err, names.ErrNameTaken),
-		errors.Is(err, hosting.ErrBadTarget):
-		return status.Error(codes.InvalidArgument, err.Error())
-	case errors.Is(err, content.ErrTooLarge):
-		return status.Error(codes.ResourceExhausted, err.Error())
-	case errors.Is(err, exchange.ErrNoSource):
-		return status.Error(codes.Unavailable, err.Error())
-	case errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, err.Error())
 	}
-	return status.Error(codes.Unknown, err.Error())
+	code := codes.Unknown // an internal error
+	switch fault.KindOf(err) {
+	case fault.NotFound:
+		code = codes.NotFound
+	case fault.Invalid, fault.Refused: // a refusal is InvalidArgument, as the SDK documents for OfferZone
+		code = codes.InvalidArgument
+	case fault.TooLarge:
+		code = codes.ResourceExhausted
+	case fault.Unavailable:
+		code = codes.Unavailable
+	case fault.Timeout:
+		code = codes.DeadlineExceeded
+	case fault.Permission:
+		code = codes.PermissionDenied
+	}
+	return status.Error(code, err.Error())
 }
 
 func (h *HostAPI) Resolve(ctx context.Context, req *pluginpb.ResolveRequest) (*pluginpb.Resolution, error) {

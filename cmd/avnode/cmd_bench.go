@@ -11,10 +11,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	nodecli "github.com/avnode/avnode/cmd/avnode/cli"
 	"github.com/avnode/avnode/core/bench"
 )
 
-func newBenchCmd(g *globals) *cobra.Command {
+func newBenchCmd(g *nodecli.Globals) *cobra.Command {
 	var opts bench.Options
 	var out string
 	cmd := &cobra.Command{
@@ -49,13 +50,13 @@ to stderr. The README explains how to read the table.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if opts.Nodes < 8 || opts.Nodes > 500 {
-				return usagef("--nodes must be between 8 and 500, got %d", opts.Nodes)
+				return nodecli.Usagef("--nodes must be between 8 and 500, got %d", opts.Nodes)
 			}
 			if opts.KillShare <= 0 || opts.KillShare >= 0.9 || opts.Restarting <= 0 || opts.Restarting >= 0.5 {
-				return usagef("--kill must be in (0, 0.9) and --restarting in (0, 0.5)")
+				return nodecli.Usagef("--kill must be in (0, 0.9) and --restarting in (0, 0.5)")
 			}
 			if opts.FetchMiB < 1 {
-				return usagef("--fetch-mib must be at least 1")
+				return nodecli.Usagef("--fetch-mib must be at least 1")
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -69,8 +70,8 @@ to stderr. The README explains how to read the table.`,
 					return err
 				}
 			}
-			if g.json {
-				return printJSON(rep)
+			if g.JSON {
+				return nodecli.PrintJSON(rep)
 			}
 			return bench.PrintTable(cmd.OutOrStdout(), rep)
 		},

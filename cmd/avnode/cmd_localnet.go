@@ -13,9 +13,11 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	nodecli "github.com/avnode/avnode/cmd/avnode/cli"
 )
 
-func newLocalnetCmd(g *globals) *cobra.Command {
+func newLocalnetCmd(g *nodecli.Globals) *cobra.Command {
 	var nodes int
 	var dir string
 	var extra []string
@@ -34,7 +36,7 @@ Repos are kept between runs: the same peer IDs and records come back.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if nodes < 1 || nodes > 64 {
-				return usagef("--nodes must be between 1 and 64, got %d", nodes)
+				return nodecli.Usagef("--nodes must be between 1 and 64, got %d", nodes)
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()

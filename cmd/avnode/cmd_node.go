@@ -10,12 +10,13 @@ import (
 
 	"github.com/spf13/cobra"
 
+	nodecli "github.com/avnode/avnode/cmd/avnode/cli"
 	"github.com/avnode/avnode/core/config"
 	"github.com/avnode/avnode/core/daemon"
 	"github.com/avnode/avnode/core/repo"
 )
 
-func newInitCmd(g *globals) *cobra.Command {
+func newInitCmd(g *nodecli.Globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "init",
 		Short: "Create a node's repo: config, node key, keystore and datastore",
@@ -27,10 +28,10 @@ LevelDB datastore. It never overwrites an existing repo.`,
   avnode init --repo /srv/avnode`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := repo.Init(g.repo); err != nil {
+			if err := repo.Init(g.Repo); err != nil {
 				return err
 			}
-			key, err := repo.LoadNodeKey(g.repo)
+			key, err := repo.LoadNodeKey(g.Repo)
 			if err != nil {
 				return err
 			}
@@ -38,17 +39,17 @@ LevelDB datastore. It never overwrites an existing repo.`,
 			if err != nil {
 				return err
 			}
-			if g.json {
-				return printJSON(map[string]string{"repo": g.repo, "peer_id": id})
+			if g.JSON {
+				return nodecli.PrintJSON(map[string]string{"repo": g.Repo, "peer_id": id})
 			}
 			fmt.Printf("initialized repo %s\npeer id %s\nedit %s, then start the node with: avnode run --repo %s\n",
-				g.repo, id, filepath.Join(g.repo, repo.ConfigFile), g.repo)
+				g.Repo, id, filepath.Join(g.Repo, repo.ConfigFile), g.Repo)
 			return nil
 		},
 	}
 }
 
-func newRunCmd(g *globals) *cobra.Command {
+func newRunCmd(g *nodecli.Globals) *cobra.Command {
 	var configFile string
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -71,7 +72,7 @@ Every config key is a flag: --dht.mode=client, --connmgr.high=300, ...`,
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return daemon.Run(ctx, daemon.Options{
-				RepoDir: g.repo, ConfigFile: configFile, Flags: cmd.Flags(), Environ: os.Environ(),
+				RepoDir: g.Repo, ConfigFile: configFile, Flags: cmd.Flags(), Environ: os.Environ(),
 				Ready: os.Stdout, LogOutput: os.Stderr,
 			})
 		},
@@ -81,10 +82,10 @@ Every config key is a flag: --dht.mode=client, --connmgr.high=300, ...`,
 	return cmd
 }
 
-func newConfigCmd(g *globals) *cobra.Command {
+func newConfigCmd(g *nodecli.Globals) *cobra.Command {
 	var configFile string
 	load := func(cmd *cobra.Command) (*config.Config, error) {
-		return daemon.LoadConfig(daemon.Options{RepoDir: g.repo, ConfigFile: configFile, Flags: cmd.Flags(), Environ: os.Environ()})
+		return daemon.LoadConfig(daemon.Options{RepoDir: g.Repo, ConfigFile: configFile, Flags: cmd.Flags(), Environ: os.Environ()})
 	}
 	show := &cobra.Command{
 		Use:   "show",
@@ -97,8 +98,8 @@ func newConfigCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if g.json {
-				return printJSON(c)
+			if g.JSON {
+				return nodecli.PrintJSON(c)
 			}
 			return printYAML(c)
 		},

@@ -8,10 +8,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	nodecli "github.com/avnode/avnode/cmd/avnode/cli"
 	"github.com/avnode/avnode/core/policy"
 )
 
-func newPolicyCmd(g *globals) *cobra.Command {
+func newPolicyCmd(g *nodecli.Globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "policy",
 		Short: "Check, test and reload the node's Lua policies",
@@ -24,11 +25,11 @@ each hook call within a time budget. scripts/README.md explains how to write one
   avnode policy ls
   avnode policy reload`,
 	}
-	cmd.AddCommand(newPolicyCheckCmd(g), newPolicyTestCmd(g), newPolicyLsCmd(g), newPolicyReloadCmd(g))
+	cmd.AddCommand(newPolicyCheckCmd(g), newPolicyTestCmd(g), nodecli.NewPolicyLsCmd(g), nodecli.NewPolicyReloadCmd(g))
 	return cmd
 }
 
-func newPolicyCheckCmd(g *globals) *cobra.Command {
+func newPolicyCheckCmd(g *nodecli.Globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "check FILE",
 		Short: "Compile a policy script and list its hooks, without a node",
@@ -36,14 +37,14 @@ func newPolicyCheckCmd(g *globals) *cobra.Command {
 prints the hooks it defines, with warnings for hook names the node does not
 call. It exits 1 when the script does not load.`,
 		Example: "  avnode policy check scripts/deny-names.lua",
-		Args:    exactArgs(1, "FILE"),
+		Args:    nodecli.ExactArgs(1, "FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			info, warnings, err := policy.CheckFile(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
-			if g.json {
-				return printJSON(map[string]any{"script": info, "warnings": warnings})
+			if g.JSON {
+				return nodecli.PrintJSON(map[string]any{"script": info, "warnings": warnings})
 			}
 			fmt.Printf("%s: ok, hooks: %s\n", args[0], strings.Join(info.Hooks, ", "))
 			for _, w := range warnings {
@@ -54,7 +55,7 @@ call. It exits 1 when the script does not load.`,
 	}
 }
 
-func newPolicyTestCmd(g *globals) *cobra.Command {
+func newPolicyTestCmd(g *nodecli.Globals) *cobra.Command {
 	var fixtures string
 	cmd := &cobra.Command{
 		Use:   "test FILE --fixtures DIR",
@@ -64,10 +65,10 @@ func newPolicyTestCmd(g *globals) *cobra.Command {
 and prints each verdict. "expect" (allow, deny or none) is optional; test
 exits 1 when a verdict differs from it. No node or network is needed.`,
 		Example: "  avnode policy test scripts/deny-names.lua --fixtures scripts/fixtures/deny-names",
-		Args:    exactArgs(1, "FILE"),
+		Args:    nodecli.ExactArgs(1, "FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if fixtures == "" {
-				return usagef("--fixtures DIR is required")
+				return nodecli.Usagef("--fixtures DIR is required")
 			}
 			results, err := policy.RunFixtures(cmd.Context(), args[0], fixtures)
 			if err != nil {
@@ -79,8 +80,8 @@ exits 1 when a verdict differs from it. No node or network is needed.`,
 					failed++
 				}
 			}
-			if g.json {
-				if err := printJSON(results); err != nil {
+			if g.JSON {
+				if err := nodecli.PrintJSON(results); err != nil {
 					return err
 				}
 			} else {
@@ -105,7 +106,7 @@ func printFixtureResults(results []policy.FixtureResult) {
 			result = "FAIL"
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Fixture.File, r.Fixture.Hook, verdictWord(r.Verdict),
-			orDash(r.Fixture.Expect), result, r.Verdict.Reason)
+			nodecli.OrDash(r.Fixture.Expect), result, r.Verdict.Reason)
 	}
 	w.Flush()
 }
@@ -123,62 +124,4 @@ func verdictWord(v policy.Verdict) string {
 		return "allow"
 	}
 	return "deny"
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
-func newPolicyLsCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:     "ls",
-		Short:   "List the running node's policy scripts and their hooks",
-		Example: "  avnode policy ls --json",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			var scripts []policy.ScriptInfo
-			if err := g.call(cmd.Context(), "GET", "/v1/policy", nil, &scripts); err != nil {
-				return err
-			}
-			return printScripts(g, scripts)
-		},
-	}
-}
-
-func newPolicyReloadCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "reload",
-		Short: "Reload the running node's policy scripts from their files",
-		Long: `reload re-reads every script in policy.scripts. If any fails to load, none is
-swapped: the node keeps the scripts it has and the command prints why.
-Edited scripts are also reloaded by themselves (policy.watch_interval).`,
-		Example: "  avnode policy reload",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			var scripts []policy.ScriptInfo
-			if err := g.call(cmd.Context(), "POST", "/v1/policy/reload", nil, &scripts); err != nil {
-				return err
-			}
-			return printScripts(g, scripts)
-		},
-	}
-}
-
-func printScripts(g *globals, scripts []policy.ScriptInfo) error {
-	if g.json {
-		return printJSON(scripts)
-	}
-	if len(scripts) == 0 {
-		fmt.Println("no policy scripts (config policy.scripts)")
-		return nil
-	}
-	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "SCRIPT\tHOOKS\tSHA256")
-	for _, s := range scripts {
-		fmt.Fprintf(w, "%s\t%s\t%.12s\n", s.Path, strings.Join(s.Hooks, ","), s.SHA256)
-	}
-	return w.Flush()
 }

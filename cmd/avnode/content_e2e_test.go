@@ -8,8 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/avnode/avnode/core/content"
-	"github.com/avnode/avnode/core/hosting"
+	"github.com/avnode/avnode/core/api"
 )
 
 // writeSite makes a directory with a 5 MB file, an index.html and a subfolder.
@@ -58,19 +57,19 @@ func TestPublishAndGetAcrossProcesses(t *testing.T) {
 	mustCLI(t, publisher.repo, "name", "claim", "coolblog.code", "--key", "jimmy")
 	site := writeSite(t)
 
-	var pub hosting.PublishResult
+	var pub api.PublishResult
 	cliJSON(t, publisher.repo, &pub, "publish", site, "--name", "coolblog.code")
 	if pub.Files != 3 || pub.Bytes != 5_000_000+18+1 || pub.Root == "" || pub.NewBlocks == 0 {
 		t.Fatalf("publish: %+v", pub)
 	}
-	var again hosting.PublishResult
+	var again api.PublishResult
 	cliJSON(t, publisher.repo, &again, "publish", site)
 	if again.Root != pub.Root || again.NewBlocks != 0 {
 		t.Fatalf("publishing the same directory again stored new blocks: %+v", again)
 	}
 
 	// A path fetches the directories down to it, and the file: not big.bin.
-	var one hosting.GetResult
+	var one api.GetResult
 	dot := filepath.Join(t.TempDir(), "dot.txt")
 	cliJSON(t, third.repo, &one, "get", "coolblog.code/img/dot.txt", "-o", dot)
 	if b, _ := os.ReadFile(dot); string(b) != "." || one.Stats.Fetched != 3 || one.Stats.Bytes > 4096 {
@@ -85,7 +84,7 @@ func TestPublishAndGetAcrossProcesses(t *testing.T) {
 	if got := mustCLI(t, reader.repo, "get", "coolblog.code/index.html"); got != "<h1>coolblog</h1>\n" {
 		t.Fatalf("get index.html: %q", got)
 	}
-	var listing hosting.GetResult
+	var listing api.GetResult
 	cliJSON(t, reader.repo, &listing, "get", "/cid/"+pub.Root)
 	if listing.Kind != "dir" || len(listing.Entries) != 3 {
 		t.Fatalf("listing: %+v", listing)
@@ -98,7 +97,7 @@ func TestPublishAndGetAcrossProcesses(t *testing.T) {
 		t.Fatalf("get with the publisher gone: %s\n%s", r.stderr, third.log)
 	}
 	sameTree(t, site, out3)
-	var got hosting.GetResult
+	var got api.GetResult
 	jsonUnmarshal(r.stdout, &got)
 	if got.Stats.Sources[reader.peerID] == 0 {
 		t.Fatalf("the reader that cached the site did not serve it: %+v", got.Stats)
@@ -112,16 +111,16 @@ func TestGCKeepsPins(t *testing.T) {
 	site := writeSite(t)
 	mustCLI(t, a.repo, "key", "gen", "k")
 	mustCLI(t, a.repo, "name", "claim", "gc.avtr", "--key", "k")
-	var pub hosting.PublishResult
+	var pub api.PublishResult
 	cliJSON(t, a.repo, &pub, "publish", site, "--name", "gc.avtr")
 	mustCLI(t, b.repo, "get", "/cid/"+pub.Root, "-o", filepath.Join(t.TempDir(), "x"))
 
-	var gcB content.GCResult
+	var gcB api.GCResult
 	cliJSON(t, b.repo, &gcB, "repo", "gc")
 	if gcB.Removed == 0 || gcB.Freed < 5_000_000 {
 		t.Fatalf("gc on the reader freed nothing of its cache: %+v", gcB)
 	}
-	var gcA content.GCResult
+	var gcA api.GCResult
 	cliJSON(t, a.repo, &gcA, "repo", "gc")
 	if gcA.Removed != 0 || gcA.Kept == 0 {
 		t.Fatalf("gc removed pinned blocks on the publisher: %+v", gcA)

@@ -28,8 +28,7 @@ import (
 	dhtpb "github.com/libp2p/go-libp2p-kad-dht/pb"
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"github.com/avnode/avnode/core/hosting"
-	"github.com/avnode/avnode/plugins"
+	"github.com/avnode/avnode/core/api"
 )
 
 // gatewayUnderAttack is what the attacks need of TestGatewayAcrossProcesses.
@@ -129,7 +128,7 @@ func (e *gatewayUnderAttack) manyRanges(t *testing.T) {
 
 // publishPage claims name with a new key on the publisher and publishes a
 // site of one index.html.
-func (e *gatewayUnderAttack) publishPage(t *testing.T, name, index string) hosting.PublishResult {
+func (e *gatewayUnderAttack) publishPage(t *testing.T, name, index string) api.PublishResult {
 	t.Helper()
 	key := strings.ReplaceAll(name, ".", "-")
 	mustCLI(t, e.publisher.repo, "key", "gen", key)
@@ -141,7 +140,7 @@ func (e *gatewayUnderAttack) publishPage(t *testing.T, name, index string) hosti
 	if err := os.WriteFile(filepath.Join(dir, "index.html"), []byte(index), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var pub hosting.PublishResult
+	var pub api.PublishResult
 	cliJSON(t, e.publisher.repo, &pub, "publish", dir, "--name", name)
 	return pub
 }
@@ -149,7 +148,7 @@ func (e *gatewayUnderAttack) publishPage(t *testing.T, name, index string) hosti
 // rolePID is the process ID of a node's role plugin.
 func rolePID(t *testing.T, d *proc, role string) int {
 	t.Helper()
-	var roles []plugins.Status
+	var roles []api.RoleStatus
 	cliJSON(t, d.repo, &roles, "roles")
 	for _, r := range roles {
 		if r.Name == role && r.PID != 0 {
@@ -284,7 +283,7 @@ func (e *gatewayUnderAttack) crossSiteAndPrivacy(t *testing.T) {
 	other := filepath.Join(t.TempDir(), "other")
 	os.MkdirAll(other, 0o755)
 	os.WriteFile(filepath.Join(other, "a.txt"), []byte("fetched with avnode get\n"), 0o644)
-	var got hosting.PublishResult
+	var got api.PublishResult
 	cliJSON(t, e.publisher.repo, &got, "publish", other)
 	mustCLI(t, e.receiver.repo, "get", "/cid/"+got.Root, "-o", filepath.Join(t.TempDir(), "out"))
 

@@ -23,7 +23,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/avnode/avnode/core/hosting"
+	"github.com/avnode/avnode/core/api"
 )
 
 // writeWebSite makes a small web site: index.html linking a stylesheet, an
@@ -122,7 +122,7 @@ func TestGatewayAcrossProcesses(t *testing.T) {
 	mustCLI(t, publisher.repo, "name", "claim", "einstein.avtr", "--key", "albert")
 	siteDir, portrait := writeWebSite(t)
 	bigSize := addAttackFiles(t, siteDir)
-	var pub hosting.PublishResult
+	var pub api.PublishResult
 	cliJSON(t, publisher.repo, &pub, "publish", siteDir, "--name", "einstein.avtr")
 
 	cfg := writeConfig(t, map[string]any{
@@ -143,7 +143,7 @@ func TestGatewayAcrossProcesses(t *testing.T) {
 		if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != site+"/" {
 			t.Errorf("the path form: %d %q, want a redirect to the name's origin %s/", resp.StatusCode, resp.Header.Get("Location"), site)
 		}
-		var index hosting.GetResult
+		var index api.GetResult
 		cliJSON(t, publisher.repo, &index, "get", "einstein.avtr/index.html", "-o", filepath.Join(t.TempDir(), "i.html"))
 		resp, body := httpDo(t, client, "GET", site+"/")
 		if resp.StatusCode != 200 || !strings.Contains(body, "Albert Einstein") ||

@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"github.com/spf13/cobra"
+
+	nodecli "github.com/avnode/avnode/cmd/avnode/cli"
 )
 
 // Every command teaches: a short line, and an example for each runnable one.
@@ -20,5 +22,5 @@ func TestEveryCommandHasHelpAndExamples(t *testing.T) {
 			walk(sub)
 		}
 	}
-	walk(newRootCmd(&globals{}))
+	walk(newRootCmd(&nodecli.Globals{}))
 }

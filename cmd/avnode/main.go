@@ -1,19 +1,24 @@
 // Command avnode is the avnode daemon and its command line: one binary that
 // runs a node (`avnode run`) and drives a running one through its local
-// control API (every other command).
+// control API (the commands of package cli).
+//
+// This package is the composition root: it starts the daemon, runs the
+// commands that work without one (init, config, key, version, policy
+// check|test, localnet, bench), and hands package cli the node's parsers.
 package main
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 
 	"github.com/spf13/cobra"
 
-	"github.com/avnode/avnode/core/api"
+	nodecli "github.com/avnode/avnode/cmd/avnode/cli" // not "cli": the tests have a func of that name
+	"github.com/avnode/avnode/core/content"
+	"github.com/avnode/avnode/core/fault"
+	"github.com/avnode/avnode/core/hosting"
+	"github.com/avnode/avnode/core/names"
 	"github.com/avnode/avnode/core/policy"
 	"github.com/avnode/avnode/core/repo"
 )
@@ -22,14 +27,8 @@ import (
 const (
 	exitOK       = 0
 	exitFailure  = 1 // the command ran and failed, e.g. a name was not found
-	exitBadUsage = 2 // wrong flags or arguments
+	exitBadUsage = 2 // wrong flags or arguments, or an argument the node calls invalid
 )
-
-// globals are the flags every command takes.
-type globals struct {
-	repo string
-	json bool
-}
 
 func main() {
 	policy.MaybeRunWorker() // this binary is also the sandbox that runs Lua policies
@@ -37,7 +36,7 @@ func main() {
 }
 
 func run(args []string) int {
-	g := &globals{}
+	g := &nodecli.Globals{}
 	root := newRootCmd(g)
 	root.SetArgs(args)
 	cmd, err := root.ExecuteC()
@@ -45,26 +44,44 @@ func run(args []string) int {
 		return exitOK
 	}
 	fmt.Fprintf(os.Stderr, "avnode: %v\n", err)
-	var usage *usageError
-	var apiErr *api.Error
-	invalid := errors.As(err, &apiErr) && apiErr.Invalid
-	if invalid || errors.As(err, &usage) || cmd.Flags().Parsed() == false {
+	code := exitCode(err)
+	if code == exitBadUsage || !cmd.Flags().Parsed() {
 		fmt.Fprintf(os.Stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
+		return exitBadUsage
+	}
+	return code
+}
+
+// exitCode derives the exit code from what kind of failure err is: a wrong
+// argument (the command's own check, or the node's fault.Invalid) exits 2,
+// every other failure 1.
+func exitCode(err error) int {
+	var usage *nodecli.UsageError
+	if errors.As(err, &usage) || fault.KindOf(err) == fault.Invalid {
 		return exitBadUsage
 	}
 	return exitFailure
 }
 
-// usageError marks a wrong argument, reported with exit code 2.
-type usageError struct{ msg string }
-
-func (e *usageError) Error() string { return e.msg }
-
-func usagef(format string, args ...any) error {
-	return &usageError{msg: fmt.Sprintf(format, args...)}
+// local is the node's code the commands of package cli run before they
+// call the node.
+var local = nodecli.Local{
+	ParseName: func(text string) (string, string, error) {
+		n, err := names.Parse(text)
+		if err != nil {
+			return "", "", err
+		}
+		return n.String(), n.Registered().String(), nil
+	},
+	ParseTarget: func(target string) error {
+		_, err := hosting.ParseTarget(target)
+		return err
+	},
+	FormatBytes: content.FormatBytes,
 }
 
-func newRootCmd(g *globals) *cobra.Command {
+func newRootCmd(g *nodecli.Globals) *cobra.Command {
+	g.Socket, g.Local = repo.SocketFile, local
 	root := &cobra.Command{
 		Use:   "avnode",
 		Short: "A node of the avtr network: names, records and content with no server",
@@ -82,28 +99,13 @@ through a local control API that only you can use.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.PersistentFlags().StringVar(&g.repo, "repo", repo.DefaultDir(), "the node's repo directory (or set AVNODE_REPO)")
-	root.PersistentFlags().BoolVar(&g.json, "json", false, "print JSON instead of text (read commands)")
-	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usagef("%v", err) })
+	root.PersistentFlags().StringVar(&g.Repo, "repo", repo.DefaultDir(), "the node's repo directory (or set AVNODE_REPO)")
+	root.PersistentFlags().BoolVar(&g.JSON, "json", false, "print JSON instead of text (read commands)")
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return nodecli.Usagef("%v", err) })
 	root.AddCommand(
-		newInitCmd(g), newRunCmd(g), newConfigCmd(g),
-		newIDCmd(g), newPeersCmd(g), newVersionCmd(g), newRoutingCmd(g),
-		newKeyCmd(g), newNameCmd(g), newRecordCmd(g), newResolveCmd(g),
-		newPublishCmd(g), newGetCmd(g), newRepoCmd(g),
-		newRolesCmd(g), newPluginsCmd(g), newPolicyCmd(g), newMirrorCmd(g), newSatelliteCmd(g),
-		newLocalnetCmd(g), newBenchCmd(g),
+		newInitCmd(g), newRunCmd(g), newConfigCmd(g), newVersionCmd(g), newKeyCmd(g),
+		newPolicyCmd(g), newLocalnetCmd(g), newBenchCmd(g),
 	)
+	root.AddCommand(nodecli.Commands(g)...)
 	return root
-}
-
-// call performs one control API call against the daemon of g.repo.
-func (g *globals) call(ctx context.Context, method, path string, query url.Values, out any) error {
-	return api.NewClient(g.repo, repo.SocketFile).Call(ctx, method, path, query, nil, out)
-}
-
-// printJSON writes v as indented JSON to stdout.
-func printJSON(v any) error {
-	enc := json.NewEncoder(os.Stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }

@@ -28,8 +28,8 @@ import (
 	"github.com/libp2p/go-msgio/pbio"
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/avnode/avnode/core/api"
 	"github.com/avnode/avnode/core/names"
-	"github.com/avnode/avnode/core/naming"
 )
 
 const (
@@ -244,7 +244,7 @@ func startDaemons(t testing.TB, dir string, count int, bootstrap *proc, extra ..
 
 func resolveKeyAndTXT(t testing.TB, d *proc, name string) (string, []string) {
 	t.Helper()
-	var res naming.Resolution
+	var res api.Resolution
 	cliJSON(t, d.repo, &res, "resolve", name)
 	return res.Key, recordValues(res.Records, "TXT")
 }
@@ -264,7 +264,7 @@ func TestRivalCannotTakeAClaimedName(t *testing.T) {
 		waitPeers(t, d, 2)
 	}
 	mustCLI(t, owner.repo, "key", "gen", "alice")
-	var claim naming.ClaimResult
+	var claim api.ClaimResult
 	cliJSON(t, owner.repo, &claim, "name", "claim", name, "--key", "alice")
 	mustCLI(t, owner.repo, "record", "set", name, "TXT", "owner-v1", "--ttl", "1s")
 	if key, txt := resolveKeyAndTXT(t, reader, name); key != claim.Key || len(txt) != 1 || txt[0] != "owner-v1" {
@@ -373,7 +373,7 @@ func TestNameSurvivesItsHoldersReplaced(t *testing.T) {
 		waitPeers(t, d, 2)
 	}
 	mustCLI(t, owner.repo, "key", "gen", "alice")
-	var claim naming.ClaimResult
+	var claim api.ClaimResult
 	cliJSON(t, owner.repo, &claim, "name", "claim", name, "--key", "alice")
 	mustCLI(t, owner.repo, "record", "set", name, "TXT", "kept", "--ttl", "1s")
 

@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/avnode/avnode/core/naming"
+	"github.com/avnode/avnode/core/api"
 )
 
-func recordValues(rs []naming.RecordInfo, typ string) []string {
+func recordValues(rs []api.RecordInfo, typ string) []string {
 	var out []string
 	for _, r := range rs {
 		if r.Type == typ {
@@ -54,7 +54,7 @@ func TestNamesAcrossProcesses(t *testing.T) {
 	owner, reader, rival := nodes[2], nodes[5], nodes[4]
 
 	mustCLI(t, owner.repo, "key", "gen", "alice")
-	var claim naming.ClaimResult
+	var claim api.ClaimResult
 	cliJSON(t, owner.repo, &claim, "name", "claim", "coolblog.code", "--key", "alice")
 	if !claim.Certified || claim.Holders < 3 {
 		t.Fatalf("claim not certified: %+v", claim)
@@ -63,7 +63,7 @@ func TestNamesAcrossProcesses(t *testing.T) {
 	mustCLI(t, owner.repo, "record", "set", "coolblog.code", "A", "/ip4/192.0.2.1/tcp/4001", "--label", "api", "--ttl", "1s")
 	mustCLI(t, owner.repo, "record", "set", "coolblog.code", "HOST", owner.peerID)
 
-	var res naming.Resolution
+	var res api.Resolution
 	cliJSON(t, reader.repo, &res, "resolve", "an://api.coolblog:code")
 	if res.Name != "api.coolblog.code" || res.Key != claim.Key || len(res.Records) != 1 ||
 		res.Records[0].Type != "A" || res.Records[0].Value != "/ip4/192.0.2.1/tcp/4001" {
@@ -77,7 +77,7 @@ func TestNamesAcrossProcesses(t *testing.T) {
 	// An update is seen with the new sequence once the reader's cache lapses.
 	mustCLI(t, owner.repo, "record", "set", "coolblog.code", "A", "/ip4/192.0.2.2/tcp/4001", "--label", "api")
 	eventually(t, 15*time.Second, "update seen", func() error {
-		var upd naming.Resolution
+		var upd api.Resolution
 		cliJSON(t, reader.repo, &upd, "resolve", "api.coolblog.code")
 		if upd.Seq <= firstSeq || upd.Records[0].Value != "/ip4/192.0.2.2/tcp/4001" {
 			return fmt.Errorf("still seq %d value %v", upd.Seq, upd.Records)
@@ -92,7 +92,7 @@ func TestNamesAcrossProcesses(t *testing.T) {
 		t.Fatalf("rival claim: exit %d, %s", r.code, r.stderr)
 	}
 	for _, d := range nodes {
-		var again naming.Resolution
+		var again api.Resolution
 		cliJSON(t, d.repo, &again, "resolve", "coolblog.code")
 		if again.Key != claim.Key {
 			t.Fatalf("%s resolves coolblog.code to %s, want the first owner %s", d.repo, again.Key, claim.Key)
@@ -100,7 +100,7 @@ func TestNamesAcrossProcesses(t *testing.T) {
 	}
 
 	// record ls shows the zone; record rm takes a record out and republishes.
-	var zone naming.ZoneInfo
+	var zone api.ZoneInfo
 	cliJSON(t, owner.repo, &zone, "record", "ls", "coolblog.code")
 	if len(zone.Records) != 2 || zone.Key != claim.Key {
 		t.Fatalf("record ls: %+v", zone)
@@ -138,7 +138,7 @@ func TestNamesAcrossProcesses(t *testing.T) {
 			t.Errorf("record set %s %q: exit %d, %q; want exit 2 saying %q", bad.typ, bad.value, r.code, r.stderr, bad.want)
 		}
 	}
-	var after naming.ZoneInfo
+	var after api.ZoneInfo
 	cliJSON(t, owner.repo, &after, "record", "ls", "coolblog.code")
 	if after.Seq != zone.Seq || len(after.Records) != len(zone.Records) {
 		t.Fatalf("bad record values changed the zone: seq %d → %d, %d → %d records", zone.Seq, after.Seq, len(zone.Records), len(after.Records))

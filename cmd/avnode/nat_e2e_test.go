@@ -18,8 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/avnode/avnode/core/hosting"
-	"github.com/avnode/avnode/core/naming"
+	"github.com/avnode/avnode/core/api"
 )
 
 // The public segment of the NAT topology. 11.0.0.0/8 is a routable range to
@@ -524,7 +523,7 @@ func (n *natNet) name(d *proc) string {
 }
 
 // publish claims nat.avtr on A, points it at A and publishes a site on it.
-func (n *natNet) publish(t *testing.T) (hosting.PublishResult, string) {
+func (n *natNet) publish(t *testing.T) (api.PublishResult, string) {
 	t.Helper()
 	mustCLI(t, n.a.repo, "key", "gen", "k")
 	eventually(t, 30*time.Second, "claim nat.avtr on A", func() error {
@@ -536,7 +535,7 @@ func (n *natNet) publish(t *testing.T) (hosting.PublishResult, string) {
 	})
 	mustCLI(t, n.a.repo, "record", "set", "nat.avtr", "HOST", n.a.peerID)
 	site := writeSite(t)
-	var pub hosting.PublishResult
+	var pub api.PublishResult
 	cliJSON(t, n.a.repo, &pub, "publish", site, "--name", "nat.avtr")
 	if pub.Root == "" {
 		t.Fatalf("publish: %+v", pub)
@@ -545,10 +544,10 @@ func (n *natNet) publish(t *testing.T) (hosting.PublishResult, string) {
 }
 
 // fetch resolves nat.avtr on B and gets the site from A into a new folder.
-func (n *natNet) fetch(t *testing.T, pub hosting.PublishResult) string {
+func (n *natNet) fetch(t *testing.T, pub api.PublishResult) string {
 	t.Helper()
 	eventually(t, 30*time.Second, "B resolves nat.avtr to A", func() error {
-		var res naming.Resolution
+		var res api.Resolution
 		if err := tryJSON(t, n.b.repo, &res, "resolve", "nat.avtr"); err != nil {
 			return err
 		}
@@ -568,7 +567,7 @@ func (n *natNet) fetch(t *testing.T, pub hosting.PublishResult) string {
 	if r.code != 0 {
 		t.Fatalf("B gets nat.avtr: exit %d\n%s", r.code, r.stderr)
 	}
-	var got hosting.GetResult
+	var got api.GetResult
 	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
 		t.Fatalf("get --json: %v\n%s", err, r.stdout)
 	}

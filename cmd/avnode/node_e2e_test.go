@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/avnode/avnode/core/api"
 	"github.com/avnode/avnode/core/daemon"
 	"github.com/avnode/avnode/core/node"
 	"github.com/avnode/avnode/core/repo"
@@ -32,7 +33,7 @@ func TestFourNodesFormANetwork(t *testing.T) {
 		t.Fatalf("init output: %s", out)
 	}
 	nodes := []*proc{startDaemon(t, first)}
-	var info daemon.Info
+	var info api.Info
 	cliJSON(t, first, &info, "id")
 	if info.PeerID != nodes[0].peerID || info.Agent != node.Agent() || info.Roles == nil || info.Reachability == "" {
 		t.Fatalf("id --json: %+v", info)
@@ -47,7 +48,7 @@ func TestFourNodesFormANetwork(t *testing.T) {
 	last, second := nodes[3], nodes[1]
 
 	eventually(t, 20*time.Second, "peers lists the bootstrap peer", func() error {
-		var peers []node.PeerInfo
+		var peers []api.PeerInfo
 		cliJSON(t, last.repo, &peers, "peers")
 		for _, p := range peers {
 			if p.ID == nodes[0].peerID {
@@ -57,7 +58,7 @@ func TestFourNodesFormANetwork(t *testing.T) {
 		return fmt.Errorf("bootstrap peer %s not in %v", nodes[0].peerID, peers)
 	})
 
-	var found daemon.FindPeerResult
+	var found api.FindPeerResult
 	eventually(t, 30*time.Second, "findpeer through the DHT", func() error {
 		r := cli(t, last.repo, nil, "routing", "findpeer", second.peerID, "--json", "--timeout", "5s")
 		if r.code != 0 {
@@ -297,10 +298,10 @@ func TestLocalnetStartsAndStopsANetwork(t *testing.T) {
 		}
 		return nil
 	})
-	var first daemon.Info
+	var first api.Info
 	cliJSON(t, filepath.Join(dir, "node0"), &first, "id")
 	eventually(t, 20*time.Second, "node2 connected to node0", func() error {
-		var peers []node.PeerInfo
+		var peers []api.PeerInfo
 		cliJSON(t, filepath.Join(dir, "node2"), &peers, "peers")
 		for _, p := range peers {
 			if p.ID == first.PeerID {

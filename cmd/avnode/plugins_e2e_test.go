@@ -15,8 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/avnode/avnode/core/hosting"
-	"github.com/avnode/avnode/plugins"
+	"github.com/avnode/avnode/core/api"
 )
 
 var (
@@ -71,21 +70,21 @@ func roleConfigFile(t testing.TB, role map[string]any, extra string) string {
 	return path
 }
 
-func roleStatus(t testing.TB, repo string) plugins.Status {
+func roleStatus(t testing.TB, repo string) api.RoleStatus {
 	t.Helper()
-	var roles []plugins.Status
+	var roles []api.RoleStatus
 	cliJSON(t, repo, &roles, "roles")
 	for _, r := range roles {
 		if r.Name == "testrole" {
 			return r
 		}
 	}
-	return plugins.Status{}
+	return api.RoleStatus{}
 }
 
-func waitRole(t testing.TB, repo, state string, within time.Duration) plugins.Status {
+func waitRole(t testing.TB, repo, state string, within time.Duration) api.RoleStatus {
 	t.Helper()
-	var st plugins.Status
+	var st api.RoleStatus
 	eventually(t, within, "role "+state, func() error {
 		st = roleStatus(t, repo)
 		if st.State != state {
@@ -103,7 +102,7 @@ func TestPluginUsesHostAPI(t *testing.T) {
 	owner := nodes[1]
 	mustCLI(t, owner.repo, "key", "gen", "k")
 	mustCLI(t, owner.repo, "name", "claim", "plugged.avtr", "--key", "k")
-	var pub hosting.PublishResult
+	var pub api.PublishResult
 	cliJSON(t, owner.repo, &pub, "publish", writeSite(t), "--name", "plugged.avtr")
 
 	report := filepath.Join(t.TempDir(), "report.json")
@@ -231,7 +230,7 @@ func TestPluginThatCannotStart(t *testing.T) {
 // A role that is enabled but not installed shows so; the node runs on.
 func TestRoleNotInstalled(t *testing.T) {
 	d := startDaemon(t, filepath.Join(t.TempDir(), "n"), "--plugins.dirs", t.TempDir(), "--roles", "mirror")
-	var roles []plugins.Status
+	var roles []api.RoleStatus
 	eventually(t, 10*time.Second, "not installed", func() error {
 		cliJSON(t, d.repo, &roles, "roles")
 		if len(roles) != 1 || roles[0].State != "not installed" {

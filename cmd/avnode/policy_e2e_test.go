@@ -8,8 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/avnode/avnode/core/hosting"
-	"github.com/avnode/avnode/core/policy"
+	"github.com/avnode/avnode/core/api"
 )
 
 // writeScript writes a Lua policy script into a fresh folder.
@@ -83,7 +82,7 @@ return {
 	// The mirror must first be found as a provider: retry, dropping what
 	// was fetched so the next get fetches again.
 	sourceOf := func(d *proc) string {
-		var got hosting.GetResult
+		var got api.GetResult
 		cliJSON(t, d.repo, &got, "get", "routed.avtr/index.html")
 		mustCLI(t, d.repo, "repo", "gc")
 		for s := range got.Stats.Sources {
@@ -123,7 +122,7 @@ return {
 	mustCLI(t, owner.repo, "name", "claim", "loop.avtr", "--key", "k")
 	for _, n := range nodes {
 		mustCLI(t, n.repo, "id")
-		var scripts []policy.ScriptInfo
+		var scripts []api.ScriptInfo
 		cliJSON(t, n.repo, &scripts, "policy", "ls")
 		if len(scripts) != 1 {
 			t.Fatalf("policy ls on %s: %+v", n.repo, scripts)
@@ -140,7 +139,7 @@ func TestPolicyReload(t *testing.T) {
 	path := writeScript(t, "p.lua", `return { mirror = function(n) return {allow = true, reason = "v1"} end }`)
 	d := startDaemon(t, filepath.Join(t.TempDir(), "n"), "--policy.scripts="+path, "--policy.watch_interval=200ms")
 	shaOf := func() string {
-		var scripts []policy.ScriptInfo
+		var scripts []api.ScriptInfo
 		cliJSON(t, d.repo, &scripts, "policy", "ls")
 		if len(scripts) != 1 {
 			t.Fatalf("policy ls: %+v", scripts)

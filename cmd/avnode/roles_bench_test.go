@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/avnode/avnode/core/hosting"
+	"github.com/avnode/avnode/core/api"
 )
 
 // BenchmarkMirrorFollow measures, per version, the time from `avnode
@@ -40,11 +40,11 @@ func BenchmarkMirrorFollow(b *testing.B) {
 	}
 	viaTopic, viaResolve := mirror("topic", true), mirror("resolve", false)
 
-	publish := func(i int) hosting.PublishResult {
+	publish := func(i int) api.PublishResult {
 		dir := filepath.Join(b.TempDir(), fmt.Sprint("v", i))
 		os.MkdirAll(dir, 0o755)
 		os.WriteFile(filepath.Join(dir, "index.html"), []byte(fmt.Sprintf("<h1>version %d</h1>\n", i)), 0o644)
-		var res hosting.PublishResult
+		var res api.PublishResult
 		eventually(b, 60*time.Second, "publish", func() error {
 			r := cli(b, a.repo, nil, "publish", dir, "--name", name, "--json")
 			if r.code != 0 {

@@ -10,10 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/avnode/avnode/core/content"
-	"github.com/avnode/avnode/core/daemon"
-	"github.com/avnode/avnode/core/hosting"
-	"github.com/avnode/avnode/core/naming"
+	"github.com/avnode/avnode/core/api"
 	"github.com/avnode/avnode/sdk"
 )
 
@@ -98,7 +95,7 @@ func TestBeaconAndMirrorsKeepANameAlive(t *testing.T) {
 	})
 	underReplicated(1)
 	checkDelegation(t, a, nodes[3], name, nodes[2].peerID)
-	var v1 hosting.PublishResult
+	var v1 api.PublishResult
 	cliJSON(t, a.repo, &v1, "publish", writeSite(t), "--name", name)
 
 	mirrorCfg := writeConfig(t, map[string]any{"roles": []string{"mirror"}, "role_config": map[string]any{
@@ -124,13 +121,13 @@ func TestBeaconAndMirrorsKeepANameAlive(t *testing.T) {
 		return s.Wanted == 2 && s.Copies == 2 && !s.UnderReplicated
 	})
 	underReplicated(0)
-	var oldZone daemon.RoutingValue
+	var oldZone api.RoutingValue
 	cliJSON(t, a.repo, &oldZone, "routing", "get", "/avtr-zone/"+name)
 
 	// A new version while B is down: C has it through pub/sub, B on return.
 	b.stop()
 	site2 := writeSite(t)
-	var v2 hosting.PublishResult
+	var v2 api.PublishResult
 	cliJSON(t, a.repo, &v2, "publish", site2, "--name", name)
 	seq2 := resolvedSeq(t, a, name)
 	waitMirrored(t, c, name, seq2, v2.Root, 30*time.Second)
@@ -188,7 +185,7 @@ func TestBeaconAndMirrorsKeepANameAlive(t *testing.T) {
 	if res.Seq != seq2 || res.Root != v2.Root {
 		t.Fatalf("after the owner left: %+v, want seq %d root %s", res, seq2, v2.Root)
 	}
-	var got hosting.GetResult
+	var got api.GetResult
 	cliJSON(t, reader.repo, &got, "get", name, "-o", filepath.Join(t.TempDir(), "out"))
 	for src := range got.Stats.Sources {
 		if src != b.peerID && src != c.peerID {
@@ -206,7 +203,7 @@ func TestBeaconAndMirrorsKeepANameAlive(t *testing.T) {
 func checkDelegation(t testing.TB, beacon, reader *proc, name, satellite string) {
 	t.Helper()
 	satellites := func() []string {
-		var res naming.Resolution
+		var res api.Resolution
 		cliJSON(t, reader.repo, &res, "resolve", name)
 		return recordValues(res.Records, "SAT")
 	}
@@ -304,7 +301,7 @@ func TestMirrorDiscoversWhatItsPolicyAllows(t *testing.T) {
 
 	owner := nodes[1]
 	mustCLI(t, owner.repo, "key", "gen", "k")
-	var private, public hosting.PublishResult
+	var private, public api.PublishResult
 	mustCLI(t, owner.repo, "name", "claim", "private.avtr", "--key", "k")
 	cliJSON(t, owner.repo, &private, "publish", writeSite(t), "--name", "private.avtr")
 	mustCLI(t, owner.repo, "name", "claim", "public.avtr", "--key", "k")
@@ -338,7 +335,7 @@ func TestMirrorDiscoversWhatItsPolicyAllows(t *testing.T) {
 		}
 		return nil
 	})
-	var gc content.GCResult
+	var gc api.GCResult
 	cliJSON(t, q.repo, &gc, "repo", "gc")
 	if gc.Kept != 0 || gc.Freed < 5_000_000 {
 		t.Fatalf("over the quota, yet kept: %+v", gc)
@@ -359,7 +356,7 @@ func TestMirrorAddAndRemove(t *testing.T) {
 	owner := nodes[1]
 	mustCLI(t, owner.repo, "key", "gen", "k")
 	mustCLI(t, owner.repo, "name", "claim", name, "--key", "k")
-	var pub hosting.PublishResult
+	var pub api.PublishResult
 	cliJSON(t, owner.repo, &pub, "publish", writeSite(t), "--name", name)
 
 	cfg := writeConfig(t, map[string]any{"roles": []string{"mirror"}, "role_config": map[string]any{
@@ -401,7 +398,7 @@ func TestMirrorAddAndRemove(t *testing.T) {
 	time.Sleep(25 * time.Second)
 	reader := nodes[3]
 	eventually(t, 60*time.Second, "the name resolves with its owner killed", func() error {
-		var res naming.Resolution
+		var res api.Resolution
 		if err := tryJSON(t, reader.repo, &res, "resolve", name); err != nil {
 			return err
 		}
@@ -411,7 +408,7 @@ func TestMirrorAddAndRemove(t *testing.T) {
 		return nil
 	})
 	t.Logf("resolved %s after its owner was killed: %s", time.Since(killed).Round(time.Second), grepLog(m.log.String(), "republished"))
-	var got hosting.GetResult
+	var got api.GetResult
 	cliJSON(t, reader.repo, &got, "get", name, "-o", filepath.Join(t.TempDir(), "out"))
 	if got.Stats.Sources[m.peerID] == 0 || len(got.Stats.Sources) != 1 {
 		t.Fatalf("with the owner killed, the content came from %v, want the mirror %s alone", got.Stats.Sources, m.peerID)
@@ -425,7 +422,7 @@ func TestMirrorAddAndRemove(t *testing.T) {
 		}
 		return nil
 	})
-	var gc content.GCResult
+	var gc api.GCResult
 	cliJSON(t, m.repo, &gc, "repo", "gc")
 	if gc.Freed >= 5_000_000 {
 		t.Fatalf("gc freed the mirrored site: %+v", gc)

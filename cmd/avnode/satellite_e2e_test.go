@@ -7,8 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/avnode/avnode/core/hosting"
-	"github.com/avnode/avnode/core/naming"
+	"github.com/avnode/avnode/core/api"
 )
 
 // satelliteNet is a beacon B hosting a name with a site, a full node F that
@@ -37,7 +36,7 @@ func startSatelliteNet(t testing.TB, fullNodes int) *satelliteNet {
 		return nil
 	})
 	site := writeSite(t)
-	var pub hosting.PublishResult
+	var pub api.PublishResult
 	cliJSON(t, b.repo, &pub, "publish", site, "--name", name)
 	full := nodes[len(nodes)-1]
 	mustCLI(t, full.repo, "get", name, "-o", filepath.Join(t.TempDir(), "full-copy"))
@@ -66,9 +65,9 @@ type beaconSatStatus struct {
 
 // resolveOn resolves name on d; each call decodes into a fresh value, as
 // fields left out (through) must read empty.
-func resolveOn(t testing.TB, d *proc, name string) naming.Resolution {
+func resolveOn(t testing.TB, d *proc, name string) api.Resolution {
 	t.Helper()
-	var res naming.Resolution
+	var res api.Resolution
 	cliJSON(t, d.repo, &res, "resolve", name)
 	return res
 }
@@ -123,7 +122,7 @@ func TestSatelliteLeansOnItsBeacon(t *testing.T) {
 		t.Fatalf("resolve through the beacon: through %q root %q, want %q %q", res.Through, res.Root, b.peerID, n.root)
 	}
 	out := filepath.Join(t.TempDir(), "copy")
-	var got hosting.GetResult
+	var got api.GetResult
 	cliJSON(t, s.repo, &got, "get", n.name, "-o", out)
 	if got.Through != b.peerID {
 		t.Fatalf("get through the beacon: %+v\n%s", got, grepLog(s.log.String(), "satellite", "resolve-ahead"))
@@ -168,7 +167,7 @@ func TestSatelliteLeansOnItsBeacon(t *testing.T) {
 		t.Fatalf("resolve with the beacon down: %+v", res)
 	}
 	out2 := filepath.Join(t.TempDir(), "copy2")
-	got = hosting.GetResult{}
+	got = api.GetResult{}
 	cliJSON(t, s.repo, &got, "get", n.name, "-o", out2)
 	if got.Through != "" || got.Stats.Sources[n.full.peerID] == 0 {
 		t.Fatalf("get with the beacon down: %+v", got)

@@ -25,8 +25,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/protocol"
 
-	"github.com/avnode/avnode/core/daemon"
-	"github.com/avnode/avnode/core/hosting"
+	"github.com/avnode/avnode/core/api"
 	"github.com/avnode/avnode/sdk"
 )
 
@@ -262,7 +261,7 @@ func TestNameTopicFloodAtAMirror(t *testing.T) {
 	mustCLI(t, a.repo, "key", "gen", "k")
 	mustCLI(t, a.repo, "key", "gen", "k2")
 	zoneOf := func(n string) []byte {
-		var v daemon.RoutingValue
+		var v api.RoutingValue
 		cliJSON(t, a.repo, &v, "routing", "get", "/avtr-zone/"+n)
 		return v.Value
 	}
@@ -275,7 +274,7 @@ func TestNameTopicFloodAtAMirror(t *testing.T) {
 		return nil
 	})
 	old := zoneOf(name)
-	var v1 hosting.PublishResult
+	var v1 api.PublishResult
 	cliJSON(t, a.repo, &v1, "publish", writeSite(t), "--name", name)
 	seq1 := resolvedSeq(t, a, name)
 	current := zoneOf(name)
@@ -322,7 +321,7 @@ func TestNameTopicFloodAtAMirror(t *testing.T) {
 	})
 
 	// The owner's next version reaches the mirror by pub/sub, its only way.
-	var v2 hosting.PublishResult
+	var v2 api.PublishResult
 	cliJSON(t, a.repo, &v2, "publish", writeSite(t), "--name", name)
 	waitMirrored(t, m, name, resolvedSeq(t, a, name), v2.Root, 60*time.Second)
 	close(stop)

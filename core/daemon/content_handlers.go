@@ -11,7 +11,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/avnode/avnode/core/api"
-	"github.com/avnode/avnode/core/content"
+	"github.com/avnode/avnode/core/fault"
 	"github.com/avnode/avnode/core/hosting"
 )
 
@@ -25,13 +25,13 @@ func (d *Daemon) registerContentHandlers(s *api.Server) {
 // absPath refuses relative paths: the daemon's working directory is not the caller's.
 func absPath(what, p string) (string, error) {
 	if p == "" || !filepath.IsAbs(p) {
-		return "", api.BadRequest("%s %q must be an absolute path", what, p)
+		return "", fault.Errorf(fault.Invalid, "%s %q must be an absolute path", what, p)
 	}
 	return filepath.Clean(p), nil
 }
 
 func reportTo(progress func(any)) func(hosting.Progress) {
-	return func(p hosting.Progress) { progress(p) }
+	return func(p hosting.Progress) { progress(progressOf(p)) }
 }
 
 func (d *Daemon) handlePublish(ctx context.Context, req api.Request, progress func(any)) (any, error) {
@@ -41,9 +41,9 @@ func (d *Daemon) handlePublish(ctx context.Context, req api.Request, progress fu
 	}
 	res, err := d.Hosting.Publish(ctx, dir, req.Query("name"), reportTo(progress))
 	if err != nil {
-		return nil, nameError(err)
+		return nil, err
 	}
-	return res, nil
+	return publishOf(res), nil
 }
 
 func (d *Daemon) handleGet(ctx context.Context, req api.Request, progress func(any)) (any, error) {
@@ -61,16 +61,20 @@ func (d *Daemon) handleGet(ctx context.Context, req api.Request, progress func(a
 		}
 		c, _ := cid.Decode(res.CID)
 		if err := d.Hosting.Export(ctx, c, out); err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return fault.Errorf(fault.NotFound, "write %s: %w", out, err)
+			}
 			return fmt.Errorf("write %s: %w", out, err)
 		}
 		res.Output = out
 		return nil
 	})
 	if err != nil {
-		return nil, contentError(err)
+		return nil, err
 	}
-	res.Through = through
-	return res, nil
+	answer := getResultOf(res)
+	answer.Through = through
+	return answer, nil
 }
 
 // handleCat fetches a file and streams its bytes.
@@ -78,7 +82,7 @@ func (d *Daemon) handleCat(w http.ResponseWriter, r *http.Request) {
 	started := false
 	_, err := d.Hosting.Fetch(r.Context(), r.URL.Query().Get("target"), nil, func(res *hosting.GetResult) error {
 		if res.Kind != "file" {
-			return api.BadRequest("%s is a directory (%d entries); write it out with -o DIR", res.Target, len(res.Entries))
+			return fault.Errorf(fault.Invalid, "%s is a directory (%d entries); write it out with -o DIR", res.Target, len(res.Entries))
 		}
 		c, _ := cid.Decode(res.CID)
 		w.Header().Set("Content-Type", "application/octet-stream")
@@ -90,18 +94,14 @@ func (d *Daemon) handleCat(w http.ResponseWriter, r *http.Request) {
 		return nil
 	})
 	if err != nil && !started {
-		api.WriteError(w, contentError(err))
+		api.WriteError(w, err)
 	}
 }
 
 func (d *Daemon) handleGC(ctx context.Context, _ api.Request) (any, error) {
-	return d.Hosting.GC(ctx)
-}
-
-func contentError(err error) error {
-	switch {
-	case errors.Is(err, content.ErrNotFound), errors.Is(err, content.ErrNoEntry), errors.Is(err, os.ErrNotExist):
-		return api.NotFound("%v", err)
+	res, err := d.Hosting.GC(ctx)
+	if err != nil {
+		return nil, err
 	}
-	return nameError(err)
+	return gcOf(res), nil
 }

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"runtime"
@@ -10,49 +9,11 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/core/routing"
 
 	"github.com/avnode/avnode/core/api"
-	"github.com/avnode/avnode/core/naming"
+	"github.com/avnode/avnode/core/fault"
 	"github.com/avnode/avnode/core/node"
 )
-
-// Info is what `avnode id` shows.
-type Info struct {
-	PeerID       string   `json:"peer_id"`
-	Addrs        []string `json:"addrs"`
-	Agent        string   `json:"agent"`
-	Roles        []string `json:"roles"`
-	Reachability string   `json:"reachability"`
-	RelayAddrs   []string `json:"relay_addrs"` // /p2p-circuit addresses held through relay reservations
-	DHTMode      string   `json:"dht_mode"`
-	Uptime       string   `json:"uptime"`
-	// Gateway is the receiver role's HTTP gateway URL, when it runs.
-	Gateway string `json:"gateway,omitempty"`
-	// Services are what roles run for users, by name (gateway among them).
-	Services map[string]string `json:"services"`
-}
-
-// VersionInfo is what `avnode version` shows.
-type VersionInfo struct {
-	Version   string `json:"version"`
-	Go        string `json:"go"`
-	OS        string `json:"os"`
-	Arch      string `json:"arch"`
-	DHTPrefix string `json:"dht_protocol_prefix,omitempty"`
-}
-
-// FindPeerResult is what `avnode routing findpeer` shows.
-type FindPeerResult struct {
-	PeerID string   `json:"peer_id"`
-	Addrs  []string `json:"addrs"`
-}
-
-// RoutingValue is what `avnode routing get` shows.
-type RoutingValue struct {
-	Key   string `json:"key"`
-	Value []byte `json:"value"`
-}
 
 func (d *Daemon) registerHandlers(s *api.Server) {
 	s.Handle("GET /v1/id", d.handleID)
@@ -74,7 +35,7 @@ func (d *Daemon) handleID(context.Context, api.Request) (any, error) {
 		roles = []string{}
 	}
 	services := d.Services.All()
-	return Info{
+	return api.Info{
 		Gateway:      services["gateway"],
 		Services:     services,
 		PeerID:       d.Node.Host.ID().String(),
@@ -89,8 +50,8 @@ func (d *Daemon) handleID(context.Context, api.Request) (any, error) {
 }
 
 // Version describes this build.
-func Version() VersionInfo {
-	return VersionInfo{Version: node.Version, Go: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH}
+func Version() api.VersionInfo {
+	return api.VersionInfo{Version: node.Version, Go: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH}
 }
 
 func (d *Daemon) handleVersion(context.Context, api.Request) (any, error) {
@@ -100,9 +61,9 @@ func (d *Daemon) handleVersion(context.Context, api.Request) (any, error) {
 }
 
 func (d *Daemon) handlePeers(context.Context, api.Request) (any, error) {
-	peers := d.Node.Peers()
+	peers := convert(d.Node.Peers(), peerOf)
 	if peers == nil {
-		peers = []node.PeerInfo{}
+		peers = []api.PeerInfo{}
 	}
 	return peers, nil
 }
@@ -114,15 +75,18 @@ func (d *Daemon) handleConfig(context.Context, api.Request) (any, error) {
 func (d *Daemon) handleFindPeer(ctx context.Context, req api.Request) (any, error) {
 	id, err := peer.Decode(req.Query("peer"))
 	if err != nil {
-		return nil, api.BadRequest("findpeer: %q is not a peer ID (%v)", req.Query("peer"), err)
+		return nil, fault.Errorf(fault.Invalid, "findpeer: %q is not a peer ID (%v)", req.Query("peer"), err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeoutParam(req, 30*time.Second))
 	defer cancel()
 	addrs, err := d.Node.FindPeer(ctx, id)
 	if err != nil {
-		return nil, api.NotFound("%v", err)
+		if fault.KindOf(err) == fault.Timeout {
+			return nil, err
+		}
+		return nil, fault.Wrap(fault.NotFound, err)
 	}
-	out := FindPeerResult{PeerID: id.String(), Addrs: []string{}}
+	out := api.FindPeerResult{PeerID: id.String(), Addrs: []string{}}
 	for _, a := range addrs {
 		out.Addrs = append(out.Addrs, a.String())
 	}
@@ -148,42 +112,42 @@ func dhtKey(key string) (string, error) {
 func (d *Daemon) handleRoutingGet(ctx context.Context, req api.Request) (any, error) {
 	key, err := dhtKey(req.Query("key"))
 	if err != nil {
-		return nil, api.BadRequest("routing get: %v", err)
+		return nil, fault.Errorf(fault.Invalid, "routing get: %v", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeoutParam(req, 30*time.Second))
 	defer cancel()
 	value, err := d.Names.GetRecord(ctx, key)
 	if err != nil {
-		if errors.Is(err, routing.ErrNotFound) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, naming.ErrNotFound) {
-			return nil, api.NotFound("routing get %s: not found", req.Query("key"))
+		if fault.KindOf(err) == fault.NotFound {
+			return nil, fault.Errorf(fault.NotFound, "routing get %s: not found", req.Query("key"))
 		}
 		return nil, fmt.Errorf("routing get %s: %w", req.Query("key"), err)
 	}
-	return RoutingValue{Key: req.Query("key"), Value: value}, nil
+	return api.RoutingValue{Key: req.Query("key"), Value: value}, nil
 }
 
 func (d *Daemon) handleRoutingPut(ctx context.Context, req api.Request) (any, error) {
 	key, err := dhtKey(req.Query("key"))
 	if err != nil {
-		return nil, api.BadRequest("routing put: %v", err)
+		return nil, fault.Errorf(fault.Invalid, "routing put: %v", err)
 	}
 	value, err := io.ReadAll(req.Body)
 	if err != nil {
-		return nil, api.BadRequest("routing put %s: read value: %v", req.Query("key"), err)
+		return nil, fault.Errorf(fault.Invalid, "routing put %s: read value: %v", req.Query("key"), err)
 	}
 	// The DHT validates before storing anywhere, locally included.
 	if err := d.Node.DHT.Validator.Validate(key, value); err != nil {
-		return nil, api.BadRequest("routing put %s: record refused: %v", req.Query("key"), err)
+		return nil, fault.Errorf(fault.Refused, "routing put %s: record refused: %v", req.Query("key"), err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeoutParam(req, 60*time.Second))
 	defer cancel()
 	if err := d.Names.AdmitOwn(ctx, key, value); err != nil {
-		return nil, api.BadRequest("routing put %s: record refused: %v", req.Query("key"), err)
+		return nil, fault.Errorf(fault.Refused, "routing put %s: record refused: %v", req.Query("key"), err)
 	}
 	if err := d.Node.DHT.PutValue(ctx, key, value); err != nil {
 		return nil, fmt.Errorf("routing put %s: %w", req.Query("key"), err)
 	}
-	return RoutingValue{Key: req.Query("key"), Value: value}, nil
+	return api.RoutingValue{Key: req.Query("key"), Value: value}, nil
 }
 
 func timeoutParam(req api.Request, def time.Duration) time.Duration {

@@ -6,6 +6,7 @@ import (
 	"sort"
 
 	"github.com/avnode/avnode/core/api"
+	"github.com/avnode/avnode/core/fault"
 	"github.com/avnode/avnode/plugins"
 )
 
@@ -22,24 +23,24 @@ func (d *Daemon) registerPluginHandlers(s *api.Server) {
 func (d *Daemon) handleRoleCall(ctx context.Context, req api.Request) (any, error) {
 	out, err := d.Plugins.Command(ctx, req.Query("role"), req.Query("name"), req.QueryAll("arg"))
 	if errors.Is(err, plugins.ErrNotRunning) {
-		return nil, api.NotFound("%v", err)
+		return nil, fault.Wrap(fault.NotFound, err)
 	}
 	if err != nil {
-		return nil, api.BadRequest("%v", err)
+		return nil, fault.Wrap(fault.Refused, err) // the role's answer to its command
 	}
 	return out, nil
 }
 
 // handleRoles lists the enabled roles, plus installed ones that are not enabled.
 func (d *Daemon) handleRoles(context.Context, api.Request) (any, error) {
-	statuses := d.Plugins.Statuses()
+	statuses := convert(d.Plugins.Statuses(), roleStatusOf)
 	seen := map[string]bool{}
 	for _, st := range statuses {
 		seen[st.Name] = true
 	}
 	for role, path := range d.Plugins.Installed() {
 		if !seen[role] {
-			statuses = append(statuses, plugins.Status{Name: role, State: "disabled", Path: path})
+			statuses = append(statuses, api.RoleStatus{Name: role, State: "disabled", Path: path})
 		}
 	}
 	sort.Slice(statuses, func(i, j int) bool { return statuses[i].Name < statuses[j].Name })
@@ -49,30 +50,24 @@ func (d *Daemon) handleRoles(context.Context, api.Request) (any, error) {
 func (d *Daemon) handleRoleEnable(_ context.Context, req api.Request) (any, error) {
 	role := req.Query("name")
 	if _, err := d.Plugins.Find(role); err != nil {
-		return nil, api.NotFound("%v", err)
+		return nil, fault.Wrap(fault.NotFound, err)
 	}
 	d.Plugins.Enable(role, d.roleConfig(role))
-	return map[string]string{"role": role, "state": "starting"}, nil
+	return api.RoleState{Role: role, State: "starting"}, nil
 }
 
 func (d *Daemon) handleRoleDisable(_ context.Context, req api.Request) (any, error) {
 	role := req.Query("name")
 	if err := d.Plugins.Disable(role); err != nil {
-		return nil, api.BadRequest("%v", err)
+		return nil, fault.Wrap(fault.Refused, err)
 	}
-	return map[string]string{"role": role, "state": "stopped"}, nil
-}
-
-// PluginInfo is one line of `avnode plugins ls`.
-type PluginInfo struct {
-	Role string `json:"role"`
-	Path string `json:"path"`
+	return api.RoleState{Role: role, State: "stopped"}, nil
 }
 
 func (d *Daemon) handlePlugins(context.Context, api.Request) (any, error) {
-	out := []PluginInfo{}
+	out := []api.PluginInfo{}
 	for role, path := range d.Plugins.Installed() {
-		out = append(out, PluginInfo{Role: role, Path: path})
+		out = append(out, api.PluginInfo{Role: role, Path: path})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Role < out[j].Role })
 	return out, nil
@@ -81,7 +76,10 @@ func (d *Daemon) handlePlugins(context.Context, api.Request) (any, error) {
 func (d *Daemon) handlePluginDescribe(ctx context.Context, req api.Request) (any, error) {
 	desc, err := d.Plugins.Describe(ctx, req.Query("name"))
 	if errors.Is(err, plugins.ErrNotInstalled) {
-		return nil, api.NotFound("%v", err)
+		return nil, fault.Wrap(fault.NotFound, err)
 	}
-	return desc, err
+	if err != nil {
+		return nil, err
+	}
+	return descriptionOf(desc), nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/avnode/avnode/core/api"
+	"github.com/avnode/avnode/core/fault"
 )
 
 func (d *Daemon) registerPolicyHandlers(s *api.Server) {
@@ -13,14 +14,14 @@ func (d *Daemon) registerPolicyHandlers(s *api.Server) {
 
 // handlePolicy lists the loaded scripts, their hooks and last reload error.
 func (d *Daemon) handlePolicy(context.Context, api.Request) (any, error) {
-	return d.Policy.Scripts(), nil
+	return convert(d.Policy.Scripts(), scriptOf), nil
 }
 
 // handlePolicyReload re-reads the scripts; a script that does not load is
 // refused and the ones in use stay.
 func (d *Daemon) handlePolicyReload(context.Context, api.Request) (any, error) {
 	if err := d.Policy.Reload(); err != nil {
-		return nil, api.BadRequest("%v; the scripts in use stay", err)
+		return nil, fault.Errorf(fault.Refused, "%v; the scripts in use stay", err)
 	}
-	return d.Policy.Scripts(), nil
+	return convert(d.Policy.Scripts(), scriptOf), nil
 }

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -14,12 +14,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/avnode/avnode/core/api"
-	"github.com/avnode/avnode/core/content"
-	"github.com/avnode/avnode/core/hosting"
-	"github.com/avnode/avnode/core/repo"
 )
 
-func newPublishCmd(g *globals) *cobra.Command {
+func newPublishCmd(g *Globals) *cobra.Command {
 	var name string
 	cmd := &cobra.Command{
 		Use:   "publish DIR",
@@ -32,7 +29,7 @@ Publishing an unchanged directory again stores no new blocks. A symlink that
 leads out of DIR is refused. On a terminal, progress shows on stderr.`,
 		Example: `  avnode publish ./site --name coolblog.code
   avnode publish ./photos            # import, announce and print the root CID`,
-		Args: exactArgs(1, "DIR"),
+		Args: ExactArgs(1, "DIR"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir, err := filepath.Abs(args[0])
 			if err != nil {
@@ -41,14 +38,14 @@ leads out of DIR is refused. On a terminal, progress shows on stderr.`,
 			if _, err := os.Stat(dir); err != nil {
 				return err
 			}
-			var res hosting.PublishResult
+			var res api.PublishResult
 			if err := g.callWithProgress(cmd.Context(), "/v1/publish", url.Values{"path": {dir}, "name": {name}}, &res); err != nil {
 				return err
 			}
-			if g.json {
-				return printJSON(res)
+			if g.JSON {
+				return PrintJSON(res)
 			}
-			fmt.Printf("%s\n%d files, %d dirs, %d blocks (%d new), %s\n", res.Root, res.Files, res.Dirs, res.Blocks, res.NewBlocks, humanBytes(res.Bytes))
+			fmt.Printf("%s\n%d files, %d dirs, %d blocks (%d new), %s\n", res.Root, res.Files, res.Dirs, res.Blocks, res.NewBlocks, g.Local.FormatBytes(res.Bytes))
 			if res.Name != "" {
 				fmt.Printf("%s now points at it (zone sequence %d)\n", res.Name, res.Seq)
 			}
@@ -62,7 +59,7 @@ leads out of DIR is refused. On a terminal, progress shows on stderr.`,
 	return cmd
 }
 
-func newGetCmd(g *globals) *cobra.Command {
+func newGetCmd(g *Globals) *cobra.Command {
 	var out string
 	cmd := &cobra.Command{
 		Use:   "get NAME[/PATH] | /cid/CID[/PATH]",
@@ -79,11 +76,11 @@ A file goes to stdout, or to -o FILE. A directory is written to -o DIR
   avnode get coolblog.code/index.html
   avnode get /cid/bafy.../photos/cat.jpg -o cat.jpg
   avnode get coolblog.code --json`,
-		Args: exactArgs(1, "NAME[/PATH] or /cid/CID[/PATH]"),
+		Args: ExactArgs(1, "NAME[/PATH] or /cid/CID[/PATH]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			target := args[0]
-			if _, err := hosting.ParseTarget(target); err != nil {
-				return usagef("%v", err)
+			if err := g.Local.ParseTarget(target); err != nil {
+				return Usagef("%v", err)
 			}
 			q := url.Values{"target": {target}}
 			if out != "" {
@@ -93,20 +90,20 @@ A file goes to stdout, or to -o FILE. A directory is written to -o DIR
 				}
 				q.Set("out", abs)
 			}
-			var res hosting.GetResult
+			var res api.GetResult
 			if err := g.callWithProgress(cmd.Context(), "/v1/get", q, &res); err != nil {
 				return err
 			}
-			if g.json {
-				return printJSON(res)
+			if g.JSON {
+				return PrintJSON(res)
 			}
 			switch {
 			case res.Output != "":
 				fmt.Fprintf(os.Stderr, "wrote %s (%s, %s): %d blocks fetched, %d already here\n",
-					res.Output, res.Kind, humanBytes(res.Size), res.Stats.Fetched, res.Stats.Present)
+					res.Output, res.Kind, g.Local.FormatBytes(res.Size), res.Stats.Fetched, res.Stats.Present)
 				return nil
 			case res.Kind == "file":
-				client := api.NewClient(g.repo, repo.SocketFile)
+				client := g.client()
 				_, err := client.Stream(cmd.Context(), "GET", "/v1/cat", url.Values{"target": {target}}, os.Stdout)
 				return err
 			default:
@@ -115,7 +112,7 @@ A file goes to stdout, or to -o FILE. A directory is written to -o DIR
 				if err := g.callWithProgress(cmd.Context(), "/v1/get", q, &res); err != nil {
 					return err
 				}
-				fmt.Fprintf(os.Stderr, "wrote %s (%d entries, %s)\n", dest, len(res.Entries), humanBytes(res.Size))
+				fmt.Fprintf(os.Stderr, "wrote %s (%d entries, %s)\n", dest, len(res.Entries), g.Local.FormatBytes(res.Size))
 				return nil
 			}
 		},
@@ -126,19 +123,19 @@ A file goes to stdout, or to -o FILE. A directory is written to -o DIR
 
 // callWithProgress makes a streamed call and, on a terminal, draws its
 // progress on one line of stderr.
-func (g *globals) callWithProgress(ctx context.Context, path string, q url.Values, out any) error {
-	client := api.NewClient(g.repo, repo.SocketFile)
+func (g *Globals) callWithProgress(ctx context.Context, path string, q url.Values, out any) error {
+	client := g.client()
 	draw := func(json.RawMessage) {}
-	if isTerminal(os.Stderr) && !g.json {
+	if isTerminal(os.Stderr) && !g.JSON {
 		draw = func(raw json.RawMessage) {
-			var p hosting.Progress
+			var p api.Progress
 			if json.Unmarshal(raw, &p) != nil {
 				return
 			}
 			if p.Of > 0 {
-				fmt.Fprintf(os.Stderr, "\r%s: %d/%d blocks, %s   ", p.Phase, p.Blocks, p.Of, humanBytes(p.Bytes))
+				fmt.Fprintf(os.Stderr, "\r%s: %d/%d blocks, %s   ", p.Phase, p.Blocks, p.Of, g.Local.FormatBytes(p.Bytes))
 			} else {
-				fmt.Fprintf(os.Stderr, "\r%s: %s   ", p.Phase, humanBytes(p.Bytes))
+				fmt.Fprintf(os.Stderr, "\r%s: %s   ", p.Phase, g.Local.FormatBytes(p.Bytes))
 			}
 		}
 		defer fmt.Fprint(os.Stderr, "\r\033[K")
@@ -161,7 +158,7 @@ func defaultOutput(target, root string) string {
 	return base
 }
 
-func newRepoCmd(g *globals) *cobra.Command {
+func newRepoCmd(g *Globals) *cobra.Command {
 	gc := &cobra.Command{
 		Use:   "gc",
 		Short: "Remove blocks that no pin reaches, and say what was freed",
@@ -171,15 +168,15 @@ and never removed.`,
 		Example: "  avnode repo gc\n  avnode repo gc --json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var res content.GCResult
+			var res api.GCResult
 			if err := g.call(cmd.Context(), "POST", "/v1/repo/gc", nil, &res); err != nil {
 				return err
 			}
-			if g.json {
-				return printJSON(res)
+			if g.JSON {
+				return PrintJSON(res)
 			}
 			w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintf(w, "removed\t%d blocks\nfreed\t%s\nkept\t%d blocks\n", res.Removed, humanBytes(res.Freed), res.Kept)
+			fmt.Fprintf(w, "removed\t%d blocks\nfreed\t%s\nkept\t%d blocks\n", res.Removed, g.Local.FormatBytes(res.Freed), res.Kept)
 			return w.Flush()
 		},
 	}
@@ -187,5 +184,3 @@ and never removed.`,
 	parent.AddCommand(gc)
 	return parent
 }
-
-func humanBytes(n int64) string { return content.FormatBytes(n) }

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"fmt"
@@ -9,11 +9,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/avnode/avnode/core/daemon"
-	"github.com/avnode/avnode/plugins"
+	"github.com/avnode/avnode/core/api"
 )
 
-func newRolesCmd(g *globals) *cobra.Command {
+func newRolesCmd(g *Globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "roles",
 		Short: "Show the node's roles: state, pid, restarts, version, last error",
@@ -24,12 +23,12 @@ restarted: see last_error), stopped, disabled, not installed.`,
 		Example: "  avnode roles\n  avnode roles --json\n  avnode roles enable pinner",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var roles []plugins.Status
+			var roles []api.RoleStatus
 			if err := g.call(cmd.Context(), "GET", "/v1/roles", nil, &roles); err != nil {
 				return err
 			}
-			if g.json {
-				return printJSON(roles)
+			if g.JSON {
+				return PrintJSON(roles)
 			}
 			if len(roles) == 0 {
 				fmt.Println("no roles enabled and no plugins installed")
@@ -52,16 +51,16 @@ restarted: see last_error), stopped, disabled, not installed.`,
 			Use:     verb + " ROLE",
 			Short:   strings.ToUpper(verb[:1]) + verb[1:] + " a role on the running node",
 			Example: fmt.Sprintf("  avnode roles %s pinner", verb),
-			Args:    exactArgs(1, "ROLE"),
+			Args:    ExactArgs(1, "ROLE"),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				var res map[string]string
+				var res api.RoleState
 				if err := g.call(cmd.Context(), "POST", path, url.Values{"name": {args[0]}}, &res); err != nil {
 					return err
 				}
-				if g.json {
-					return printJSON(res)
+				if g.JSON {
+					return PrintJSON(res)
 				}
-				fmt.Printf("role %s: %s\n", res["role"], res["state"])
+				fmt.Printf("role %s: %s\n", res.Role, res.State)
 				return nil
 			},
 		}
@@ -70,19 +69,19 @@ restarted: see last_error), stopped, disabled, not installed.`,
 	return cmd
 }
 
-func newPluginsCmd(g *globals) *cobra.Command {
+func newPluginsCmd(g *Globals) *cobra.Command {
 	ls := &cobra.Command{
 		Use:     "ls",
 		Short:   "List the role plugins installed in the plugin folders",
 		Example: "  avnode plugins ls --json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var list []daemon.PluginInfo
+			var list []api.PluginInfo
 			if err := g.call(cmd.Context(), "GET", "/v1/plugins", nil, &list); err != nil {
 				return err
 			}
-			if g.json {
-				return printJSON(list)
+			if g.JSON {
+				return PrintJSON(list)
 			}
 			w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(w, "ROLE\tPATH")
@@ -96,13 +95,13 @@ func newPluginsCmd(g *globals) *cobra.Command {
 		Use:     "describe ROLE",
 		Short:   "Show what a plugin says about itself: version, protocol, capabilities, config schema",
 		Example: "  avnode plugins describe pinner",
-		Args:    exactArgs(1, "ROLE"),
+		Args:    ExactArgs(1, "ROLE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var d plugins.Description
+			var d api.PluginDescription
 			if err := g.call(cmd.Context(), "GET", "/v1/plugins/describe", url.Values{"name": {args[0]}}, &d); err != nil {
 				return err
 			}
-			return printJSON(d)
+			return PrintJSON(d)
 		},
 	}
 	parent := &cobra.Command{Use: "plugins", Short: "Inspect installed role plugins"}

@@ -1,8 +1,7 @@
-package main
+package cli
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -12,18 +11,12 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/spf13/cobra"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/avnode/avnode/core/api"
-	"github.com/avnode/avnode/core/daemon"
-	"github.com/avnode/avnode/core/node"
-	"github.com/avnode/avnode/core/repo"
 )
 
-func newIDCmd(g *globals) *cobra.Command {
+func newIDCmd(g *Globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "id",
 		Short: "Show the running node's peer ID, addresses, roles and reachability",
@@ -36,12 +29,12 @@ through relay reservations; they are among addrs too.`,
   avnode id --json | jq -r '.addrs[0]'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var info daemon.Info
+			var info api.Info
 			if err := g.call(cmd.Context(), "GET", "/v1/id", nil, &info); err != nil {
 				return err
 			}
-			if g.json {
-				return printJSON(info)
+			if g.JSON {
+				return PrintJSON(info)
 			}
 			roles := strings.Join(info.Roles, ", ")
 			if roles == "" {
@@ -66,19 +59,19 @@ through relay reservations; they are among addrs too.`,
 	}
 }
 
-func newPeersCmd(g *globals) *cobra.Command {
+func newPeersCmd(g *Globals) *cobra.Command {
 	return &cobra.Command{
 		Use:     "peers",
 		Short:   "List the peers the running node is connected to",
 		Example: "  avnode peers\n  avnode peers --json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var peers []node.PeerInfo
+			var peers []api.PeerInfo
 			if err := g.call(cmd.Context(), "GET", "/v1/peers", nil, &peers); err != nil {
 				return err
 			}
-			if g.json {
-				return printJSON(peers)
+			if g.JSON {
+				return PrintJSON(peers)
 			}
 			if len(peers) == 0 {
 				fmt.Println("no peers connected")
@@ -94,24 +87,7 @@ func newPeersCmd(g *globals) *cobra.Command {
 	}
 }
 
-func newVersionCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:     "version",
-		Short:   "Print avnode's version (works without a running node)",
-		Example: "  avnode version --json",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			v := daemon.Version()
-			if g.json {
-				return printJSON(v)
-			}
-			fmt.Printf("avnode %s (%s %s/%s)\n", v.Version, v.Go, v.OS, v.Arch)
-			return nil
-		},
-	}
-}
-
-func newRoutingCmd(g *globals) *cobra.Command {
+func newRoutingCmd(g *Globals) *cobra.Command {
 	var timeout string
 	findpeer := &cobra.Command{
 		Use:   "findpeer PEERID",
@@ -119,15 +95,15 @@ func newRoutingCmd(g *globals) *cobra.Command {
 		Long: `findpeer walks the Kademlia DHT for a peer ID and prints the addresses
 found (layer 3 of name resolution). Exits 1 if the peer cannot be found.`,
 		Example: "  avnode routing findpeer 12D3KooWAbc...",
-		Args:    exactArgs(1, "PEERID"),
+		Args:    ExactArgs(1, "PEERID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var res daemon.FindPeerResult
+			var res api.FindPeerResult
 			q := url.Values{"peer": {args[0]}, "timeout": {timeout}}
 			if err := g.call(cmd.Context(), "GET", "/v1/routing/findpeer", q, &res); err != nil {
 				return err
 			}
-			if g.json {
-				return printJSON(res)
+			if g.JSON {
+				return PrintJSON(res)
 			}
 			for _, a := range res.Addrs {
 				fmt.Println(a)
@@ -141,15 +117,15 @@ found (layer 3 of name resolution). Exits 1 if the peer cannot be found.`,
 		Long: `get looks a key up in the DHT (this node's store first) and writes the best
 valid value to stdout as raw bytes, or as base64 in --json. Exits 1 if not found.`,
 		Example: "  avnode routing get /pk/12D3KooWAbc... > key.pub",
-		Args:    exactArgs(1, "KEY"),
+		Args:    ExactArgs(1, "KEY"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var res daemon.RoutingValue
+			var res api.RoutingValue
 			q := url.Values{"key": {args[0]}, "timeout": {timeout}}
 			if err := g.call(cmd.Context(), "GET", "/v1/routing/get", q, &res); err != nil {
 				return err
 			}
-			if g.json {
-				return printJSON(res)
+			if g.JSON {
+				return PrintJSON(res)
 			}
 			_, err := os.Stdout.Write(res.Value)
 			return err
@@ -161,20 +137,20 @@ valid value to stdout as raw bytes, or as base64 in --json. Exits 1 if not found
 		Long: `put validates a record and stores it on the peers closest to its key, and in
 this node's own store. Invalid records are refused before anything is sent.`,
 		Example: "  avnode routing put /pk/12D3KooWAbc... key.pub",
-		Args:    exactArgs(2, "KEY FILE"),
+		Args:    ExactArgs(2, "KEY FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			value, err := readInput(args[1])
 			if err != nil {
 				return err
 			}
 			q := url.Values{"key": {args[0]}, "timeout": {timeout}}
-			client := api.NewClient(g.repo, repo.SocketFile)
-			var res daemon.RoutingValue
+			client := g.client()
+			var res api.RoutingValue
 			if err := client.Call(cmd.Context(), "POST", "/v1/routing/put", q, bytes.NewReader(value), &res); err != nil {
 				return err
 			}
-			if g.json {
-				return printJSON(res)
+			if g.JSON {
+				return PrintJSON(res)
 			}
 			fmt.Printf("stored %s (%d bytes)\n", args[0], len(value))
 			return nil
@@ -197,40 +173,4 @@ func readInput(path string) ([]byte, error) {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	return data, nil
-}
-
-// exactArgs is cobra.ExactArgs with a message that names the arguments.
-func exactArgs(n int, names string) cobra.PositionalArgs { return rangeArgs(n, n, names) }
-
-// rangeArgs is cobra.RangeArgs with a message that names the arguments.
-func rangeArgs(lo, hi int, names string) cobra.PositionalArgs {
-	return func(cmd *cobra.Command, args []string) error {
-		if len(args) < lo || len(args) > hi {
-			return usagef("%s needs %s, got %d argument(s)", cmd.CommandPath(), names, len(args))
-		}
-		return nil
-	}
-}
-
-func peerIDOf(key crypto.PrivKey) (string, error) {
-	id, err := peer.IDFromPrivateKey(key)
-	if err != nil {
-		return "", err
-	}
-	return id.String(), nil
-}
-
-// printYAML prints a value through its JSON form, so the keys are the config's.
-func printYAML(v any) error {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	var generic any
-	if err := json.Unmarshal(data, &generic); err != nil {
-		return err
-	}
-	enc := yaml.NewEncoder(os.Stdout)
-	enc.SetIndent(2)
-	return enc.Encode(generic)
 }

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"encoding/json"
@@ -9,19 +9,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// satelliteStatus is what the satellite role answers to pair, unpair and status.
-type satelliteStatus struct {
-	Paired        bool   `json:"paired"`
-	Name          string `json:"name"`
-	Beacon        string `json:"beacon"`
-	Since         string `json:"since"`
-	ThroughBeacon int    `json:"through_beacon"`
-	Fallbacks     int    `json:"fallbacks"`
-	Offloads      int    `json:"offloads"`
-	LastError     string `json:"last_error"`
-}
-
-func newSatelliteCmd(g *globals) *cobra.Command {
+func newSatelliteCmd(g *Globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "satellite",
 		Short: "Lean on your beacon from a light device (the satellite role)",
@@ -38,23 +26,27 @@ The owner first delegates, on the beacon:
 			"  avnode satellite offload chat '{\"prompt\": \"hello\"}'\n  avnode satellite unpair",
 	}
 	show := func(c *cobra.Command, name string, args []string) error {
-		var st satelliteStatus
-		if err := g.callRole(c, "satellite", name, args, &st); err != nil {
+		var raw json.RawMessage
+		if err := g.callRole(c, "satellite", name, args, &raw); err != nil {
 			return err
 		}
-		if g.json {
-			return printJSON(st)
+		if g.JSON {
+			return PrintJSON(raw)
 		}
-		if !st.Paired {
+		var st fields
+		if err := decodeFields(raw, &st); err != nil {
+			return fmt.Errorf("satellite %s: the role answered %s: %w", name, raw, err)
+		}
+		if st["paired"] != true {
 			fmt.Println("not paired: resolve and get go by the DHT")
 		} else {
 			w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintf(w, "name\t%s\nbeacon\t%s\nsince\t%s\n", st.Name, st.Beacon, st.Since)
+			fmt.Fprintf(w, "name\t%s\nbeacon\t%s\nsince\t%s\n", st.text("name"), st.text("beacon"), st.text("since"))
 			w.Flush()
 		}
-		fmt.Printf("through the beacon %d, fallbacks %d, offloads %d\n", st.ThroughBeacon, st.Fallbacks, st.Offloads)
-		if st.LastError != "" {
-			fmt.Println("last error: " + st.LastError)
+		fmt.Printf("through the beacon %s, fallbacks %s, offloads %s\n", st.number("through_beacon"), st.number("fallbacks"), st.number("offloads"))
+		if e := st.text("last_error"); e != "" {
+			fmt.Println("last error: " + e)
 		}
 		return nil
 	}
@@ -64,7 +56,7 @@ The owner first delegates, on the beacon:
 		Long: `pair resolves NAME, checks that its zone delegates to this node (a SAT
 record), and asks the name's hosts in turn until its beacon accepts.`,
 		Example: "  avnode satellite pair einstein.avtr",
-		Args:    exactArgs(1, "NAME"),
+		Args:    ExactArgs(1, "NAME"),
 		RunE:    func(c *cobra.Command, args []string) error { return show(c, "pair", args) },
 	})
 	cmd.AddCommand(&cobra.Command{
@@ -94,7 +86,7 @@ the same with CallRole("satellite", "offload", SERVICE, JSON).`,
 			if err := g.callRole(c, "satellite", "offload", args, &out); err != nil {
 				return err
 			}
-			return printJSON(out)
+			return PrintJSON(out)
 		},
 	})
 	return cmd

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"encoding/json"
@@ -8,31 +8,29 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
-
-	"github.com/avnode/avnode/core/names"
 )
 
 // mirrorableName checks a name given to `mirror add|rm` (verb) and returns
 // its canonical form. A mirror keeps a whole registered name: its owner
 // signs one zone for it and every label under it.
-func mirrorableName(verb, arg string) (string, error) {
-	n, err := names.Parse(arg)
+func (g *Globals) mirrorableName(verb, arg string) (string, error) {
+	name, registered, err := g.Local.ParseName(arg)
 	if err != nil {
-		return "", usagef("%v", err)
+		return "", Usagef("%v", err)
 	}
-	if reg := n.Registered(); reg != n {
-		return "", usagef("%s is a label under %s; a mirror keeps a whole registered name: avnode mirror %s %s", n, reg, verb, reg)
+	if registered != name {
+		return "", Usagef("%s is a label under %s; a mirror keeps a whole registered name: avnode mirror %s %s", name, registered, verb, registered)
 	}
-	return n.String(), nil
+	return name, nil
 }
 
 // callRole runs a command of a running role through the node.
-func (g *globals) callRole(cmd *cobra.Command, role, name string, args []string, out any) error {
+func (g *Globals) callRole(cmd *cobra.Command, role, name string, args []string, out any) error {
 	q := url.Values{"role": {role}, "name": {name}, "arg": args}
 	return g.call(cmd.Context(), "POST", "/v1/roles/call", q, out)
 }
 
-func newRolesCallCmd(g *globals) *cobra.Command {
+func newRolesCallCmd(g *Globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "call ROLE COMMAND [ARG...]",
 		Short: "Run a command of a running role and print its JSON answer",
@@ -45,26 +43,12 @@ answers. Which commands a role takes is up to the role: see its README.`,
 			if err := g.callRole(cmd, args[0], args[1], args[2:], &out); err != nil {
 				return err
 			}
-			return printJSON(out)
+			return PrintJSON(out)
 		},
 	}
 }
 
-// mirrorState is one line of `avnode mirror ls`, as the mirror role answers it.
-type mirrorState struct {
-	Name       string   `json:"name"`
-	Seq        uint64   `json:"seq"`
-	Root       string   `json:"root"`
-	Bytes      int64    `json:"bytes"`
-	LastSync   string   `json:"last_sync"`
-	Sources    []string `json:"sources"` // the zone's hosts at the last sync
-	Refused    int      `json:"refused"`
-	Error      string   `json:"error"`
-	Added      bool     `json:"added"`      // by `avnode mirror add`
-	Discovered bool     `json:"discovered"` // allowed by the Lua mirror hook, not listed
-}
-
-func newMirrorCmd(g *globals) *cobra.Command {
+func newMirrorCmd(g *Globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "mirror",
 		Short: "Keep copies of other people's names (the mirror role)",
@@ -75,17 +59,22 @@ republished so that the name lives while its owner is offline.`,
 		Example: "  avnode mirror add einstein.avtr\n  avnode mirror ls --json\n  avnode mirror rm einstein.avtr",
 	}
 	run := func(name string, args []string, c *cobra.Command) error {
-		var list []mirrorState
-		if err := g.callRole(c, "mirror", name, args, &list); err != nil {
+		var raw json.RawMessage
+		if err := g.callRole(c, "mirror", name, args, &raw); err != nil {
 			return err
 		}
-		if g.json {
-			return printJSON(list)
+		if g.JSON {
+			return PrintJSON(raw)
+		}
+		var list []fields
+		if err := decodeFields(raw, &list); err != nil {
+			return fmt.Errorf("mirror %s: the role answered %s: %w", name, raw, err)
 		}
 		w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(w, "NAME\tSEQ\tBYTES\tLAST SYNC\tSOURCES\tROOT\tERROR")
 		for _, s := range list {
-			fmt.Fprintf(w, "%s\t%d\t%d\t%s\t%d\t%s\t%s\n", s.Name, s.Seq, s.Bytes, orDash(s.LastSync), len(s.Sources), orDash(s.Root), s.Error)
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", s.text("name"), s.number("seq"), s.number("bytes"),
+				OrDash(s.text("last_sync")), s.count("sources"), OrDash(s.text("root")), s.text("error"))
 		}
 		return w.Flush()
 	}
@@ -94,9 +83,9 @@ republished so that the name lives while its owner is offline.`,
 			Use:     verb + " NAME",
 			Short:   map[string]string{"add": "Mirror a name", "rm": "Stop mirroring a name and unpin its content"}[verb],
 			Example: "  avnode mirror " + verb + " einstein.avtr",
-			Args:    exactArgs(1, "NAME"),
+			Args:    ExactArgs(1, "NAME"),
 			RunE: func(c *cobra.Command, args []string) error {
-				name, err := mirrorableName(verb, args[0])
+				name, err := g.mirrorableName(verb, args[0])
 				if err != nil {
 					return err
 				}

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"fmt"
@@ -9,84 +9,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/avnode/avnode/core/keystore"
-	"github.com/avnode/avnode/core/names"
-	"github.com/avnode/avnode/core/naming"
-	"github.com/avnode/avnode/core/repo"
+	"github.com/avnode/avnode/core/api"
 )
 
-func newKeyCmd(g *globals) *cobra.Command {
-	open := func() (*keystore.Store, error) {
-		if !repo.IsInitialized(g.repo) {
-			return nil, fmt.Errorf("no repo at %s; create it with `avnode init --repo %s`", g.repo, g.repo)
-		}
-		return keystore.Open(g.repo + "/" + repo.KeystoreDir)
-	}
-	type keyJSON struct {
-		Name string `json:"name"`
-		Type string `json:"type"`
-		ID   string `json:"id"`
-	}
-	gen := &cobra.Command{
-		Use:   "gen NAME",
-		Short: "Create an identity key in the keystore",
-		Long: `gen creates an Ed25519 identity key named NAME in the repo's keystore (a file
-readable by you only). An identity key owns names and signs their records.
-Its private part is never printed. Works with or without a running node.`,
-		Example: "  avnode key gen einstein\n  avnode name claim einstein.avtr --key einstein",
-		Args:    exactArgs(1, "NAME"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ks, err := open()
-			if err != nil {
-				return err
-			}
-			k, err := ks.Generate(args[0])
-			if err != nil {
-				return err
-			}
-			out := keyJSON{Name: k.Name, Type: k.Type, ID: names.KeyID(k.Public)}
-			if g.json {
-				return printJSON(out)
-			}
-			fmt.Printf("%s %s\n", out.Name, out.ID)
-			return nil
-		},
-	}
-	ls := &cobra.Command{
-		Use:     "ls",
-		Short:   "List the identity keys in the keystore",
-		Example: "  avnode key ls --json",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ks, err := open()
-			if err != nil {
-				return err
-			}
-			keys, err := ks.List()
-			if err != nil {
-				return err
-			}
-			out := []keyJSON{}
-			for _, k := range keys {
-				out = append(out, keyJSON{Name: k.Name, Type: k.Type, ID: names.KeyID(k.Public)})
-			}
-			if g.json {
-				return printJSON(out)
-			}
-			w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(w, "NAME\tTYPE\tID")
-			for _, k := range out {
-				fmt.Fprintf(w, "%s\t%s\t%s\n", k.Name, k.Type, k.ID)
-			}
-			return w.Flush()
-		},
-	}
-	parent := &cobra.Command{Use: "key", Short: "Manage identity keys (they own names and sign records)"}
-	parent.AddCommand(gen, ls)
-	return parent
-}
-
-func newNameCmd(g *globals) *cobra.Command {
+func newNameCmd(g *Globals) *cobra.Command {
 	var key string
 	claim := &cobra.Command{
 		Use:   "claim NAME",
@@ -99,15 +25,15 @@ stores the claim and an empty zone. Once held, a name cannot be taken by
 another key: every node that knows its owner refuses records by any other,
 and says so: "NAME is held by key k51…; refused a record by key k51…".`,
 		Example: "  avnode key gen einstein\n  avnode name claim einstein.avtr --key einstein",
-		Args:    exactArgs(1, "NAME"),
+		Args:    ExactArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var res naming.ClaimResult
+			var res api.ClaimResult
 			q := url.Values{"name": {args[0]}, "key": {key}}
 			if err := g.call(cmd.Context(), "POST", "/v1/name/claim", q, &res); err != nil {
 				return err
 			}
-			if g.json {
-				return printJSON(res)
+			if g.JSON {
+				return PrintJSON(res)
 			}
 			fmt.Printf("claimed %s for key %s\nheld by %d of the %d closest peers (proof of work took %s)\n",
 				res.Name, res.Key, res.Holders, res.Asked, res.MintTime)
@@ -120,7 +46,7 @@ and says so: "NAME is held by key k51…; refused a record by key k51…".`,
 	return parent
 }
 
-func newRecordCmd(g *globals) *cobra.Command {
+func newRecordCmd(g *Globals) *cobra.Command {
 	var label, ttl string
 	change := func(path string) func(cmd *cobra.Command, args []string) error {
 		return func(cmd *cobra.Command, args []string) error {
@@ -128,12 +54,12 @@ func newRecordCmd(g *globals) *cobra.Command {
 			if len(args) > 2 {
 				q.Set("value", args[2])
 			}
-			var info naming.ZoneInfo
+			var info api.ZoneInfo
 			if err := g.call(cmd.Context(), "POST", path, q, &info); err != nil {
 				return err
 			}
-			if g.json {
-				return printJSON(info)
+			if g.JSON {
+				return PrintJSON(info)
 			}
 			fmt.Printf("%s now at sequence %d, published\n", info.Name, info.Seq)
 			return nil
@@ -152,7 +78,7 @@ directly as api.coolblog.code.`,
 		Example: `  avnode record set coolblog.code A /ip4/192.0.2.1/tcp/4001 --label api
   avnode record set coolblog.code HOST 12D3KooW...
   avnode record set www.coolblog.code CNAME coolblog.code`,
-		Args: exactArgs(3, "NAME TYPE VALUE"),
+		Args: ExactArgs(3, "NAME TYPE VALUE"),
 		RunE: change("/v1/record/set"),
 	}
 	rm := &cobra.Command{
@@ -161,7 +87,7 @@ directly as api.coolblog.code.`,
 		Long: `rm removes the records of a type (and --label) from the zone of a name you
 own; with VALUE, only that one (one HOST among several, one TXT).`,
 		Example: "  avnode record rm coolblog.code A --label api\n  avnode record rm coolblog.code HOST 12D3KooW...",
-		Args:    rangeArgs(2, 3, "NAME TYPE [VALUE]"),
+		Args:    RangeArgs(2, 3, "NAME TYPE [VALUE]"),
 		RunE:    change("/v1/record/rm"),
 	}
 	for _, c := range []*cobra.Command{set, rm} {
@@ -172,14 +98,14 @@ own; with VALUE, only that one (one HOST among several, one TXT).`,
 		Use:     "ls NAME",
 		Short:   "List a name's records",
 		Example: "  avnode record ls coolblog.code --json",
-		Args:    exactArgs(1, "NAME"),
+		Args:    ExactArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var info naming.ZoneInfo
+			var info api.ZoneInfo
 			if err := g.call(cmd.Context(), "GET", "/v1/record/ls", url.Values{"name": {args[0]}}, &info); err != nil {
 				return err
 			}
-			if g.json {
-				return printJSON(info)
+			if g.JSON {
+				return PrintJSON(info)
 			}
 			fmt.Printf("%s  key %s  seq %d  expires %s  ttl %s\n", info.Name, info.Key, info.Seq, info.Expires.Format("2006-01-02 15:04:05Z"), info.TTL)
 			printRecords(info.Records)
@@ -191,7 +117,7 @@ own; with VALUE, only that one (one HOST among several, one TXT).`,
 	return parent
 }
 
-func printRecords(rs []naming.RecordInfo) {
+func printRecords(rs []api.RecordInfo) {
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "TYPE\tLABEL\tVALUE")
 	for _, r := range rs {
@@ -204,7 +130,7 @@ func printRecords(rs []naming.RecordInfo) {
 	w.Flush()
 }
 
-func newResolveCmd(g *globals) *cobra.Command {
+func newResolveCmd(g *Globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "resolve NAME",
 		Short: "Resolve a name: its owner's key, records, hosts and their addresses",
@@ -218,14 +144,14 @@ hosts (peer_id, addrs), root, via (the CNAME chain, if any), copies
 (the mirrors that attested to holding this version) and copies_wanted (the
 owner's target: a TXT record copies=N in the zone).`,
 		Example: "  avnode resolve einstein.avtr\n  avnode resolve an://api.coolblog:code --json",
-		Args:    exactArgs(1, "NAME"),
+		Args:    ExactArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var res naming.Resolution
+			var res api.Resolution
 			if err := g.call(cmd.Context(), "GET", "/v1/resolve", url.Values{"name": {args[0]}}, &res); err != nil {
 				return err
 			}
-			if g.json {
-				return printJSON(res)
+			if g.JSON {
+				return PrintJSON(res)
 			}
 			fmt.Printf("%s  key %s  seq %d  expires %s\n", res.Name, res.Key, res.Seq, res.Expires.Format("2006-01-02 15:04:05Z"))
 			if len(res.Via) > 0 {
