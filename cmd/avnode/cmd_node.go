@@ -2,13 +2,17 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"syscall"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
 
 	nodecli "github.com/avnode/avnode/cmd/avnode/cli"
 	"github.com/avnode/avnode/core/config"
@@ -130,4 +134,44 @@ underscores: AVNODE_DHT_MODE), and flags (--dht.mode). Unknown keys are errors.`
 	}
 	parent.AddCommand(show, validate)
 	return parent
+}
+
+func newVersionCmd(g *nodecli.Globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "version",
+		Short:   "Print avnode's version (works without a running node)",
+		Example: "  avnode version --json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			v := daemon.Version()
+			if g.JSON {
+				return nodecli.PrintJSON(v)
+			}
+			fmt.Printf("avnode %s (%s %s/%s)\n", v.Version, v.Go, v.OS, v.Arch)
+			return nil
+		},
+	}
+}
+
+func peerIDOf(key crypto.PrivKey) (string, error) {
+	id, err := peer.IDFromPrivateKey(key)
+	if err != nil {
+		return "", err
+	}
+	return id.String(), nil
+}
+
+// printYAML prints a value through its JSON form, so the keys are the config's.
+func printYAML(v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	var generic any
+	if err := json.Unmarshal(data, &generic); err != nil {
+		return err
+	}
+	enc := yaml.NewEncoder(os.Stdout)
+	enc.SetIndent(2)
+	return enc.Encode(generic)
 }

@@ -1,0 +1,225 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/avnode/avnode/core/fault"
+)
+
+const socketFile = "api.sock"
+
+// serve starts a server with the calls register adds on a real unix socket
+// in a fresh folder, and returns a client of it and the folder.
+func serve(t *testing.T, register func(s *Server)) (*Client, string) {
+	t.Helper()
+	dir := t.TempDir()
+	s := NewServer(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	register(s)
+	if err := s.Listen(filepath.Join(dir, socketFile)); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve() }()
+	t.Cleanup(func() {
+		s.Shutdown(context.Background())
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return NewClient(dir, socketFile), dir
+}
+
+func TestCallRoundTrip(t *testing.T) {
+	c, _ := serve(t, func(s *Server) {
+		s.Handle("GET /v1/peers", func(_ context.Context, req Request) (any, error) {
+			return []PeerInfo{{ID: req.Query("peer"), Addrs: req.QueryAll("addr"), Direction: "inbound"}}, nil
+		})
+		s.Handle("POST /v1/routing/put", func(_ context.Context, req Request) (any, error) {
+			value, err := io.ReadAll(req.Body)
+			return RoutingValue{Key: req.Query("key"), Value: value}, err
+		})
+	})
+	var peers []PeerInfo
+	q := url.Values{"peer": {"12D3KooWx"}, "addr": {"/ip4/192.0.2.1/tcp/1", "/ip4/192.0.2.2/tcp/2"}}
+	if err := c.Call(context.Background(), "GET", "/v1/peers", q, nil, &peers); err != nil {
+		t.Fatal(err)
+	}
+	if len(peers) != 1 || peers[0].ID != "12D3KooWx" || len(peers[0].Addrs) != 2 || peers[0].Direction != "inbound" {
+		t.Fatalf("peers: %+v", peers)
+	}
+	var v RoutingValue
+	if err := c.Call(context.Background(), "POST", "/v1/routing/put", url.Values{"key": {"/pk/x"}}, strings.NewReader("bytes"), &v); err != nil {
+		t.Fatal(err)
+	}
+	if v.Key != "/pk/x" || string(v.Value) != "bytes" {
+		t.Fatalf("put answered %+v", v)
+	}
+}
+
+// Each kind of error has its HTTP status, travels as {"error", "kind"}, and
+// comes back from the client as an error of the same kind and message.
+func TestErrorKindToStatusToClient(t *testing.T) {
+	for _, tc := range []struct {
+		err    error
+		status int
+	}{
+		{fault.Errorf(fault.NotFound, "resolve %s: not found", "nobody.avtr"), http.StatusNotFound},
+		{fault.New(fault.Invalid, "--ttl \"x\": give a duration"), http.StatusBadRequest},
+		{fault.New(fault.Refused, "name already taken"), http.StatusConflict},
+		{fault.New(fault.TooLarge, "content too large"), http.StatusRequestEntityTooLarge},
+		{fault.New(fault.Unavailable, "no source to fetch from"), http.StatusServiceUnavailable},
+		{fmt.Errorf("routing get /pk/x: %w", context.DeadlineExceeded), http.StatusGatewayTimeout},
+		{fault.New(fault.Permission, "not yours"), http.StatusForbidden},
+		{errors.New("disk on fire"), http.StatusInternalServerError},
+	} {
+		kind := fault.KindOf(tc.err)
+		c, dir := serve(t, func(s *Server) {
+			s.Handle("GET /v1/fail", func(context.Context, Request) (any, error) { return nil, tc.err })
+		})
+
+		resp := rawGet(t, filepath.Join(dir, socketFile), "/v1/fail")
+		var body map[string]string
+		json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || body["error"] != tc.err.Error() || body["kind"] != string(kind) {
+			t.Errorf("%q: HTTP %d %v; want %d with kind %q", tc.err, resp.StatusCode, body, tc.status, kind)
+		}
+
+		err := c.Call(context.Background(), "GET", "/v1/fail", nil, nil, nil)
+		var apiErr *Error
+		if !errors.As(err, &apiErr) || fault.KindOf(err) != kind || err.Error() != tc.err.Error() {
+			t.Errorf("%q: the client got %T %q of kind %q; want an *api.Error of kind %q", tc.err, err, err, fault.KindOf(err), kind)
+		}
+	}
+}
+
+// rawGet asks the socket directly, to see the HTTP status the client hides.
+func rawGet(t *testing.T, socket, path string) *http.Response {
+	t.Helper()
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", socket)
+	}}}
+	resp, err := hc.Get("http://avnode" + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+// A streamed call delivers its progress, then its result or an error that
+// keeps its kind.
+func TestStreamProgressResultAndError(t *testing.T) {
+	c, _ := serve(t, func(s *Server) {
+		s.HandleStream("POST /v1/get", func(_ context.Context, req Request, progress func(any)) (any, error) {
+			for i := 1; i <= 3; i++ {
+				progress(Progress{Phase: "fetch", Blocks: i, Of: 3})
+			}
+			if req.Query("target") == "nobody.avtr" {
+				return nil, fault.New(fault.NotFound, "get nobody.avtr: not found")
+			}
+			return GetResult{Target: req.Query("target"), Kind: "file"}, nil
+		})
+	})
+	var seen []Progress
+	onProgress := func(raw json.RawMessage) {
+		var p Progress
+		json.Unmarshal(raw, &p)
+		seen = append(seen, p)
+	}
+	var res GetResult
+	if err := c.CallStream(context.Background(), "POST", "/v1/get", url.Values{"target": {"x.avtr"}}, onProgress, &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Target != "x.avtr" || len(seen) != 3 || seen[2].Blocks != 3 {
+		t.Fatalf("result %+v after progress %+v", res, seen)
+	}
+	err := c.CallStream(context.Background(), "POST", "/v1/get", url.Values{"target": {"nobody.avtr"}}, nil, &res)
+	if fault.KindOf(err) != fault.NotFound || err.Error() != "get nobody.avtr: not found" {
+		t.Fatalf("streamed error %q of kind %q; want not_found", err, fault.KindOf(err))
+	}
+}
+
+func TestNoDaemon(t *testing.T) {
+	dir := t.TempDir()
+	err := NewClient(dir, socketFile).Call(context.Background(), "GET", "/v1/id", nil, nil, nil)
+	if !errors.Is(err, ErrNoDaemon) || fault.KindOf(err) != fault.Unavailable || !strings.Contains(err.Error(), "avnode run --repo "+dir) {
+		t.Fatalf("with no daemon: %q (kind %q)", err, fault.KindOf(err))
+	}
+}
+
+// dialEnv makes this test binary, run as a child, call the socket it names
+// and print what happened (see TestMain).
+const dialEnv = "AVNODE_API_TEST_DIAL"
+
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(dialEnv); dir != "" {
+		var v VersionInfo
+		if err := NewClient(dir, socketFile).Call(context.Background(), "GET", "/v1/version", nil, nil, &v); err != nil {
+			fmt.Println("refused:", err)
+		} else {
+			fmt.Println("answered:", v.Version)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// Another user of the machine gets no answer even when file permissions
+// would let it reach the socket: the peer's credentials are checked.
+func TestOtherUserRefused(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to run a child process as another user")
+	}
+	_, dir := serve(t, func(s *Server) {
+		s.Handle("GET /v1/version", func(context.Context, Request) (any, error) { return VersionInfo{Version: "v-test"}, nil })
+	})
+	// Open the way: the folders, the socket and a copy of this binary.
+	bin := filepath.Join(dir, "api.test")
+	copyFile(t, os.Args[0], bin)
+	for _, p := range []string{filepath.Dir(dir), dir} {
+		os.Chmod(p, 0o755)
+	}
+	os.Chmod(filepath.Join(dir, socketFile), 0o666)
+
+	run := func(uid uint32) string {
+		cmd := exec.Command(bin)
+		cmd.Env = append(os.Environ(), dialEnv+"="+dir)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("child as uid %d: %v: %s", uid, err, out)
+		}
+		return string(out)
+	}
+	if out := run(0); !strings.HasPrefix(out, "answered: v-test") {
+		t.Fatalf("the owner's own call: %s", out)
+	}
+	if out := run(65534); !strings.HasPrefix(out, "refused:") {
+		t.Fatalf("user nobody drove the API: %s", out)
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	data, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
