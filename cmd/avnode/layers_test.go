@@ -1,0 +1,90 @@
+package main
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// repoPath is the import path every package of this repo starts with.
+const repoPath = "github.com/avnode/avnode"
+
+// layerRule says which packages of this repo the packages matching pattern
+// (a `go list` pattern, run in the module folder dir) may depend on,
+// directly or through others.
+type layerRule struct {
+	name    string
+	dir     string // relative to cmd/avnode
+	pattern string
+	allowed func(from, dep string) bool
+}
+
+func under(dep, pkg string) bool { return dep == pkg || strings.HasPrefix(dep, pkg+"/") }
+
+// The imports point one way: the CLI's commands link the control API's
+// wire, not the node; roles and the SDK's examples see only the SDK; the
+// error taxonomy is a leaf every layer may use.
+var layerRules = []layerRule{
+	{"the CLI's commands link core/api only", "../..", "./cmd/avnode/cli/...", func(from, dep string) bool {
+		return under(dep, repoPath+"/cmd/avnode/cli") || dep == repoPath+"/core/api" || dep == repoPath+"/core/fault"
+	}},
+	{"core/fault is a leaf", "../..", "./core/fault", func(from, dep string) bool { return false }},
+	{"roles see only the SDK", "../..", "./roles/...", func(from, dep string) bool {
+		return under(dep, repoPath+"/sdk") || under(dep, roleOf(from))
+	}},
+	{"the chat example sees only the SDK", "../../sdk/examples/chat", "./...", onlySDK},
+	{"the pinner example sees only the SDK", "../../sdk/examples/pinner", "./...", onlySDK},
+}
+
+// roleOf is the role folder a package of roles/ belongs to.
+func roleOf(pkg string) string {
+	parts := strings.Split(strings.TrimPrefix(pkg, repoPath+"/"), "/")
+	if len(parts) < 2 {
+		return pkg
+	}
+	return repoPath + "/" + parts[0] + "/" + parts[1]
+}
+
+func onlySDK(from, dep string) bool { return under(dep, repoPath+"/sdk") }
+
+func TestLayers(t *testing.T) {
+	for _, rule := range layerRules {
+		deps := repoDeps(t, rule.dir, rule.pattern)
+		if len(deps) == 0 {
+			t.Errorf("%s: %s matches no package", rule.name, rule.pattern)
+		}
+		for from, list := range deps {
+			for _, dep := range list {
+				if !rule.allowed(from, dep) {
+					t.Errorf("%s: %s depends on %s", rule.name, from, dep)
+				}
+			}
+		}
+	}
+}
+
+// repoDeps lists, for each package matching pattern, the packages of this
+// repo it depends on (its transitive dependencies, as `go list` has them).
+func repoDeps(t *testing.T, dir, pattern string) map[string][]string {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-f", `{{.ImportPath}}{{range .Deps}} {{.}}{{end}}`, pattern)
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list %s in %s: %v", pattern, dir, err)
+	}
+	deps := map[string][]string{}
+	for line := range strings.Lines(string(out)) {
+		fields := strings.Fields(line)
+		if len(fields) == 0 {
+			continue
+		}
+		deps[fields[0]] = []string{}
+		for _, dep := range fields[1:] {
+			if under(dep, repoPath) {
+				deps[fields[0]] = append(deps[fields[0]], dep)
+			}
+		}
+	}
+	return deps
+}
