@@ -133,7 +133,7 @@ func throttled(report func(Progress)) func(Progress) {
 	}
 }
 
-// PublishResult is what `avnode publish` reports.
+// PublishResult is what a publish did; the control API answers it as api.PublishResult.
 type PublishResult struct {
 	Root      string `json:"root"`
 	Name      string `json:"name,omitempty"`

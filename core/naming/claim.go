@@ -68,7 +68,7 @@ func (s *Service) hold(ctx context.Context, from peer.ID, data []byte) error {
 	return s.owners.Vote(ctx, c)
 }
 
-// ClaimResult is what `avnode name claim` reports.
+// ClaimResult is what a claim achieved; the control API answers it as api.ClaimResult.
 type ClaimResult struct {
 	Name string `json:"name"`
 	Key  string `json:"key"`

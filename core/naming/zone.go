@@ -21,7 +21,8 @@ type RecordChange struct {
 	Remove bool
 }
 
-// ZoneInfo is what record commands report.
+// ZoneInfo is a name's zone as a record change or listing leaves it; the
+// control API answers it as api.ZoneInfo.
 type ZoneInfo struct {
 	Name    string       `json:"name"`
 	Key     string       `json:"key"`
