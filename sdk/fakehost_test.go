@@ -3,6 +3,7 @@ package sdk
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -57,7 +58,10 @@ func (f *fakeHost) Resolve(_ context.Context, req *pluginpb.ResolveRequest) (*pl
 	if req.GetName() == "missing.avtr" {
 		return nil, status.Errorf(codes.NotFound, "name %s not found", req.GetName())
 	}
-	return &pluginpb.Resolution{Name: req.GetName(), Key: "k51test"}, nil
+	return &pluginpb.Resolution{Name: req.GetName(), Key: "k51test", Seq: 4, ExpiresUnix: 1767225600,
+		Records: []*pluginpb.ZoneRecordEntry{{Type: "SAT", Value: "12D3KooWs"}},
+		Hosts:   []*pluginpb.HostInfo{{PeerId: "12D3KooWh", Addrs: []string{"/ip4/192.0.2.1/tcp/4001"}}},
+		Root:    "bafyroot", SignedZone: []byte("zone"), SignedClaim: []byte("claim"), CopiesWanted: 3}, nil
 }
 
 func (f *fakeHost) GetRecord(_ context.Context, req *pluginpb.RecordKey) (*pluginpb.RecordValue, error) {
@@ -91,7 +95,9 @@ func (f *fakeHost) FindProviders(_ context.Context, req *pluginpb.ContentRef) (*
 
 func (f *fakeHost) Fetch(_ context.Context, req *pluginpb.FetchRequest) (*pluginpb.FetchResult, error) {
 	f.record("Fetch " + req.GetTarget())
-	return &pluginpb.FetchResult{Cid: req.GetTarget(), BlocksFetched: 3}, nil
+	cid := strings.TrimPrefix(req.GetTarget(), "/cid/")
+	return &pluginpb.FetchResult{Root: cid, Cid: cid, Kind: "dir", Size: 5, BlocksFetched: 3,
+		Entries: []*pluginpb.DirEntry{{Name: "index.html", Cid: "bafyi", Kind: "file", Size: 5}}}, nil
 }
 
 func (f *fakeHost) Pin(_ context.Context, req *pluginpb.PinRequest) (*pluginpb.Empty, error) {

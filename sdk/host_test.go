@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -63,8 +64,11 @@ func TestHostCalls(t *testing.T) {
 	ctx := context.Background()
 
 	res, err := h.Resolve(ctx, "einstein.avtr")
-	if err != nil || res.GetKey() != "k51test" {
-		t.Fatalf("Resolve = %v, %v", res, err)
+	want := Resolution{Name: "einstein.avtr", Key: "k51test", Seq: 4, Expires: time.Unix(1767225600, 0),
+		Records: []ZoneRecord{{Type: "SAT", Value: "12D3KooWs"}}, Hosts: []PeerInfo{{ID: "12D3KooWh", Addrs: []string{"/ip4/192.0.2.1/tcp/4001"}}},
+		Root: "bafyroot", SignedZone: []byte("zone"), SignedClaim: []byte("claim"), CopiesWanted: 3}
+	if err != nil || !reflect.DeepEqual(res, want) {
+		t.Fatalf("Resolve = %+v, %v; want %+v", res, err, want)
 	}
 	if err := h.PutRecord(ctx, "/avtr-zone/a", []byte("v")); err != nil {
 		t.Fatal(err)
@@ -81,8 +85,10 @@ func TestHostCalls(t *testing.T) {
 	if peers, err := h.FindProviders(ctx, "bafyx"); err != nil || len(peers) != 2 {
 		t.Fatalf("FindProviders = %v, %v", peers, err)
 	}
-	if r, err := h.Fetch(ctx, "/cid/bafyx"); err != nil || r.GetBlocksFetched() != 3 {
-		t.Fatalf("Fetch = %v, %v", r, err)
+	wantFetched := Fetched{Root: "bafyx", CID: "bafyx", Kind: "dir", Size: 5, BlocksFetched: 3,
+		Entries: []DirEntry{{Name: "index.html", CID: "bafyi", Kind: "file", Size: 5}}}
+	if r, err := h.Fetch(ctx, "/cid/bafyx"); err != nil || !reflect.DeepEqual(r, wantFetched) {
+		t.Fatalf("Fetch = %+v, %v; want %+v", r, err, wantFetched)
 	}
 	if err := h.Pin(ctx, "bafyx", "because"); err != nil {
 		t.Fatal(err)
@@ -137,11 +143,12 @@ func TestHostSubscribe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.events <- &pluginpb.Event{Kind: "peer.connected", Attrs: map[string]string{"peer_id": "p1"}}
+	at := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+	f.events <- &pluginpb.Event{Kind: "peer.connected", TimeUnixNano: at.UnixNano(), Attrs: map[string]string{"peer_id": "p1"}}
 	select {
 	case ev := <-events:
-		if ev.GetKind() != "peer.connected" || ev.GetAttrs()["peer_id"] != "p1" {
-			t.Errorf("event = %v", ev)
+		if ev.Kind != "peer.connected" || ev.Attrs["peer_id"] != "p1" || !ev.Time.Equal(at) {
+			t.Errorf("event = %+v", ev)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("no event")
