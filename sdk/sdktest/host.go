@@ -111,6 +111,14 @@ func (h *Host) AddFile(content string) string {
 	return c
 }
 
+// AddFileAs stores a file under a CID of the test's choosing: a real CID,
+// for a role that checks them.
+func (h *Host) AddFileAs(cid, content string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.files[cid] = []byte(content)
+}
+
 // AddDir stores a directory of files (name → content) and subdirectories
 // (name → a CID from another AddDir), and returns its CID.
 func (h *Host) AddDir(files map[string]string, subdirs map[string]string) string {
