@@ -2,11 +2,10 @@ package sdk
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
-	"testing"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -100,6 +99,17 @@ func (f *fakeHost) Fetch(_ context.Context, req *pluginpb.FetchRequest) (*plugin
 		Entries: []*pluginpb.DirEntry{{Name: "index.html", Cid: "bafyi", Kind: "file", Size: 5}}}, nil
 }
 
+func (f *fakeHost) StartRelay(_ context.Context, req *pluginpb.RelayConfig) (*pluginpb.RelayStats, error) {
+	f.record(fmt.Sprintf("StartRelay %d %d %d %ds %d %ds", req.GetMaxReservations(), req.GetMaxReservationsPerIp(),
+		req.GetMaxCircuits(), req.GetCircuitDurationSeconds(), req.GetCircuitBytes(), req.GetReservationTtlSeconds()))
+	return &pluginpb.RelayStats{Running: true, Reservations: 5, Refused: 1, Circuits: 2}, nil
+}
+
+func (f *fakeHost) Decide(_ context.Context, req *pluginpb.PolicyRequest) (*pluginpb.PolicyVerdict, error) {
+	f.record("Decide " + req.GetHook() + " " + string(req.GetInputJson()))
+	return &pluginpb.PolicyVerdict{Decided: true, Order: []string{"b", "a"}, Reason: "quota", Script: "m.lua", Fallback: true}, nil
+}
+
 func (f *fakeHost) Pin(_ context.Context, req *pluginpb.PinRequest) (*pluginpb.Empty, error) {
 	f.record("Pin " + req.GetCid() + " " + req.GetReason())
 	return &pluginpb.Empty{}, nil
@@ -189,14 +199,20 @@ func newHostServer(f *fakeHost) func([]grpc.ServerOption) *grpc.Server {
 	}
 }
 
-// eventually fails the test unless cond holds within d.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, d)
+// loggedErr says what is missing while f has no log record msg.
+func loggedErr(f *fakeHost, msg string) error {
+	if f.logged(msg) == nil {
+		return fmt.Errorf("no log record %q", msg)
+	}
+	return nil
+}
+
+// exitedErr is a check that the plugin process has exited.
+func exitedErr(c interface{ Exited() bool }) func() error {
+	return func() error {
+		if !c.Exited() {
+			return errors.New("still running")
 		}
-		time.Sleep(10 * time.Millisecond)
+		return nil
 	}
 }

@@ -96,7 +96,17 @@ func TestHostCalls(t *testing.T) {
 	if err := h.Unpin(ctx, "bafyx"); err != nil {
 		t.Fatal(err)
 	}
+	limits := RelayLimits{MaxReservations: 16, MaxReservationsPerIP: 4, MaxCircuits: 8, CircuitDuration: 2 * time.Minute,
+		CircuitBytes: 1 << 20, ReservationTTL: time.Hour}
+	if st, err := h.StartRelay(ctx, limits); err != nil || st != (RelayStats{Running: true, Reservations: 5, Refused: 1, Circuits: 2}) {
+		t.Fatalf("StartRelay = %+v, %v", st, err)
+	}
+	wantVerdict := Verdict{Decided: true, Order: []string{"b", "a"}, Reason: "quota", Script: "m.lua", Fallback: true}
+	if v, err := h.Decide(ctx, "mirror", map[string]int{"size": 3}); err != nil || !reflect.DeepEqual(v, wantVerdict) {
+		t.Fatalf("Decide = %+v, %v; want %+v", v, err, wantVerdict)
+	}
 	for _, call := range []string{
+		"StartRelay 16 4 8 120s 1048576 3600s", `Decide mirror {"size":3}`,
 		"Resolve einstein.avtr", "PutRecord /avtr-zone/a", "GetRecord /avtr-zone/a",
 		"SetZoneRecord n.avtr TXT @ hi remove=false", "SetZoneRecord n.avtr TXT @ hi remove=true",
 		"FindProviders bafyx", "Fetch /cid/bafyx", "Pin bafyx because", "Unpin bafyx",

@@ -25,6 +25,7 @@ func Eventually(t testing.TB, within time.Duration, what string, check func() er
 		}
 		if !time.Now().Before(deadline) {
 			t.Fatalf("%s: not true after %s: %v", what, within, err)
+			return
 		}
 		time.Sleep(pollEvery)
 	}
