@@ -41,7 +41,7 @@ func (s *syncBuffer) String() string {
 
 // inProcessHost serves f over an in-memory connection and returns the Host
 // a role would get, writing its stderr to the returned buffer.
-func inProcessHost(t *testing.T, f *fakeHost, level slog.Level) (*grpcHost, *syncBuffer) {
+func inProcessHost(t *testing.T, f *fakeNode, level slog.Level) (*grpcHost, *syncBuffer) {
 	t.Helper()
 	lis := bufconn.Listen(1 << 20)
 	srv := newHostServer(f)(nil)
@@ -59,7 +59,7 @@ func inProcessHost(t *testing.T, f *fakeHost, level slog.Level) (*grpcHost, *syn
 }
 
 func TestHostCalls(t *testing.T) {
-	f := newFakeHost()
+	f := newFakeNode()
 	h, _ := inProcessHost(t, f, slog.LevelInfo)
 	ctx := context.Background()
 
@@ -118,7 +118,7 @@ func TestHostCalls(t *testing.T) {
 }
 
 func TestHostErrorsKeepTheirStatus(t *testing.T) {
-	h, _ := inProcessHost(t, newFakeHost(), slog.LevelInfo)
+	h, _ := inProcessHost(t, newFakeNode(), slog.LevelInfo)
 	ctx := context.Background()
 
 	_, err := h.GetRecord(ctx, "/nothing")
@@ -144,7 +144,7 @@ func TestHostErrorsKeepTheirStatus(t *testing.T) {
 }
 
 func TestHostSubscribe(t *testing.T) {
-	f := newFakeHost()
+	f := newFakeNode()
 	h, _ := inProcessHost(t, f, slog.LevelInfo)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -175,7 +175,7 @@ func TestHostSubscribe(t *testing.T) {
 }
 
 func TestHostSubscribeClosesWhenTheStreamBreaks(t *testing.T) {
-	f := newFakeHost()
+	f := newFakeNode()
 	h, _ := inProcessHost(t, f, slog.LevelInfo)
 	events, err := h.Subscribe(context.Background())
 	if err != nil {
@@ -193,7 +193,7 @@ func TestHostSubscribeClosesWhenTheStreamBreaks(t *testing.T) {
 }
 
 func TestHostSubscribeUnimplemented(t *testing.T) {
-	f := newFakeHost()
+	f := newFakeNode()
 	f.events = nil
 	h, _ := inProcessHost(t, f, slog.LevelInfo)
 	start := time.Now()
@@ -207,7 +207,7 @@ func TestHostSubscribeUnimplemented(t *testing.T) {
 }
 
 func TestHostLogger(t *testing.T) {
-	f := newFakeHost()
+	f := newFakeNode()
 	h, stderr := inProcessHost(t, f, slog.LevelInfo)
 	log := h.Logger().With("a", 1, slog.Group("g0", "x", "y")).WithGroup("req")
 	log.Debug("dropped")
@@ -247,7 +247,7 @@ func TestHostLogger(t *testing.T) {
 }
 
 func TestHostLoggerFallsBackToStderr(t *testing.T) {
-	f := newFakeHost()
+	f := newFakeNode()
 	f.logErr = status.Error(codes.Unavailable, "node busy")
 	h, stderr := inProcessHost(t, f, slog.LevelInfo)
 	h.Logger().With("role_attr", "x").Info("first", "k", "v")
@@ -264,7 +264,7 @@ func TestHostLoggerFallsBackToStderr(t *testing.T) {
 }
 
 func TestHostLoggerTruncatesHugeValues(t *testing.T) {
-	f := newFakeHost()
+	f := newFakeNode()
 	h, _ := inProcessHost(t, f, slog.LevelInfo)
 	h.Logger().Info("big", "v", strings.Repeat("é", maxAttrLen))
 	e := f.logged("big")
@@ -278,7 +278,7 @@ func TestHostLoggerTruncatesHugeValues(t *testing.T) {
 }
 
 func TestHostMetrics(t *testing.T) {
-	f := newFakeHost()
+	f := newFakeNode()
 	h, stderr := inProcessHost(t, f, slog.LevelInfo)
 	h.Gauge("pinned", "CIDs pinned", 3)
 	h.CounterAdd("fetches", "", 2)

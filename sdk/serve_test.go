@@ -150,7 +150,7 @@ func TestRunByHandExplainsAndExits1(t *testing.T) {
 
 // startPlugin starts the test role as the node does, through go-plugin's
 // client, and serves f as its host API.
-func startPlugin(t *testing.T, f *fakeHost) (*plugin.Client, *RoleClient, uint32, *syncBuffer) {
+func startPlugin(t *testing.T, f *fakeNode) (*plugin.Client, *RoleClient, uint32, *syncBuffer) {
 	t.Helper()
 	bin := testRoleBinary(t)
 	stderr := &syncBuffer{}
@@ -186,7 +186,7 @@ func startPlugin(t *testing.T, f *fakeHost) (*plugin.Client, *RoleClient, uint32
 }
 
 func TestPluginLifecycle(t *testing.T) {
-	f := newFakeHost()
+	f := newFakeNode()
 	client, rc, id, stderr := startPlugin(t, f)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -297,7 +297,7 @@ func TestSignalStopsTheRole(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		t.Run(sig.String(), func(t *testing.T) {
 			t.Parallel()
-			f := newFakeHost()
+			f := newFakeNode()
 			client, rc, id, stderr := startPlugin(t, f)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
@@ -318,7 +318,7 @@ func TestSignalStopsTheRole(t *testing.T) {
 
 func TestSignalWithAHangingStopStillExits(t *testing.T) {
 	t.Parallel()
-	f := newFakeHost()
+	f := newFakeNode()
 	client, rc, id, stderr := startPlugin(t, f)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

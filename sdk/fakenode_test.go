@@ -14,10 +14,12 @@ import (
 	"github.com/avnode/avnode/sdk/pluginpb"
 )
 
-// fakeHost is the node's Host service as the tests need it: it records what
-// it is asked, answers NotFound for what it lacks, and leaves Provide
-// unimplemented, as a node that does not serve a call would.
-type fakeHost struct {
+// fakeNode is the node's side of the wire as the tests need it: a
+// pluginpb.HostServer that records what it is asked, answers NotFound for
+// what it lacks, and leaves Provide unimplemented, as a node that does not
+// serve a call would. It tests the SDK's gRPC edge (the conversions, errors,
+// logs and metrics crossing); a role's tests use sdktest.Host instead.
+type fakeNode struct {
 	pluginpb.UnimplementedHostServer
 
 	mu        sync.Mutex
@@ -31,17 +33,17 @@ type fakeHost struct {
 	events chan *pluginpb.Event
 }
 
-func newFakeHost() *fakeHost {
-	return &fakeHost{records: map[string][]byte{}, events: make(chan *pluginpb.Event, 16)}
+func newFakeNode() *fakeNode {
+	return &fakeNode{records: map[string][]byte{}, events: make(chan *pluginpb.Event, 16)}
 }
 
-func (f *fakeHost) record(call string) {
+func (f *fakeNode) record(call string) {
 	f.mu.Lock()
 	f.calls = append(f.calls, call)
 	f.mu.Unlock()
 }
 
-func (f *fakeHost) called(call string) bool {
+func (f *fakeNode) called(call string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, c := range f.calls {
@@ -52,7 +54,7 @@ func (f *fakeHost) called(call string) bool {
 	return false
 }
 
-func (f *fakeHost) Resolve(_ context.Context, req *pluginpb.ResolveRequest) (*pluginpb.Resolution, error) {
+func (f *fakeNode) Resolve(_ context.Context, req *pluginpb.ResolveRequest) (*pluginpb.Resolution, error) {
 	f.record("Resolve " + req.GetName())
 	if req.GetName() == "missing.avtr" {
 		return nil, status.Errorf(codes.NotFound, "name %s not found", req.GetName())
@@ -63,7 +65,7 @@ func (f *fakeHost) Resolve(_ context.Context, req *pluginpb.ResolveRequest) (*pl
 		Root:    "bafyroot", SignedZone: []byte("zone"), SignedClaim: []byte("claim"), CopiesWanted: 3}, nil
 }
 
-func (f *fakeHost) GetRecord(_ context.Context, req *pluginpb.RecordKey) (*pluginpb.RecordValue, error) {
+func (f *fakeNode) GetRecord(_ context.Context, req *pluginpb.RecordKey) (*pluginpb.RecordValue, error) {
 	f.record("GetRecord " + req.GetKey())
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -74,7 +76,7 @@ func (f *fakeHost) GetRecord(_ context.Context, req *pluginpb.RecordKey) (*plugi
 	return &pluginpb.RecordValue{Key: req.GetKey(), Value: v}, nil
 }
 
-func (f *fakeHost) PutRecord(_ context.Context, req *pluginpb.RecordValue) (*pluginpb.Empty, error) {
+func (f *fakeNode) PutRecord(_ context.Context, req *pluginpb.RecordValue) (*pluginpb.Empty, error) {
 	f.record("PutRecord " + req.GetKey())
 	f.mu.Lock()
 	f.records[req.GetKey()] = req.GetValue()
@@ -82,46 +84,46 @@ func (f *fakeHost) PutRecord(_ context.Context, req *pluginpb.RecordValue) (*plu
 	return &pluginpb.Empty{}, nil
 }
 
-func (f *fakeHost) SetZoneRecord(_ context.Context, req *pluginpb.ZoneChange) (*pluginpb.Zone, error) {
+func (f *fakeNode) SetZoneRecord(_ context.Context, req *pluginpb.ZoneChange) (*pluginpb.Zone, error) {
 	f.record(fmt.Sprintf("SetZoneRecord %s %s %s %s remove=%v", req.GetName(), req.GetType(), req.GetLabel(), req.GetValue(), req.GetRemove()))
 	return &pluginpb.Zone{Name: req.GetName(), Seq: 2}, nil
 }
 
-func (f *fakeHost) FindProviders(_ context.Context, req *pluginpb.ContentRef) (*pluginpb.Peers, error) {
+func (f *fakeNode) FindProviders(_ context.Context, req *pluginpb.ContentRef) (*pluginpb.Peers, error) {
 	f.record("FindProviders " + req.GetCid())
 	return &pluginpb.Peers{PeerIds: []string{"12D3KooWa", "12D3KooWb"}}, nil
 }
 
-func (f *fakeHost) Fetch(_ context.Context, req *pluginpb.FetchRequest) (*pluginpb.FetchResult, error) {
+func (f *fakeNode) Fetch(_ context.Context, req *pluginpb.FetchRequest) (*pluginpb.FetchResult, error) {
 	f.record("Fetch " + req.GetTarget())
 	cid := strings.TrimPrefix(req.GetTarget(), "/cid/")
 	return &pluginpb.FetchResult{Root: cid, Cid: cid, Kind: "dir", Size: 5, BlocksFetched: 3,
 		Entries: []*pluginpb.DirEntry{{Name: "index.html", Cid: "bafyi", Kind: "file", Size: 5}}}, nil
 }
 
-func (f *fakeHost) StartRelay(_ context.Context, req *pluginpb.RelayConfig) (*pluginpb.RelayStats, error) {
+func (f *fakeNode) StartRelay(_ context.Context, req *pluginpb.RelayConfig) (*pluginpb.RelayStats, error) {
 	f.record(fmt.Sprintf("StartRelay %d %d %d %ds %d %ds", req.GetMaxReservations(), req.GetMaxReservationsPerIp(),
 		req.GetMaxCircuits(), req.GetCircuitDurationSeconds(), req.GetCircuitBytes(), req.GetReservationTtlSeconds()))
 	return &pluginpb.RelayStats{Running: true, Reservations: 5, Refused: 1, Circuits: 2}, nil
 }
 
-func (f *fakeHost) Decide(_ context.Context, req *pluginpb.PolicyRequest) (*pluginpb.PolicyVerdict, error) {
+func (f *fakeNode) Decide(_ context.Context, req *pluginpb.PolicyRequest) (*pluginpb.PolicyVerdict, error) {
 	f.record("Decide " + req.GetHook() + " " + string(req.GetInputJson()))
 	return &pluginpb.PolicyVerdict{Decided: true, Order: []string{"b", "a"}, Reason: "quota", Script: "m.lua", Fallback: true}, nil
 }
 
-func (f *fakeHost) Pin(_ context.Context, req *pluginpb.PinRequest) (*pluginpb.Empty, error) {
+func (f *fakeNode) Pin(_ context.Context, req *pluginpb.PinRequest) (*pluginpb.Empty, error) {
 	f.record("Pin " + req.GetCid() + " " + req.GetReason())
 	return &pluginpb.Empty{}, nil
 }
 
-func (f *fakeHost) Unpin(_ context.Context, req *pluginpb.ContentRef) (*pluginpb.Empty, error) {
+func (f *fakeNode) Unpin(_ context.Context, req *pluginpb.ContentRef) (*pluginpb.Empty, error) {
 	f.record("Unpin " + req.GetCid())
 	return &pluginpb.Empty{}, nil
 }
 
 // Subscribe sends no header before its first event, as the node does.
-func (f *fakeHost) Subscribe(req *pluginpb.SubscribeRequest, stream pluginpb.Host_SubscribeServer) error {
+func (f *fakeNode) Subscribe(req *pluginpb.SubscribeRequest, stream pluginpb.Host_SubscribeServer) error {
 	if f.events == nil {
 		return status.Error(codes.Unimplemented, "method Subscribe not implemented")
 	}
@@ -141,7 +143,7 @@ func (f *fakeHost) Subscribe(req *pluginpb.SubscribeRequest, stream pluginpb.Hos
 	}
 }
 
-func (f *fakeHost) Log(_ context.Context, req *pluginpb.LogEntry) (*pluginpb.Empty, error) {
+func (f *fakeNode) Log(_ context.Context, req *pluginpb.LogEntry) (*pluginpb.Empty, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.logErr != nil {
@@ -151,7 +153,7 @@ func (f *fakeHost) Log(_ context.Context, req *pluginpb.LogEntry) (*pluginpb.Emp
 	return &pluginpb.Empty{}, nil
 }
 
-func (f *fakeHost) Metric(_ context.Context, req *pluginpb.MetricSample) (*pluginpb.Empty, error) {
+func (f *fakeNode) Metric(_ context.Context, req *pluginpb.MetricSample) (*pluginpb.Empty, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.metricErr != nil {
@@ -162,7 +164,7 @@ func (f *fakeHost) Metric(_ context.Context, req *pluginpb.MetricSample) (*plugi
 }
 
 // logged returns the first log entry with the message msg.
-func (f *fakeHost) logged(msg string) *pluginpb.LogEntry {
+func (f *fakeNode) logged(msg string) *pluginpb.LogEntry {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, l := range f.logs {
@@ -173,7 +175,7 @@ func (f *fakeHost) logged(msg string) *pluginpb.LogEntry {
 	return nil
 }
 
-func (f *fakeHost) metric(name string) *pluginpb.MetricSample {
+func (f *fakeNode) metric(name string) *pluginpb.MetricSample {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, m := range f.metrics {
@@ -184,14 +186,14 @@ func (f *fakeHost) metric(name string) *pluginpb.MetricSample {
 	return nil
 }
 
-func (f *fakeHost) recordValue(key string) (string, bool) {
+func (f *fakeNode) recordValue(key string) (string, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	v, ok := f.records[key]
 	return string(v), ok
 }
 
-func newHostServer(f *fakeHost) func([]grpc.ServerOption) *grpc.Server {
+func newHostServer(f *fakeNode) func([]grpc.ServerOption) *grpc.Server {
 	return func(opts []grpc.ServerOption) *grpc.Server {
 		s := grpc.NewServer(opts...)
 		pluginpb.RegisterHostServer(s, f)
@@ -200,7 +202,7 @@ func newHostServer(f *fakeHost) func([]grpc.ServerOption) *grpc.Server {
 }
 
 // loggedErr says what is missing while f has no log record msg.
-func loggedErr(f *fakeHost, msg string) error {
+func loggedErr(f *fakeNode, msg string) error {
 	if f.logged(msg) == nil {
 		return fmt.Errorf("no log record %q", msg)
 	}
