@@ -169,7 +169,7 @@ func (b *beacon) check(ctx context.Context, n hostedName) error {
 	}
 	copies, _ := b.host.FindCopies(ctx, n.Name, res.Seq)
 	b.update(n.Name, func(st *nameStatus) {
-		st.Seq, st.Root, st.Copies, st.Wanted = res.Seq, res.Root, len(copies), int(res.CopiesWanted)
+		st.Seq, st.Root, st.Copies, st.Wanted = res.Seq, res.Root, len(copies), res.CopiesWanted
 		st.Satellites = sdk.Satellites(res)
 		st.UnderReplicated = st.Wanted > 0 && st.Copies < st.Wanted
 	})
@@ -181,7 +181,7 @@ func (b *beacon) check(ctx context.Context, n hostedName) error {
 // TXT copies=N, replacing another, so that mirrors and resolvers see what
 // the owner asks for.
 func (b *beacon) ensureTarget(ctx context.Context, n hostedName, res sdk.Resolution) (sdk.Resolution, error) {
-	if n.Copies == 0 || int(res.CopiesWanted) == n.Copies {
+	if n.Copies == 0 || res.CopiesWanted == n.Copies {
 		return res, nil
 	}
 	for _, r := range res.Records {
