@@ -1,9 +1,9 @@
 module github.com/avnode/avnode
 
-go 1.26.8
+go 1.26
 
 require (
-	github.com/avnode/avnode/sdk v0.0.0
+	github.com/avnode/avnode/sdk v0.2.0
 	github.com/chromedp/chromedp v0.14.2
 	github.com/hashicorp/go-hclog v1.6.3
 	github.com/hashicorp/go-plugin v1.8.0
@@ -158,5 +158,3 @@ require (
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1 // indirect
 	lukechampine.com/blake3 v1.4.1 // indirect
 )
-
-replace github.com/avnode/avnode/sdk => ./sdk

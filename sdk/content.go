@@ -10,17 +10,24 @@ import (
 	"github.com/avnode/avnode/sdk/pluginpb"
 )
 
-func (h *grpcHost) FetchFrom(ctx context.Context, target string, peers []string) (*pluginpb.FetchResult, error) {
+func (h *grpcHost) FetchFrom(ctx context.Context, target string, peers []string) (Fetched, error) {
 	if len(peers) == 0 {
-		return nil, wrap("FetchFrom", target, errors.New("no peer to fetch from"))
+		return Fetched{}, wrap("FetchFrom", target, errors.New("no peer to fetch from"))
 	}
-	res, err := h.c.Fetch(ctx, &pluginpb.FetchRequest{Target: target, FromPeers: peers})
-	return res, wrap("FetchFrom", target, err)
+	return h.fetch(ctx, "FetchFrom", &pluginpb.FetchRequest{Target: target, FromPeers: peers})
 }
 
-func (h *grpcHost) FetchUnannounced(ctx context.Context, target string) (*pluginpb.FetchResult, error) {
-	res, err := h.c.Fetch(ctx, &pluginpb.FetchRequest{Target: target, NoAnnounce: true})
-	return res, wrap("FetchUnannounced", target, err)
+func (h *grpcHost) FetchUnannounced(ctx context.Context, target string) (Fetched, error) {
+	return h.fetch(ctx, "FetchUnannounced", &pluginpb.FetchRequest{Target: target, NoAnnounce: true})
+}
+
+// fetch runs one of the Fetch variants; op names it in errors.
+func (h *grpcHost) fetch(ctx context.Context, op string, req *pluginpb.FetchRequest) (Fetched, error) {
+	res, err := h.c.Fetch(ctx, req)
+	if err != nil {
+		return Fetched{}, wrap(op, req.GetTarget(), err)
+	}
+	return fetchedFromProto(res), nil
 }
 
 func (h *grpcHost) ReadFile(ctx context.Context, cid string, offset, length int64) (io.ReadCloser, error) {

@@ -26,16 +26,16 @@ import (
 // common ones, and a role should fall back on Unimplemented, not fail.
 type Host interface {
 	// Resolve resolves an avnode name through all the layers.
-	Resolve(ctx context.Context, name string) (*pluginpb.Resolution, error)
+	Resolve(ctx context.Context, name string) (Resolution, error)
 	// GetRecord reads a DHT record, e.g. /avtr-zone/einstein.avtr.
 	GetRecord(ctx context.Context, key string) ([]byte, error)
 	// PutRecord stores a DHT record; the node validates it first.
 	PutRecord(ctx context.Context, key string, value []byte) error
 	// SetZoneRecord sets a record in the zone of a name the node owns and
 	// returns the zone as published.
-	SetZoneRecord(ctx context.Context, name, typ, label, value string) (*pluginpb.Zone, error)
+	SetZoneRecord(ctx context.Context, name, typ, label, value string) (Zone, error)
 	// RemoveZoneRecord removes a record from the zone of a name the node owns.
-	RemoveZoneRecord(ctx context.Context, name, typ, label, value string) (*pluginpb.Zone, error)
+	RemoveZoneRecord(ctx context.Context, name, typ, label, value string) (Zone, error)
 	// Provide announces that the node provides a CID.
 	Provide(ctx context.Context, cid string) error
 	// FindProviders returns the peer IDs that provide a CID.
@@ -45,7 +45,7 @@ type Host interface {
 	// node checked that every block holds what its parent declares and that
 	// the total is within content.max_fetch_mb. Content it cannot verify is
 	// refused with codes.ResourceExhausted (over the limit) or an error.
-	Fetch(ctx context.Context, target string) (*pluginpb.FetchResult, error)
+	Fetch(ctx context.Context, target string) (Fetched, error)
 	// Pin keeps a CID's content from collection; reason shows who wants it.
 	Pin(ctx context.Context, cid, reason string) error
 	// Unpin drops a pin.
@@ -55,24 +55,24 @@ type Host interface {
 	// or the stream breaks; a slow reader loses events rather than stalling
 	// the node. An error that the node gives at once (Unimplemented) is
 	// returned; waiting for it takes up to half a second.
-	Subscribe(ctx context.Context, kinds ...string) (<-chan *pluginpb.Event, error)
+	Subscribe(ctx context.Context, kinds ...string) (<-chan Event, error)
 	// Publish sends data on a pub/sub topic (GossipSub), signed by the node.
 	Publish(ctx context.Context, topic string, data []byte) error
 	// SubscribeTopic streams a topic's messages until ctx ends.
-	SubscribeTopic(ctx context.Context, topic string) (<-chan *pluginpb.TopicMessage, error)
+	SubscribeTopic(ctx context.Context, topic string) (<-chan TopicMessage, error)
 	// HandleProtocol hands the plugin every libp2p stream peers open with
 	// protocol, until ctx ends.
 	HandleProtocol(ctx context.Context, protocol string, handle func(*Stream)) error
 	// OpenStream opens a libp2p stream to a peer.
 	OpenStream(ctx context.Context, peerID, protocol string) (*Stream, error)
 	// Decide asks the node's Lua policies for a verdict on a hook.
-	Decide(ctx context.Context, hook string, input any) (*pluginpb.PolicyVerdict, error)
+	Decide(ctx context.Context, hook string, input any) (Verdict, error)
 	// Claim claims a name for a key in the node's keystore.
-	Claim(ctx context.Context, name, key string) (*pluginpb.Resolution, error)
+	Claim(ctx context.Context, name, key string) (Resolution, error)
 	// OfferZone hands the node a signed zone (key /avtr-zone/NAME), e.g. one
 	// received over pub/sub; the node validates it and refuses forged or
 	// older zones.
-	OfferZone(ctx context.Context, key string, zone []byte) (*pluginpb.Resolution, error)
+	OfferZone(ctx context.Context, key string, zone []byte) (Resolution, error)
 	// AttestCopy announces that this node holds version seq of name.
 	AttestCopy(ctx context.Context, name string, seq uint64) error
 	// FindCopies lists the peers that attested to holding version seq of name.
@@ -80,15 +80,15 @@ type Host interface {
 	// StartRelay runs the node's circuit relay v2 service with limits (again:
 	// new limits) and announces the node as a relay in the DHT; RelayStatus
 	// reports its counters.
-	StartRelay(ctx context.Context, limits *pluginpb.RelayConfig) (*pluginpb.RelayStats, error)
-	RelayStatus(ctx context.Context) (*pluginpb.RelayStats, error)
+	StartRelay(ctx context.Context, limits RelayLimits) (RelayStats, error)
+	RelayStatus(ctx context.Context) (RelayStats, error)
 	// FetchFrom is Fetch from these peers only, with no DHT provider lookup:
 	// a satellite fetching through its beacon.
-	FetchFrom(ctx context.Context, target string, peers []string) (*pluginpb.FetchResult, error)
+	FetchFrom(ctx context.Context, target string, peers []string) (Fetched, error)
 	// FetchUnannounced is Fetch without announcing the content as a DHT
 	// provider afterwards, so that the node's provider records do not
 	// publish what its user browsed. A node older than this call announces.
-	FetchUnannounced(ctx context.Context, target string) (*pluginpb.FetchResult, error)
+	FetchUnannounced(ctx context.Context, target string) (Fetched, error)
 	// ReadFile reads a file in the node's store (Fetch it first): length
 	// bytes from offset, length 0 meaning to the end. Close it when done.
 	// A file whose size the node cannot verify, as for Fetch, is refused
@@ -177,9 +177,12 @@ func newGRPCHost(cc grpc.ClientConnInterface, stderr io.Writer, level slog.Level
 	return h
 }
 
-func (h *grpcHost) Resolve(ctx context.Context, name string) (*pluginpb.Resolution, error) {
+func (h *grpcHost) Resolve(ctx context.Context, name string) (Resolution, error) {
 	res, err := h.c.Resolve(ctx, &pluginpb.ResolveRequest{Name: name})
-	return res, wrap("Resolve", name, err)
+	if err != nil {
+		return Resolution{}, wrap("Resolve", name, err)
+	}
+	return resolutionFromProto(res), nil
 }
 
 func (h *grpcHost) GetRecord(ctx context.Context, key string) ([]byte, error) {
@@ -195,14 +198,20 @@ func (h *grpcHost) PutRecord(ctx context.Context, key string, value []byte) erro
 	return wrap("PutRecord", key, err)
 }
 
-func (h *grpcHost) SetZoneRecord(ctx context.Context, name, typ, label, value string) (*pluginpb.Zone, error) {
-	z, err := h.c.SetZoneRecord(ctx, &pluginpb.ZoneChange{Name: name, Type: typ, Label: label, Value: value})
-	return z, wrap("SetZoneRecord", name, err)
+func (h *grpcHost) SetZoneRecord(ctx context.Context, name, typ, label, value string) (Zone, error) {
+	return h.changeZone(ctx, "SetZoneRecord", &pluginpb.ZoneChange{Name: name, Type: typ, Label: label, Value: value})
 }
 
-func (h *grpcHost) RemoveZoneRecord(ctx context.Context, name, typ, label, value string) (*pluginpb.Zone, error) {
-	z, err := h.c.SetZoneRecord(ctx, &pluginpb.ZoneChange{Name: name, Type: typ, Label: label, Value: value, Remove: true})
-	return z, wrap("RemoveZoneRecord", name, err)
+func (h *grpcHost) RemoveZoneRecord(ctx context.Context, name, typ, label, value string) (Zone, error) {
+	return h.changeZone(ctx, "RemoveZoneRecord", &pluginpb.ZoneChange{Name: name, Type: typ, Label: label, Value: value, Remove: true})
+}
+
+func (h *grpcHost) changeZone(ctx context.Context, op string, change *pluginpb.ZoneChange) (Zone, error) {
+	z, err := h.c.SetZoneRecord(ctx, change)
+	if err != nil {
+		return Zone{}, wrap(op, change.GetName(), err)
+	}
+	return zoneFromProto(z), nil
 }
 
 func (h *grpcHost) Provide(ctx context.Context, cid string) error {
@@ -218,9 +227,8 @@ func (h *grpcHost) FindProviders(ctx context.Context, cid string) ([]string, err
 	return p.GetPeerIds(), nil
 }
 
-func (h *grpcHost) Fetch(ctx context.Context, target string) (*pluginpb.FetchResult, error) {
-	res, err := h.c.Fetch(ctx, &pluginpb.FetchRequest{Target: target})
-	return res, wrap("Fetch", target, err)
+func (h *grpcHost) Fetch(ctx context.Context, target string) (Fetched, error) {
+	return h.fetch(ctx, "Fetch", &pluginpb.FetchRequest{Target: target})
 }
 
 func (h *grpcHost) Pin(ctx context.Context, cid, reason string) error {
@@ -233,14 +241,14 @@ func (h *grpcHost) Unpin(ctx context.Context, cid string) error {
 	return wrap("Unpin", cid, err)
 }
 
-func (h *grpcHost) Subscribe(ctx context.Context, kinds ...string) (<-chan *pluginpb.Event, error) {
+func (h *grpcHost) Subscribe(ctx context.Context, kinds ...string) (<-chan Event, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	stream, err := h.c.Subscribe(ctx, &pluginpb.SubscribeRequest{Kinds: kinds})
 	if err != nil {
 		cancel()
 		return nil, wrap("Subscribe", fmt.Sprint(kinds), err)
 	}
-	out := make(chan *pluginpb.Event, 64)
+	out := make(chan Event, 64)
 	// A refusal (Unimplemented, a bad kind) ends the stream before any
 	// header; a live stream sends headers at once or with its first event.
 	// Learn which before returning, so that the role can fall back.
@@ -260,7 +268,7 @@ func (h *grpcHost) Subscribe(ctx context.Context, kinds ...string) (<-chan *plug
 				return
 			}
 			select {
-			case out <- ev:
+			case out <- eventFromProto(ev):
 			case <-ctx.Done():
 				return
 			}

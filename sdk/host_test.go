@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -40,7 +41,7 @@ func (s *syncBuffer) String() string {
 
 // inProcessHost serves f over an in-memory connection and returns the Host
 // a role would get, writing its stderr to the returned buffer.
-func inProcessHost(t *testing.T, f *fakeHost, level slog.Level) (*grpcHost, *syncBuffer) {
+func inProcessHost(t *testing.T, f *fakeNode, level slog.Level) (*grpcHost, *syncBuffer) {
 	t.Helper()
 	lis := bufconn.Listen(1 << 20)
 	srv := newHostServer(f)(nil)
@@ -58,13 +59,16 @@ func inProcessHost(t *testing.T, f *fakeHost, level slog.Level) (*grpcHost, *syn
 }
 
 func TestHostCalls(t *testing.T) {
-	f := newFakeHost()
+	f := newFakeNode()
 	h, _ := inProcessHost(t, f, slog.LevelInfo)
 	ctx := context.Background()
 
 	res, err := h.Resolve(ctx, "einstein.avtr")
-	if err != nil || res.GetKey() != "k51test" {
-		t.Fatalf("Resolve = %v, %v", res, err)
+	want := Resolution{Name: "einstein.avtr", Key: "k51test", Seq: 4, Expires: time.Unix(1767225600, 0),
+		Records: []ZoneRecord{{Type: "SAT", Value: "12D3KooWs"}}, Hosts: []PeerInfo{{ID: "12D3KooWh", Addrs: []string{"/ip4/192.0.2.1/tcp/4001"}}},
+		Root: "bafyroot", SignedZone: []byte("zone"), SignedClaim: []byte("claim"), CopiesWanted: 3}
+	if err != nil || !reflect.DeepEqual(res, want) {
+		t.Fatalf("Resolve = %+v, %v; want %+v", res, err, want)
 	}
 	if err := h.PutRecord(ctx, "/avtr-zone/a", []byte("v")); err != nil {
 		t.Fatal(err)
@@ -81,8 +85,10 @@ func TestHostCalls(t *testing.T) {
 	if peers, err := h.FindProviders(ctx, "bafyx"); err != nil || len(peers) != 2 {
 		t.Fatalf("FindProviders = %v, %v", peers, err)
 	}
-	if r, err := h.Fetch(ctx, "/cid/bafyx"); err != nil || r.GetBlocksFetched() != 3 {
-		t.Fatalf("Fetch = %v, %v", r, err)
+	wantFetched := Fetched{Root: "bafyx", CID: "bafyx", Kind: "dir", Size: 5, BlocksFetched: 3,
+		Entries: []DirEntry{{Name: "index.html", CID: "bafyi", Kind: "file", Size: 5}}}
+	if r, err := h.Fetch(ctx, "/cid/bafyx"); err != nil || !reflect.DeepEqual(r, wantFetched) {
+		t.Fatalf("Fetch = %+v, %v; want %+v", r, err, wantFetched)
 	}
 	if err := h.Pin(ctx, "bafyx", "because"); err != nil {
 		t.Fatal(err)
@@ -90,7 +96,17 @@ func TestHostCalls(t *testing.T) {
 	if err := h.Unpin(ctx, "bafyx"); err != nil {
 		t.Fatal(err)
 	}
+	limits := RelayLimits{MaxReservations: 16, MaxReservationsPerIP: 4, MaxCircuits: 8, CircuitDuration: 2 * time.Minute,
+		CircuitBytes: 1 << 20, ReservationTTL: time.Hour}
+	if st, err := h.StartRelay(ctx, limits); err != nil || st != (RelayStats{Running: true, Reservations: 5, Refused: 1, Circuits: 2}) {
+		t.Fatalf("StartRelay = %+v, %v", st, err)
+	}
+	wantVerdict := Verdict{Decided: true, Order: []string{"b", "a"}, Reason: "quota", Script: "m.lua", Fallback: true}
+	if v, err := h.Decide(ctx, "mirror", map[string]int{"size": 3}); err != nil || !reflect.DeepEqual(v, wantVerdict) {
+		t.Fatalf("Decide = %+v, %v; want %+v", v, err, wantVerdict)
+	}
 	for _, call := range []string{
+		"StartRelay 16 4 8 120s 1048576 3600s", `Decide mirror {"size":3}`,
 		"Resolve einstein.avtr", "PutRecord /avtr-zone/a", "GetRecord /avtr-zone/a",
 		"SetZoneRecord n.avtr TXT @ hi remove=false", "SetZoneRecord n.avtr TXT @ hi remove=true",
 		"FindProviders bafyx", "Fetch /cid/bafyx", "Pin bafyx because", "Unpin bafyx",
@@ -102,7 +118,7 @@ func TestHostCalls(t *testing.T) {
 }
 
 func TestHostErrorsKeepTheirStatus(t *testing.T) {
-	h, _ := inProcessHost(t, newFakeHost(), slog.LevelInfo)
+	h, _ := inProcessHost(t, newFakeNode(), slog.LevelInfo)
 	ctx := context.Background()
 
 	_, err := h.GetRecord(ctx, "/nothing")
@@ -128,7 +144,7 @@ func TestHostErrorsKeepTheirStatus(t *testing.T) {
 }
 
 func TestHostSubscribe(t *testing.T) {
-	f := newFakeHost()
+	f := newFakeNode()
 	h, _ := inProcessHost(t, f, slog.LevelInfo)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -137,11 +153,12 @@ func TestHostSubscribe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.events <- &pluginpb.Event{Kind: "peer.connected", Attrs: map[string]string{"peer_id": "p1"}}
+	at := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+	f.events <- &pluginpb.Event{Kind: "peer.connected", TimeUnixNano: at.UnixNano(), Attrs: map[string]string{"peer_id": "p1"}}
 	select {
 	case ev := <-events:
-		if ev.GetKind() != "peer.connected" || ev.GetAttrs()["peer_id"] != "p1" {
-			t.Errorf("event = %v", ev)
+		if ev.Kind != "peer.connected" || ev.Attrs["peer_id"] != "p1" || !ev.Time.Equal(at) {
+			t.Errorf("event = %+v", ev)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("no event")
@@ -158,7 +175,7 @@ func TestHostSubscribe(t *testing.T) {
 }
 
 func TestHostSubscribeClosesWhenTheStreamBreaks(t *testing.T) {
-	f := newFakeHost()
+	f := newFakeNode()
 	h, _ := inProcessHost(t, f, slog.LevelInfo)
 	events, err := h.Subscribe(context.Background())
 	if err != nil {
@@ -176,7 +193,7 @@ func TestHostSubscribeClosesWhenTheStreamBreaks(t *testing.T) {
 }
 
 func TestHostSubscribeUnimplemented(t *testing.T) {
-	f := newFakeHost()
+	f := newFakeNode()
 	f.events = nil
 	h, _ := inProcessHost(t, f, slog.LevelInfo)
 	start := time.Now()
@@ -190,7 +207,7 @@ func TestHostSubscribeUnimplemented(t *testing.T) {
 }
 
 func TestHostLogger(t *testing.T) {
-	f := newFakeHost()
+	f := newFakeNode()
 	h, stderr := inProcessHost(t, f, slog.LevelInfo)
 	log := h.Logger().With("a", 1, slog.Group("g0", "x", "y")).WithGroup("req")
 	log.Debug("dropped")
@@ -230,7 +247,7 @@ func TestHostLogger(t *testing.T) {
 }
 
 func TestHostLoggerFallsBackToStderr(t *testing.T) {
-	f := newFakeHost()
+	f := newFakeNode()
 	f.logErr = status.Error(codes.Unavailable, "node busy")
 	h, stderr := inProcessHost(t, f, slog.LevelInfo)
 	h.Logger().With("role_attr", "x").Info("first", "k", "v")
@@ -247,7 +264,7 @@ func TestHostLoggerFallsBackToStderr(t *testing.T) {
 }
 
 func TestHostLoggerTruncatesHugeValues(t *testing.T) {
-	f := newFakeHost()
+	f := newFakeNode()
 	h, _ := inProcessHost(t, f, slog.LevelInfo)
 	h.Logger().Info("big", "v", strings.Repeat("é", maxAttrLen))
 	e := f.logged("big")
@@ -261,7 +278,7 @@ func TestHostLoggerTruncatesHugeValues(t *testing.T) {
 }
 
 func TestHostMetrics(t *testing.T) {
-	f := newFakeHost()
+	f := newFakeNode()
 	h, stderr := inProcessHost(t, f, slog.LevelInfo)
 	h.Gauge("pinned", "CIDs pinned", 3)
 	h.CounterAdd("fetches", "", 2)

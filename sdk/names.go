@@ -12,16 +12,22 @@ import (
 
 // Claim claims name for a key in the node's keystore; a name the node
 // already owns resolves instead.
-func (h *grpcHost) Claim(ctx context.Context, name, key string) (*pluginpb.Resolution, error) {
+func (h *grpcHost) Claim(ctx context.Context, name, key string) (Resolution, error) {
 	res, err := h.c.Claim(ctx, &pluginpb.ClaimRequest{Name: name, Key: key})
-	return res, wrap("Claim", name, err)
+	if err != nil {
+		return Resolution{}, wrap("Claim", name, err)
+	}
+	return resolutionFromProto(res), nil
 }
 
 // OfferZone hands the node a signed zone; a forged one, or one older than
 // the node knows, is refused with codes.InvalidArgument.
-func (h *grpcHost) OfferZone(ctx context.Context, key string, zone []byte) (*pluginpb.Resolution, error) {
+func (h *grpcHost) OfferZone(ctx context.Context, key string, zone []byte) (Resolution, error) {
 	res, err := h.c.OfferZone(ctx, &pluginpb.RecordValue{Key: key, Value: zone})
-	return res, wrap("OfferZone", key, err)
+	if err != nil {
+		return Resolution{}, wrap("OfferZone", key, err)
+	}
+	return resolutionFromProto(res), nil
 }
 
 // AttestCopy announces that this node holds version seq of name.
@@ -76,11 +82,11 @@ func DecodeStrict(raw []byte, v any) error {
 // Satellites lists the peers the owner delegated to in a resolved zone (SAT
 // records on the registered name). The zone's signature is the owner's, so
 // a satellite listed here was authorized by the identity key.
-func Satellites(res *pluginpb.Resolution) []string {
+func Satellites(res Resolution) []string {
 	var out []string
-	for _, r := range res.GetRecords() {
-		if r.GetType() == "SAT" && r.GetLabel() == "" {
-			out = append(out, r.GetValue())
+	for _, r := range res.Records {
+		if r.Type == "SAT" && r.Label == "" {
+			out = append(out, r.Value)
 		}
 	}
 	return out
@@ -88,18 +94,24 @@ func Satellites(res *pluginpb.Resolution) []string {
 
 // Delegated reports whether the owner of a resolved name authorized peer as
 // its satellite.
-func Delegated(res *pluginpb.Resolution, peer string) bool {
+func Delegated(res Resolution, peer string) bool {
 	return slices.Contains(Satellites(res), peer)
 }
 
 // StartRelay runs the node's relay service with limits.
-func (h *grpcHost) StartRelay(ctx context.Context, limits *pluginpb.RelayConfig) (*pluginpb.RelayStats, error) {
-	st, err := h.c.StartRelay(ctx, limits)
-	return st, wrap("StartRelay", "", err)
+func (h *grpcHost) StartRelay(ctx context.Context, limits RelayLimits) (RelayStats, error) {
+	st, err := h.c.StartRelay(ctx, relayLimitsProto(limits))
+	if err != nil {
+		return RelayStats{}, wrap("StartRelay", "", err)
+	}
+	return relayStatsFromProto(st), nil
 }
 
 // RelayStatus reports the relay service's counters.
-func (h *grpcHost) RelayStatus(ctx context.Context) (*pluginpb.RelayStats, error) {
+func (h *grpcHost) RelayStatus(ctx context.Context) (RelayStats, error) {
 	st, err := h.c.RelayStatus(ctx, &pluginpb.Empty{})
-	return st, wrap("RelayStatus", "", err)
+	if err != nil {
+		return RelayStats{}, wrap("RelayStatus", "", err)
+	}
+	return relayStatsFromProto(st), nil
 }

@@ -16,7 +16,7 @@ func (h *grpcHost) Publish(ctx context.Context, topic string, data []byte) error
 // SubscribeTopic streams a topic's messages, this node's own included. It
 // returns once the node has subscribed; the channel closes when ctx ends or
 // the node goes. A slow reader holds up only its own subscription.
-func (h *grpcHost) SubscribeTopic(ctx context.Context, topic string) (<-chan *pluginpb.TopicMessage, error) {
+func (h *grpcHost) SubscribeTopic(ctx context.Context, topic string) (<-chan TopicMessage, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	stream, err := h.c.SubscribeTopic(ctx, &pluginpb.TopicRequest{Topic: topic})
 	if err == nil {
@@ -26,7 +26,7 @@ func (h *grpcHost) SubscribeTopic(ctx context.Context, topic string) (<-chan *pl
 		cancel()
 		return nil, wrap("SubscribeTopic", topic, err)
 	}
-	out := make(chan *pluginpb.TopicMessage, 64)
+	out := make(chan TopicMessage, 64)
 	go func() {
 		defer cancel()
 		defer close(out)
@@ -36,7 +36,7 @@ func (h *grpcHost) SubscribeTopic(ctx context.Context, topic string) (<-chan *pl
 				return
 			}
 			select {
-			case out <- m:
+			case out <- topicMessageFromProto(m):
 			case <-ctx.Done():
 				return
 			}
@@ -48,11 +48,14 @@ func (h *grpcHost) SubscribeTopic(ctx context.Context, topic string) (<-chan *pl
 // Decide asks the node's Lua policies for a verdict on hook (e.g. "mirror",
 // "relay_reserve"); input is marshalled to JSON. A verdict with Decided
 // false means no script had an opinion: apply the role's own default.
-func (h *grpcHost) Decide(ctx context.Context, hook string, input any) (*pluginpb.PolicyVerdict, error) {
+func (h *grpcHost) Decide(ctx context.Context, hook string, input any) (Verdict, error) {
 	data, err := json.Marshal(input)
 	if err != nil {
-		return nil, wrap("Decide", hook, err)
+		return Verdict{}, wrap("Decide", hook, err)
 	}
 	v, err := h.c.Decide(ctx, &pluginpb.PolicyRequest{Hook: hook, InputJson: data})
-	return v, wrap("Decide", hook, err)
+	if err != nil {
+		return Verdict{}, wrap("Decide", hook, err)
+	}
+	return verdictFromProto(v), nil
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 
+	"github.com/avnode/avnode/sdk/internal/wait"
 	"github.com/avnode/avnode/sdk/pluginpb"
 )
 
@@ -149,7 +150,7 @@ func TestRunByHandExplainsAndExits1(t *testing.T) {
 
 // startPlugin starts the test role as the node does, through go-plugin's
 // client, and serves f as its host API.
-func startPlugin(t *testing.T, f *fakeHost) (*plugin.Client, *RoleClient, uint32, *syncBuffer) {
+func startPlugin(t *testing.T, f *fakeNode) (*plugin.Client, *RoleClient, uint32, *syncBuffer) {
 	t.Helper()
 	bin := testRoleBinary(t)
 	stderr := &syncBuffer{}
@@ -185,7 +186,7 @@ func startPlugin(t *testing.T, f *fakeHost) (*plugin.Client, *RoleClient, uint32
 }
 
 func TestPluginLifecycle(t *testing.T) {
-	f := newFakeHost()
+	f := newFakeNode()
 	client, rc, id, stderr := startPlugin(t, f)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -238,9 +239,11 @@ func TestPluginLifecycle(t *testing.T) {
 		t.Errorf("counter = %v", m)
 	}
 	f.events <- &pluginpb.Event{Kind: "test.kind", Attrs: map[string]string{"n": "7"}}
-	eventually(t, 5*time.Second, "event seen by the role", func() bool {
-		v, ok := f.recordValue("/seen/test.kind")
-		return ok && v == "7"
+	wait.Eventually(t, 5*time.Second, "event seen by the role", func() error {
+		if v, ok := f.recordValue("/seen/test.kind"); !ok || v != "7" {
+			return fmt.Errorf("the role stored %q (%v)", v, ok)
+		}
+		return nil
 	})
 
 	p, err = rc.Start(ctx, &pluginpb.StartRequest{ConfigJson: []byte(`{}`), HostBrokerId: id})
@@ -294,7 +297,7 @@ func TestSignalStopsTheRole(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		t.Run(sig.String(), func(t *testing.T) {
 			t.Parallel()
-			f := newFakeHost()
+			f := newFakeNode()
 			client, rc, id, stderr := startPlugin(t, f)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
@@ -304,8 +307,8 @@ func TestSignalStopsTheRole(t *testing.T) {
 			if err := syscall.Kill(client.ReattachConfig().Pid, sig); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, 5*time.Second, "Stop called on "+sig.String(), func() bool { return f.logged("stopping") != nil })
-			eventually(t, 5*time.Second, "plugin exited on "+sig.String(), client.Exited)
+			wait.Eventually(t, 5*time.Second, "Stop called on "+sig.String(), func() error { return loggedErr(f, "stopping") })
+			wait.Eventually(t, 5*time.Second, "plugin exited on "+sig.String(), exitedErr(client))
 			if s := stderr.String(); strings.Contains(s, "did not stop") {
 				t.Errorf("stderr: %s", s)
 			}
@@ -315,7 +318,7 @@ func TestSignalStopsTheRole(t *testing.T) {
 
 func TestSignalWithAHangingStopStillExits(t *testing.T) {
 	t.Parallel()
-	f := newFakeHost()
+	f := newFakeNode()
 	client, rc, id, stderr := startPlugin(t, f)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -326,7 +329,7 @@ func TestSignalWithAHangingStopStillExits(t *testing.T) {
 	if err := syscall.Kill(client.ReattachConfig().Pid, syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, stopTimeout+2*time.Second, "plugin exited although Stop hangs", client.Exited)
+	wait.Eventually(t, stopTimeout+2*time.Second, "plugin exited although Stop hangs", exitedErr(client))
 	if d := time.Since(start); d < stopTimeout-500*time.Millisecond {
 		t.Errorf("exited after %s; Stop should have had %s", d, stopTimeout)
 	}
@@ -369,9 +372,11 @@ func TestPluginDiesWithItsParent(t *testing.T) {
 	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL); reap(pid) })
 
 	// Up and past the handshake: the handshake line is on its stdout.
-	eventually(t, 20*time.Second, "plugin handshake", func() bool {
-		b, _ := os.ReadFile(stdoutFile)
-		return strings.HasPrefix(string(b), "1|1|")
+	wait.Eventually(t, 20*time.Second, "plugin handshake", func() error {
+		if b, _ := os.ReadFile(stdoutFile); !strings.HasPrefix(string(b), "1|1|") {
+			return fmt.Errorf("stdout is %q", b)
+		}
+		return nil
 	})
 
 	if err := node.Process.Signal(syscall.SIGKILL); err != nil {

@@ -12,7 +12,6 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/avnode/avnode/sdk"
-	"github.com/avnode/avnode/sdk/pluginpb"
 )
 
 // hostedName is one name the beacon hosts.
@@ -160,17 +159,17 @@ func (b *beacon) check(ctx context.Context, n hostedName) error {
 	if res, err = b.ensureTarget(ctx, n, res); err != nil {
 		return err
 	}
-	if res.GetRoot() != "" {
-		if err := b.host.Provide(ctx, res.GetRoot()); err != nil {
-			return fmt.Errorf("provide %s: %w", res.GetRoot(), err)
+	if res.Root != "" {
+		if err := b.host.Provide(ctx, res.Root); err != nil {
+			return fmt.Errorf("provide %s: %w", res.Root, err)
 		}
 	}
 	if err := b.announce(ctx, n.Name); err != nil {
 		return err
 	}
-	copies, _ := b.host.FindCopies(ctx, n.Name, res.GetSeq())
+	copies, _ := b.host.FindCopies(ctx, n.Name, res.Seq)
 	b.update(n.Name, func(st *nameStatus) {
-		st.Seq, st.Root, st.Copies, st.Wanted = res.GetSeq(), res.GetRoot(), len(copies), int(res.GetCopiesWanted())
+		st.Seq, st.Root, st.Copies, st.Wanted = res.Seq, res.Root, len(copies), res.CopiesWanted
 		st.Satellites = sdk.Satellites(res)
 		st.UnderReplicated = st.Wanted > 0 && st.Copies < st.Wanted
 	})
@@ -181,19 +180,19 @@ func (b *beacon) check(ctx context.Context, n hostedName) error {
 // ensureTarget writes the configured replication target into the zone as
 // TXT copies=N, replacing another, so that mirrors and resolvers see what
 // the owner asks for.
-func (b *beacon) ensureTarget(ctx context.Context, n hostedName, res *pluginpb.Resolution) (*pluginpb.Resolution, error) {
-	if n.Copies == 0 || int(res.GetCopiesWanted()) == n.Copies {
+func (b *beacon) ensureTarget(ctx context.Context, n hostedName, res sdk.Resolution) (sdk.Resolution, error) {
+	if n.Copies == 0 || res.CopiesWanted == n.Copies {
 		return res, nil
 	}
-	for _, r := range res.GetRecords() {
-		if r.GetType() == "TXT" && r.GetLabel() == "" && strings.HasPrefix(r.GetValue(), copiesPrefix) {
-			if _, err := b.host.RemoveZoneRecord(ctx, n.Name, "TXT", "", r.GetValue()); err != nil {
-				return nil, fmt.Errorf("replace the copies target: %w", err)
+	for _, r := range res.Records {
+		if r.Type == "TXT" && r.Label == "" && strings.HasPrefix(r.Value, copiesPrefix) {
+			if _, err := b.host.RemoveZoneRecord(ctx, n.Name, "TXT", "", r.Value); err != nil {
+				return sdk.Resolution{}, fmt.Errorf("replace the copies target: %w", err)
 			}
 		}
 	}
 	if _, err := b.host.SetZoneRecord(ctx, n.Name, "TXT", "", fmt.Sprintf("%s%d", copiesPrefix, n.Copies)); err != nil {
-		return nil, fmt.Errorf("set the copies target: %w", err)
+		return sdk.Resolution{}, fmt.Errorf("set the copies target: %w", err)
 	}
 	return b.host.Resolve(ctx, n.Name)
 }
@@ -201,8 +200,8 @@ func (b *beacon) ensureTarget(ctx context.Context, n hostedName, res *pluginpb.R
 // copiesPrefix starts the zone's TXT record that holds the replication target.
 const copiesPrefix = "copies="
 
-func hasHost(res *pluginpb.Resolution, self string) bool {
-	return slices.ContainsFunc(res.GetHosts(), func(h *pluginpb.HostInfo) bool { return h.GetPeerId() == self })
+func hasHost(res sdk.Resolution, self string) bool {
+	return slices.ContainsFunc(res.Hosts, func(h sdk.PeerInfo) bool { return h.ID == self })
 }
 
 // announce publishes the name's signed zone on its topic: the one the node
@@ -212,14 +211,14 @@ func (b *beacon) announce(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("read own zone: %w", err)
 	}
-	return publish(ctx, b.host, name, sdk.NameMessage{Kind: sdk.KindZone, Zone: res.GetSignedZone(), Seq: res.GetSeq()})
+	return publish(ctx, b.host, name, sdk.NameMessage{Kind: sdk.KindZone, Zone: res.SignedZone, Seq: res.Seq})
 }
 
 // announceUpdates tells followers of a new version as soon as the node signs it.
-func (b *beacon) announceUpdates(ctx context.Context, updates <-chan *pluginpb.Event) {
+func (b *beacon) announceUpdates(ctx context.Context, updates <-chan sdk.Event) {
 	defer b.wg.Done()
 	for e := range updates {
-		name := e.GetAttrs()["name"]
+		name := e.Attrs["name"]
 		if !b.hosts(name) {
 			continue
 		}
@@ -315,8 +314,8 @@ func (b *beacon) statusList() []nameStatus {
 func (b *beacon) Stop(ctx context.Context) sdk.Diagnostics {
 	for _, n := range b.cfg.Names {
 		if res, err := b.host.Resolve(ctx, n.Name); err == nil {
-			b.host.PutRecord(ctx, "/avtr-claim/"+n.Name, res.GetSignedClaim())
-			b.host.PutRecord(ctx, "/avtr-zone/"+n.Name, res.GetSignedZone())
+			b.host.PutRecord(ctx, "/avtr-claim/"+n.Name, res.SignedClaim)
+			b.host.PutRecord(ctx, "/avtr-zone/"+n.Name, res.SignedZone)
 		}
 		publish(ctx, b.host, n.Name, sdk.NameMessage{Kind: sdk.KindLeaving})
 	}

@@ -220,16 +220,16 @@ func (b *beacon) work(ctx context.Context, req sdk.SatelliteRequest) (sdk.Satell
 		if err != nil {
 			return sdk.SatelliteResponse{}, err
 		}
-		return sdk.SatelliteResponse{Zone: res.GetSignedZone(), ZoneName: registered(res.GetName())}, nil
+		return sdk.SatelliteResponse{Zone: res.SignedZone, ZoneName: registered(res.Name)}, nil
 	case sdk.SatGet:
 		fetched, err := b.host.Fetch(ctx, req.Target)
 		if err != nil {
 			return sdk.SatelliteResponse{}, err
 		}
-		resp := sdk.SatelliteResponse{Root: fetched.GetRoot()}
+		resp := sdk.SatelliteResponse{Root: fetched.Root}
 		if name, ok := targetName(req.Target); ok {
 			if res, err := b.host.Resolve(ctx, name); err == nil {
-				resp.Zone, resp.ZoneName = res.GetSignedZone(), registered(res.GetName())
+				resp.Zone, resp.ZoneName = res.SignedZone, registered(res.Name)
 			}
 		}
 		return resp, nil

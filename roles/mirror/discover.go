@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/avnode/avnode/sdk/pluginpb"
+	"github.com/avnode/avnode/sdk"
 )
 
 // The node says when it learns of a new version of a name (it resolved it,
@@ -21,12 +21,12 @@ import (
 // hook refused is not asked again.
 
 // watchUpdates handles name updates until ctx ends.
-func (m *mirror) watchUpdates(ctx context.Context, events <-chan *pluginpb.Event) {
+func (m *mirror) watchUpdates(ctx context.Context, events <-chan sdk.Event) {
 	defer m.wg.Done()
 	refused := map[string]uint64{} // the last seq the hook refused, per name
 	for e := range events {
-		name := e.GetAttrs()["name"]
-		seq, _ := strconv.ParseUint(e.GetAttrs()["seq"], 10, 64)
+		name := e.Attrs["name"]
+		seq, _ := strconv.ParseUint(e.Attrs["seq"], 10, 64)
 		if f := m.follower(name); f != nil {
 			if m.cfg.followUpdates() {
 				f.wake()
@@ -58,13 +58,13 @@ func (m *mirror) allowedByPolicy(ctx context.Context, name string, first bool) b
 		return false
 	}
 	v, err := m.host.Decide(ctx, "mirror", policyInput(name, res, 0))
-	if err != nil || !v.GetDecided() {
+	if err != nil || !v.Decided {
 		return false
 	}
-	if !v.GetAllow() && first {
-		m.host.Logger().Info("not mirroring a discovered name", "name", name, "reason", v.GetReason())
+	if !v.Allow && first {
+		m.host.Logger().Info("not mirroring a discovered name", "name", name, "reason", v.Reason)
 	}
-	return v.GetAllow()
+	return v.Allow
 }
 
 func (m *mirror) follower(name string) *follower {
@@ -74,7 +74,7 @@ func (m *mirror) follower(name string) *follower {
 }
 
 // policyInput is what the mirror hook gets (core/policy/README.md).
-func policyInput(name string, res *pluginpb.Resolution, sizeBytes int64) map[string]any {
-	return map[string]any{"name": name, "owner_key": res.GetKey(), "public": isPublic(res),
-		"size_bytes": sizeBytes, "seq": res.GetSeq(), "copies_wanted": res.GetCopiesWanted()}
+func policyInput(name string, res sdk.Resolution, sizeBytes int64) map[string]any {
+	return map[string]any{"name": name, "owner_key": res.Key, "public": isPublic(res),
+		"size_bytes": sizeBytes, "seq": res.Seq, "copies_wanted": res.CopiesWanted}
 }

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/avnode/avnode/sdk"
-	"github.com/avnode/avnode/sdk/pluginpb"
 )
 
 // follower keeps one name mirrored: on start, on every zone announced on
@@ -53,7 +52,7 @@ func (f *follower) stop() {
 func (f *follower) run(ctx context.Context) {
 	defer f.m.wg.Done()
 	defer close(f.done)
-	var msgs <-chan *pluginpb.TopicMessage
+	var msgs <-chan sdk.TopicMessage
 	if f.m.cfg.followTopic() {
 		var err error
 		if msgs, err = f.m.host.SubscribeTopic(ctx, sdk.NameTopic(f.name)); err != nil {
@@ -109,13 +108,13 @@ func (r *retrier) after(err error, longest time.Duration) {
 
 // onMessage takes a zone announced on the topic, through the node's checks;
 // it returns a failed sync's error.
-func (f *follower) onMessage(ctx context.Context, msg *pluginpb.TopicMessage) error {
+func (f *follower) onMessage(ctx context.Context, msg sdk.TopicMessage) error {
 	var nm sdk.NameMessage
-	if json.Unmarshal(msg.GetData(), &nm) != nil {
+	if json.Unmarshal(msg.Data, &nm) != nil {
 		return nil
 	}
 	if nm.Kind == sdk.KindLeaving {
-		f.onLeaving(ctx, msg.GetFrom())
+		f.onLeaving(ctx, msg.From)
 		return nil
 	}
 	if nm.Kind != sdk.KindZone {
@@ -124,13 +123,13 @@ func (f *follower) onMessage(ctx context.Context, msg *pluginpb.TopicMessage) er
 	res, err := f.m.host.OfferZone(ctx, "/avtr-zone/"+f.name, nm.Zone)
 	if err != nil {
 		if f.m.refusalLogs.Allow() {
-			f.m.host.Logger().Warn("zone refused", "name", f.name, "from", msg.GetFrom(), "err", err)
+			f.m.host.Logger().Warn("zone refused", "name", f.name, "from", msg.From, "err", err)
 		}
 		f.m.host.CounterAdd("zones_refused", "zones offered over pub/sub that failed the node's checks", 1)
 		f.m.update(f.name, func(st *nameState) { st.Refused++ })
 		return nil
 	}
-	return f.sync(ctx, res)
+	return f.sync(ctx, &res)
 }
 
 // onLeaving takes over at once when one of the name's hosts says it is going
@@ -148,7 +147,7 @@ func (f *follower) onLeaving(ctx context.Context, from string) {
 // sync brings the mirror to the name's current version: res if given (an
 // accepted zone), else a fresh resolve. The error is also kept in the
 // name's status.
-func (f *follower) sync(ctx context.Context, res *pluginpb.Resolution) error {
+func (f *follower) sync(ctx context.Context, res *sdk.Resolution) error {
 	err := f.syncErr(ctx, res)
 	f.m.update(f.name, func(st *nameState) { st.Error = errText(err) })
 	if err != nil {
@@ -157,32 +156,35 @@ func (f *follower) sync(ctx context.Context, res *pluginpb.Resolution) error {
 	return err
 }
 
-func (f *follower) syncErr(ctx context.Context, res *pluginpb.Resolution) error {
-	if res == nil {
+func (f *follower) syncErr(ctx context.Context, given *sdk.Resolution) error {
+	var res sdk.Resolution
+	if given != nil {
+		res = *given
+	} else {
 		var err error
 		if res, err = f.m.host.Resolve(ctx, f.name); err != nil {
 			return fmt.Errorf("resolve: %w", err)
 		}
 	}
 	have, _ := f.m.get(f.name)
-	if res.GetSeq() < have.Seq {
+	if res.Seq < have.Seq {
 		return nil // never an older version over a newer one
 	}
-	if res.GetSeq() == have.Seq && res.GetRoot() == have.Root && have.LastSync != "" {
+	if res.Seq == have.Seq && res.Root == have.Root && have.LastSync != "" {
 		return nil
 	}
-	if v, err := f.m.host.Decide(ctx, "mirror", policyInput(f.name, res, have.Bytes)); err == nil && v.GetDecided() && !v.GetAllow() {
-		return fmt.Errorf("the mirror policy refuses it: %s", v.GetReason())
+	if v, err := f.m.host.Decide(ctx, "mirror", policyInput(f.name, res, have.Bytes)); err == nil && v.Decided && !v.Allow {
+		return fmt.Errorf("the mirror policy refuses it: %s", v.Reason)
 	}
 	var size int64
-	if root := res.GetRoot(); root != "" && root != have.Root {
+	if root := res.Root; root != "" && root != have.Root {
 		fetched, err := f.m.host.Fetch(ctx, "/cid/"+root)
 		if err != nil {
 			return fmt.Errorf("fetch %s: %w", root, err)
 		}
-		size = fetched.GetSize()
+		size = fetched.Size
 		if quota := f.m.cfg.QuotaMB << 20; f.m.usedBytes(f.name)+size > quota {
-			return fmt.Errorf("version %d takes %d bytes: over the quota of %d MiB", res.GetSeq(), size, f.m.cfg.QuotaMB)
+			return fmt.Errorf("version %d takes %d bytes: over the quota of %d MiB", res.Seq, size, f.m.cfg.QuotaMB)
 		}
 		if err := f.m.host.Pin(ctx, root, "mirror "+f.name); err != nil {
 			return fmt.Errorf("pin: %w", err)
@@ -199,14 +201,14 @@ func (f *follower) syncErr(ctx context.Context, res *pluginpb.Resolution) error 
 	if err := f.m.keepSigned(f.name, res); err != nil {
 		return fmt.Errorf("keep the owner's signed records: %w", err)
 	}
-	if err := f.m.host.AttestCopy(ctx, f.name, res.GetSeq()); err != nil {
+	if err := f.m.host.AttestCopy(ctx, f.name, res.Seq); err != nil {
 		f.m.host.Logger().Warn("attest copy", "name", f.name, "err", err)
 	}
 	f.m.update(f.name, func(st *nameState) {
-		st.Seq, st.Root, st.Bytes, st.Sources = res.GetSeq(), res.GetRoot(), size, resolutionHosts(res)
+		st.Seq, st.Root, st.Bytes, st.Sources = res.Seq, res.Root, size, resolutionHosts(res)
 		st.LastSync = time.Now().UTC().Format(time.RFC3339)
 	})
-	f.m.host.Logger().Info("mirrored", "name", f.name, "seq", res.GetSeq(), "root", res.GetRoot())
+	f.m.host.Logger().Info("mirrored", "name", f.name, "seq", res.Seq, "root", res.Root)
 	return nil
 }
 
@@ -241,9 +243,9 @@ func (f *follower) republish(ctx context.Context) {
 }
 
 // isPublic reads the zone's TXT "public=yes" (or "public").
-func isPublic(res *pluginpb.Resolution) bool {
-	for _, r := range res.GetRecords() {
-		if r.GetType() == "TXT" && (r.GetValue() == "public" || r.GetValue() == "public=yes") {
+func isPublic(res sdk.Resolution) bool {
+	for _, r := range res.Records {
+		if r.Type == "TXT" && (r.Value == "public" || r.Value == "public=yes") {
 			return true
 		}
 	}

@@ -14,7 +14,6 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/avnode/avnode/sdk"
-	"github.com/avnode/avnode/sdk/pluginpb"
 )
 
 type config struct {
@@ -264,10 +263,10 @@ func (m *mirror) update(name string, f func(*nameState)) {
 	}
 }
 
-func resolutionHosts(res *pluginpb.Resolution) []string {
+func resolutionHosts(res sdk.Resolution) []string {
 	var out []string
-	for _, h := range res.GetHosts() {
-		out = append(out, h.GetPeerId())
+	for _, h := range res.Hosts {
+		out = append(out, h.ID)
 	}
 	return out
 }

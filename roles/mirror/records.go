@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 
 	"github.com/avnode/avnode/sdk"
-	"github.com/avnode/avnode/sdk/pluginpb"
 )
 
 // The owner's signed claim and zone of each mirrored name are kept in the
@@ -25,14 +24,14 @@ func (m *mirror) recordFile(name, kind string) string {
 }
 
 // keepSigned stores the signed records a resolution rests on.
-func (m *mirror) keepSigned(name string, res *pluginpb.Resolution) error {
-	if len(res.GetSignedZone()) == 0 || len(res.GetSignedClaim()) == 0 {
+func (m *mirror) keepSigned(name string, res sdk.Resolution) error {
+	if len(res.SignedZone) == 0 || len(res.SignedClaim) == 0 {
 		return errors.New("the node gave no signed zone and claim with the resolution")
 	}
 	if err := os.MkdirAll(filepath.Join(m.host.DataDir(), "records"), 0o700); err != nil {
 		return err
 	}
-	for kind, data := range map[string][]byte{"claim": res.GetSignedClaim(), "zone": res.GetSignedZone()} {
+	for kind, data := range map[string][]byte{"claim": res.SignedClaim, "zone": res.SignedZone} {
 		if err := sdk.WriteFileAtomic(m.recordFile(name, kind), data); err != nil {
 			return err
 		}

@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"testing"
 	"time"
+
+	"github.com/avnode/avnode/sdk/sdktest"
 )
 
 // FuzzGatewayRequest sends the gateway requests as a browser, a proxy
@@ -26,7 +28,7 @@ func FuzzGatewayRequest(f *testing.F) {
 	f.Add("GET", "//evil.example.com", "einstein-avtr.localhost:8080")
 	f.Add("GET", "/x.png", "my--site-avtr.localhost")
 	f.Add("GET", "/", "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy.localhost:8080")
-	fh := newFakeHost()
+	fh := sdktest.NewHost(f)
 	testSite(fh, "einstein.avtr")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -39,14 +41,14 @@ func FuzzGatewayRequest(f *testing.F) {
 		}
 		req := (&http.Request{Method: method, URL: u, RequestURI: target, Host: host, Header: http.Header{},
 			Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1}).WithContext(ctx)
-		resolves, fetches, reads := fh.calls()
+		resolves, fetches, reads := calls(fh)
 		rec := httptest.NewRecorder()
 		g.ServeHTTP(rec, req)
 		if rec.Code == http.StatusInternalServerError {
 			t.Fatalf("%s %s (Host %q): 500: %s", method, target, host, rec.Body)
 		}
 		if rec.Code == http.StatusForbidden || rec.Code == http.StatusMethodNotAllowed {
-			r2, f2, n2 := fh.calls()
+			r2, f2, n2 := calls(fh)
 			if len(r2) != len(resolves) || len(f2) != len(fetches) || n2 != reads {
 				t.Fatalf("%s %s (Host %q) was refused with %d but reached the node", method, target, host, rec.Code)
 			}

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/avnode/avnode/sdk"
-	"github.com/avnode/avnode/sdk/pluginpb"
 )
 
 // gateway is the HTTP handler. It finds out which name or CID a request is
@@ -28,11 +27,11 @@ type gateway struct {
 	// fetch is the node's Fetch, or FetchUnannounced unless
 	// announce_browsed: what the user browsed stays out of the node's
 	// provider records.
-	fetch func(ctx context.Context, target string) (*pluginpb.FetchResult, error)
+	fetch func(ctx context.Context, target string) (sdk.Fetched, error)
 
-	names *lru[*pluginpb.Resolution]  // name → resolution, for the zone TTL
-	paths *lru[*pluginpb.FetchResult] // ROOT/PATH → what is there; content-addressed, so kept until evicted
-	slots chan struct{}               // one per resolve or fetch under way
+	names *lru[*sdk.Resolution] // name → resolution, for the zone TTL
+	paths *lru[*sdk.Fetched]    // ROOT/PATH → what is there; content-addressed, so kept until evicted
+	slots chan struct{}         // one per resolve or fetch under way
 
 	base    context.Context // ended by Stop: lookups under way end
 	mu      sync.Mutex
@@ -49,7 +48,7 @@ func newGateway(base context.Context, host sdk.Host, set settings, addr string, 
 	}
 	return &gateway{fetch: fetch,
 		host: host, topics: set.topics, addr: addr, zoneTTL: zoneTTL, timeout: set.fetchTimeout,
-		names: newLRU[*pluginpb.Resolution](set.cacheEntries), paths: newLRU[*pluginpb.FetchResult](set.cacheEntries),
+		names: newLRU[*sdk.Resolution](set.cacheEntries), paths: newLRU[*sdk.Fetched](set.cacheEntries),
 		slots: make(chan struct{}, set.maxFetches), base: base, flights: map[string]*flight{},
 	}
 }

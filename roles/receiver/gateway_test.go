@@ -19,7 +19,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/avnode/avnode/sdk/pluginpb"
+	"github.com/avnode/avnode/sdk"
+	"github.com/avnode/avnode/sdk/sdktest"
 )
 
 // pngBytes is the start of a real PNG: its signature and IHDR chunk.
@@ -31,7 +32,7 @@ type site struct {
 	files           map[string]string // path → content
 }
 
-func testSite(f *fakeHost, name string) site {
+func testSite(f *sdktest.Host, name string) site {
 	s := site{files: map[string]string{
 		"/index.html":        "<!DOCTYPE html><h1>Hello</h1><a href=\"page2.html\">next</a>\n",
 		"/page2.html":        "<h1>Page two</h1>\n",
@@ -45,22 +46,28 @@ func testSite(f *fakeHost, name string) site {
 		"/docs/index.html":   "<h1>Docs</h1>\n",
 		"/docs/more/deep.md": "# deep\n",
 	}}
-	s.sub = f.addDir(map[string]string{"a b.txt": "spaced", "<i>x.txt": "tagged", "x:y.txt": "coloned"}, nil)
-	more := f.addDir(map[string]string{"deep.md": "# deep\n"}, nil)
-	s.docs = f.addDir(map[string]string{"index.html": "<h1>Docs</h1>\n"}, map[string]string{"more": more})
+	s.sub = f.AddDir(map[string]string{"a b.txt": "spaced", "<i>x.txt": "tagged", "x:y.txt": "coloned"}, nil)
+	more := f.AddDir(map[string]string{"deep.md": "# deep\n"}, nil)
+	s.docs = f.AddDir(map[string]string{"index.html": "<h1>Docs</h1>\n"}, map[string]string{"more": more})
 	top := map[string]string{}
 	for p, content := range s.files {
 		if strings.Count(p, "/") == 1 {
 			top[p[1:]] = content
 		}
 	}
-	s.root = f.addDir(top, map[string]string{"sub": s.sub, "docs": s.docs})
-	f.names[name] = &pluginpb.Resolution{Name: name, Root: s.root, Seq: 1, ExpiresUnix: time.Now().Add(24 * time.Hour).Unix()}
+	s.root = f.AddDir(top, map[string]string{"sub": s.sub, "docs": s.docs})
+	f.SetName(sdk.Resolution{Name: name, Root: s.root, Seq: 1, Expires: time.Now().Add(24 * time.Hour)})
 	return s
 }
 
+// calls returns what the gateway asked of the node: the names resolved,
+// the targets fetched (announced or not) and the number of file reads.
+func calls(f *sdktest.Host) (resolves, fetched []string, reads int) {
+	return f.Calls("Resolve"), append(f.Calls("Fetch"), f.Calls("FetchUnannounced")...), len(f.Calls("ReadFile"))
+}
+
 // startGateway serves a gateway on the fake host on a loopback port.
-func startGateway(t *testing.T, f *fakeHost, change func(*settings)) (*gateway, *httptest.Server) {
+func startGateway(t *testing.T, f *sdktest.Host, change func(*settings)) (*gateway, *httptest.Server) {
 	t.Helper()
 	set := settings{topics: []string{"avtr"}, maxFetches: 4, fetchTimeout: 10 * time.Second, cacheEntries: 100}
 	if change != nil {
@@ -153,7 +160,7 @@ func originOf(srv *httptest.Server, p string) (host, rest string, ok bool) {
 }
 
 func TestContentTypesAndHeaders(t *testing.T) {
-	f := newFakeHost()
+	f := sdktest.NewHost(t)
 	s := testSite(f, "site.avtr")
 	_, srv := startGateway(t, f, nil)
 	for _, c := range []struct{ path, file, ctype string }{
@@ -174,7 +181,7 @@ func TestContentTypesAndHeaders(t *testing.T) {
 		if got := resp.Header.Get("Content-Type"); got != c.ctype {
 			t.Errorf("GET %s: Content-Type %q, want %q", c.path, got, c.ctype)
 		}
-		if got, want := resp.Header.Get("ETag"), `"`+fakeCID(want)+`"`; got != want {
+		if got, want := resp.Header.Get("ETag"), `"`+sdktest.CID(want)+`"`; got != want {
 			t.Errorf("GET %s: ETag %s, want %s", c.path, got, want)
 		}
 		if got := resp.Header.Get("Cache-Control"); !strings.HasPrefix(got, "public, max-age=") || got == "public, max-age=0" {
@@ -187,7 +194,7 @@ func TestContentTypesAndHeaders(t *testing.T) {
 		t.Errorf("GET /cid/ROOT/style.css: %d %q %q", resp.StatusCode, resp.Header.Get("Cache-Control"), body)
 	}
 	// A file's own CID serves the file.
-	resp, body = get(t, srv, "/cid/"+fakeCID(s.files["/dot.png"]))
+	resp, body = get(t, srv, "/cid/"+sdktest.CID(s.files["/dot.png"]))
 	if resp.StatusCode != 200 || body != pngBytes || resp.Header.Get("Content-Type") != "image/png" {
 		t.Errorf("GET /cid/FILE: %d %q %q", resp.StatusCode, resp.Header.Get("Content-Type"), body)
 	}
@@ -200,7 +207,7 @@ func TestContentTypesAndHeaders(t *testing.T) {
 }
 
 func TestRangesAndConditionalRequests(t *testing.T) {
-	f := newFakeHost()
+	f := sdktest.NewHost(t)
 	s := testSite(f, "site.avtr")
 	_, srv := startGateway(t, f, nil)
 	full := s.files["/range.txt"]
@@ -227,7 +234,7 @@ func TestRangesAndConditionalRequests(t *testing.T) {
 		t.Errorf("two ranges close together: %d %q", resp.StatusCode, resp.Header.Get("Content-Range"))
 	}
 	big := strings.Repeat("x", 4*rangeGap)
-	f.names["big.avtr"] = &pluginpb.Resolution{Name: "big.avtr", Root: f.addDir(map[string]string{"big.txt": big}, nil)}
+	f.SetName(sdk.Resolution{Name: "big.avtr", Root: f.AddDir(map[string]string{"big.txt": big}, nil)})
 	resp, body = get(t, srv, "/name/big.avtr/big.txt", "Range", fmt.Sprintf("bytes=0-1,%d-%d", 3*rangeGap, 3*rangeGap+1))
 	if resp.StatusCode != 206 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "multipart/byteranges") || strings.Count(body, "Content-Range") != 2 {
 		t.Errorf("two ranges far apart: %d %q\n%s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
@@ -246,9 +253,9 @@ func TestRangesAndConditionalRequests(t *testing.T) {
 	for i := range 4000 {
 		many = append(many, fmt.Sprintf("%d-%d", (i*7919)%len(big), (i*7919)%len(big)))
 	}
-	_, _, readsBefore := f.calls()
+	_, _, readsBefore := calls(f)
 	resp, body = get(t, srv, "/name/big.avtr/big.txt", "Range", "bytes="+strings.Join(many, ","))
-	_, _, reads := f.calls()
+	_, _, reads := calls(f)
 	if resp.StatusCode != 206 || !strings.HasPrefix(resp.Header.Get("Content-Range"), "bytes 0-") || !strings.HasPrefix(big, body) {
 		t.Errorf("4000 ranges: %d %q, %d bytes, want them merged into one", resp.StatusCode, resp.Header.Get("Content-Range"), len(body))
 	}
@@ -259,7 +266,7 @@ func TestRangesAndConditionalRequests(t *testing.T) {
 		many[i] = fmt.Sprintf("%d-%d", i*2*rangeGap, i*2*rangeGap)
 	}
 	huge := strings.Repeat("y", 2*rangeGap*(maxRanges+1))
-	f.names["huge.avtr"] = &pluginpb.Resolution{Name: "huge.avtr", Root: f.addDir(map[string]string{"huge.txt": huge}, nil)}
+	f.SetName(sdk.Resolution{Name: "huge.avtr", Root: f.AddDir(map[string]string{"huge.txt": huge}, nil)})
 	resp, body = get(t, srv, "/name/huge.avtr/huge.txt", "Range", "bytes="+strings.Join(many[:maxRanges+1], ","))
 	if resp.StatusCode != 200 || body != huge {
 		t.Errorf("%d ranges far apart: %d, %d bytes, want the whole file (200)", maxRanges+1, resp.StatusCode, len(body))
@@ -268,15 +275,11 @@ func TestRangesAndConditionalRequests(t *testing.T) {
 	// A short range costs the node a short read, not the rest of the file;
 	// the whole file still arrives whole through several windows.
 	large := strings.Repeat("z", 4<<20)
-	f.names["large.avtr"] = &pluginpb.Resolution{Name: "large.avtr", Root: f.addDir(map[string]string{"large.bin": large}, nil)}
+	f.SetName(sdk.Resolution{Name: "large.avtr", Root: f.AddDir(map[string]string{"large.bin": large}, nil)})
 	get(t, srv, "/name/large.avtr/large.bin") // warm: the first request also sniffs the type
-	f.mu.Lock()
-	askedBefore := f.asked
-	f.mu.Unlock()
+	askedBefore := f.BytesRead()
 	resp, body = get(t, srv, "/name/large.avtr/large.bin", "Range", "bytes=2000000-2000000")
-	f.mu.Lock()
-	asked := f.asked - askedBefore
-	f.mu.Unlock()
+	asked := f.BytesRead() - askedBefore
 	if resp.StatusCode != 206 || body != "z" || asked > firstReadWindow+sniffLen {
 		t.Errorf("one byte of a 4 MiB file: %d %q, the node asked for %d bytes", resp.StatusCode, body, asked)
 	}
@@ -284,12 +287,12 @@ func TestRangesAndConditionalRequests(t *testing.T) {
 		t.Errorf("the whole 4 MiB file: %d, %d bytes", resp.StatusCode, len(body))
 	}
 
-	etag := `"` + fakeCID(full) + `"`
+	etag := `"` + sdktest.CID(full) + `"`
 	resp, body = get(t, srv, p, "If-None-Match", etag)
 	if resp.StatusCode != http.StatusNotModified || body != "" {
 		t.Errorf("If-None-Match with the ETag: %d %q, want 304", resp.StatusCode, body)
 	}
-	resp, _ = get(t, srv, p, "If-None-Match", `"`+fakeCID("older")+`"`)
+	resp, _ = get(t, srv, p, "If-None-Match", `"`+sdktest.CID("older")+`"`)
 	if resp.StatusCode != 200 {
 		t.Errorf("If-None-Match with another ETag: %d, want 200", resp.StatusCode)
 	}
@@ -301,7 +304,7 @@ func TestRangesAndConditionalRequests(t *testing.T) {
 }
 
 func TestDirectoriesAndRedirects(t *testing.T) {
-	f := newFakeHost()
+	f := sdktest.NewHost(t)
 	s := testSite(f, "site.avtr")
 	_, srv := startGateway(t, f, nil)
 	for _, c := range []struct {
@@ -366,7 +369,7 @@ func TestDirectoriesAndRedirects(t *testing.T) {
 }
 
 func TestSubdomainAndProxyForms(t *testing.T) {
-	f := newFakeHost()
+	f := sdktest.NewHost(t)
 	s := testSite(f, "site.avtr")
 	testSite(f, "blog.code")
 	_, srv := startGateway(t, f, nil)
@@ -415,7 +418,7 @@ func TestSubdomainAndProxyForms(t *testing.T) {
 // The gateway is no open proxy: other hosts and tunnels are refused and
 // nothing is forwarded.
 func TestProxyRefusesOtherHosts(t *testing.T) {
-	f := newFakeHost()
+	f := sdktest.NewHost(t)
 	testSite(f, "site.avtr")
 	_, srv := startGateway(t, f, nil)
 
@@ -460,7 +463,7 @@ func TestProxyRefusesOtherHosts(t *testing.T) {
 }
 
 func TestPAC(t *testing.T) {
-	f := newFakeHost()
+	f := sdktest.NewHost(t)
 	_, srv := startGateway(t, f, func(s *settings) { s.topics = []string{"avtr", "code"} })
 	host := srv.Listener.Addr().String()
 	resp, body := get(t, srv, "/proxy.pac")
@@ -484,11 +487,11 @@ func TestPAC(t *testing.T) {
 }
 
 func TestErrors(t *testing.T) {
-	f := newFakeHost()
+	f := sdktest.NewHost(t)
 	testSite(f, "site.avtr")
-	f.names["gone.avtr"] = &pluginpb.Resolution{Name: "gone.avtr", Root: fakeCID("elsewhere")}
-	f.fetchErr["gone.avtr"] = status.Error(codes.Unknown, "get gone.avtr: fetch: no source to fetch from (no host or provider found)")
-	f.names["empty.avtr"] = &pluginpb.Resolution{Name: "empty.avtr"}
+	f.SetName(sdk.Resolution{Name: "gone.avtr", Root: sdktest.CID("elsewhere")})
+	f.Fail("FetchUnannounced", "gone.avtr", status.Error(codes.Unknown, "get gone.avtr: fetch: no source to fetch from (no host or provider found)"))
+	f.SetName(sdk.Resolution{Name: "empty.avtr"})
 	_, srv := startGateway(t, f, nil)
 	for _, c := range []struct {
 		path string
@@ -503,7 +506,7 @@ func TestErrors(t *testing.T) {
 		{"/name/nodot/", 400, "needs a topic"},
 		{"/name/", 400, "empty"},
 		{"/cid/nocid/", 400, "not a CID"},
-		{"/cid/" + fakeCID("nothing") + "/", 404, "not found"},
+		{"/cid/" + sdktest.CID("nothing") + "/", 404, "not found"},
 		{"/name/gone.avtr/", 502, "no source to fetch from"},
 		{"/elsewhere", 404, "not a gateway path"},
 	} {
@@ -521,11 +524,11 @@ func TestErrors(t *testing.T) {
 	}
 	// A name that does not exist is remembered for a while: a page's
 	// further requests do not each wait for the node.
-	resolves, _, _ := f.calls()
+	resolves, _, _ := calls(f)
 	if resp, body := get(t, srv, "/name/nobody.avtr/favicon.ico"); resp.StatusCode != 404 || !strings.Contains(body, "no such name") {
 		t.Errorf("unknown name again: %d %q", resp.StatusCode, body)
 	}
-	if again, _, _ := f.calls(); len(again) != len(resolves) {
+	if again, _, _ := calls(f); len(again) != len(resolves) {
 		t.Errorf("an unknown name was resolved again at once: %v", again[len(resolves):])
 	}
 }
@@ -533,11 +536,10 @@ func TestErrors(t *testing.T) {
 // A fetch that does not end in fetch_timeout is a 504; a request that finds
 // every slot taken until then is a 503 with Retry-After.
 func TestTimeoutAndBusy(t *testing.T) {
-	f := newFakeHost()
+	f := sdktest.NewHost(t)
 	testSite(f, "site.avtr")
-	hold := make(chan struct{})
-	f.hold = hold
-	defer close(hold)
+	_, release := f.HoldFetches()
+	defer release()
 	_, srv := startGateway(t, f, func(s *settings) { s.maxFetches, s.fetchTimeout = 1, 300*time.Millisecond })
 	resp, body := get(t, srv, "/name/site.avtr/")
 	if resp.StatusCode != http.StatusGatewayTimeout || !strings.Contains(body, "fetch_timeout") {
@@ -557,7 +559,7 @@ func TestTimeoutAndBusy(t *testing.T) {
 // fetched once, files found in its directory without another fetch, and
 // requests at the same time share one fetch.
 func TestCache(t *testing.T) {
-	f := newFakeHost()
+	f := sdktest.NewHost(t)
 	testSite(f, "site.avtr")
 	g, srv := startGateway(t, f, nil)
 	for range 3 {
@@ -567,7 +569,7 @@ func TestCache(t *testing.T) {
 			}
 		}
 	}
-	resolves, fetched, _ := f.calls()
+	resolves, fetched, _ := calls(f)
 	if len(resolves) != 1 || len(fetched) != 1 || fetched[0] != "site.avtr" {
 		t.Errorf("12 requests made resolves %v and fetches %v; want one each", resolves, fetched)
 	}
@@ -576,10 +578,7 @@ func TestCache(t *testing.T) {
 	}
 
 	// Ten requests at once for a path not yet known: one fetch.
-	hold := make(chan struct{})
-	f.mu.Lock()
-	f.hold, f.started = hold, make(chan string, 20)
-	f.mu.Unlock()
+	started, release := f.HoldFetches()
 	var wg sync.WaitGroup
 	codes := make(chan int, 10)
 	for range 10 {
@@ -591,11 +590,14 @@ func TestCache(t *testing.T) {
 			}
 		})
 	}
-	<-f.started
-	for deadline := time.Now().Add(10 * time.Second); g.waiting.Load() < 10 && time.Now().Before(deadline); {
-		time.Sleep(time.Millisecond)
-	}
-	close(hold)
+	<-started
+	sdktest.Eventually(t, 10*time.Second, "ten requests waiting for one fetch", func() error {
+		if n := g.waiting.Load(); n < 10 {
+			return fmt.Errorf("%d waiting", n)
+		}
+		return nil
+	})
+	release()
 	wg.Wait()
 	close(codes)
 	for c := range codes {
@@ -603,7 +605,7 @@ func TestCache(t *testing.T) {
 			t.Errorf("concurrent request: %d", c)
 		}
 	}
-	if _, fetched, _ = f.calls(); len(fetched) != 2 {
+	if _, fetched, _ = calls(f); len(fetched) != 2 {
 		t.Errorf("ten requests at once made fetches %v; want one more", fetched)
 	}
 }
@@ -611,26 +613,24 @@ func TestCache(t *testing.T) {
 // When the node's store lost a file the gateway remembered (its cache was
 // collected), the gateway fetches again instead of failing.
 func TestRefetchAfterCollection(t *testing.T) {
-	f := newFakeHost()
+	f := sdktest.NewHost(t)
 	s := testSite(f, "site.avtr")
 	_, srv := startGateway(t, f, nil)
 	if resp, _ := get(t, srv, "/name/site.avtr/style.css"); resp.StatusCode != 200 {
 		t.Fatalf("first GET: %d", resp.StatusCode)
 	}
-	f.mu.Lock()
-	f.evicted[fakeCID(s.files["/style.css"])] = true
-	f.mu.Unlock()
+	f.Evict(sdktest.CID(s.files["/style.css"]))
 	resp, body := get(t, srv, "/name/site.avtr/style.css")
 	if resp.StatusCode != 200 || body != s.files["/style.css"] {
 		t.Errorf("after collection: %d %q", resp.StatusCode, body)
 	}
-	if _, fetched, _ := f.calls(); len(fetched) != 2 {
+	if _, fetched, _ := calls(f); len(fetched) != 2 {
 		t.Errorf("fetches %v; want a second one after the collection", fetched)
 	}
 }
 
 func TestHomePage(t *testing.T) {
-	f := newFakeHost()
+	f := sdktest.NewHost(t)
 	_, srv := startGateway(t, f, nil)
 	resp, body := get(t, srv, "/")
 	if resp.StatusCode != 200 || !strings.Contains(body, "/name/einstein.avtr/") || !strings.Contains(body, "/proxy.pac") {
@@ -643,8 +643,6 @@ func TestHomePage(t *testing.T) {
 // nor by sending the tab there without a click. The user's own navigation
 // (typed, or a click) and the page's own files are served.
 func TestCrossSiteRequests(t *testing.T) {
-	f := newFakeHost()
-	testSite(f, "site.avtr")
 	for _, c := range []struct {
 		what   string
 		header []string
@@ -661,12 +659,11 @@ func TestCrossSiteRequests(t *testing.T) {
 		{"the page's own image", []string{"Sec-Fetch-Site", "same-origin", "Sec-Fetch-Mode", "no-cors", "Sec-Fetch-Dest", "image"}, 200},
 		{"curl", nil, 200},
 	} {
-		f.mu.Lock()
-		f.resolves, f.fetched = nil, nil
-		f.mu.Unlock()
-		g, srv := startGateway(t, f, nil) // a fresh cache: a fetch would show
+		f := sdktest.NewHost(t) // no calls yet: a fetch would show
+		testSite(f, "site.avtr")
+		g, srv := startGateway(t, f, nil) // a fresh cache
 		resp, body := getPath(t, srv, "/", append([]string{"Host", "site-avtr.localhost"}, c.header...)...)
-		resolves, fetched, _ := f.calls()
+		resolves, fetched, _ := calls(f)
 		if resp.StatusCode != c.code {
 			t.Errorf("%s: %d, want %d: %s", c.what, resp.StatusCode, c.code, body)
 		}
@@ -682,14 +679,14 @@ func TestCrossSiteRequests(t *testing.T) {
 // What the gateway fetches is not announced unless announce_browsed.
 func TestBrowsingNotAnnounced(t *testing.T) {
 	for _, announce := range []bool{false, true} {
-		f := newFakeHost()
+		f := sdktest.NewHost(t)
 		testSite(f, "site.avtr")
 		_, srv := startGateway(t, f, func(s *settings) { s.announce = announce })
 		if resp, _ := get(t, srv, "/name/site.avtr/"); resp.StatusCode != 200 {
 			t.Fatalf("GET: %d", resp.StatusCode)
 		}
-		_, fetched, _ := f.calls()
-		if quiet := f.quiet; (quiet == len(fetched)) == announce || len(fetched) == 0 {
+		_, fetched, _ := calls(f)
+		if quiet := len(f.Calls("FetchUnannounced")); (quiet == len(fetched)) == announce || len(fetched) == 0 {
 			t.Errorf("announce_browsed %v: %d fetches, %d of them unannounced", announce, len(fetched), quiet)
 		}
 	}

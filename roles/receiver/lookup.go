@@ -13,7 +13,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/avnode/avnode/sdk"
-	"github.com/avnode/avnode/sdk/pluginpb"
 )
 
 // errBusy is a lookup that found no free slot before its deadline.
@@ -27,24 +26,27 @@ const notFoundTTL = 10 * time.Second
 // resolve answers a name's resolution and how much longer it may be
 // cached, from the cache while the zone's TTL lasts. A name that does not
 // exist is a NotFound error, remembered for notFoundTTL.
-func (g *gateway) resolve(ctx context.Context, name string) (*pluginpb.Resolution, time.Duration, error) {
+func (g *gateway) resolve(ctx context.Context, name string) (*sdk.Resolution, time.Duration, error) {
 	if res, expires, ok := g.names.get(name); ok {
 		if res == nil {
 			return nil, 0, status.Errorf(codes.NotFound, "%s was not found a moment ago (remembered for %s)", name, notFoundTTL)
 		}
 		return res, time.Until(expires), nil
 	}
-	v, err := g.once(ctx, "resolve "+name, func(ctx context.Context) (any, error) { return g.host.Resolve(ctx, name) })
+	v, err := g.once(ctx, "resolve "+name, func(ctx context.Context) (any, error) {
+		res, err := g.host.Resolve(ctx, name)
+		return &res, err
+	})
 	if sdk.IsNotFound(err) {
 		g.names.put(name, nil, time.Now().Add(min(notFoundTTL, g.zoneTTL)))
 	}
 	if err != nil {
 		return nil, 0, err
 	}
-	res := v.(*pluginpb.Resolution)
+	res := v.(*sdk.Resolution)
 	ttl := g.zoneTTL
-	if exp := res.GetExpiresUnix(); exp > 0 {
-		ttl = min(ttl, time.Until(time.Unix(exp, 0)))
+	if !res.Expires.IsZero() {
+		ttl = min(ttl, time.Until(res.Expires))
 	}
 	if ttl > 0 {
 		g.names.put(name, res, time.Now().Add(ttl))
@@ -57,7 +59,7 @@ func (g *gateway) resolve(ctx context.Context, name string) (*pluginpb.Resolutio
 // fetched (the node fetches a whole root at once, so its files are in the
 // store), or by a fetch. A name's path is fetched by name, so that the node
 // uses the zone's hosts as sources.
-func (g *gateway) lookup(ctx context.Context, t target) (*pluginpb.FetchResult, error) {
+func (g *gateway) lookup(ctx context.Context, t target) (*sdk.Fetched, error) {
 	key := t.root + t.path
 	if res, _, ok := g.paths.get(key); ok {
 		return res, nil
@@ -67,18 +69,21 @@ func (g *gateway) lookup(ctx context.Context, t target) (*pluginpb.FetchResult, 
 		return res, nil
 	}
 	fetchTarget := t.String()
-	v, err := g.once(ctx, "fetch "+fetchTarget, func(ctx context.Context) (any, error) { return g.fetch(ctx, fetchTarget) })
+	v, err := g.once(ctx, "fetch "+fetchTarget, func(ctx context.Context) (any, error) {
+		res, err := g.fetch(ctx, fetchTarget)
+		return &res, err
+	})
 	if err != nil {
 		return nil, err
 	}
-	res := v.(*pluginpb.FetchResult)
+	res := v.(*sdk.Fetched)
 	// Under the root it came from: the name may have moved on since we resolved it.
-	g.paths.put(res.GetRoot()+t.path, res, time.Time{})
+	g.paths.put(res.Root+t.path, res, time.Time{})
 	return res, nil
 }
 
 // fromParent finds a file in its directory's cached entries.
-func (g *gateway) fromParent(t target) *pluginpb.FetchResult {
+func (g *gateway) fromParent(t target) *sdk.Fetched {
 	if t.path == "" {
 		return nil
 	}
@@ -87,11 +92,11 @@ func (g *gateway) fromParent(t target) *pluginpb.FetchResult {
 	if !ok {
 		return nil
 	}
-	e := entry(parent, base)
-	if e == nil || e.GetKind() != "file" {
+	e, ok := parent.Entry(base)
+	if !ok || e.Kind != "file" {
 		return nil // a subdirectory's entries need a fetch
 	}
-	return &pluginpb.FetchResult{Root: parent.GetRoot(), Cid: e.GetCid(), Kind: "file", Size: e.GetSize()}
+	return &sdk.Fetched{Root: parent.Root, CID: e.CID, Kind: "file", Size: e.Size}
 }
 
 // flight is one resolve or fetch under way, shared by every request that

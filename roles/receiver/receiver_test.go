@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/avnode/avnode/sdk/sdktest"
 )
 
 func TestValidateConfig(t *testing.T) {
@@ -57,16 +59,16 @@ func TestDescribe(t *testing.T) {
 // Start listens on the node's gateway.listen and tells the node the URL;
 // Stop closes the listener and withdraws it.
 func TestStartStop(t *testing.T) {
-	f := newFakeHost()
+	f := sdktest.NewHost(t)
 	testSite(f, "site.avtr")
-	f.config["gateway.listen"] = "127.0.0.1:0"
-	f.config["names.zone_ttl"] = "1m30s"
+	f.SetConfig("gateway.listen", "127.0.0.1:0")
+	f.SetConfig("names.zone_ttl", "1m30s")
 	r := &receiver{}
 	ctx := context.Background()
 	if diags := r.Start(ctx, json.RawMessage(`{}`), f); diags.HasError() {
 		t.Fatal(diags)
 	}
-	url := f.services["gateway"]
+	url := f.Services()["gateway"]
 	if !strings.HasPrefix(url, "http://127.0.0.1:") || strings.HasSuffix(url, ":0") {
 		t.Fatalf("gateway URL %q", url)
 	}
@@ -98,7 +100,7 @@ func TestStartStop(t *testing.T) {
 	if diags := r.Stop(stopCtx); diags.HasError() {
 		t.Fatal(diags)
 	}
-	if got, ok := f.services["gateway"]; !ok || got != "" {
+	if got, ok := f.Services()["gateway"]; ok || len(f.Calls("SetService")) != 2 {
 		t.Errorf("after Stop the gateway's service is %q, want withdrawn", got)
 	}
 	if _, err := http.Get(url + "/"); err == nil {
@@ -108,14 +110,14 @@ func TestStartStop(t *testing.T) {
 
 // A port already taken is a clear Start error, not a crash.
 func TestStartOnATakenPort(t *testing.T) {
-	f := newFakeHost()
-	f.config["gateway.listen"] = "127.0.0.1:0"
+	f := sdktest.NewHost(t)
+	f.SetConfig("gateway.listen", "127.0.0.1:0")
 	first := &receiver{}
 	if diags := first.Start(context.Background(), json.RawMessage(`{}`), f); diags.HasError() {
 		t.Fatal(diags)
 	}
 	defer first.Stop(context.Background())
-	f.config["gateway.listen"] = strings.TrimPrefix(f.services["gateway"], "http://")
+	f.SetConfig("gateway.listen", strings.TrimPrefix(f.Services()["gateway"], "http://"))
 	diags := (&receiver{}).Start(context.Background(), json.RawMessage(`{}`), f)
 	if !diags.HasError() || !strings.Contains(diags.Err().Error(), "gateway.listen") {
 		t.Errorf("second Start on the same port: %v", diags)

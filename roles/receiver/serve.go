@@ -18,7 +18,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/avnode/avnode/sdk"
-	"github.com/avnode/avnode/sdk/pluginpb"
 )
 
 // target is what a request asks for: a path inside a name's content or a CID's.
@@ -80,12 +79,12 @@ func (g *gateway) serveName(w http.ResponseWriter, r *http.Request, name, p stri
 		g.failLookup(w, r, name, err)
 		return
 	}
-	if res.GetRoot() == "" {
+	if res.Root == "" {
 		g.fail(w, http.StatusNotFound, "%s exists but has no content yet (its zone has no ROOT record).\n"+
 			"Its owner publishes some with `avnode publish DIR --name %s`.", name, name)
 		return
 	}
-	g.serveContent(w, r, target{name: name, root: res.GetRoot(), path: cleanPath(p),
+	g.serveContent(w, r, target{name: name, root: res.Root, path: cleanPath(p),
 		cacheControl: fmt.Sprintf("public, max-age=%d", int64(maxAge/time.Second))})
 }
 
@@ -105,22 +104,22 @@ func (g *gateway) serveContent(w http.ResponseWriter, r *http.Request, t target)
 		if t.name == "" {
 			code = http.StatusMovedPermanently
 		}
-		if res.GetKind() == "dir" && !slash {
+		if res.Kind == "dir" && !slash {
 			redirect(w, r, r.URL.EscapedPath()+"/", code)
 			return
 		}
-		if res.GetKind() != "dir" && slash && t.path != "" {
+		if res.Kind != "dir" && slash && t.path != "" {
 			redirect(w, r, strings.TrimSuffix(r.URL.EscapedPath(), "/"), code)
 			return
 		}
-		cid, size, fileName := res.GetCid(), res.GetSize(), path.Base(t.path)
-		if res.GetKind() == "dir" {
-			index := entry(res, "index.html")
-			if index == nil || index.GetKind() != "file" {
+		cid, size, fileName := res.CID, res.Size, path.Base(t.path)
+		if res.Kind == "dir" {
+			index, ok := res.Entry("index.html")
+			if !ok || index.Kind != "file" {
 				g.serveListing(w, r, t, res)
 				return
 			}
-			cid, size, fileName = index.GetCid(), index.GetSize(), "index.html"
+			cid, size, fileName = index.CID, index.Size, "index.html"
 		}
 		err = g.serveFile(w, r, t, cid, size, fileName)
 		if err == nil {
@@ -130,7 +129,7 @@ func (g *gateway) serveContent(w http.ResponseWriter, r *http.Request, t target)
 			// What we remembered is gone from the node's store (its cache
 			// was collected): forget this root and fetch again, once.
 			g.paths.removePrefix(t.root)
-			g.paths.removePrefix(res.GetRoot())
+			g.paths.removePrefix(res.Root)
 			continue
 		}
 		g.fail(w, http.StatusBadGateway, "%s: the node could not read %s from its store: %s.\nTry again; if it persists, the node's log says more.",
@@ -144,15 +143,6 @@ func (t target) String() string {
 		return t.name + t.path
 	}
 	return "/cid/" + t.root + t.path
-}
-
-func entry(dir *pluginpb.FetchResult, name string) *pluginpb.DirEntry {
-	for _, e := range dir.GetEntries() {
-		if e.GetName() == name {
-			return e
-		}
-	}
-	return nil
 }
 
 // serveFile serves a file from the node's store; http.ServeContent does
@@ -272,16 +262,16 @@ func (f *fileReader) Close() error {
 }
 
 // serveListing serves an HTML list of a directory without index.html.
-func (g *gateway) serveListing(w http.ResponseWriter, r *http.Request, t target, dir *pluginpb.FetchResult) {
+func (g *gateway) serveListing(w http.ResponseWriter, r *http.Request, t target, dir *sdk.Fetched) {
 	title := html.EscapeString(t.String() + "/")
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>%s</title></head>\n<body>\n<h1>%s</h1>\n<table>\n", title, title)
 	if t.path != "" {
 		b.WriteString("<tr><td><a href=\"../\">../</a></td><td></td></tr>\n")
 	}
-	for _, e := range dir.GetEntries() {
-		name, size := e.GetName(), formatSize(e.GetSize())
-		if e.GetKind() == "dir" {
+	for _, e := range dir.Entries {
+		name, size := e.Name, formatSize(e.Size)
+		if e.Kind == "dir" {
 			name, size = name+"/", ""
 		}
 		// url.URL escapes the name as a path and protects a name with a
@@ -292,7 +282,7 @@ func (g *gateway) serveListing(w http.ResponseWriter, r *http.Request, t target,
 	b.WriteString("</table>\n</body></html>\n")
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("ETag", `"`+dir.GetCid()+`"`)
+	h.Set("ETag", `"`+dir.CID+`"`)
 	h.Set("Cache-Control", t.cacheControl)
 	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(b.Bytes()))
 }

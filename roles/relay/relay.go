@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/avnode/avnode/sdk"
-	"github.com/avnode/avnode/sdk/pluginpb"
 )
 
 type config struct {
@@ -20,7 +19,7 @@ type config struct {
 
 type relay struct {
 	cfg    config
-	limits *pluginpb.RelayConfig
+	limits sdk.RelayLimits
 	host   sdk.Host
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -44,15 +43,15 @@ func (r *relay) ValidateConfig(raw json.RawMessage) sdk.Diagnostics {
 		return sdk.Diagnostics{sdk.Errorf("config is not valid: %v", err)}
 	}
 	var diags sdk.Diagnostics
-	duration := func(attr, s string, def time.Duration) int64 {
+	duration := func(attr, s string, def time.Duration) time.Duration {
 		if s == "" {
-			return int64(def / time.Second)
+			return def
 		}
 		d, err := time.ParseDuration(s)
 		if err != nil || d < time.Second {
 			diags = append(diags, sdk.Errorf("%q is not a duration of at least 1s", s).WithAttribute(attr))
 		}
-		return int64(d / time.Second)
+		return d.Truncate(time.Second)
 	}
 	positive := func(attr string, v int64) {
 		if v <= 0 {
@@ -63,12 +62,12 @@ func (r *relay) ValidateConfig(raw json.RawMessage) sdk.Diagnostics {
 	positive("max_reservations_per_ip", int64(r.cfg.MaxReservationsPerIP))
 	positive("max_circuits", int64(r.cfg.MaxCircuits))
 	positive("circuit_bytes_mb", r.cfg.CircuitBytesMB)
-	r.limits = &pluginpb.RelayConfig{
-		MaxReservations: r.cfg.MaxReservations, MaxReservationsPerIp: r.cfg.MaxReservationsPerIP,
-		MaxCircuits:            r.cfg.MaxCircuits,
-		CircuitDurationSeconds: duration("circuit_duration", r.cfg.CircuitDuration, 2*time.Minute),
-		CircuitBytes:           r.cfg.CircuitBytesMB << 20,
-		ReservationTtlSeconds:  duration("reservation_ttl", r.cfg.ReservationTTL, time.Hour),
+	r.limits = sdk.RelayLimits{
+		MaxReservations: int(r.cfg.MaxReservations), MaxReservationsPerIP: int(r.cfg.MaxReservationsPerIP),
+		MaxCircuits:     int(r.cfg.MaxCircuits),
+		CircuitDuration: duration("circuit_duration", r.cfg.CircuitDuration, 2*time.Minute),
+		CircuitBytes:    r.cfg.CircuitBytesMB << 20,
+		ReservationTTL:  duration("reservation_ttl", r.cfg.ReservationTTL, time.Hour),
 	}
 	return diags
 }
@@ -82,8 +81,8 @@ func (r *relay) Start(ctx context.Context, _ json.RawMessage, host sdk.Host) sdk
 	loopCtx, r.cancel = context.WithCancel(context.Background())
 	r.done = make(chan struct{})
 	go r.report(loopCtx)
-	host.Logger().Info("relay running", "max_reservations", r.limits.GetMaxReservations(),
-		"circuit_bytes", r.limits.GetCircuitBytes(), "circuit_duration_s", r.limits.GetCircuitDurationSeconds())
+	host.Logger().Info("relay running", "max_reservations", r.limits.MaxReservations,
+		"circuit_bytes", r.limits.CircuitBytes, "circuit_duration_s", int64(r.limits.CircuitDuration/time.Second))
 	return nil
 }
 
@@ -96,9 +95,9 @@ func (r *relay) report(ctx context.Context) {
 	defer tick.Stop()
 	for {
 		if st, err := r.host.RelayStatus(ctx); err == nil {
-			r.host.Gauge("reservations_accepted", "relay reservations accepted since start", float64(st.GetReservations()))
-			r.host.Gauge("reservations_refused", "relay reservations refused by the relay_reserve policy", float64(st.GetRefused()))
-			r.host.Gauge("circuits", "relayed connections opened since start", float64(st.GetCircuits()))
+			r.host.Gauge("reservations_accepted", "relay reservations accepted since start", float64(st.Reservations))
+			r.host.Gauge("reservations_refused", "relay reservations refused by the relay_reserve policy", float64(st.Refused))
+			r.host.Gauge("circuits", "relayed connections opened since start", float64(st.Circuits))
 		}
 		select {
 		case <-ctx.Done():
@@ -126,6 +125,22 @@ func (r *relay) Command(ctx context.Context, name string, args []string) (any, s
 	if err != nil {
 		return nil, sdk.Diagnostics{sdk.Errorf("relay status: %v", err)}
 	}
-	return map[string]any{"running": st.GetRunning(), "reservations": st.GetReservations(), "refused": st.GetRefused(),
-		"circuits": st.GetCircuits(), "limits": r.limits}, nil
+	return map[string]any{"running": st.Running, "reservations": st.Reservations, "refused": st.Refused,
+		"circuits": st.Circuits, "limits": limitsJSON(r.limits)}, nil
+}
+
+// limitsJSON is how the status command shows the limits: in the units and
+// under the keys of the node's RelayConfig, zero values left out.
+func limitsJSON(l sdk.RelayLimits) map[string]int64 {
+	out := map[string]int64{}
+	for key, v := range map[string]int64{
+		"max_reservations": int64(l.MaxReservations), "max_reservations_per_ip": int64(l.MaxReservationsPerIP),
+		"max_circuits": int64(l.MaxCircuits), "circuit_duration_seconds": int64(l.CircuitDuration / time.Second),
+		"circuit_bytes": l.CircuitBytes, "reservation_ttl_seconds": int64(l.ReservationTTL / time.Second),
+	} {
+		if v != 0 {
+			out[key] = v
+		}
+	}
+	return out
 }

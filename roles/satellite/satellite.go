@@ -139,8 +139,8 @@ func (s *satellite) pair(ctx context.Context, name string) (status, error) {
 	// The beacon decides, from the zone it signs: a satellite not delegated
 	// to hears why from it.
 	var tried []string
-	for _, h := range res.GetHosts() {
-		resp, err := s.ask(ctx, h.GetPeerId(), sdk.SatelliteRequest{Op: sdk.SatPair, Name: name}, s.timeout)
+	for _, h := range res.Hosts {
+		resp, err := s.ask(ctx, h.ID, sdk.SatelliteRequest{Op: sdk.SatPair, Name: name}, s.timeout)
 		if err == nil {
 			p := &pairing{Name: name, Beacon: resp.Beacon, Since: time.Now().UTC().Format(time.RFC3339)}
 			if err := s.save(p); err != nil {
@@ -149,7 +149,7 @@ func (s *satellite) pair(ctx context.Context, name string) (status, error) {
 			s.host.Logger().Info("paired", "name", name, "beacon", resp.Beacon)
 			return s.status(), nil
 		}
-		tried = append(tried, fmt.Sprintf("%s: %v", h.GetPeerId(), err))
+		tried = append(tried, fmt.Sprintf("%s: %v", h.ID, err))
 	}
 	if len(tried) == 0 {
 		return status{}, fmt.Errorf("%s has no HOST to pair with", name)

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/avnode/avnode/sdk"
-	"github.com/avnode/avnode/sdk/pluginpb"
 )
 
 type config struct {
@@ -89,14 +88,14 @@ func (r *testRole) Start(ctx context.Context, raw json.RawMessage, host sdk.Host
 	r.rep = report{PID: os.Getpid(), Protocol: sdk.ProtocolVersion}
 	// The node may still be joining the network: retry for a while.
 	if r.cfg.Resolve != "" {
-		if res, err := retry(func() (*pluginpb.Resolution, error) { return host.Resolve(ctx, r.cfg.Resolve) }); err != nil {
+		if res, err := retry(func() (sdk.Resolution, error) { return host.Resolve(ctx, r.cfg.Resolve) }); err != nil {
 			r.fail(err)
 		} else {
-			r.rep.Key = res.GetKey()
+			r.rep.Key = res.Key
 		}
 	}
 	if r.cfg.Fetch != "" {
-		if _, err := retry(func() (*pluginpb.FetchResult, error) { return host.Fetch(ctx, "/cid/"+r.cfg.Fetch) }); err != nil {
+		if _, err := retry(func() (sdk.Fetched, error) { return host.Fetch(ctx, "/cid/"+r.cfg.Fetch) }); err != nil {
 			r.fail(err)
 		} else if err := host.Pin(ctx, r.cfg.Fetch, "testrole"); err != nil {
 			r.fail(err)
@@ -114,7 +113,7 @@ func (r *testRole) Start(ctx context.Context, raw json.RawMessage, host sdk.Host
 		if err != nil {
 			r.fail(err)
 		} else {
-			r.rep.Verdict = strconv.FormatBool(v.GetDecided()) + " " + strconv.FormatBool(v.GetAllow()) + " " + v.GetReason()
+			r.rep.Verdict = strconv.FormatBool(v.Decided) + " " + strconv.FormatBool(v.Allow) + " " + v.Reason
 		}
 	}
 	host.Logger().Info("testrole started", "pid", strconv.Itoa(os.Getpid()))
@@ -200,7 +199,7 @@ func (r *testRole) startPubSub(ctx context.Context, host sdk.Host) {
 	}
 	go func() {
 		for m := range msgs {
-			r.update(func(rep *report) { rep.Messages = append(rep.Messages, m.GetFrom()+" "+string(m.GetData())) })
+			r.update(func(rep *report) { rep.Messages = append(rep.Messages, m.From+" "+string(m.Data)) })
 		}
 	}()
 	if r.cfg.Publish == "" {
@@ -225,7 +224,7 @@ func (r *testRole) startEvents(ctx context.Context, host sdk.Host) {
 	}
 	go func() {
 		for e := range events {
-			key := e.GetAttrs()["key"]
+			key := e.Attrs["key"]
 			r.update(func(rep *report) {
 				if !slices.Contains(rep.Events, key) {
 					rep.Events = append(rep.Events, key)

@@ -1,8 +1,8 @@
 module example.com/avnode-pinner
 
-go 1.26.8
+go 1.26
 
-require github.com/avnode/avnode/sdk v0.0.0
+require github.com/avnode/avnode/sdk v0.2.0
 
 require (
 	github.com/fatih/color v1.13.0 // indirect
@@ -21,6 +21,3 @@ require (
 	google.golang.org/protobuf v1.36.12 // indirect
 )
 
-// Builds against the SDK in this repository. Out of this tree, drop the
-// replace and require a released version of the SDK instead.
-replace github.com/avnode/avnode/sdk => ../..

@@ -3,15 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"log/slog"
+	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/avnode/avnode/sdk"
-	"github.com/avnode/avnode/sdk/pluginpb"
+	"github.com/avnode/avnode/sdk/sdktest"
 )
 
 const (
@@ -62,78 +59,34 @@ func TestDescribe(t *testing.T) {
 	}
 }
 
-// fakeHost is the node as far as the pinner uses it.
-type fakeHost struct {
-	sdk.Host // calls the pinner does not make panic
-	mu       sync.Mutex
-	fetched  []string
-	pinned   map[string]string
-	gauge    float64
-	fail     map[string]bool // Fetch of these fails with NotFound
-}
-
-func (f *fakeHost) Fetch(_ context.Context, target string) (*pluginpb.FetchResult, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.fetched = append(f.fetched, target)
-	if f.fail[strings.TrimPrefix(target, "/cid/")] {
-		return nil, errors.New("not found")
-	}
-	return &pluginpb.FetchResult{}, nil
-}
-
-func (f *fakeHost) Pin(_ context.Context, cid, reason string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.pinned[cid] = reason
-	return nil
-}
-
-func (f *fakeHost) Logger() *slog.Logger { return slog.New(slog.DiscardHandler) }
-
-func (f *fakeHost) Gauge(name, _ string, v float64) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if name == "pinned" {
-		f.gauge = v
-	}
-}
-
-func (f *fakeHost) fetches() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.fetched)
-}
-
 func TestPinsEveryCIDAndRechecks(t *testing.T) {
-	f := &fakeHost{pinned: map[string]string{}, fail: map[string]bool{cidB: true}}
+	f := sdktest.NewHost(t)
+	f.AddFileAs(cidA, "content of A") // cidB is nowhere: its fetch fails
 	p := &Pinner{}
 	cfg := json.RawMessage(`{"cids": ["` + cidA + `", "` + cidB + `"], "interval": "10s"}`)
 	if diags := p.Start(context.Background(), cfg, f); diags.HasError() {
 		t.Fatal(diags.Err())
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for f.fetches() < 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("the first pass did not run")
+	sdktest.Eventually(t, 5*time.Second, "the first pass", func() error {
+		if n := len(f.Calls("Fetch")); n < 2 {
+			return fmt.Errorf("%d fetches", n)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if diags := p.Stop(ctx); len(diags) != 0 {
 		t.Errorf("Stop = %v", diags)
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.fetched[0] != "/cid/"+cidA || f.pinned[cidA] != "pinner" {
-		t.Errorf("fetched %v, pinned %v", f.fetched, f.pinned)
+	fetched, pinned := f.Calls("Fetch"), f.Pins()
+	if fetched[0] != "/cid/"+cidA || pinned[cidA] != "pinner" {
+		t.Errorf("fetched %v, pinned %v", fetched, pinned)
 	}
-	if _, ok := f.pinned[cidB]; ok {
+	if _, ok := pinned[cidB]; ok {
 		t.Error("pinned a CID whose fetch failed")
 	}
-	if f.gauge != 1 {
-		t.Errorf("gauge pinned = %v, want 1", f.gauge)
+	if gauge, _ := f.GaugeValue("pinned"); gauge != 1 {
+		t.Errorf("gauge pinned = %v, want 1", gauge)
 	}
 	if p.Stop(ctx) != nil {
 		t.Error("a second Stop should do nothing")
@@ -142,7 +95,7 @@ func TestPinsEveryCIDAndRechecks(t *testing.T) {
 
 func TestStartRefusesABadConfig(t *testing.T) {
 	p := &Pinner{}
-	if diags := p.Start(context.Background(), json.RawMessage(`{"cids": ["nope"]}`), &fakeHost{}); !diags.HasError() {
+	if diags := p.Start(context.Background(), json.RawMessage(`{"cids": ["nope"]}`), sdktest.NewHost(t)); !diags.HasError() {
 		t.Fatal("Start accepted a bad CID")
 	}
 	if p.Stop(context.Background()) != nil {

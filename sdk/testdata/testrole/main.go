@@ -81,7 +81,7 @@ func (r *role) Start(ctx context.Context, raw json.RawMessage, host sdk.Host) sd
 		}
 		go func() {
 			for ev := range events {
-				_ = host.PutRecord(loop, "/seen/"+ev.GetKind(), []byte(ev.GetAttrs()["n"]))
+				_ = host.PutRecord(loop, "/seen/"+ev.Kind, []byte(ev.Attrs["n"]))
 			}
 		}()
 	}
