@@ -2,7 +2,6 @@ package plugins
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -12,53 +11,27 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/avnode/avnode/core/config"
+	"github.com/avnode/avnode/core/api"
 	"github.com/avnode/avnode/core/fault"
-	"github.com/avnode/avnode/core/hosting"
-	"github.com/avnode/avnode/core/naming"
-	"github.com/avnode/avnode/core/node"
-	"github.com/avnode/avnode/core/policy"
 	"github.com/avnode/avnode/sdk/pluginpb"
 )
 
-// HostAPI is the node's API as plugins see it. Each plugin gets a copy that
-// knows its role, for logs and metrics.
+// HostAPI is the node's API as one role's plugin sees it: the Manager
+// makes one per role, over the Node it was given, so logs and metrics carry
+// the role.
 type HostAPI struct {
 	pluginpb.UnimplementedHostServer
-	Node    *node.Node
-	Names   *naming.Service
-	Hosting *hosting.Service
-	Policy  *policy.Policy
-	Logger  *slog.Logger
-	// Config is the node's effective config, for NodeConfig; Services
-	// collects what SetService reports; Roles answers CallRole. Set them
-	// before the first role starts.
-	Config   *config.Config
-	Services *Services
-	Roles    *Manager
-	metrics  *pluginMetrics
-	streams  *streamRegistry
-	role     string
-}
-
-// NewHostAPI builds the host API over the node's services.
-func NewHostAPI(n *node.Node, names *naming.Service, h *hosting.Service, p *policy.Policy, log *slog.Logger, reg prometheus.Registerer) *HostAPI {
-	return &HostAPI{Node: n, Names: names, Hosting: h, Policy: p, Logger: log, metrics: newPluginMetrics(reg), streams: newStreamRegistry()}
-}
-
-func withRole(h pluginpb.HostServer, role string) pluginpb.HostServer {
-	api, ok := h.(*HostAPI)
-	if !ok {
-		return h
-	}
-	c := *api
-	c.role = role
-	c.Logger = api.Logger.With("role", role)
-	return &c
+	node    Node
+	roles   *Manager // answers CallRole and keeps SetService's services
+	log     *slog.Logger
+	metrics *pluginMetrics
+	streams *streamRegistry
+	role    string
 }
 
 // grpcError keeps the kind of a node error across the wire: the one map
@@ -86,14 +59,14 @@ func grpcError(err error) error {
 }
 
 func (h *HostAPI) Resolve(ctx context.Context, req *pluginpb.ResolveRequest) (*pluginpb.Resolution, error) {
-	res, err := h.Names.Resolve(ctx, req.GetName())
+	res, err := h.node.Resolve(ctx, req.GetName())
 	if err != nil {
 		return nil, grpcError(err)
 	}
 	return resolutionProto(res), nil
 }
 
-func resolutionProto(res *naming.Resolution) *pluginpb.Resolution {
+func resolutionProto(res *api.Resolution) *pluginpb.Resolution {
 	out := &pluginpb.Resolution{Name: res.Name, Key: res.Key, Seq: res.Seq, ExpiresUnix: res.Expires.Unix(), Root: res.Root,
 		SignedZone: res.SignedZone, SignedClaim: res.SignedClaim, CopiesWanted: uint32(res.CopiesWanted)}
 	for _, r := range res.Records {
@@ -105,29 +78,25 @@ func resolutionProto(res *naming.Resolution) *pluginpb.Resolution {
 	return out
 }
 
+// GetRecord keeps the error's kind: only a key no peer holds is NotFound;
+// a timeout stays a timeout.
 func (h *HostAPI) GetRecord(ctx context.Context, req *pluginpb.RecordKey) (*pluginpb.RecordValue, error) {
-	v, err := h.Names.GetRecord(ctx, req.GetKey())
+	v, err := h.node.GetRecord(ctx, req.GetKey())
 	if err != nil {
-		return nil, status.Error(codes.NotFound, fmt.Sprintf("record %s: %v", req.GetKey(), err))
+		return nil, grpcError(fmt.Errorf("record %s: %w", req.GetKey(), err))
 	}
 	return &pluginpb.RecordValue{Key: req.GetKey(), Value: v}, nil
 }
 
 func (h *HostAPI) PutRecord(ctx context.Context, req *pluginpb.RecordValue) (*pluginpb.Empty, error) {
-	if err := h.Node.DHT.Validator.Validate(req.GetKey(), req.GetValue()); err != nil {
-		return nil, status.Error(codes.InvalidArgument, fmt.Sprintf("record %s refused: %v", req.GetKey(), err))
-	}
-	if err := h.Names.AdmitOwn(ctx, req.GetKey(), req.GetValue()); err != nil {
-		return nil, status.Error(codes.InvalidArgument, fmt.Sprintf("record %s refused: %v", req.GetKey(), err))
-	}
-	if err := h.Node.DHT.PutValue(ctx, req.GetKey(), req.GetValue()); err != nil {
-		return nil, grpcError(err)
+	if err := h.node.PutRecord(ctx, req.GetKey(), req.GetValue()); err != nil {
+		return nil, grpcError(fmt.Errorf("record %s: %w", req.GetKey(), err))
 	}
 	return &pluginpb.Empty{}, nil
 }
 
 func (h *HostAPI) SetZoneRecord(ctx context.Context, req *pluginpb.ZoneChange) (*pluginpb.Zone, error) {
-	z, err := h.Names.ChangeRecord(ctx, naming.RecordChange{
+	z, err := h.node.ChangeRecord(ctx, api.RecordChange{
 		Name: req.GetName(), Type: req.GetType(), Label: req.GetLabel(), Value: req.GetValue(), Remove: req.GetRemove(),
 	})
 	if err != nil {
@@ -153,7 +122,7 @@ func (h *HostAPI) Provide(ctx context.Context, req *pluginpb.ContentRef) (*plugi
 	if err != nil {
 		return nil, err
 	}
-	if err := h.Node.DHT.Provide(ctx, c, true); err != nil {
+	if err := h.node.Provide(ctx, c); err != nil {
 		return nil, grpcError(err)
 	}
 	return &pluginpb.Empty{}, nil
@@ -164,15 +133,11 @@ func (h *HostAPI) FindProviders(ctx context.Context, req *pluginpb.ContentRef) (
 	if err != nil {
 		return nil, err
 	}
-	infos, err := h.Node.DHT.FindProviders(ctx, c)
+	ids, err := h.node.FindProviders(ctx, c)
 	if err != nil {
 		return nil, grpcError(err)
 	}
-	out := &pluginpb.Peers{}
-	for _, info := range infos {
-		out.PeerIds = append(out.PeerIds, info.ID.String())
-	}
-	return out, nil
+	return peersProto(ids), nil
 }
 
 func (h *HostAPI) Pin(ctx context.Context, req *pluginpb.PinRequest) (*pluginpb.Empty, error) {
@@ -184,7 +149,7 @@ func (h *HostAPI) Pin(ctx context.Context, req *pluginpb.PinRequest) (*pluginpb.
 	if reason == "" {
 		reason = "role " + h.role
 	}
-	if err := h.Hosting.Pins.Add(ctx, c, reason); err != nil {
+	if err := h.node.Pin(ctx, c, reason); err != nil {
 		return nil, grpcError(err)
 	}
 	return &pluginpb.Empty{}, nil
@@ -195,7 +160,7 @@ func (h *HostAPI) Unpin(ctx context.Context, req *pluginpb.ContentRef) (*pluginp
 	if err != nil {
 		return nil, err
 	}
-	if err := h.Hosting.Pins.Remove(ctx, c); err != nil {
+	if err := h.node.Unpin(ctx, c); err != nil {
 		return nil, grpcError(err)
 	}
 	return &pluginpb.Empty{}, nil
@@ -238,17 +203,17 @@ func (h *HostAPI) Subscribe(req *pluginpb.SubscribeRequest, stream pluginpb.Host
 	if err := stream.SendHeader(nil); err != nil {
 		return err
 	}
-	h.Node.Host.Network().Notify(notifee)
-	stopWatch := h.Names.Watch(func(u naming.Update) {
+	h.node.Host().Network().Notify(notifee)
+	stopWatch := h.node.WatchNames(func(u api.NameUpdate) {
 		emit("name.updated", map[string]string{"name": u.Name, "key": u.Key, "seq": strconv.FormatUint(u.Seq, 10)})
 	})
-	stopRecords := h.Node.WatchRecords(func(r node.RecordStored) {
+	stopRecords := h.node.WatchRecords(func(r api.StoredRecord) {
 		emit("record.stored", map[string]string{"key": r.Key, "namespace": r.Namespace, "size": strconv.Itoa(r.Size)})
 	})
 	defer func() {
 		stopWatch()
 		stopRecords()
-		h.Node.Host.Network().StopNotify(notifee)
+		h.node.Host().Network().StopNotify(notifee)
 		mu.Lock()
 		closed = true
 		mu.Unlock()
@@ -275,7 +240,7 @@ func (h *HostAPI) Log(ctx context.Context, req *pluginpb.LogEntry) (*pluginpb.Em
 	for k, v := range req.GetAttrs() {
 		attrs = append(attrs, k, v)
 	}
-	h.Logger.Log(ctx, level, req.GetMessage(), attrs...)
+	h.log.Log(ctx, level, req.GetMessage(), attrs...)
 	return &pluginpb.Empty{}, nil
 }
 
@@ -357,20 +322,18 @@ var _ pluginpb.HostServer = (*HostAPI)(nil)
 // Claim claims a name for a keystore key; a name the node already owns is
 // resolved instead, so a role can call it on every start.
 func (h *HostAPI) Claim(ctx context.Context, req *pluginpb.ClaimRequest) (*pluginpb.Resolution, error) {
-	if !h.Names.Owns(ctx, req.GetName()) {
-		if _, err := h.Names.Claim(ctx, req.GetName(), req.GetKey()); err != nil {
+	if !h.node.Owns(ctx, req.GetName()) {
+		if err := h.node.Claim(ctx, req.GetName(), req.GetKey()); err != nil {
 			return nil, grpcError(err)
 		}
 	}
 	return h.Resolve(ctx, &pluginpb.ResolveRequest{Name: req.GetName()})
 }
 
-// OfferZone checks a signed zone from outside the DHT and takes it if valid and new.
+// OfferZone checks a signed zone from outside the DHT and takes it if valid
+// and new; a refusal is InvalidArgument.
 func (h *HostAPI) OfferZone(ctx context.Context, req *pluginpb.RecordValue) (*pluginpb.Resolution, error) {
-	res, err := h.Names.OfferZone(ctx, req.GetKey(), req.GetValue())
-	if errors.Is(err, naming.ErrRefused) {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
-	}
+	res, err := h.node.OfferZone(ctx, req.GetKey(), req.GetValue())
 	if err != nil {
 		return nil, grpcError(err)
 	}
@@ -379,7 +342,7 @@ func (h *HostAPI) OfferZone(ctx context.Context, req *pluginpb.RecordValue) (*pl
 
 // AttestCopy provides the name's copy key: this node holds that version.
 func (h *HostAPI) AttestCopy(ctx context.Context, req *pluginpb.CopyRef) (*pluginpb.Empty, error) {
-	if err := h.Node.DHT.Provide(ctx, naming.CopyCID(req.GetName(), req.GetSeq()), true); err != nil {
+	if err := h.node.AttestCopy(ctx, req.GetName(), req.GetSeq()); err != nil {
 		return nil, grpcError(err)
 	}
 	return &pluginpb.Empty{}, nil
@@ -387,5 +350,17 @@ func (h *HostAPI) AttestCopy(ctx context.Context, req *pluginpb.CopyRef) (*plugi
 
 // FindCopies lists the peers that attested to holding a name's version.
 func (h *HostAPI) FindCopies(ctx context.Context, req *pluginpb.CopyRef) (*pluginpb.Peers, error) {
-	return h.FindProviders(ctx, &pluginpb.ContentRef{Cid: naming.CopyCID(req.GetName(), req.GetSeq()).String()})
+	ids, err := h.node.FindCopies(ctx, req.GetName(), req.GetSeq())
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	return peersProto(ids), nil
+}
+
+func peersProto(ids []peer.ID) *pluginpb.Peers {
+	out := &pluginpb.Peers{}
+	for _, id := range ids {
+		out.PeerIds = append(out.PeerIds, id.String())
+	}
+	return out
 }

@@ -12,7 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/avnode/avnode/core/hosting"
+	"github.com/avnode/avnode/core/api"
 	"github.com/avnode/avnode/sdk"
 	"github.com/avnode/avnode/sdk/pluginpb"
 )
@@ -58,16 +58,7 @@ func (h *HostAPI) Fetch(ctx context.Context, req *pluginpb.FetchRequest) (*plugi
 		}
 		from = append(from, id)
 	}
-	var err error
-	var res *hosting.GetResult
-	switch {
-	case len(from) > 0:
-		res, err = h.Hosting.FetchFrom(ctx, req.GetTarget(), from)
-	case req.GetNoAnnounce():
-		res, err = h.Hosting.FetchUnannounced(ctx, req.GetTarget())
-	default:
-		res, err = h.Hosting.Fetch(ctx, req.GetTarget(), nil, nil)
-	}
+	res, err := h.node.Fetch(ctx, req.GetTarget(), api.FetchOptions{From: from, NoAnnounce: req.GetNoAnnounce()})
 	if err != nil {
 		return nil, grpcError(err)
 	}
@@ -85,7 +76,7 @@ func (h *HostAPI) ReadFile(req *pluginpb.ReadRequest, stream pluginpb.Host_ReadF
 		return err
 	}
 	w := &chunkSender{stream: stream, buf: make([]byte, 0, readChunk)}
-	if _, err := h.Hosting.WriteRange(stream.Context(), c, req.GetOffset(), req.GetLength(), w); err != nil {
+	if _, err := h.node.WriteRange(stream.Context(), c, req.GetOffset(), req.GetLength(), w); err != nil {
 		if w.sent == 0 && len(w.buf) == 0 {
 			return grpcError(err)
 		}
@@ -130,10 +121,7 @@ func (w *chunkSender) flush() error {
 
 // NodeConfig answers one dotted key of the node's effective config.
 func (h *HostAPI) NodeConfig(_ context.Context, req *pluginpb.ConfigKey) (*pluginpb.ConfigValue, error) {
-	if h.Config == nil {
-		return nil, status.Error(codes.Unimplemented, "this node does not share its config")
-	}
-	data, err := json.Marshal(h.Config)
+	data, err := h.node.ConfigJSON()
 	if err != nil {
 		return nil, status.Error(codes.Internal, err.Error())
 	}
@@ -155,23 +143,17 @@ func (h *HostAPI) NodeConfig(_ context.Context, req *pluginpb.ConfigKey) (*plugi
 }
 
 func (h *HostAPI) SetService(_ context.Context, req *pluginpb.Service) (*pluginpb.Empty, error) {
-	if h.Services == nil {
-		return nil, status.Error(codes.Unimplemented, "this node keeps no services")
-	}
 	if req.GetName() == "" {
 		return nil, status.Error(codes.InvalidArgument, "a service needs a name")
 	}
-	h.Services.Set(req.GetName(), req.GetUrl())
-	h.Logger.Info("service", "name", req.GetName(), "url", req.GetUrl())
+	h.roles.services.Set(req.GetName(), req.GetUrl())
+	h.log.Info("service", "name", req.GetName(), "url", req.GetUrl())
 	return &pluginpb.Empty{}, nil
 }
 
 // CallRole runs another role's command: a plugin handing work to another.
 func (h *HostAPI) CallRole(ctx context.Context, req *pluginpb.RoleCall) (*pluginpb.CommandResult, error) {
-	if h.Roles == nil {
-		return nil, status.Error(codes.Unimplemented, "this node runs no roles")
-	}
-	out, err := h.Roles.Command(ctx, req.GetRole(), req.GetName(), req.GetArgs())
+	out, err := h.roles.Command(ctx, req.GetRole(), req.GetName(), req.GetArgs())
 	if errors.Is(err, ErrNotRunning) {
 		return nil, status.Error(codes.Unavailable, err.Error())
 	}

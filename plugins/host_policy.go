@@ -19,7 +19,7 @@ func (h *HostAPI) Decide(ctx context.Context, req *pluginpb.PolicyRequest) (*plu
 	if len(req.GetInputJson()) > maxPolicyInput || !json.Valid(req.GetInputJson()) {
 		return nil, status.Errorf(codes.InvalidArgument, "policy %s: input must be JSON of at most %d bytes", req.GetHook(), maxPolicyInput)
 	}
-	v := h.Policy.Decide(ctx, req.GetHook(), json.RawMessage(req.GetInputJson()))
+	v := h.node.Decide(ctx, req.GetHook(), json.RawMessage(req.GetInputJson()))
 	return &pluginpb.PolicyVerdict{Decided: v.Decided, Allow: v.Allow, Order: v.Order, Reason: v.Reason,
 		Script: v.Script, Fallback: v.Fallback}, nil
 }

@@ -11,7 +11,7 @@ import (
 
 // Publish sends a message on a GossipSub topic, signed by the node's key.
 func (h *HostAPI) Publish(ctx context.Context, req *pluginpb.TopicMessage) (*pluginpb.Empty, error) {
-	topic, err := h.Node.Topic(req.GetTopic())
+	topic, err := h.node.Topic(req.GetTopic())
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
@@ -24,7 +24,7 @@ func (h *HostAPI) Publish(ctx context.Context, req *pluginpb.TopicMessage) (*plu
 // SubscribeTopic streams a topic's messages, this node's own included,
 // until the plugin ends the call.
 func (h *HostAPI) SubscribeTopic(req *pluginpb.TopicRequest, stream pluginpb.Host_SubscribeTopicServer) error {
-	topic, err := h.Node.Topic(req.GetTopic())
+	topic, err := h.node.Topic(req.GetTopic())
 	if err != nil {
 		return status.Error(codes.InvalidArgument, err.Error())
 	}

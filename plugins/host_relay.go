@@ -10,7 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/avnode/avnode/core/node"
+	"github.com/avnode/avnode/core/api"
 	"github.com/avnode/avnode/sdk/pluginpb"
 )
 
@@ -20,14 +20,14 @@ const relayGateBudget = time.Second
 
 // StartRelay runs the node's relay service with the role's limits.
 func (h *HostAPI) StartRelay(_ context.Context, req *pluginpb.RelayConfig) (*pluginpb.RelayStats, error) {
-	limits := node.RelayLimits{
+	limits := api.RelayLimits{
 		MaxReservations: int(req.GetMaxReservations()), MaxReservationsPerIP: int(req.GetMaxReservationsPerIp()),
 		MaxCircuits:     int(req.GetMaxCircuits()),
 		CircuitDuration: time.Duration(req.GetCircuitDurationSeconds()) * time.Second,
 		CircuitBytes:    req.GetCircuitBytes(),
 		ReservationTTL:  time.Duration(req.GetReservationTtlSeconds()) * time.Second,
 	}
-	if err := h.Node.StartRelay(limits, h.relayGate); err != nil {
+	if err := h.node.StartRelay(limits, h.relayGate); err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	return h.RelayStatus(context.Background(), nil)
@@ -35,7 +35,7 @@ func (h *HostAPI) StartRelay(_ context.Context, req *pluginpb.RelayConfig) (*plu
 
 // RelayStatus reports the relay service's counters.
 func (h *HostAPI) RelayStatus(context.Context, *pluginpb.Empty) (*pluginpb.RelayStats, error) {
-	s := h.Node.RelayStats()
+	s := h.node.RelayStats()
 	return &pluginpb.RelayStats{Running: s.Running, Reservations: s.Reservations, Refused: s.Refused, Circuits: s.Circuits}, nil
 }
 
@@ -48,7 +48,7 @@ func (h *HostAPI) relayGate(p peer.ID, addr ma.Multiaddr) (bool, string) {
 	if ip, err := manet.ToIP(addr); err == nil {
 		input["ip"] = ip.String()
 	}
-	v := h.Policy.Decide(ctx, "relay_reserve", input)
+	v := h.node.Decide(ctx, "relay_reserve", input)
 	if !v.Decided {
 		return true, ""
 	}

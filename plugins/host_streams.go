@@ -131,12 +131,12 @@ func checkProtocol(p string, handled []protocol.ID) error {
 func (h *HostAPI) HandleProtocol(req *pluginpb.ProtocolRequest, stream pluginpb.Host_HandleProtocolServer) error {
 	proto := req.GetProtocol()
 	h.streams.handlers.Lock()
-	if err := checkProtocol(proto, h.Node.Host.Mux().Protocols()); err != nil {
+	if err := checkProtocol(proto, h.node.Host().Mux().Protocols()); err != nil {
 		h.streams.handlers.Unlock()
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
 	incoming := make(chan *pluginpb.IncomingStream, 16)
-	h.Node.Host.SetStreamHandler(protocol.ID(proto), func(s network.Stream) {
+	h.node.Host().SetStreamHandler(protocol.ID(proto), func(s network.Stream) {
 		id, ok := h.streams.park(s)
 		if !ok {
 			s.Reset()
@@ -151,11 +151,11 @@ func (h *HostAPI) HandleProtocol(req *pluginpb.ProtocolRequest, stream pluginpb.
 		}
 	})
 	h.streams.handlers.Unlock()
-	defer h.Node.Host.RemoveStreamHandler(protocol.ID(proto))
+	defer h.node.Host().RemoveStreamHandler(protocol.ID(proto))
 	if err := stream.SendHeader(nil); err != nil {
 		return err
 	}
-	h.Logger.Info("plugin handles protocol", "protocol", proto)
+	h.log.Info("plugin handles protocol", "protocol", proto)
 	for {
 		select {
 		case <-stream.Context().Done():
@@ -204,7 +204,7 @@ func (h *HostAPI) openStream(ctx context.Context, o *pluginpb.StreamOpen) (netwo
 	}
 	ctx, cancel := context.WithTimeout(ctx, openTimeout)
 	defer cancel()
-	s, err := h.Node.Host.NewStream(network.WithAllowLimitedConn(ctx, "plugin stream"), id, protocol.ID(o.GetProtocol()))
+	s, err := h.node.Host().NewStream(network.WithAllowLimitedConn(ctx, "plugin stream"), id, protocol.ID(o.GetProtocol()))
 	if err != nil {
 		return nil, status.Errorf(codes.Unavailable, "open %s to %s: %v", o.GetProtocol(), id, err)
 	}

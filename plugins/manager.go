@@ -24,6 +24,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/avnode/avnode/core/api"
 	"github.com/avnode/avnode/sdk"
 	"github.com/avnode/avnode/sdk/pluginpb"
 )
@@ -37,18 +40,25 @@ type Options struct {
 	Checksums            map[string]string // role -> sha256 hex
 	MaxRestartsPerMinute int
 	MaxStartFailures     int
-	Host                 pluginpb.HostServer // served to every plugin
-	Env                  []string            // extra environment for plugins
-	DataDir              string              // each role gets DataDir/<role> for its state
-	PeerID               string              // the node's, told to each role
-	DHTPrefix            string
-	Logger               *slog.Logger
+	Node                 Node // what the host API serves every plugin
+	// RoleConfig is a role's section of the node's role_config, as JSON,
+	// for roles enabled through the control API.
+	RoleConfig func(role string) json.RawMessage
+	Registerer prometheus.Registerer // for the plugins' own metrics
+	Env        []string              // extra environment for plugins
+	DataDir    string                // each role gets DataDir/<role> for its state
+	PeerID     string                // the node's, told to each role
+	DHTPrefix  string
+	Logger     *slog.Logger
 }
 
 // Manager runs the node's role plugins.
 type Manager struct {
-	opts Options
-	log  *slog.Logger
+	opts     Options
+	log      *slog.Logger
+	metrics  *pluginMetrics
+	streams  *streamRegistry
+	services Services
 
 	mu    sync.Mutex
 	roles map[string]*supervisor
@@ -56,8 +66,19 @@ type Manager struct {
 
 // NewManager makes a manager; Enable starts roles.
 func NewManager(opts Options) *Manager {
-	return &Manager{opts: opts, log: opts.Logger, roles: map[string]*supervisor{}}
+	return &Manager{opts: opts, log: opts.Logger, roles: map[string]*supervisor{},
+		metrics: newPluginMetrics(opts.Registerer), streams: newStreamRegistry()}
 }
+
+// hostFor is the host API one role's plugin is served.
+func (m *Manager) hostFor(role string) *HostAPI {
+	return &HostAPI{node: m.opts.Node, roles: m, log: m.log.With("role", role),
+		metrics: m.metrics, streams: m.streams, role: role}
+}
+
+// Services are what the running roles serve users (the receiver's gateway
+// URL), as `avnode id` shows them.
+func (m *Manager) Services() map[string]string { return m.services.All() }
 
 // ErrNotInstalled means no plugin binary exists for a role.
 var ErrNotInstalled = errors.New("not installed")
@@ -123,19 +144,8 @@ func fileSHA256(path string) ([]byte, error) {
 	return h.Sum(nil), nil
 }
 
-// Description is a plugin's self-description, from `avnode-<role> describe`.
-type Description struct {
-	Name            string   `json:"name"`
-	Version         string   `json:"version"`
-	ProtocolVersion int      `json:"protocol_version"`
-	Summary         string   `json:"summary"`
-	Capabilities    []string `json:"capabilities"`
-	ConfigSchema    string   `json:"config_schema"`
-	Path            string   `json:"path"`
-}
-
 // Describe runs the plugin binary's describe command (after the checksum check).
-func (m *Manager) Describe(ctx context.Context, role string) (*Description, error) {
+func (m *Manager) Describe(ctx context.Context, role string) (*api.PluginDescription, error) {
 	path, err := m.Find(role)
 	if err != nil {
 		return nil, err
@@ -149,7 +159,7 @@ func (m *Manager) Describe(ctx context.Context, role string) (*Description, erro
 	if err != nil {
 		return nil, fmt.Errorf("role %s: %s describe: %w", role, path, err)
 	}
-	var d Description
+	var d api.PluginDescription
 	if err := json.Unmarshal(out, &d); err != nil {
 		return nil, fmt.Errorf("role %s: %s describe printed no valid JSON: %w", role, path, err)
 	}
@@ -183,28 +193,15 @@ func (m *Manager) Disable(role string) error {
 	return nil
 }
 
-// Status is what `avnode roles` shows for one role.
-type Status struct {
-	Name      string `json:"name"`
-	State     string `json:"state"` // starting, running, backoff, failed, stopped, not installed
-	PID       int    `json:"pid,omitempty"`
-	Restarts  int    `json:"restarts"`
-	Version   string `json:"version,omitempty"`
-	LastError string `json:"last_error,omitempty"`
-	Path      string `json:"path,omitempty"`
-	// Capabilities are what the running plugin said it does.
-	Capabilities []string `json:"capabilities,omitempty"`
-}
-
 // Statuses lists the enabled roles, sorted by name.
-func (m *Manager) Statuses() []Status {
+func (m *Manager) Statuses() []api.RoleStatus {
 	m.mu.Lock()
 	sups := make([]*supervisor, 0, len(m.roles))
 	for _, s := range m.roles {
 		sups = append(sups, s)
 	}
 	m.mu.Unlock()
-	out := make([]Status, 0, len(sups))
+	out := make([]api.RoleStatus, 0, len(sups))
 	for _, s := range sups {
 		out = append(out, s.status())
 	}

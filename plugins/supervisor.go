@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
+	"github.com/avnode/avnode/core/api"
 	"github.com/avnode/avnode/sdk"
 	"github.com/avnode/avnode/sdk/pluginpb"
 )
@@ -39,7 +40,7 @@ type supervisor struct {
 	done   chan struct{}
 
 	mu       sync.Mutex
-	st       Status
+	st       api.RoleStatus
 	client   *sdk.RoleClient // while running
 	restarts []time.Time     // recent restarts, for the rate limit
 }
@@ -47,16 +48,16 @@ type supervisor struct {
 func newSupervisor(m *Manager, role string, config json.RawMessage) *supervisor {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &supervisor{m: m, role: role, config: config, ctx: ctx, cancel: cancel, done: make(chan struct{}),
-		st: Status{Name: role, State: "starting"}}
+		st: api.RoleStatus{Name: role, State: "starting"}}
 }
 
-func (s *supervisor) set(f func(*Status)) {
+func (s *supervisor) set(f func(*api.RoleStatus)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	f(&s.st)
 }
 
-func (s *supervisor) status() Status {
+func (s *supervisor) status() api.RoleStatus {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.st
@@ -91,13 +92,13 @@ func (s *supervisor) run() {
 			break
 		}
 		if errors.Is(err, ErrNotInstalled) {
-			s.set(func(st *Status) { st.State, st.LastError = "not installed", err.Error() })
+			s.set(func(st *api.RoleStatus) { st.State, st.LastError = "not installed", err.Error() })
 			s.m.log.Warn("role not installed", "role", s.role, "err", err)
 			return
 		}
 		var permanent *permanentError
 		if errors.As(err, &permanent) {
-			s.set(func(st *Status) { st.State, st.LastError, st.PID = "failed", err.Error(), 0 })
+			s.set(func(st *api.RoleStatus) { st.State, st.LastError, st.PID = "failed", err.Error(), 0 })
 			s.m.log.Error("role failed", "role", s.role, "err", err)
 			return
 		}
@@ -109,7 +110,7 @@ func (s *supervisor) run() {
 			startFailures++
 		}
 		if startFailures >= s.m.opts.MaxStartFailures {
-			s.set(func(st *Status) {
+			s.set(func(st *api.RoleStatus) {
 				st.State, st.PID = "failed", 0
 				st.LastError = fmt.Sprintf("crashed %d times in a row before it was up; last: %v", startFailures, err)
 			})
@@ -117,7 +118,7 @@ func (s *supervisor) run() {
 			return
 		}
 		wait := s.nextRestart(backoff)
-		s.set(func(st *Status) { st.State, st.LastError, st.PID = "backoff", errText(err), 0 })
+		s.set(func(st *api.RoleStatus) { st.State, st.LastError, st.PID = "backoff", errText(err), 0 })
 		s.m.log.Warn("role plugin exited; restarting", "role", s.role, "err", err, "in", wait)
 		select {
 		case <-time.After(wait):
@@ -126,9 +127,9 @@ func (s *supervisor) run() {
 		if up == 0 {
 			backoff = min(backoff*2, maxBackoff)
 		}
-		s.set(func(st *Status) { st.Restarts++; st.State = "starting" })
+		s.set(func(st *api.RoleStatus) { st.Restarts++; st.State = "starting" })
 	}
-	s.set(func(st *Status) { st.State, st.PID = "stopped", 0 })
+	s.set(func(st *api.RoleStatus) { st.State, st.PID = "stopped", 0 })
 }
 
 func errText(err error) string {
@@ -185,7 +186,7 @@ func (s *supervisor) runOnce() (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	s.set(func(st *Status) { st.Path = path })
+	s.set(func(st *api.RoleStatus) { st.Path = path })
 	if err := s.start(role); err != nil {
 		return 0, err
 	}
@@ -194,7 +195,7 @@ func (s *supervisor) runOnce() (time.Duration, error) {
 	if rc := client.ReattachConfig(); rc != nil {
 		pid = rc.Pid
 	}
-	s.set(func(st *Status) { st.State, st.PID, st.LastError = "running", pid, "" })
+	s.set(func(st *api.RoleStatus) { st.State, st.PID, st.LastError = "running", pid, "" })
 	s.mu.Lock()
 	s.client = role
 	s.mu.Unlock()
@@ -275,7 +276,7 @@ func (s *supervisor) start(role *sdk.RoleClient) error {
 		return permanent(fmt.Errorf("role %s: the plugin speaks protocol version %d, this node %d; use a plugin built for this avnode",
 			s.role, desc.GetProtocolVersion(), sdk.ProtocolVersion))
 	}
-	s.set(func(st *Status) { st.Version, st.Capabilities = desc.GetVersion(), desc.GetCapabilities() })
+	s.set(func(st *api.RoleStatus) { st.Version, st.Capabilities = desc.GetVersion(), desc.GetCapabilities() })
 	diags, err := role.ValidateConfig(ctx, &pluginpb.ConfigRequest{ConfigJson: s.config})
 	if err != nil {
 		return fmt.Errorf("role %s: validate config: %w", s.role, err)
@@ -286,7 +287,7 @@ func (s *supervisor) start(role *sdk.RoleClient) error {
 	brokerID := role.Broker.NextId()
 	go role.Broker.AcceptAndServe(brokerID, func(opts []grpc.ServerOption) *grpc.Server {
 		srv := grpc.NewServer(opts...)
-		pluginpb.RegisterHostServer(srv, withRole(s.m.opts.Host, s.role))
+		pluginpb.RegisterHostServer(srv, s.m.hostFor(s.role))
 		return srv
 	})
 	dataDir := ""

@@ -77,7 +77,7 @@ Every config key is a flag: --dht.mode=client, --connmgr.high=300, ...`,
 			defer stop()
 			return daemon.Run(ctx, daemon.Options{
 				RepoDir: g.Repo, ConfigFile: configFile, Flags: cmd.Flags(), Environ: os.Environ(),
-				Ready: os.Stdout, LogOutput: os.Stderr,
+				Ready: os.Stdout, LogOutput: os.Stderr, StartRoles: startRoles,
 			})
 		},
 	}

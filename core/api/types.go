@@ -117,6 +117,10 @@ type Resolution struct {
 	// Disputed says, on the resolve that first learned the name's owner,
 	// that some of its closest holders named another key: who held what.
 	Disputed string `json:"disputed,omitempty"`
+	// SignedZone and SignedClaim are the signed records the answer comes
+	// from, for roles that hand them on; `resolve --json` does not print them.
+	SignedZone  []byte `json:"-"`
+	SignedClaim []byte `json:"-"`
 }
 
 // HostInfo is one machine hosting a name, with its current addresses.

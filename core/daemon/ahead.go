@@ -19,10 +19,10 @@ const aheadTimeout = 15 * time.Second
 // The role's command is `resolve-ahead KIND TARGET` (KIND resolve or get)
 // and answers {"through": PEER_ID}.
 func (d *Daemon) resolveAhead(ctx context.Context, kind, target string) string {
-	if d.Plugins == nil {
+	if d.Roles == nil {
 		return ""
 	}
-	for _, role := range d.Plugins.WithCapability("resolve-ahead") {
+	for _, role := range d.Roles.WithCapability("resolve-ahead") {
 		out, err := d.askAhead(ctx, role, kind, target)
 		if err != nil {
 			d.Log.Info("resolve-ahead failed; the node goes by the DHT", "role", role, "target", target, "err", err)
@@ -41,5 +41,5 @@ func (d *Daemon) resolveAhead(ctx context.Context, kind, target string) string {
 func (d *Daemon) askAhead(ctx context.Context, role, kind, target string) (json.RawMessage, error) {
 	ctx, cancel := context.WithTimeout(ctx, aheadTimeout)
 	defer cancel()
-	return d.Plugins.Command(ctx, role, "resolve-ahead", []string{kind, target})
+	return d.Roles.Command(ctx, role, "resolve-ahead", []string{kind, target})
 }

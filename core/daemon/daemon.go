@@ -14,7 +14,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -35,7 +34,6 @@ import (
 	"github.com/avnode/avnode/core/node"
 	"github.com/avnode/avnode/core/policy"
 	"github.com/avnode/avnode/core/repo"
-	"github.com/avnode/avnode/plugins"
 )
 
 // ShutdownTimeout bounds a graceful stop.
@@ -49,6 +47,22 @@ type Options struct {
 	Environ    []string
 	Ready      io.Writer // gets the ready line; stdout in the CLI
 	LogOutput  io.Writer // stderr in the CLI
+	// StartRoles starts the role plugins once the core runs; nil runs
+	// none. The composition root (cmd/avnode) supplies it, so the core
+	// never imports plugins/.
+	StartRoles func(*Daemon) (Roles, error)
+}
+
+// Roles is what the node needs of its role plugins.
+type Roles interface {
+	// RegisterAPI adds the roles' calls to the control API.
+	RegisterAPI(*api.Server)
+	// Services are what roles run for users (the gateway), for `avnode id`.
+	Services() map[string]string
+	// WithCapability lists the running roles that declare a capability.
+	WithCapability(capability string) []string
+	Command(ctx context.Context, role, name string, args []string) (json.RawMessage, error)
+	Close()
 }
 
 // Daemon is a running node with its control API and metrics.
@@ -60,16 +74,15 @@ type Daemon struct {
 	Owners *naming.Owners // who owns each name, as this node knows it
 	// names is Names for the DHT's put hook, which runs from before
 	// Names exists (storePolicy).
-	names   atomic.Pointer[naming.Service]
-	Hosting *hosting.Service
-	Plugins *plugins.Manager
-	// Services are what roles run for users (the gateway), for `avnode id`.
-	Services plugins.Services
-	Policy   *policy.Policy
-	Log      *slog.Logger
-	api      *api.Server
-	metrics  *http.Server
-	started  time.Time
+	names      atomic.Pointer[naming.Service]
+	Hosting    *hosting.Service
+	Roles      Roles // nil when the node runs no roles
+	Policy     *policy.Policy
+	Log        *slog.Logger
+	api        *api.Server
+	registerer prometheus.Registerer
+	metrics    *http.Server
+	started    time.Time
 }
 
 // LoadConfig merges the config sources for a repo without opening it.
@@ -122,6 +135,7 @@ func Start(opts Options) (_ *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
+	d.registerer = reg
 	if err := d.startPolicy(reg); err != nil {
 		return nil, err
 	}
@@ -139,6 +153,11 @@ func Start(opts Options) (_ *Daemon, err error) {
 	}
 	if err := d.startNames(reg); err != nil {
 		return nil, err
+	}
+	if opts.StartRoles != nil {
+		if d.Roles, err = opts.StartRoles(d); err != nil {
+			return nil, err
+		}
 	}
 	if err := d.startAPI(); err != nil {
 		return nil, err
@@ -171,50 +190,14 @@ func (d *Daemon) startNames(reg prometheus.Registerer) error {
 	if err := d.startHosting(reg); err != nil {
 		return err
 	}
-	d.startPlugins(reg)
+	if err := naming.GuardNameTopics(d.Node, d.Names, d.Log, reg); err != nil {
+		d.Log.Error("validate the names' pub/sub topics", "err", err)
+	}
 	return nil
 }
 
-// startPlugins enables the configured roles; a role that is missing or
-// broken shows in `avnode roles` and never stops the node.
-func (d *Daemon) startPlugins(reg prometheus.Registerer) {
-	dirs := d.Config.Plugins.Dirs
-	if len(dirs) == 0 {
-		if exe, err := os.Executable(); err == nil {
-			dirs = append(dirs, filepath.Dir(exe))
-		}
-		dirs = append(dirs, d.Repo.Path("plugins"))
-	}
-	if err := plugins.GuardNameTopics(d.Node, d.Names, d.Log, reg); err != nil {
-		d.Log.Error("validate the names' pub/sub topics", "err", err)
-	}
-	host := plugins.NewHostAPI(d.Node, d.Names, d.Hosting, d.Policy, d.Log, reg)
-	host.Config, host.Services = d.Config, &d.Services
-	d.Plugins = plugins.NewManager(plugins.Options{
-		Dirs: dirs, Checksums: d.Config.Plugins.Checksums,
-		MaxRestartsPerMinute: d.Config.Plugins.MaxRestartsPerMinute, MaxStartFailures: d.Config.Plugins.MaxStartFailures,
-		Host:    host,
-		DataDir: d.Repo.Path("roles"), PeerID: d.Node.Host.ID().String(), DHTPrefix: d.Config.DHT.ProtocolPrefix,
-		Logger: d.Log,
-	})
-	host.Roles = d.Plugins
-	for _, role := range d.Config.Roles {
-		d.Plugins.Enable(role, d.roleConfig(role))
-	}
-}
-
-// roleConfig is the role's section of role_config, as JSON.
-func (d *Daemon) roleConfig(role string) json.RawMessage {
-	section, ok := d.Config.RoleConfig[role]
-	if !ok {
-		return json.RawMessage("{}")
-	}
-	data, err := json.Marshal(section)
-	if err != nil {
-		return json.RawMessage("{}")
-	}
-	return data
-}
+// Registerer is where the node's metrics go (nil when metrics are off).
+func (d *Daemon) Registerer() prometheus.Registerer { return d.registerer }
 
 func (d *Daemon) startHosting(reg prometheus.Registerer) error {
 	blocks, err := content.OpenBlockstore(d.Repo.Path(repo.BlocksDir))
@@ -342,8 +325,8 @@ func (d *Daemon) shutdown() error {
 	if d.api != nil {
 		errs = append(errs, d.api.Shutdown(ctx))
 	}
-	if d.Plugins != nil {
-		d.Plugins.Close()
+	if d.Roles != nil {
+		d.Roles.Close()
 	}
 	if d.Hosting != nil {
 		d.Hosting.Close()

@@ -25,7 +25,9 @@ func (d *Daemon) registerHandlers(s *api.Server) {
 	s.Handle("POST /v1/routing/put", d.handleRoutingPut)
 	d.registerNameHandlers(s)
 	d.registerContentHandlers(s)
-	d.registerPluginHandlers(s)
+	if d.Roles != nil {
+		d.Roles.RegisterAPI(s)
+	}
 	d.registerPolicyHandlers(s)
 }
 
@@ -34,7 +36,10 @@ func (d *Daemon) handleID(context.Context, api.Request) (any, error) {
 	if roles == nil {
 		roles = []string{}
 	}
-	services := d.Services.All()
+	services := map[string]string{}
+	if d.Roles != nil {
+		services = d.Roles.Services()
+	}
 	return api.Info{
 		Gateway:      services["gateway"],
 		Services:     services,
@@ -135,16 +140,9 @@ func (d *Daemon) handleRoutingPut(ctx context.Context, req api.Request) (any, er
 	if err != nil {
 		return nil, fault.Errorf(fault.Invalid, "routing put %s: read value: %v", req.Query("key"), err)
 	}
-	// The DHT validates before storing anywhere, locally included.
-	if err := d.Node.DHT.Validator.Validate(key, value); err != nil {
-		return nil, fault.Errorf(fault.Refused, "routing put %s: record refused: %v", req.Query("key"), err)
-	}
 	ctx, cancel := context.WithTimeout(ctx, timeoutParam(req, 60*time.Second))
 	defer cancel()
-	if err := d.Names.AdmitOwn(ctx, key, value); err != nil {
-		return nil, fault.Errorf(fault.Refused, "routing put %s: record refused: %v", req.Query("key"), err)
-	}
-	if err := d.Node.DHT.PutValue(ctx, key, value); err != nil {
+	if err := d.Names.PutRecord(ctx, key, value); err != nil {
 		return nil, fmt.Errorf("routing put %s: %w", req.Query("key"), err)
 	}
 	return api.RoutingValue{Key: req.Query("key"), Value: value}, nil

@@ -7,7 +7,6 @@ import (
 	"github.com/avnode/avnode/core/naming"
 	"github.com/avnode/avnode/core/node"
 	"github.com/avnode/avnode/core/policy"
-	"github.com/avnode/avnode/plugins"
 )
 
 // The handlers answer with core/api's wire types; these turn the domain's
@@ -48,7 +47,8 @@ func claimOf(c *naming.ClaimResult) *api.ClaimResult {
 func resolutionOf(r *naming.Resolution) *api.Resolution {
 	return &api.Resolution{Name: r.Name, Key: r.Key, Seq: r.Seq, Expires: r.Expires,
 		Records: convert(r.Records, recordOf), Hosts: convert(r.Hosts, hostOf), Root: r.Root,
-		Via: r.Via, CopiesWanted: r.CopiesWanted, Disputed: r.Disputed}
+		Via: r.Via, CopiesWanted: r.CopiesWanted, Disputed: r.Disputed,
+		SignedZone: r.SignedZone, SignedClaim: r.SignedClaim}
 }
 
 func progressOf(p hosting.Progress) api.Progress {
@@ -78,16 +78,6 @@ func gcOf(r content.GCResult) api.GCResult {
 
 func peerOf(p node.PeerInfo) api.PeerInfo {
 	return api.PeerInfo{ID: p.ID, Addrs: p.Addrs, Direction: p.Direction, Agent: p.Agent, Latency: p.Latency}
-}
-
-func roleStatusOf(s plugins.Status) api.RoleStatus {
-	return api.RoleStatus{Name: s.Name, State: s.State, PID: s.PID, Restarts: s.Restarts, Version: s.Version,
-		LastError: s.LastError, Path: s.Path, Capabilities: s.Capabilities}
-}
-
-func descriptionOf(d *plugins.Description) *api.PluginDescription {
-	return &api.PluginDescription{Name: d.Name, Version: d.Version, ProtocolVersion: d.ProtocolVersion,
-		Summary: d.Summary, Capabilities: d.Capabilities, ConfigSchema: d.ConfigSchema, Path: d.Path}
 }
 
 func scriptOf(s policy.ScriptInfo) api.ScriptInfo {

@@ -11,7 +11,6 @@ import (
 	"github.com/avnode/avnode/core/naming"
 	"github.com/avnode/avnode/core/node"
 	"github.com/avnode/avnode/core/policy"
-	"github.com/avnode/avnode/plugins"
 )
 
 // A converted answer prints as the domain value always did: every field
@@ -30,8 +29,6 @@ func TestWireTypesKeepTheDomainsJSON(t *testing.T) {
 		{"progress", &hosting.Progress{}, func(v any) any { return progressOf(*v.(*hosting.Progress)) }},
 		{"gc", &content.GCResult{}, func(v any) any { return gcOf(*v.(*content.GCResult)) }},
 		{"peer", &node.PeerInfo{}, func(v any) any { return peerOf(*v.(*node.PeerInfo)) }},
-		{"role", &plugins.Status{}, func(v any) any { return roleStatusOf(*v.(*plugins.Status)) }},
-		{"description", &plugins.Description{}, func(v any) any { return descriptionOf(v.(*plugins.Description)) }},
 		{"script", &policy.ScriptInfo{}, func(v any) any { return scriptOf(*v.(*policy.ScriptInfo)) }},
 	} {
 		fill(reflect.ValueOf(tc.domain).Elem())

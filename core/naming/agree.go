@@ -262,6 +262,20 @@ func (s *Service) AdmitOwn(ctx context.Context, key string, value []byte) error 
 	return s.AdmitPut(ctx, "", &recpb.Record{Key: []byte(key), Value: value}, nil)
 }
 
+// PutRecord stores a record this node's own tools or plugins hand it
+// (avnode routing put, a role's PutRecord): checked by the DHT's validators
+// and AdmitOwn first, so a record the network would refuse is refused here
+// (fault.Refused) before it is sent anywhere.
+func (s *Service) PutRecord(ctx context.Context, key string, value []byte) error {
+	if err := s.dht.Validator.Validate(key, value); err != nil {
+		return fault.Errorf(fault.Refused, "record refused: %v", err)
+	}
+	if err := s.AdmitOwn(ctx, key, value); err != nil {
+		return fault.Errorf(fault.Refused, "record refused: %v", err)
+	}
+	return s.dht.PutValue(ctx, key, value)
+}
+
 // unsettledFor is how long a name whose holders could not agree is refused
 // at once: a PUT replayed by the thousand must not cost a poll each.
 const (

@@ -172,6 +172,11 @@ func (s *Service) Copies(ctx context.Context, name string, seq uint64) []string 
 	return out
 }
 
+// AttestCopy provides the name's copy key: this node holds that version.
+func (s *Service) AttestCopy(ctx context.Context, name string, seq uint64) error {
+	return s.dht.Provide(ctx, CopyCID(name, seq), true)
+}
+
 // CopyCID is the DHT key under which nodes attest that they hold version seq
 // of a name: they provide it as content, so finding copies is finding
 // providers, each of them a peer that announced itself over an

@@ -1,4 +1,4 @@
-package plugins
+package naming
 
 import (
 	"context"
@@ -15,19 +15,18 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/avnode/avnode/core/names"
-	"github.com/avnode/avnode/core/naming"
 	"github.com/avnode/avnode/core/node"
 	"github.com/avnode/avnode/sdk"
 )
 
 // nameTopics checks the messages of the names' topics (sdk.NameTopic)
 // before any role gets them or the node relays them. A zone must pass the
-// node's own checks (naming.CheckAnnounced: signature, name, owner, not
+// node's own checks (CheckAnnounced: signature, name, owner, not
 // older than a version held) and be newer than any zone of the name this
 // node delivered on the topic before: a replay of the current zone reaches
 // no role, so it costs a signature check and nothing else.
 type nameTopics struct {
-	names      *naming.Service
+	names      *Service
 	self       peer.ID
 	log        *slog.Logger
 	rejectLogs *rate.Limiter // about one line a second each
@@ -40,7 +39,7 @@ type nameTopics struct {
 
 // GuardNameTopics has the node validate the names' topics with nameTopics
 // (refused and ignored messages counted in avnode_pubsub_name_messages_total).
-func GuardNameTopics(n *node.Node, names *naming.Service, log *slog.Logger, reg prometheus.Registerer) error {
+func GuardNameTopics(n *node.Node, names *Service, log *slog.Logger, reg prometheus.Registerer) error {
 	v := &nameTopics{
 		names: names, self: n.Host.ID(), log: log, delivered: map[string]uint64{},
 		rejectLogs: rate.NewLimiter(1, 5), ignoreLogs: rate.NewLimiter(1, 5),
@@ -101,7 +100,7 @@ func (v *nameTopics) checkZone(ctx context.Context, topic string, zone []byte) (
 	name := strings.TrimPrefix(topic, sdk.NameTopic(""))
 	seq, known, err := v.names.CheckAnnounced(ctx, name, zone)
 	switch {
-	case errors.Is(err, naming.ErrAnnouncedBefore):
+	case errors.Is(err, ErrAnnouncedBefore):
 		return pubsub.ValidationIgnore, err // stale, maybe relayed in good faith
 	case errors.Is(err, names.ErrNameTaken):
 		// Validly signed by another key: a relay that does not know the
