@@ -38,10 +38,8 @@ type Options struct {
 	MaxRestartsPerMinute int
 	MaxStartFailures     int
 	Host                 pluginpb.HostServer // served to every plugin
-	Env                  []string            // extra environment for plugins
 	DataDir              string              // each role gets DataDir/<role> for its state
 	PeerID               string              // the node's, told to each role
-	DHTPrefix            string
 	Logger               *slog.Logger
 }
 

@@ -219,7 +219,6 @@ func (s *supervisor) runOnce() (time.Duration, error) {
 
 func (s *supervisor) clientConfig(path string, sum []byte) *plugin.ClientConfig {
 	cmd := exec.Command(path)
-	cmd.Env = append(cmd.Environ(), s.m.opts.Env...)
 	// Belt and braces with the SDK's own watch: the kernel signals the
 	// plugin when the node dies, even by kill -9.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
@@ -297,7 +296,7 @@ func (s *supervisor) start(role *sdk.RoleClient) error {
 		}
 	}
 	diags, err = role.Start(ctx, &pluginpb.StartRequest{ConfigJson: s.config, HostBrokerId: brokerID,
-		NodePeerId: s.m.opts.PeerID, DhtPrefix: s.m.opts.DHTPrefix, DataDir: dataDir})
+		NodePeerId: s.m.opts.PeerID, DataDir: dataDir})
 	if err != nil {
 		return fmt.Errorf("role %s: start: %w", s.role, err)
 	}

@@ -194,7 +194,7 @@ func (d *Daemon) startPlugins(reg prometheus.Registerer) {
 		Dirs: dirs, Checksums: d.Config.Plugins.Checksums,
 		MaxRestartsPerMinute: d.Config.Plugins.MaxRestartsPerMinute, MaxStartFailures: d.Config.Plugins.MaxStartFailures,
 		Host:    host,
-		DataDir: d.Repo.Path("roles"), PeerID: d.Node.Host.ID().String(), DHTPrefix: d.Config.DHT.ProtocolPrefix,
+		DataDir: d.Repo.Path("roles"), PeerID: d.Node.Host.ID().String(),
 		Logger: d.Log,
 	})
 	host.Roles = d.Plugins
