@@ -255,7 +255,7 @@ func (m *Manager) Command(ctx context.Context, role, name string, args []string)
 	if err != nil {
 		return nil, fmt.Errorf("role %s: %s: %w", role, name, err)
 	}
-	if err := diagnosticsError(role, name, res.GetDiagnostics()); err != nil {
+	if err := diagnosticsError(m.log, role, name, res.GetDiagnostics()); err != nil {
 		return nil, err
 	}
 	if len(res.GetOutputJson()) == 0 {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -279,7 +280,7 @@ func (s *supervisor) start(role *sdk.RoleClient) error {
 	if err != nil {
 		return fmt.Errorf("role %s: validate config: %w", s.role, err)
 	}
-	if err := diagnosticsError(s.role, "config", diags); err != nil {
+	if err := diagnosticsError(s.m.log, s.role, "config", diags); err != nil {
 		return permanent(err)
 	}
 	brokerID := role.Broker.NextId()
@@ -300,7 +301,7 @@ func (s *supervisor) start(role *sdk.RoleClient) error {
 	if err != nil {
 		return fmt.Errorf("role %s: start: %w", s.role, err)
 	}
-	return diagnosticsError(s.role, "start", diags)
+	return diagnosticsError(s.m.log, s.role, "start", diags)
 }
 
 func (s *supervisor) stopPlugin(role *sdk.RoleClient) {
@@ -308,24 +309,26 @@ func (s *supervisor) stopPlugin(role *sdk.RoleClient) {
 	defer cancel()
 	if diags, err := role.Stop(ctx, &pluginpb.StopRequest{}); err != nil {
 		s.m.log.Warn("role stop", "role", s.role, "err", err)
-	} else if err := diagnosticsError(s.role, "stop", diags); err != nil {
+	} else if err := diagnosticsError(s.m.log, s.role, "stop", diags); err != nil {
 		s.m.log.Warn("role stop", "role", s.role, "err", err)
 	}
 }
 
-// diagnosticsError turns error diagnostics into one error; warnings are logged by the caller.
-func diagnosticsError(role, phase string, d *pluginpb.Diagnostics) error {
+// diagnosticsError turns a role's error diagnostics into one error and logs
+// its warnings, with the role and phase, on log.
+func diagnosticsError(log *slog.Logger, role, phase string, d *pluginpb.Diagnostics) error {
 	var msgs []string
 	for _, diag := range d.GetDiagnostics() {
-		if diag.GetSeverity() != pluginpb.Diagnostic_SEVERITY_ERROR {
-			continue
-		}
 		msg := diag.GetSummary()
 		if diag.GetAttribute() != "" {
 			msg = diag.GetAttribute() + ": " + msg
 		}
 		if diag.GetDetail() != "" {
 			msg += " (" + diag.GetDetail() + ")"
+		}
+		if diag.GetSeverity() != pluginpb.Diagnostic_SEVERITY_ERROR {
+			log.Warn("role warning", "role", role, "phase", phase, "warning", msg)
+			continue
 		}
 		msgs = append(msgs, msg)
 	}
