@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
+	"github.com/avnode/avnode/core/backoff"
 	"github.com/avnode/avnode/sdk"
 	"github.com/avnode/avnode/sdk/pluginpb"
 )
@@ -84,7 +85,7 @@ func (s *supervisor) stop() {
 // for good, or not installed.
 func (s *supervisor) run() {
 	defer close(s.done)
-	backoff := firstBackoff
+	delay := backoff.New(firstBackoff, maxBackoff)
 	startFailures := 0
 	for s.ctx.Err() == nil {
 		up, err := s.runOnce()
@@ -105,7 +106,8 @@ func (s *supervisor) run() {
 		// Backoff grows only while the plugin cannot come up; a plugin that
 		// was running is restarted promptly, within the per-minute budget.
 		if up > 0 {
-			startFailures, backoff = 0, firstBackoff
+			startFailures = 0
+			delay.Reset()
 		} else {
 			startFailures++
 		}
@@ -117,7 +119,7 @@ func (s *supervisor) run() {
 			s.m.log.Error("role failed: keeps crashing at start", "role", s.role, "err", err)
 			return
 		}
-		wait := s.nextRestart(backoff)
+		wait := s.nextRestart(delay.Current())
 		s.set(func(st *Status) { st.State, st.LastError, st.PID = "backoff", errText(err), 0 })
 		s.m.log.Warn("role plugin exited; restarting", "role", s.role, "err", err, "in", wait)
 		select {
@@ -125,7 +127,7 @@ func (s *supervisor) run() {
 		case <-s.ctx.Done():
 		}
 		if up == 0 {
-			backoff = min(backoff*2, maxBackoff)
+			delay.Grow()
 		}
 		s.set(func(st *Status) { st.Restarts++; st.State = "starting" })
 	}
