@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-plugin"
@@ -222,9 +221,7 @@ func (s *supervisor) runOnce() (time.Duration, error) {
 
 func (s *supervisor) clientConfig(path string, sum []byte) *plugin.ClientConfig {
 	cmd := exec.Command(path)
-	// Belt and braces with the SDK's own watch: the kernel signals the
-	// plugin when the node dies, even by kill -9.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	dieWithNode(cmd)
 	cfg := &plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
 		Plugins:          plugin.PluginSet{sdk.PluginKey: &sdk.RolePlugin{}},
