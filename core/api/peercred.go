@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"log/slog"
 	"net"
 	"os"
@@ -27,4 +28,23 @@ func (l *sameUserListener) Accept() (net.Conn, error) {
 		l.log.Warn("control API: refused a connection from another user", "uid", uid, "err", err)
 		conn.Close()
 	}
+}
+
+// peerUID is the user of the process at the other end of conn, as the
+// kernel tells it.
+func peerUID(conn net.Conn) (uint32, error) {
+	uc, ok := conn.(*net.UnixConn)
+	if !ok {
+		return 0, errors.New("not a unix connection")
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var uid uint32
+	var credErr error
+	if err := raw.Control(func(fd uintptr) { uid, credErr = socketPeerUID(int(fd)) }); err != nil {
+		return 0, err
+	}
+	return uid, credErr
 }

@@ -4,7 +4,6 @@ package api
 
 import (
 	"errors"
-	"net"
 	"runtime"
 )
 
@@ -15,4 +14,4 @@ var errNoPeerCredentials = errors.New("the control API needs Linux or macOS: it 
 
 func peerCredentialsSupported() error { return errNoPeerCredentials }
 
-func peerUID(net.Conn) (uint32, error) { return 0, errNoPeerCredentials }
+func socketPeerUID(int) (uint32, error) { return 0, errNoPeerCredentials }
