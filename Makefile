@@ -11,7 +11,7 @@ RACE_PKGS := ./...
 # `make test-long` fuzzes each for two minutes.
 FUZZTIME ?= 20000x
 
-.PHONY: build run test test-deps test-long vet fmt fuzz proto clean
+.PHONY: build cross run test test-deps test-long vet fmt fuzz proto clean
 
 # The node, its shipped roles (found next to the binary), and the example
 # third-party role built out of tree (its own module, requiring only the sdk).
@@ -25,6 +25,21 @@ build:
 	cd sdk/examples/pinner && $(GO) build -o ../../../$(BIN)/avnode-pinner .
 	cd sdk/examples/chat && $(GO) build -o ../../../$(BIN)/avnode-chat .
 
+# The node (with the CLI), the shipped roles and the examples build for
+# these systems too; built to a temporary folder and thrown away, tests are not
+# run there. What needs Linux (peer credentials of the control API outside
+# Linux and macOS, Landlock, namespaces) says so at run time.
+CROSS := linux/arm64 darwin/arm64
+cross:
+	@out=$$(mktemp -d) && trap 'rm -rf "$$out"' EXIT && \
+	for target in $(CROSS); do \
+	  echo "cross $$target"; \
+	  export GOOS=$${target%/*} GOARCH=$${target#*/}; \
+	  $(GO) build -o "$$out/" ./cmd/avnode ./roles/... || exit 1; \
+	  (cd sdk/examples/pinner && $(GO) build -o "$$out/" .) || exit 1; \
+	  (cd sdk/examples/chat && $(GO) build -o "$$out/" .) || exit 1; \
+	done
+
 run: build
 	$(BIN)/avnode run
 
@@ -35,7 +50,7 @@ vet:
 	cd sdk/examples/pinner && $(GO) vet ./...
 	cd sdk/examples/chat && $(GO) vet ./...
 
-test: build vet test-deps
+test: build cross vet test-deps
 	$(GO) test -race -count=1 -p 1 -timeout 25m $(RACE_PKGS)
 	cd sdk && $(GO) test -race -count=1 -timeout 5m ./...
 	cd sdk/examples/pinner && $(GO) test -race -count=1 ./...

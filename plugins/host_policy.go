@@ -14,7 +14,8 @@ import (
 const maxPolicyInput = 64 << 10
 
 // Decide asks the node's Lua policies for a verdict; roles use it for the
-// hooks the node itself does not call (mirror, relay_reserve).
+// hooks the node itself does not call (mirror). relay_reserve is asked by
+// the node's relay gate (host_relay.go), not through here.
 func (h *HostAPI) Decide(ctx context.Context, req *pluginpb.PolicyRequest) (*pluginpb.PolicyVerdict, error) {
 	if len(req.GetInputJson()) > maxPolicyInput || !json.Valid(req.GetInputJson()) {
 		return nil, status.Errorf(codes.InvalidArgument, "policy %s: input must be JSON of at most %d bytes", req.GetHook(), maxPolicyInput)

@@ -45,10 +45,8 @@ type Options struct {
 	// for roles enabled through the control API.
 	RoleConfig func(role string) json.RawMessage
 	Registerer prometheus.Registerer // for the plugins' own metrics
-	Env        []string              // extra environment for plugins
 	DataDir    string                // each role gets DataDir/<role> for its state
 	PeerID     string                // the node's, told to each role
-	DHTPrefix  string
 	Logger     *slog.Logger
 }
 
@@ -254,7 +252,7 @@ func (m *Manager) Command(ctx context.Context, role, name string, args []string)
 	if err != nil {
 		return nil, fmt.Errorf("role %s: %s: %w", role, name, err)
 	}
-	if err := diagnosticsError(role, name, res.GetDiagnostics()); err != nil {
+	if err := diagnosticsError(m.log, role, name, res.GetDiagnostics()); err != nil {
 		return nil, err
 	}
 	if len(res.GetOutputJson()) == 0 {

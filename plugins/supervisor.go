@@ -6,18 +6,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
 	"github.com/avnode/avnode/core/api"
+	"github.com/avnode/avnode/core/backoff"
 	"github.com/avnode/avnode/sdk"
 	"github.com/avnode/avnode/sdk/pluginpb"
 )
@@ -84,7 +85,7 @@ func (s *supervisor) stop() {
 // for good, or not installed.
 func (s *supervisor) run() {
 	defer close(s.done)
-	backoff := firstBackoff
+	delay := backoff.New(firstBackoff, maxBackoff)
 	startFailures := 0
 	for s.ctx.Err() == nil {
 		up, err := s.runOnce()
@@ -105,7 +106,8 @@ func (s *supervisor) run() {
 		// Backoff grows only while the plugin cannot come up; a plugin that
 		// was running is restarted promptly, within the per-minute budget.
 		if up > 0 {
-			startFailures, backoff = 0, firstBackoff
+			startFailures = 0
+			delay.Reset()
 		} else {
 			startFailures++
 		}
@@ -117,7 +119,7 @@ func (s *supervisor) run() {
 			s.m.log.Error("role failed: keeps crashing at start", "role", s.role, "err", err)
 			return
 		}
-		wait := s.nextRestart(backoff)
+		wait := s.nextRestart(delay.Current())
 		s.set(func(st *api.RoleStatus) { st.State, st.LastError, st.PID = "backoff", errText(err), 0 })
 		s.m.log.Warn("role plugin exited; restarting", "role", s.role, "err", err, "in", wait)
 		select {
@@ -125,7 +127,7 @@ func (s *supervisor) run() {
 		case <-s.ctx.Done():
 		}
 		if up == 0 {
-			backoff = min(backoff*2, maxBackoff)
+			delay.Grow()
 		}
 		s.set(func(st *api.RoleStatus) { st.Restarts++; st.State = "starting" })
 	}
@@ -220,10 +222,7 @@ func (s *supervisor) runOnce() (time.Duration, error) {
 
 func (s *supervisor) clientConfig(path string, sum []byte) *plugin.ClientConfig {
 	cmd := exec.Command(path)
-	cmd.Env = append(cmd.Environ(), s.m.opts.Env...)
-	// Belt and braces with the SDK's own watch: the kernel signals the
-	// plugin when the node dies, even by kill -9.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	dieWithNode(cmd)
 	cfg := &plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
 		Plugins:          plugin.PluginSet{sdk.PluginKey: &sdk.RolePlugin{}},
@@ -281,7 +280,7 @@ func (s *supervisor) start(role *sdk.RoleClient) error {
 	if err != nil {
 		return fmt.Errorf("role %s: validate config: %w", s.role, err)
 	}
-	if err := diagnosticsError(s.role, "config", diags); err != nil {
+	if err := diagnosticsError(s.m.log, s.role, "config", diags); err != nil {
 		return permanent(err)
 	}
 	brokerID := role.Broker.NextId()
@@ -298,11 +297,11 @@ func (s *supervisor) start(role *sdk.RoleClient) error {
 		}
 	}
 	diags, err = role.Start(ctx, &pluginpb.StartRequest{ConfigJson: s.config, HostBrokerId: brokerID,
-		NodePeerId: s.m.opts.PeerID, DhtPrefix: s.m.opts.DHTPrefix, DataDir: dataDir})
+		NodePeerId: s.m.opts.PeerID, DataDir: dataDir})
 	if err != nil {
 		return fmt.Errorf("role %s: start: %w", s.role, err)
 	}
-	return diagnosticsError(s.role, "start", diags)
+	return diagnosticsError(s.m.log, s.role, "start", diags)
 }
 
 func (s *supervisor) stopPlugin(role *sdk.RoleClient) {
@@ -310,24 +309,26 @@ func (s *supervisor) stopPlugin(role *sdk.RoleClient) {
 	defer cancel()
 	if diags, err := role.Stop(ctx, &pluginpb.StopRequest{}); err != nil {
 		s.m.log.Warn("role stop", "role", s.role, "err", err)
-	} else if err := diagnosticsError(s.role, "stop", diags); err != nil {
+	} else if err := diagnosticsError(s.m.log, s.role, "stop", diags); err != nil {
 		s.m.log.Warn("role stop", "role", s.role, "err", err)
 	}
 }
 
-// diagnosticsError turns error diagnostics into one error; warnings are logged by the caller.
-func diagnosticsError(role, phase string, d *pluginpb.Diagnostics) error {
+// diagnosticsError turns a role's error diagnostics into one error and logs
+// its warnings, with the role and phase, on log.
+func diagnosticsError(log *slog.Logger, role, phase string, d *pluginpb.Diagnostics) error {
 	var msgs []string
 	for _, diag := range d.GetDiagnostics() {
-		if diag.GetSeverity() != pluginpb.Diagnostic_SEVERITY_ERROR {
-			continue
-		}
 		msg := diag.GetSummary()
 		if diag.GetAttribute() != "" {
 			msg = diag.GetAttribute() + ": " + msg
 		}
 		if diag.GetDetail() != "" {
 			msg += " (" + diag.GetDetail() + ")"
+		}
+		if diag.GetSeverity() != pluginpb.Diagnostic_SEVERITY_ERROR {
+			log.Warn("role warning", "role", role, "phase", phase, "warning", msg)
+			continue
 		}
 		msgs = append(msgs, msg)
 	}

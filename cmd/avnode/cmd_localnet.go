@@ -98,8 +98,7 @@ func startLocalNode(ctx context.Context, self, repoDir, bootstrap string, extra 
 	defer logFile.Close()
 	cmd := exec.Command(self, args...)
 	cmd.Stderr = logFile
-	// The children die with us, even if we are killed.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	dieWithParent(cmd)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err

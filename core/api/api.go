@@ -169,6 +169,9 @@ func (s *Server) Listen(path string) error {
 	if len(path) >= 108 {
 		return fmt.Errorf("control socket path %s is %d bytes, over the system's limit of 107; use a shorter --repo path", path, len(path))
 	}
+	if err := peerCredentialsSupported(); err != nil {
+		return err
+	}
 	os.Remove(path)
 	old := syscall.Umask(0o177)
 	ln, err := net.Listen("unix", path)
@@ -207,49 +210,4 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	os.Remove(s.path)
 	return err
-}
-
-// sameUserListener drops connections from other users: file permissions
-// already stop them, this also covers a socket reached some other way.
-type sameUserListener struct {
-	net.Listener
-	log *slog.Logger
-}
-
-func (l *sameUserListener) Accept() (net.Conn, error) {
-	for {
-		conn, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		uid, err := peerUID(conn)
-		if err == nil && uid == uint32(os.Getuid()) {
-			return conn, nil
-		}
-		l.log.Warn("control API: refused a connection from another user", "uid", uid, "err", err)
-		conn.Close()
-	}
-}
-
-func peerUID(conn net.Conn) (uint32, error) {
-	uc, ok := conn.(*net.UnixConn)
-	if !ok {
-		return 0, errors.New("not a unix connection")
-	}
-	raw, err := uc.SyscallConn()
-	if err != nil {
-		return 0, err
-	}
-	var cred *syscall.Ucred
-	var credErr error
-	err = raw.Control(func(fd uintptr) {
-		cred, credErr = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
-	})
-	if err != nil {
-		return 0, err
-	}
-	if credErr != nil {
-		return 0, credErr
-	}
-	return cred.Uid, nil
 }

@@ -13,7 +13,6 @@ import (
 	"syscall"
 
 	cid "github.com/ipfs/go-cid"
-	"golang.org/x/sys/unix"
 )
 
 // tmpDirName holds blocks being written. It sits inside the store so that the
@@ -209,14 +208,14 @@ func (b *Blockstore) GetRange(c cid.Cid, offset, length uint64) (BlockRange, err
 }
 
 // Sync flushes every block written so far to disk, in one call for the
-// whole file system (syncfs).
+// whole file system (syncFS).
 func (b *Blockstore) Sync() error {
 	d, err := os.Open(b.dir)
 	if err != nil {
 		return fmt.Errorf("block store: sync: %w", err)
 	}
 	defer d.Close()
-	if err := unix.Syncfs(int(d.Fd())); err != nil {
+	if err := syncFS(d); err != nil {
 		return fmt.Errorf("block store: sync %s: %w", b.dir, err)
 	}
 	return nil

@@ -101,13 +101,19 @@ type GCResult struct {
 // pinned DAG it cannot read (a malformed node, a store error) stops GC before
 // anything is removed. Imports wait while GC runs, and GC waits for running
 // imports; pin an import's root before the next GC, or it is collected.
-func GC(ctx context.Context, bs *Blockstore, pins *Pins) (GCResult, error) {
+// GC keeps the DAGs under held as it keeps pinned ones: content being read.
+func GC(ctx context.Context, bs *Blockstore, pins *Pins, held ...cid.Cid) (GCResult, error) {
 	var res GCResult
 	bs.gcMu.Lock()
 	defer bs.gcMu.Unlock()
 	pinned, err := pins.List(ctx)
 	if err != nil {
 		return res, fmt.Errorf("gc: %w; nothing was removed", err)
+	}
+	for _, root := range held {
+		if _, ok := pinned[root]; !ok {
+			pinned[root] = "held by a read"
+		}
 	}
 	keep := make(map[string]struct{})
 	seen := make(map[string]struct{})

@@ -117,7 +117,7 @@ func (b *Blockstore) FreeSpace(margin int64) (int64, error) {
 	if err := unix.Statfs(b.dir, &st); err != nil {
 		return 0, fmt.Errorf("block store: free space of %s: %w", b.dir, err)
 	}
-	return max(int64(st.Bavail)*st.Bsize-margin, 0), nil
+	return max(int64(st.Bavail)*int64(st.Bsize)-margin, 0), nil // Bsize: int64 on Linux, uint32 on macOS
 }
 
 // FormatBytes writes n in binary units: 512 B, 1.5 MiB, 64.0 TiB.

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -49,7 +51,9 @@ type Service struct {
 	// gcMu keeps garbage collection out while a publish or a fetch holds
 	// blocks that no pin protects yet (read side), and lets one GC run at a
 	// time (write side). Every GC goes through Service.GC.
-	gcMu         sync.RWMutex
+	gcMu sync.RWMutex
+	// reads holds what Export and WriteRange are reading, which GC keeps.
+	reads        readHolds
 	orderSources func(context.Context, cid.Cid, []peer.ID) []peer.ID
 	private      bool
 	maxFetchMB   int
@@ -311,10 +315,37 @@ func (s *Service) fetch(ctx context.Context, targetText string, from []peer.ID, 
 }
 
 // GC removes blocks no pin reaches, once no publish or fetch is under way.
+// It keeps what is being read, and does not wait for reads to end: a slow
+// reader holds only what it reads.
 func (s *Service) GC(ctx context.Context) (content.GCResult, error) {
 	s.gcMu.Lock()
 	defer s.gcMu.Unlock()
-	return content.GC(ctx, s.Blocks, s.Pins)
+	s.reads.mu.Lock() // a read starts before this GC, and is kept, or after it
+	defer s.reads.mu.Unlock()
+	return content.GC(ctx, s.Blocks, s.Pins, slices.Collect(maps.Keys(s.reads.roots))...)
+}
+
+// readHolds counts the reads of each root under way.
+type readHolds struct {
+	mu    sync.Mutex // held by GC for its whole run
+	roots map[cid.Cid]int
+}
+
+// hold keeps root from GC until release is called.
+func (h *readHolds) hold(root cid.Cid) (release func()) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.roots == nil {
+		h.roots = map[cid.Cid]int{}
+	}
+	h.roots[root]++
+	return func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.roots[root]--; h.roots[root] == 0 {
+			delete(h.roots, root)
+		}
+	}
 }
 
 // resolveTarget fills in the root from the name and gathers sources: the
@@ -442,8 +473,10 @@ func (s *Service) trimCache(ctx context.Context) {
 	s.log.Info("block cache over its bound: collected unpinned blocks", "freed", res.Freed, "err", err)
 }
 
-// Export writes fetched content to path, once its size is verified.
+// Export writes fetched content to path, once its size is verified. What it
+// writes is kept from GC until it is written.
 func (s *Service) Export(ctx context.Context, c cid.Cid, path string) error {
+	defer s.reads.hold(c)()
 	if _, _, err := s.VerifiedSize(ctx, c); err != nil {
 		return fmt.Errorf("export %s to %s: %w", c, path, err)
 	}
@@ -457,7 +490,11 @@ func (s *Service) WriteFile(ctx context.Context, c cid.Cid, w io.Writer) (int64,
 
 // WriteRange streams length bytes of a stored file from offset (length 0:
 // to the end), once its size is verified; nothing is written otherwise.
+// The file is kept from GC until it is written: a GC under way when the read
+// starts may have taken it (then nothing is written), one that starts later
+// keeps it.
 func (s *Service) WriteRange(ctx context.Context, c cid.Cid, offset, length int64, w io.Writer) (int64, error) {
+	defer s.reads.hold(c)()
 	if _, _, err := s.VerifiedSize(ctx, c); err != nil {
 		return 0, fmt.Errorf("read %s: %w", c, err)
 	}

@@ -137,7 +137,7 @@ func (s *Service) zoneByAgreement(ctx context.Context, n names.Name) (zone []byt
 	for i, v := range votes {
 		values[i] = v.value
 	}
-	best, err := s.zoneV.Select(key, values)
+	best, err := s.owners.zoneV.Select(key, values)
 	if err != nil {
 		return nil, "", err
 	}

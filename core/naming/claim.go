@@ -59,7 +59,7 @@ func (s *Service) hold(ctx context.Context, from peer.ID, data []byte) error {
 	if err != nil {
 		return err
 	}
-	if err := s.claimV.Validate(c.Key(), data); err != nil {
+	if err := s.owners.claimV.Validate(c.Key(), data); err != nil {
 		return err
 	}
 	if err := s.learnOwner(ctx, c, c.Key(), from); err != nil {

@@ -93,7 +93,7 @@ func (s *Service) CheckAnnounced(ctx context.Context, nameText string, data []by
 		return 0, false, err
 	}
 	n = n.Registered()
-	z, err := s.zoneV.DecodeValid(names.ZoneKey(n), data)
+	z, err := s.owners.zoneV.DecodeValid(names.ZoneKey(n), data)
 	if err != nil {
 		return 0, false, err
 	}

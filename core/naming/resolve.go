@@ -173,7 +173,7 @@ func (s *Service) fetchZone(ctx context.Context, n names.Name) (_ *names.Zone, d
 // high-water mark, then binds its owner if the name was new here, raises the
 // mark and caches it.
 func (s *Service) acceptZone(ctx context.Context, n names.Name, data []byte) (*names.Zone, error) {
-	z, err := s.zoneV.DecodeValid(names.ZoneKey(n), data)
+	z, err := s.owners.zoneV.DecodeValid(names.ZoneKey(n), data)
 	if err != nil {
 		return nil, err
 	}

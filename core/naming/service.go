@@ -47,9 +47,7 @@ type Service struct {
 	keys    *keystore.Store
 	nodeKey crypto.PrivKey
 	cfg     config.Config
-	owners  *Owners
-	claimV  names.ClaimValidator
-	zoneV   names.ZoneValidator
+	owners  *Owners // also holds the record rules (claimV, zoneV) the DHT validates by
 	log     *slog.Logger
 	metrics *metrics
 
@@ -120,8 +118,6 @@ func New(opts Options) (*Service, error) {
 		nodeKey:   opts.NodeKey,
 		cfg:       *opts.Config,
 		owners:    opts.Owners,
-		claimV:    opts.Owners.claimV,
-		zoneV:     opts.Owners.zoneV,
 		log:       opts.Logger.With("component", "names"),
 		policy:    opts.Policy,
 		zoneCache: map[string]cachedZone{},

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/pbnjay/memory"
+
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/protocol"
@@ -69,10 +71,9 @@ func guardTransient(c rcmgr.ConcreteLimitConfig) rcmgr.ConcreteLimitConfig {
 // machineShare mirrors AutoScale's choice (an eighth of the memory, half the
 // file descriptors) for the limit the config leaves at 0.
 func machineShare() (int64, int) {
-	var info syscall.Sysinfo_t
 	mem := int64(1 << 30)
-	if syscall.Sysinfo(&info) == nil {
-		mem = int64(info.Totalram) * int64(info.Unit) / 8
+	if total := memory.TotalMemory(); total > 0 { // what AutoScale reads, on every system
+		mem = int64(total) / 8
 	}
 	var rl syscall.Rlimit
 	fds := 512

@@ -10,21 +10,11 @@ func registerNodeMetrics(reg prometheus.Registerer, n *Node) error {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "avnode", Subsystem: "node", Name: "connected_peers",
 			Help: "Peers with at least one open connection.",
-		}, func() float64 {
-			if h := n.Host; h != nil {
-				return float64(len(h.Network().Peers()))
-			}
-			return 0
-		}),
+		}, func() float64 { return float64(len(n.Host.Network().Peers())) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "avnode", Subsystem: "dht", Name: "routing_table_peers",
 			Help: "Peers in the Kademlia routing table.",
-		}, func() float64 {
-			if d := n.DHT; d != nil {
-				return float64(d.RoutingTable().Size())
-			}
-			return 0
-		}),
+		}, func() float64 { return float64(n.DHT.RoutingTable().Size()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "avnode", Subsystem: "node", Name: "reachability",
 			Help: "AutoNAT's verdict: 0 unknown, 1 public, 2 private.",

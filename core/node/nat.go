@@ -70,12 +70,8 @@ func (n *Node) relayCandidates(ctx context.Context, num int) <-chan peer.AddrInf
 				return
 			}
 		}
-		kad := n.kad.Load()
-		if kad == nil {
-			return
-		}
-		for info := range kad.FindProvidersAsync(ctx, RelayCID(), num) {
-			if info.ID != kad.Host().ID() && len(info.Addrs) > 0 && !send(info) {
+		for info := range n.DHT.FindProvidersAsync(ctx, RelayCID(), num) {
+			if info.ID != n.DHT.Host().ID() && len(info.Addrs) > 0 && !send(info) {
 				return
 			}
 		}
@@ -184,7 +180,7 @@ func (n *Node) announceRelay() {
 	wait := 2 * time.Second
 	for {
 		ctx, cancel := context.WithTimeout(n.ctx, time.Minute)
-		err := n.kad.Load().Provide(ctx, RelayCID(), true)
+		err := n.DHT.Provide(ctx, RelayCID(), true)
 		cancel()
 		if err == nil {
 			wait = time.Hour

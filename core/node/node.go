@@ -69,10 +69,9 @@ type Node struct {
 	topics  *topics
 
 	registerer prometheus.Registerer // nil: no metrics
-	// kad is the DHT for goroutines libp2p starts before New returns (the
-	// relay finder); DHT is nil-ed by Close, kad is not.
-	kad atomic.Pointer[dht.IpfsDHT]
-	up  atomic.Bool // libp2p.New returned: the host listens
+	up         atomic.Bool           // libp2p.New returned: the host listens
+	closeOnce  sync.Once
+	closeErr   error
 
 	mu           sync.Mutex
 	reachability network.Reachability
@@ -91,18 +90,18 @@ func New(opts Options) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	var kad *dht.IpfsDHT
+	// libp2p builds the routing before it starts the goroutines that use
+	// it (the relay finder), so they see n.DHT set; nothing sets it again.
 	hostOpts = append(hostOpts, libp2p.Routing(func(h host.Host) (routing.PeerRouting, error) {
-		kad, err = dht.New(h, n.dhtOptions(h, opts)...)
-		n.kad.Store(kad)
-		return kad, err
+		n.DHT, err = dht.New(h, n.dhtOptions(h, opts)...)
+		return n.DHT, err
 	}))
 	h, err := libp2p.New(hostOpts...)
 	if err != nil {
 		return nil, explainStartError(cfg, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	n.Host, n.DHT, n.ctx, n.cancel = h, kad, ctx, cancel
+	n.Host, n.ctx, n.cancel = h, ctx, cancel
 	n.up.Store(true)
 	if err := n.watchReachability(ctx); err != nil {
 		n.Close()
@@ -368,25 +367,22 @@ func (n *Node) FindPeer(ctx context.Context, id peer.ID) ([]ma.Multiaddr, error)
 	return info.Addrs, nil
 }
 
-// Close stops the DHT, then the host. It is safe to call more than once.
+// Close stops the DHT, then the host. It is safe to call more than once:
+// later calls return what the first did.
 func (n *Node) Close() error {
-	if n.cancel != nil {
-		n.cancel()
-	}
+	n.closeOnce.Do(func() { n.closeErr = n.close() })
+	return n.closeErr
+}
+
+func (n *Node) close() error {
+	n.cancel()
 	var errs []error
 	n.mu.Lock()
 	if n.relay != nil {
 		errs = append(errs, n.relay.svc.Close())
 	}
 	n.mu.Unlock()
-	if n.DHT != nil {
-		errs = append(errs, n.DHT.Close())
-		n.DHT = nil
-	}
-	if n.Host != nil {
-		errs = append(errs, n.Host.Close())
-		n.Host = nil
-	}
+	errs = append(errs, n.DHT.Close(), n.Host.Close())
 	n.wg.Wait()
 	return errors.Join(errs...)
 }

@@ -89,7 +89,7 @@ func TestBackoffStaysShortForWorkersLostToCalls(t *testing.T) {
 		}
 	}
 	p.sup.mu.Lock()
-	backoff := p.sup.backoff
+	backoff := p.sup.backoff.Current()
 	p.sup.mu.Unlock()
 	if backoff != minBackoff {
 		t.Fatalf("after 6 workers lost to stuck calls the backoff is %v, want %v", backoff, minBackoff)

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/avnode/avnode/core/backoff"
 )
 
 // Restart backoff, for workers that die of themselves: with no call in
@@ -52,7 +54,7 @@ type supervisor struct {
 	spare   *proc // loaded, serving nothing yet; nil while one starts
 	stale   bool  // cur is stuck in a call: replace it as soon as a spare is up
 	wait    time.Duration
-	backoff time.Duration
+	backoff *backoff.Doubling
 	closed  bool
 }
 
@@ -64,7 +66,8 @@ func startSupervisor(ctx context.Context, cfg workerConfig, sources []scriptSour
 	if err != nil {
 		return nil, results, err
 	}
-	s := &supervisor{cfg: cfg, sources: sources, cur: p, wake: make(chan struct{}, 1), backoff: minBackoff}
+	s := &supervisor{cfg: cfg, sources: sources, cur: p, wake: make(chan struct{}, 1),
+		backoff: backoff.New(minBackoff, maxBackoff)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.watch(p)
 	s.wg.Add(1)
@@ -144,8 +147,7 @@ func (s *supervisor) startSpare() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err != nil {
-		s.backoff = min(2*s.backoff, maxBackoff)
-		s.wait = s.backoff
+		s.wait = s.backoff.Grow()
 		if s.ctx.Err() == nil {
 			s.cfg.log.Warn("policy worker start failed", "err", err, "retry_in", s.wait)
 		}
@@ -221,11 +223,10 @@ func (s *supervisor) replace(p *proc) {
 	}
 	s.cfg.restarted()
 	if p.lostToCall() || time.Since(p.started) >= stableAfter {
-		s.backoff = minBackoff
+		s.wait = s.backoff.Reset()
 	} else {
-		s.backoff = min(2*s.backoff, maxBackoff)
+		s.wait = s.backoff.Grow()
 	}
-	s.wait = s.backoff
 	s.cfg.log.Warn("policy worker lost; the spare takes over", "err", p.lossReason(), "next_spare_in", s.wait)
 	select {
 	case s.wake <- struct{}{}:
