@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/avnode/avnode/core/config"
+	"github.com/avnode/avnode/core/daemon"
 	"github.com/avnode/avnode/core/keystore"
 	"github.com/avnode/avnode/core/naming"
 	"github.com/avnode/avnode/core/node"
@@ -34,7 +35,8 @@ import (
 //	go test -run '^$' -bench HostResolve ./plugins/
 func BenchmarkHostResolve(b *testing.B) {
 	names := benchNames(b)
-	api := withRole(NewHostAPI(nil, names, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), nil), "bench")
+	m := NewManager(Options{Node: daemon.NewRoleNode(nil, names, nil, nil, nil), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	api := m.hostFor("bench")
 	sock := filepath.Join(b.TempDir(), "host.sock")
 	lis, err := net.Listen("unix", sock)
 	if err != nil {
