@@ -34,7 +34,30 @@ var layerRules = []layerRule{
 	}},
 	{"the chat example sees only the SDK", "../../sdk/examples/chat", "./...", onlySDK},
 	{"the pinner example sees only the SDK", "../../sdk/examples/pinner", "./...", onlySDK},
+	{"the core never depends on plugins/, roles/ or cmd/", "../..", "./core/...", func(from, dep string) bool {
+		return under(dep, repoPath+"/core") || under(dep, repoPath+"/sdk")
+	}},
+	{"plugins/ reaches the core only through plugins.Node", "../..", "./plugins/...", func(from, dep string) bool {
+		// core/api holds the types plugins.Node speaks; core/fault and
+		// core/backoff are leaves with no state of the node.
+		return under(dep, repoPath+"/plugins") || under(dep, repoPath+"/sdk") ||
+			dep == repoPath+"/core/api" || dep == repoPath+"/core/fault" || dep == repoPath+"/core/backoff"
+	}},
 }
+
+// importRules are about direct imports: roles and examples code against the
+// SDK's Go types, never its wire (sdk/pluginpb, which the SDK itself uses),
+// and one composition root joins the core and the plugin host.
+var importRules = []layerRule{
+	{"roles import the SDK's Go types, not its wire", "../..", "./roles/...", notTheWire},
+	{"the chat example imports the SDK's Go types, not its wire", "../../sdk/examples/chat", "./...", notTheWire},
+	{"the pinner example imports the SDK's Go types, not its wire", "../../sdk/examples/pinner", "./...", notTheWire},
+	{"only cmd/avnode starts the plugin host", "../..", "./...", func(from, dep string) bool {
+		return dep != repoPath+"/plugins" || from == repoPath+"/cmd/avnode" || under(from, repoPath+"/plugins")
+	}},
+}
+
+func notTheWire(from, dep string) bool { return !under(dep, repoPath+"/sdk/pluginpb") }
 
 // roleOf is the role folder a package of roles/ belongs to.
 func roleOf(pkg string) string {
@@ -48,8 +71,14 @@ func roleOf(pkg string) string {
 func onlySDK(from, dep string) bool { return under(dep, repoPath+"/sdk") }
 
 func TestLayers(t *testing.T) {
-	for _, rule := range layerRules {
-		deps := repoDeps(t, rule.dir, rule.pattern)
+	check(t, layerRules, "Deps")
+	check(t, importRules, "Imports")
+}
+
+func check(t *testing.T, rules []layerRule, field string) {
+	t.Helper()
+	for _, rule := range rules {
+		deps := repoDeps(t, rule.dir, rule.pattern, field)
 		if len(deps) == 0 {
 			t.Errorf("%s: %s matches no package", rule.name, rule.pattern)
 		}
@@ -64,10 +93,11 @@ func TestLayers(t *testing.T) {
 }
 
 // repoDeps lists, for each package matching pattern, the packages of this
-// repo it depends on (its transitive dependencies, as `go list` has them).
-func repoDeps(t *testing.T, dir, pattern string) map[string][]string {
+// repo in its field of `go list` (Deps: every package it links; Imports:
+// the ones it names).
+func repoDeps(t *testing.T, dir, pattern, field string) map[string][]string {
 	t.Helper()
-	cmd := exec.Command("go", "list", "-f", `{{.ImportPath}}{{range .Deps}} {{.}}{{end}}`, pattern)
+	cmd := exec.Command("go", "list", "-f", `{{.ImportPath}}{{range .`+field+`}} {{.}}{{end}}`, pattern)
 	cmd.Dir = dir
 	out, err := cmd.Output()
 	if err != nil {
