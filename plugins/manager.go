@@ -3,6 +3,8 @@
 // starts the enabled roles through hashicorp/go-plugin, serves them the host
 // API, and supervises them: a crashed plugin is restarted with backoff, one
 // that cannot start is marked failed, and none can take the node down.
+// It reaches the node only through Node (node.go), which core/daemon.RoleNode
+// implements: plugins/ imports none of the core but its API types and leaves.
 // Plugins are the control plane; blocks and DHT traffic stay in the core.
 package plugins
 

@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/avnode/avnode/sdk/sdktest"
 )
 
 var avnodeBin string
@@ -207,19 +209,8 @@ func (d *proc) kill() {
 	}
 }
 
-// eventually retries check every 200 ms until it returns nil or the time is up.
-func eventually(t testing.TB, within time.Duration, what string, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = check(); err == nil {
-			return
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Fatalf("%s: not true after %s: %v", what, within, err)
-}
+// eventually is the repository's one bounded wait.
+var eventually = sdktest.Eventually
 
 // syncWriter lets the test read a log while the process writes it.
 type syncWriter struct {

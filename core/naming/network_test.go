@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/avnode/avnode/sdk/sdktest"
+
 	ds "github.com/ipfs/go-datastore"
 	dssync "github.com/ipfs/go-datastore/sync"
 	recpb "github.com/libp2p/go-libp2p-record/pb"
@@ -151,18 +153,8 @@ func newTestNetwork(t testing.TB, n int, tweak func(*config.Config)) []*testNode
 	return nodes
 }
 
-func waitFor(t testing.TB, within time.Duration, what string, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = check(); err == nil {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s: not true after %s: %v", what, within, err)
-}
+// waitFor is the repository's one bounded wait.
+var waitFor = sdktest.Eventually
 
 // claimName makes a key on tn and claims name with it.
 func claimName(t testing.TB, tn *testNode, name, keyName string) *ClaimResult {

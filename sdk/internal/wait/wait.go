@@ -8,16 +8,21 @@ import (
 	"time"
 )
 
-// pollEvery is how often Eventually checks: often enough that a test does not
-// wait long after its condition holds, rarely enough to leave the machine to
-// the code under test.
-const pollEvery = 20 * time.Millisecond
+// Eventually checks after firstPoll, then at doubling intervals up to
+// maxPoll: a condition that holds soon is seen soon, and a check that is
+// costly (a CLI process, a DHT lookup) leaves the machine to the code
+// under test while it waits.
+const (
+	firstPoll = 20 * time.Millisecond
+	maxPoll   = 200 * time.Millisecond
+)
 
 // Eventually calls check until it returns nil and fails the test if that
 // does not happen within the time given, with check's last error.
 func Eventually(t testing.TB, within time.Duration, what string, check func() error) {
 	t.Helper()
 	deadline := time.Now().Add(within)
+	poll := firstPoll
 	for {
 		err := check()
 		if err == nil {
@@ -27,6 +32,7 @@ func Eventually(t testing.TB, within time.Duration, what string, check func() er
 			t.Fatalf("%s: not true after %s: %v", what, within, err)
 			return
 		}
-		time.Sleep(pollEvery)
+		time.Sleep(poll)
+		poll = min(2*poll, maxPoll)
 	}
 }
