@@ -317,23 +317,14 @@ func (s *supervisor) stopPlugin(role *sdk.RoleClient) {
 // diagnosticsError turns a role's error diagnostics into one error and logs
 // its warnings, with the role and phase, on log.
 func diagnosticsError(log *slog.Logger, role, phase string, d *pluginpb.Diagnostics) error {
-	var msgs []string
-	for _, diag := range d.GetDiagnostics() {
-		msg := diag.GetSummary()
-		if diag.GetAttribute() != "" {
-			msg = diag.GetAttribute() + ": " + msg
+	diags := sdk.DiagnosticsFromProto(d)
+	for _, diag := range diags {
+		if !diag.IsError() {
+			log.Warn("role warning", "role", role, "phase", phase, "warning", diag.String())
 		}
-		if diag.GetDetail() != "" {
-			msg += " (" + diag.GetDetail() + ")"
-		}
-		if diag.GetSeverity() != pluginpb.Diagnostic_SEVERITY_ERROR {
-			log.Warn("role warning", "role", role, "phase", phase, "warning", msg)
-			continue
-		}
-		msgs = append(msgs, msg)
 	}
-	if len(msgs) == 0 {
-		return nil
+	if err := diags.Err(); err != nil {
+		return fmt.Errorf("role %s: %s: %w", role, phase, err)
 	}
-	return fmt.Errorf("role %s: %s: %s", role, phase, strings.Join(msgs, "; "))
+	return nil
 }
