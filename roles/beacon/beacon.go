@@ -314,8 +314,8 @@ func (b *beacon) statusList() []nameStatus {
 func (b *beacon) Stop(ctx context.Context) sdk.Diagnostics {
 	for _, n := range b.cfg.Names {
 		if res, err := b.host.Resolve(ctx, n.Name); err == nil {
-			b.host.PutRecord(ctx, "/avtr-claim/"+n.Name, res.SignedClaim)
-			b.host.PutRecord(ctx, "/avtr-zone/"+n.Name, res.SignedZone)
+			b.host.PutRecord(ctx, sdk.ClaimKeyPrefix+n.Name, res.SignedClaim)
+			b.host.PutRecord(ctx, sdk.ZoneKeyPrefix+n.Name, res.SignedZone)
 		}
 		publish(ctx, b.host, n.Name, sdk.NameMessage{Kind: sdk.KindLeaving})
 	}

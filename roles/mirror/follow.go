@@ -120,7 +120,7 @@ func (f *follower) onMessage(ctx context.Context, msg sdk.TopicMessage) error {
 	if nm.Kind != sdk.KindZone {
 		return nil
 	}
-	res, err := f.m.host.OfferZone(ctx, "/avtr-zone/"+f.name, nm.Zone)
+	res, err := f.m.host.OfferZone(ctx, sdk.ZoneKeyPrefix+f.name, nm.Zone)
 	if err != nil {
 		if f.m.refusalLogs.Allow() {
 			f.m.host.Logger().Warn("zone refused", "name", f.name, "from", msg.From, "err", err)

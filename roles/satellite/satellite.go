@@ -212,7 +212,7 @@ func (s *satellite) takeZone(ctx context.Context, resp sdk.SatelliteResponse) er
 	if len(resp.Zone) == 0 {
 		return nil // a /cid/ target
 	}
-	if _, err := s.host.OfferZone(ctx, "/avtr-zone/"+resp.ZoneName, resp.Zone); err != nil {
+	if _, err := s.host.OfferZone(ctx, sdk.ZoneKeyPrefix+resp.ZoneName, resp.Zone); err != nil {
 		return fmt.Errorf("the zone from the beacon: %w", err)
 	}
 	return nil
