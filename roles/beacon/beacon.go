@@ -71,30 +71,42 @@ func (b *beacon) Describe() sdk.Description {
 }
 
 func (b *beacon) ValidateConfig(raw json.RawMessage) sdk.Diagnostics {
+	_, _, diags := parseConfig(raw)
+	return diags
+}
+
+// parseConfig decodes and checks a config, and returns it with its interval.
+func parseConfig(raw json.RawMessage) (config, time.Duration, sdk.Diagnostics) {
+	var c config
+	if err := sdk.DecodeStrict(raw, &c); err != nil {
+		return c, 0, sdk.Diagnostics{sdk.Errorf("config is not valid: %v", err)}
+	}
 	var diags sdk.Diagnostics
-	if err := sdk.DecodeStrict(raw, &b.cfg); err != nil {
-		return sdk.Diagnostics{sdk.Errorf("config is not valid: %v", err)}
-	}
-	b.interval = 10 * time.Minute
-	if b.cfg.Interval != "" {
-		d, err := time.ParseDuration(b.cfg.Interval)
+	interval := 10 * time.Minute
+	if c.Interval != "" {
+		d, err := time.ParseDuration(c.Interval)
 		if err != nil || d < time.Second {
-			diags = append(diags, sdk.Errorf("interval %q is not a duration of at least 1s", b.cfg.Interval).WithAttribute("interval"))
+			diags = append(diags, sdk.Errorf("interval %q is not a duration of at least 1s", c.Interval).WithAttribute("interval"))
 		}
-		b.interval = d
+		interval = d
 	}
-	for i, n := range b.cfg.Names {
+	for i, n := range c.Names {
 		if n.Name == "" || n.Key == "" {
 			diags = append(diags, sdk.Errorf("names[%d] needs a name and the key that owns it", i).WithAttribute(fmt.Sprintf("names[%d]", i)))
 		}
 	}
-	if len(b.cfg.Names) == 0 {
+	if len(c.Names) == 0 {
 		diags = append(diags, sdk.Warningf("no names to host").WithDetail(`add role_config.beacon.names: [{name: einstein.avtr, key: einstein}]`))
 	}
-	return diags
+	return c, interval, diags
 }
 
-func (b *beacon) Start(_ context.Context, _ json.RawMessage, host sdk.Host) sdk.Diagnostics {
+func (b *beacon) Start(_ context.Context, raw json.RawMessage, host sdk.Host) sdk.Diagnostics {
+	cfg, interval, diags := parseConfig(raw)
+	if diags.HasError() {
+		return diags
+	}
+	b.cfg, b.interval = cfg, interval
 	b.host, b.status = host, map[string]*nameStatus{}
 	b.refusalLogs = rate.NewLimiter(satelliteRefusalsLogs, 5)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -330,3 +342,10 @@ func errText(err error) string {
 	}
 	return err.Error()
 }
+
+// A signature slip in a method fails the build, not the role: sdk.Serve
+// finds Command by a type assertion.
+var (
+	_ sdk.Role      = (*beacon)(nil)
+	_ sdk.Commander = (*beacon)(nil)
+)
