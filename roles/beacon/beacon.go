@@ -106,9 +106,9 @@ func (b *beacon) Start(_ context.Context, raw json.RawMessage, host sdk.Host) sd
 	if diags.HasError() {
 		return diags
 	}
-	b.cfg, b.interval = cfg, interval
-	b.host, b.status = host, map[string]*nameStatus{}
-	b.refusalLogs = rate.NewLimiter(satelliteRefusalsLogs, 5)
+	if err := b.init(cfg, interval, host); err != nil {
+		return sdk.Diagnostics{sdk.Errorf("read the paired satellites: %v", err)}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	b.cancel = cancel
 	updates, err := host.Subscribe(ctx, "name.updated")
@@ -116,21 +116,32 @@ func (b *beacon) Start(_ context.Context, raw json.RawMessage, host sdk.Host) sd
 		cancel()
 		return sdk.Diagnostics{sdk.Errorf("subscribe to name updates: %v", err)}
 	}
-	if b.pairs, err = loadPairings(host.DataDir()); err != nil {
-		cancel()
-		return sdk.Diagnostics{sdk.Errorf("read the paired satellites: %v", err)}
-	}
 	if err := host.HandleProtocol(ctx, sdk.SatelliteProtocol, func(s *sdk.Stream) { b.serveSatellite(ctx, s) }); err != nil {
 		cancel()
 		return sdk.Diagnostics{sdk.Errorf("serve satellites on %s: %v", sdk.SatelliteProtocol, err)}
 	}
 	for _, n := range b.cfg.Names {
-		b.status[n.Name] = &nameStatus{Name: n.Name, Wanted: n.Copies, Paired: b.pairs.paired(n.Name)}
 		b.wg.Add(1)
 		go b.keep(ctx, n)
 	}
 	b.wg.Add(1)
 	go b.announceUpdates(ctx, updates)
+	return nil
+}
+
+// init sets the beacon up for a config and a host: its state, before any
+// work starts.
+func (b *beacon) init(cfg config, interval time.Duration, host sdk.Host) error {
+	pairs, err := loadPairings(host.DataDir())
+	if err != nil {
+		return err
+	}
+	b.cfg, b.interval, b.host, b.pairs = cfg, interval, host, pairs
+	b.refusalLogs = rate.NewLimiter(satelliteRefusalsLogs, 5)
+	b.status = map[string]*nameStatus{}
+	for _, n := range cfg.Names {
+		b.status[n.Name] = &nameStatus{Name: n.Name, Wanted: n.Copies, Paired: pairs.paired(n.Name)}
+	}
 	return nil
 }
 
