@@ -228,11 +228,6 @@ func (r *receiver) Command(_ context.Context, name string, args []string) (any, 
 	}{r.url, r.set.topics, r.gw.stats()}, nil
 }
 
-var (
-	_ sdk.Role      = (*receiver)(nil)
-	_ sdk.Commander = (*receiver)(nil)
-)
-
 // A signature slip in a method fails the build, not the role: sdk.Serve
 // finds Command by a type assertion.
 var (
