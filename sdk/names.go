@@ -55,6 +55,15 @@ func (h *grpcHost) PeerID() string { return h.peerID }
 // versions and its mirrors attest copies.
 func NameTopic(name string) string { return "avtr/name/" + name }
 
+// The DHT keys of a name's records, each followed by the name (e.g.
+// /avtr-zone/einstein.avtr): the owner's signed zone, which Host.OfferZone
+// takes and Host.GetRecord and PutRecord read and write, and the owner's
+// signed claim of the name. The node validates both before storing them.
+const (
+	ZoneKeyPrefix  = "/avtr-zone/"
+	ClaimKeyPrefix = "/avtr-claim/"
+)
+
 // Kinds of NameMessage.
 const (
 	KindZone    = "zone"    // a new signed zone (Zone)

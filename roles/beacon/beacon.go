@@ -71,32 +71,44 @@ func (b *beacon) Describe() sdk.Description {
 }
 
 func (b *beacon) ValidateConfig(raw json.RawMessage) sdk.Diagnostics {
+	_, _, diags := parseConfig(raw)
+	return diags
+}
+
+// parseConfig decodes and checks a config, and returns it with its interval.
+func parseConfig(raw json.RawMessage) (config, time.Duration, sdk.Diagnostics) {
+	var c config
+	if err := sdk.DecodeStrict(raw, &c); err != nil {
+		return c, 0, sdk.Diagnostics{sdk.Errorf("config is not valid: %v", err)}
+	}
 	var diags sdk.Diagnostics
-	if err := sdk.DecodeStrict(raw, &b.cfg); err != nil {
-		return sdk.Diagnostics{sdk.Errorf("config is not valid: %v", err)}
-	}
-	b.interval = 10 * time.Minute
-	if b.cfg.Interval != "" {
-		d, err := time.ParseDuration(b.cfg.Interval)
+	interval := 10 * time.Minute
+	if c.Interval != "" {
+		d, err := time.ParseDuration(c.Interval)
 		if err != nil || d < time.Second {
-			diags = append(diags, sdk.Errorf("interval %q is not a duration of at least 1s", b.cfg.Interval).WithAttribute("interval"))
+			diags = append(diags, sdk.Errorf("interval %q is not a duration of at least 1s", c.Interval).WithAttribute("interval"))
 		}
-		b.interval = d
+		interval = d
 	}
-	for i, n := range b.cfg.Names {
+	for i, n := range c.Names {
 		if n.Name == "" || n.Key == "" {
 			diags = append(diags, sdk.Errorf("names[%d] needs a name and the key that owns it", i).WithAttribute(fmt.Sprintf("names[%d]", i)))
 		}
 	}
-	if len(b.cfg.Names) == 0 {
+	if len(c.Names) == 0 {
 		diags = append(diags, sdk.Warningf("no names to host").WithDetail(`add role_config.beacon.names: [{name: einstein.avtr, key: einstein}]`))
 	}
-	return diags
+	return c, interval, diags
 }
 
-func (b *beacon) Start(_ context.Context, _ json.RawMessage, host sdk.Host) sdk.Diagnostics {
-	b.host, b.status = host, map[string]*nameStatus{}
-	b.refusalLogs = rate.NewLimiter(satelliteRefusalsLogs, 5)
+func (b *beacon) Start(_ context.Context, raw json.RawMessage, host sdk.Host) sdk.Diagnostics {
+	cfg, interval, diags := parseConfig(raw)
+	if diags.HasError() {
+		return diags
+	}
+	if err := b.init(cfg, interval, host); err != nil {
+		return sdk.Diagnostics{sdk.Errorf("read the paired satellites: %v", err)}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	b.cancel = cancel
 	updates, err := host.Subscribe(ctx, "name.updated")
@@ -104,21 +116,32 @@ func (b *beacon) Start(_ context.Context, _ json.RawMessage, host sdk.Host) sdk.
 		cancel()
 		return sdk.Diagnostics{sdk.Errorf("subscribe to name updates: %v", err)}
 	}
-	if b.pairs, err = loadPairings(host.DataDir()); err != nil {
-		cancel()
-		return sdk.Diagnostics{sdk.Errorf("read the paired satellites: %v", err)}
-	}
 	if err := host.HandleProtocol(ctx, sdk.SatelliteProtocol, func(s *sdk.Stream) { b.serveSatellite(ctx, s) }); err != nil {
 		cancel()
 		return sdk.Diagnostics{sdk.Errorf("serve satellites on %s: %v", sdk.SatelliteProtocol, err)}
 	}
 	for _, n := range b.cfg.Names {
-		b.status[n.Name] = &nameStatus{Name: n.Name, Wanted: n.Copies, Paired: b.pairs.paired(n.Name)}
 		b.wg.Add(1)
 		go b.keep(ctx, n)
 	}
 	b.wg.Add(1)
 	go b.announceUpdates(ctx, updates)
+	return nil
+}
+
+// init sets the beacon up for a config and a host: its state, before any
+// work starts.
+func (b *beacon) init(cfg config, interval time.Duration, host sdk.Host) error {
+	pairs, err := loadPairings(host.DataDir())
+	if err != nil {
+		return err
+	}
+	b.cfg, b.interval, b.host, b.pairs = cfg, interval, host, pairs
+	b.refusalLogs = rate.NewLimiter(satelliteRefusalsLogs, 5)
+	b.status = map[string]*nameStatus{}
+	for _, n := range cfg.Names {
+		b.status[n.Name] = &nameStatus{Name: n.Name, Wanted: n.Copies, Paired: pairs.paired(n.Name)}
+	}
 	return nil
 }
 
@@ -314,8 +337,8 @@ func (b *beacon) statusList() []nameStatus {
 func (b *beacon) Stop(ctx context.Context) sdk.Diagnostics {
 	for _, n := range b.cfg.Names {
 		if res, err := b.host.Resolve(ctx, n.Name); err == nil {
-			b.host.PutRecord(ctx, "/avtr-claim/"+n.Name, res.SignedClaim)
-			b.host.PutRecord(ctx, "/avtr-zone/"+n.Name, res.SignedZone)
+			b.host.PutRecord(ctx, sdk.ClaimKeyPrefix+n.Name, res.SignedClaim)
+			b.host.PutRecord(ctx, sdk.ZoneKeyPrefix+n.Name, res.SignedZone)
 		}
 		publish(ctx, b.host, n.Name, sdk.NameMessage{Kind: sdk.KindLeaving})
 	}
@@ -330,3 +353,10 @@ func errText(err error) string {
 	}
 	return err.Error()
 }
+
+// A signature slip in a method fails the build, not the role: sdk.Serve
+// finds Command by a type assertion.
+var (
+	_ sdk.Role      = (*beacon)(nil)
+	_ sdk.Commander = (*beacon)(nil)
+)

@@ -222,17 +222,7 @@ func (b *beacon) work(ctx context.Context, req sdk.SatelliteRequest) (sdk.Satell
 		}
 		return sdk.SatelliteResponse{Zone: res.SignedZone, ZoneName: registered(res.Name)}, nil
 	case sdk.SatGet:
-		fetched, err := b.host.Fetch(ctx, req.Target)
-		if err != nil {
-			return sdk.SatelliteResponse{}, err
-		}
-		resp := sdk.SatelliteResponse{Root: fetched.Root}
-		if name, ok := targetName(req.Target); ok {
-			if res, err := b.host.Resolve(ctx, name); err == nil {
-				resp.Zone, resp.ZoneName = res.SignedZone, registered(res.Name)
-			}
-		}
-		return resp, nil
+		return b.get(ctx, req.Target)
 	case sdk.SatOffload:
 		out, err := b.host.CallRole(ctx, req.Service, "offload", string(req.Payload))
 		if err != nil {
@@ -258,13 +248,41 @@ func (b *beacon) countSatellite(name string, served bool) {
 	})
 }
 
-// targetName is the name of a get target NAME[/PATH]; /cid/ targets have none.
-func targetName(target string) (string, bool) {
-	if strings.HasPrefix(target, "/cid/") {
-		return "", false
+// get fetches a target for a satellite and answers its root and, for a
+// name, the signed zone that names that root. The name is resolved once,
+// here: the content fetched is the root of the zone answered, not of
+// another resolve that a newer version may have changed in between.
+func (b *beacon) get(ctx context.Context, target string) (sdk.SatelliteResponse, error) {
+	name, path, ok := splitTarget(target)
+	if !ok {
+		fetched, err := b.host.Fetch(ctx, target)
+		return sdk.SatelliteResponse{Root: fetched.Root}, err
 	}
-	name, _, _ := strings.Cut(strings.TrimPrefix(target, "/name/"), "/")
-	return name, name != ""
+	res, err := b.host.Resolve(ctx, name)
+	if err != nil {
+		return sdk.SatelliteResponse{}, err
+	}
+	if res.Root == "" {
+		return sdk.SatelliteResponse{}, fmt.Errorf("%s has no content", name)
+	}
+	fetched, err := b.host.Fetch(ctx, "/cid/"+res.Root+path)
+	if err != nil {
+		return sdk.SatelliteResponse{}, err
+	}
+	return sdk.SatelliteResponse{Root: fetched.Root, Zone: res.SignedZone, ZoneName: registered(res.Name)}, nil
+}
+
+// splitTarget splits a get target NAME[/PATH] into the name and the path
+// ("" or "/PATH"); /cid/ targets have no name.
+func splitTarget(target string) (name, path string, ok bool) {
+	if strings.HasPrefix(target, "/cid/") {
+		return "", "", false
+	}
+	name, path, _ = strings.Cut(strings.TrimPrefix(target, "/name/"), "/")
+	if path != "" {
+		path = "/" + path
+	}
+	return name, path, name != ""
 }
 
 // registered is the name's zone: its last two labels (api.coolblog.code → coolblog.code).

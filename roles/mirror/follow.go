@@ -60,10 +60,10 @@ func (f *follower) run(ctx context.Context) {
 		}
 	}
 	var retry retrier
-	retry.after(f.sync(ctx, nil), f.m.resolveEvery)
-	resolve := time.NewTicker(f.m.resolveEvery)
+	retry.after(f.sync(ctx, nil), f.m.cfg.resolveEvery)
+	resolve := time.NewTicker(f.m.cfg.resolveEvery)
 	defer resolve.Stop()
-	republish := time.NewTicker(f.m.repubE)
+	republish := time.NewTicker(f.m.cfg.republishEvery)
 	defer republish.Stop()
 	for {
 		select {
@@ -74,13 +74,13 @@ func (f *follower) run(ctx context.Context) {
 				msgs = nil // the node went; the tickers go on
 				continue
 			}
-			retry.after(f.onMessage(ctx, msg), f.m.resolveEvery)
+			retry.after(f.onMessage(ctx, msg), f.m.cfg.resolveEvery)
 		case <-f.kick:
-			retry.after(f.sync(ctx, nil), f.m.resolveEvery)
+			retry.after(f.sync(ctx, nil), f.m.cfg.resolveEvery)
 		case <-retry.due:
-			retry.after(f.sync(ctx, nil), f.m.resolveEvery)
+			retry.after(f.sync(ctx, nil), f.m.cfg.resolveEvery)
 		case <-resolve.C:
-			retry.after(f.sync(ctx, nil), f.m.resolveEvery)
+			retry.after(f.sync(ctx, nil), f.m.cfg.resolveEvery)
 		case <-republish.C:
 			f.republish(ctx)
 		}
@@ -120,7 +120,7 @@ func (f *follower) onMessage(ctx context.Context, msg sdk.TopicMessage) error {
 	if nm.Kind != sdk.KindZone {
 		return nil
 	}
-	res, err := f.m.host.OfferZone(ctx, "/avtr-zone/"+f.name, nm.Zone)
+	res, err := f.m.host.OfferZone(ctx, sdk.ZoneKeyPrefix+f.name, nm.Zone)
 	if err != nil {
 		if f.m.refusalLogs.Allow() {
 			f.m.host.Logger().Warn("zone refused", "name", f.name, "from", msg.From, "err", err)

@@ -45,12 +45,11 @@ type nameState struct {
 }
 
 type mirror struct {
-	cfg                  config
-	resolveEvery, repubE time.Duration
-	host                 sdk.Host
-	ctx                  context.Context
-	cancel               context.CancelFunc
-	wg                   sync.WaitGroup
+	cfg    settings
+	host   sdk.Host
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 
 	mu        sync.Mutex
 	state     map[string]*nameState
@@ -74,8 +73,21 @@ func (m *mirror) Describe() sdk.Description {
 }
 
 func (m *mirror) ValidateConfig(raw json.RawMessage) sdk.Diagnostics {
-	if err := sdk.DecodeStrict(raw, &m.cfg); err != nil {
-		return sdk.Diagnostics{sdk.Errorf("config is not valid: %v", err)}
+	_, diags := parseConfig(raw)
+	return diags
+}
+
+// settings are a config with its defaults applied and its intervals parsed.
+type settings struct {
+	config
+	resolveEvery, republishEvery time.Duration
+}
+
+// parseConfig decodes and checks a config.
+func parseConfig(raw json.RawMessage) (settings, sdk.Diagnostics) {
+	var set settings
+	if err := sdk.DecodeStrict(raw, &set.config); err != nil {
+		return set, sdk.Diagnostics{sdk.Errorf("config is not valid: %v", err)}
 	}
 	var diags sdk.Diagnostics
 	parse := func(attr, s string, def time.Duration) time.Duration {
@@ -88,15 +100,20 @@ func (m *mirror) ValidateConfig(raw json.RawMessage) sdk.Diagnostics {
 		}
 		return d
 	}
-	m.resolveEvery = parse("resolve_interval", m.cfg.ResolveInterval, 5*time.Minute)
-	m.repubE = parse("republish_interval", m.cfg.RepublishInterval, time.Hour)
-	if m.cfg.QuotaMB == 0 {
-		m.cfg.QuotaMB = 5120
+	set.resolveEvery = parse("resolve_interval", set.ResolveInterval, 5*time.Minute)
+	set.republishEvery = parse("republish_interval", set.RepublishInterval, time.Hour)
+	if set.QuotaMB == 0 {
+		set.QuotaMB = 5120
 	}
-	return diags
+	return set, diags
 }
 
-func (m *mirror) Start(_ context.Context, _ json.RawMessage, host sdk.Host) sdk.Diagnostics {
+func (m *mirror) Start(_ context.Context, raw json.RawMessage, host sdk.Host) sdk.Diagnostics {
+	set, diags := parseConfig(raw)
+	if diags.HasError() {
+		return diags
+	}
+	m.cfg = set
 	m.host, m.followers = host, map[string]*follower{}
 	m.refusalLogs = rate.NewLimiter(1, 5)
 	if err := m.load(); err != nil {
@@ -270,3 +287,10 @@ func resolutionHosts(res sdk.Resolution) []string {
 	}
 	return out
 }
+
+// A signature slip in a method fails the build, not the role: sdk.Serve
+// finds Command by a type assertion.
+var (
+	_ sdk.Role      = (*mirror)(nil)
+	_ sdk.Commander = (*mirror)(nil)
+)

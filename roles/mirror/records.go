@@ -42,12 +42,12 @@ func (m *mirror) keepSigned(name string, res sdk.Resolution) error {
 // loadSigned returns the kept claim and zone with their DHT keys, claim first.
 func (m *mirror) loadSigned(name string) ([]signedRecord, error) {
 	var out []signedRecord
-	for _, kind := range []string{"claim", "zone"} {
-		data, err := os.ReadFile(m.recordFile(name, kind))
+	for _, r := range []struct{ kind, keyPrefix string }{{"claim", sdk.ClaimKeyPrefix}, {"zone", sdk.ZoneKeyPrefix}} {
+		data, err := os.ReadFile(m.recordFile(name, r.kind))
 		if err != nil {
-			return nil, fmt.Errorf("no signed %s kept for %s: %w", kind, name, err)
+			return nil, fmt.Errorf("no signed %s kept for %s: %w", r.kind, name, err)
 		}
-		out = append(out, signedRecord{key: "/avtr-" + kind + "/" + name, value: data})
+		out = append(out, signedRecord{key: r.keyPrefix + name, value: data})
 	}
 	return out, nil
 }

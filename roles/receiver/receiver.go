@@ -74,8 +74,7 @@ func (r *receiver) Describe() sdk.Description {
 }
 
 func (r *receiver) ValidateConfig(raw json.RawMessage) sdk.Diagnostics {
-	var diags sdk.Diagnostics
-	r.set, diags = parseConfig(raw)
+	_, diags := parseConfig(raw)
 	return diags
 }
 
@@ -229,6 +228,8 @@ func (r *receiver) Command(_ context.Context, name string, args []string) (any, 
 	}{r.url, r.set.topics, r.gw.stats()}, nil
 }
 
+// A signature slip in a method fails the build, not the role: sdk.Serve
+// finds Command by a type assertion.
 var (
 	_ sdk.Role      = (*receiver)(nil)
 	_ sdk.Commander = (*receiver)(nil)

@@ -18,7 +18,6 @@ type config struct {
 }
 
 type relay struct {
-	cfg    config
 	limits sdk.RelayLimits
 	host   sdk.Host
 	cancel context.CancelFunc
@@ -38,9 +37,15 @@ func (r *relay) Describe() sdk.Description {
 }
 
 func (r *relay) ValidateConfig(raw json.RawMessage) sdk.Diagnostics {
-	r.cfg = config{MaxReservations: 128, MaxReservationsPerIP: 8, MaxCircuits: 16, CircuitBytesMB: 16}
-	if err := sdk.DecodeStrict(raw, &r.cfg); err != nil {
-		return sdk.Diagnostics{sdk.Errorf("config is not valid: %v", err)}
+	_, diags := parseConfig(raw)
+	return diags
+}
+
+// parseConfig decodes and checks a config, and returns the limits it sets.
+func parseConfig(raw json.RawMessage) (sdk.RelayLimits, sdk.Diagnostics) {
+	c := config{MaxReservations: 128, MaxReservationsPerIP: 8, MaxCircuits: 16, CircuitBytesMB: 16}
+	if err := sdk.DecodeStrict(raw, &c); err != nil {
+		return sdk.RelayLimits{}, sdk.Diagnostics{sdk.Errorf("config is not valid: %v", err)}
 	}
 	var diags sdk.Diagnostics
 	duration := func(attr, s string, def time.Duration) time.Duration {
@@ -58,22 +63,26 @@ func (r *relay) ValidateConfig(raw json.RawMessage) sdk.Diagnostics {
 			diags = append(diags, sdk.Errorf("%s must be at least 1", attr).WithAttribute(attr))
 		}
 	}
-	positive("max_reservations", int64(r.cfg.MaxReservations))
-	positive("max_reservations_per_ip", int64(r.cfg.MaxReservationsPerIP))
-	positive("max_circuits", int64(r.cfg.MaxCircuits))
-	positive("circuit_bytes_mb", r.cfg.CircuitBytesMB)
-	r.limits = sdk.RelayLimits{
-		MaxReservations: int(r.cfg.MaxReservations), MaxReservationsPerIP: int(r.cfg.MaxReservationsPerIP),
-		MaxCircuits:     int(r.cfg.MaxCircuits),
-		CircuitDuration: duration("circuit_duration", r.cfg.CircuitDuration, 2*time.Minute),
-		CircuitBytes:    r.cfg.CircuitBytesMB << 20,
-		ReservationTTL:  duration("reservation_ttl", r.cfg.ReservationTTL, time.Hour),
+	positive("max_reservations", int64(c.MaxReservations))
+	positive("max_reservations_per_ip", int64(c.MaxReservationsPerIP))
+	positive("max_circuits", int64(c.MaxCircuits))
+	positive("circuit_bytes_mb", c.CircuitBytesMB)
+	limits := sdk.RelayLimits{
+		MaxReservations: int(c.MaxReservations), MaxReservationsPerIP: int(c.MaxReservationsPerIP),
+		MaxCircuits:     int(c.MaxCircuits),
+		CircuitDuration: duration("circuit_duration", c.CircuitDuration, 2*time.Minute),
+		CircuitBytes:    c.CircuitBytesMB << 20,
+		ReservationTTL:  duration("reservation_ttl", c.ReservationTTL, time.Hour),
 	}
-	return diags
+	return limits, diags
 }
 
-func (r *relay) Start(ctx context.Context, _ json.RawMessage, host sdk.Host) sdk.Diagnostics {
-	r.host = host
+func (r *relay) Start(ctx context.Context, raw json.RawMessage, host sdk.Host) sdk.Diagnostics {
+	limits, diags := parseConfig(raw)
+	if diags.HasError() {
+		return diags
+	}
+	r.limits, r.host = limits, host
 	if _, err := host.StartRelay(ctx, r.limits); err != nil {
 		return sdk.Diagnostics{sdk.Errorf("start the relay service: %v", err)}
 	}
@@ -144,3 +153,10 @@ func limitsJSON(l sdk.RelayLimits) map[string]int64 {
 	}
 	return out
 }
+
+// A signature slip in a method fails the build, not the role: sdk.Serve
+// finds Command by a type assertion.
+var (
+	_ sdk.Role      = (*relay)(nil)
+	_ sdk.Commander = (*relay)(nil)
+)

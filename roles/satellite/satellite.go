@@ -41,7 +41,6 @@ type status struct {
 }
 
 type satellite struct {
-	cfg     config
 	timeout time.Duration
 	host    sdk.Host
 
@@ -60,22 +59,32 @@ func (s *satellite) Describe() sdk.Description {
 }
 
 func (s *satellite) ValidateConfig(raw json.RawMessage) sdk.Diagnostics {
-	if err := sdk.DecodeStrict(raw, &s.cfg); err != nil {
-		return sdk.Diagnostics{sdk.Errorf("config is not valid: %v", err)}
-	}
-	s.timeout = 5 * time.Second
-	if s.cfg.Timeout != "" {
-		d, err := time.ParseDuration(s.cfg.Timeout)
-		if err != nil || d < 100*time.Millisecond {
-			return sdk.Diagnostics{sdk.Errorf("timeout %q is not a duration of at least 100ms", s.cfg.Timeout).WithAttribute("timeout")}
-		}
-		s.timeout = d
-	}
-	return nil
+	_, diags := parseConfig(raw)
+	return diags
 }
 
-func (s *satellite) Start(ctx context.Context, _ json.RawMessage, host sdk.Host) sdk.Diagnostics {
-	s.host = host
+// parseConfig decodes and checks a config, and returns its timeout.
+func parseConfig(raw json.RawMessage) (time.Duration, sdk.Diagnostics) {
+	var c config
+	if err := sdk.DecodeStrict(raw, &c); err != nil {
+		return 0, sdk.Diagnostics{sdk.Errorf("config is not valid: %v", err)}
+	}
+	if c.Timeout == "" {
+		return 5 * time.Second, nil
+	}
+	d, err := time.ParseDuration(c.Timeout)
+	if err != nil || d < 100*time.Millisecond {
+		return 0, sdk.Diagnostics{sdk.Errorf("timeout %q is not a duration of at least 100ms", c.Timeout).WithAttribute("timeout")}
+	}
+	return d, nil
+}
+
+func (s *satellite) Start(ctx context.Context, raw json.RawMessage, host sdk.Host) sdk.Diagnostics {
+	timeout, diags := parseConfig(raw)
+	if diags.HasError() {
+		return diags
+	}
+	s.timeout, s.host = timeout, host
 	p, err := s.load()
 	if err != nil {
 		return sdk.Diagnostics{sdk.Errorf("read the pairing: %v", err).WithDetail("in %s", s.file())}
@@ -212,7 +221,7 @@ func (s *satellite) takeZone(ctx context.Context, resp sdk.SatelliteResponse) er
 	if len(resp.Zone) == 0 {
 		return nil // a /cid/ target
 	}
-	if _, err := s.host.OfferZone(ctx, "/avtr-zone/"+resp.ZoneName, resp.Zone); err != nil {
+	if _, err := s.host.OfferZone(ctx, sdk.ZoneKeyPrefix+resp.ZoneName, resp.Zone); err != nil {
 		return fmt.Errorf("the zone from the beacon: %w", err)
 	}
 	return nil
@@ -329,3 +338,10 @@ func (s *satellite) save(p *pairing) error {
 	s.mu.Unlock()
 	return nil
 }
+
+// A signature slip in a method fails the build, not the role: sdk.Serve
+// finds Command by a type assertion.
+var (
+	_ sdk.Role      = (*satellite)(nil)
+	_ sdk.Commander = (*satellite)(nil)
+)

@@ -49,7 +49,10 @@ func (c *chat) ValidateConfig(raw json.RawMessage) sdk.Diagnostics {
 	return nil
 }
 
-func (c *chat) Start(_ context.Context, _ json.RawMessage, host sdk.Host) sdk.Diagnostics {
+func (c *chat) Start(_ context.Context, raw json.RawMessage, host sdk.Host) sdk.Diagnostics {
+	if diags := c.ValidateConfig(raw); diags.HasError() {
+		return diags
+	}
 	c.host = host
 	return nil
 }
@@ -75,3 +78,10 @@ func answer(prompt string) string {
 	slices.Reverse(words)
 	return fmt.Sprintf("you said, backwards: %s", strings.Join(words, " "))
 }
+
+// A signature slip in a method fails the build, not the role: sdk.Serve
+// finds Command by a type assertion.
+var (
+	_ sdk.Role      = (*chat)(nil)
+	_ sdk.Commander = (*chat)(nil)
+)
