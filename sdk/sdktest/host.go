@@ -60,7 +60,6 @@ type Host struct {
 }
 
 type subscriber[T any] struct {
-	ctx   context.Context
 	match func(T) bool
 	ch    chan T
 }
@@ -228,7 +227,7 @@ func (h *Host) HandleRole(role string, fn func(ctx context.Context, command stri
 func (h *Host) Emit(ev sdk.Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.events = deliver(h.events, ev)
+	deliver(h.events, ev)
 }
 
 // Deliver sends msg, as from another peer, to the SubscribeTopic channels of
@@ -236,17 +235,28 @@ func (h *Host) Emit(ev sdk.Event) {
 func (h *Host) Deliver(msg sdk.TopicMessage) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.topics = deliver(h.topics, msg)
+	deliver(h.topics, msg)
 }
 
-// deliver sends v to the live subscribers it matches and drops the ended ones.
-func deliver[T any](subs []subscriber[T], v T) []subscriber[T] {
-	live := subs[:0]
+// subscribe adds a subscriber to *subs and returns its channel, which closes
+// when ctx ends, as the node's does: a role ranging over it sees the end.
+// The caller holds h.mu.
+func subscribe[T any](h *Host, subs *[]subscriber[T], ctx context.Context, match func(T) bool) <-chan T {
+	ch := make(chan T, 64)
+	*subs = append(*subs, subscriber[T]{ch: ch, match: match})
+	context.AfterFunc(ctx, func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		*subs = slices.DeleteFunc(*subs, func(s subscriber[T]) bool { return s.ch == ch })
+		close(ch)
+	})
+	return ch
+}
+
+// deliver sends v to the subscribers it matches. Ended ones were already
+// removed by subscribe, under the same lock.
+func deliver[T any](subs []subscriber[T], v T) {
 	for _, s := range subs {
-		if s.ctx.Err() != nil {
-			continue
-		}
-		live = append(live, s)
 		if s.match(v) {
 			select {
 			case s.ch <- v:
@@ -254,7 +264,6 @@ func deliver[T any](subs []subscriber[T], v T) []subscriber[T] {
 			}
 		}
 	}
-	return live
 }
 
 // Calls returns the first argument of each call of method (e.g. the
@@ -552,10 +561,9 @@ func (h *Host) Subscribe(ctx context.Context, kinds ...string) (<-chan sdk.Event
 	if err := h.begin("Subscribe", strings.Join(kinds, ",")); err != nil {
 		return nil, err
 	}
-	ch := make(chan sdk.Event, 64)
-	h.events = append(h.events, subscriber[sdk.Event]{ctx: ctx, ch: ch,
-		match: func(e sdk.Event) bool { return len(kinds) == 0 || slices.Contains(kinds, e.Kind) }})
-	return ch, nil
+	return subscribe(h, &h.events, ctx, func(e sdk.Event) bool {
+		return len(kinds) == 0 || slices.Contains(kinds, e.Kind)
+	}), nil
 }
 
 // Publish delivers data to the topic's subscribers, this node's own
@@ -566,7 +574,7 @@ func (h *Host) Publish(_ context.Context, topic string, data []byte) error {
 	if err := h.begin("Publish", topic); err != nil {
 		return err
 	}
-	h.topics = deliver(h.topics, sdk.TopicMessage{Topic: topic, Data: slices.Clone(data), From: h.peerID})
+	deliver(h.topics, sdk.TopicMessage{Topic: topic, Data: slices.Clone(data), From: h.peerID})
 	return nil
 }
 
@@ -578,10 +586,7 @@ func (h *Host) SubscribeTopic(ctx context.Context, topic string) (<-chan sdk.Top
 	if err := h.begin("SubscribeTopic", topic); err != nil {
 		return nil, err
 	}
-	ch := make(chan sdk.TopicMessage, 64)
-	h.topics = append(h.topics, subscriber[sdk.TopicMessage]{ctx: ctx, ch: ch,
-		match: func(m sdk.TopicMessage) bool { return m.Topic == topic }})
-	return ch, nil
+	return subscribe(h, &h.topics, ctx, func(m sdk.TopicMessage) bool { return m.Topic == topic }), nil
 }
 
 // HandleProtocol is Unimplemented: streams need a node.

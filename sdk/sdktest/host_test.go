@@ -166,6 +166,16 @@ func TestSubscriptions(t *testing.T) {
 	if m := <-msgs; string(m.Data) != "theirs" || m.From != "12D3KooWother" {
 		t.Errorf("delivered message = %+v", m)
 	}
+
+	// As on the node, both channels close when the context ends, so that a
+	// role ranging over them stops; later sends reach nobody.
+	cancel()
+	for range events {
+	}
+	for range msgs {
+	}
+	h.Emit(sdk.Event{Kind: "name.updated"})
+	h.Deliver(sdk.TopicMessage{Topic: "avtr/name/a.avtr"})
 }
 
 func TestNodeSide(t *testing.T) {
