@@ -91,6 +91,9 @@ type Host interface {
 	FetchUnannounced(ctx context.Context, target string) (Fetched, error)
 	// ReadFile reads a file in the node's store (Fetch it first): length
 	// bytes from offset, length 0 meaning to the end. Close it when done.
+	// What a Fetch brought in is kept from the node's garbage collection
+	// for two minutes after it, and for as long as a read is open; to keep
+	// content longer, Pin it.
 	// A file whose size the node cannot verify, as for Fetch, is refused
 	// before any byte is sent.
 	ReadFile(ctx context.Context, cid string, offset, length int64) (io.ReadCloser, error)

@@ -3,16 +3,21 @@ package hosting
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/ipfs/go-datastore"
 	dssync "github.com/ipfs/go-datastore/sync"
+	"github.com/libp2p/go-libp2p"
 
 	"github.com/avnode/avnode/core/content"
+	"github.com/avnode/avnode/sdk/sdktest"
 )
 
 // storeOnly is a Service with a block store and pins, no network: enough
@@ -83,4 +88,41 @@ func TestGCDuringReadKeepsTheFile(t *testing.T) {
 	if err != nil || res.Removed == 0 || res.Kept != 0 {
 		t.Fatalf("GC after the read = %+v, %v; want every block of the unpinned file removed", res, err)
 	}
+}
+
+// What a fetch brings in stays through a GC until the caller has read it in
+// a later call (a plugin's Fetch then ReadFile, a gateway's get then its
+// reads), and is collected once the lease is over.
+func TestGCBetweenFetchAndReadKeepsTheFetched(t *testing.T) {
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	blocks := storeOnly(t)
+	s := New(Options{Host: h, Blocks: blocks.Blocks, Pins: blocks.Pins, Private: true, MaxFetchMB: 64, Logger: slog.New(slog.DiscardHandler)})
+	s.fetchLease = 300 * time.Millisecond
+	data := make([]byte, 3<<20)
+	rand.NewChaCha8([32]byte{20}).Read(data)
+	root := importUnpinned(t, s, data)
+
+	res, err := s.FetchUnannounced(t.Context(), "/cid/"+root.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gc, err := s.GC(t.Context()); err != nil || gc.Removed != 0 {
+		t.Fatalf("GC right after the fetch = %+v, %v; want nothing of the fetched file removed", gc, err)
+	}
+	var out bytes.Buffer
+	if _, err := s.WriteFile(t.Context(), root, &out); err != nil || !bytes.Equal(out.Bytes(), data) {
+		t.Fatalf("read after fetch and GC: %d of %d bytes, %v", out.Len(), res.Size, err)
+	}
+
+	sdktest.Eventually(t, 10*time.Second, "the fetched file collected once its lease is over", func() error {
+		gc, err := s.GC(t.Context())
+		if err == nil && gc.Removed == 0 {
+			err = fmt.Errorf("GC = %+v", gc)
+		}
+		return err
+	})
 }

@@ -52,8 +52,10 @@ type Service struct {
 	// blocks that no pin protects yet (read side), and lets one GC run at a
 	// time (write side). Every GC goes through Service.GC.
 	gcMu sync.RWMutex
-	// reads holds what Export and WriteRange are reading, which GC keeps.
+	// reads holds what Export and WriteRange are reading, and what a fetch
+	// brought in for FetchLease after it, which GC keeps.
 	reads        readHolds
+	fetchLease   time.Duration
 	orderSources func(context.Context, cid.Cid, []peer.ID) []peer.ID
 	private      bool
 	maxFetchMB   int
@@ -294,6 +296,9 @@ func (s *Service) fetch(ctx context.Context, targetText string, from []peer.ID, 
 	if err != nil {
 		return res, fmt.Errorf("get %s: %w", targetText, err)
 	}
+	// The caller (a plugin's Fetch, a gateway) reads what it fetched in a
+	// later call: keep it from GC for a while, or a GC in between takes it.
+	s.reads.holdFor(at, s.lease())
 	if announce && !s.private && res.Stats.Fetched > 0 {
 		go s.provide(context.Background(), at) // we hold all of it now: serve it to others
 	}
@@ -329,6 +334,22 @@ func (s *Service) GC(ctx context.Context) (content.GCResult, error) {
 type readHolds struct {
 	mu    sync.Mutex // held by GC for its whole run
 	roots map[cid.Cid]int
+}
+
+// FetchLease is how long GC keeps what a fetch brought in, unpinned, for
+// the reads that follow it in other calls.
+const FetchLease = 2 * time.Minute
+
+func (s *Service) lease() time.Duration {
+	if s.fetchLease > 0 {
+		return s.fetchLease
+	}
+	return FetchLease
+}
+
+// holdFor keeps root from GC for d.
+func (h *readHolds) holdFor(root cid.Cid, d time.Duration) {
+	time.AfterFunc(d, h.hold(root))
 }
 
 // hold keeps root from GC until release is called.

@@ -126,8 +126,9 @@ func (g *gateway) serveContent(w http.ResponseWriter, r *http.Request, t target)
 			return
 		}
 		if sdk.IsNotFound(err) && !retried {
-			// What we remembered is gone from the node's store (its cache
-			// was collected): forget this root and fetch again, once.
+			// What we remembered is gone from the node's store (collected
+			// after the node's fetch lease, FetchLease in core/hosting):
+			// forget this root and fetch again, once.
 			g.paths.removePrefix(t.root)
 			g.paths.removePrefix(res.Root)
 			continue
