@@ -449,7 +449,6 @@ type StartRequest struct {
 	ConfigJson    []byte                 `protobuf:"bytes,1,opt,name=config_json,json=configJson,proto3" json:"config_json,omitempty"`
 	HostBrokerId  uint32                 `protobuf:"varint,2,opt,name=host_broker_id,json=hostBrokerId,proto3" json:"host_broker_id,omitempty"` // dial it with the broker to reach Host
 	NodePeerId    string                 `protobuf:"bytes,3,opt,name=node_peer_id,json=nodePeerId,proto3" json:"node_peer_id,omitempty"`
-	DhtPrefix     string                 `protobuf:"bytes,4,opt,name=dht_prefix,json=dhtPrefix,proto3" json:"dht_prefix,omitempty"`
 	DataDir       string                 `protobuf:"bytes,5,opt,name=data_dir,json=dataDir,proto3" json:"data_dir,omitempty"` // a folder the role owns in the node's repo, for its state
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -502,13 +501,6 @@ func (x *StartRequest) GetHostBrokerId() uint32 {
 func (x *StartRequest) GetNodePeerId() string {
 	if x != nil {
 		return x.NodePeerId
-	}
-	return ""
-}
-
-func (x *StartRequest) GetDhtPrefix() string {
-	if x != nil {
-		return x.DhtPrefix
 	}
 	return ""
 }
@@ -2879,16 +2871,15 @@ const file_pluginpb_plugin_proto_rawDesc = "" +
 	"\asummary\x18\x06 \x01(\tR\asummary\"0\n" +
 	"\rConfigRequest\x12\x1f\n" +
 	"\vconfig_json\x18\x01 \x01(\fR\n" +
-	"configJson\"\xb1\x01\n" +
+	"configJson\"\xa4\x01\n" +
 	"\fStartRequest\x12\x1f\n" +
 	"\vconfig_json\x18\x01 \x01(\fR\n" +
 	"configJson\x12$\n" +
 	"\x0ehost_broker_id\x18\x02 \x01(\rR\fhostBrokerId\x12 \n" +
 	"\fnode_peer_id\x18\x03 \x01(\tR\n" +
-	"nodePeerId\x12\x1d\n" +
-	"\n" +
-	"dht_prefix\x18\x04 \x01(\tR\tdhtPrefix\x12\x19\n" +
-	"\bdata_dir\x18\x05 \x01(\tR\adataDir\"\r\n" +
+	"nodePeerId\x12\x19\n" +
+	"\bdata_dir\x18\x05 \x01(\tR\adataDirJ\x04\b\x04\x10\x05R\n" +
+	"dht_prefix\"\r\n" +
 	"\vStopRequest\"$\n" +
 	"\x0eResolveRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"Q\n" +
