@@ -80,6 +80,12 @@ type Config struct {
 		Checksums            map[string]string `koanf:"checksums" json:"checksums"`
 		MaxRestartsPerMinute int               `koanf:"max_restarts_per_minute" json:"max_restarts_per_minute"`
 		MaxStartFailures     int               `koanf:"max_start_failures" json:"max_start_failures"`
+		// Grants are the host-API permissions each role may use (sdk
+		// README, "Permissions"); `avnode plugins grant|revoke` adds to and
+		// takes from them in the repo's grants.json.
+		Grants  map[string][]string `koanf:"grants" json:"grants"`
+		Limits  PluginLimits        `koanf:"limits" json:"limits"`
+		Sandbox PluginSandbox       `koanf:"sandbox" json:"sandbox"`
 	} `koanf:"plugins" json:"plugins"`
 	Policy struct {
 		Scripts       []string          `koanf:"scripts" json:"scripts"`
@@ -209,10 +215,41 @@ func loadFile(k *koanf.Koanf, path string, known map[string]any) error {
 	return k.Merge(fk)
 }
 
+// PluginLimits bound what one role's plugin may cost the node.
+type PluginLimits struct {
+	// CallTimeout bounds every call the node makes into a plugin (describe,
+	// validate, start, stop, `roles call`).
+	CallTimeout Duration `koanf:"call_timeout" json:"call_timeout"`
+	// LogLinesPerSecond and LogBurst bound the lines a plugin logs (stderr
+	// and the Log call together); excess lines are dropped and counted.
+	LogLinesPerSecond int `koanf:"log_lines_per_second" json:"log_lines_per_second"`
+	LogBurst          int `koanf:"log_burst" json:"log_burst"`
+	// LogLineBytes cuts longer lines.
+	LogLineBytes int `koanf:"log_line_bytes" json:"log_line_bytes"`
+	// HostCalls is how many host-API calls of one role run at once; more wait.
+	HostCalls int `koanf:"host_calls" json:"host_calls"`
+	// MessageMB bounds one gRPC message, both ways.
+	MessageMB int `koanf:"message_mb" json:"message_mb"`
+}
+
+// PluginSandbox is how a plugin process is confined (plugins/README.md,
+// "What a plugin can reach").
+type PluginSandbox struct {
+	// Enabled confines plugins (Landlock on Linux, no_new_privs, rlimits).
+	Enabled bool `koanf:"enabled" json:"enabled"`
+	// MemoryMB bounds a plugin's address space; 0: no bound.
+	MemoryMB int `koanf:"memory_mb" json:"memory_mb"`
+	// OpenFiles bounds a plugin's open files.
+	OpenFiles int `koanf:"open_files" json:"open_files"`
+	// Processes bounds the processes and threads of the node's user as the
+	// plugin sees them (Linux counts them per user); 0: no bound.
+	Processes int `koanf:"processes" json:"processes"`
+}
+
 // openMaps are config keys whose entries are the user's own: role names
-// under plugins.checksums, any role's settings under role_config, hook
+// under plugins.checksums and plugins.grants, any role's settings under role_config, hook
 // names under policy.fallbacks.
-var openMaps = []string{"plugins.checksums.", "role_config.", "policy.fallbacks."}
+var openMaps = []string{"plugins.checksums.", "plugins.grants.", "role_config.", "policy.fallbacks."}
 
 func underOpenMap(key string) bool {
 	for _, prefix := range openMaps {
@@ -414,6 +451,13 @@ func (c *Config) validatePlugins() error {
 	}
 	if c.Plugins.MaxRestartsPerMinute < 1 || c.Plugins.MaxStartFailures < 1 {
 		return fmt.Errorf("plugins: max_restarts_per_minute and max_start_failures must be at least 1")
+	}
+	l := c.Plugins.Limits
+	if l.CallTimeout <= 0 || l.LogLinesPerSecond < 1 || l.LogBurst < 1 || l.LogLineBytes < 256 || l.HostCalls < 1 || l.MessageMB < 1 {
+		return fmt.Errorf("plugins.limits: call_timeout must be positive, log_lines_per_second, log_burst, host_calls and message_mb at least 1, log_line_bytes at least 256 (got %+v)", l)
+	}
+	if sb := c.Plugins.Sandbox; sb.MemoryMB < 0 || sb.OpenFiles < 0 || sb.Processes < 0 {
+		return fmt.Errorf("plugins.sandbox: memory_mb, open_files and processes cannot be negative")
 	}
 	return nil
 }
