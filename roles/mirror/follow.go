@@ -176,8 +176,19 @@ func (f *follower) syncErr(ctx context.Context, given *sdk.Resolution) error {
 	if v, err := f.m.host.Decide(ctx, "mirror", policyInput(f.name, res, have.Bytes)); err == nil && v.Decided && !v.Allow {
 		return fmt.Errorf("the mirror policy refuses it: %s", v.Reason)
 	}
-	var size int64
-	if root := res.Root; root != "" && root != have.Root {
+	// Until the new version is taken, the pins stay those of the version
+	// the state shows: a sync that fails unpins what it pinned, and the old
+	// root is unpinned only once the new one is in. Otherwise a failed sync
+	// would leave a root pinned that no name's state holds (neither rm nor
+	// a later version unpins it), or the shown one unpinned.
+	root, size := res.Root, have.Bytes
+	fresh := root != "" && root != have.Root
+	undo := func() {
+		if fresh {
+			f.m.host.Unpin(context.WithoutCancel(ctx), root)
+		}
+	}
+	if fresh {
 		fetched, err := f.m.host.Fetch(ctx, "/cid/"+root)
 		if err != nil {
 			return fmt.Errorf("fetch %s: %w", root, err)
@@ -189,17 +200,19 @@ func (f *follower) syncErr(ctx context.Context, given *sdk.Resolution) error {
 		if err := f.m.host.Pin(ctx, root, "mirror "+f.name); err != nil {
 			return fmt.Errorf("pin: %w", err)
 		}
-		if have.Root != "" {
-			f.m.host.Unpin(ctx, have.Root)
-		}
 		if err := f.m.host.Provide(ctx, root); err != nil {
+			undo()
 			return fmt.Errorf("provide: %w", err)
 		}
-	} else {
-		size = have.Bytes
+	} else if root == "" {
+		size = 0
 	}
 	if err := f.m.keepSigned(f.name, res); err != nil {
+		undo()
 		return fmt.Errorf("keep the owner's signed records: %w", err)
+	}
+	if have.Root != "" && have.Root != root {
+		f.m.host.Unpin(ctx, have.Root)
 	}
 	if err := f.m.host.AttestCopy(ctx, f.name, res.Seq); err != nil {
 		f.m.host.Logger().Warn("attest copy", "name", f.name, "err", err)

@@ -102,13 +102,17 @@ func parseConfig(raw json.RawMessage) (settings, sdk.Diagnostics) {
 	}
 	set.resolveEvery = parse("resolve_interval", set.ResolveInterval, 5*time.Minute)
 	set.republishEvery = parse("republish_interval", set.RepublishInterval, time.Hour)
+	if set.QuotaMB < 0 {
+		diags = append(diags, sdk.Errorf("quota_mb must be 0 or more, not %d", set.QuotaMB).
+			WithAttribute("quota_mb").WithDetail("0, or leaving it out, is the default: 5120 MiB"))
+	}
 	if set.QuotaMB == 0 {
 		set.QuotaMB = 5120
 	}
 	return set, diags
 }
 
-func (m *mirror) Start(_ context.Context, raw json.RawMessage, host sdk.Host) sdk.Diagnostics {
+func (m *mirror) Start(ctx context.Context, raw json.RawMessage, host sdk.Host) sdk.Diagnostics {
 	set, diags := parseConfig(raw)
 	if diags.HasError() {
 		return diags
@@ -120,6 +124,13 @@ func (m *mirror) Start(_ context.Context, raw json.RawMessage, host sdk.Host) sd
 		return sdk.Diagnostics{sdk.Errorf("read the mirror's state: %v", err).WithDetail("in %s", m.stateFile())}
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
+	// Before any follower starts: a Start that fails leaves nothing running.
+	events, err := host.Subscribe(m.ctx, "name.updated")
+	if err != nil {
+		m.cancel()
+		return sdk.Diagnostics{sdk.Errorf("watch name updates: %v", err)}
+	}
+	m.dropUnlisted(ctx)
 	for _, n := range m.cfg.Names {
 		m.ensureState(n, false)
 	}
@@ -131,11 +142,6 @@ func (m *mirror) Start(_ context.Context, raw json.RawMessage, host sdk.Host) sd
 	m.mu.Unlock()
 	for _, n := range names {
 		m.follow(n)
-	}
-	events, err := host.Subscribe(m.ctx, "name.updated")
-	if err != nil {
-		m.cancel()
-		return sdk.Diagnostics{sdk.Errorf("watch name updates: %v", err)}
 	}
 	m.wg.Add(1)
 	go m.watchUpdates(m.ctx, events)
@@ -213,6 +219,26 @@ func (m *mirror) remove(name string) error {
 		return m.host.Unpin(m.ctx, st.Root)
 	}
 	return nil
+}
+
+// dropUnlisted stops mirroring the names the config listed once and lists
+// no more (neither added by command nor discovered), as `mirror rm` of a
+// listed name says: remove it from the config and restart. Their content
+// is unpinned, so that the next gc frees it.
+func (m *mirror) dropUnlisted(ctx context.Context) {
+	for name, st := range m.state {
+		if st.Added || st.Discovered || slices.Contains(m.cfg.Names, name) {
+			continue
+		}
+		delete(m.state, name)
+		m.dropSigned(name)
+		if st.Root != "" {
+			if err := m.host.Unpin(ctx, st.Root); err != nil {
+				m.host.Logger().Warn("unpin a name no longer listed", "name", name, "root", st.Root, "err", err)
+			}
+		}
+		m.host.Logger().Info("no longer mirrored: not in the config", "name", name)
+	}
 }
 
 func (m *mirror) stateFile() string { return filepath.Join(m.host.DataDir(), "mirror.json") }
