@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,6 +44,9 @@ type status struct {
 type satellite struct {
 	timeout time.Duration
 	host    sdk.Host
+	// open opens a stream to a beacon; nil is the node's OpenStream. Unit
+	// tests stand in for the beacon with it.
+	open func(ctx context.Context, peer string) (beaconStream, error)
 
 	mu     sync.Mutex
 	paired *pairing
@@ -247,11 +251,30 @@ func (s *satellite) offload(ctx context.Context, service, payload string) (json.
 	return resp.Output, nil
 }
 
+// beaconStream is what a request to the beacon uses of an *sdk.Stream.
+type beaconStream interface {
+	io.ReadWriteCloser
+	CloseWrite() error
+	Reset()
+}
+
+// openBeacon opens a stream of the satellite protocol to peer.
+func (s *satellite) openBeacon(ctx context.Context, peer string) (beaconStream, error) {
+	if s.open != nil {
+		return s.open(ctx, peer)
+	}
+	st, err := s.host.OpenStream(ctx, peer, sdk.SatelliteProtocol)
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
 // ask sends one request to peer and reads the answer, within timeout.
 func (s *satellite) ask(ctx context.Context, peer string, req sdk.SatelliteRequest, timeout time.Duration) (sdk.SatelliteResponse, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	st, err := s.host.OpenStream(ctx, peer, sdk.SatelliteProtocol)
+	st, err := s.openBeacon(ctx, peer)
 	if err != nil {
 		return sdk.SatelliteResponse{}, fmt.Errorf("beacon %s unreachable: %w", peer, err)
 	}
