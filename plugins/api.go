@@ -18,6 +18,27 @@ func (m *Manager) RegisterAPI(s *api.Server) {
 	s.Handle("GET /v1/plugins", m.handlePlugins)
 	s.Handle("GET /v1/plugins/describe", m.handlePluginDescribe)
 	s.Handle("POST /v1/roles/call", m.handleRoleCall)
+	s.Handle("POST /v1/plugins/grant", m.handleGrant)
+	s.Handle("POST /v1/plugins/revoke", m.handleRevoke)
+}
+
+// handleGrant gives a role permissions: ?name=ROLE&perm=P&perm=Q.
+func (m *Manager) handleGrant(_ context.Context, req api.Request) (any, error) {
+	role := req.Query("name")
+	granted, err := m.Grant(role, req.QueryAll("perm"))
+	if err != nil {
+		return nil, err
+	}
+	return api.Grants{Role: role, Granted: granted}, nil
+}
+
+func (m *Manager) handleRevoke(_ context.Context, req api.Request) (any, error) {
+	role := req.Query("name")
+	granted, err := m.Revoke(role, req.QueryAll("perm"))
+	if err != nil {
+		return nil, err
+	}
+	return api.Grants{Role: role, Granted: granted}, nil
 }
 
 // handleRoleCall runs a command of a running role: ?role=R&name=N&arg=A&arg=B.
@@ -25,6 +46,9 @@ func (m *Manager) handleRoleCall(ctx context.Context, req api.Request) (any, err
 	out, err := m.Command(ctx, req.Query("role"), req.Query("name"), req.QueryAll("arg"))
 	if errors.Is(err, ErrNotRunning) {
 		return nil, fault.Wrap(fault.NotFound, err)
+	}
+	if err != nil && fault.KindOf(err) == fault.Timeout {
+		return nil, err
 	}
 	if err != nil {
 		return nil, fault.Wrap(fault.Refused, err) // the role's answer to its command
@@ -48,13 +72,20 @@ func (m *Manager) handleRoles(context.Context, api.Request) (any, error) {
 	return statuses, nil
 }
 
-func (m *Manager) handleRoleEnable(_ context.Context, req api.Request) (any, error) {
+// handleRoleEnable starts a role and says which of the permissions its
+// plugin asks for are not granted: the role runs, and those calls are
+// refused until `avnode plugins grant`.
+func (m *Manager) handleRoleEnable(ctx context.Context, req api.Request) (any, error) {
 	role := req.Query("name")
-	if _, err := m.Find(role); err != nil {
+	desc, err := m.Describe(ctx, role)
+	if errors.Is(err, ErrNotInstalled) {
 		return nil, fault.Wrap(fault.NotFound, err)
 	}
+	if err != nil {
+		return nil, err
+	}
 	m.Enable(role, m.roleConfig(role))
-	return api.RoleState{Role: role, State: "starting"}, nil
+	return api.RoleState{Role: role, State: "starting", MissingGrants: desc.MissingGrants}, nil
 }
 
 func (m *Manager) roleConfig(role string) []byte {

@@ -35,8 +35,11 @@ import (
 //	go test -run '^$' -bench HostResolve ./plugins/
 func BenchmarkHostResolve(b *testing.B) {
 	names := benchNames(b)
-	m := NewManager(Options{Node: daemon.NewRoleNode(nil, names, nil, nil, nil), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	api := m.hostFor("bench")
+	m, err := NewManager(Options{Node: daemon.NewRoleNode(nil, names, nil, nil, nil), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	api := m.hostFor("bench", m.roleLogFor("bench"))
 	sock := filepath.Join(b.TempDir(), "host.sock")
 	lis, err := net.Listen("unix", sock)
 	if err != nil {

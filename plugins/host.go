@@ -29,6 +29,7 @@ type HostAPI struct {
 	node    Node
 	roles   *Manager // answers CallRole and keeps SetService's services
 	log     *slog.Logger
+	logs    *roleLog // the role's own lines, within its limit
 	metrics *pluginMetrics
 	streams *streamRegistry
 	role    string
@@ -140,14 +141,22 @@ func (h *HostAPI) FindProviders(ctx context.Context, req *pluginpb.ContentRef) (
 	return peersProto(ids), nil
 }
 
+// Pin keeps content for the role. The pin's reason names the role, so that
+// its Unpin may take only its own pins; content pinned by anyone else (the
+// operator's published sites, another role) stays pinned as it was.
 func (h *HostAPI) Pin(ctx context.Context, req *pluginpb.PinRequest) (*pluginpb.Empty, error) {
 	c, err := parseCID(req.GetCid())
 	if err != nil {
 		return nil, err
 	}
-	reason := req.GetReason()
-	if reason == "" {
-		reason = "role " + h.role
+	if reason, pinned, err := h.node.PinReason(ctx, c); err != nil {
+		return nil, grpcError(err)
+	} else if pinned && !h.ownsPin(reason) {
+		return &pluginpb.Empty{}, nil
+	}
+	reason := h.pinPrefix()
+	if req.GetReason() != "" {
+		reason += ": " + req.GetReason()
 	}
 	if err := h.node.Pin(ctx, c, reason); err != nil {
 		return nil, grpcError(err)
@@ -155,10 +164,24 @@ func (h *HostAPI) Pin(ctx context.Context, req *pluginpb.PinRequest) (*pluginpb.
 	return &pluginpb.Empty{}, nil
 }
 
+func (h *HostAPI) pinPrefix() string { return "role " + h.role }
+
+func (h *HostAPI) ownsPin(reason string) bool {
+	return reason == h.pinPrefix() || strings.HasPrefix(reason, h.pinPrefix()+": ")
+}
+
+// Unpin takes away one of the role's own pins; any other pin is refused.
 func (h *HostAPI) Unpin(ctx context.Context, req *pluginpb.ContentRef) (*pluginpb.Empty, error) {
 	c, err := parseCID(req.GetCid())
 	if err != nil {
 		return nil, err
+	}
+	reason, pinned, err := h.node.PinReason(ctx, c)
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	if pinned && !h.ownsPin(reason) {
+		return nil, status.Errorf(codes.PermissionDenied, "role %s: unpin %s: pinned by someone else (%q); a role unpins only its own pins", h.role, c, reason)
 	}
 	if err := h.node.Unpin(ctx, c); err != nil {
 		return nil, grpcError(err)
@@ -240,7 +263,7 @@ func (h *HostAPI) Log(ctx context.Context, req *pluginpb.LogEntry) (*pluginpb.Em
 	for k, v := range req.GetAttrs() {
 		attrs = append(attrs, k, v)
 	}
-	h.log.Log(ctx, level, req.GetMessage(), attrs...)
+	h.logs.emit(ctx, level, req.GetMessage(), attrs...)
 	return &pluginpb.Empty{}, nil
 }
 

@@ -57,6 +57,7 @@ type peerProtocol struct {
 // peer's limit until done is called.
 type incoming struct {
 	network.Stream
+	role string // the role whose HandleProtocol it came to: only it may accept it
 	done func()
 }
 
@@ -72,7 +73,7 @@ func newStreamRegistry() *streamRegistry {
 
 // park keeps s for its plugin and resets it if not taken in time. A stream
 // over maxPending or over its peer's maxStreamsPerPeer is refused.
-func (r *streamRegistry) park(s network.Stream) (uint64, bool) {
+func (r *streamRegistry) park(s network.Stream, role string) (uint64, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	key := peerProtocol{s.Conn().RemotePeer(), s.Protocol()}
@@ -82,9 +83,9 @@ func (r *streamRegistry) park(s network.Stream) (uint64, bool) {
 	r.perPeer[key]++
 	r.next++
 	id := r.next
-	r.pending[id] = &incoming{Stream: s, done: sync.OnceFunc(func() { r.release(key) })}
+	r.pending[id] = &incoming{Stream: s, role: role, done: sync.OnceFunc(func() { r.release(key) })}
 	time.AfterFunc(acceptTimeout, func() {
-		if in := r.take(id); in != nil {
+		if in := r.take(id, role); in != nil {
 			in.reset()
 		}
 	})
@@ -101,10 +102,15 @@ func (r *streamRegistry) release(key peerProtocol) {
 	}
 }
 
-func (r *streamRegistry) take(id uint64) *incoming {
+// take hands stream id to role, if it is waiting for that role: the IDs
+// count up, so another role could guess them.
+func (r *streamRegistry) take(id uint64, role string) *incoming {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	in := r.pending[id]
+	if in == nil || in.role != role {
+		return nil
+	}
 	delete(r.pending, id)
 	return in
 }
@@ -137,7 +143,7 @@ func (h *HostAPI) HandleProtocol(req *pluginpb.ProtocolRequest, stream pluginpb.
 	}
 	incoming := make(chan *pluginpb.IncomingStream, 16)
 	h.node.Host().SetStreamHandler(protocol.ID(proto), func(s network.Stream) {
-		id, ok := h.streams.park(s)
+		id, ok := h.streams.park(s, h.role)
 		if !ok {
 			s.Reset()
 			return
@@ -145,7 +151,7 @@ func (h *HostAPI) HandleProtocol(req *pluginpb.ProtocolRequest, stream pluginpb.
 		select {
 		case incoming <- &pluginpb.IncomingStream{Id: id, PeerId: s.Conn().RemotePeer().String(), Protocol: proto}:
 		default: // the plugin is not keeping up: refuse rather than queue without end
-			if in := h.streams.take(id); in != nil {
+			if in := h.streams.take(id, h.role); in != nil {
 				in.reset()
 			}
 		}
@@ -177,7 +183,7 @@ func (h *HostAPI) Stream(rpc pluginpb.Host_StreamServer) error {
 	var s network.Stream
 	switch k := first.GetKind().(type) {
 	case *pluginpb.StreamChunk_Accept:
-		in := h.streams.take(k.Accept)
+		in := h.streams.take(k.Accept, h.role)
 		if in == nil {
 			return status.Errorf(codes.NotFound, "stream %d: not waiting (taken, or reset after %s)", k.Accept, acceptTimeout)
 		}

@@ -29,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/avnode/avnode/core/api"
+	"github.com/avnode/avnode/core/fault"
 	"github.com/avnode/avnode/sdk"
 	"github.com/avnode/avnode/sdk/pluginpb"
 )
@@ -50,6 +51,50 @@ type Options struct {
 	DataDir    string                // each role gets DataDir/<role> for its state
 	PeerID     string                // the node's, told to each role
 	Logger     *slog.Logger
+	// Grants are each role's host-API permissions from the config
+	// (plugins.grants); GrantsFile keeps what `avnode plugins grant|revoke`
+	// changed ("": in memory only).
+	Grants     map[string][]string
+	GrantsFile string
+	Limits     Limits
+}
+
+// Limits bound what one role's plugin may cost the node (plugins.limits).
+// Zero fields take the defaults of DefaultLimits.
+type Limits struct {
+	CallTimeout       time.Duration // every call into a plugin
+	LogLinesPerSecond int
+	LogBurst          int
+	LogLineBytes      int
+	HostCalls         int // unary host calls of one role at once
+	MessageBytes      int // one gRPC message, both ways
+}
+
+// DefaultLimits are the config's defaults.
+var DefaultLimits = Limits{CallTimeout: 30 * time.Second, LogLinesPerSecond: 100, LogBurst: 1000,
+	LogLineBytes: 16 << 10, HostCalls: 64, MessageBytes: 16 << 20}
+
+func (l Limits) orDefaults() Limits {
+	d := DefaultLimits
+	if l.CallTimeout > 0 {
+		d.CallTimeout = l.CallTimeout
+	}
+	if l.LogLinesPerSecond > 0 {
+		d.LogLinesPerSecond = l.LogLinesPerSecond
+	}
+	if l.LogBurst > 0 {
+		d.LogBurst = l.LogBurst
+	}
+	if l.LogLineBytes > 0 {
+		d.LogLineBytes = l.LogLineBytes
+	}
+	if l.HostCalls > 0 {
+		d.HostCalls = l.HostCalls
+	}
+	if l.MessageBytes > 0 {
+		d.MessageBytes = l.MessageBytes
+	}
+	return d
 }
 
 // Manager runs the node's role plugins.
@@ -59,21 +104,84 @@ type Manager struct {
 	metrics  *pluginMetrics
 	streams  *streamRegistry
 	services Services
+	grants   *grantStore
+	denied   *prometheus.CounterVec
+	dropped  *prometheus.CounterVec // log lines over a role's limit
 
 	mu    sync.Mutex
 	roles map[string]*supervisor
 }
 
-// NewManager makes a manager; Enable starts roles.
-func NewManager(opts Options) *Manager {
-	return &Manager{opts: opts, log: opts.Logger, roles: map[string]*supervisor{},
-		metrics: newPluginMetrics(opts.Registerer), streams: newStreamRegistry()}
+// NewManager makes a manager; Enable starts roles. It fails on a grant
+// that is not a permission, in the config or in the grants file.
+func NewManager(opts Options) (*Manager, error) {
+	opts.Limits = opts.Limits.orDefaults()
+	grants, err := newGrantStore(opts.Grants, opts.GrantsFile)
+	if err != nil {
+		return nil, err
+	}
+	m := &Manager{opts: opts, log: opts.Logger, roles: map[string]*supervisor{},
+		metrics: newPluginMetrics(opts.Registerer), streams: newStreamRegistry(), grants: grants,
+		denied: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "avnode", Subsystem: "plugin", Name: "denied_total",
+			Help: "Host-API calls refused to a role for a permission it was not granted."}, []string{"role", "permission"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "avnode", Subsystem: "plugin", Name: "log_dropped_total",
+			Help: "Log lines of a role dropped over plugins.limits.log_lines_per_second."}, []string{"role"}),
+	}
+	if opts.Registerer != nil {
+		// Registered before any plugin's own metrics, whose names share
+		// the avnode_plugin_ prefix: a role cannot take these names.
+		for _, c := range []prometheus.Collector{m.denied, m.dropped} {
+			if err := opts.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("plugins: metrics: %w", err)
+			}
+		}
+	}
+	return m, nil
 }
 
-// hostFor is the host API one role's plugin is served.
-func (m *Manager) hostFor(role string) *HostAPI {
-	return &HostAPI{node: m.opts.Node, roles: m, log: m.log.With("role", role),
+// hostFor is the host API one role's plugin is served; its Log calls go
+// to logs.
+func (m *Manager) hostFor(role string, logs *roleLog) *HostAPI {
+	return &HostAPI{node: m.opts.Node, roles: m, log: m.log.With("role", role), logs: logs,
 		metrics: m.metrics, streams: m.streams, role: role}
+}
+
+// roleLogFor is where a role's log lines go, within plugins.limits.
+func (m *Manager) roleLogFor(role string) *roleLog {
+	return newRoleLog(m.log.With("role", role), m.opts.Limits, m.dropped.WithLabelValues(role))
+}
+
+// guardFor checks one role's host calls against its grants.
+func (m *Manager) guardFor(role string) *guard {
+	return newGuard(role, func() grants { return m.grants.of(role) }, m.opts.Limits.HostCalls, m.log,
+		func(role, verb string) { m.denied.WithLabelValues(role, verb).Inc() })
+}
+
+// Grants lists a role's effective grants.
+func (m *Manager) Grants(role string) []string { return m.grants.list(role) }
+
+// Grant gives a role permissions, at once and for good (the grants file).
+func (m *Manager) Grant(role string, perms []string) ([]string, error) {
+	if err := checkRoleName(role); err != nil {
+		return nil, err
+	}
+	return m.grants.grant(role, perms)
+}
+
+// Revoke takes permissions from a role, at once and for good.
+func (m *Manager) Revoke(role string, perms []string) ([]string, error) {
+	if err := checkRoleName(role); err != nil {
+		return nil, err
+	}
+	return m.grants.revoke(role, perms)
+}
+
+// checkRoleName accepts what sdk.Description allows a role's name to be.
+func checkRoleName(role string) error {
+	if role == "" || len(role) > 64 || role[0] < 'a' || role[0] > 'z' || strings.Trim(role, "abcdefghijklmnopqrstuvwxyz0123456789-") != "" {
+		return fault.Errorf(fault.Invalid, "role %q: a role's name is lower-case letters, digits and '-', starting with a letter", role)
+	}
+	return nil
 }
 
 // Services are what the running roles serve users (the receiver's gateway
@@ -153,18 +261,33 @@ func (m *Manager) Describe(ctx context.Context, role string) (*api.PluginDescrip
 	if _, err := m.verify(role, path); err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, m.opts.Limits.CallTimeout)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, path, "describe").Output()
 	if err != nil {
-		return nil, fmt.Errorf("role %s: %s describe: %w", role, path, err)
+		return nil, m.callError(ctx, role, path+" describe", err)
 	}
 	var d api.PluginDescription
 	if err := json.Unmarshal(out, &d); err != nil {
 		return nil, fmt.Errorf("role %s: %s describe printed no valid JSON: %w", role, path, err)
 	}
 	d.Path = path
+	d.Granted = m.Grants(role)
+	d.MissingGrants = m.missingGrants(role, d.Permissions)
 	return &d, nil
+}
+
+// missingGrants are the permissions in asked that the role's grants do not
+// cover; one the node does not know is missing too (it cannot be granted).
+func (m *Manager) missingGrants(role string, asked []string) []string {
+	have := m.grants.of(role)
+	missing := []string{}
+	for _, a := range asked {
+		if p, err := parsePermission(a); err != nil || !have.allows(p) {
+			missing = append(missing, a)
+		}
+	}
+	return missing
 }
 
 // Enable starts a role with its config (JSON) and supervises it. Enabling a
@@ -235,6 +358,15 @@ func (m *Manager) Close() {
 	wg.Wait()
 }
 
+// callError names a call into a plugin that failed; one that ran out of
+// time says so, and which limit to raise.
+func (m *Manager) callError(ctx context.Context, role, call string, err error) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fault.Errorf(fault.Timeout, "role %s: %s did not answer within %s (plugins.limits.call_timeout)", role, call, m.opts.Limits.CallTimeout)
+	}
+	return fmt.Errorf("role %s: %s: %w", role, call, err)
+}
+
 // ErrNotRunning means a role is not running, so it cannot take a command.
 var ErrNotRunning = errors.New("not running")
 
@@ -250,9 +382,11 @@ func (m *Manager) Command(ctx context.Context, role, name string, args []string)
 	if client == nil {
 		return nil, fmt.Errorf("role %s: %w (see avnode roles)", role, ErrNotRunning)
 	}
+	ctx, cancel := context.WithTimeout(ctx, m.opts.Limits.CallTimeout)
+	defer cancel()
 	res, err := client.Command(ctx, &pluginpb.CommandRequest{Name: name, Args: args})
 	if err != nil {
-		return nil, fmt.Errorf("role %s: %s: %w", role, name, err)
+		return nil, m.callError(ctx, role, name, err)
 	}
 	if err := diagnosticsError(m.log, role, name, res.GetDiagnostics()); err != nil {
 		return nil, err

@@ -46,6 +46,8 @@ type Node interface {
 	WriteRange(ctx context.Context, c cid.Cid, offset, length int64, w io.Writer) (int64, error)
 	Pin(ctx context.Context, c cid.Cid, reason string) error
 	Unpin(ctx context.Context, c cid.Cid) error
+	// PinReason is why c is pinned, if it is.
+	PinReason(ctx context.Context, c cid.Cid) (reason string, pinned bool, err error)
 
 	// Decide asks the node's Lua policies (hooks the node does not call itself).
 	Decide(ctx context.Context, hook string, input any) api.Verdict

@@ -40,6 +40,8 @@ type supervisor struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
+	logs *roleLog // shared by the role's stderr and its Log calls, across restarts
+
 	mu       sync.Mutex
 	st       api.RoleStatus
 	client   *sdk.RoleClient // while running
@@ -49,7 +51,7 @@ type supervisor struct {
 func newSupervisor(m *Manager, role string, config json.RawMessage) *supervisor {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &supervisor{m: m, role: role, config: config, ctx: ctx, cancel: cancel, done: make(chan struct{}),
-		st: api.RoleStatus{Name: role, State: "starting"}}
+		logs: m.roleLogFor(role), st: api.RoleStatus{Name: role, State: "starting"}}
 }
 
 func (s *supervisor) set(f func(*api.RoleStatus)) {
@@ -229,8 +231,8 @@ func (s *supervisor) clientConfig(path string, sum []byte) *plugin.ClientConfig 
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		StartTimeout:     startTimeout,
-		Logger:           newHCLogger(s.m.log.With("role", s.role)),
-		Stderr:           &lineLogger{log: s.m.log.With("role", s.role, "stream", "stderr")},
+		Logger:           newHCLogger(s.logs),
+		Stderr:           &lineLogger{log: s.logs},
 	}
 	if sum != nil {
 		// A fresh SecureConfig each start: its hash cannot be reused.
@@ -265,28 +267,41 @@ func (s *supervisor) connect(client *plugin.Client) (*sdk.RoleClient, error) {
 // start describes, validates the config, serves the host API on the broker
 // and starts the role.
 func (s *supervisor) start(role *sdk.RoleClient) error {
-	ctx, cancel := context.WithTimeout(s.ctx, startTimeout)
+	timeout := s.m.opts.Limits.CallTimeout
+	ctx, cancel := context.WithTimeout(s.ctx, timeout)
 	defer cancel()
 	desc, err := role.Describe(ctx, &pluginpb.DescribeRequest{})
 	if err != nil {
-		return fmt.Errorf("role %s: describe: %w", s.role, err)
+		return s.m.callError(ctx, s.role, "describe", err)
 	}
 	if desc.GetProtocolVersion() != sdk.ProtocolVersion {
 		return permanent(fmt.Errorf("role %s: the plugin speaks protocol version %d, this node %d; use a plugin built for this avnode",
 			s.role, desc.GetProtocolVersion(), sdk.ProtocolVersion))
 	}
-	s.set(func(st *api.RoleStatus) { st.Version, st.Capabilities = desc.GetVersion(), desc.GetCapabilities() })
+	missing := s.m.missingGrants(s.role, desc.GetPermissions())
+	if len(missing) > 0 {
+		s.m.log.Warn("role asks for permissions it was not granted; those calls will be refused",
+			"role", s.role, "missing", missing, "grant", "avnode plugins grant "+s.role+" PERMISSION…")
+	}
+	s.set(func(st *api.RoleStatus) {
+		st.Version, st.Capabilities, st.MissingGrants = desc.GetVersion(), desc.GetCapabilities(), missing
+	})
+	ctx, cancel = context.WithTimeout(s.ctx, timeout)
+	defer cancel()
 	diags, err := role.ValidateConfig(ctx, &pluginpb.ConfigRequest{ConfigJson: s.config})
 	if err != nil {
-		return fmt.Errorf("role %s: validate config: %w", s.role, err)
+		return s.m.callError(ctx, s.role, "validate config", err)
 	}
 	if err := diagnosticsError(s.m.log, s.role, "config", diags); err != nil {
 		return permanent(err)
 	}
 	brokerID := role.Broker.NextId()
+	limits := s.m.opts.Limits
 	go role.Broker.AcceptAndServe(brokerID, func(opts []grpc.ServerOption) *grpc.Server {
+		opts = append(opts, s.m.guardFor(s.role).serverOptions()...)
+		opts = append(opts, grpc.MaxRecvMsgSize(limits.MessageBytes), grpc.MaxSendMsgSize(limits.MessageBytes))
 		srv := grpc.NewServer(opts...)
-		pluginpb.RegisterHostServer(srv, s.m.hostFor(s.role))
+		pluginpb.RegisterHostServer(srv, s.m.hostFor(s.role, s.logs))
 		return srv
 	})
 	dataDir := ""
@@ -296,19 +311,22 @@ func (s *supervisor) start(role *sdk.RoleClient) error {
 			return permanent(fmt.Errorf("role %s: data folder: %w", s.role, err))
 		}
 	}
+	ctx, cancel = context.WithTimeout(s.ctx, timeout)
+	defer cancel()
 	diags, err = role.Start(ctx, &pluginpb.StartRequest{ConfigJson: s.config, HostBrokerId: brokerID,
 		NodePeerId: s.m.opts.PeerID, DataDir: dataDir})
 	if err != nil {
-		return fmt.Errorf("role %s: start: %w", s.role, err)
+		return s.m.callError(ctx, s.role, "start", err)
 	}
 	return diagnosticsError(s.m.log, s.role, "start", diags)
 }
 
 func (s *supervisor) stopPlugin(role *sdk.RoleClient) {
-	ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+	// A stop waits no longer than stopTimeout: the node's shutdown waits on it.
+	ctx, cancel := context.WithTimeout(context.Background(), min(stopTimeout, s.m.opts.Limits.CallTimeout))
 	defer cancel()
 	if diags, err := role.Stop(ctx, &pluginpb.StopRequest{}); err != nil {
-		s.m.log.Warn("role stop", "role", s.role, "err", err)
+		s.m.log.Warn("role stop", "role", s.role, "err", s.m.callError(ctx, s.role, "stop", err))
 	} else if err := diagnosticsError(s.m.log, s.role, "stop", diags); err != nil {
 		s.m.log.Warn("role stop", "role", s.role, "err", err)
 	}

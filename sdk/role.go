@@ -44,4 +44,10 @@ type Description struct {
 	// ConfigSchema is a JSON Schema of the role's config section, as a string
 	// of JSON; empty for none.
 	ConfigSchema string `json:"config_schema"`
+	// Permissions are the host-API permissions the role needs (README,
+	// "Permissions"), each a name and, for most, a scope: "names.resolve",
+	// "zone.write:alice.avtr", "pubsub:avtr/name/*". The node serves a call
+	// only if its operator granted the permission (plugins.grants.<role>);
+	// asking here is how `avnode plugins describe` shows what to grant.
+	Permissions []string `json:"permissions"`
 }

@@ -172,6 +172,9 @@ func writeDescription(w io.Writer, d Description) error {
 	if d.Capabilities == nil {
 		d.Capabilities = []string{}
 	}
+	if d.Permissions == nil {
+		d.Permissions = []string{}
+	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(describeOutput{Description: d, ProtocolVersion: Handshake.ProtocolVersion})

@@ -69,6 +69,7 @@ func describeProto(d Description) *pluginpb.Description {
 		Capabilities:    d.Capabilities,
 		ConfigSchema:    d.ConfigSchema,
 		Summary:         d.Summary,
+		Permissions:     d.Permissions,
 	}
 }
 

@@ -51,6 +51,9 @@ func pluginDir(t testing.TB) string {
 	return dir
 }
 
+// testRoleAsks is what avnode-testrole's describe asks for.
+var testRoleAsks = []string{"names.resolve", "content.fetch", "content.pin", "streams:*", "pubsub:*", "events:*", "policy.decide:*"}
+
 // roleConfigFile writes a node config (JSON, which is YAML) holding the test
 // role's settings and, merged in, the top-level keys of extra.
 func roleConfigFile(t testing.TB, role map[string]any, extra string) string {
@@ -62,6 +65,16 @@ func roleConfigFile(t testing.TB, role map[string]any, extra string) string {
 		}
 	}
 	doc["role_config"] = map[string]any{"testrole": role}
+	// The test role is a third party's: it holds what the test grants it,
+	// by default what it asks for.
+	plugins, _ := doc["plugins"].(map[string]any)
+	if plugins == nil {
+		plugins = map[string]any{}
+		doc["plugins"] = plugins
+	}
+	if _, set := plugins["grants"]; !set {
+		plugins["grants"] = map[string]any{"testrole": testRoleAsks}
+	}
 	body, _ := json.Marshal(doc)
 	path := filepath.Join(t.TempDir(), "node.yaml")
 	if err := os.WriteFile(path, body, 0o600); err != nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/avnode/avnode/core/daemon"
 	"github.com/avnode/avnode/plugins"
@@ -17,13 +18,22 @@ import (
 // is missing or broken shows in `avnode roles` and never stops the node.
 func startRoles(d *daemon.Daemon) (daemon.Roles, error) {
 	cfg := d.Config
-	m := plugins.NewManager(plugins.Options{
+	limits := cfg.Plugins.Limits
+	m, err := plugins.NewManager(plugins.Options{
 		Dirs: pluginDirs(d), Checksums: cfg.Plugins.Checksums,
 		MaxRestartsPerMinute: cfg.Plugins.MaxRestartsPerMinute, MaxStartFailures: cfg.Plugins.MaxStartFailures,
 		Node: d.RoleNode(), RoleConfig: func(role string) json.RawMessage { return roleConfig(d, role) },
 		DataDir: d.Repo.Path("roles"), PeerID: d.Node.Host.ID().String(),
 		Registerer: d.Registerer(), Logger: d.Log,
+		Grants: cfg.Plugins.Grants, GrantsFile: d.Repo.Path("grants.json"),
+		Limits: plugins.Limits{
+			CallTimeout: time.Duration(limits.CallTimeout), LogLinesPerSecond: limits.LogLinesPerSecond, LogBurst: limits.LogBurst,
+			LogLineBytes: limits.LogLineBytes, HostCalls: limits.HostCalls, MessageBytes: limits.MessageMB << 20,
+		},
 	})
+	if err != nil {
+		return nil, err
+	}
 	for _, role := range cfg.Roles {
 		m.Enable(role, roleConfig(d, role))
 	}

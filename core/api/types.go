@@ -201,12 +201,25 @@ type RoleStatus struct {
 	Path      string `json:"path,omitempty"`
 	// Capabilities are what the running plugin said it does.
 	Capabilities []string `json:"capabilities,omitempty"`
+	// MissingGrants are permissions the plugin asked for and was not
+	// granted: its calls that need them are refused.
+	MissingGrants []string `json:"missing_grants,omitempty"`
 }
 
 // RoleState is the answer to `avnode roles enable|disable`.
 type RoleState struct {
 	Role  string `json:"role"`
 	State string `json:"state"`
+	// MissingGrants: as in RoleStatus, known at enable from the plugin's
+	// describe.
+	MissingGrants []string `json:"missing_grants,omitempty"`
+}
+
+// Grants is the answer to `avnode plugins grant|revoke`: the role's
+// permissions now.
+type Grants struct {
+	Role    string   `json:"role"`
+	Granted []string `json:"granted"`
 }
 
 // PluginInfo is one line of `avnode plugins ls`.
@@ -224,6 +237,11 @@ type PluginDescription struct {
 	Capabilities    []string `json:"capabilities"`
 	ConfigSchema    string   `json:"config_schema"`
 	Path            string   `json:"path"`
+	// Permissions are what the plugin asks for; Granted what the operator
+	// gave the role; MissingGrants what it asks for and was not given.
+	Permissions   []string `json:"permissions"`
+	Granted       []string `json:"granted"`
+	MissingGrants []string `json:"missing_grants"`
 }
 
 // ScriptInfo is one loaded policy script (`avnode policy ls|reload`).

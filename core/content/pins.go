@@ -42,6 +42,18 @@ func (p *Pins) Add(ctx context.Context, c cid.Cid, reason string) error {
 	return nil
 }
 
+// Reason is why c is pinned; pinned is false if it is not.
+func (p *Pins) Reason(ctx context.Context, c cid.Cid) (reason string, pinned bool, err error) {
+	v, err := p.d.Get(ctx, pinKey(c))
+	if errors.Is(err, datastore.ErrNotFound) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("pin %s: %w", c, err)
+	}
+	return string(v), true, nil
+}
+
 // Remove unpins c. Its blocks stay until the next GC.
 func (p *Pins) Remove(ctx context.Context, c cid.Cid) error {
 	k := pinKey(c)

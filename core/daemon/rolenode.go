@@ -142,6 +142,10 @@ func (r *RoleNode) Pin(ctx context.Context, c cid.Cid, reason string) error {
 	return r.hosting.Pins.Add(ctx, c, reason)
 }
 
+func (r *RoleNode) PinReason(ctx context.Context, c cid.Cid) (string, bool, error) {
+	return r.hosting.Pins.Reason(ctx, c)
+}
+
 func (r *RoleNode) Unpin(ctx context.Context, c cid.Cid) error {
 	return r.hosting.Pins.Remove(ctx, c)
 }

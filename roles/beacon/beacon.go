@@ -64,6 +64,10 @@ func (b *beacon) Describe() sdk.Description {
 		Name: "beacon", Version: "0.1.0",
 		Summary:      "hosts this node's own names: claim, HOST record, content, pub/sub updates",
 		Capabilities: []string{"host-names", "pubsub-updates", "replication-report", "satellites"},
+		// README.md, "Permissions": why each is needed.
+		Permissions: []string{"names.resolve", "names.claim:*", "keys.use:*", "zone.write:*",
+			"records.put:avtr-claim", "records.put:avtr-zone", "content.fetch", "content.provide",
+			"pubsub:avtr/name/*", "events:name.updated", "streams:" + sdk.SatelliteProtocol, "roles.call:*"},
 		ConfigSchema: `{"type":"object","properties":{"names":{"type":"array","items":{"type":"object","required":["name","key"],` +
 			`"properties":{"name":{"type":"string"},"key":{"type":"string"},"copies":{"type":"integer","minimum":0}}}},` +
 			`"interval":{"type":"string"}},"additionalProperties":false}`,

@@ -66,6 +66,10 @@ func (m *mirror) Describe() sdk.Description {
 		Name: "mirror", Version: "0.1.0",
 		Summary:      "keeps copies of other people's names and republishes their signed records",
 		Capabilities: []string{"mirror", "attest-copies"},
+		// README.md, "Permissions": why each is needed.
+		Permissions: []string{"names.resolve", "records.put:avtr-claim", "records.put:avtr-zone",
+			"content.fetch", "content.provide", "content.pin", "content.unpin",
+			"pubsub:avtr/name/*", "events:name.updated", "policy.decide:mirror"},
 		ConfigSchema: `{"type":"object","properties":{"names":{"type":"array","items":{"type":"string"}},` +
 			`"quota_mb":{"type":"integer","minimum":0},"resolve_interval":{"type":"string"},"republish_interval":{"type":"string"},` +
 			`"follow_topic":{"type":"boolean"},"follow_updates":{"type":"boolean"},"discover":{"type":"boolean"}},"additionalProperties":false}`,

@@ -69,6 +69,8 @@ func (r *receiver) Describe() sdk.Description {
 		Name: "receiver", Version: "0.1.0",
 		Summary:      "local HTTP gateway: browse avnode names by path, NAME.localhost, or as an HTTP proxy",
 		Capabilities: []string{"gateway"},
+		// README.md, "Permissions": why each is needed.
+		Permissions:  []string{"names.resolve", "content.fetch", "config.read:gateway.listen", "config.read:names.zone_ttl", "services"},
 		ConfigSchema: configSchema,
 	}
 }

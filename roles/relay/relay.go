@@ -29,6 +29,7 @@ func (r *relay) Describe() sdk.Description {
 		Name: "relay", Version: "0.1.0",
 		Summary:      "circuit relay v2 for nodes behind NAT, with limits, announced in the DHT",
 		Capabilities: []string{"relay"},
+		Permissions:  []string{"relay"}, // README.md, "Permissions"
 		ConfigSchema: `{"type":"object","properties":{"max_reservations":{"type":"integer","minimum":1},` +
 			`"max_reservations_per_ip":{"type":"integer","minimum":1},"max_circuits":{"type":"integer","minimum":1},` +
 			`"circuit_duration":{"type":"string"},"circuit_bytes_mb":{"type":"integer","minimum":1},` +

@@ -58,6 +58,9 @@ func (s *satellite) Describe() sdk.Description {
 		Name: "satellite", Version: "0.1.0",
 		Summary:      "a light device: resolves, fetches and offloads work through its owner's beacon",
 		Capabilities: []string{"satellite", "resolve-ahead"},
+		// README.md, "Permissions": why each is needed.
+		Permissions: []string{"names.resolve", "content.fetch", "records.put:avtr-zone",
+			"config.read:dht.mode", "config.read:content.serve", "streams:" + sdk.SatelliteProtocol},
 		ConfigSchema: `{"type":"object","properties":{"timeout":{"type":"string"}},"additionalProperties":false}`,
 	}
 }

@@ -324,8 +324,12 @@ type Description struct {
 	Capabilities    []string               `protobuf:"bytes,4,rep,name=capabilities,proto3" json:"capabilities,omitempty"`
 	ConfigSchema    string                 `protobuf:"bytes,5,opt,name=config_schema,json=configSchema,proto3" json:"config_schema,omitempty"` // a JSON Schema of the role's config section
 	Summary         string                 `protobuf:"bytes,6,opt,name=summary,proto3" json:"summary,omitempty"`                               // one line for `avnode plugins ls`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The host-API permissions the role needs, e.g. names.resolve,
+	// zone.write:alice.avtr (sdk/README.md, "Permissions"). The node grants
+	// only what its operator allows (plugins.grants.<role>).
+	Permissions   []string `protobuf:"bytes,7,rep,name=permissions,proto3" json:"permissions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Description) Reset() {
@@ -398,6 +402,13 @@ func (x *Description) GetSummary() string {
 		return x.Summary
 	}
 	return ""
+}
+
+func (x *Description) GetPermissions() []string {
+	if x != nil {
+		return x.Permissions
+	}
+	return nil
 }
 
 type ConfigRequest struct {
@@ -2861,14 +2872,15 @@ const file_pluginpb_plugin_proto_rawDesc = "" +
 	"\x10SEVERITY_WARNING\x10\x02\"M\n" +
 	"\vDiagnostics\x12>\n" +
 	"\vdiagnostics\x18\x01 \x03(\v2\x1c.avnode.plugin.v1.DiagnosticR\vdiagnostics\"\x11\n" +
-	"\x0fDescribeRequest\"\xc9\x01\n" +
+	"\x0fDescribeRequest\"\xeb\x01\n" +
 	"\vDescription\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12)\n" +
 	"\x10protocol_version\x18\x03 \x01(\rR\x0fprotocolVersion\x12\"\n" +
 	"\fcapabilities\x18\x04 \x03(\tR\fcapabilities\x12#\n" +
 	"\rconfig_schema\x18\x05 \x01(\tR\fconfigSchema\x12\x18\n" +
-	"\asummary\x18\x06 \x01(\tR\asummary\"0\n" +
+	"\asummary\x18\x06 \x01(\tR\asummary\x12 \n" +
+	"\vpermissions\x18\a \x03(\tR\vpermissions\"0\n" +
 	"\rConfigRequest\x12\x1f\n" +
 	"\vconfig_json\x18\x01 \x01(\fR\n" +
 	"configJson\"\xa4\x01\n" +

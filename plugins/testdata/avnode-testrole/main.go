@@ -54,7 +54,8 @@ type testRole struct {
 
 func (r *testRole) Describe() sdk.Description {
 	return sdk.Description{Name: "testrole", Version: "0.0.1", Summary: "calls the host API for tests",
-		Capabilities: []string{"test"}, ConfigSchema: `{"type":"object"}`}
+		Capabilities: []string{"test"}, ConfigSchema: `{"type":"object"}`,
+		Permissions: []string{"names.resolve", "content.fetch", "content.pin", "streams:*", "pubsub:*", "events:*", "policy.decide:*"}}
 }
 
 func (r *testRole) ValidateConfig(raw json.RawMessage) sdk.Diagnostics {

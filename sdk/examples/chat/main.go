@@ -37,6 +37,7 @@ func (c *chat) Describe() sdk.Description {
 		Name: "chat", Version: "0.1.0",
 		Summary:      "example: answers chat prompts offloaded by satellites (a stand-in for a model)",
 		Capabilities: []string{"offload"},
+		Permissions:  []string{}, // it answers commands and calls nothing of the node
 		ConfigSchema: `{"type":"object","additionalProperties":false}`,
 	}
 }

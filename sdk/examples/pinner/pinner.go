@@ -63,6 +63,8 @@ func (p *Pinner) Describe() sdk.Description {
 		Version:      Version,
 		Summary:      "keeps a configured list of CIDs fetched and pinned",
 		Capabilities: []string{"pin"},
+		// What the operator grants with `avnode plugins grant pinner ...`.
+		Permissions:  []string{"content.fetch", "content.pin"},
 		ConfigSchema: compactJSON(configSchema),
 	}
 }
