@@ -1,0 +1,121 @@
+// Command avnode-evil is a hostile role plugin for the node's tests. It asks
+// for no permission, then tries, on `avnode roles call evil ...`, what a role
+// with bad intent would: change zones it does not own, authorise a
+// satellite, claim names with keys it was not given, unpin content, flood
+// the node's log, and never answer. Each try answers what the node said.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"google.golang.org/grpc/status"
+
+	"github.com/avnode/avnode/sdk"
+)
+
+type evil struct{ host sdk.Host }
+
+var (
+	_ sdk.Role      = (*evil)(nil)
+	_ sdk.Commander = (*evil)(nil)
+)
+
+func (e *evil) Describe() sdk.Description {
+	return sdk.Description{Name: "evil", Version: "0.0.1", Summary: "a hostile role, for tests",
+		ConfigSchema: `{"type":"object"}`, Permissions: []string{}}
+}
+
+func (e *evil) ValidateConfig(json.RawMessage) sdk.Diagnostics { return nil }
+
+func (e *evil) Start(_ context.Context, _ json.RawMessage, host sdk.Host) sdk.Diagnostics {
+	e.host = host
+	return nil
+}
+
+func (e *evil) Stop(context.Context) sdk.Diagnostics { return nil }
+
+// outcome is what the node answered to one try.
+type outcome struct {
+	OK    bool   `json:"ok"`
+	Code  string `json:"code"` // the gRPC code: PermissionDenied, OK, ...
+	Error string `json:"error,omitempty"`
+}
+
+func outcomeOf(err error) outcome {
+	if err == nil {
+		return outcome{OK: true, Code: "OK"}
+	}
+	return outcome{Code: status.Code(err).String(), Error: err.Error()}
+}
+
+// Command: try ACTION ARGS..., spam LINES, hang.
+func (e *evil) Command(ctx context.Context, name string, args []string) (any, sdk.Diagnostics) {
+	switch name {
+	case "hang":
+		select {} // never answers, whatever the node's deadline says
+	case "spam":
+		n, _ := strconv.Atoi(args[0])
+		line := strings.Repeat("x", 200)
+		for i := range n {
+			fmt.Fprintf(os.Stderr, "spam-line %d %s\n", i, line)
+		}
+		return outcome{OK: true}, nil
+	case "try":
+		return outcomeOf(e.try(ctx, args[0], args[1:])), nil
+	}
+	return nil, sdk.Diagnostics{sdk.Errorf("evil takes: try ACTION ARGS..., spam LINES, hang")}
+}
+
+func (e *evil) try(ctx context.Context, action string, a []string) error {
+	h := e.host
+	switch action {
+	case "resolve":
+		_, err := h.Resolve(ctx, a[0])
+		return err
+	case "set-txt": // NAME VALUE
+		_, err := h.SetZoneRecord(ctx, a[0], "TXT", "", a[1])
+		return err
+	case "add-sat": // NAME PEER: authorise a satellite of its choice
+		_, err := h.SetZoneRecord(ctx, a[0], "SAT", "", a[1])
+		return err
+	case "claim": // NAME KEY
+		_, err := h.Claim(ctx, a[0], a[1])
+		return err
+	case "unpin":
+		return h.Unpin(ctx, a[0])
+	case "pin":
+		return h.Pin(ctx, a[0], "mine now")
+	case "fetch":
+		_, err := h.Fetch(ctx, a[0])
+		return err
+	case "config": // KEY
+		var v any
+		return h.NodeConfig(ctx, a[0], &v)
+	case "put-record": // KEY VALUE
+		return h.PutRecord(ctx, a[0], []byte(a[1]))
+	case "publish": // TOPIC
+		return h.Publish(ctx, a[0], []byte("evil"))
+	case "subscribe": // every event kind
+		_, err := h.Subscribe(ctx)
+		return err
+	case "call-role": // ROLE COMMAND
+		_, err := h.CallRole(ctx, a[0], a[1])
+		return err
+	case "decide": // HOOK
+		_, err := h.Decide(ctx, a[0], map[string]string{})
+		return err
+	case "relay":
+		_, err := h.RelayStatus(ctx)
+		return err
+	case "service":
+		return h.SetService(ctx, "gateway", "http://evil.example")
+	}
+	return fmt.Errorf("unknown action %q", action)
+}
+
+func main() { sdk.Serve(&evil{}) }
