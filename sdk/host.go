@@ -91,9 +91,10 @@ type Host interface {
 	FetchUnannounced(ctx context.Context, target string) (Fetched, error)
 	// ReadFile reads a file in the node's store (Fetch it first): length
 	// bytes from offset, length 0 meaning to the end. Close it when done.
-	// What a Fetch brought in is kept from the node's garbage collection
-	// for two minutes after it, and for as long as a read is open; to keep
-	// content longer, Pin it.
+	// What a Fetch brought in is kept from the node's cache trims for two
+	// minutes after it, and from any collection while a read is open (the
+	// operator's `avnode repo gc` takes it otherwise); to keep content,
+	// Pin it.
 	// A file whose size the node cannot verify, as for Fetch, is refused
 	// before any byte is sent.
 	ReadFile(ctx context.Context, cid string, offset, length int64) (io.ReadCloser, error)

@@ -90,9 +90,10 @@ func TestGCDuringReadKeepsTheFile(t *testing.T) {
 	}
 }
 
-// What a fetch brings in stays through a GC until the caller has read it in
-// a later call (a plugin's Fetch then ReadFile, a gateway's get then its
-// reads), and is collected once the lease is over.
+// What a fetch brings in stays through the cache's trims until the caller
+// has read it in a later call (a plugin's Fetch then ReadFile, a gateway's
+// get then its reads), and is collected once the lease is over. The
+// operator's GC takes it at once.
 func TestGCBetweenFetchAndReadKeepsTheFetched(t *testing.T) {
 	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
 	if err != nil {
@@ -110,16 +111,23 @@ func TestGCBetweenFetchAndReadKeepsTheFetched(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if gc, err := s.GC(t.Context()); err != nil || gc.Removed != 0 {
-		t.Fatalf("GC right after the fetch = %+v, %v; want nothing of the fetched file removed", gc, err)
+	if gc, err := s.collect(t.Context(), true); err != nil || gc.Removed != 0 {
+		t.Fatalf("a cache trim right after the fetch = %+v, %v; want nothing of the fetched file removed", gc, err)
 	}
 	var out bytes.Buffer
 	if _, err := s.WriteFile(t.Context(), root, &out); err != nil || !bytes.Equal(out.Bytes(), data) {
 		t.Fatalf("read after fetch and GC: %d of %d bytes, %v", out.Len(), res.Size, err)
 	}
+	if _, err := s.FetchUnannounced(t.Context(), "/cid/"+root.String()); err != nil {
+		t.Fatal(err)
+	}
+	if gc, err := s.GC(t.Context()); err != nil || gc.Removed == 0 {
+		t.Fatalf("the operator's GC after a fetch = %+v, %v; want the unpinned file collected", gc, err)
+	}
+	importUnpinned(t, s, data) // back, for the lease to run out on
 
 	sdktest.Eventually(t, 10*time.Second, "the fetched file collected once its lease is over", func() error {
-		gc, err := s.GC(t.Context())
+		gc, err := s.collect(t.Context(), true)
 		if err == nil && gc.Removed == 0 {
 			err = fmt.Errorf("GC = %+v", gc)
 		}

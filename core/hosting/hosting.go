@@ -297,7 +297,8 @@ func (s *Service) fetch(ctx context.Context, targetText string, from []peer.ID, 
 		return res, fmt.Errorf("get %s: %w", targetText, err)
 	}
 	// The caller (a plugin's Fetch, a gateway) reads what it fetched in a
-	// later call: keep it from GC for a while, or a GC in between takes it.
+	// later call: keep it from the cache's trims for a while, or a trim set
+	// off by another get in between takes it.
 	s.reads.holdFor(at, s.lease())
 	if announce && !s.private && res.Stats.Fetched > 0 {
 		go s.provide(context.Background(), at) // we hold all of it now: serve it to others
@@ -319,21 +320,34 @@ func (s *Service) fetch(ctx context.Context, targetText string, from []peer.ID, 
 	return res, nil
 }
 
-// GC removes blocks no pin reaches, once no publish or fetch is under way.
-// It keeps what is being read, and does not wait for reads to end: a slow
-// reader holds only what it reads.
+// GC removes blocks no pin reaches, once no publish or fetch is under way:
+// the operator's `avnode repo gc`, which takes what recent fetches brought
+// in too. It keeps what is being read, and does not wait for reads to end:
+// a slow reader holds only what it reads.
 func (s *Service) GC(ctx context.Context) (content.GCResult, error) {
+	return s.collect(ctx, false)
+}
+
+// collect is GC; withLeases keeps also what fetches brought in less than
+// FetchLease ago (the cache's own trims, which other gets set off).
+func (s *Service) collect(ctx context.Context, withLeases bool) (content.GCResult, error) {
 	s.gcMu.Lock()
 	defer s.gcMu.Unlock()
 	s.reads.mu.Lock() // a read starts before this GC, and is kept, or after it
 	defer s.reads.mu.Unlock()
-	return content.GC(ctx, s.Blocks, s.Pins, slices.Collect(maps.Keys(s.reads.roots))...)
+	keep := slices.Collect(maps.Keys(s.reads.roots))
+	if withLeases {
+		keep = slices.AppendSeq(keep, maps.Keys(s.reads.leased))
+	}
+	return content.GC(ctx, s.Blocks, s.Pins, keep...)
 }
 
-// readHolds counts the reads of each root under way.
+// readHolds counts the reads of each root under way, and the leases of
+// recent fetches.
 type readHolds struct {
-	mu    sync.Mutex // held by GC for its whole run
-	roots map[cid.Cid]int
+	mu     sync.Mutex // held by GC for its whole run
+	roots  map[cid.Cid]int
+	leased map[cid.Cid]int
 }
 
 // FetchLease is how long GC keeps what a fetch brought in, unpinned, for
@@ -347,24 +361,28 @@ func (s *Service) lease() time.Duration {
 	return FetchLease
 }
 
-// holdFor keeps root from GC for d.
+// holdFor keeps root from the cache's trims for d.
 func (h *readHolds) holdFor(root cid.Cid, d time.Duration) {
-	time.AfterFunc(d, h.hold(root))
+	time.AfterFunc(d, h.count(&h.leased, root))
 }
 
 // hold keeps root from GC until release is called.
 func (h *readHolds) hold(root cid.Cid) (release func()) {
+	return h.count(&h.roots, root)
+}
+
+func (h *readHolds) count(m *map[cid.Cid]int, root cid.Cid) (release func()) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.roots == nil {
-		h.roots = map[cid.Cid]int{}
+	if *m == nil {
+		*m = map[cid.Cid]int{}
 	}
-	h.roots[root]++
+	(*m)[root]++
 	return func() {
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		if h.roots[root]--; h.roots[root] == 0 {
-			delete(h.roots, root)
+		if (*m)[root]--; (*m)[root] == 0 {
+			delete(*m, root)
 		}
 	}
 }
@@ -490,7 +508,7 @@ func (s *Service) trimCache(ctx context.Context) {
 	if err != nil || used <= int64(s.cacheMB)<<20 {
 		return
 	}
-	res, err := s.GC(ctx)
+	res, err := s.collect(ctx, true)
 	s.log.Info("block cache over its bound: collected unpinned blocks", "freed", res.Freed, "err", err)
 }
 
