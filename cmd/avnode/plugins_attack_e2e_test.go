@@ -200,22 +200,20 @@ func TestHostilePluginFloodAndHang(t *testing.T) {
 	start := time.Now()
 	mustCLI(t, d.repo, "roles", "call", "evil", "spam", fmt.Sprint(lines))
 	var dropped float64
-	eventually(t, 30*time.Second, "the flood's excess counted", func() error {
+	var kept int
+	eventually(t, 60*time.Second, "the whole flood logged or counted", func() error {
 		dropped = metricSum(scrapeMetrics(t, metrics), "avnode_plugin_log_dropped_total", `role="evil"`)
-		if dropped < lines/2 {
-			return fmt.Errorf("dropped %v of %d", dropped, lines)
+		kept = strings.Count(d.log.String(), "spam-line")
+		if int(dropped)+kept < lines {
+			return fmt.Errorf("kept %d, dropped %v of %d", kept, dropped, lines)
 		}
 		return nil
 	})
 	mustCLI(t, d.repo, "id")
-	kept := strings.Count(d.log.String(), "spam-line")
 	// The budget: the burst, plus the rate over the time the flood took.
 	budget := 500 + int(50*time.Since(start).Seconds()) + 50
 	if kept > budget || kept == 0 {
 		t.Errorf("the node logged %d of %d flooded lines; want some, at most %d (burst 500 + 50/s)", kept, lines, budget)
-	}
-	if int(dropped)+kept < lines*9/10 {
-		t.Errorf("kept %d + dropped %v lines, of %d sent", kept, dropped, lines)
 	}
 
 	hung := make(chan result, 1)

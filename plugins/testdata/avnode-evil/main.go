@@ -9,7 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
+	"log"
 	"strconv"
 	"strings"
 
@@ -59,11 +59,21 @@ func (e *evil) Command(ctx context.Context, name string, args []string) (any, sd
 	case "hang":
 		select {} // never answers, whatever the node's deadline says
 	case "spam":
+		// Half through the process's stderr (the log package), half through
+		// the host's Log call: the two ways a role's lines reach the node.
+		// It floods in the background, answering at once.
 		n, _ := strconv.Atoi(args[0])
 		line := strings.Repeat("x", 200)
-		for i := range n {
-			fmt.Fprintf(os.Stderr, "spam-line %d %s\n", i, line)
-		}
+		go func() {
+			for i := range n {
+				if i%2 == 0 {
+					log.Printf("spam-line %d %s", i, line)
+				} else {
+					e.host.Logger().Info(fmt.Sprintf("spam-line %d %s", i, line))
+				}
+			}
+			log.Printf("spam-done")
+		}()
 		return outcome{OK: true}, nil
 	case "try":
 		return outcomeOf(e.try(ctx, args[0], args[1:])), nil
