@@ -103,6 +103,7 @@ func TestDescribeSubcommand(t *testing.T) {
 		Summary         string   `json:"summary"`
 		Capabilities    []string `json:"capabilities"`
 		ConfigSchema    string   `json:"config_schema"`
+		Permissions     []string `json:"permissions"`
 		ProtocolVersion int      `json:"protocol_version"`
 	}
 	dec := json.NewDecoder(&stdout)
@@ -119,6 +120,9 @@ func TestDescribeSubcommand(t *testing.T) {
 	}
 	if got.ProtocolVersion != ProtocolVersion {
 		t.Errorf("protocol_version = %d, want %d", got.ProtocolVersion, ProtocolVersion)
+	}
+	if got.Permissions == nil || len(got.Permissions) != 0 {
+		t.Errorf("permissions = %#v; a role that asks for none prints []", got.Permissions)
 	}
 	if stderr.Len() != 0 {
 		t.Errorf("describe wrote to stderr: %q", stderr.String())
