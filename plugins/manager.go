@@ -10,12 +10,9 @@ package plugins
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -57,6 +54,7 @@ type Options struct {
 	Grants     map[string][]string
 	GrantsFile string
 	Limits     Limits
+	Sandbox    Sandbox
 }
 
 // Limits bound what one role's plugin may cost the node (plugins.limits).
@@ -107,6 +105,7 @@ type Manager struct {
 	grants   *grantStore
 	denied   *prometheus.CounterVec
 	dropped  *prometheus.CounterVec // log lines over a role's limit
+	sandbox  string                 // what confines each plugin, for RoleStatus
 
 	mu    sync.Mutex
 	roles map[string]*supervisor
@@ -127,6 +126,7 @@ func NewManager(opts Options) (*Manager, error) {
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "avnode", Subsystem: "plugin", Name: "log_dropped_total",
 			Help: "Log lines of a role dropped over plugins.limits.log_lines_per_second."}, []string{"role"}),
 	}
+	m.sandbox = m.sandboxStatus()
 	if opts.Registerer != nil {
 		// Registered before any plugin's own metrics, whose names share
 		// the avnode_plugin_ prefix: a role cannot take these names.
@@ -222,59 +222,58 @@ func (m *Manager) Installed() map[string]string {
 	return out
 }
 
-// verify checks a binary against its pinned checksum; a role without a pin passes.
-func (m *Manager) verify(role, path string) ([]byte, error) {
-	want, pinned := m.opts.Checksums[role]
-	if !pinned {
-		return nil, nil
-	}
-	got, err := fileSHA256(path)
-	if err != nil {
-		return nil, err
-	}
-	if hex.EncodeToString(got) != want {
-		return nil, fmt.Errorf("role %s: refused to run %s: its sha256 is %x but plugins.checksums.%s pins %s; rebuild the plugin you meant or update the pin",
-			role, path, got, role, want)
-	}
-	return got, nil
-}
-
-func fileSHA256(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return nil, err
-	}
-	return h.Sum(nil), nil
-}
-
-// Describe runs the plugin binary's describe command (after the checksum check).
+// Describe runs the plugin's describe command on the bytes that pass the
+// checksum check, confined like the role itself.
 func (m *Manager) Describe(ctx context.Context, role string) (*api.PluginDescription, error) {
-	path, err := m.Find(role)
+	img, err := m.loadImage(role)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := m.verify(role, path); err != nil {
+	defer img.close()
+	cmd, done, err := m.pluginCommand(img, role, "", "describe")
+	if err != nil {
 		return nil, err
 	}
+	defer done()
 	ctx, cancel := context.WithTimeout(ctx, m.opts.Limits.CallTimeout)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, path, "describe").Output()
+	out, err := runOutput(ctx, cmd)
 	if err != nil {
-		return nil, m.callError(ctx, role, path+" describe", err)
+		return nil, m.callError(ctx, role, img.path+" describe", err)
 	}
 	var d api.PluginDescription
 	if err := json.Unmarshal(out, &d); err != nil {
-		return nil, fmt.Errorf("role %s: %s describe printed no valid JSON: %w", role, path, err)
+		return nil, fmt.Errorf("role %s: %s describe printed no valid JSON: %w", role, img.path, err)
 	}
-	d.Path = path
+	d.Path = img.path
 	d.Granted = m.Grants(role)
 	d.MissingGrants = m.missingGrants(role, d.Permissions)
 	return &d, nil
+}
+
+// runOutput runs cmd, killed when ctx ends, and returns its stdout.
+func runOutput(ctx context.Context, cmd *exec.Cmd) ([]byte, error) {
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { cmd.Process.Kill() })
+	defer stop()
+	if err := cmd.Wait(); err != nil {
+		if msg := strings.TrimSpace(stderr.String()); msg != "" {
+			return nil, fmt.Errorf("%w: %s", err, lastLine(msg))
+		}
+		return nil, err
+	}
+	return []byte(stdout.String()), nil
+}
+
+func lastLine(s string) string {
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		return s[i+1:]
+	}
+	return s
 }
 
 // missingGrants are the permissions in asked that the role's grants do not

@@ -2,14 +2,11 @@ package plugins
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -176,22 +173,31 @@ func permanent(err error) error { return &permanentError{err: err} }
 // runOnce runs the plugin until it exits or the role is stopped. It returns
 // how long the plugin was up (0 if it never came up) and why it ended.
 func (s *supervisor) runOnce() (time.Duration, error) {
-	path, err := s.m.Find(s.role)
-	if err != nil {
+	img, err := s.m.loadImage(s.role)
+	if errors.Is(err, ErrNotInstalled) {
 		return 0, err
 	}
-	sum, err := s.m.verify(s.role, path)
 	if err != nil {
 		return 0, permanent(err)
 	}
-	client := plugin.NewClient(s.clientConfig(path, sum))
+	defer img.close()
+	dataDir, err := s.m.roleDataDir(s.role)
+	if err != nil {
+		return 0, permanent(err)
+	}
+	cmd, done, err := s.m.pluginCommand(img, s.role, dataDir)
+	if err != nil {
+		return 0, err
+	}
+	defer done()
+	client := plugin.NewClient(s.clientConfig(cmd))
 	defer client.Kill()
 	role, err := s.connect(client)
 	if err != nil {
 		return 0, err
 	}
-	s.set(func(st *api.RoleStatus) { st.Path = path })
-	if err := s.start(role); err != nil {
+	s.set(func(st *api.RoleStatus) { st.Path, st.Sandbox = img.path, s.m.sandbox })
+	if err := s.start(role, dataDir); err != nil {
 		return 0, err
 	}
 	started := time.Now()
@@ -222,10 +228,12 @@ func (s *supervisor) runOnce() (time.Duration, error) {
 	}
 }
 
-func (s *supervisor) clientConfig(path string, sum []byte) *plugin.ClientConfig {
-	cmd := exec.Command(path)
+// clientConfig runs cmd, which execs the bytes the node checked: no
+// SecureConfig, whose check reads the file again by its path.
+func (s *supervisor) clientConfig(cmd *exec.Cmd) *plugin.ClientConfig {
 	dieWithNode(cmd)
-	cfg := &plugin.ClientConfig{
+	limit := s.m.opts.Limits.MessageBytes
+	return &plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
 		Plugins:          plugin.PluginSet{sdk.PluginKey: &sdk.RolePlugin{}},
 		Cmd:              cmd,
@@ -233,12 +241,9 @@ func (s *supervisor) clientConfig(path string, sum []byte) *plugin.ClientConfig 
 		StartTimeout:     startTimeout,
 		Logger:           newHCLogger(s.logs),
 		Stderr:           &lineLogger{log: s.logs},
+		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
+			grpc.MaxCallRecvMsgSize(limit), grpc.MaxCallSendMsgSize(limit))},
 	}
-	if sum != nil {
-		// A fresh SecureConfig each start: its hash cannot be reused.
-		cfg.SecureConfig = &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()}
-	}
-	return cfg
 }
 
 // connect performs the handshake and checks the plugin's protocol version.
@@ -247,9 +252,6 @@ func (s *supervisor) connect(client *plugin.Client) (*sdk.RoleClient, error) {
 	if err != nil {
 		if msg := strings.ToLower(err.Error()); strings.Contains(msg, "incompatible api version") || strings.Contains(msg, "protocol version") {
 			return nil, permanent(fmt.Errorf("role %s: the plugin speaks another protocol version than this node (%d): %v; use a plugin built for this avnode", s.role, sdk.ProtocolVersion, err))
-		}
-		if strings.Contains(err.Error(), "checksum") {
-			return nil, permanent(fmt.Errorf("role %s: %v", s.role, err))
 		}
 		return nil, fmt.Errorf("role %s: start plugin: %w", s.role, err)
 	}
@@ -266,7 +268,7 @@ func (s *supervisor) connect(client *plugin.Client) (*sdk.RoleClient, error) {
 
 // start describes, validates the config, serves the host API on the broker
 // and starts the role.
-func (s *supervisor) start(role *sdk.RoleClient) error {
+func (s *supervisor) start(role *sdk.RoleClient, dataDir string) error {
 	timeout := s.m.opts.Limits.CallTimeout
 	ctx, cancel := context.WithTimeout(s.ctx, timeout)
 	defer cancel()
@@ -304,13 +306,6 @@ func (s *supervisor) start(role *sdk.RoleClient) error {
 		pluginpb.RegisterHostServer(srv, s.m.hostFor(s.role, s.logs))
 		return srv
 	})
-	dataDir := ""
-	if s.m.opts.DataDir != "" {
-		dataDir = filepath.Join(s.m.opts.DataDir, s.role)
-		if err := os.MkdirAll(dataDir, 0o700); err != nil {
-			return permanent(fmt.Errorf("role %s: data folder: %w", s.role, err))
-		}
-	}
 	ctx, cancel = context.WithTimeout(s.ctx, timeout)
 	defer cancel()
 	diags, err = role.Start(ctx, &pluginpb.StartRequest{ConfigJson: s.config, HostBrokerId: brokerID,

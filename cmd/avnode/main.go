@@ -21,6 +21,7 @@ import (
 	"github.com/avnode/avnode/core/names"
 	"github.com/avnode/avnode/core/policy"
 	"github.com/avnode/avnode/core/repo"
+	"github.com/avnode/avnode/plugins"
 )
 
 // Exit codes.
@@ -31,7 +32,8 @@ const (
 )
 
 func main() {
-	policy.MaybeRunWorker() // this binary is also the sandbox that runs Lua policies
+	policy.MaybeRunWorker()     // this binary is also the sandbox that runs Lua policies
+	plugins.MaybeRunSandboxed() // and the launcher that confines a role plugin, then execs it
 	os.Exit(run(os.Args[1:]))
 }
 

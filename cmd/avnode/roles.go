@@ -18,7 +18,7 @@ import (
 // is missing or broken shows in `avnode roles` and never stops the node.
 func startRoles(d *daemon.Daemon) (daemon.Roles, error) {
 	cfg := d.Config
-	limits := cfg.Plugins.Limits
+	limits, sb := cfg.Plugins.Limits, cfg.Plugins.Sandbox
 	m, err := plugins.NewManager(plugins.Options{
 		Dirs: pluginDirs(d), Checksums: cfg.Plugins.Checksums,
 		MaxRestartsPerMinute: cfg.Plugins.MaxRestartsPerMinute, MaxStartFailures: cfg.Plugins.MaxStartFailures,
@@ -30,6 +30,7 @@ func startRoles(d *daemon.Daemon) (daemon.Roles, error) {
 			CallTimeout: time.Duration(limits.CallTimeout), LogLinesPerSecond: limits.LogLinesPerSecond, LogBurst: limits.LogBurst,
 			LogLineBytes: limits.LogLineBytes, HostCalls: limits.HostCalls, MessageBytes: limits.MessageMB << 20,
 		},
+		Sandbox: plugins.Sandbox{Enabled: sb.Enabled, MemoryMB: sb.MemoryMB, OpenFiles: sb.OpenFiles, Processes: sb.Processes},
 	})
 	if err != nil {
 		return nil, err

@@ -19,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -183,9 +184,14 @@ func (s *Server) Listen(path string) error {
 		ln.Close()
 		return fmt.Errorf("control socket %s: %w", path, err)
 	}
+	token, err := writeToken(filepath.Join(filepath.Dir(path), TokenFile))
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	s.ln = &sameUserListener{Listener: ln, log: s.log}
 	s.path = path
-	s.srv = &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
+	s.srv = &http.Server{Handler: requireToken(token, s.mux), ReadHeaderTimeout: 10 * time.Second}
 	return nil
 }
 
@@ -209,5 +215,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.srv.Close()
 	}
 	os.Remove(s.path)
+	os.Remove(filepath.Join(filepath.Dir(s.path), TokenFile))
 	return err
 }

@@ -91,7 +91,7 @@ func TestErrorKindToStatusToClient(t *testing.T) {
 			s.Handle("GET /v1/fail", func(context.Context, Request) (any, error) { return nil, tc.err })
 		})
 
-		resp := rawGet(t, filepath.Join(dir, socketFile), "/v1/fail")
+		resp := rawGet(t, filepath.Join(dir, socketFile), "/v1/fail", readToken(dir))
 		var body map[string]string
 		json.NewDecoder(resp.Body).Decode(&body)
 		resp.Body.Close()
@@ -108,16 +108,52 @@ func TestErrorKindToStatusToClient(t *testing.T) {
 }
 
 // rawGet asks the socket directly, to see the HTTP status the client hides.
-func rawGet(t *testing.T, socket, path string) *http.Response {
+func rawGet(t *testing.T, socket, path, authorization string) *http.Response {
 	t.Helper()
 	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", socket)
 	}}}
-	resp, err := hc.Get("http://avnode" + path)
+	req, _ := http.NewRequest(http.MethodGet, "http://avnode"+path, nil)
+	if authorization != "" {
+		req.Header.Set("Authorization", "Bearer "+authorization)
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return resp
+}
+
+// A process of the node's own user that cannot read the repo's token file
+// (a plugin in its sandbox) gets 403 from every call, and the handler never
+// runs; each daemon run has a token of its own, removed at shutdown.
+func TestCallsWithoutTheTokenAreRefused(t *testing.T) {
+	ran := 0
+	_, dir := serve(t, func(s *Server) {
+		s.Handle("GET /v1/id", func(context.Context, Request) (any, error) { ran++; return "ok", nil })
+	})
+	socket := filepath.Join(dir, socketFile)
+	token := readToken(dir)
+	if info, err := os.Stat(filepath.Join(dir, TokenFile)); err != nil || info.Mode().Perm() != 0o600 || len(token) != 64 {
+		t.Fatalf("token file: %v %v, %d characters; want 0600 and 64 hex characters", info, err, len(token))
+	}
+	for _, bad := range []string{"", "wrong", token[:63]} {
+		resp := rawGet(t, socket, "/v1/id", bad)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("token %q: HTTP %d; want 403", bad, resp.StatusCode)
+		}
+	}
+	if ran != 0 {
+		t.Fatalf("the handler ran %d times for calls without the token", ran)
+	}
+	if resp := rawGet(t, socket, "/v1/id", token); resp.StatusCode != http.StatusOK {
+		t.Errorf("with the token: HTTP %d", resp.StatusCode)
+	}
+	_, dir2 := serve(t, func(*Server) {})
+	if readToken(dir2) == token {
+		t.Error("two runs share a token")
+	}
 }
 
 // A streamed call delivers its progress, then its result or an error that

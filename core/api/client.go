@@ -79,6 +79,9 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	if err != nil {
 		return nil, err
 	}
+	if token := readToken(filepath.Dir(c.socket)); token != "" {
+		req.Header.Set(tokenHeader, "Bearer "+token)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		if isNoDaemon(err) {

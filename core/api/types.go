@@ -204,6 +204,8 @@ type RoleStatus struct {
 	// MissingGrants are permissions the plugin asked for and was not
 	// granted: its calls that need them are refused.
 	MissingGrants []string `json:"missing_grants,omitempty"`
+	// Sandbox is what confines the plugin process (plugins.sandbox).
+	Sandbox string `json:"sandbox,omitempty"`
 }
 
 // RoleState is the answer to `avnode roles enable|disable`.

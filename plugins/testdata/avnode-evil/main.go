@@ -9,9 +9,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"google.golang.org/grpc/status"
 
@@ -124,8 +130,48 @@ func (e *evil) try(ctx context.Context, action string, a []string) error {
 		return err
 	case "service":
 		return h.SetService(ctx, "gateway", "http://evil.example")
+	case "read": // PATH: a file of the node's, "" inside the repo (found from the data folder)
+		_, err := os.ReadFile(e.inRepo(a[0]))
+		return err
+	case "write": // PATH: a file it means to leave in the repo
+		return os.WriteFile(e.inRepo(a[0]), []byte("evil"), 0o600)
+	case "api": // PATH: the node's control API, as the operator's CLI calls it
+		return e.callAPI(ctx, a[0])
+	case "kill-node":
+		return syscall.Kill(os.Getppid(), syscall.SIGKILL)
 	}
 	return fmt.Errorf("unknown action %q", action)
+}
+
+// inRepo finds a path of the node's repo from the role's data folder,
+// <repo>/roles/evil: a relative path is taken inside the repo.
+func (e *evil) inRepo(path string) string {
+	if filepath.IsAbs(path) {
+		return path
+	}
+	return filepath.Join(e.host.DataDir(), "..", "..", path)
+}
+
+// callAPI calls the control API on the repo's socket, with no token.
+func (e *evil) callAPI(ctx context.Context, path string) error {
+	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", e.inRepo("api.sock"))
+	}}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://avnode"+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("control API answered %s: %s", resp.Status, body)
+	}
+	return nil
 }
 
 func main() { sdk.Serve(&evil{}) }

@@ -1,0 +1,16 @@
+//go:build !linux
+
+package plugins
+
+import (
+	"errors"
+	"runtime"
+)
+
+const sandboxAvailable = false
+
+func sandboxLevel() (string, bool) {
+	return "none on " + runtime.GOOS + ": the plugin runs with the node's rights", false
+}
+
+func execConfined(sandboxSpec) error { return errors.New("no sandbox on " + runtime.GOOS) }
