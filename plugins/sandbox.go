@@ -100,7 +100,7 @@ func (m *Manager) roleDataDir(role string) (string, error) {
 // operator asked for more than this system gives.
 func (m *Manager) sandboxStatus() string {
 	if !m.opts.Sandbox.Enabled {
-		return "off (plugins.sandbox.enabled is false)"
+		return "off"
 	}
 	level, full := sandboxLevel()
 	if !full && m.log != nil {

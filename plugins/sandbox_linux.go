@@ -27,9 +27,9 @@ var (
 func sandboxLevel() (level string, ok bool) {
 	abi, err := llsyscall.LandlockGetABIVersion()
 	if err != nil || abi < 1 {
-		return "no_new_privs, rlimits; no Landlock in this kernel: files are not confined", false
+		return "rlimits only (no Landlock in this kernel: files are not confined)", false
 	}
-	return fmt.Sprintf("landlock v%d, no_new_privs, rlimits", abi), true
+	return fmt.Sprintf("landlock v%d", abi), true
 }
 
 // execConfined applies spec to this process and execs the plugin. Limits,

@@ -10,7 +10,7 @@ import (
 const sandboxAvailable = false
 
 func sandboxLevel() (string, bool) {
-	return "none on " + runtime.GOOS + ": the plugin runs with the node's rights", false
+	return "none (" + runtime.GOOS + ": the plugin has the node's rights)", false
 }
 
 func execConfined(sandboxSpec) error { return errors.New("no sandbox on " + runtime.GOOS) }

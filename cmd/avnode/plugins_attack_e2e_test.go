@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	llsyscall "github.com/landlock-lsm/go-landlock/landlock/syscall"
+
 	"github.com/avnode/avnode/core/api"
 )
 
@@ -108,6 +110,8 @@ func TestHostilePluginGetsOnlyWhatIsGranted(t *testing.T) {
 		}
 	}
 
+	checkConfined(t, owner.repo, st)
+
 	var after api.Resolution
 	cliJSON(t, owner.repo, &after, "resolve", "alice.avtr")
 	if after.Seq != before.Seq || len(after.Records) != len(before.Records) || after.Root != pub.Root {
@@ -154,6 +158,52 @@ func TestHostilePluginGetsOnlyWhatIsGranted(t *testing.T) {
 	if strings.Join(d.Granted, ",") != "content.fetch" {
 		t.Errorf("after a restart, evil holds %v; want the grant made before it, content.fetch", d.Granted)
 	}
+}
+
+// checkConfined has the running hostile role go for the repo's secrets,
+// other roles' data and the control API: in its sandbox it reaches only
+// its own data folder, and it cannot signal the node.
+func checkConfined(t *testing.T, repo string, st api.RoleStatus) {
+	t.Helper()
+	other := filepath.Join(repo, "roles", "other")
+	if err := os.MkdirAll(other, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(other, "secret"), []byte("another role's"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out := evilTry(t, repo, "api", "/v1/id"); out.OK || !strings.Contains(out.Error, "403") {
+		t.Errorf("evil called the control API: %+v; want 403 for a call without the token", out)
+	}
+	if out := evilTry(t, repo, "write", "roles/evil/state"); !out.OK {
+		t.Fatalf("evil cannot write its own data folder: %+v", out)
+	}
+	if abi, err := llsyscall.LandlockGetABIVersion(); err != nil || abi < 1 {
+		// Nothing confines files here: the node must say so.
+		if !strings.Contains(st.Sandbox, "no Landlock") {
+			t.Errorf("this kernel has no Landlock, yet roles says the sandbox is %q", st.Sandbox)
+		}
+		return
+	}
+	if !strings.HasPrefix(st.Sandbox, "landlock v") {
+		t.Errorf("roles shows sandbox %q; want landlock", st.Sandbox)
+	}
+	for _, try := range [][]string{
+		{"read", "node.key"}, {"read", "keystore/alice.key"}, {"read", "datastore/CURRENT"},
+		{"read", "config.yaml"}, {"read", api.TokenFile}, {"read", "roles/other/secret"},
+		{"write", "roles/other/planted"}, {"write", "planted"}, {"kill-node"},
+	} {
+		out := evilTry(t, repo, try...)
+		if out.OK || !(strings.Contains(out.Error, "permission denied") || strings.Contains(out.Error, "not permitted")) {
+			t.Errorf("evil %v: %+v; want it refused by the sandbox", try, out)
+		}
+	}
+	for _, planted := range []string{"roles/other/planted", "planted"} {
+		if _, err := os.Stat(filepath.Join(repo, planted)); err == nil {
+			t.Errorf("evil left %s in the repo", planted)
+		}
+	}
+	mustCLI(t, repo, "id") // the node lives on
 }
 
 func hasRecord(res api.Resolution, typ, value string) bool {

@@ -36,13 +36,13 @@ restarted: see last_error), stopped, disabled, not installed.`,
 				return nil
 			}
 			w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(w, "ROLE\tSTATE\tPID\tRESTARTS\tVERSION\tLAST ERROR")
+			fmt.Fprintln(w, "ROLE\tSTATE\tPID\tRESTARTS\tVERSION\tSANDBOX\tLAST ERROR")
 			for _, r := range roles {
 				pid := "-"
 				if r.PID > 0 {
 					pid = fmt.Sprint(r.PID)
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\n", r.Name, r.State, pid, r.Restarts, r.Version, r.LastError)
+				fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.Name, r.State, pid, r.Restarts, r.Version, r.Sandbox, r.LastError)
 			}
 			if err := w.Flush(); err != nil {
 				return err
