@@ -204,6 +204,13 @@ func checkConfined(t *testing.T, repo string, st api.RoleStatus) {
 		}
 	}
 	mustCLI(t, repo, "id") // the node lives on
+	var limits struct {
+		OpenFiles uint64 `json:"open_files"`
+	}
+	cliJSON(t, repo, &limits, "roles", "call", "evil", "limits")
+	if limits.OpenFiles != 1024 {
+		t.Errorf("evil may open %d files; want plugins.sandbox.open_files, 1024", limits.OpenFiles)
+	}
 }
 
 func hasRecord(res api.Resolution, typ, value string) bool {

@@ -232,6 +232,9 @@ type PluginLimits struct {
 	MessageMB int `koanf:"message_mb" json:"message_mb"`
 }
 
+// minPluginMemoryMB is the least address space a Go program starts in.
+const minPluginMemoryMB = 1024
+
 // PluginSandbox is how a plugin process is confined (plugins/README.md,
 // "What a plugin can reach").
 type PluginSandbox struct {
@@ -458,6 +461,9 @@ func (c *Config) validatePlugins() error {
 	}
 	if sb := c.Plugins.Sandbox; sb.MemoryMB < 0 || sb.OpenFiles < 0 || sb.Processes < 0 {
 		return fmt.Errorf("plugins.sandbox: memory_mb, open_files and processes cannot be negative")
+	}
+	if mb := c.Plugins.Sandbox.MemoryMB; mb > 0 && mb < minPluginMemoryMB {
+		return fmt.Errorf("plugins.sandbox.memory_mb: %d MiB of address space cannot start a Go plugin, which reserves about 1 GiB at start; give at least %d, or 0 for no bound", mb, minPluginMemoryMB)
 	}
 	return nil
 }

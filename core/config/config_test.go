@@ -132,6 +132,9 @@ func TestBadInput(t *testing.T) {
 		{"connmgr inverted", func(t *testing.T) Sources {
 			return Sources{Flags: flags(t, "--connmgr.low=50", "--connmgr.high=10")}
 		}, "connmgr"},
+		{"plugin address space too small to start", func(t *testing.T) Sources {
+			return Sources{Flags: flags(t, "--plugins.sandbox.memory_mb=512")}
+		}, "plugins.sandbox.memory_mb: 512 MiB"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

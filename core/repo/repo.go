@@ -11,6 +11,7 @@
 //	blocks/       content blocks, one file each (created on first run)
 //	repo.lock     held while a process has the repo open
 //	api.sock      the running daemon's control API (0600)
+//	api.token     the token every control API call carries (0600; core/api)
 package repo
 
 import (

@@ -83,8 +83,13 @@ func (e *evil) Command(ctx context.Context, name string, args []string) (any, sd
 		return outcome{OK: true}, nil
 	case "try":
 		return outcomeOf(e.try(ctx, args[0], args[1:])), nil
+	case "limits": // the rlimits it runs under
+		var files, space syscall.Rlimit
+		syscall.Getrlimit(syscall.RLIMIT_NOFILE, &files)
+		syscall.Getrlimit(syscall.RLIMIT_AS, &space)
+		return map[string]uint64{"open_files": files.Cur, "address_space": space.Cur}, nil
 	}
-	return nil, sdk.Diagnostics{sdk.Errorf("evil takes: try ACTION ARGS..., spam LINES, hang")}
+	return nil, sdk.Diagnostics{sdk.Errorf("evil takes: try ACTION ARGS..., spam LINES, hang, limits")}
 }
 
 func (e *evil) try(ctx context.Context, action string, a []string) error {
