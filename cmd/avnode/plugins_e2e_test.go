@@ -83,6 +83,12 @@ func roleConfigFile(t testing.TB, role map[string]any, extra string) string {
 	return path
 }
 
+// testRoleReport is where the test role writes its report: in its own data
+// folder, the only one its sandbox lets it write.
+func testRoleReport(repo string) string {
+	return filepath.Join(repo, "roles", "testrole", "report.json")
+}
+
 func roleStatus(t testing.TB, repo string) api.RoleStatus {
 	t.Helper()
 	var roles []api.RoleStatus
@@ -118,9 +124,10 @@ func TestPluginUsesHostAPI(t *testing.T) {
 	var pub api.PublishResult
 	cliJSON(t, owner.repo, &pub, "publish", writeSite(t), "--name", "plugged.avtr")
 
-	report := filepath.Join(t.TempDir(), "report.json")
+	repo := filepath.Join(t.TempDir(), "p")
+	report := testRoleReport(repo)
 	cfg := roleConfigFile(t, map[string]any{"report": report, "resolve": "plugged.avtr", "fetch": pub.Root}, "")
-	d := startDaemon(t, filepath.Join(t.TempDir(), "p"), append(lowWork, "--bootstrap", nodes[0].addr,
+	d := startDaemon(t, repo, append(lowWork, "--bootstrap", nodes[0].addr,
 		"--plugins.dirs", pluginDir(t), "--roles", "testrole", "--config", cfg)...)
 	st := waitRole(t, d.repo, "running", 30*time.Second)
 	if st.PID == 0 || st.Version != "0.0.1" {
@@ -186,10 +193,11 @@ func TestPluginChecksumPinRefusesChangedBinary(t *testing.T) {
 	sum := sha256.Sum256(data)
 	data[len(data)-1] ^= 1 // one byte changed after the checksum was pinned
 	os.WriteFile(bin, data, 0o755)
-	report := filepath.Join(t.TempDir(), "ran.json")
+	repo := filepath.Join(t.TempDir(), "n")
+	report := testRoleReport(repo)
 	cfg := roleConfigFile(t, map[string]any{"report": report},
 		fmt.Sprintf(`{"plugins": {"checksums": {"testrole": %q}}}`, hex.EncodeToString(sum[:])))
-	d := startDaemon(t, filepath.Join(t.TempDir(), "n"), "--plugins.dirs", dir, "--roles", "testrole", "--config", cfg)
+	d := startDaemon(t, repo, "--plugins.dirs", dir, "--roles", "testrole", "--config", cfg)
 	st := waitRole(t, d.repo, "failed", 20*time.Second)
 	if !strings.Contains(st.LastError, "sha256") || st.Restarts != 0 {
 		t.Fatalf("failed role: %+v", st)
@@ -258,15 +266,15 @@ func TestRoleNotInstalled(t *testing.T) {
 func TestPluginStreamsTopicsAndEvents(t *testing.T) {
 	nodes := startNetwork(t, 3)
 	const proto, topic = "/avtr/x/echo/1.0.0", "testrole-chat"
-	repA := filepath.Join(t.TempDir(), "a.json")
+	repoA, repoB := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
+	repA, repB := testRoleReport(repoA), testRoleReport(repoB)
 	cfgA := roleConfigFile(t, map[string]any{"report": repA, "echo_protocol": proto,
 		"topic": topic, "publish": "from-a", "events": "record.stored"}, "")
-	a := startDaemon(t, filepath.Join(t.TempDir(), "a"), append(lowWork, "--bootstrap", nodes[0].addr,
+	a := startDaemon(t, repoA, append(lowWork, "--bootstrap", nodes[0].addr,
 		"--plugins.dirs", pluginDir(t), "--roles", "testrole", "--config", cfgA)...)
-	repB := filepath.Join(t.TempDir(), "b.json")
 	cfgB := roleConfigFile(t, map[string]any{"report": repB, "echo_protocol": proto,
 		"dial_peer": a.peerID, "dial_message": "hi", "topic": topic, "publish": "from-b"}, "")
-	b := startDaemon(t, filepath.Join(t.TempDir(), "b"), append(lowWork, "--bootstrap", nodes[0].addr,
+	b := startDaemon(t, repoB, append(lowWork, "--bootstrap", nodes[0].addr,
 		"--plugins.dirs", pluginDir(t), "--roles", "testrole", "--config", cfgB)...)
 
 	type report struct {

@@ -74,6 +74,11 @@ func describeRecord(key string, value []byte) recordFacts {
 		if c, err := names.DecodeClaim(value); err == nil {
 			f.OwnerKey = names.KeyID(c.Owner)
 		}
+	case names.EstateNamespace:
+		f.Type = "estate"
+		if e, err := names.DecodeEstate(value); err == nil {
+			f.Sequence, f.OwnerKey = e.Seq, e.ID()
+		}
 	default:
 		f.Type = ns
 	}

@@ -311,6 +311,10 @@ func checkValue(self Name, r Record) error {
 	case TypeROOT:
 		return checkRoot(r.Value)
 	case TypeHOST, TypeSAT:
+		if id, ok := EstateOfHost(r.Value); ok && r.Type == TypeHOST {
+			_, _, err := ParseEstateID(id)
+			return err
+		}
 		if _, err := peer.Decode(r.Value); err != nil {
 			return fmt.Errorf("must be a peer ID (%v)", err)
 		}

@@ -92,6 +92,9 @@ func (o *Owners) Validators() map[string]record.Validator {
 	return map[string]record.Validator{
 		names.ClaimNamespace: ownedValidator{o: o, decode: o.claimOwner, inner: o.claimV},
 		names.ZoneNamespace:  ownedValidator{o: o, decode: o.zoneOwner, inner: o.zoneV},
+		// An estate ID is its key's: no other key can take it, so no
+		// owner needs remembering.
+		names.EstateNamespace: names.EstateValidator{},
 	}
 }
 

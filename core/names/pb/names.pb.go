@@ -442,6 +442,95 @@ func (x *SignedZone) GetClaim() []byte {
 	return nil
 }
 
+// EstatePayload is what an estate key signs, inside a libp2p signed
+// envelope (domain "avtr-estate"): which machines run the estate now. The
+// value stored under /avtr-estate/<estate ID> is the envelope itself.
+type EstatePayload struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	EstateKey  []byte                 `protobuf:"bytes,1,opt,name=estate_key,json=estateKey,proto3" json:"estate_key,omitempty"`
+	Seq        uint64                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	ExpiryUnix int64                  `protobuf:"varint,3,opt,name=expiry_unix,json=expiryUnix,proto3" json:"expiry_unix,omitempty"`
+	TtlSeconds uint32                 `protobuf:"varint,4,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
+	// Peer IDs of the machines hosting the estate, sorted, no repeats.
+	Hosts []string `protobuf:"bytes,5,rep,name=hosts,proto3" json:"hosts,omitempty"`
+	// The .node name of the provider whose machines these are; "" for none.
+	Provider      string `protobuf:"bytes,6,opt,name=provider,proto3" json:"provider,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EstatePayload) Reset() {
+	*x = EstatePayload{}
+	mi := &file_core_names_pb_names_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EstatePayload) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EstatePayload) ProtoMessage() {}
+
+func (x *EstatePayload) ProtoReflect() protoreflect.Message {
+	mi := &file_core_names_pb_names_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EstatePayload.ProtoReflect.Descriptor instead.
+func (*EstatePayload) Descriptor() ([]byte, []int) {
+	return file_core_names_pb_names_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *EstatePayload) GetEstateKey() []byte {
+	if x != nil {
+		return x.EstateKey
+	}
+	return nil
+}
+
+func (x *EstatePayload) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *EstatePayload) GetExpiryUnix() int64 {
+	if x != nil {
+		return x.ExpiryUnix
+	}
+	return 0
+}
+
+func (x *EstatePayload) GetTtlSeconds() uint32 {
+	if x != nil {
+		return x.TtlSeconds
+	}
+	return 0
+}
+
+func (x *EstatePayload) GetHosts() []string {
+	if x != nil {
+		return x.Hosts
+	}
+	return nil
+}
+
+func (x *EstatePayload) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
 var File_core_names_pb_names_proto protoreflect.FileDescriptor
 
 const file_core_names_pb_names_proto_rawDesc = "" +
@@ -476,7 +565,17 @@ const file_core_names_pb_names_proto_rawDesc = "" +
 	"\n" +
 	"SignedZone\x12\x1a\n" +
 	"\benvelope\x18\x01 \x01(\fR\benvelope\x12\x14\n" +
-	"\x05claim\x18\x02 \x01(\fR\x05claim*\xa9\x01\n" +
+	"\x05claim\x18\x02 \x01(\fR\x05claim\"\xb4\x01\n" +
+	"\rEstatePayload\x12\x1d\n" +
+	"\n" +
+	"estate_key\x18\x01 \x01(\fR\testateKey\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x1f\n" +
+	"\vexpiry_unix\x18\x03 \x01(\x03R\n" +
+	"expiryUnix\x12\x1f\n" +
+	"\vttl_seconds\x18\x04 \x01(\rR\n" +
+	"ttlSeconds\x12\x14\n" +
+	"\x05hosts\x18\x05 \x03(\tR\x05hosts\x12\x1a\n" +
+	"\bprovider\x18\x06 \x01(\tR\bprovider*\xa9\x01\n" +
 	"\n" +
 	"RecordType\x12\x1b\n" +
 	"\x17RECORD_TYPE_UNSPECIFIED\x10\x00\x12\x14\n" +
@@ -500,14 +599,15 @@ func file_core_names_pb_names_proto_rawDescGZIP() []byte {
 }
 
 var file_core_names_pb_names_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_core_names_pb_names_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_core_names_pb_names_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_core_names_pb_names_proto_goTypes = []any{
-	(RecordType)(0),      // 0: avnode.names.v1.RecordType
-	(*ClaimPayload)(nil), // 1: avnode.names.v1.ClaimPayload
-	(*SignedClaim)(nil),  // 2: avnode.names.v1.SignedClaim
-	(*ZoneRecord)(nil),   // 3: avnode.names.v1.ZoneRecord
-	(*ZonePayload)(nil),  // 4: avnode.names.v1.ZonePayload
-	(*SignedZone)(nil),   // 5: avnode.names.v1.SignedZone
+	(RecordType)(0),       // 0: avnode.names.v1.RecordType
+	(*ClaimPayload)(nil),  // 1: avnode.names.v1.ClaimPayload
+	(*SignedClaim)(nil),   // 2: avnode.names.v1.SignedClaim
+	(*ZoneRecord)(nil),    // 3: avnode.names.v1.ZoneRecord
+	(*ZonePayload)(nil),   // 4: avnode.names.v1.ZonePayload
+	(*SignedZone)(nil),    // 5: avnode.names.v1.SignedZone
+	(*EstatePayload)(nil), // 6: avnode.names.v1.EstatePayload
 }
 var file_core_names_pb_names_proto_depIdxs = []int32{
 	0, // 0: avnode.names.v1.ZoneRecord.type:type_name -> avnode.names.v1.RecordType
@@ -530,7 +630,7 @@ func file_core_names_pb_names_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_core_names_pb_names_proto_rawDesc), len(file_core_names_pb_names_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   5,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
