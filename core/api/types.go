@@ -107,6 +107,9 @@ type Resolution struct {
 	Root    string       `json:"root"`
 	// Via lists the CNAME chain followed, if any.
 	Via []string `json:"via,omitempty"`
+	// Estates are the estates the name's HOST records name, each with the
+	// machines its record names now (they are among Hosts).
+	Estates []EstateInfo `json:"estates,omitempty"`
 	// Copies are the peers that attested to holding this version (mirrors).
 	Copies []string `json:"copies,omitempty"`
 	// CopiesWanted is the owner's replication target (TXT copies=N).
@@ -121,6 +124,50 @@ type Resolution struct {
 	// from, for roles that hand them on; `resolve --json` does not print them.
 	SignedZone  []byte `json:"-"`
 	SignedClaim []byte `json:"-"`
+}
+
+// EstateInfo is an estate as a resolve found it.
+type EstateInfo struct {
+	ID       string    `json:"id"`
+	Seq      uint64    `json:"seq,omitempty"`
+	Hosts    []string  `json:"hosts"`
+	Provider string    `json:"provider,omitempty"`
+	Expires  time.Time `json:"expires,omitzero"`
+	Error    string    `json:"error,omitempty"`
+}
+
+// Estate is an estate whose key this node holds (`avnode estate ls`).
+type Estate struct {
+	ID       string   `json:"id"`
+	Label    string   `json:"label"`
+	Seq      uint64   `json:"seq"`
+	TTL      string   `json:"ttl"`
+	Hosts    []string `json:"hosts"`
+	Provider string   `json:"provider,omitempty"`
+	// Names are the avatar names published onto the estate here.
+	Names []string `json:"names"`
+	// Retired says why this node no longer hosts the estate: a newer
+	// record names other machines.
+	Retired string `json:"retired,omitempty"`
+	// Pinned is, after an import, how many of Names' content this node
+	// fetched and pinned; Problems says what it could not.
+	Pinned   int      `json:"pinned,omitempty"`
+	Problems []string `json:"problems,omitempty"`
+}
+
+// EstateExport is a sealed estate, as `avnode estate export` writes it.
+type EstateExport struct {
+	Estate Estate `json:"estate"`
+	Sealed []byte `json:"sealed"`
+}
+
+// EstateSealing is the body of export and import: the secret that seals
+// or opens the file (never in a URL).
+type EstateSealing struct {
+	Passphrase string `json:"passphrase,omitempty"`
+	Recipient  string `json:"recipient,omitempty"`
+	Identity   string `json:"identity,omitempty"`
+	Sealed     []byte `json:"sealed,omitempty"`
 }
 
 // HostInfo is one machine hosting a name, with its current addresses.

@@ -162,7 +162,7 @@ func fetchTimes(ctx context.Context, opts Options, net *cluster, av func(int) *a
 	if _, err := randomFile(site, opts.FetchMiB); err != nil {
 		return 0, 0, err
 	}
-	pub, err := av(0).d.Hosting.Publish(ctx, site, "", nil)
+	pub, err := av(0).d.Hosting.Publish(ctx, site, "", "", nil)
 	if err != nil {
 		return 0, 0, fmt.Errorf("publish %d MiB: %w", opts.FetchMiB, err)
 	}

@@ -39,7 +39,7 @@ func (d *Daemon) handlePublish(ctx context.Context, req api.Request, progress fu
 	if err != nil {
 		return nil, err
 	}
-	res, err := d.Hosting.Publish(ctx, dir, req.Query("name"), reportTo(progress))
+	res, err := d.Hosting.Publish(ctx, dir, req.Query("name"), req.Query("estate"), reportTo(progress))
 	if err != nil {
 		return nil, err
 	}

@@ -25,6 +25,7 @@ func (d *Daemon) registerHandlers(s *api.Server) {
 	s.Handle("POST /v1/routing/put", d.handleRoutingPut)
 	d.registerNameHandlers(s)
 	d.registerContentHandlers(s)
+	d.registerEstateHandlers(s)
 	if d.Roles != nil {
 		d.Roles.RegisterAPI(s)
 	}

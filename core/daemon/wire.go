@@ -47,8 +47,17 @@ func claimOf(c *naming.ClaimResult) *api.ClaimResult {
 func resolutionOf(r *naming.Resolution) *api.Resolution {
 	return &api.Resolution{Name: r.Name, Key: r.Key, Seq: r.Seq, Expires: r.Expires,
 		Records: convert(r.Records, recordOf), Hosts: convert(r.Hosts, hostOf), Root: r.Root,
-		Via: r.Via, CopiesWanted: r.CopiesWanted, Disputed: r.Disputed,
+		Via: r.Via, CopiesWanted: r.CopiesWanted, Disputed: r.Disputed, Estates: convert(r.Estates, estateInfoOf),
 		SignedZone: r.SignedZone, SignedClaim: r.SignedClaim}
+}
+
+func estateInfoOf(e naming.EstateInfo) api.EstateInfo {
+	return api.EstateInfo{ID: e.ID, Seq: e.Seq, Hosts: e.Hosts, Provider: e.Provider, Expires: e.Expires, Error: e.Error}
+}
+
+func estateOf(h naming.HostedEstate) api.Estate {
+	return api.Estate{ID: h.ID, Label: h.Label, Seq: h.Seq, TTL: h.TTL, Hosts: h.Hosts, Provider: h.Provider,
+		Names: h.Names, Retired: h.Retired}
 }
 
 func progressOf(p hosting.Progress) api.Progress {

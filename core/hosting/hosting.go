@@ -26,6 +26,7 @@ import (
 	"github.com/avnode/avnode/core/content"
 	"github.com/avnode/avnode/core/exchange"
 	"github.com/avnode/avnode/core/fault"
+	"github.com/avnode/avnode/core/names"
 	"github.com/avnode/avnode/core/naming"
 )
 
@@ -153,10 +154,26 @@ type PublishResult struct {
 }
 
 // Publish imports dir, pins it, announces the root in the DHT and, with a
-// name, sets the zone's ROOT to it and adds this node as a HOST.
-func (s *Service) Publish(ctx context.Context, dir, name string, report func(Progress)) (*PublishResult, error) {
+// name, sets the zone's ROOT to it and adds this node as a HOST, or the
+// estate (an ID or label hosted here) as HOST estate:<ID>.
+func (s *Service) Publish(ctx context.Context, dir, name, estate string, report func(Progress)) (*PublishResult, error) {
 	if s.private {
 		return nil, ErrPrivate
+	}
+	host, estateID := s.host.ID().String(), ""
+	if estate != "" {
+		if name == "" {
+			return nil, fault.New(fault.Invalid, "--estate needs --name: the estate hosts a name")
+		}
+		h, err := s.names.HostedEstate(ctx, estate)
+		if err != nil {
+			return nil, err
+		}
+		if h.Retired != "" {
+			return nil, fault.Errorf(fault.Refused, "estate %s was moved away (%s); publish on the machine that hosts it now", h.ID, h.Retired)
+		}
+		estateID = h.ID
+		host = names.EstateHostPrefix + h.ID
 	}
 	s.gcMu.RLock() // until the root is pinned
 	defer s.gcMu.RUnlock()
@@ -186,11 +203,17 @@ func (s *Service) Publish(ctx context.Context, dir, name string, report func(Pro
 	res.Provided = s.provide(ctx, imp.Root)
 	zone, err := s.names.ChangeRecord(ctx,
 		naming.RecordChange{Name: name, Type: "ROOT", Value: imp.Root.String()},
-		naming.RecordChange{Name: name, Type: "HOST", Value: s.host.ID().String()})
+		naming.RecordChange{Name: name, Type: "HOST", Value: host})
 	if err != nil {
 		return nil, err
 	}
 	res.Seq = zone.Seq
+	if estateID != "" {
+		n, _ := names.Parse(name)
+		if err := s.names.AddEstateName(ctx, estateID, n.Registered()); err != nil {
+			return nil, err
+		}
+	}
 	return res, nil
 }
 

@@ -59,9 +59,17 @@ func (s *Store) Generate(name string) (Key, error) {
 	if err := CheckName(name); err != nil {
 		return Key{}, err
 	}
-	priv, pub, err := crypto.GenerateEd25519Key(nil)
+	priv, _, err := crypto.GenerateEd25519Key(nil)
 	if err != nil {
 		return Key{}, fmt.Errorf("generate key %s: %w", name, err)
+	}
+	return s.Import(name, priv)
+}
+
+// Import stores priv under name, durably. It never replaces an existing key.
+func (s *Store) Import(name string, priv crypto.PrivKey) (Key, error) {
+	if err := CheckName(name); err != nil {
+		return Key{}, err
 	}
 	data, err := crypto.MarshalPrivateKey(priv)
 	if err != nil {
@@ -69,7 +77,7 @@ func (s *Store) Generate(name string) (Key, error) {
 	}
 	f, err := os.OpenFile(s.path(name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, os.ErrExist) {
-		return Key{}, fmt.Errorf("key %s already exists; choose another name", name)
+		return Key{}, fault.Errorf(fault.Refused, "key %s already exists; choose another name", name)
 	}
 	if err != nil {
 		return Key{}, fmt.Errorf("store key %s: %w", name, err)
@@ -87,7 +95,17 @@ func (s *Store) Generate(name string) (Key, error) {
 	if err := f.Close(); err != nil {
 		return Key{}, fmt.Errorf("store key %s: %w", name, err)
 	}
-	return Key{Name: name, Type: pub.Type().String(), Public: pub}, nil
+	return Key{Name: name, Type: priv.Type().String(), Public: priv.GetPublic()}, nil
+}
+
+// Sub is the keystore folder dir/name, made if missing: estate keys live
+// in "estates", apart from identity keys.
+func (s *Store) Sub(name string) (*Store, error) {
+	dir := filepath.Join(s.dir, name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("keystore %s: %w", dir, err)
+	}
+	return &Store{dir: dir}, nil
 }
 
 // Private loads a key for signing.

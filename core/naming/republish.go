@@ -54,7 +54,7 @@ func (s *Service) republishName(ctx context.Context, n names.Name) error {
 // current closest peers: when holders leave, the records reach their
 // replacements before the owner's next republish.
 func (s *Service) reputHeld(ctx context.Context) {
-	for _, ns := range []string{names.ClaimNamespace, names.ZoneNamespace} {
+	for _, ns := range []string{names.ClaimNamespace, names.ZoneNamespace, names.EstateNamespace} {
 		results, err := s.raw.Query(ctx, dsq.Query{Prefix: "/dht/" + ns})
 		if err != nil {
 			s.log.Warn("re-put: list held records", "err", err)

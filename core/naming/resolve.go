@@ -45,6 +45,9 @@ type Resolution struct {
 	Root    string       `json:"root"`
 	// Via lists the CNAME chain followed, if any.
 	Via []string `json:"via,omitempty"`
+	// Estates are the estates the name's HOST records name, with the
+	// machines each runs on now; their machines are among Hosts.
+	Estates []EstateInfo `json:"estates,omitempty"`
 	// CopiesWanted is the owner's replication target (TXT copies=N).
 	CopiesWanted int `json:"copies_wanted,omitempty"`
 	// Disputed says, on the resolve that first learned the name's owner,
@@ -124,9 +127,19 @@ func (s *Service) resolve(ctx context.Context, nameText string, via []string) (*
 			res.Root = r.Value
 		}
 	}
-	hosts := hostIDs(records)
-	if label != "" && len(hosts) == 0 { // a sub-label is hosted where its parent is, unless it says otherwise
-		hosts = hostIDs(z.RecordsFor(""))
+	hostRecords := records
+	if label != "" && len(hostIDs(records))+len(estateIDs(records)) == 0 {
+		hostRecords = z.RecordsFor("") // a sub-label is hosted where its parent is, unless it says otherwise
+	}
+	hosts := hostIDs(hostRecords)
+	if estates := estateIDs(hostRecords); len(estates) > 0 {
+		var more []peer.ID
+		res.Estates, more = s.resolveEstates(ctx, estates)
+		for _, id := range more {
+			if !slices.Contains(hosts, id) {
+				hosts = append(hosts, id)
+			}
+		}
 	}
 	res.Hosts = s.hostAddrs(ctx, hosts)
 	if s.policy != nil && len(res.Hosts) > 1 {

@@ -57,8 +57,12 @@ type Service struct {
 	mu        sync.Mutex
 	zoneCache map[string]cachedZone
 	addrCache map[peer.ID]cachedAddrs
-	unsettled map[string]time.Time // names whose holders could not agree, when
-	stored    chan storedZone      // zones the DHT stored here, for learnStored
+	// estateCache keeps each estate's newest record seen: while its TTL
+	// lasts it answers resolves, and after that its seq is the rollback
+	// floor.
+	estateCache map[string]cachedEstate
+	unsettled   map[string]time.Time // names whose holders could not agree, when
+	stored      chan storedZone      // zones the DHT stored here, for learnStored
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -110,22 +114,23 @@ func New(opts Options) (*Service, error) {
 		return nil, fmt.Errorf("naming: Options.Owners is required: build it with NewOwners and give its Validators to the DHT")
 	}
 	s := &Service{
-		host:      opts.Host,
-		dht:       opts.DHT,
-		store:     namespace.Wrap(opts.Datastore, ds.NewKey("/names")),
-		raw:       opts.Datastore,
-		keys:      opts.Keys,
-		nodeKey:   opts.NodeKey,
-		cfg:       *opts.Config,
-		owners:    opts.Owners,
-		log:       opts.Logger.With("component", "names"),
-		policy:    opts.Policy,
-		zoneCache: map[string]cachedZone{},
-		stored:    make(chan storedZone, storedQueue),
-		holdSlots: make(chan struct{}, holdLookups),
-		putSlots:  make(chan struct{}, offerPuts),
-		addrCache: map[peer.ID]cachedAddrs{},
-		unsettled: map[string]time.Time{},
+		host:        opts.Host,
+		dht:         opts.DHT,
+		store:       namespace.Wrap(opts.Datastore, ds.NewKey("/names")),
+		raw:         opts.Datastore,
+		keys:        opts.Keys,
+		nodeKey:     opts.NodeKey,
+		cfg:         *opts.Config,
+		owners:      opts.Owners,
+		log:         opts.Logger.With("component", "names"),
+		policy:      opts.Policy,
+		zoneCache:   map[string]cachedZone{},
+		stored:      make(chan storedZone, storedQueue),
+		holdSlots:   make(chan struct{}, holdLookups),
+		putSlots:    make(chan struct{}, offerPuts),
+		addrCache:   map[peer.ID]cachedAddrs{},
+		estateCache: map[string]cachedEstate{},
+		unsettled:   map[string]time.Time{},
 	}
 	m, err := newMetrics(opts.Metrics)
 	if err != nil {
@@ -145,6 +150,7 @@ func (s *Service) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.every(ctx, s.cfg.Names.RepublishInterval.D(), s.republishOwned)
+	s.every(ctx, s.cfg.Names.RepublishInterval.D(), s.republishEstates)
 	s.every(ctx, s.cfg.Names.ReputInterval.D(), s.reputHeld)
 	s.wg.Add(1)
 	go s.learnStored(ctx)

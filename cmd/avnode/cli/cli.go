@@ -49,7 +49,7 @@ func Commands(g *Globals) []*cobra.Command {
 		newIDCmd(g), newPeersCmd(g), newRoutingCmd(g),
 		newNameCmd(g), newRecordCmd(g), newResolveCmd(g),
 		newPublishCmd(g), newGetCmd(g), newRepoCmd(g),
-		newRolesCmd(g), newPluginsCmd(g), newMirrorCmd(g), newSatelliteCmd(g),
+		newRolesCmd(g), newPluginsCmd(g), newMirrorCmd(g), newSatelliteCmd(g), newEstateCmd(g),
 	}
 }
 

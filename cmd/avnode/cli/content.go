@@ -17,17 +17,20 @@ import (
 )
 
 func newPublishCmd(g *Globals) *cobra.Command {
-	var name string
+	var name, estate string
 	cmd := &cobra.Command{
 		Use:   "publish DIR",
 		Short: "Import a directory (or file) as signed, content-addressed blocks; with --name, point a name at it",
 		Long: `publish imports DIR into 1 MiB content-addressed blocks in the node's block
 store, pins it and announces it in the DHT, so 'avnode get /cid/<root>' works
 from any node. With --name, it also sets the name's ROOT record to the root
-CID and adds this node as a HOST, so any node can 'avnode get NAME'.
+CID and adds this node as a HOST, so any node can 'avnode get NAME'; with
+--estate as well, the HOST names the estate instead (HOST estate:<ID>), so
+the name moves with the estate ('avnode estate --help').
 Publishing an unchanged directory again stores no new blocks. A symlink that
 leads out of DIR is refused. On a terminal, progress shows on stderr.`,
 		Example: `  avnode publish ./site --name coolblog.code
+  avnode publish ./site --name coolblog.code --estate home
   avnode publish ./photos            # import, announce and print the root CID`,
 		Args: ExactArgs(1, "DIR"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -39,7 +42,7 @@ leads out of DIR is refused. On a terminal, progress shows on stderr.`,
 				return err
 			}
 			var res api.PublishResult
-			if err := g.callWithProgress(cmd.Context(), "/v1/publish", url.Values{"path": {dir}, "name": {name}}, &res); err != nil {
+			if err := g.callWithProgress(cmd.Context(), "/v1/publish", url.Values{"path": {dir}, "name": {name}, "estate": {estate}}, &res); err != nil {
 				return err
 			}
 			if g.JSON {
@@ -56,6 +59,7 @@ leads out of DIR is refused. On a terminal, progress shows on stderr.`,
 		},
 	}
 	cmd.Flags().StringVar(&name, "name", "", "a name this node owns to point at the content")
+	cmd.Flags().StringVar(&estate, "estate", "", "host the name on this estate (an ID or label from `estate ls`) instead of on this machine")
 	return cmd
 }
 

@@ -1,0 +1,104 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/avnode/avnode/core/api"
+	"github.com/avnode/avnode/core/fault"
+	"github.com/avnode/avnode/core/naming"
+)
+
+func (d *Daemon) registerEstateHandlers(s *api.Server) {
+	s.Handle("POST /v1/estate/create", d.handleEstateCreate)
+	s.Handle("GET /v1/estate/ls", d.handleEstateList)
+	s.Handle("POST /v1/estate/export", d.handleEstateExport)
+	s.Handle("POST /v1/estate/import", d.handleEstateImport)
+}
+
+func (d *Daemon) handleEstateCreate(ctx context.Context, req api.Request) (any, error) {
+	var ttl time.Duration
+	if t := req.Query("ttl"); t != "" {
+		var err error
+		if ttl, err = time.ParseDuration(t); err != nil || ttl < time.Second {
+			return nil, fault.Errorf(fault.Invalid, "--ttl %q: give a duration of a second or more, like 1m", t)
+		}
+	}
+	h, err := d.Names.CreateEstate(ctx, req.Query("label"), req.Query("provider"), ttl)
+	if err != nil {
+		return nil, err
+	}
+	return estateOf(*h), nil
+}
+
+func (d *Daemon) handleEstateList(ctx context.Context, _ api.Request) (any, error) {
+	hosted, err := d.Names.HostedEstates(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return convert(hosted, estateOf), nil
+}
+
+func readSealing(body io.Reader) (api.EstateSealing, error) {
+	var s api.EstateSealing
+	if err := json.NewDecoder(io.LimitReader(body, 2<<20)).Decode(&s); err != nil {
+		return s, fault.Errorf(fault.Invalid, "estate: the request body is not valid JSON: %v", err)
+	}
+	return s, nil
+}
+
+func (d *Daemon) handleEstateExport(ctx context.Context, req api.Request) (any, error) {
+	s, err := readSealing(req.Body)
+	if err != nil {
+		return nil, err
+	}
+	sealed, h, err := d.Names.ExportEstate(ctx, req.Query("id"),
+		naming.Sealing{Passphrase: s.Passphrase, Recipient: s.Recipient})
+	if err != nil {
+		return nil, err
+	}
+	return api.EstateExport{Estate: estateOf(*h), Sealed: sealed}, nil
+}
+
+// handleEstateImport takes the estate over, then fetches and pins the
+// content of the names it carries, so this machine serves them before
+// resolvers come.
+func (d *Daemon) handleEstateImport(ctx context.Context, req api.Request) (any, error) {
+	s, err := readSealing(req.Body)
+	if err != nil {
+		return nil, err
+	}
+	h, err := d.Names.ImportEstate(ctx, s.Sealed, naming.Sealing{Passphrase: s.Passphrase, Identity: s.Identity})
+	if err != nil {
+		return nil, err
+	}
+	out := estateOf(*h)
+	for _, name := range h.Names {
+		if err := d.pinEstateName(ctx, h.ID, name); err != nil {
+			out.Problems = append(out.Problems, err.Error())
+			continue
+		}
+		out.Pinned++
+	}
+	return out, nil
+}
+
+func (d *Daemon) pinEstateName(ctx context.Context, estate, name string) error {
+	res, err := d.Hosting.Fetch(ctx, name, nil, nil)
+	if err != nil {
+		return fmt.Errorf("fetch %s: %w", name, err)
+	}
+	root, err := cid.Decode(res.Root)
+	if err != nil {
+		return fmt.Errorf("fetch %s: root %q: %w", name, res.Root, err)
+	}
+	if err := d.Hosting.Pins.Add(ctx, root, "estate "+estate+": "+name); err != nil {
+		return fmt.Errorf("pin %s: %w", name, err)
+	}
+	return nil
+}
