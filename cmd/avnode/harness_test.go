@@ -76,7 +76,7 @@ func cli(t testing.TB, repo string, env []string, args ...string) result {
 	go func() { done <- cmd.Wait() }()
 	select {
 	case <-done:
-	case <-time.After(30 * time.Second):
+	case <-time.After(cliTimeout):
 		cmd.Process.Kill()
 		<-done
 		return result{stdout: out.String(), stderr: errb.String() + "\n(killed: did not finish in 30s)", code: -1}
@@ -280,3 +280,5 @@ func metricSum(page, metric, label string) float64 {
 	}
 	return sum
 }
+
+var cliTimeout = 30 * time.Second

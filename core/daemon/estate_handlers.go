@@ -73,10 +73,12 @@ func (d *Daemon) handleEstateImport(ctx context.Context, req api.Request) (any, 
 	if err != nil {
 		return nil, err
 	}
+	start := time.Now()
 	h, err := d.Names.ImportEstate(ctx, s.Sealed, naming.Sealing{Passphrase: s.Passphrase, Identity: s.Identity})
 	if err != nil {
 		return nil, err
 	}
+	published := time.Since(start)
 	out := estateOf(*h)
 	for _, name := range h.Names {
 		if err := d.pinEstateName(ctx, h.ID, name); err != nil {
@@ -85,6 +87,8 @@ func (d *Daemon) handleEstateImport(ctx context.Context, req api.Request) (any, 
 		}
 		out.Pinned++
 	}
+	d.Log.Info("estate imported", "estate", h.ID, "seq", h.Seq, "published_in", published.Round(time.Millisecond),
+		"names", len(h.Names), "pinned", out.Pinned, "took", time.Since(start).Round(time.Millisecond))
 	return out, nil
 }
 

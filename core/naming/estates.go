@@ -29,6 +29,9 @@ var estatePrefix = ds.NewKey("/estate")
 // a move can take to reach a resolver that looked the estate up before.
 const DefaultEstateTTL = time.Minute
 
+// estateLookupWait bounds an import's look at the estate's current record.
+const estateLookupWait = 10 * time.Second
+
 // HostedEstate is an estate whose key this node holds.
 type HostedEstate struct {
 	ID       string   `json:"id"`
@@ -330,10 +333,15 @@ func (s *Service) ImportEstate(ctx context.Context, sealed []byte, seal Sealing)
 	if err != nil {
 		return nil, err
 	}
+	// A newer record than the file's means the estate moved since it was
+	// exported; the next version must beat it. The lookup is bounded: the
+	// machine the estate comes from may be dead, and slow to fail.
 	seq := f.Seq
-	if e, err := s.Estate(ctx, id); err == nil && e.Seq > seq {
+	lookup, cancel := context.WithTimeout(ctx, estateLookupWait)
+	if e, err := s.Estate(lookup, id); err == nil && e.Seq > seq {
 		seq = e.Seq
 	}
+	cancel()
 	h := &HostedEstate{ID: id, Label: label, TTL: f.TTL, Provider: f.Provider, Names: f.Names}
 	if h.Names == nil {
 		h.Names = []string{}

@@ -65,7 +65,13 @@ func newEstateLsCmd(g *Globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "ls",
 		Short: "List the estates whose keys this node holds, with the names on each",
-		Args:  ExactArgs(0, ""),
+		Long: `ls lists each estate whose key this node holds: its label and ID, the
+sequence of its record, whether it is hosted here or retired (a newer record
+names other machines: it was imported elsewhere), its provider, and the
+avatar names published onto it here.`,
+		Example: `  avnode estate ls
+  avnode estate ls --json`,
+		Args: ExactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var estates []api.Estate
 			if err := g.call(cmd.Context(), "GET", "/v1/estate/ls", nil, &estates); err != nil {

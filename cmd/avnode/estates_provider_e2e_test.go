@@ -1,0 +1,176 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/avnode/avnode/core/api"
+)
+
+// avatarOnEstate makes, on node d, an avatar name with a one-page site on
+// an estate of its own, and returns the estate.
+func avatarOnEstate(t testing.TB, d *proc, i int, extra ...string) api.Estate {
+	t.Helper()
+	label := fmt.Sprintf("a%d", i)
+	name := label + ".avtr"
+	mustCLI(t, d.repo, "key", "gen", label)
+	mustCLI(t, d.repo, "name", "claim", name, "--key", label)
+	var e api.Estate
+	cliJSON(t, d.repo, &e, append([]string{"estate", "create", label}, extra...)...)
+	site := filepath.Join(t.TempDir(), label)
+	os.MkdirAll(site, 0o755)
+	os.WriteFile(filepath.Join(site, "index.html"), []byte(name+"\n"), 0o644)
+	mustCLI(t, d.repo, "publish", site, "--name", name, "--estate", label)
+	return e
+}
+
+// inParallel runs f(i) for i in [0, n) on workers goroutines.
+func inParallel(n, workers int, f func(i int)) {
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range workers {
+		wg.Go(func() {
+			for i := range next {
+				f(i)
+			}
+		})
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+}
+
+// getPage fetches name's index.html on d and checks it is the avatar's.
+func getPage(t testing.TB, d *proc, name string) error {
+	r := cli(t, d.repo, nil, "get", name+"/index.html")
+	if r.code != 0 || r.stdout != name+"\n" {
+		return fmt.Errorf("get %s/index.html: exit %d %q %s", name, r.code, r.stdout, lastLines(r.stderr, 2))
+	}
+	return nil
+}
+
+// One provider machine hosts 200 estates, each with its own avatar name and
+// site; another node resolves and fetches every one. The provider's memory
+// and the setup time per estate are reported.
+func TestProviderHostsManyEstates(t *testing.T) {
+	const estates = 200
+	nodes := startNetwork(t, 4)
+	provider := startDaemon(t, filepath.Join(t.TempDir(), "provider"), append(lowWork, "--bootstrap", nodes[0].addr)...)
+	rssBefore := rssBytes(t, provider)
+	start := time.Now()
+	inParallel(estates, 4, func(i int) { avatarOnEstate(t, provider, i, "--provider", "acme.node") })
+	setup := time.Since(start)
+	rssAfter := rssBytes(t, provider)
+
+	var listed []api.Estate
+	cliJSON(t, provider.repo, &listed, "estate", "ls")
+	if len(listed) != estates {
+		t.Fatalf("estate ls lists %d estates; want %d", len(listed), estates)
+	}
+	for _, e := range listed {
+		if len(e.Names) != 1 || e.Names[0] != e.Label+".avtr" || e.Provider != "acme.node" || e.Retired != "" {
+			t.Fatalf("estate ls: %+v; want one name, %s.avtr, provider acme.node", e, e.Label)
+		}
+	}
+
+	reader := nodes[3]
+	start = time.Now()
+	var mu sync.Mutex
+	var failed []string
+	inParallel(estates, 4, func(i int) {
+		name := fmt.Sprintf("a%d.avtr", i)
+		var res api.Resolution
+		cliJSON(t, reader.repo, &res, "resolve", name)
+		err := getPage(t, reader, name)
+		if err == nil && (len(res.Estates) != 1 || !slices.Equal(res.Estates[0].Hosts, []string{provider.peerID}) || res.Estates[0].Provider != "acme.node") {
+			err = fmt.Errorf("resolve %s: estates %+v", name, res.Estates)
+		}
+		if err != nil {
+			mu.Lock()
+			failed = append(failed, err.Error())
+			mu.Unlock()
+		}
+	})
+	if len(failed) > 0 {
+		t.Fatalf("%d of %d names failed from another node; first: %s", len(failed), estates, failed[0])
+	}
+	t.Logf("%d estates on one provider: setup %v per estate (key, claim, estate, publish; 4 at once); "+
+		"provider RSS %d → %d MiB, %.1f KiB per estate; resolve and get from another node %v per name",
+		estates, (setup / estates).Round(time.Millisecond), rssBefore>>20, rssAfter>>20,
+		float64(rssAfter-rssBefore)/1024/estates, (time.Since(start) / estates).Round(time.Millisecond))
+}
+
+// Three provider machines under acme.node, whose zone lists them, host two
+// estates each, and the fleet keeps each site on a second machine. One
+// machine is killed; the operator imports its estates, exported
+// beforehand, on the machine with the copies; every name resolves and
+// fetches again. A dead machine lingers in routing tables, so the import's
+// DHT walks wait for dials to it to fail: the CLI gets minutes here.
+func TestProviderFleetMovesEstatesOfALostMachine(t *testing.T) {
+	cliTimeout = 3 * time.Minute
+	nodes := startNetwork(t, 4)
+	args := append(append([]string{}, lowWork...), "--bootstrap", nodes[0].addr)
+	var fleet []*proc
+	for i := range 3 {
+		fleet = append(fleet, startDaemon(t, filepath.Join(t.TempDir(), fmt.Sprintf("m%d", i)), args...))
+	}
+	mustCLI(t, fleet[0].repo, "key", "gen", "acme")
+	mustCLI(t, fleet[0].repo, "name", "claim", "acme.node", "--key", "acme")
+	for _, m := range fleet {
+		mustCLI(t, fleet[0].repo, "record", "set", "acme.node", "HOST", m.peerID)
+	}
+	var acme api.Resolution
+	cliJSON(t, nodes[3].repo, &acme, "resolve", "acme.node")
+	if len(acme.Hosts) != 3 {
+		t.Fatalf("acme.node lists %d machines; want 3", len(acme.Hosts))
+	}
+
+	pass := writePass(t)
+	backups := map[int]string{}
+	for i := range 6 {
+		m := fleet[i%3]
+		e := avatarOnEstate(t, m, i, "--provider", "acme.node", "--ttl", "3s")
+		if i%3 == 1 { // the machine that will be lost: its operator keeps sealed keys, the heir the sites
+			backups[i] = filepath.Join(t.TempDir(), e.Label+".estate")
+			mustCLI(t, m.repo, "estate", "export", e.Label, "-o", backups[i], "--passphrase-file", pass)
+			mustCLI(t, fleet[2].repo, "get", e.Label+".avtr", "-o", filepath.Join(t.TempDir(), e.Label))
+		}
+	}
+	reader := nodes[3]
+	for i := range 6 {
+		if err := getPage(t, reader, fmt.Sprintf("a%d.avtr", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	lost, heir := fleet[1], fleet[2]
+	lost.kill()
+	for _, file := range backups {
+		var e api.Estate
+		cliJSON(t, heir.repo, &e, "estate", "import", file, "--passphrase-file", pass)
+		if e.Pinned != 1 {
+			t.Fatalf("import on the heir: %+v", e)
+		}
+	}
+	for i := range 6 {
+		name := fmt.Sprintf("a%d.avtr", i)
+		want := fleet[i%3].peerID
+		if i%3 == 1 {
+			want = heir.peerID
+		}
+		eventually(t, 2*time.Minute, name+" resolves to a live machine", func() error {
+			_, e := estateOfName(t, reader, name)
+			if !slices.Equal(e.Hosts, []string{want}) {
+				return fmt.Errorf("estate %+v; want it on %s", e, want)
+			}
+			return getPage(t, reader, name)
+		})
+	}
+}
