@@ -90,6 +90,7 @@ type results struct {
 	killed, restarting            float64
 	killedTried, restartTried     int
 	ready                         *latencies
+	estates                       *estateResults // avnode only
 }
 
 // Run builds the baseline network, measures it and stops it, then does the
@@ -145,6 +146,10 @@ func compare(opts Options, av, base *results) []Row {
 			fmt.Sprintf("%d resolves (baseline %d)", av.killedTried, base.killedTried)),
 		row("churn: resolve while "+restart, "% ok", number(av.restarting*100), "kad-dht GetValue", number(base.restarting*100),
 			fmt.Sprintf("%d resolves in %s (baseline %d)", av.restartTried, opts.RestartFor, base.restartTried)),
+		row("resolve cold through an estate", "ms", dist(av.estates.cold), "avnode, direct HOST", dist(av.cold), "name → zone → estate record → host addresses"),
+		row("resolve warm through an estate", "ms", dist(av.estates.warm), "avnode, direct HOST", dist(av.warm), "the estate record cached for its TTL"),
+		row("estate move → resolve elsewhere", "s", number(av.estates.move.Seconds()), "estate record TTL", number(estateTTL.Seconds()),
+			"estate import on another node until a node that resolved before names it"),
 		row("time to ready", "ms", dist(av.ready), "kad-dht host", dist(base.ready), "start → first successful resolve"),
 		row("memory per node", "MiB", number(av.memPerNode), "kad-dht host", number(base.memPerNode), "Go heap in use ÷ nodes"),
 		row("goroutines per node", "", number(av.goroutinesPerNode), "kad-dht host", number(base.goroutinesPerNode), ""),

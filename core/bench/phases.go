@@ -77,6 +77,9 @@ func runAvnode(ctx context.Context, opts Options, limits connLimits, dir string)
 	}
 	av := func(i int) *avMember { return net.members[i].(*avMember) }
 	res.cold, res.warm = t.coldAndWarm(ctx)
+	if res.estates, err = measureEstates(ctx, opts, net, av); err != nil {
+		return nil, err
+	}
 	if res.fetch1, res.fetch3, err = fetchTimes(ctx, opts, net, av, filepath.Join(dir, "site")); err != nil {
 		return nil, err
 	}
