@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -50,6 +52,8 @@ func TestEstateMovesBetweenMachines(t *testing.T) {
 	mustCLI(t, p1.repo, "publish", site, "--name", "alice.avtr", "--estate", "home")
 
 	before := nodes[2]
+	gw := startDaemon(t, filepath.Join(base, "gw"), append(args, "--roles", "receiver", "--gateway.listen", "127.0.0.1:0")...)
+	estateOfName(t, gw, "alice.avtr") // the gateway's node knows the estate on P1
 	res, e := estateOfName(t, before, "alice.avtr")
 	if e.ID != created.ID || !slices.Equal(e.Hosts, []string{p1.peerID}) {
 		t.Fatalf("before the move: estate %+v; want %s on %s", e, created.ID, p1.peerID)
@@ -116,6 +120,18 @@ func TestEstateMovesBetweenMachines(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "got")
 	mustCLI(t, before.repo, "get", "alice.avtr", "-o", out)
 	sameTree(t, site, out)
+	// The gateway's node resolved the name while it was on P1 and fetched
+	// nothing: its first page comes from P2.
+	gwHost := strings.TrimPrefix(gatewayURL(t, gw), "http://")
+	_, port, _ := net.SplitHostPort(gwHost)
+	page := "http://alice-avtr.localhost:" + port + "/index.html" // alice.avtr's own origin
+	eventually(t, 30*time.Second, "the gateway serves the page from P2", func() error {
+		resp, body := httpDo(t, originClient(gwHost), "GET", page)
+		if resp.StatusCode != http.StatusOK || body != "<h1>coolblog</h1>\n" {
+			return fmt.Errorf("GET %s: %d %.80q", page, resp.StatusCode, body)
+		}
+		return nil
+	})
 
 	// P1 comes back, republishing often: it finds the newer record and
 	// retires its copy.
