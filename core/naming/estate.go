@@ -90,7 +90,7 @@ func (s *Service) Estate(ctx context.Context, id string) (*names.Estate, error) 
 		s.metrics.cacheHits.Inc()
 		return c.estate, nil
 	}
-	data, err := s.dht.GetValue(ctx, names.EstateKey(id))
+	data, err := s.dht.GetValue(ctx, names.EstateKey(id), dhtQuorum(s.cfg.Names.ResolveQuorum))
 	if err != nil {
 		if errors.Is(err, routing.ErrNotFound) || errors.Is(err, context.DeadlineExceeded) {
 			return nil, fmt.Errorf("estate %s: %w", id, ErrNotFound)
