@@ -193,6 +193,9 @@ var ErrNotInstalled = errors.New("not installed")
 
 // Find returns the path of the role's plugin binary.
 func (m *Manager) Find(role string) (string, error) {
+	if err := checkRoleName(role); err != nil {
+		return "", err
+	}
 	for _, dir := range m.opts.Dirs {
 		p := filepath.Join(dir, BinaryPrefix+role)
 		if info, err := os.Stat(p); err == nil && info.Mode().IsRegular() && info.Mode()&0o111 != 0 {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 )
 
 // Sandbox is how plugin processes are confined (plugins.sandbox).
@@ -28,6 +29,7 @@ type sandboxSpec struct {
 	Exec        string   `json:"exec"`
 	Args        []string `json:"args"`
 	ReadWrite   []string `json:"read_write"` // the role's data and temporary folders
+	ReadOnly    []string `json:"read_only,omitempty"`
 	TempDir     string   `json:"temp_dir"`
 	MemoryBytes uint64   `json:"memory_bytes,omitempty"`
 	OpenFiles   uint64   `json:"open_files,omitempty"`
@@ -69,19 +71,41 @@ func (m *Manager) pluginCommand(img *image, role, dataDir string, args ...string
 	if dataDir != "" {
 		spec.ReadWrite = append(spec.ReadWrite, dataDir)
 	}
+	if img.file == nil { // a file copy: the launcher must reach it
+		spec.ReadOnly = append(spec.ReadOnly, filepath.Dir(img.exec))
+	}
 	raw, _ := json.Marshal(spec)
 	launcher := sb.Launcher
 	if launcher == "" {
-		if launcher, err = os.Executable(); err != nil {
-			os.RemoveAll(tmp)
-			return nil, nil, fmt.Errorf("role %s: find the launcher: %w", role, err)
-		}
+		// This very binary, not the file at its path now: a binary swapped
+		// in there would run before any confinement.
+		launcher = "/proc/self/exe"
 	}
 	cmd = exec.Command(launcher)
 	cmd.Args = []string{BinaryPrefix + role}
-	cmd.Env = append(os.Environ(), sandboxEnv+"="+string(raw))
+	cmd.Env = append(pluginEnv(role, os.Environ()), sandboxEnv+"="+string(raw))
 	passImage(cmd, img)
 	return cmd, func() { os.RemoveAll(tmp) }, nil
+}
+
+// pluginEnv is the part of the node's environment a confined plugin gets:
+// the locale, time zone, PATH and HOME, the Go runtime's settings (GO*),
+// go-plugin's (PLUGIN_*) and the role's own, ROLE_* in upper case
+// (TESTROLE_DEBUG for role testrole). Nothing else: not SSH_AUTH_SOCK, nor
+// tokens the operator's shell holds.
+func pluginEnv(role string, environ []string) []string {
+	own := strings.ToUpper(strings.ReplaceAll(role, "-", "_")) + "_"
+	var out []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		switch {
+		case name == "PATH", name == "HOME", name == "LANG", name == "TZ", name == "TERM",
+			strings.HasPrefix(name, "LC_"), strings.HasPrefix(name, "GO"),
+			strings.HasPrefix(name, "PLUGIN_"), strings.HasPrefix(name, own):
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 // roleDataDir makes the role's own folder, DataDir/<role> ("" without a DataDir).

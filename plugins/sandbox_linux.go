@@ -48,6 +48,9 @@ func execConfined(spec sandboxSpec) error {
 			return fmt.Errorf("setrlimit %d: %w", l.resource, err)
 		}
 	}
+	if err := detach(); err != nil {
+		return err
+	}
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("no_new_privs: %w", err)
 	}
@@ -62,6 +65,7 @@ func execConfined(spec sandboxSpec) error {
 			landlock.ROFiles(systemFiles...).IgnoreIfMissing(),
 			landlock.RWFiles(deviceFiles...).IgnoreIfMissing(),
 			landlock.RWDirs(spec.ReadWrite...),
+			landlock.RODirs(spec.ReadOnly...),
 		)
 		if err != nil {
 			return fmt.Errorf("landlock: %w", err)
@@ -69,6 +73,28 @@ func execConfined(spec sandboxSpec) error {
 	}
 	os.Setenv("TMPDIR", spec.TempDir)
 	return fmt.Errorf("exec %s: %w", spec.Args[0], syscall.Exec(spec.Exec, spec.Args, os.Environ()))
+}
+
+// detach leaves the node's terminal and descriptors behind: stdin becomes
+// /dev/null (go-plugin hands a plugin the node's), a new session has no
+// controlling terminal to read or type into, and every descriptor past the
+// image (3) closes at exec.
+func detach() error {
+	null, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open /dev/null: %w", err)
+	}
+	if err := unix.Dup2(null, 0); err != nil {
+		return fmt.Errorf("stdin: %w", err)
+	}
+	unix.Close(null)
+	if _, err := unix.Setsid(); err != nil && !errors.Is(err, unix.EPERM) { // EPERM: already a leader
+		return fmt.Errorf("setsid: %w", err)
+	}
+	if err := unix.CloseRange(4, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil && !errors.Is(err, unix.ENOSYS) {
+		return fmt.Errorf("close inherited descriptors: %w", err)
+	}
+	return nil
 }
 
 // dropCapabilities empties the bounding, inheritable and ambient sets, so a

@@ -241,6 +241,12 @@ func (s *supervisor) clientConfig(cmd *exec.Cmd) *plugin.ClientConfig {
 		StartTimeout:     startTimeout,
 		Logger:           newHCLogger(s.logs),
 		Stderr:           &lineLogger{log: s.logs},
+		// Mutual TLS on the plugin's socket and every broker connection: a
+		// socket file is reachable by any process of the node's user, other
+		// plugins included, and would let one call the host API as another role.
+		AutoMTLS: true,
+		// A confined plugin gets only the environment pluginCommand chose.
+		SkipHostEnv: s.m.opts.Sandbox.Enabled && sandboxAvailable,
 		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
 			grpc.MaxCallRecvMsgSize(limit), grpc.MaxCallSendMsgSize(limit))},
 	}

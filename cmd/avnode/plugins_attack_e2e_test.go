@@ -70,7 +70,7 @@ func evilTry(t testing.TB, repo string, args ...string) evilOutcome {
 func TestHostilePluginGetsOnlyWhatIsGranted(t *testing.T) {
 	nodes := startNetwork(t, 3)
 	metrics := metricsAddr(t)
-	owner := startDaemon(t, filepath.Join(t.TempDir(), "owner"), append(lowWork, "--bootstrap", nodes[0].addr,
+	owner := startDaemonWithEnv(t, filepath.Join(t.TempDir(), "owner"), []string{"OPERATOR_SECRET_TOKEN=hunter2"}, append(lowWork, "--bootstrap", nodes[0].addr,
 		"--plugins.dirs", evilPluginDir(t), "--roles", "evil", "--metrics.listen", metrics)...)
 	mustCLI(t, owner.repo, "key", "gen", "alice")
 	mustCLI(t, owner.repo, "key", "gen", "bob")
@@ -174,6 +174,9 @@ func checkConfined(t *testing.T, repo string, st api.RoleStatus) {
 	}
 	if out := evilTry(t, repo, "api", "/v1/id"); out.OK || !strings.Contains(out.Error, "403") {
 		t.Errorf("evil called the control API: %+v; want 403 for a call without the token", out)
+	}
+	if out := evilTry(t, repo, "env", "OPERATOR_SECRET_TOKEN"); !out.OK {
+		t.Errorf("the node's environment reached the plugin: %+v", out)
 	}
 	if out := evilTry(t, repo, "write", "roles/evil/state"); !out.OK {
 		t.Fatalf("evil cannot write its own data folder: %+v", out)

@@ -142,6 +142,11 @@ func (e *evil) try(ctx context.Context, action string, a []string) error {
 		return os.WriteFile(e.inRepo(a[0]), []byte("evil"), 0o600)
 	case "api": // PATH: the node's control API, as the operator's CLI calls it
 		return e.callAPI(ctx, a[0])
+	case "env": // NAME: read a variable of the node's environment
+		if v, ok := os.LookupEnv(a[0]); ok {
+			return fmt.Errorf("leaked: %s=%s", a[0], v) // reported as a failure the test looks for
+		}
+		return nil
 	case "kill-node":
 		return syscall.Kill(os.Getppid(), syscall.SIGKILL)
 	}
