@@ -242,6 +242,69 @@ func TestForgedEstateRecordsAreRefused(t *testing.T) {
 	}
 }
 
+// A crafted estate file, imported on another node: one listing a name
+// that is not on the estate gets that name neither fetched nor pinned; one
+// asking for 4 GiB of scrypt work is refused before the work.
+func TestCraftedEstateFiles(t *testing.T) {
+	nodes := startNetwork(t, 4)
+	owner, importer := nodes[1], nodes[2]
+	mustCLI(t, owner.repo, "key", "gen", "bob")
+	mustCLI(t, owner.repo, "name", "claim", "bob.avtr", "--key", "bob")
+	mustCLI(t, owner.repo, "publish", writeSite(t), "--name", "bob.avtr") // hosted directly, on no estate
+	key, _, _ := crypto.GenerateEd25519Key(nil)
+	raw, _ := crypto.MarshalPrivateKey(key)
+	body, _ := json.Marshal(map[string]any{"format": "avnode-estate/1", "label": "lure", "key": raw, "seq": 1, "ttl": "1m",
+		"names": []string{"bob.avtr"}})
+	pass := writePass(t)
+	lure := sealFile(t, body, "correct horse battery staple", 18)
+	var e api.Estate
+	cliJSON(t, importer.repo, &e, "estate", "import", lure, "--passphrase-file", pass)
+	if e.Pinned != 0 || len(e.Problems) != 1 || !strings.Contains(e.Problems[0], "not on estate") {
+		t.Fatalf("import of a file listing bob.avtr: %+v; want it not fetched", e)
+	}
+	var gc api.GCResult
+	cliJSON(t, importer.repo, &gc, "repo", "gc")
+	if gc.Kept != 0 {
+		t.Errorf("the importer keeps %d pinned blocks after the lure", gc.Kept)
+	}
+
+	// The stanza of a real file with its work factor raised to 2^22: the
+	// importer must refuse it from the header, before any scrypt work.
+	sealed, _ := os.ReadFile(lure)
+	header := strings.Replace(string(sealed), " 18\n", " 22\n", 1)
+	if header == string(sealed) {
+		t.Fatalf("no work factor 18 in the age header:\n%.120q", sealed)
+	}
+	bomb := filepath.Join(t.TempDir(), "bomb.estate")
+	os.WriteFile(bomb, []byte(header), 0o600)
+	start := time.Now()
+	r := cli(t, importer.repo, nil, "estate", "import", bomb, "--passphrase-file", pass)
+	if r.code != 2 || !strings.Contains(r.stderr, "work factor") {
+		t.Fatalf("import of a 4 GiB scrypt file: exit %d\n%s", r.code, r.stderr)
+	}
+	t.Logf("the scrypt bomb was refused in %v", time.Since(start))
+}
+
+// sealFile seals body with passphrase at scrypt work factor logN, as age does.
+func sealFile(t testing.TB, body []byte, passphrase string, logN int) string {
+	t.Helper()
+	rcpt, err := age.NewScryptRecipient(passphrase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rcpt.SetWorkFactor(logN)
+	var buf bytes.Buffer
+	w, err := age.Encrypt(&buf, rcpt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(body)
+	w.Close()
+	path := filepath.Join(t.TempDir(), "crafted.estate")
+	os.WriteFile(path, buf.Bytes(), 0o600)
+	return path
+}
+
 func writePass(t testing.TB) string {
 	pass := filepath.Join(t.TempDir(), "pass")
 	os.WriteFile(pass, []byte("correct horse battery staple\n"), 0o600)

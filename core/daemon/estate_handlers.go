@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -92,7 +93,17 @@ func (d *Daemon) handleEstateImport(ctx context.Context, req api.Request) (any, 
 	return out, nil
 }
 
+// pinEstateName fetches and pins a name the estate file lists, if the
+// name's zone does put it on the estate: the file's sender cannot make
+// this node host other content.
 func (d *Daemon) pinEstateName(ctx context.Context, estate, name string) error {
+	on, err := d.Names.Resolve(ctx, name)
+	if err != nil {
+		return fmt.Errorf("resolve %s: %w", name, err)
+	}
+	if !slices.ContainsFunc(on.Estates, func(e naming.EstateInfo) bool { return e.ID == estate }) {
+		return fmt.Errorf("%s is not on estate %s (its zone has no HOST estate:%s); not fetched", name, estate, estate)
+	}
 	res, err := d.Hosting.Fetch(ctx, name, nil, nil)
 	if err != nil {
 		return fmt.Errorf("fetch %s: %w", name, err)

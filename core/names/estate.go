@@ -30,6 +30,15 @@ const (
 	MaxEstateHosts = 16
 	// ProviderTopic is the topic of a provider's name (acme.node).
 	ProviderTopic = "node"
+	// MaxEstateSeq bounds an estate record's sequence, so that an import
+	// can always sign the next one (a record at the bound means the key is
+	// in other hands: make a new estate and point the zone at it).
+	MaxEstateSeq = 1 << 53
+	// MaxEstateTTL bounds how long a resolver caches an estate record.
+	MaxEstateTTL = 24 * time.Hour
+	// MaxEstateLifetime bounds how far ahead an estate record's expiry is:
+	// a leaked key's record cannot outlive it by years.
+	MaxEstateLifetime = 30 * 24 * time.Hour
 )
 
 var estateCodec = binary.AppendUvarint(nil, 0x300a04)
@@ -112,6 +121,12 @@ func (e *Estate) Sign(priv crypto.PrivKey) ([]byte, error) {
 
 // check holds the rules every estate version follows, signing or reading.
 func (e *Estate) check() error {
+	if e.Seq > MaxEstateSeq {
+		return fmt.Errorf("estate %s: seq %d is past the bound %d: %w", e.ID(), e.Seq, uint64(MaxEstateSeq), ErrBadRecord)
+	}
+	if e.TTL > MaxEstateTTL || e.TTL%time.Second != 0 {
+		return fmt.Errorf("estate %s: TTL %s must be whole seconds, at most %s: %w", e.ID(), e.TTL, MaxEstateTTL, ErrBadRecord)
+	}
 	if len(e.Hosts) > MaxEstateHosts {
 		return fmt.Errorf("estate %s names %d hosts, more than %d: %w", e.ID(), len(e.Hosts), MaxEstateHosts, ErrBadRecord)
 	}
@@ -206,6 +221,9 @@ func (v EstateValidator) DecodeValid(key string, value []byte) (*Estate, error) 
 	}
 	if !now.Before(e.Expiry) {
 		return nil, fmt.Errorf("key %s: estate record expired at %s (seq %d); its host must republish: %w", key, e.Expiry, e.Seq, ErrExpired)
+	}
+	if e.Expiry.After(now.Add(MaxEstateLifetime + 10*time.Minute)) {
+		return nil, fmt.Errorf("key %s: estate record expires at %s, more than %s ahead: %w", key, e.Expiry, MaxEstateLifetime, ErrBadRecord)
 	}
 	return e, nil
 }

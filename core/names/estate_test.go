@@ -104,8 +104,25 @@ func TestEstateValidatorRefuses(t *testing.T) {
 			t.Errorf("signed %+v", bad)
 		}
 	}
+	for _, bad := range []*Estate{
+		{Seq: MaxEstateSeq + 1, Expiry: testNow.Add(time.Hour)},
+		{Seq: 1, Expiry: testNow.Add(time.Hour), TTL: MaxEstateTTL + time.Second},
+		{Seq: 1, Expiry: testNow.Add(time.Hour), TTL: 1500 * time.Millisecond},
+	} {
+		if _, err := bad.Sign(owner); !errors.Is(err, ErrBadRecord) {
+			t.Errorf("signed seq %d TTL %s: %v", bad.Seq, bad.TTL, err)
+		}
+	}
+	farOff := &Estate{Seq: 1, Expiry: testNow.Add(10 * 365 * 24 * time.Hour)}
+	b, err := farOff.Sign(owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Validate(key, b); !errors.Is(err, ErrBadRecord) {
+		t.Errorf("an expiry ten years ahead: %v; want ErrBadRecord", err)
+	}
 	withProvider := &Estate{Seq: 1, Expiry: testNow.Add(time.Hour), Provider: "acme.node"}
-	b, err := withProvider.Sign(owner)
+	b, err = withProvider.Sign(owner)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,12 +2,14 @@ package naming
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
 	"sync"
 	"time"
 
+	ds "github.com/ipfs/go-datastore"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/routing"
 
@@ -24,6 +26,9 @@ type EstateInfo struct {
 	Expires  time.Time `json:"expires,omitzero"`
 	Error    string    `json:"error,omitempty"`
 }
+
+// maxCachedEstates is where the estate cache starts dropping stale entries.
+const maxCachedEstates = 4096
 
 type cachedEstate struct {
 	estate  *names.Estate
@@ -101,11 +106,36 @@ func (s *Service) Estate(ctx context.Context, id string) (*names.Estate, error) 
 	if err != nil {
 		return nil, err
 	}
-	if ok && e.Seq < c.estate.Seq {
-		return nil, fmt.Errorf("estate %s: seq %d is lower than seq %d seen before; a peer served an old copy: %w", id, e.Seq, c.estate.Seq, names.ErrRolledBack)
+	seen, _ := s.estateHighWater(ctx, id)
+	if ok {
+		seen = max(seen, c.estate.Seq)
+	}
+	if e.Seq < seen {
+		return nil, fmt.Errorf("estate %s: seq %d is lower than seq %d seen before; a peer served an old copy: %w", id, e.Seq, seen, names.ErrRolledBack)
+	}
+	if e.Seq > seen {
+		s.setEstateHighWater(ctx, id, e.Seq)
 	}
 	s.cacheEstate(e)
 	return e, nil
+}
+
+// estateSeqPrefix keeps, on disk, the highest sequence seen per estate: a
+// restarted node refuses older records too.
+var estateSeqPrefix = ds.NewKey("/estateseq")
+
+func (s *Service) estateHighWater(ctx context.Context, id string) (uint64, error) {
+	b, ok, err := s.get(ctx, estateSeqPrefix.ChildString(id))
+	if err != nil || !ok || len(b) != 8 {
+		return 0, err
+	}
+	return binary.BigEndian.Uint64(b), nil
+}
+
+func (s *Service) setEstateHighWater(ctx context.Context, id string, seq uint64) {
+	if err := s.store.Put(ctx, estateSeqPrefix.ChildString(id), binary.BigEndian.AppendUint64(nil, seq)); err != nil {
+		s.log.Warn("keep an estate's high-water mark", "estate", id, "err", err)
+	}
 }
 
 func (s *Service) cacheEstate(e *names.Estate) {
@@ -113,6 +143,13 @@ func (s *Service) cacheEstate(e *names.Estate) {
 	defer s.mu.Unlock()
 	if old, ok := s.estateCache[e.ID()]; ok && old.estate.Seq > e.Seq {
 		return
+	}
+	if len(s.estateCache) >= maxCachedEstates { // drop the stale; their floors are on disk
+		for id, c := range s.estateCache {
+			if time.Since(c.fetched) > c.estate.TTL {
+				delete(s.estateCache, id)
+			}
+		}
 	}
 	s.estateCache[e.ID()] = cachedEstate{estate: e, fetched: time.Now()}
 }

@@ -72,6 +72,9 @@ func (s *Service) CreateEstate(ctx context.Context, label, provider string, ttl 
 	if ttl <= 0 {
 		ttl = DefaultEstateTTL
 	}
+	if ttl > names.MaxEstateTTL {
+		return nil, fault.Errorf(fault.Invalid, "--ttl %s: at most %s", ttl, names.MaxEstateTTL)
+	}
 	if err := checkProvider(provider); err != nil {
 		return nil, err
 	}
@@ -105,7 +108,11 @@ func (s *Service) publishEstate(ctx context.Context, h *HostedEstate, seq uint64
 	if err != nil {
 		return err
 	}
-	e := &names.Estate{Seq: seq, Expiry: time.Now().Add(s.cfg.Names.ZoneLifetime.D()).Truncate(time.Second),
+	if seq > names.MaxEstateSeq {
+		return fault.Errorf(fault.Refused, "estate %s: its record is at the highest sequence an estate may have, so the key has been used elsewhere; create a new estate and point the zone at it", h.ID)
+	}
+	lifetime := min(s.cfg.Names.ZoneLifetime.D(), names.MaxEstateLifetime)
+	e := &names.Estate{Seq: seq, Expiry: time.Now().Add(lifetime).Truncate(time.Second),
 		TTL: h.ttl().Truncate(time.Second), Hosts: []peer.ID{s.host.ID()}, Provider: h.Provider}
 	signed, err := e.Sign(priv)
 	if err != nil {
@@ -229,6 +236,11 @@ type estateFile struct {
 
 const estateFileFormat = "avnode-estate/1"
 
+const (
+	scryptWorkFactor = 18     // age's default: 256 MiB, about a second
+	maxEstateNames   = 10_000 // names one estate file may carry
+)
+
 // Sealing says how an estate file is sealed or opened: with a passphrase
 // (scrypt) or to an age recipient (age1…) and with its identity (AGE-SECRET-KEY-1…).
 type Sealing struct {
@@ -263,9 +275,12 @@ func (s *Service) ExportEstate(ctx context.Context, idOrLabel string, seal Seali
 			return nil, nil, fault.Errorf(fault.Invalid, "--to %q: %v; give an age recipient (age1…)", seal.Recipient, err)
 		}
 	case seal.Passphrase != "":
-		if recipient, err = age.NewScryptRecipient(seal.Passphrase); err != nil {
+		scrypt, err := age.NewScryptRecipient(seal.Passphrase)
+		if err != nil {
 			return nil, nil, fault.Errorf(fault.Invalid, "passphrase: %v", err)
 		}
+		scrypt.SetWorkFactor(scryptWorkFactor)
+		recipient = scrypt
 	default:
 		return nil, nil, fault.New(fault.Invalid, "estate export needs a passphrase (--passphrase-file) or a recipient (--to age1…)")
 	}
@@ -299,12 +314,19 @@ func (s *Service) ImportEstate(ctx context.Context, sealed []byte, seal Sealing)
 			return nil, fault.Errorf(fault.Invalid, "identity: %v; give an age identity (AGE-SECRET-KEY-1…)", err)
 		}
 	case seal.Passphrase != "":
-		if identity, err = age.NewScryptIdentity(seal.Passphrase); err != nil {
+		scrypt, err := age.NewScryptIdentity(seal.Passphrase)
+		if err != nil {
 			return nil, fault.Errorf(fault.Invalid, "passphrase: %v", err)
 		}
+		// A crafted file could ask for 4 GiB of scrypt work; what export
+		// writes asks for 256 MiB.
+		scrypt.SetMaxWorkFactor(scryptWorkFactor)
+		identity = scrypt
 	default:
 		return nil, fault.New(fault.Invalid, "estate import needs the passphrase (--passphrase-file) or the identity (--identity FILE) it was sealed with")
 	}
+	s.importMu.Lock() // one at a time: each may cost a scrypt
+	defer s.importMu.Unlock()
 	r, err := age.Decrypt(bytes.NewReader(sealed), identity)
 	if err != nil {
 		return nil, fault.Errorf(fault.Invalid, "open the estate file: %v (wrong passphrase or identity, or not an estate file)", err)
@@ -316,6 +338,9 @@ func (s *Service) ImportEstate(ctx context.Context, sealed []byte, seal Sealing)
 	var f estateFile
 	if err := json.Unmarshal(body, &f); err != nil || f.Format != estateFileFormat {
 		return nil, fault.New(fault.Invalid, "the file is sealed but is not an avnode estate file")
+	}
+	if len(f.Names) > maxEstateNames {
+		return nil, fault.Errorf(fault.Invalid, "the estate file lists %d names, more than %d", len(f.Names), maxEstateNames)
 	}
 	priv, err := crypto.UnmarshalPrivateKey(f.Key)
 	if err != nil {

@@ -61,6 +61,7 @@ type Service struct {
 	// lasts it answers resolves, and after that its seq is the rollback
 	// floor.
 	estateCache map[string]cachedEstate
+	importMu    sync.Mutex           // estate imports, one at a time
 	unsettled   map[string]time.Time // names whose holders could not agree, when
 	stored      chan storedZone      // zones the DHT stored here, for learnStored
 
