@@ -173,4 +173,18 @@ func TestProviderFleetMovesEstatesOfALostMachine(t *testing.T) {
 			return getPage(t, reader, name)
 		})
 	}
+	// The heir lists its own estates and the lost machine's, each name
+	// served by at least the heir.
+	var listed []api.Estate
+	cliJSON(t, heir.repo, &listed, "estate", "ls", "--replication")
+	if len(listed) != 4 {
+		t.Fatalf("estate ls on the heir: %d estates; want its 2 and the lost machine's 2", len(listed))
+	}
+	for _, e := range listed {
+		for _, n := range e.Names {
+			if e.Replication[n] < 1 {
+				t.Errorf("estate ls --replication: %s served by %d machines", n, e.Replication[n])
+			}
+		}
+	}
 }

@@ -146,6 +146,9 @@ type Estate struct {
 	Provider string   `json:"provider,omitempty"`
 	// Names are the avatar names published onto the estate here.
 	Names []string `json:"names"`
+	// Replication, with `estate ls --replication`: for each name, the
+	// machines serving it now, its hosts and the mirrors attesting a copy.
+	Replication map[string]int `json:"replication,omitempty"`
 	// Retired says why this node no longer hosts the estate: a newer
 	// record names other machines.
 	Retired string `json:"retired,omitempty"`

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -37,12 +38,42 @@ func (d *Daemon) handleEstateCreate(ctx context.Context, req api.Request) (any, 
 	return estateOf(*h), nil
 }
 
-func (d *Daemon) handleEstateList(ctx context.Context, _ api.Request) (any, error) {
+func (d *Daemon) handleEstateList(ctx context.Context, req api.Request) (any, error) {
 	hosted, err := d.Names.HostedEstates(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return convert(hosted, estateOf), nil
+	out := convert(hosted, estateOf)
+	if req.Query("replication") == "true" {
+		d.countReplication(ctx, out)
+	}
+	return out, nil
+}
+
+// countReplication fills each estate's Replication: for each name, its
+// hosts and the mirrors that attest a copy of its current zone, looked up
+// 16 names at a time.
+func (d *Daemon) countReplication(ctx context.Context, estates []api.Estate) {
+	var mu sync.Mutex
+	slots := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	for i := range estates {
+		estates[i].Replication = map[string]int{}
+		for _, name := range estates[i].Names {
+			wg.Go(func() {
+				slots <- struct{}{}
+				defer func() { <-slots }()
+				count := 0
+				if res, err := d.Names.Resolve(ctx, name); err == nil {
+					count = len(res.Hosts) + len(d.Names.Copies(ctx, res.Name, res.Seq))
+				}
+				mu.Lock()
+				estates[i].Replication[name] = count
+				mu.Unlock()
+			})
+		}
+	}
+	wg.Wait()
 }
 
 func readSealing(body io.Reader) (api.EstateSealing, error) {

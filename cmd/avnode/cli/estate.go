@@ -62,19 +62,27 @@ func newEstateCreateCmd(g *Globals) *cobra.Command {
 }
 
 func newEstateLsCmd(g *Globals) *cobra.Command {
-	return &cobra.Command{
+	var replication bool
+	cmd := &cobra.Command{
 		Use:   "ls",
 		Short: "List the estates whose keys this node holds, with the names on each",
 		Long: `ls lists each estate whose key this node holds: its label and ID, the
 sequence of its record, whether it is hosted here or retired (a newer record
 names other machines: it was imported elsewhere), its provider, and the
-avatar names published onto it here.`,
+avatar names published onto it here. With --replication, each name shows
+how many machines serve it now: its hosts and the mirrors attesting a copy
+(a lookup per name).`,
 		Example: `  avnode estate ls
+  avnode estate ls --replication
   avnode estate ls --json`,
 		Args: ExactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var estates []api.Estate
-			if err := g.call(cmd.Context(), "GET", "/v1/estate/ls", nil, &estates); err != nil {
+			q := url.Values{}
+			if replication {
+				q.Set("replication", "true")
+			}
+			if err := g.call(cmd.Context(), "GET", "/v1/estate/ls", q, &estates); err != nil {
 				return err
 			}
 			if g.JSON {
@@ -87,11 +95,20 @@ avatar names published onto it here.`,
 				if e.Retired != "" {
 					state = "retired"
 				}
-				fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\n", e.Label, e.ID, e.Seq, state, OrDash(e.Provider), OrDash(strings.Join(e.Names, ",")))
+				names := make([]string, len(e.Names))
+				for i, n := range e.Names {
+					names[i] = n
+					if count, ok := e.Replication[n]; ok {
+						names[i] = fmt.Sprintf("%s (%d)", n, count)
+					}
+				}
+				fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\n", e.Label, e.ID, e.Seq, state, OrDash(e.Provider), OrDash(strings.Join(names, ",")))
 			}
 			return w.Flush()
 		},
 	}
+	cmd.Flags().BoolVar(&replication, "replication", false, "count the machines serving each name")
+	return cmd
 }
 
 // readSecret reads a passphrase or identity file, without its final newline.
