@@ -44,6 +44,7 @@ func TestEstateMovesBetweenMachines(t *testing.T) {
 	base := t.TempDir()
 	args := append(append([]string{}, lowWork...), "--bootstrap", nodes[0].addr)
 	p1 := startDaemon(t, filepath.Join(base, "p1"), args...)
+	waitPeers(t, p1, 3)
 	mustCLI(t, p1.repo, "key", "gen", "alice")
 	mustCLI(t, p1.repo, "name", "claim", "alice.avtr", "--key", "alice")
 	var created api.Estate
@@ -82,6 +83,7 @@ func TestEstateMovesBetweenMachines(t *testing.T) {
 	}
 
 	p2 := startDaemon(t, filepath.Join(base, "p2"), args...)
+	waitPeers(t, p2, 3)
 	wrong := filepath.Join(t.TempDir(), "wrong")
 	os.WriteFile(wrong, []byte("guess"), 0o600)
 	if r := cli(t, p2.repo, nil, "estate", "import", sealed, "--passphrase-file", wrong); r.code != 2 || !strings.Contains(r.stderr, "passphrase") {

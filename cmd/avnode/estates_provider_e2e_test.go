@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,22 +13,48 @@ import (
 	"time"
 
 	"github.com/avnode/avnode/core/api"
+	"github.com/avnode/avnode/core/keystore"
+	"github.com/avnode/avnode/core/repo"
 )
 
 // avatarOnEstate makes, on node d, an avatar name with a one-page site on
-// an estate of its own, and returns the estate.
-func avatarOnEstate(t testing.TB, d *proc, i int, extra ...string) api.Estate {
+// an estate of its own, and returns the estate. It calls the control API
+// as the CLI does, from this process: hundreds of CLI processes would cost
+// minutes under the race detector.
+func avatarOnEstate(t testing.TB, d *proc, i int, provider, ttl string) api.Estate {
 	t.Helper()
 	label := fmt.Sprintf("a%d", i)
 	name := label + ".avtr"
-	mustCLI(t, d.repo, "key", "gen", label)
-	mustCLI(t, d.repo, "name", "claim", name, "--key", label)
+	keys, err := keystore.Open(filepath.Join(d.repo, repo.KeystoreDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := keys.Generate(label); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := api.NewClient(d.repo, repo.SocketFile)
+	must := func(err error) {
+		if err != nil {
+			t.Fatalf("avatar %s: %v", name, err)
+		}
+	}
+	// A claim needs holders to answer: under load one may not in time, and
+	// the CLI's user would claim again.
+	var claimErr error
+	for range 3 {
+		if claimErr = c.Call(ctx, "POST", "/v1/name/claim", url.Values{"name": {name}, "key": {label}}, nil, nil); claimErr == nil {
+			break
+		}
+	}
+	must(claimErr)
 	var e api.Estate
-	cliJSON(t, d.repo, &e, append([]string{"estate", "create", label}, extra...)...)
+	must(c.Call(ctx, "POST", "/v1/estate/create", url.Values{"label": {label}, "provider": {provider}, "ttl": {ttl}}, nil, &e))
 	site := filepath.Join(t.TempDir(), label)
 	os.MkdirAll(site, 0o755)
 	os.WriteFile(filepath.Join(site, "index.html"), []byte(name+"\n"), 0o644)
-	mustCLI(t, d.repo, "publish", site, "--name", name, "--estate", label)
+	must(c.CallStream(ctx, "POST", "/v1/publish", url.Values{"path": {site}, "name": {name}, "estate": {label}}, nil, nil))
 	return e
 }
 
@@ -47,13 +76,28 @@ func inParallel(n, workers int, f func(i int)) {
 	wg.Wait()
 }
 
-// getPage fetches name's index.html on d and checks it is the avatar's.
+// getPage fetches name's index.html on d, through the control API as
+// `avnode get` does, and checks it is the avatar's.
 func getPage(t testing.TB, d *proc, name string) error {
-	r := cli(t, d.repo, nil, "get", name+"/index.html")
-	if r.code != 0 || r.stdout != name+"\n" {
-		return fmt.Errorf("get %s/index.html: exit %d %q %s", name, r.code, r.stdout, lastLines(r.stderr, 2))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var page bytes.Buffer
+	if _, err := api.NewClient(d.repo, repo.SocketFile).Stream(ctx, "GET", "/v1/cat", url.Values{"target": {name + "/index.html"}}, &page); err != nil {
+		return fmt.Errorf("get %s/index.html: %w", name, err)
+	}
+	if page.String() != name+"\n" {
+		return fmt.Errorf("get %s/index.html: %q", name, page.String())
 	}
 	return nil
+}
+
+// resolveName resolves name on d through the control API.
+func resolveName(t testing.TB, d *proc, name string) (api.Resolution, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var res api.Resolution
+	err := api.NewClient(d.repo, repo.SocketFile).Call(ctx, "GET", "/v1/resolve", url.Values{"name": {name}}, nil, &res)
+	return res, err
 }
 
 // One provider machine hosts 200 estates, each with its own avatar name and
@@ -63,9 +107,10 @@ func TestProviderHostsManyEstates(t *testing.T) {
 	const estates = 200
 	nodes := startNetwork(t, 4)
 	provider := startDaemon(t, filepath.Join(t.TempDir(), "provider"), append(lowWork, "--bootstrap", nodes[0].addr)...)
+	waitPeers(t, provider, 3)
 	rssBefore := rssBytes(t, provider)
 	start := time.Now()
-	inParallel(estates, 4, func(i int) { avatarOnEstate(t, provider, i, "--provider", "acme.node") })
+	inParallel(estates, 4, func(i int) { avatarOnEstate(t, provider, i, "acme.node", "") })
 	setup := time.Since(start)
 	rssAfter := rssBytes(t, provider)
 
@@ -86,9 +131,10 @@ func TestProviderHostsManyEstates(t *testing.T) {
 	var failed []string
 	inParallel(estates, 4, func(i int) {
 		name := fmt.Sprintf("a%d.avtr", i)
-		var res api.Resolution
-		cliJSON(t, reader.repo, &res, "resolve", name)
-		err := getPage(t, reader, name)
+		res, err := resolveName(t, reader, name)
+		if err == nil {
+			err = getPage(t, reader, name)
+		}
 		if err == nil && (len(res.Estates) != 1 || !slices.Equal(res.Estates[0].Hosts, []string{provider.peerID}) || res.Estates[0].Provider != "acme.node") {
 			err = fmt.Errorf("resolve %s: estates %+v", name, res.Estates)
 		}
@@ -101,7 +147,7 @@ func TestProviderHostsManyEstates(t *testing.T) {
 	if len(failed) > 0 {
 		t.Fatalf("%d of %d names failed from another node; first: %s", len(failed), estates, failed[0])
 	}
-	t.Logf("%d estates on one provider: setup %v per estate (key, claim, estate, publish; 4 at once); "+
+	t.Logf("%d estates on one provider: setup %v per estate (key, claim, estate, publish through the API; 4 at once); "+
 		"provider RSS %d → %d MiB, %.1f KiB per estate; resolve and get from another node %v per name",
 		estates, (setup / estates).Round(time.Millisecond), rssBefore>>20, rssAfter>>20,
 		float64(rssAfter-rssBefore)/1024/estates, (time.Since(start) / estates).Round(time.Millisecond))
@@ -121,6 +167,9 @@ func TestProviderFleetMovesEstatesOfALostMachine(t *testing.T) {
 	for i := range 3 {
 		fleet = append(fleet, startDaemon(t, filepath.Join(t.TempDir(), fmt.Sprintf("m%d", i)), args...))
 	}
+	for _, m := range fleet {
+		waitPeers(t, m, 3)
+	}
 	mustCLI(t, fleet[0].repo, "key", "gen", "acme")
 	mustCLI(t, fleet[0].repo, "name", "claim", "acme.node", "--key", "acme")
 	for _, m := range fleet {
@@ -136,7 +185,7 @@ func TestProviderFleetMovesEstatesOfALostMachine(t *testing.T) {
 	backups := map[int]string{}
 	for i := range 6 {
 		m := fleet[i%3]
-		e := avatarOnEstate(t, m, i, "--provider", "acme.node", "--ttl", "3s")
+		e := avatarOnEstate(t, m, i, "acme.node", "3s")
 		if i%3 == 1 { // the machine that will be lost: its operator keeps sealed keys, the heir the sites
 			backups[i] = filepath.Join(t.TempDir(), e.Label+".estate")
 			mustCLI(t, m.repo, "estate", "export", e.Label, "-o", backups[i], "--passphrase-file", pass)
