@@ -163,3 +163,14 @@ func TestGrantStore(t *testing.T) {
 		t.Errorf("a bad configured grant = %v; want an error naming plugins.grants.x", err)
 	}
 }
+
+// A confined plugin gets the locale, PATH, the Go and go-plugin settings
+// and its own ROLE_* variables; nothing else of the node's environment.
+func TestPluginEnvKeepsOnlyWhatAPluginNeeds(t *testing.T) {
+	got := pluginEnv("test-role", []string{"PATH=/bin", "HOME=/root", "LC_ALL=C", "GODEBUG=x=1", "PLUGIN_MIN_PORT=1",
+		"TEST_ROLE_DEBUG=1", "SSH_AUTH_SOCK=/tmp/agent", "AWS_SECRET_ACCESS_KEY=k", "OTHER_DEBUG=1", "TESTROLE=1"})
+	want := []string{"PATH=/bin", "HOME=/root", "LC_ALL=C", "GODEBUG=x=1", "PLUGIN_MIN_PORT=1", "TEST_ROLE_DEBUG=1"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("pluginEnv = %q; want %q", got, want)
+	}
+}
