@@ -363,6 +363,7 @@ func TestMirrorAddAndRemove(t *testing.T) {
 		"mirror": map[string]any{"names": []string{"listed.avtr"}, "republish_interval": "3s"}}})
 	join := append(append(append([]string{}, lowWork...), short...), "--bootstrap", nodes[0].addr, "--config", cfg)
 	m := startDaemon(t, filepath.Join(t.TempDir(), "m"), join...)
+	waitRoleNamed(t, m.repo, "mirror", "running", 30*time.Second) // a role starts after the node is ready
 
 	for _, bad := range []struct {
 		args []string

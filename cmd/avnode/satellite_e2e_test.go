@@ -46,6 +46,7 @@ func startSatelliteNet(t testing.TB, fullNodes int) *satelliteNet {
 		t.Fatal(err)
 	}
 	sat := startDaemon(t, filepath.Join(t.TempDir(), "sat"), append(join, "--config", phone)...)
+	waitRoleNamed(t, sat.repo, "satellite", "running", 30*time.Second) // a role starts after the node is ready
 	return &satelliteNet{nodes: nodes, beacon: b, full: full, sat: sat, name: name, site: site, root: pub.Root}
 }
 
