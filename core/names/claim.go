@@ -2,6 +2,7 @@ package names
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"time"
 
@@ -21,6 +22,9 @@ type Claim struct {
 	Created    time.Time // informational; anyone can write any time
 	Difficulty int
 	Nonce      uint64
+	// Recovery is the SHA-256 of the recovery key (RecoveryCommitment), or
+	// nil: the key that can take the name back from a lost or stolen key.
+	Recovery []byte
 
 	envelope []byte   // the owner's signed envelope, as on the wire
 	work     [32]byte // proof-of-work hash, also the claim's tie-break
@@ -30,6 +34,15 @@ type Claim struct {
 // key. It uses every CPU and stops early when ctx ends. Only a registered name
 // (label.topic) can be claimed; sub-labels live in its zone.
 func MintClaim(ctx context.Context, name Name, ownerPriv crypto.PrivKey, difficulty int, now time.Time) (*Claim, error) {
+	return MintClaimWithRecovery(ctx, name, ownerPriv, nil, difficulty, now)
+}
+
+// MintClaimWithRecovery is MintClaim with a recovery commitment (from
+// RecoveryCommitment; nil for none).
+func MintClaimWithRecovery(ctx context.Context, name Name, ownerPriv crypto.PrivKey, recovery []byte, difficulty int, now time.Time) (*Claim, error) {
+	if recovery != nil && len(recovery) != sha256.Size {
+		return nil, fmt.Errorf("claim %s: a recovery commitment is a SHA-256: %w", name, ErrMalformed)
+	}
 	if name.IsZero() || !name.IsRegistered() {
 		return nil, fmt.Errorf("claim %q: only a registered name (label.topic, here %q) can be claimed; sub-labels go in its zone: %w", name, name.Registered(), ErrBadName)
 	}
@@ -48,7 +61,7 @@ func MintClaim(ctx context.Context, name Name, ownerPriv crypto.PrivKey, difficu
 	}
 	rec := &claimRecord{p: &pb.ClaimPayload{
 		Name: name.String(), OwnerKey: ownerKey, CreatedUnix: created,
-		Difficulty: uint32(difficulty), Nonce: nonce,
+		Difficulty: uint32(difficulty), Nonce: nonce, Recovery: recovery,
 	}}
 	env, err := seal(rec, ownerPriv)
 	if err != nil {
@@ -56,7 +69,7 @@ func MintClaim(ctx context.Context, name Name, ownerPriv crypto.PrivKey, difficu
 	}
 	return &Claim{
 		Name: name, Owner: ownerPriv.GetPublic(), Created: time.Unix(created, 0).UTC(),
-		Difficulty: difficulty, Nonce: nonce, envelope: env, work: powHash(seed, nonce),
+		Difficulty: difficulty, Nonce: nonce, Recovery: recovery, envelope: env, work: powHash(seed, nonce),
 	}, nil
 }
 
@@ -115,6 +128,9 @@ func decodeClaimEnvelope(env []byte) (*Claim, error) {
 	if !owner.Equals(signer) {
 		return nil, fmt.Errorf("claim %s: names owner %s but is signed by %s: %w", name, KeyID(owner), KeyID(signer), ErrWrongOwner)
 	}
+	if r := p.GetRecovery(); r != nil && len(r) != sha256.Size {
+		return nil, fmt.Errorf("claim %s: recovery commitment is %d bytes, want a SHA-256: %w", name, len(r), ErrMalformed)
+	}
 	d := p.GetDifficulty()
 	if d > MaxDifficulty {
 		return nil, fmt.Errorf("claim %s: difficulty %d is above %d: %w", name, d, MaxDifficulty, ErrMalformed)
@@ -125,7 +141,7 @@ func decodeClaimEnvelope(env []byte) (*Claim, error) {
 	}
 	return &Claim{
 		Name: name, Owner: owner, Created: time.Unix(p.GetCreatedUnix(), 0).UTC(),
-		Difficulty: int(d), Nonce: p.GetNonce(), envelope: env, work: work,
+		Difficulty: int(d), Nonce: p.GetNonce(), Recovery: p.GetRecovery(), envelope: env, work: work,
 	}, nil
 }
 

@@ -41,4 +41,10 @@ var (
 	// ErrDisputed: the holders of a name answered with different owners and
 	// none has more of them than every other.
 	ErrDisputed = errors.New("owner disputed")
+	// ErrBadRotation: a key rotation is malformed, out of order, loops back
+	// to an old key or makes the chain longer than MaxRotations.
+	ErrBadRotation = errors.New("bad key rotation")
+	// ErrRotated: a record signed by a key the name rotated away from, or on
+	// a branch of its key chain that lost to the one held.
+	ErrRotated error = fault.New(fault.Refused, "key rotated away")
 )

@@ -36,7 +36,7 @@ func fuzzZoneValidator() ZoneValidator {
 var sentinels = []error{
 	ErrBadName, ErrMalformed, ErrTooLarge, ErrBadSignature, ErrUnknownKeyType, ErrNameMismatch,
 	ErrExpired, ErrFromFuture, ErrInsufficientWork, ErrBadRecord, ErrWrongOwner, ErrRolledBack,
-	ErrNameTaken, ErrDisputed,
+	ErrNameTaken, ErrDisputed, ErrBadRotation, ErrRotated,
 }
 
 func wantSentinel(t *testing.T, what string, err error, allowed ...error) {

@@ -8,6 +8,8 @@ import (
 	cryptopb "github.com/libp2p/go-libp2p/core/crypto/pb"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multibase"
+
+	"github.com/avnode/avnode/core/idkey"
 )
 
 // acceptedKeyTypes lists the key types this version verifies for identity
@@ -17,6 +19,7 @@ import (
 // no benefit.
 var acceptedKeyTypes = map[cryptopb.KeyType]bool{
 	cryptopb.KeyType_Ed25519: true,
+	idkey.KeyTypeHybrid:      true, // Ed25519 + ML-DSA-65: both halves must verify
 }
 
 // KeyID is the printable form of a public key, the same string IPNS uses for a
@@ -41,9 +44,9 @@ func KeyID(pub crypto.PubKey) string {
 // marshalKey encodes pub with its key type, refusing types we do not verify.
 func marshalKey(pub crypto.PubKey) ([]byte, error) {
 	if pub == nil || !acceptedKeyTypes[pub.Type()] {
-		return nil, fmt.Errorf("key type %v is not accepted; use Ed25519: %w", keyTypeName(pub), ErrUnknownKeyType)
+		return nil, fmt.Errorf("key type %v is not accepted; use Ed25519 or a hybrid (Ed25519 + ML-DSA-65): %w", keyTypeName(pub), ErrUnknownKeyType)
 	}
-	b, err := crypto.MarshalPublicKey(pub)
+	b, err := idkey.MarshalPublic(pub)
 	if err != nil {
 		return nil, fmt.Errorf("encode key %s: %v: %w", KeyID(pub), err, ErrMalformed)
 	}
@@ -54,6 +57,13 @@ func marshalKey(pub crypto.PubKey) ([]byte, error) {
 // not verify and any encoding other than the canonical one, so one key has
 // exactly one byte form (the proof of work depends on it).
 func decodeKey(b []byte) (crypto.PubKey, error) {
+	if idkey.IsHybridFrame(b) {
+		pub, err := idkey.UnmarshalPublic(b) // the frame is canonical already
+		if err != nil {
+			return nil, fmt.Errorf("public key: %v: %w", err, ErrMalformed)
+		}
+		return pub, nil
+	}
 	var kp cryptopb.PublicKey
 	if err := unmarshalStrict(b, &kp); err != nil {
 		return nil, fmt.Errorf("public key: %w", err)
@@ -72,9 +82,7 @@ func decodeKey(b []byte) (crypto.PubKey, error) {
 	return pub, nil
 }
 
-func keyTypeName(pub crypto.PubKey) string {
-	if pub == nil {
-		return "none"
-	}
-	return pub.Type().String()
-}
+func keyTypeName(pub crypto.PubKey) string { return idkey.TypeName(pub) }
+
+// KeyType is a key's type as users see it: Ed25519 or Ed25519+ML-DSA-65.
+func KeyType(pub crypto.PubKey) string { return idkey.TypeName(pub) }

@@ -231,8 +231,9 @@ func (v ZoneValidator) DecodeValid(key string, value []byte) (*Zone, error) {
 // Select implements record.Validator. It ignores invalid values. The owner
 // is the key of the best embedded claim by CompareClaims, a deterministic
 // fallback for a node that knows no owner (core/naming filters the values to
-// the owner it knows first). Among that owner's zones: highest seq, then
-// later expiry, then larger bytes.
+// the owner and key chain it knows first). Among that owner's zones: the
+// lineage ahead (CompareLineages: a rotation's zones beat the old key's),
+// then highest seq, then later expiry, then larger bytes.
 func (v ZoneValidator) Select(key string, values [][]byte) (int, error) {
 	zones := make([]*Zone, len(values))
 	owner := -1
@@ -253,21 +254,27 @@ func (v ZoneValidator) Select(key string, values [][]byte) (int, error) {
 	}
 	best := owner
 	for i, z := range zones {
-		if z != nil && z.Owner.Equals(zones[owner].Owner) && zoneNewer(z, values[i], zones[best], values[best]) {
+		if z != nil && z.Claim.Owner.Equals(zones[owner].Claim.Owner) && ZoneAhead(z, zones[best]) {
 			best = i
 		}
 	}
 	return best, nil
 }
 
-func zoneNewer(a *Zone, aBytes []byte, b *Zone, bBytes []byte) bool {
+// ZoneAhead reports whether zone a is ahead of zone b of the same owner:
+// the lineage ahead first, then the higher seq, the later expiry, the larger
+// bytes.
+func ZoneAhead(a, b *Zone) bool {
+	if c := CompareLineages(a.Lineage(), b.Lineage()); c != 0 {
+		return c > 0
+	}
 	switch {
 	case a.Seq != b.Seq:
 		return a.Seq > b.Seq
 	case !a.Expiry.Equal(b.Expiry):
 		return a.Expiry.After(b.Expiry)
 	}
-	return bytes.Compare(aBytes, bBytes) > 0
+	return bytes.Compare(a.signed, b.signed) > 0
 }
 
 // HighWater is the resolver's rollback check: having seen seq highestSeen for

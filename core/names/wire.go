@@ -13,10 +13,14 @@ import (
 )
 
 const (
-	// MaxRecordSize caps an encoded claim or zone. It is checked before any
-	// decoding or signature check, so a flood of huge values costs a holder
-	// nothing but a length comparison.
-	MaxRecordSize = 10 << 10
+	// MaxRecordSize caps an encoded claim, zone or estate record. It is
+	// checked before any decoding or signature check, so a flood of huge
+	// values costs a holder nothing but a length comparison. It was 10 KiB
+	// before hybrid keys: a hybrid key is 1.9 KiB and its signature 3.3 KiB,
+	// and a zone carries both twice (its envelope and its claim) plus its
+	// key chain. 64 KiB is far below kad-dht's 4 MiB message limit and
+	// gossipsub's 1 MiB, and holders' stores are bounded by count and rate.
+	MaxRecordSize = 64 << 10
 
 	// Signature domains of the libp2p envelopes. A signature made for one
 	// can never verify as the other, nor as any other libp2p record.

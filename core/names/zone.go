@@ -80,7 +80,10 @@ type Zone struct {
 	Expiry  time.Time     // absolute; validators refuse the zone after it
 	TTL     time.Duration // how long resolvers may cache it; whole seconds
 	Records []Record
-	Claim   *Claim // the owner's claim of Name
+	Claim   *Claim // the claim of Name, by the name's first key
+	// Rotations are the name's key changes since Claim; Owner is the key the
+	// last one names (the claim's owner when there are none).
+	Rotations []*Rotation
 
 	claimBytes []byte // the embedded claim as on the wire, for Select
 	signed     []byte // the zone as stored in the DHT, once signed or decoded
@@ -95,6 +98,9 @@ func (z *Zone) SignedClaim() []byte { return z.claimBytes }
 
 // Key returns the DHT key of z, /avtr-zone/<name>.
 func (z *Zone) Key() string { return ZoneKey(z.Name) }
+
+// Lineage is the claim and key chain the zone rests on.
+func (z *Zone) Lineage() *Lineage { return &Lineage{Claim: z.Claim, Steps: z.Rotations} }
 
 // CopiesPrefix starts the TXT record by which an owner asks mirrors to keep
 // a number of copies of the name: "copies=5".
@@ -144,11 +150,15 @@ func (z *Zone) Sign(ownerPriv crypto.PrivKey) ([]byte, error) {
 	}
 	payload := z.payload(ownerKey)
 	payload.ClaimHash = claimHash(claim)
+	steps := z.Lineage().SignedSteps()
+	if len(steps) > 0 {
+		payload.ChainHash = stepHash(steps[len(steps)-1])
+	}
 	env, err := seal(&zoneRecord{p: payload}, ownerPriv)
 	if err != nil {
 		return nil, fmt.Errorf("zone %s: %w", z.Name, err)
 	}
-	b, err := marshalCanonical(&pb.SignedZone{Envelope: env, Claim: claim})
+	b, err := marshalCanonical(&pb.SignedZone{Envelope: env, Claim: claim, Rotations: steps})
 	if err != nil {
 		return nil, fmt.Errorf("zone %s: encode: %w", z.Name, err)
 	}
@@ -167,8 +177,8 @@ func (z *Zone) checkForSigning(pub crypto.PubKey) error {
 		return fmt.Errorf("zone %s: no claim; mint one with MintClaim first: %w", z.Name, ErrWrongOwner)
 	case z.Claim.Name != z.Name:
 		return fmt.Errorf("zone %s: embedded claim is for %s: %w", z.Name, z.Claim.Name, ErrNameMismatch)
-	case !z.Claim.Owner.Equals(pub):
-		return fmt.Errorf("zone %s: claim is owned by %s, signing key is %s: %w", z.Name, KeyID(z.Claim.Owner), KeyID(pub), ErrWrongOwner)
+	case !z.Lineage().Head().Equals(pub):
+		return fmt.Errorf("zone %s: the name's key is %s, signing key is %s: %w", z.Name, KeyID(z.Lineage().Head()), KeyID(pub), ErrWrongOwner)
 	case z.TTL < 0 || z.TTL > math.MaxUint32*time.Second:
 		return fmt.Errorf("zone %s: TTL %s is negative or too long: %w", z.Name, z.TTL, ErrBadRecord)
 	}
@@ -210,8 +220,15 @@ func DecodeZone(b []byte) (*Zone, error) {
 	if !bytes.Equal(rec.p.GetClaimHash(), claimHash(sz.GetClaim())) {
 		return nil, fmt.Errorf("zone %s: the embedded claim is not the one the owner signed the zone with: %w", z.Name, ErrWrongOwner)
 	}
-	if err := z.attachClaim(sz.GetClaim()); err != nil {
+	if err := z.attachClaim(sz.GetClaim(), sz.GetRotations()); err != nil {
 		return nil, err
+	}
+	var chainHash []byte
+	if steps := sz.GetRotations(); len(steps) > 0 {
+		chainHash = stepHash(steps[len(steps)-1])
+	}
+	if !bytes.Equal(rec.p.GetChainHash(), chainHash) {
+		return nil, fmt.Errorf("zone %s: the key chain carried is not the one the owner signed the zone with: %w", z.Name, ErrWrongOwner)
 	}
 	z.signed = b
 	return z, checkRecords(z.Name, z.Records)
@@ -239,7 +256,9 @@ func zoneFromPayload(p *pb.ZonePayload, signer crypto.PubKey) (*Zone, error) {
 	return z, nil
 }
 
-func (z *Zone) attachClaim(b []byte) error {
+// attachClaim checks the embedded claim and key chain: the zone must be
+// signed by the key the chain ends at.
+func (z *Zone) attachClaim(b []byte, steps [][]byte) error {
 	c, err := DecodeClaim(b)
 	if err != nil {
 		return fmt.Errorf("zone %s: embedded %w", z.Name, err)
@@ -247,10 +266,14 @@ func (z *Zone) attachClaim(b []byte) error {
 	if c.Name != z.Name {
 		return fmt.Errorf("zone %s: embedded claim is for %s: %w", z.Name, c.Name, ErrNameMismatch)
 	}
-	if !c.Owner.Equals(z.Owner) {
-		return fmt.Errorf("zone %s: signed by %s but the embedded claim is owned by %s: %w", z.Name, KeyID(z.Owner), KeyID(c.Owner), ErrWrongOwner)
+	l, err := NewLineage(c, steps)
+	if err != nil {
+		return fmt.Errorf("zone %s: %w", z.Name, err)
 	}
-	z.Claim, z.claimBytes = c, b
+	if !l.Head().Equals(z.Owner) {
+		return fmt.Errorf("zone %s: signed by %s but the name's key is %s: %w", z.Name, KeyID(z.Owner), KeyID(l.Head()), ErrWrongOwner)
+	}
+	z.Claim, z.claimBytes, z.Rotations = c, b, l.Steps
 	return nil
 }
 
@@ -260,15 +283,16 @@ func claimHash(claim []byte) []byte {
 	return h[:]
 }
 
-// MatchOwner checks that zone z is signed by the owner of claim c, the claim
-// a resolver trusts (e.g. the one it pinned), which may be a different claim
-// of the same owner from the one embedded in z.
+// MatchOwner checks that zone z rests on the owner of claim c, the claim a
+// resolver trusts (e.g. the one it pinned), which may be a different claim
+// of the same owner from the one embedded in z. The key chain is
+// CheckSuccession's business.
 func MatchOwner(c *Claim, z *Zone) error {
 	if c.Name != z.Name {
 		return fmt.Errorf("zone %s: claim is for %s: %w", z.Name, c.Name, ErrNameMismatch)
 	}
-	if !c.Owner.Equals(z.Owner) {
-		return fmt.Errorf("zone %s: signed by %s, but the name is owned by %s; ignore this zone: %w", z.Name, KeyID(z.Owner), KeyID(c.Owner), ErrWrongOwner)
+	if !c.Owner.Equals(z.Claim.Owner) {
+		return fmt.Errorf("zone %s: rests on the claim of %s, but the name is owned by %s; ignore this zone: %w", z.Name, KeyID(z.Claim.Owner), KeyID(c.Owner), ErrWrongOwner)
 	}
 	return nil
 }

@@ -187,7 +187,7 @@ func TestZoneSignRefuses(t *testing.T) {
 		{"sub name", &Zone{Name: mustParse(t, "api.coolblog.code"), Claim: c}, 1, ErrBadName},
 		{"bad record", testZone(t, c, 1, Record{Type: TypeHOST, Value: "nope"}), 1, ErrBadRecord},
 		{"negative TTL", &Zone{Name: c.Name, Claim: c, TTL: -time.Second}, 1, ErrBadRecord},
-		{"too large", testZone(t, c, 1, manyTXT(11)...), 1, ErrTooLarge},
+		{"too large", testZone(t, c, 1, manyTXT(MaxRecordSize/MaxTXTLen+1)...), 1, ErrTooLarge},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

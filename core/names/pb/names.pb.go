@@ -94,6 +94,58 @@ func (RecordType) EnumDescriptor() ([]byte, []int) {
 	return file_core_names_pb_names_proto_rawDescGZIP(), []int{0}
 }
 
+type RotationKind int32
+
+const (
+	RotationKind_ROTATION_KIND_UNSPECIFIED RotationKind = 0
+	// Signed by the name's current key: an ordinary rotation.
+	RotationKind_ROTATION_KIND_ROTATE RotationKind = 1
+	// Signed by the recovery key the lineage commits to: takes the name back
+	// from a lost or stolen current key.
+	RotationKind_ROTATION_KIND_RECOVER RotationKind = 2
+)
+
+// Enum value maps for RotationKind.
+var (
+	RotationKind_name = map[int32]string{
+		0: "ROTATION_KIND_UNSPECIFIED",
+		1: "ROTATION_KIND_ROTATE",
+		2: "ROTATION_KIND_RECOVER",
+	}
+	RotationKind_value = map[string]int32{
+		"ROTATION_KIND_UNSPECIFIED": 0,
+		"ROTATION_KIND_ROTATE":      1,
+		"ROTATION_KIND_RECOVER":     2,
+	}
+)
+
+func (x RotationKind) Enum() *RotationKind {
+	p := new(RotationKind)
+	*p = x
+	return p
+}
+
+func (x RotationKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RotationKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_core_names_pb_names_proto_enumTypes[1].Descriptor()
+}
+
+func (RotationKind) Type() protoreflect.EnumType {
+	return &file_core_names_pb_names_proto_enumTypes[1]
+}
+
+func (x RotationKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RotationKind.Descriptor instead.
+func (RotationKind) EnumDescriptor() ([]byte, []int) {
+	return file_core_names_pb_names_proto_rawDescGZIP(), []int{1}
+}
+
 // ClaimPayload is what the owner signs, inside a libp2p signed envelope
 // (domain "avtr-claim"). It binds a registered name to the owner's identity key.
 // Its bytes must be the canonical (deterministic, no unknown fields) encoding.
@@ -110,7 +162,11 @@ type ClaimPayload struct {
 	// Proof-of-work difficulty in leading zero bits that nonce meets.
 	Difficulty uint32 `protobuf:"varint,4,opt,name=difficulty,proto3" json:"difficulty,omitempty"`
 	// Proof-of-work nonce.
-	Nonce         uint64 `protobuf:"varint,5,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	Nonce uint64 `protobuf:"varint,5,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	// SHA-256 of the recovery key (libp2p key framing), or empty: the key that
+	// may rotate the name away from a lost or stolen owner key. Only the
+	// recovery key can change it once set (see RotationPayload).
+	Recovery      []byte `protobuf:"bytes,6,opt,name=recovery,proto3" json:"recovery,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -178,6 +234,13 @@ func (x *ClaimPayload) GetNonce() uint64 {
 		return x.Nonce
 	}
 	return 0
+}
+
+func (x *ClaimPayload) GetRecovery() []byte {
+	if x != nil {
+		return x.Recovery
+	}
+	return nil
 }
 
 // SignedClaim is the value stored under /avtr-claim/<name>: the owner's
@@ -300,7 +363,10 @@ type ZonePayload struct {
 	Records    []*ZoneRecord          `protobuf:"bytes,6,rep,name=records,proto3" json:"records,omitempty"`
 	// SHA-256 of the SignedClaim carried beside the envelope, so that nobody
 	// can swap in another claim of the same owner and make a second valid copy.
-	ClaimHash     []byte `protobuf:"bytes,7,opt,name=claim_hash,json=claimHash,proto3" json:"claim_hash,omitempty"`
+	ClaimHash []byte `protobuf:"bytes,7,opt,name=claim_hash,json=claimHash,proto3" json:"claim_hash,omitempty"`
+	// SHA-256 of the last SignedRotation in SignedZone.rotations (empty when
+	// there is none), so that the owner signs which chain the zone carries.
+	ChainHash     []byte `protobuf:"bytes,8,opt,name=chain_hash,json=chainHash,proto3" json:"chain_hash,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -384,6 +450,13 @@ func (x *ZonePayload) GetClaimHash() []byte {
 	return nil
 }
 
+func (x *ZonePayload) GetChainHash() []byte {
+	if x != nil {
+		return x.ChainHash
+	}
+	return nil
+}
+
 // SignedZone is the value stored under /avtr-zone/<name>. It carries the
 // owner's claim so that a DHT holder can rank zones by whose claim wins
 // without a network lookup.
@@ -393,7 +466,10 @@ type SignedZone struct {
 	Envelope []byte `protobuf:"bytes,1,opt,name=envelope,proto3" json:"envelope,omitempty"`
 	// A SignedClaim for the same name by the same key; its hash is signed in
 	// the payload's claim_hash.
-	Claim         []byte `protobuf:"bytes,2,opt,name=claim,proto3" json:"claim,omitempty"`
+	Claim []byte `protobuf:"bytes,2,opt,name=claim,proto3" json:"claim,omitempty"`
+	// The name's key rotations since the claim, oldest first: each is a
+	// SignedRotation. The zone is signed by the key the last one names.
+	Rotations     [][]byte `protobuf:"bytes,3,rep,name=rotations,proto3" json:"rotations,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -442,6 +518,177 @@ func (x *SignedZone) GetClaim() []byte {
 	return nil
 }
 
+func (x *SignedZone) GetRotations() [][]byte {
+	if x != nil {
+		return x.Rotations
+	}
+	return nil
+}
+
+// RotationPayload moves a name from its current key to new_key. It is signed
+// twice (SignedRotation): by the authority (the current key, or for RECOVER
+// the recovery key) and by the new key, which proves the new owner holds it.
+type RotationPayload struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// 1 for the first rotation after the claim.
+	Index uint32 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	// SHA-256 of the claim (as SignedClaim bytes) for index 1, else of the
+	// previous SignedRotation: the chain hangs off one exact claim.
+	Prev []byte       `protobuf:"bytes,3,opt,name=prev,proto3" json:"prev,omitempty"`
+	Kind RotationKind `protobuf:"varint,4,opt,name=kind,proto3,enum=avnode.names.v1.RotationKind" json:"kind,omitempty"`
+	// The name's key from now on, in libp2p key framing.
+	NewKey []byte `protobuf:"bytes,5,opt,name=new_key,json=newKey,proto3" json:"new_key,omitempty"`
+	// A new recovery commitment (SHA-256 of the recovery key), or empty to keep
+	// the current one. ROTATE may set one only where none is set.
+	Recovery      []byte `protobuf:"bytes,6,opt,name=recovery,proto3" json:"recovery,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotationPayload) Reset() {
+	*x = RotationPayload{}
+	mi := &file_core_names_pb_names_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotationPayload) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotationPayload) ProtoMessage() {}
+
+func (x *RotationPayload) ProtoReflect() protoreflect.Message {
+	mi := &file_core_names_pb_names_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotationPayload.ProtoReflect.Descriptor instead.
+func (*RotationPayload) Descriptor() ([]byte, []int) {
+	return file_core_names_pb_names_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *RotationPayload) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RotationPayload) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *RotationPayload) GetPrev() []byte {
+	if x != nil {
+		return x.Prev
+	}
+	return nil
+}
+
+func (x *RotationPayload) GetKind() RotationKind {
+	if x != nil {
+		return x.Kind
+	}
+	return RotationKind_ROTATION_KIND_UNSPECIFIED
+}
+
+func (x *RotationPayload) GetNewKey() []byte {
+	if x != nil {
+		return x.NewKey
+	}
+	return nil
+}
+
+func (x *RotationPayload) GetRecovery() []byte {
+	if x != nil {
+		return x.Recovery
+	}
+	return nil
+}
+
+type SignedRotation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The canonical RotationPayload bytes both signatures cover.
+	Payload []byte `protobuf:"bytes,1,opt,name=payload,proto3" json:"payload,omitempty"`
+	// For RECOVER, the recovery key itself (its hash is the commitment); empty
+	// for ROTATE, whose authority is the current key.
+	AuthorityKey       []byte `protobuf:"bytes,2,opt,name=authority_key,json=authorityKey,proto3" json:"authority_key,omitempty"`
+	AuthoritySignature []byte `protobuf:"bytes,3,opt,name=authority_signature,json=authoritySignature,proto3" json:"authority_signature,omitempty"`
+	NewKeySignature    []byte `protobuf:"bytes,4,opt,name=new_key_signature,json=newKeySignature,proto3" json:"new_key_signature,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *SignedRotation) Reset() {
+	*x = SignedRotation{}
+	mi := &file_core_names_pb_names_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignedRotation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignedRotation) ProtoMessage() {}
+
+func (x *SignedRotation) ProtoReflect() protoreflect.Message {
+	mi := &file_core_names_pb_names_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignedRotation.ProtoReflect.Descriptor instead.
+func (*SignedRotation) Descriptor() ([]byte, []int) {
+	return file_core_names_pb_names_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *SignedRotation) GetPayload() []byte {
+	if x != nil {
+		return x.Payload
+	}
+	return nil
+}
+
+func (x *SignedRotation) GetAuthorityKey() []byte {
+	if x != nil {
+		return x.AuthorityKey
+	}
+	return nil
+}
+
+func (x *SignedRotation) GetAuthoritySignature() []byte {
+	if x != nil {
+		return x.AuthoritySignature
+	}
+	return nil
+}
+
+func (x *SignedRotation) GetNewKeySignature() []byte {
+	if x != nil {
+		return x.NewKeySignature
+	}
+	return nil
+}
+
 // EstatePayload is what an estate key signs, inside a libp2p signed
 // envelope (domain "avtr-estate"): which machines run the estate now. The
 // value stored under /avtr-estate/<estate ID> is the envelope itself.
@@ -461,7 +708,7 @@ type EstatePayload struct {
 
 func (x *EstatePayload) Reset() {
 	*x = EstatePayload{}
-	mi := &file_core_names_pb_names_proto_msgTypes[5]
+	mi := &file_core_names_pb_names_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -473,7 +720,7 @@ func (x *EstatePayload) String() string {
 func (*EstatePayload) ProtoMessage() {}
 
 func (x *EstatePayload) ProtoReflect() protoreflect.Message {
-	mi := &file_core_names_pb_names_proto_msgTypes[5]
+	mi := &file_core_names_pb_names_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -486,7 +733,7 @@ func (x *EstatePayload) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EstatePayload.ProtoReflect.Descriptor instead.
 func (*EstatePayload) Descriptor() ([]byte, []int) {
-	return file_core_names_pb_names_proto_rawDescGZIP(), []int{5}
+	return file_core_names_pb_names_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *EstatePayload) GetEstateKey() []byte {
@@ -535,7 +782,7 @@ var File_core_names_pb_names_proto protoreflect.FileDescriptor
 
 const file_core_names_pb_names_proto_rawDesc = "" +
 	"\n" +
-	"\x19core/names/pb/names.proto\x12\x0favnode.names.v1\"\x98\x01\n" +
+	"\x19core/names/pb/names.proto\x12\x0favnode.names.v1\"\xb4\x01\n" +
 	"\fClaimPayload\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
 	"\towner_key\x18\x02 \x01(\fR\bownerKey\x12!\n" +
@@ -543,14 +790,15 @@ const file_core_names_pb_names_proto_rawDesc = "" +
 	"\n" +
 	"difficulty\x18\x04 \x01(\rR\n" +
 	"difficulty\x12\x14\n" +
-	"\x05nonce\x18\x05 \x01(\x04R\x05nonce\":\n" +
+	"\x05nonce\x18\x05 \x01(\x04R\x05nonce\x12\x1a\n" +
+	"\brecovery\x18\x06 \x01(\fR\brecovery\":\n" +
 	"\vSignedClaim\x12\x1a\n" +
 	"\benvelope\x18\x01 \x01(\fR\benvelopeJ\x04\b\x02\x10\x03R\twitnesses\"i\n" +
 	"\n" +
 	"ZoneRecord\x12/\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x1b.avnode.names.v1.RecordTypeR\x04type\x12\x14\n" +
 	"\x05label\x18\x02 \x01(\tR\x05label\x12\x14\n" +
-	"\x05value\x18\x03 \x01(\tR\x05value\"\xe8\x01\n" +
+	"\x05value\x18\x03 \x01(\tR\x05value\"\x87\x02\n" +
 	"\vZonePayload\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
 	"\towner_key\x18\x02 \x01(\fR\bownerKey\x12\x10\n" +
@@ -561,11 +809,26 @@ const file_core_names_pb_names_proto_rawDesc = "" +
 	"ttlSeconds\x125\n" +
 	"\arecords\x18\x06 \x03(\v2\x1b.avnode.names.v1.ZoneRecordR\arecords\x12\x1d\n" +
 	"\n" +
-	"claim_hash\x18\a \x01(\fR\tclaimHash\">\n" +
+	"claim_hash\x18\a \x01(\fR\tclaimHash\x12\x1d\n" +
+	"\n" +
+	"chain_hash\x18\b \x01(\fR\tchainHash\"\\\n" +
 	"\n" +
 	"SignedZone\x12\x1a\n" +
 	"\benvelope\x18\x01 \x01(\fR\benvelope\x12\x14\n" +
-	"\x05claim\x18\x02 \x01(\fR\x05claim\"\xb4\x01\n" +
+	"\x05claim\x18\x02 \x01(\fR\x05claim\x12\x1c\n" +
+	"\trotations\x18\x03 \x03(\fR\trotations\"\xb7\x01\n" +
+	"\x0fRotationPayload\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\rR\x05index\x12\x12\n" +
+	"\x04prev\x18\x03 \x01(\fR\x04prev\x121\n" +
+	"\x04kind\x18\x04 \x01(\x0e2\x1d.avnode.names.v1.RotationKindR\x04kind\x12\x17\n" +
+	"\anew_key\x18\x05 \x01(\fR\x06newKey\x12\x1a\n" +
+	"\brecovery\x18\x06 \x01(\fR\brecovery\"\xac\x01\n" +
+	"\x0eSignedRotation\x12\x18\n" +
+	"\apayload\x18\x01 \x01(\fR\apayload\x12#\n" +
+	"\rauthority_key\x18\x02 \x01(\fR\fauthorityKey\x12/\n" +
+	"\x13authority_signature\x18\x03 \x01(\fR\x12authoritySignature\x12*\n" +
+	"\x11new_key_signature\x18\x04 \x01(\fR\x0fnewKeySignature\"\xb4\x01\n" +
 	"\rEstatePayload\x12\x1d\n" +
 	"\n" +
 	"estate_key\x18\x01 \x01(\fR\testateKey\x12\x10\n" +
@@ -584,7 +847,11 @@ const file_core_names_pb_names_proto_rawDesc = "" +
 	"\rRECORD_TYPE_A\x10\x03\x12\x15\n" +
 	"\x11RECORD_TYPE_CNAME\x10\x04\x12\x13\n" +
 	"\x0fRECORD_TYPE_TXT\x10\x05\x12\x13\n" +
-	"\x0fRECORD_TYPE_SAT\x10\x06B(Z&github.com/avnode/avnode/core/names/pbb\x06proto3"
+	"\x0fRECORD_TYPE_SAT\x10\x06*b\n" +
+	"\fRotationKind\x12\x1d\n" +
+	"\x19ROTATION_KIND_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14ROTATION_KIND_ROTATE\x10\x01\x12\x19\n" +
+	"\x15ROTATION_KIND_RECOVER\x10\x02B(Z&github.com/avnode/avnode/core/names/pbb\x06proto3"
 
 var (
 	file_core_names_pb_names_proto_rawDescOnce sync.Once
@@ -598,25 +865,29 @@ func file_core_names_pb_names_proto_rawDescGZIP() []byte {
 	return file_core_names_pb_names_proto_rawDescData
 }
 
-var file_core_names_pb_names_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_core_names_pb_names_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_core_names_pb_names_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_core_names_pb_names_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_core_names_pb_names_proto_goTypes = []any{
-	(RecordType)(0),       // 0: avnode.names.v1.RecordType
-	(*ClaimPayload)(nil),  // 1: avnode.names.v1.ClaimPayload
-	(*SignedClaim)(nil),   // 2: avnode.names.v1.SignedClaim
-	(*ZoneRecord)(nil),    // 3: avnode.names.v1.ZoneRecord
-	(*ZonePayload)(nil),   // 4: avnode.names.v1.ZonePayload
-	(*SignedZone)(nil),    // 5: avnode.names.v1.SignedZone
-	(*EstatePayload)(nil), // 6: avnode.names.v1.EstatePayload
+	(RecordType)(0),         // 0: avnode.names.v1.RecordType
+	(RotationKind)(0),       // 1: avnode.names.v1.RotationKind
+	(*ClaimPayload)(nil),    // 2: avnode.names.v1.ClaimPayload
+	(*SignedClaim)(nil),     // 3: avnode.names.v1.SignedClaim
+	(*ZoneRecord)(nil),      // 4: avnode.names.v1.ZoneRecord
+	(*ZonePayload)(nil),     // 5: avnode.names.v1.ZonePayload
+	(*SignedZone)(nil),      // 6: avnode.names.v1.SignedZone
+	(*RotationPayload)(nil), // 7: avnode.names.v1.RotationPayload
+	(*SignedRotation)(nil),  // 8: avnode.names.v1.SignedRotation
+	(*EstatePayload)(nil),   // 9: avnode.names.v1.EstatePayload
 }
 var file_core_names_pb_names_proto_depIdxs = []int32{
 	0, // 0: avnode.names.v1.ZoneRecord.type:type_name -> avnode.names.v1.RecordType
-	3, // 1: avnode.names.v1.ZonePayload.records:type_name -> avnode.names.v1.ZoneRecord
-	2, // [2:2] is the sub-list for method output_type
-	2, // [2:2] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	4, // 1: avnode.names.v1.ZonePayload.records:type_name -> avnode.names.v1.ZoneRecord
+	1, // 2: avnode.names.v1.RotationPayload.kind:type_name -> avnode.names.v1.RotationKind
+	3, // [3:3] is the sub-list for method output_type
+	3, // [3:3] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_core_names_pb_names_proto_init() }
@@ -629,8 +900,8 @@ func file_core_names_pb_names_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_core_names_pb_names_proto_rawDesc), len(file_core_names_pb_names_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   6,
+			NumEnums:      2,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
