@@ -98,13 +98,17 @@ type RecordInfo struct {
 
 // Resolution is what `avnode resolve --json` prints.
 type Resolution struct {
-	Name    string       `json:"name"`
-	Key     string       `json:"key"`
-	Seq     uint64       `json:"seq"`
-	Expires time.Time    `json:"expires"`
-	Records []RecordInfo `json:"records"`
-	Hosts   []HostInfo   `json:"hosts"`
-	Root    string       `json:"root"`
+	Name string `json:"name"`
+	// Key is the name's current key; KeyType is Ed25519 or
+	// Ed25519+ML-DSA-65; Rotations counts its key changes since the claim.
+	Key       string       `json:"key"`
+	KeyType   string       `json:"key_type"`
+	Rotations int          `json:"rotations"`
+	Seq       uint64       `json:"seq"`
+	Expires   time.Time    `json:"expires"`
+	Records   []RecordInfo `json:"records"`
+	Hosts     []HostInfo   `json:"hosts"`
+	Root      string       `json:"root"`
 	// Via lists the CNAME chain followed, if any.
 	Via []string `json:"via,omitempty"`
 	// Estates are the estates the name's HOST records name, each with the
@@ -304,4 +308,25 @@ type ScriptInfo struct {
 	Warnings  []string  `json:"warnings,omitempty"`
 	LoadedAt  time.Time `json:"loaded_at"`
 	LastError string    `json:"last_error,omitempty"` // why the latest reload of this file failed; "" if it did not
+}
+
+// KeyStep is one rotation of a name's key.
+type KeyStep struct {
+	Index   int    `json:"index"`
+	Kind    string `json:"kind"` // rotate or recover
+	Key     string `json:"key"`
+	KeyType string `json:"key_type"`
+}
+
+// KeyChain is a name's key history: what `avnode key recovery show`,
+// `key rotate` and `name recover` show.
+type KeyChain struct {
+	Name        string    `json:"name"`
+	Key         string    `json:"key"`
+	KeyType     string    `json:"key_type"`
+	Claimed     string    `json:"claimed"`
+	Recovery    string    `json:"recovery"`
+	RecoveryKey string    `json:"recovery_key,omitempty"`
+	Steps       []KeyStep `json:"steps"`
+	Seq         uint64    `json:"seq,omitempty"`
 }

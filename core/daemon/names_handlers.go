@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	"github.com/avnode/avnode/core/api"
@@ -15,6 +16,37 @@ func (d *Daemon) registerNameHandlers(s *api.Server) {
 	s.Handle("POST /v1/record/rm", d.handleRecordChange(true))
 	s.Handle("GET /v1/record/ls", d.handleRecordList)
 	s.Handle("GET /v1/resolve", d.handleResolve)
+	s.Handle("POST /v1/key/rotate", d.handleKeyChange(func(ctx context.Context, req api.Request) (*naming.KeyChain, error) {
+		return d.Names.RotateKey(ctx, req.Query("name"), req.Query("to"))
+	}))
+	s.Handle("POST /v1/key/recovery/set", d.handleKeyChange(func(ctx context.Context, req api.Request) (*naming.KeyChain, error) {
+		return d.Names.SetRecovery(ctx, req.Query("name"), req.Query("recovery_key"), req.Query("current_recovery_key"))
+	}))
+	s.Handle("GET /v1/key/recovery/show", d.handleKeyChange(func(ctx context.Context, req api.Request) (*naming.KeyChain, error) {
+		return d.Names.KeyChainOf(ctx, req.Query("name"))
+	}))
+	s.Handle("POST /v1/name/recover", d.handleKeyChange(func(ctx context.Context, req api.Request) (*naming.KeyChain, error) {
+		after := -1
+		if a := req.Query("after"); a != "" {
+			n, err := strconv.Atoi(a)
+			if err != nil || n < 0 {
+				return nil, fault.Errorf(fault.Invalid, "--after %q: give the number of the last step to keep (0: right after the claim)", a)
+			}
+			after = n
+		}
+		return d.Names.Recover(ctx, req.Query("name"), req.Query("recovery_key"), req.Query("to"), after)
+	}))
+}
+
+// handleKeyChange answers a key chain change or listing.
+func (d *Daemon) handleKeyChange(run func(context.Context, api.Request) (*naming.KeyChain, error)) api.Handler {
+	return func(ctx context.Context, req api.Request) (any, error) {
+		k, err := run(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		return keyChainOf(k), nil
+	}
 }
 
 func (d *Daemon) handleClaim(ctx context.Context, req api.Request) (any, error) {
@@ -22,7 +54,7 @@ func (d *Daemon) handleClaim(ctx context.Context, req api.Request) (any, error) 
 	if key == "" {
 		key = "default"
 	}
-	res, err := d.Names.Claim(ctx, req.Query("name"), key)
+	res, err := d.Names.ClaimWithRecovery(ctx, req.Query("name"), key, req.Query("recovery_key"))
 	if err != nil {
 		return nil, err
 	}

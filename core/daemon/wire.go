@@ -45,7 +45,7 @@ func claimOf(c *naming.ClaimResult) *api.ClaimResult {
 }
 
 func resolutionOf(r *naming.Resolution) *api.Resolution {
-	return &api.Resolution{Name: r.Name, Key: r.Key, Seq: r.Seq, Expires: r.Expires,
+	return &api.Resolution{Name: r.Name, Key: r.Key, KeyType: r.KeyType, Rotations: r.Rotations, Seq: r.Seq, Expires: r.Expires,
 		Records: convert(r.Records, recordOf), Hosts: convert(r.Hosts, hostOf), Root: r.Root,
 		Via: r.Via, CopiesWanted: r.CopiesWanted, Disputed: r.Disputed, Estates: convert(r.Estates, estateInfoOf),
 		SignedZone: r.SignedZone, SignedClaim: r.SignedClaim}
@@ -92,4 +92,11 @@ func peerOf(p node.PeerInfo) api.PeerInfo {
 func scriptOf(s policy.ScriptInfo) api.ScriptInfo {
 	return api.ScriptInfo{Path: s.Path, SHA256: s.SHA256, Hooks: s.Hooks, Warnings: s.Warnings,
 		LoadedAt: s.LoadedAt, LastError: s.LastError}
+}
+
+func keyChainOf(k *naming.KeyChain) *api.KeyChain {
+	return &api.KeyChain{Name: k.Name, Key: k.Key, KeyType: k.KeyType, Claimed: k.Claimed, Recovery: k.Recovery,
+		RecoveryKey: k.RecoveryKey, Steps: convert(k.Steps, func(s naming.KeyStep) api.KeyStep {
+			return api.KeyStep{Index: s.Index, Kind: s.Kind, Key: s.Key, KeyType: s.KeyType}
+		}), Seq: k.Seq}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 
 	"github.com/avnode/avnode/core/fault"
+	"github.com/avnode/avnode/core/idkey"
 )
 
 const keySuffix = ".key"
@@ -56,10 +57,16 @@ func (s *Store) path(name string) string { return filepath.Join(s.dir, name+keyS
 
 // Generate makes a new Ed25519 key. It never replaces an existing key.
 func (s *Store) Generate(name string) (Key, error) {
+	return s.GenerateType(name, idkey.TypeEd25519)
+}
+
+// GenerateType makes a new key of a type idkey.ParseType returned: Ed25519,
+// or the post-quantum hybrid Ed25519 + ML-DSA-65.
+func (s *Store) GenerateType(name, typeName string) (Key, error) {
 	if err := CheckName(name); err != nil {
 		return Key{}, err
 	}
-	priv, _, err := crypto.GenerateEd25519Key(nil)
+	priv, err := idkey.Generate(typeName)
 	if err != nil {
 		return Key{}, fmt.Errorf("generate key %s: %w", name, err)
 	}
@@ -71,7 +78,7 @@ func (s *Store) Import(name string, priv crypto.PrivKey) (Key, error) {
 	if err := CheckName(name); err != nil {
 		return Key{}, err
 	}
-	data, err := crypto.MarshalPrivateKey(priv)
+	data, err := idkey.MarshalPrivate(priv)
 	if err != nil {
 		return Key{}, fmt.Errorf("encode key %s: %w", name, err)
 	}
@@ -95,7 +102,7 @@ func (s *Store) Import(name string, priv crypto.PrivKey) (Key, error) {
 	if err := f.Close(); err != nil {
 		return Key{}, fmt.Errorf("store key %s: %w", name, err)
 	}
-	return Key{Name: name, Type: priv.Type().String(), Public: priv.GetPublic()}, nil
+	return Key{Name: name, Type: idkey.TypeName(priv), Public: priv.GetPublic()}, nil
 }
 
 // Sub is the keystore folder dir/name, made if missing: estate keys live
@@ -120,7 +127,7 @@ func (s *Store) Private(name string) (crypto.PrivKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("key %s: %w", name, err)
 	}
-	priv, err := crypto.UnmarshalPrivateKey(data)
+	priv, err := idkey.UnmarshalPrivate(data)
 	if err != nil {
 		return nil, fmt.Errorf("key %s is damaged (%v); restore it from a backup", name, err)
 	}
@@ -143,7 +150,7 @@ func (s *Store) List() ([]Key, error) {
 		if err != nil {
 			return nil, err
 		}
-		keys = append(keys, Key{Name: name, Type: priv.Type().String(), Public: priv.GetPublic()})
+		keys = append(keys, Key{Name: name, Type: idkey.TypeName(priv), Public: priv.GetPublic()})
 	}
 	sort.Slice(keys, func(i, j int) bool { return keys[i].Name < keys[j].Name })
 	return keys, nil

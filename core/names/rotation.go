@@ -77,6 +77,8 @@ type Rotation struct {
 func (r *Rotation) Signed() []byte { return r.signed }
 
 // Lineage is a claim and the rotations after it: who owns the name now.
+// Steps nil means the chain is not known (a claim value alone, which says
+// nothing of later rotations); empty means no rotation.
 type Lineage struct {
 	Claim *Claim
 	Steps []*Rotation
@@ -364,8 +366,11 @@ func divergence(a, b *Lineage) int {
 // lineage known (nil if none), it accepts incoming if it is the same, extends
 // it, or replaces it by a recovery where they first differ. It refuses the
 // chain a rotation left behind (ErrRotated: the old key's zones) and a
-// rival branch signed by the same authority (first seen stands). Both must
-// hang off the same claim when either has steps.
+// rival branch signed by the same authority (first seen stands). Once a
+// name has rotated or commits to a recovery key, every record must hang off
+// the one claim known: a stolen first key must not start over on a fresh
+// claim. An incoming lineage with Steps nil is a claim value alone: only its
+// owner and claim are checked.
 func CheckSuccession(known, incoming *Lineage) error {
 	if known == nil {
 		return nil
@@ -381,9 +386,12 @@ func CheckSuccession(known, incoming *Lineage) error {
 			return fmt.Errorf("%s: the record carries another claim than the one its key chain or recovery key hangs off: %w", n, ErrWrongOwner)
 		}
 	}
+	if incoming.Steps == nil {
+		return nil
+	}
 	i := divergence(known, incoming)
 	switch {
-	case i == len(incoming.Steps) && i == len(known.Steps), i == len(known.Steps):
+	case i == len(known.Steps):
 		return nil
 	case i == len(incoming.Steps):
 		return fmt.Errorf("%s: signed by key %s, which rotated away to %s at step %d; ignore it: %w",

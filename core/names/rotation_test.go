@@ -70,7 +70,7 @@ func hybridKey(t testing.TB) crypto.PrivKey {
 
 func TestRotationMovesTheNameToTheNewKey(t *testing.T) {
 	k0, k1, k2 := testKey(t, 1), testKey(t, 2), hybridKey(t)
-	root := &Lineage{Claim: mint(t, "einstein.avtr", k0)}
+	root := &Lineage{Claim: mint(t, "einstein.avtr", k0), Steps: []*Rotation{}}
 	s1, err := Rotate(root, k0, k1, nil)
 	l1 := extend(t, root, s1, err)
 	z, _, err := zoneOn(t, l1, 2, k1)
@@ -114,7 +114,7 @@ func TestRotationMovesTheNameToTheNewKey(t *testing.T) {
 func TestForgedRotationsAreRefused(t *testing.T) {
 	k0, k1, k2, rival := testKey(t, 1), testKey(t, 2), testKey(t, 3), testKey(t, 9)
 	claim := mint(t, "einstein.avtr", k0)
-	root := &Lineage{Claim: claim}
+	root := &Lineage{Claim: claim, Steps: []*Rotation{}}
 	good, err := Rotate(root, k0, k1, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -237,7 +237,7 @@ func signedZoneWithSteps(t testing.TB, z *Zone, key crypto.PrivKey, steps [][]by
 
 func TestRecoveryKeyTakesTheNameBackFromAThief(t *testing.T) {
 	main, rescue, thief, fresh := testKey(t, 1), testKey(t, 5), testKey(t, 6), testKey(t, 7)
-	root := &Lineage{Claim: mintRecoverable(t, "einstein.avtr", main, rescue)}
+	root := &Lineage{Claim: mintRecoverable(t, "einstein.avtr", main, rescue), Steps: []*Rotation{}}
 
 	// The thief, holding the main key, rotates to itself, and on.
 	t1, err := Rotate(root, main, thief, nil)
@@ -369,7 +369,7 @@ func TestEnvelopeIsLibp2psEnvelope(t *testing.T) {
 func FuzzRotation(f *testing.F) {
 	k0, k1 := testKey(f, 1), testKey(f, 2)
 	claim := mintAt(f, "einstein.avtr", k0, 4, testNow)
-	root := &Lineage{Claim: claim}
+	root := &Lineage{Claim: claim, Steps: []*Rotation{}}
 	if s, err := Rotate(root, k0, k1, nil); err == nil {
 		f.Add(s.Signed())
 	}

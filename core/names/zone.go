@@ -99,8 +99,11 @@ func (z *Zone) SignedClaim() []byte { return z.claimBytes }
 // Key returns the DHT key of z, /avtr-zone/<name>.
 func (z *Zone) Key() string { return ZoneKey(z.Name) }
 
-// Lineage is the claim and key chain the zone rests on.
-func (z *Zone) Lineage() *Lineage { return &Lineage{Claim: z.Claim, Steps: z.Rotations} }
+// Lineage is the claim and key chain the zone rests on. Its Steps are never
+// nil: a zone speaks for its whole chain, even when it has no rotation.
+func (z *Zone) Lineage() *Lineage {
+	return &Lineage{Claim: z.Claim, Steps: append([]*Rotation{}, z.Rotations...)}
+}
 
 // CopiesPrefix starts the TXT record by which an owner asks mirrors to keep
 // a number of copies of the name: "copies=5".

@@ -87,6 +87,26 @@ type ClaimResult struct {
 // of work, ask the closest peers to hold it, then store the claim and an
 // empty zone in the DHT.
 func (s *Service) Claim(ctx context.Context, nameText, keyName string) (*ClaimResult, error) {
+	return s.ClaimWithRecovery(ctx, nameText, keyName, "")
+}
+
+// ClaimWithRecovery is Claim with a recovery key: the claim commits to the
+// hash of keystore key recoveryKey ("" for none), which can later take the
+// name back from a lost or stolen key (Recover).
+func (s *Service) ClaimWithRecovery(ctx context.Context, nameText, keyName, recoveryKey string) (*ClaimResult, error) {
+	var recovery []byte
+	if recoveryKey != "" {
+		rescue, err := s.keys.Private(recoveryKey)
+		if err != nil {
+			return nil, err
+		}
+		if recovery, err = names.RecoveryCommitment(rescue.GetPublic()); err != nil {
+			return nil, err
+		}
+		if recoveryKey == keyName {
+			return nil, fmt.Errorf("claim %s: the recovery key must not be the name's own key: a thief of one would hold both", nameText)
+		}
+	}
 	n, err := names.Parse(nameText)
 	if err != nil {
 		return nil, err
@@ -103,7 +123,7 @@ func (s *Service) Claim(ctx context.Context, nameText, keyName string) (*ClaimRe
 		return nil, fmt.Errorf("claim %s: name already held by key %s; choose another name: %w", n, names.KeyID(held.Owner), names.ErrNameTaken)
 	}
 	start := time.Now()
-	c, err := names.MintClaim(ctx, n, priv, s.cfg.Names.ClaimDifficulty, time.Now())
+	c, err := names.MintClaimWithRecovery(ctx, n, priv, recovery, s.cfg.Names.ClaimDifficulty, time.Now())
 	if err != nil {
 		return nil, err
 	}

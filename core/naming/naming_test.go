@@ -145,7 +145,8 @@ func TestHoldersRefuseBadRecords(t *testing.T) {
 	goodValue := storedValue(t, holders[0], key)
 
 	ownerKey, _ := owner.keys.Private("einstein")
-	_, pinnedClaim, _ := owner.names.ownerOf(ctx, n)
+	_, pinned, _ := owner.names.ownerOf(ctx, n)
+	pinnedClaim := pinned.Claim
 	signed := func(mutate func(z *names.Zone)) []byte {
 		z := &names.Zone{Name: n, Seq: good.Seq + 10, Expiry: time.Now().Add(time.Hour), TTL: time.Minute, Claim: pinnedClaim,
 			Records: []names.Record{{Type: names.TypeTXT, Value: "forged"}}}

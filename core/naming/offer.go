@@ -37,12 +37,16 @@ func (s *Service) OfferZone(ctx context.Context, key string, data []byte) (*Reso
 	if err := s.checkOffered(ctx, n.Registered(), data); err != nil {
 		return nil, fmt.Errorf("offer %s: %w: %w", n, ErrRefused, err)
 	}
-	had, _ := s.highWater(ctx, n.Registered())
+	had, _ := s.owners.zoneV.DecodeValid(names.ZoneKey(n.Registered()), data)
+	var before uint64
+	if had != nil {
+		before, _ = s.highWater(ctx, had)
+	}
 	z, err := s.acceptZone(ctx, n.Registered(), data)
 	if err != nil {
 		return nil, fmt.Errorf("offer %s: %w: %w", n, ErrRefused, err)
 	}
-	if s.cfg.DHT.Mode != "client" && z.Seq > had {
+	if s.cfg.DHT.Mode != "client" && z.Seq > before {
 		s.spread(z)
 	}
 	return s.resolve(ctx, n.String(), nil)
@@ -97,17 +101,18 @@ func (s *Service) CheckAnnounced(ctx context.Context, nameText string, data []by
 	if err != nil {
 		return 0, false, err
 	}
-	held, err := s.owners.Known(ctx, n)
+	lineage, err := s.owners.KnownLineage(ctx, n)
 	if err != nil {
 		return 0, false, err
 	}
-	if err := names.HolderCheck(held, n, z.Owner); err != nil {
+	if err := names.CheckSuccession(lineage, z.Lineage()); err != nil {
 		return 0, false, err
 	}
-	if seen, _ := s.highWater(ctx, n); z.Seq < seen {
+	known = lineage != nil
+	if seen, _ := s.highWater(ctx, z); z.Seq < seen {
 		return 0, false, fmt.Errorf("zone %s: seq %d, seq %d held: %w", n, z.Seq, seen, ErrAnnouncedBefore)
 	}
-	return z.Seq, held != nil, nil
+	return z.Seq, known, nil
 }
 
 // checkOffered asks the name's closest holders about a name this node never

@@ -90,8 +90,8 @@ func NewOwners(store ds.Batching, cfg *config.Config, log *slog.Logger, reg prom
 // claim or zone by another key for a name this node knows.
 func (o *Owners) Validators() map[string]record.Validator {
 	return map[string]record.Validator{
-		names.ClaimNamespace: ownedValidator{o: o, decode: o.claimOwner, inner: o.claimV},
-		names.ZoneNamespace:  ownedValidator{o: o, decode: o.zoneOwner, inner: o.zoneV},
+		names.ClaimNamespace: ownedValidator{o: o, decode: o.claimLineage, inner: o.claimV},
+		names.ZoneNamespace:  ownedValidator{o: o, decode: o.zoneLineage, inner: o.zoneV},
 		// An estate ID is its key's: no other key can take it, so no
 		// owner needs remembering.
 		names.EstateNamespace: names.EstateValidator{},
@@ -335,39 +335,63 @@ func (o *Owners) zoneOwner(key string, value []byte) (*names.Claim, error) {
 	return z.Claim, nil
 }
 
+// claimLineage is a claim value as a lineage with no steps (Steps nil: a
+// claim never says anything about later rotations).
+func (o *Owners) claimLineage(key string, value []byte) (*names.Lineage, error) {
+	c, err := o.claimV.DecodeValid(key, value)
+	if err != nil {
+		return nil, err
+	}
+	return &names.Lineage{Claim: c}, nil
+}
+
+func (o *Owners) zoneLineage(key string, value []byte) (*names.Lineage, error) {
+	z, err := o.zoneV.DecodeValid(key, value)
+	if err != nil {
+		return nil, err
+	}
+	return z.Lineage(), nil
+}
+
 // ownedValidator is a names validator with this node's owners on top.
 type ownedValidator struct {
-	o      *Owners
-	decode func(key string, value []byte) (*names.Claim, error) // validates by the record rules
-	inner  record.Validator                                     // ranks by the record rules
+	o *Owners
+	// decode validates by the record rules and returns the lineage the
+	// value rests on: a claim alone for a claim value, with the key chain
+	// for a zone.
+	decode func(key string, value []byte) (*names.Lineage, error)
+	inner  record.Validator // ranks by the record rules
 }
 
 var _ record.Validator = ownedValidator{}
 
+// Validate refuses a value by another owner than the one this node knows,
+// or on a key chain behind the one it knows. A zone whose valid chain goes
+// beyond the known one teaches this node the rotation.
 func (v ownedValidator) Validate(key string, value []byte) error {
-	c, err := v.decode(key, value)
+	l, err := v.decode(key, value)
 	if err != nil {
 		return err
 	}
-	return v.o.Check(context.Background(), c.Name, c.Owner)
+	return v.o.CheckLineage(context.Background(), l)
 }
 
-// Select keeps only the values by the owner this node knows (all of them
-// when it knows none), then ranks those by the record rules.
+// Select keeps only the values by the owner and key chain this node knows
+// (all of them when it knows none), then ranks those by the record rules.
 func (v ownedValidator) Select(key string, values [][]byte) (int, error) {
 	kept := make([][]byte, 0, len(values))
 	index := make([]int, 0, len(values))
-	var held *names.Claim
+	var known *names.Lineage
 	looked := false
 	var firstErr error
 	for i, val := range values {
-		c, err := v.decode(key, val)
+		l, err := v.decode(key, val)
 		if err == nil && !looked {
-			held, err = v.o.Known(context.Background(), c.Name)
+			known, err = v.o.KnownLineage(context.Background(), l.Claim.Name)
 			looked = err == nil
 		}
 		if err == nil {
-			err = names.HolderCheck(held, c.Name, c.Owner)
+			err = checkAgainst(known, l)
 		}
 		if err != nil {
 			firstErr = cmp(firstErr, err)

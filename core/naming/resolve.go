@@ -1,6 +1,7 @@
 package naming
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -38,10 +39,14 @@ const (
 type Resolution struct {
 	Name    string       `json:"name"`
 	Key     string       `json:"key"`
-	Seq     uint64       `json:"seq"`
-	Expires time.Time    `json:"expires"`
-	Records []RecordInfo `json:"records"`
-	Hosts   []HostInfo   `json:"hosts"`
+	// KeyType is the current key's: Ed25519 or Ed25519+ML-DSA-65.
+	KeyType string `json:"key_type"`
+	// Rotations counts the key changes since the name was claimed.
+	Rotations int          `json:"rotations"`
+	Seq       uint64       `json:"seq"`
+	Expires   time.Time    `json:"expires"`
+	Records   []RecordInfo `json:"records"`
+	Hosts     []HostInfo   `json:"hosts"`
 	Root    string       `json:"root"`
 	// Via lists the CNAME chain followed, if any.
 	Via []string `json:"via,omitempty"`
@@ -116,8 +121,8 @@ func (s *Service) resolve(ctx context.Context, nameText string, via []string) (*
 		return nil, fmt.Errorf("resolve %s: zone %s (seq %d) has no records for label %q: %w", n, z.Name, z.Seq, label, ErrNotFound)
 	}
 	res := &Resolution{
-		Name: n.String(), Key: names.KeyID(z.Owner), Seq: z.Seq, Expires: z.Expiry.UTC(),
-		Records: []RecordInfo{}, Hosts: []HostInfo{}, Via: via,
+		Name: n.String(), Key: names.KeyID(z.Owner), KeyType: names.KeyType(z.Owner), Rotations: len(z.Rotations),
+		Seq: z.Seq, Expires: z.Expiry.UTC(), Records: []RecordInfo{}, Hosts: []HostInfo{}, Via: via,
 		SignedZone: z.Signed(), SignedClaim: z.SignedClaim(), CopiesWanted: z.CopiesWanted(),
 		Disputed: dispute,
 	}
@@ -199,11 +204,15 @@ func (s *Service) acceptZone(ctx context.Context, n names.Name, data []byte) (*n
 		s.owners.Refused(err, "name", n)
 		return nil, err
 	}
-	seen, _ := s.highWater(ctx, z.Name)
+	if err := s.owners.CheckLineage(ctx, z.Lineage()); err != nil {
+		s.owners.Refused(err, "name", n)
+		return nil, err
+	}
+	seen, _ := s.highWater(ctx, z)
 	if err := names.HighWater(z.Name, seen, z.Seq); err != nil {
 		return nil, err
 	}
-	s.setHighWater(ctx, z.Name, z.Seq)
+	s.setHighWater(ctx, z)
 	// Cache first: a watcher told of the new version resolves at once and
 	// must not get the old one from the cache.
 	s.cacheZone(z)
@@ -296,19 +305,27 @@ func (s *Service) peerAddrs(ctx context.Context, id peer.ID) []string {
 	return addrs
 }
 
-func (s *Service) highWater(ctx context.Context, n names.Name) (uint64, error) {
-	b, ok, err := s.get(ctx, nameKey(seqPrefix, n))
-	if err != nil || !ok || len(b) != 8 {
+// highWater is the highest sequence seen for z's name under z's key chain
+// head: sequences count within one head, so a rotation or recovery starts
+// from whatever sequence its first zone carries, and a thief's huge sequence
+// on a branch that lost does not block the owner's zones.
+func (s *Service) highWater(ctx context.Context, z *names.Zone) (uint64, error) {
+	b, ok, err := s.get(ctx, nameKey(seqPrefix, z.Name))
+	if err != nil || !ok || len(b) < 8 {
 		return 0, err
+	}
+	if len(b) > 8 && !bytes.Equal(b[8:], z.Lineage().HeadHash()) {
+		return 0, nil // another head: its marks do not apply
 	}
 	return binary.BigEndian.Uint64(b), nil
 }
 
-func (s *Service) setHighWater(ctx context.Context, n names.Name, seq uint64) {
-	if seen, _ := s.highWater(ctx, n); seen >= seq {
+func (s *Service) setHighWater(ctx context.Context, z *names.Zone) {
+	if seen, _ := s.highWater(ctx, z); seen >= z.Seq {
 		return
 	}
-	if err := s.store.Put(ctx, nameKey(seqPrefix, n), binary.BigEndian.AppendUint64(nil, seq)); err != nil {
-		s.log.Warn("keep high-water mark", "name", n, "err", err)
+	mark := append(binary.BigEndian.AppendUint64(nil, z.Seq), z.Lineage().HeadHash()...)
+	if err := s.store.Put(ctx, nameKey(seqPrefix, z.Name), mark); err != nil {
+		s.log.Warn("keep high-water mark", "name", z.Name, "err", err)
 	}
 }

@@ -33,7 +33,8 @@ var (
 	votedPrefix  = ds.NewKey("/held")   // the claim this node voted for as a holder (Owners.Vote)
 	ownedPrefix  = ds.NewKey("/owned")  // names whose key is in the keystore: value is the key name
 	zonePrefix   = ds.NewKey("/zone")   // the latest zone this node signed, per owned name
-	seqPrefix    = ds.NewKey("/seq")    // high-water mark: the highest zone sequence seen per name
+	seqPrefix    = ds.NewKey("/seq")    // high-water mark: the highest zone sequence seen per name and key chain head
+	chainPrefix  = ds.NewKey("/chain")  // the key chain (rotations) this node knows per name (Owners)
 )
 
 func nameKey(prefix ds.Key, n names.Name) ds.Key { return prefix.ChildString(n.Registered().String()) }

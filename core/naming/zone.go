@@ -2,12 +2,14 @@ package naming
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 
+	"github.com/avnode/avnode/core/keystore"
 	"github.com/avnode/avnode/core/names"
 )
 
@@ -150,7 +152,7 @@ func (s *Service) updateZone(ctx context.Context, n names.Name, change func(*nam
 	s.zoneMu.Lock()
 	defer s.zoneMu.Unlock()
 	n = n.Registered()
-	priv, claim, err := s.ownerOf(ctx, n)
+	priv, lineage, err := s.ownerOf(ctx, n)
 	if err != nil {
 		return nil, err
 	}
@@ -165,13 +167,15 @@ func (s *Service) updateZone(ctx context.Context, n names.Name, change func(*nam
 	if err := change(z); err != nil {
 		return nil, err
 	}
-	seen, _ := s.highWater(ctx, n)
+	z.Claim, z.Rotations = lineage.Claim, lineage.Steps
+	// The sequence goes on past the last one this node signed and any seen
+	// under the current key chain.
+	seen, _ := s.highWater(ctx, z)
 	z.Seq = max(z.Seq, seen) + 1
 	z.Expiry = time.Now().Add(s.cfg.Names.ZoneLifetime.D()).Truncate(time.Second)
 	if z.TTL <= 0 {
 		z.TTL = s.cfg.Names.ZoneTTL.D().Truncate(time.Second)
 	}
-	z.Claim = claim
 	data, err := z.Sign(priv)
 	if err != nil {
 		return nil, err
@@ -179,7 +183,7 @@ func (s *Service) updateZone(ctx context.Context, n names.Name, change func(*nam
 	if err := s.store.Put(ctx, nameKey(zonePrefix, n), data); err != nil {
 		return nil, fmt.Errorf("zone %s: store: %w", n, err)
 	}
-	s.setHighWater(ctx, n, z.Seq)
+	s.setHighWater(ctx, z)
 	s.cacheZone(z)
 	if err := s.dht.PutValue(ctx, z.Key(), data); err != nil {
 		return nil, fmt.Errorf("zone %s: publish: %w", n, err)
@@ -189,28 +193,27 @@ func (s *Service) updateZone(ctx context.Context, n names.Name, change func(*nam
 	return z, nil
 }
 
-// ownerOf returns the identity key and pinned claim of a name this node owns.
-func (s *Service) ownerOf(ctx context.Context, n names.Name) (crypto.PrivKey, *names.Claim, error) {
-	keyName, ok, err := s.get(ctx, nameKey(ownedPrefix, n))
-	if err != nil {
+// ownerOf returns the name's current key, from this node's keystore, and
+// the lineage (claim and key chain) this node knows for a name it owns.
+func (s *Service) ownerOf(ctx context.Context, n names.Name) (crypto.PrivKey, *names.Lineage, error) {
+	if _, ok, err := s.get(ctx, nameKey(ownedPrefix, n)); err != nil {
 		return nil, nil, err
-	}
-	if !ok {
+	} else if !ok {
 		return nil, nil, fmt.Errorf("%s is not a name this node owns; claim it first with `avnode name claim %s`", n, n)
 	}
-	priv, err := s.keys.Private(string(keyName))
+	lineage, err := s.owners.KnownLineage(ctx, n)
+	if err != nil || lineage == nil {
+		return nil, nil, fmt.Errorf("%s: its claim is missing from this node's store (%v); claim it again", n, err)
+	}
+	_, priv, err := s.keys.Find(lineage.Head())
+	if errors.Is(err, keystore.ErrNotFound) {
+		return nil, nil, fmt.Errorf("%s: the name's key is now %s (%d rotations), which is not in this node's keystore: %w",
+			n, names.KeyID(lineage.Head()), len(lineage.Steps), names.ErrRotated)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
-	claim, err := s.owners.Known(ctx, n)
-	if err != nil || claim == nil {
-		return nil, nil, fmt.Errorf("%s: its claim is missing from this node's store (%v); claim it again", n, err)
-	}
-	if !claim.Owner.Equals(priv.GetPublic()) {
-		return nil, nil, fmt.Errorf("%s: this node knows key %s as its owner, not keystore key %q (%s): %w",
-			n, names.KeyID(claim.Owner), keyName, names.KeyID(priv.GetPublic()), names.ErrNameTaken)
-	}
-	return priv, claim, nil
+	return priv, lineage, nil
 }
 
 // ListRecords shows an owned zone as this node last signed it, or the

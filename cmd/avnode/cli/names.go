@@ -13,7 +13,7 @@ import (
 )
 
 func newNameCmd(g *Globals) *cobra.Command {
-	var key string
+	var key, rescue string
 	claim := &cobra.Command{
 		Use:   "claim NAME",
 		Short: "Claim a name for an identity key, for good",
@@ -23,12 +23,14 @@ peers closest to the name to hold the claim (each holds only the first claim
 it is asked to, and refuses any other key), and once a majority of them does,
 stores the claim and an empty zone. Once held, a name cannot be taken by
 another key: every node that knows its owner refuses records by any other,
-and says so: "NAME is held by key k51…; refused a record by key k51…".`,
-		Example: "  avnode key gen einstein\n  avnode name claim einstein.avtr --key einstein",
+and says so: "NAME is held by key k51…; refused a record by key k51…".
+With --recovery-key, the claim commits to a second key that can take the name
+back if its key is lost or stolen (avnode name recover); keep that key offline.`,
+		Example: "  avnode key gen einstein\n  avnode key gen einstein-rescue\n  avnode name claim einstein.avtr --key einstein --recovery-key einstein-rescue",
 		Args:    ExactArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var res api.ClaimResult
-			q := url.Values{"name": {args[0]}, "key": {key}}
+			q := url.Values{"name": {args[0]}, "key": {key}, "recovery_key": {rescue}}
 			if err := g.call(cmd.Context(), "POST", "/v1/name/claim", q, &res); err != nil {
 				return err
 			}
@@ -41,8 +43,9 @@ and says so: "NAME is held by key k51…; refused a record by key k51…".`,
 		},
 	}
 	claim.Flags().StringVar(&key, "key", "default", "the identity key (see `avnode key ls`)")
-	parent := &cobra.Command{Use: "name", Short: "Claim names (layer 1: name to identity key)"}
-	parent.AddCommand(claim)
+	claim.Flags().StringVar(&rescue, "recovery-key", "", "a keystore key that can recover the name (only its hash is published)")
+	parent := &cobra.Command{Use: "name", Short: "Claim and recover names (layer 1: name to identity key)"}
+	parent.AddCommand(claim, newRecoverCmd(g))
 	return parent
 }
 
