@@ -69,7 +69,8 @@ func (h *HostAPI) Resolve(ctx context.Context, req *pluginpb.ResolveRequest) (*p
 
 func resolutionProto(res *api.Resolution) *pluginpb.Resolution {
 	out := &pluginpb.Resolution{Name: res.Name, Key: res.Key, Seq: res.Seq, ExpiresUnix: res.Expires.Unix(), Root: res.Root,
-		SignedZone: res.SignedZone, SignedClaim: res.SignedClaim, CopiesWanted: uint32(res.CopiesWanted)}
+		SignedZone: res.SignedZone, SignedClaim: res.SignedClaim, CopiesWanted: uint32(res.CopiesWanted),
+		KeyType: res.KeyType, Rotations: uint32(res.Rotations)}
 	for _, r := range res.Records {
 		out.Records = append(out.Records, &pluginpb.ZoneRecordEntry{Type: r.Type, Label: r.Label, Value: r.Value})
 	}

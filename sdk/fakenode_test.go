@@ -62,7 +62,7 @@ func (f *fakeNode) Resolve(_ context.Context, req *pluginpb.ResolveRequest) (*pl
 	return &pluginpb.Resolution{Name: req.GetName(), Key: "k51test", Seq: 4, ExpiresUnix: 1767225600,
 		Records: []*pluginpb.ZoneRecordEntry{{Type: "SAT", Value: "12D3KooWs"}},
 		Hosts:   []*pluginpb.HostInfo{{PeerId: "12D3KooWh", Addrs: []string{"/ip4/192.0.2.1/tcp/4001"}}},
-		Root:    "bafyroot", SignedZone: []byte("zone"), SignedClaim: []byte("claim"), CopiesWanted: 3}, nil
+		Root:    "bafyroot", SignedZone: []byte("zone"), SignedClaim: []byte("claim"), CopiesWanted: 3, KeyType: "Ed25519+ML-DSA-65", Rotations: 2}, nil
 }
 
 func (f *fakeNode) GetRecord(_ context.Context, req *pluginpb.RecordKey) (*pluginpb.RecordValue, error) {

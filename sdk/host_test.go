@@ -66,7 +66,7 @@ func TestHostCalls(t *testing.T) {
 	res, err := h.Resolve(ctx, "einstein.avtr")
 	want := Resolution{Name: "einstein.avtr", Key: "k51test", Seq: 4, Expires: time.Unix(1767225600, 0),
 		Records: []ZoneRecord{{Type: "SAT", Value: "12D3KooWs"}}, Hosts: []PeerInfo{{ID: "12D3KooWh", Addrs: []string{"/ip4/192.0.2.1/tcp/4001"}}},
-		Root: "bafyroot", SignedZone: []byte("zone"), SignedClaim: []byte("claim"), CopiesWanted: 3}
+		Root: "bafyroot", SignedZone: []byte("zone"), SignedClaim: []byte("claim"), CopiesWanted: 3, KeyType: "Ed25519+ML-DSA-65", Rotations: 2}
 	if err != nil || !reflect.DeepEqual(res, want) {
 		t.Fatalf("Resolve = %+v, %v; want %+v", res, err, want)
 	}

@@ -11,8 +11,13 @@ import "time"
 type Resolution struct {
 	// Name is the name resolved, e.g. einstein.avtr.
 	Name string
-	// Key is the owner's public key (k51…), which signs the claim and zone.
+	// Key is the name's current key (k51…, or k2… for a hybrid key), which
+	// signs the zone; it differs from the claim's key after a rotation.
 	Key string
+	// KeyType is "Ed25519" or "Ed25519+ML-DSA-65" (post-quantum hybrid).
+	KeyType string
+	// Rotations counts the key changes since the name was claimed.
+	Rotations int
 	// Seq is the zone's version; a newer zone has a higher Seq.
 	Seq uint64
 	// Expires is when the zone stops being valid; zero if it does not say.

@@ -16,6 +16,7 @@ func resolutionFromProto(p *pluginpb.Resolution) Resolution {
 		Records:    recordsFromProto(p.GetRecords()),
 		SignedZone: p.GetSignedZone(), SignedClaim: p.GetSignedClaim(),
 		CopiesWanted: int(p.GetCopiesWanted()),
+		KeyType:      p.GetKeyType(), Rotations: int(p.GetRotations()),
 	}
 	// The node sends 0, or the Unix time of the zero time, for no expiry.
 	if exp := p.GetExpiresUnix(); exp > 0 {

@@ -729,7 +729,11 @@ type Resolution struct {
 	SignedZone  []byte `protobuf:"bytes,8,opt,name=signed_zone,json=signedZone,proto3" json:"signed_zone,omitempty"`
 	SignedClaim []byte `protobuf:"bytes,9,opt,name=signed_claim,json=signedClaim,proto3" json:"signed_claim,omitempty"`
 	// The owner's replication target: TXT copies=N in the zone, 0 if none.
-	CopiesWanted  uint32 `protobuf:"varint,10,opt,name=copies_wanted,json=copiesWanted,proto3" json:"copies_wanted,omitempty"`
+	CopiesWanted uint32 `protobuf:"varint,10,opt,name=copies_wanted,json=copiesWanted,proto3" json:"copies_wanted,omitempty"`
+	// The current key's type: "Ed25519" or "Ed25519+ML-DSA-65" (hybrid).
+	KeyType string `protobuf:"bytes,11,opt,name=key_type,json=keyType,proto3" json:"key_type,omitempty"`
+	// How many times the name's key changed since it was claimed.
+	Rotations     uint32 `protobuf:"varint,12,opt,name=rotations,proto3" json:"rotations,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -830,6 +834,20 @@ func (x *Resolution) GetSignedClaim() []byte {
 func (x *Resolution) GetCopiesWanted() uint32 {
 	if x != nil {
 		return x.CopiesWanted
+	}
+	return 0
+}
+
+func (x *Resolution) GetKeyType() string {
+	if x != nil {
+		return x.KeyType
+	}
+	return ""
+}
+
+func (x *Resolution) GetRotations() uint32 {
+	if x != nil {
+		return x.Rotations
 	}
 	return 0
 }
@@ -2901,7 +2919,7 @@ const file_pluginpb_plugin_proto_rawDesc = "" +
 	"\x05value\x18\x03 \x01(\tR\x05value\"9\n" +
 	"\bHostInfo\x12\x17\n" +
 	"\apeer_id\x18\x01 \x01(\tR\x06peerId\x12\x14\n" +
-	"\x05addrs\x18\x02 \x03(\tR\x05addrs\"\xd3\x02\n" +
+	"\x05addrs\x18\x02 \x03(\tR\x05addrs\"\x8c\x03\n" +
 	"\n" +
 	"Resolution\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
@@ -2915,7 +2933,9 @@ const file_pluginpb_plugin_proto_rawDesc = "" +
 	"signedZone\x12!\n" +
 	"\fsigned_claim\x18\t \x01(\fR\vsignedClaim\x12#\n" +
 	"\rcopies_wanted\x18\n" +
-	" \x01(\rR\fcopiesWanted\"\x1d\n" +
+	" \x01(\rR\fcopiesWanted\x12\x19\n" +
+	"\bkey_type\x18\v \x01(\tR\akeyType\x12\x1c\n" +
+	"\trotations\x18\f \x01(\rR\trotations\"\x1d\n" +
 	"\tRecordKey\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\"5\n" +
 	"\vRecordValue\x12\x10\n" +

@@ -156,7 +156,10 @@ owner's target: a TXT record copies=N in the zone).`,
 			if g.JSON {
 				return PrintJSON(res)
 			}
-			fmt.Printf("%s  key %s  seq %d  expires %s\n", res.Name, res.Key, res.Seq, res.Expires.Format("2006-01-02 15:04:05Z"))
+			fmt.Printf("%s  key %s (%s)  seq %d  expires %s\n", res.Name, res.Key, res.KeyType, res.Seq, res.Expires.Format("2006-01-02 15:04:05Z"))
+			if res.Rotations > 0 {
+				fmt.Printf("key rotated %d times since the claim (avnode key recovery show %s)\n", res.Rotations, res.Name)
+			}
 			if len(res.Via) > 0 {
 				fmt.Printf("via %s\n", strings.Join(res.Via, " -> "))
 			}
