@@ -380,8 +380,9 @@ func TestThiefIsUndoneByTheRecoveryKey(t *testing.T) {
 	mustCLI(t, owner.repo, "name", "recover", name, "--recovery-key", "rescue", "--to", "fresh")
 	mustCLI(t, owner.repo, "record", "set", name, "TXT", "owner-2", "--ttl", "1s")
 	cliJSON(t, owner.repo, &chain, "key", "recovery", "show", name)
-	// On top of the chain the owner's node knows: after the thief's step if
-	// it learned it (two steps), else straight from the claim (one).
+	// Without --after the recovery goes on top of a chain the owner's node
+	// knows: after the thief's step (two steps), or after the last step it
+	// signed itself, here the claim (one step, overruling the thief's).
 	steps := len(chain.Steps)
 	wantLast := recoveryStep{Index: steps, Kind: "recover", Key: fresh.ID, KeyType: keyTypeEd25519}
 	thiefStep := recoveryStep{Index: 1, Kind: "rotate", Key: thiefKey.ID, KeyType: keyTypeEd25519}

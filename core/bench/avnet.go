@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 
 	"github.com/avnode/avnode/core/daemon"
+	"github.com/avnode/avnode/core/idkey"
 	"github.com/avnode/avnode/core/keystore"
 	"github.com/avnode/avnode/core/node"
 	"github.com/avnode/avnode/core/repo"
@@ -63,13 +64,16 @@ func (m *avMember) stop() {
 	m.d = nil
 }
 
-// newKey makes an identity key in the node's keystore, for a claim.
-func (m *avMember) newKey(name string) error {
+// newKey makes an Ed25519 identity key in the node's keystore, for a claim.
+func (m *avMember) newKey(name string) error { return m.newKeyOfType(name, idkey.TypeEd25519) }
+
+// newKeyOfType makes an identity key of a type idkey.ParseType names.
+func (m *avMember) newKeyOfType(name, typeName string) error {
 	keys, err := keystore.Open(m.d.Repo.Path(repo.KeystoreDir))
 	if err != nil {
 		return err
 	}
-	_, err = keys.Generate(name)
+	_, err = keys.GenerateType(name, typeName)
 	return err
 }
 

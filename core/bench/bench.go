@@ -17,6 +17,9 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/gologshim"
+
+	"github.com/avnode/avnode/core/idkey"
+	"github.com/avnode/avnode/core/names"
 )
 
 // Options size the run. The zero value of each field takes its default.
@@ -91,6 +94,7 @@ type results struct {
 	killedTried, restartTried     int
 	ready                         *latencies
 	estates                       *estateResults // avnode only
+	keys                          *keyResults    // avnode only
 }
 
 // Run builds the baseline network, measures it and stops it, then does the
@@ -150,6 +154,13 @@ func compare(opts Options, av, base *results) []Row {
 		row("resolve warm through an estate", "ms", dist(av.estates.warm), "avnode, direct HOST", dist(av.warm), "the estate record cached for its TTL"),
 		row("estate move → resolve elsewhere", "s", number(av.estates.move.Seconds()), "estate record TTL", number(estateTTL.Seconds()),
 			"estate import on another node until a node that resolved before names it"),
+		row("resolve cold, rotated name", "ms", dist(av.keys.rotatedCold), "avnode, Ed25519 name", dist(av.cold), "claimed Ed25519, rotated to hybrid: the chain rides in the zone"),
+		row("resolve warm, rotated name", "ms", dist(av.keys.rotatedWarm), "avnode, Ed25519 name", dist(av.warm), ""),
+		row("resolve cold, hybrid name", "ms", dist(av.keys.hybridCold), "avnode, Ed25519 name", dist(av.cold), "claimed with Ed25519 + ML-DSA-65"),
+		row("resolve warm, hybrid name", "ms", dist(av.keys.hybridWarm), "avnode, Ed25519 name", dist(av.warm), ""),
+		row("zone sign, hybrid key", "µs", number(av.keys.sign[idkey.TypeHybrid]), "Ed25519 key", number(av.keys.sign[idkey.TypeEd25519]), "one ROOT, one HOST"),
+		row("zone check, hybrid key", "µs", number(av.keys.verify[idkey.TypeHybrid]), "Ed25519 key", number(av.keys.verify[idkey.TypeEd25519]), "both signatures, and the claim's"),
+		row("zone size, hybrid key", "bytes", number(av.keys.size[idkey.TypeHybrid]), "Ed25519 key", number(av.keys.size[idkey.TypeEd25519]), fmt.Sprintf("limit %d", names.MaxRecordSize)),
 		row("time to ready", "ms", dist(av.ready), "kad-dht host", dist(base.ready), "start → first successful resolve"),
 		row("memory per node", "MiB", number(av.memPerNode), "kad-dht host", number(base.memPerNode), "Go heap in use ÷ nodes"),
 		row("goroutines per node", "", number(av.goroutinesPerNode), "kad-dht host", number(base.goroutinesPerNode), ""),

@@ -80,6 +80,9 @@ func runAvnode(ctx context.Context, opts Options, limits connLimits, dir string)
 	if res.estates, err = measureEstates(ctx, opts, net, av); err != nil {
 		return nil, err
 	}
+	if res.keys, err = measureKeys(ctx, opts, net, av); err != nil {
+		return nil, err
+	}
 	if res.fetch1, res.fetch3, err = fetchTimes(ctx, opts, net, av, filepath.Join(dir, "site")); err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package naming
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	ds "github.com/ipfs/go-datastore"
@@ -28,6 +29,12 @@ func (s *Service) republishOwned(ctx context.Context) {
 		}
 		err = s.republishName(ctx, n)
 		s.metrics.republished(err)
+		if errors.Is(err, names.ErrRotated) {
+			// The name moved to a key this node does not hold (rotated
+			// or recovered elsewhere): its new owner republishes it.
+			s.log.Info("not republished: the name's key is not in this keystore", "name", n, "err", err)
+			continue
+		}
 		if err != nil {
 			s.log.Warn("republish failed", "name", n, "err", err)
 		}
