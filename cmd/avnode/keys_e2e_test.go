@@ -41,28 +41,6 @@ type generatedKey struct {
 	ID   string `json:"id"`
 }
 
-// rotationResult is what `key rotate --json` prints.
-type rotationResult struct {
-	Name string `json:"name"`
-	From string `json:"from"`
-	To   string `json:"to"`
-	Step int    `json:"step"`
-	Seq  uint64 `json:"seq"`
-}
-
-// rotateKey runs `key rotate NAME --to toKey --json` on d and checks what
-// it prints: the step that hands the name from one key ID to another. A
-// wrong answer is reported but not fatal, so the rest of the test still
-// shows whether the network follows the rotation.
-func rotateKey(t testing.TB, d *proc, name, toKey, from, to string, step int) {
-	t.Helper()
-	var rot rotationResult
-	cliJSON(t, d.repo, &rot, "key", "rotate", name, "--to", toKey)
-	if want := (rotationResult{Name: name, From: from, To: to, Step: step, Seq: rot.Seq}); rot != want || rot.Seq == 0 {
-		t.Errorf("key rotate %s --to %s --json on %s: %+v; want {name, from, to, step, seq} = %+v with a seq", name, toKey, d.repo, rot, want)
-	}
-}
-
 // recoveryStep is one step of a name's key chain in `key recovery show --json`.
 type recoveryStep struct {
 	Index   int    `json:"index"`
@@ -78,6 +56,23 @@ type recoveryInfo struct {
 	KeyType  string         `json:"key_type"`
 	Recovery string         `json:"recovery"`
 	Steps    []recoveryStep `json:"steps"`
+	Seq      uint64         `json:"seq"`
+}
+
+// rotateKey runs `key rotate NAME --to toKey --json` on d and checks what
+// it prints: the name's key chain, now ending at step `step`, a rotation to
+// key ID to, published at some sequence.
+func rotateKey(t testing.TB, d *proc, name, toKey, from, to string, step int) {
+	t.Helper()
+	var got recoveryInfo
+	cliJSON(t, d.repo, &got, "key", "rotate", name, "--to", toKey)
+	last := recoveryStep{}
+	if len(got.Steps) > 0 {
+		last = got.Steps[len(got.Steps)-1]
+	}
+	if got.Name != name || got.Key != to || len(got.Steps) != step || last.Kind != "rotate" || last.Key != to || got.Seq == 0 {
+		t.Fatalf("key rotate %s --to %s (from %s) on %s: %+v; want the chain to end at step %d, a rotation to %s, with a seq", name, toKey, from, d.repo, got, step, to)
+	}
 }
 
 // keyResolution is the part of `resolve --json` that says whose the name is.

@@ -229,15 +229,15 @@ func (s *Service) AdmitPut(ctx context.Context, from peer.ID, rec *recpb.Record,
 		s.owners.Refused(err, "key", key, "from", from)
 		return err
 	}
-	c, err := s.owners.Inspect(key, rec.GetValue())
+	l, err := s.owners.Inspect(key, rec.GetValue())
 	if err != nil {
 		return refuse(err)
 	}
-	if c != nil {
-		if err := s.learnOwner(ctx, c, key, from); err != nil {
+	if l != nil {
+		if err := s.learnOwner(ctx, l.Claim, key, from); err != nil {
 			return refuse(err)
 		}
-		if err := s.owners.Check(ctx, c.Name, c.Owner); err != nil {
+		if err := s.owners.CheckLineage(ctx, l); err != nil {
 			return refuse(err)
 		}
 	}
@@ -246,8 +246,12 @@ func (s *Service) AdmitPut(ctx context.Context, from peer.ID, rec *recpb.Record,
 			return err
 		}
 	}
-	if c != nil {
-		if _, err := s.owners.Bind(ctx, c); err != nil {
+	if l != nil {
+		if _, err := s.owners.Bind(ctx, l.Claim); err != nil {
+			return refuse(err)
+		}
+		// A name new here: its key chain is learned once it is bound.
+		if err := s.owners.CheckLineage(ctx, l); err != nil {
 			return refuse(err)
 		}
 	}

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	recpb "github.com/libp2p/go-libp2p-record/pb"
 	dhtpb "github.com/libp2p/go-libp2p-kad-dht/pb"
+	recpb "github.com/libp2p/go-libp2p-record/pb"
 	"github.com/libp2p/go-libp2p/core/crypto"
 
 	"github.com/avnode/avnode/core/config"

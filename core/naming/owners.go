@@ -52,6 +52,9 @@ type Owners struct {
 const (
 	ReasonNameTaken = "name_taken"
 	ReasonDisputed  = "disputed"
+	// ReasonRotated: signed by a key the name rotated away from, or on a
+	// branch of its key chain that lost.
+	ReasonRotated = "rotated"
 )
 
 // NewOwners opens the owner memory in the repo's datastore. reg may be nil.
@@ -68,12 +71,12 @@ func NewOwners(store ds.Batching, cfg *config.Config, log *slog.Logger, reg prom
 		log:    log.With("component", "names"),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "avnode", Subsystem: "names", Name: "refused_total",
-			Help: "Claims and zones this node refused, by reason (name_taken: another key holds the name).",
+			Help: "Claims and zones this node refused, by reason (name_taken: another key holds the name; rotated: signed by a key the name rotated away from).",
 		}, []string{"reason"}),
 		logs: map[string]*rate.Limiter{},
 		now:  time.Now,
 	}
-	for _, r := range []string{ReasonNameTaken, ReasonDisputed, "malformed", "bad_signature", "expired", "other"} {
+	for _, r := range []string{ReasonNameTaken, ReasonDisputed, ReasonRotated, "malformed", "bad_signature", "expired", "other"} {
 		o.refused.WithLabelValues(r)
 	}
 	if reg != nil {
@@ -269,13 +272,16 @@ func (o *Owners) lock(n names.Name) *sync.Mutex {
 }
 
 // Inspect validates a claim or zone value under key by the record rules
-// alone and returns the claim it rests on; other namespaces give nil.
-func (o *Owners) Inspect(key string, value []byte) (*names.Claim, error) {
-	decode := o.decoderFor(key)
-	if decode == nil {
-		return nil, nil
+// alone and returns the lineage it rests on (a claim value's has Steps
+// nil); other namespaces give nil.
+func (o *Owners) Inspect(key string, value []byte) (*names.Lineage, error) {
+	switch ns, _, _ := record.SplitKey(key); ns {
+	case names.ClaimNamespace:
+		return o.claimLineage(key, value)
+	case names.ZoneNamespace:
+		return o.zoneLineage(key, value)
 	}
-	return decode(key, value)
+	return nil, nil
 }
 
 // decoderFor is claimOwner or zoneOwner by key's namespace, nil for others.
@@ -312,8 +318,10 @@ func refusalReason(err error) string {
 		return ReasonNameTaken
 	case errors.Is(err, names.ErrDisputed):
 		return ReasonDisputed
+	case errors.Is(err, names.ErrRotated):
+		return ReasonRotated
 	case errors.Is(err, names.ErrMalformed), errors.Is(err, names.ErrTooLarge), errors.Is(err, names.ErrUnknownKeyType),
-		errors.Is(err, names.ErrNameMismatch), errors.Is(err, names.ErrBadRecord):
+		errors.Is(err, names.ErrNameMismatch), errors.Is(err, names.ErrBadRecord), errors.Is(err, names.ErrBadRotation):
 		return "malformed"
 	case errors.Is(err, names.ErrBadSignature), errors.Is(err, names.ErrInsufficientWork):
 		return "bad_signature"

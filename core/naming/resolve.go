@@ -37,8 +37,8 @@ const (
 // Resolution is a name resolved through its three layers. The control API
 // answers it as api.Resolution, with the copies and the beacon it came through.
 type Resolution struct {
-	Name    string       `json:"name"`
-	Key     string       `json:"key"`
+	Name string `json:"name"`
+	Key  string `json:"key"`
 	// KeyType is the current key's: Ed25519 or Ed25519+ML-DSA-65.
 	KeyType string `json:"key_type"`
 	// Rotations counts the key changes since the name was claimed.
@@ -47,7 +47,7 @@ type Resolution struct {
 	Expires   time.Time    `json:"expires"`
 	Records   []RecordInfo `json:"records"`
 	Hosts     []HostInfo   `json:"hosts"`
-	Root    string       `json:"root"`
+	Root      string       `json:"root"`
 	// Via lists the CNAME chain followed, if any.
 	Via []string `json:"via,omitempty"`
 	// Estates are the estates the name's HOST records name, with the
