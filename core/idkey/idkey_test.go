@@ -94,3 +94,25 @@ func TestCraftedHybridKeysAreRefused(t *testing.T) {
 		t.Errorf("empty hybrid key: %v, want ErrBadKey", err)
 	}
 }
+
+// FuzzPublicKey feeds key bytes: whatever decodes re-encodes to itself.
+func FuzzPublicKey(f *testing.F) {
+	for _, typ := range []string{TypeEd25519, TypeHybrid} {
+		priv, err := Generate(typ)
+		if err != nil {
+			f.Fatal(err)
+		}
+		b, _ := MarshalPublic(priv.GetPublic())
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		pub, err := UnmarshalPublic(b)
+		if err != nil || pub.Type() != KeyTypeHybrid {
+			return // libp2p's own types are libp2p's business
+		}
+		again, err := MarshalPublic(pub)
+		if err != nil || !bytes.Equal(again, b) {
+			t.Fatalf("a decoded hybrid key is not its input bytes")
+		}
+	})
+}
