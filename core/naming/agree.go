@@ -133,9 +133,15 @@ func (s *Service) zoneByAgreement(ctx context.Context, n names.Name) (zone []byt
 		dispute = p.describe(sortedOwners(p))
 		s.log.Warn("holders disagree on a name's owner; trusting the most held", "name", n, "holders", dispute)
 	}
-	values := make([][]byte, len(votes))
-	for i, v := range votes {
-		values[i] = v.value
+	// Most holders answer the same bytes: rank each distinct value once
+	// (a hybrid zone costs about half a millisecond to check).
+	values := make([][]byte, 0, len(votes))
+	seen := make(map[string]bool, len(votes))
+	for _, v := range votes {
+		if !seen[string(v.value)] {
+			seen[string(v.value)] = true
+			values = append(values, v.value)
+		}
 	}
 	best, err := s.owners.zoneV.Select(key, values)
 	if err != nil {

@@ -46,6 +46,7 @@ type Owners struct {
 	refused *prometheus.CounterVec
 	logsMu  sync.Mutex
 	logs    map[string]*rate.Limiter // per reason: junk must not hide a name_taken line
+	chains  chainCache               // verified key chains (lineage.go)
 }
 
 // Refusal reasons, the label of avnode_names_refused_total.
@@ -392,7 +393,12 @@ func (v ownedValidator) Select(key string, values [][]byte) (int, error) {
 	var known *names.Lineage
 	looked := false
 	var firstErr error
+	seen := make(map[string]bool, len(values))
 	for i, val := range values {
+		if seen[string(val)] {
+			continue // a copy of a value kept or refused already
+		}
+		seen[string(val)] = true
 		l, err := v.decode(key, val)
 		if err == nil && !looked {
 			known, err = v.o.KnownLineage(context.Background(), l.Claim.Name)

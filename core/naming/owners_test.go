@@ -559,7 +559,7 @@ func TestOwnersRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reasons := []string{ReasonNameTaken, ReasonDisputed, "malformed", "bad_signature", "expired", "other"}
+	reasons := []string{ReasonNameTaken, ReasonDisputed, ReasonRotated, "malformed", "bad_signature", "expired", "other"}
 	// Every reason is exported from the start, at 0, so a rate is never absent.
 	if got := refusedCounts(t, reg); len(got) != len(reasons) {
 		t.Fatalf("registry holds %v before any refusal, want one series per reason %v", got, reasons)
@@ -587,6 +587,8 @@ func TestOwnersRefused(t *testing.T) {
 		{"expired", wrap(names.ErrExpired), "expired"},
 		{"from the future", names.ErrFromFuture, "expired"},
 		{"rolled back", names.ErrRolledBack, "expired"},
+		{"rotated away", wrap(names.ErrRotated), ReasonRotated},
+		{"bad rotation", names.ErrBadRotation, "malformed"},
 		{"unrelated", errors.New("connection reset"), "other"},
 		{"nil", nil, "other"},
 	}
