@@ -229,9 +229,9 @@ func (v ZoneValidator) DecodeValid(key string, value []byte) (*Zone, error) {
 }
 
 // Select implements record.Validator. It ignores invalid values. The owner
-// is the key of the best embedded claim by CompareClaims, a deterministic
-// fallback for a node that knows no owner (core/naming filters the values to
-// the owner and key chain it knows first). Among that owner's zones: the
+// is the best embedded claim by CompareClaims, a deterministic fallback for
+// a node that knows no owner (core/naming filters the values to the owner
+// and key chain it knows first). Among the zones on that exact claim: the
 // lineage ahead (CompareLineages: a rotation's zones beat the old key's),
 // then highest seq, then later expiry, then larger bytes.
 func (v ZoneValidator) Select(key string, values [][]byte) (int, error) {
@@ -252,9 +252,12 @@ func (v ZoneValidator) Select(key string, values [][]byte) (int, error) {
 	if owner < 0 {
 		return 0, noneValid(key, len(values), firstErr)
 	}
+	// Only zones on the winning claim itself compete: a second claim of
+	// the same key (a thief's, without the owner's recovery key) is a
+	// rival, not the same owner.
 	best := owner
 	for i, z := range zones {
-		if z != nil && z.Claim.Owner.Equals(zones[owner].Claim.Owner) && ZoneAhead(z, zones[best]) {
+		if z != nil && bytes.Equal(z.claimBytes, zones[owner].claimBytes) && ZoneAhead(z, zones[best]) {
 			best = i
 		}
 	}

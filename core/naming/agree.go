@@ -10,7 +10,6 @@ import (
 
 	record "github.com/libp2p/go-libp2p-record"
 	recpb "github.com/libp2p/go-libp2p-record/pb"
-	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/routing"
 
@@ -42,7 +41,7 @@ type poll struct {
 	key     string
 	asked   int               // the closest peers found that did not fail
 	pending int               // of them, those that have not answered yet
-	byOwner map[string][]vote // by names.KeyID of the owner
+	byOwner map[string][]vote // by ownerLabel: the owner's key and exact claim
 	quorum  int               // the fewest votes an owner needs to be trusted
 	settled bool              // every one answered, or the answers decide it
 }
@@ -95,16 +94,17 @@ func (p *poll) winner() ([]vote, error) {
 	return p.byOwner[owners[0]], nil
 }
 
-// onlyFor reports whether every vote the poll heard is for owner's key.
-func (p *poll) onlyFor(owner crypto.PubKey) bool {
-	_, ok := p.byOwner[names.KeyID(owner)]
+// onlyFor reports whether every vote the poll heard is for claim c.
+func (p *poll) onlyFor(c *names.Claim) bool {
+	_, ok := p.byOwner[ownerLabel(c)]
 	return len(p.byOwner) == 0 || len(p.byOwner) == 1 && ok
 }
 
 func (p *poll) describe(owners []string) string {
 	parts := make([]string, len(owners))
 	for i, o := range owners {
-		parts[i] = fmt.Sprintf("key %s held by %d", o, len(p.byOwner[o]))
+		key, claim, _ := strings.Cut(o, "#")
+		parts[i] = fmt.Sprintf("key %s held by %d (claim %s)", key, len(p.byOwner[o]), claim)
 	}
 	return strings.Join(parts, ", ") + fmt.Sprintf(" of %d asked", p.asked)
 }
@@ -197,7 +197,7 @@ func (s *Service) learnOwner(ctx context.Context, c *names.Claim, key string, fr
 	}
 	p, agreed, err := s.ownerByAgreement(ctx, key, from)
 	switch {
-	case err != nil && p != nil && p.settled && p.onlyFor(c.Owner):
+	case err != nil && p != nil && p.settled && p.onlyFor(c):
 		return nil // the few holders that hold the name hold this key
 	case err != nil:
 		s.noteUnsettled(c.Name)

@@ -10,6 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/avnode/avnode/core/fault"
 	"github.com/avnode/avnode/core/frame"
 	"github.com/avnode/avnode/core/names"
 )
@@ -119,8 +120,13 @@ func (s *Service) ClaimWithRecovery(ctx context.Context, nameText, keyName, reco
 	if err != nil {
 		return nil, err
 	}
-	if held, err := s.lookupClaim(ctx, n); err == nil && held != nil && !held.Owner.Equals(priv.GetPublic()) {
-		return nil, fmt.Errorf("claim %s: name already held by key %s; choose another name: %w", n, names.KeyID(held.Owner), names.ErrNameTaken)
+	if held, err := s.lookupClaim(ctx, n); err == nil && held != nil {
+		if !held.Owner.Equals(priv.GetPublic()) {
+			return nil, fmt.Errorf("claim %s: name already held by key %s; choose another name: %w", n, names.KeyID(held.Owner), names.ErrNameTaken)
+		}
+		// A second claim of the same key would split the holders' votes
+		// (a name's owner is its exact claim) and drop a recovery key.
+		return nil, fault.Errorf(fault.Refused, "claim %s: already claimed by this key (%s); nothing to do (see `avnode key recovery show %s`)", n, names.KeyID(held.Owner), n)
 	}
 	start := time.Now()
 	c, err := names.MintClaimWithRecovery(ctx, n, priv, recovery, s.cfg.Names.ClaimDifficulty, time.Now())

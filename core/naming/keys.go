@@ -8,6 +8,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 
+	"github.com/avnode/avnode/core/fault"
 	"github.com/avnode/avnode/core/keystore"
 	"github.com/avnode/avnode/core/names"
 )
@@ -66,6 +67,9 @@ func (s *Service) RotateKey(ctx context.Context, nameText, toKey string) (*KeyCh
 		if err != nil {
 			return nil, nil, err
 		}
+		if c, err := names.RecoveryCommitment(next.GetPublic()); err == nil && string(c) == string(l.Recovery()) {
+			return nil, nil, fault.Errorf(fault.Invalid, "rotate %s: %s is the name's recovery key; a thief of one key would then hold both", l.Claim.Name, toKey)
+		}
 		step, err := names.Rotate(l, head, next, nil)
 		return l, step, err
 	})
@@ -106,9 +110,10 @@ func (s *Service) SetRecovery(ctx context.Context, nameText, recoveryKey, curren
 
 // Recover takes a name back with its recovery key (a keystore key of this
 // node) and hands it to the keystore key toKey; the old key is not needed.
-// The step goes after step `after` of the known chain (a thief's steps
-// after it are overruled); after < 0 picks it: after the last step of the
-// zone this node signed itself, else at the end of the known chain.
+// The step goes after step `after` of the known chain: a recovery wins
+// over the steps it forks from, so it must fork where the chain stopped
+// being the owner's. after < 0 picks the last step to a key this node's
+// keystore holds (0: the claim's key); with none held, after must be given.
 func (s *Service) Recover(ctx context.Context, nameText, recoveryKey, toKey string, after int) (*KeyChain, error) {
 	rescue, err := s.keys.Private(recoveryKey)
 	if err != nil {
@@ -116,15 +121,33 @@ func (s *Service) Recover(ctx context.Context, nameText, recoveryKey, toKey stri
 	}
 	return s.changeKey(ctx, nameText, toKey, func(l *names.Lineage, next crypto.PrivKey) (*names.Lineage, *names.Rotation, error) {
 		if after < 0 {
-			after = s.ownChainLength(ctx, l)
+			if after = s.lastHeldStep(l); after < 0 {
+				return nil, nil, fault.Errorf(fault.Invalid, "recover %s: this node holds none of the keys the name had; say after which step the chain was still yours with --after N (see `avnode key recovery show %s`)",
+					l.Claim.Name, l.Claim.Name)
+			}
 		}
 		if after > len(l.Steps) {
-			return nil, nil, fmt.Errorf("recover %s: --after %d, but the chain has %d steps", l.Claim.Name, after, len(l.Steps))
+			return nil, nil, fault.Errorf(fault.Invalid, "recover %s: --after %d, but the chain has %d steps", l.Claim.Name, after, len(l.Steps))
 		}
 		base := l.Prefix(after)
 		step, err := names.Recover(base, rescue, next, nil)
 		return base, step, err
 	})
+}
+
+// lastHeldStep is the last step of l (0: the claim) whose key this node's
+// keystore holds, or -1: where the chain was last in the owner's hands.
+func (s *Service) lastHeldStep(l *names.Lineage) int {
+	for i := len(l.Steps); i >= 0; i-- {
+		key := l.Claim.Owner
+		if i > 0 {
+			key = l.Steps[i-1].NewKey
+		}
+		if _, _, err := s.keys.Find(key); err == nil {
+			return i
+		}
+	}
+	return -1
 }
 
 // changeKey runs one key change: learn the lineage, build the step on a base
@@ -157,9 +180,6 @@ func (s *Service) changeKey(ctx context.Context, nameText, toKey string,
 	}
 	if err := s.owners.CheckLineage(ctx, changed); err != nil {
 		return nil, fmt.Errorf("%s: this node holds another key chain for the name: %w", n, err)
-	}
-	if err := s.seedZone(ctx, n, changed); err != nil {
-		return nil, err
 	}
 	if err := s.store.Put(ctx, nameKey(ownedPrefix, n), []byte(s.keyName(changed.Head()))); err != nil {
 		return nil, fmt.Errorf("%s: remember ownership: %w", n, err)
@@ -205,41 +225,6 @@ func (s *Service) headKey(l *names.Lineage) (crypto.PrivKey, error) {
 func (s *Service) keyName(pub crypto.PubKey) string {
 	name, _, _ := s.keys.Find(pub)
 	return name
-}
-
-// ownChainLength is how many steps the zone this node signed last carries,
-// if the known chain extends it; else the known chain's length.
-func (s *Service) ownChainLength(ctx context.Context, l *names.Lineage) int {
-	data, ok, err := s.get(ctx, nameKey(zonePrefix, l.Claim.Name))
-	if err != nil || !ok {
-		return len(l.Steps)
-	}
-	own, err := names.DecodeZone(data)
-	if err != nil || names.CheckSuccession(own.Lineage(), l) != nil {
-		return len(l.Steps)
-	}
-	return len(own.Rotations)
-}
-
-// seedZone gives a node that takes over a name (a recovery on another
-// machine) the records of the name's latest zone, as long as that zone was
-// signed on the new chain's own line, not by a key the change overrules.
-func (s *Service) seedZone(ctx context.Context, n names.Name, l *names.Lineage) error {
-	if _, ok, err := s.get(ctx, nameKey(zonePrefix, n)); err != nil || ok {
-		return err
-	}
-	z, _, err := s.fetchZone(ctx, n)
-	if err != nil {
-		return nil // nothing to seed from: the zone starts empty
-	}
-	onLine := z.Owner.Equals(l.Claim.Owner)
-	for _, step := range l.Steps {
-		onLine = onLine || z.Owner.Equals(step.NewKey)
-	}
-	if !onLine {
-		return nil
-	}
-	return s.store.Put(ctx, nameKey(zonePrefix, n), z.Signed())
 }
 
 func (s *Service) keyChain(l *names.Lineage) *KeyChain {

@@ -120,8 +120,15 @@ func (o *Owners) CheckLineage(ctx context.Context, l *names.Lineage) error {
 		return fmt.Errorf("names store: remember the key chain of %s: %w", n, err)
 	}
 	o.log.Info("name key changed", "name", n, "key", names.KeyID(l.Head()), "rotations", len(l.Steps))
+	if f := o.chainChanged.Load(); f != nil {
+		(*f)(n)
+	}
 	return nil
 }
+
+// onChainChange registers what to do when a name's known key chain moves
+// on: the name service drops its cached zone of the name.
+func (o *Owners) onChainChange(f func(names.Name)) { o.chainChanged.Store(&f) }
 
 // checkAgainst is the succession rule against the lineage known (nil:
 // none); a claim value alone (Steps nil) is checked for owner and claim.

@@ -8,6 +8,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	ds "github.com/ipfs/go-datastore"
@@ -47,6 +48,8 @@ type Owners struct {
 	logsMu  sync.Mutex
 	logs    map[string]*rate.Limiter // per reason: junk must not hide a name_taken line
 	chains  chainCache               // verified key chains (lineage.go)
+	// chainChanged is called with a name whose known chain moved on.
+	chainChanged atomic.Pointer[func(names.Name)]
 }
 
 // Refusal reasons, the label of avnode_names_refused_total.

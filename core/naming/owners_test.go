@@ -757,3 +757,32 @@ func TestOwnersVoteLapses(t *testing.T) {
 		t.Fatal("the new vote is not the one held")
 	}
 }
+
+// A second claim of the owner's own key (a thief holding the first key can
+// mint one, with a recovery key of its own) is a rival in a poll, not more
+// votes for the owner: it must out-vote the holders of the owner's claim.
+func TestPollCountsClaimsNotKeys(t *testing.T) {
+	n := ownersName(t, "hopper.avtr")
+	owner := newOwnersKey(t, n)
+	thief := owner.remint(t)
+	p := &poll{key: names.ZoneKey(n), byOwner: map[string][]vote{}, quorum: 3, settled: true}
+	add := func(k ownersKey, count int) {
+		for i := range count {
+			v := vote{peer: peer.ID(fmt.Sprintf("holder-%d-%d", len(p.byOwner), i)), value: k.claimBytes(t), claim: k.claim}
+			p.byOwner[ownerLabel(k.claim)] = append(p.byOwner[ownerLabel(k.claim)], v)
+			p.asked++
+		}
+	}
+	add(owner, 9)
+	add(thief, 1)
+	votes, err := p.winner()
+	if err != nil || len(votes) != 9 || votes[0].claim != owner.claim {
+		t.Fatalf("winner = %d votes, %v; want the owner's claim with 9", len(votes), err)
+	}
+	if !p.disputed() || p.onlyFor(thief.claim) || p.onlyFor(owner.claim) {
+		t.Fatal("two claims of one key must count as two owners")
+	}
+	if ownerLabel(owner.claim) == ownerLabel(thief.claim) {
+		t.Fatal("two claims of one key share a label")
+	}
+}

@@ -222,14 +222,26 @@ func (s *Service) acceptZone(ctx context.Context, n names.Name, data []byte) (*n
 	return z, nil
 }
 
+// maxZoneCache caps how long a zone is served from the cache whatever TTL
+// its signer chose, so a new version always reaches this node within it.
+const maxZoneCache = 24 * time.Hour
+
 func (s *Service) cachedZone(n names.Name) *names.Zone {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c, ok := s.zoneCache[n.String()]
-	if !ok || time.Since(c.fetched) > c.zone.TTL || time.Now().After(c.zone.Expiry) {
+	if !ok || time.Since(c.fetched) > min(c.zone.TTL, maxZoneCache) || time.Now().After(c.zone.Expiry) {
 		return nil
 	}
 	return c.zone
+}
+
+// forgetZone drops a name's cached zone: its key chain changed, and the
+// cached zone may be signed by a key it rotated away from.
+func (s *Service) forgetZone(n names.Name) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.zoneCache, n.String())
 }
 
 func (s *Service) cacheZone(z *names.Zone) {

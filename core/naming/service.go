@@ -139,6 +139,7 @@ func New(opts Options) (*Service, error) {
 		return nil, err
 	}
 	s.metrics = m
+	s.owners.onChainChange(s.forgetZone)
 	s.host.SetStreamHandler(s.claimProtocol(), s.handleClaim)
 	return s, nil
 }

@@ -3,6 +3,8 @@ package naming
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"fmt"
 	"sort"
 
 	pb "github.com/libp2p/go-libp2p-kad-dht/pb"
@@ -183,9 +185,19 @@ func (w *walk) poll(key string, top []*candidate) *poll {
 		case c.state != answered:
 			p.pending++
 		case c.vote != nil:
-			owner := names.KeyID(c.vote.claim.Owner)
+			owner := ownerLabel(c.vote.claim)
 			p.byOwner[owner] = append(p.byOwner[owner], *c.vote)
 		}
 	}
 	return p
+}
+
+// ownerLabel names an owner in a poll by its exact claim, not its key
+// alone: a thief holding a name's first key can mint another claim of it
+// (with a recovery key of its own), and that claim must out-vote the
+// holders of the owner's, not count with them.
+func ownerLabel(c *names.Claim) string {
+	b, _ := c.Marshal()
+	h := sha256.Sum256(b)
+	return fmt.Sprintf("%s#%x", names.KeyID(c.Owner), h[:4])
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -171,6 +172,9 @@ func (s *Service) updateZone(ctx context.Context, n names.Name, change func(*nam
 	// The sequence goes on past the last one this node signed and any seen
 	// under the current key chain.
 	seen, _ := s.highWater(ctx, z)
+	if max(z.Seq, seen) == math.MaxUint64 {
+		return nil, fmt.Errorf("zone %s: the sequence is exhausted (a zone was signed with the highest one; was the key stolen?): rotate or recover the name's key to start a new sequence", n)
+	}
 	z.Seq = max(z.Seq, seen) + 1
 	z.Expiry = time.Now().Add(s.cfg.Names.ZoneLifetime.D()).Truncate(time.Second)
 	if z.TTL <= 0 {
