@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/record"
 	"google.golang.org/protobuf/proto"
 
@@ -137,10 +136,7 @@ func TestForgedRotationsAreRefusedByEveryNode(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	mallory := newAttacker(t)
-	ids := make([]peer.ID, len(nodes))
-	for i, d := range nodes {
-		ids[i] = mallory.connect(ctx, d)
-	}
+	ids := mallory.connectAll(ctx, nodes)
 	n, _ := names.Parse(victim)
 	var claim []byte
 	eventually(t, 30*time.Second, "the victim's claim is held", func() error {

@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/avnode/avnode/core/api"
 	"github.com/avnode/avnode/core/idkey"
@@ -236,10 +235,7 @@ func TestRotatedNameIsFollowedByPinnedResolvers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	mallory := newAttacker(t)
-	ids := make([]peer.ID, len(nodes))
-	for i, d := range nodes {
-		ids[i] = mallory.connect(ctx, d)
-	}
+	ids := mallory.connectAll(ctx, nodes)
 	n, _ := names.Parse(name)
 	claimKey, zoneKey := names.ClaimKey(n), names.ZoneKey(n)
 	var highest uint64

@@ -66,6 +66,15 @@ func (a *attacker) connect(ctx context.Context, d *proc) peer.ID {
 }
 
 // request sends one kad-dht message and reads the answer.
+// connectAll connects to every node and returns their peer IDs, in order.
+func (a *attacker) connectAll(ctx context.Context, nodes []*proc) []peer.ID {
+	ids := make([]peer.ID, len(nodes))
+	for i, d := range nodes {
+		ids[i] = a.connect(ctx, d)
+	}
+	return ids
+}
+
 func (a *attacker) request(ctx context.Context, p peer.ID, m *dhtpb.Message) (*dhtpb.Message, error) {
 	s, err := a.h.NewStream(ctx, p, kadProtocol)
 	if err != nil {
@@ -274,10 +283,7 @@ func TestRivalCannotTakeAClaimedName(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	mallory := newAttacker(t)
-	ids := make([]peer.ID, len(nodes))
-	for i, d := range nodes {
-		ids[i] = mallory.connect(ctx, d)
-	}
+	ids := mallory.connectAll(ctx, nodes)
 	n, _ := names.Parse(name)
 	claimKey, zoneKey := names.ClaimKey(n), names.ZoneKey(n)
 	ownerClaim, ownerZone := mallory.get(ctx, ids[0], claimKey), mallory.get(ctx, ids[0], zoneKey)
