@@ -2,6 +2,7 @@ package names
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -187,7 +188,12 @@ func checkCanonicalEnvelope(t *testing.T, env []byte) {
 	t.Helper()
 	var e recordpb.Envelope
 	if err := proto.Unmarshal(env, &e); err != nil {
-		t.Fatalf("accepted envelope does not even decode leniently: %v", err)
+		// libp2p cannot read a hybrid key (its key-type enum is closed):
+		// read it field by field instead.
+		if f, ok := readEnvelope(env); !ok || f.key == nil {
+			t.Fatalf("accepted envelope does not even decode leniently: %v", err)
+		}
+		return
 	}
 	if canon := handEnvelope(&e); !bytes.Equal(canon, env) {
 		t.Fatalf("accepted envelope is not canonical:\n in    %x\n canon %x", env, canon)
@@ -227,8 +233,8 @@ func fuzzZoneValue(t *testing.T, data []byte, alice crypto.PrivKey) {
 	if err := MatchOwner(valid.Claim, valid); err != nil {
 		t.Fatalf("valid zone does not match its own claim: %v", err)
 	}
-	if err := HolderCheck(valid.Claim, valid.Name, valid.Owner); err != nil {
-		t.Fatalf("HolderCheck of a zone against its own claim: %v", err)
+	if err := CheckSuccession(&Lineage{Claim: valid.Claim, Steps: []*Rotation{}}, valid.Lineage()); err != nil {
+		t.Fatalf("a valid zone's chain does not extend its own claim: %v", err)
 	}
 	if i, err := v.Select(key, [][]byte{data}); err != nil || i != 0 {
 		t.Fatalf("Select of a valid zone = %d, %v", i, err)
@@ -244,9 +250,16 @@ func checkCanonicalZone(t *testing.T, data []byte, z *Zone, alice crypto.PrivKey
 		t.Fatal("Signed() differs from the decoded bytes")
 	}
 	fs := wireFields(t, data)
-	if len(fs) != 2 || fs[0].num != fSignedEnvelope || fs[1].num != fSignedClaim ||
-		!bytes.Equal(data, zoneValue(fs[0].val, fs[1].val)) {
-		t.Fatalf("accepted zone is not SignedZone{envelope, claim} in canonical form: %x", data)
+	canon := []byte{}
+	if len(fs) >= 2 {
+		canon = zoneValue(fs[0].val, fs[1].val)
+		for _, f := range fs[2:] {
+			canon = join(canon, bytesField(fSignedSteps, f.val))
+		}
+	}
+	if len(fs) < 2 || fs[0].num != fSignedEnvelope || fs[1].num != fSignedClaim || len(fs)-2 != len(z.Rotations) ||
+		!bytes.Equal(data, canon) {
+		t.Fatalf("accepted zone is not SignedZone{envelope, claim, rotations} in canonical form: %x", data)
 	}
 	checkCanonicalEnvelope(t, fs[0].val)
 	if !bytes.Equal(z.SignedClaim(), fs[1].val) {
@@ -256,7 +269,7 @@ func checkCanonicalZone(t *testing.T, data []byte, z *Zone, alice crypto.PrivKey
 	if !z.Owner.Equals(alice.GetPublic()) {
 		return
 	}
-	fresh := &Zone{Name: z.Name, Seq: z.Seq, Expiry: z.Expiry, TTL: z.TTL, Records: z.Records, Claim: z.Claim}
+	fresh := &Zone{Name: z.Name, Seq: z.Seq, Expiry: z.Expiry, TTL: z.TTL, Records: z.Records, Claim: z.Claim, Rotations: z.Rotations}
 	if again, err := fresh.Sign(alice); err != nil || !bytes.Equal(again, data) {
 		t.Fatalf("accepted zone differs from the owner's signing of its fields: %v", err)
 	}
@@ -342,7 +355,23 @@ func zoneSeeds(t *testing.T) map[string][]byte {
 	expired.Expiry = testNow.Add(-time.Hour)
 	empty := sign(t, testZone(t, c, 1), alice)
 	other := marshal(t, mintAt(t, "coolblog.code", alice, 8, testNow.Add(time.Second)))
+	// A name rotated to another key, and one claimed with a hybrid key
+	// and a recovery commitment.
+	bob := testKey(t, 2)
+	step, err := Rotate(&Lineage{Claim: c, Steps: []*Rotation{}}, alice, bob, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotated := testZone(t, c, 4, Record{Type: TypeTXT, Value: "rotated"})
+	rotated.Rotations = []*Rotation{step}
+	pq := hybridKey(t)
+	recoverable, err := MintClaimWithRecovery(context.Background(), mustParse(t, "coolblog.code"), pq, commitment(t, bob), 8, testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return map[string][]byte{
+		"rotated":       sign(t, rotated, bob),
+		"hybrid":        sign(t, testZone(t, recoverable, 1, Record{Type: TypeTXT, Value: "pq"}), pq),
 		"full":          sign(t, full, alice),
 		"empty":         empty,
 		"expired":       sign(t, expired, alice),

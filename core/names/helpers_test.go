@@ -211,6 +211,7 @@ func join(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 const (
 	fSignedEnvelope protowire.Number = 1 // SignedClaim.envelope, SignedZone.envelope
 	fSignedClaim    protowire.Number = 2 // SignedZone.claim; once SignedClaim.witnesses
+	fSignedSteps    protowire.Number = 3 // SignedZone.rotations
 	fEnvPublicKey   protowire.Number = 1
 	fEnvPayloadType protowire.Number = 2
 	fEnvPayload     protowire.Number = 3

@@ -287,8 +287,8 @@ func TestZoneEveryBitFlip(t *testing.T) {
 }
 
 // TestZoneSelect: the owner is the key of the embedded claim with the lower
-// work hash; among that owner's zones the highest seq, then the later expiry
-// wins. Every permutation picks the same value.
+// work hash; among the zones on that exact claim the highest seq, then the
+// later expiry wins. Every permutation picks the same value.
 func TestZoneSelect(t *testing.T) {
 	alice, bob := testKey(t, 1), testKey(t, 2)
 	ca := mint(t, "coolblog.code", alice)
@@ -315,11 +315,14 @@ func TestZoneSelect(t *testing.T) {
 	}{
 		{"higher seq wins", [][]byte{a1, a2}, a2},
 		{"same seq: later expiry wins", [][]byte{a2, a2later, a1}, a2later},
-		{"owner's zone on its other claim, newer seq wins", [][]byte{a2, a3worse}, a3worse},
+		// An owner is its exact claim: a zone on another claim of the same
+		// key (a thief holding the first key could mint one) is a rival,
+		// and the better claim's zones win whatever their seq.
+		{"a zone on another claim of the same key is a rival", [][]byte{a2, a3worse}, a2},
 		{"another key's higher seq cannot displace the owner", [][]byte{a1, bHuge}, a1},
 		{"a lower work hash picks the owner", [][]byte{a2later, bBetter, a3worse}, bBetter},
 		{"expired zones do not count", [][]byte{a1, expired, a2}, a2},
-		{"all together", [][]byte{a1, bHuge, a2, a3worse, a2later}, a3worse},
+		{"all together", [][]byte{a1, bHuge, a2, a3worse, a2later}, a2later},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
