@@ -18,6 +18,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/record"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/avnode/avnode/core/idkey"
 	"github.com/avnode/avnode/core/names"
 	"github.com/avnode/avnode/core/names/pb"
 )
@@ -120,7 +121,8 @@ func hashOf(b []byte) []byte { h := sha256.Sum256(b); return h[:] }
 // Every node refuses, counts and keeps serving the owner's zone for each
 // forged rotation: a wrong old-key signature, a missing new-key signature,
 // a new key signed for by another, a rotation of a name the signer never
-// owned, a loop back to an old key and a chain past the bound of 8.
+// owned, a loop back to an old key and a chain past the bound of 8; and a
+// hybrid-signed zone with either signature half forged.
 func TestForgedRotationsAreRefusedByEveryNode(t *testing.T) {
 	const victim = "victim-rot.avtr"
 	dir := t.TempDir()
@@ -171,6 +173,32 @@ func TestForgedRotationsAreRefusedByEveryNode(t *testing.T) {
 	}
 	k1 := f.key()
 	loop := chainOf([]crypto.PrivKey{k1, k0})
+
+	// A name of the attacker's claimed with a hybrid key: its genuine zone,
+	// and copies with one bit of either signature half flipped.
+	pqName := "mallory-pq.avtr"
+	pn, _ := names.Parse(pqName)
+	pq, err := idkey.GenerateHybrid()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pqClaim, err := names.MintClaim(ctx, pn, pq, 8, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pqClaimBytes, _ := pqClaim.Marshal()
+	pqZone := f.zone(pqName, 1, pqClaimBytes, nil, pq)
+	forgedHalf := func(offset int) []byte { // into the hybrid signature
+		var sz pb.SignedZone
+		if err := proto.Unmarshal(pqZone, &sz); err != nil {
+			t.Fatal(err)
+		}
+		env := append([]byte{}, sz.Envelope...)
+		sigStart := len(env) - idkey.HybridSigSize // the signature ends the envelope
+		env[sigStart+offset] ^= 1
+		sz.Envelope = env
+		return f.marshal(&sz)
+	}
 	long := make([]crypto.PrivKey, names.MaxRotations+1)
 	for i := range long {
 		long[i] = f.key()
@@ -186,6 +214,8 @@ func TestForgedRotationsAreRefusedByEveryNode(t *testing.T) {
 		{"rotation of a name the signer never owned", names.ZoneKey(n), f.zone(victim, 1<<40, ownClaimBytes, [][]byte{f.step(victim, 1, hashOf(ownClaimBytes), f.pub(mk), k0, mk)}, mk)},
 		{"loop back to an old key", names.ZoneKey(on), f.zone(own, 1, ownClaimBytes, loop, k0)},
 		{"chain past the bound", names.ZoneKey(on), f.zone(own, 1, ownClaimBytes, chainOf(long), long[len(long)-1])},
+		{"hybrid zone with its Ed25519 half forged", names.ZoneKey(pn), forgedHalf(10)},
+		{"hybrid zone with its ML-DSA-65 half forged", names.ZoneKey(pn), forgedHalf(64 + 100)},
 	}
 	refusedBefore := make([]float64, len(nodes))
 	for i := range nodes {
@@ -217,6 +247,9 @@ func TestForgedRotationsAreRefusedByEveryNode(t *testing.T) {
 	for i, id := range ids {
 		if err := mallory.put(ctx, id, names.ZoneKey(on), genuine); err != nil {
 			t.Fatalf("node %d refused a genuine rotated zone in the hand-made format: %v", i, err)
+		}
+		if err := mallory.put(ctx, id, names.ZoneKey(pn), pqZone); err != nil {
+			t.Fatalf("node %d refused a genuine hybrid zone in the hand-made format: %v", i, err)
 		}
 	}
 	var res keyResolution
