@@ -2,6 +2,7 @@ package naming
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -48,6 +49,7 @@ type Owners struct {
 	logsMu  sync.Mutex
 	logs    map[string]*rate.Limiter // per reason: junk must not hide a name_taken line
 	chains  chainCache               // verified key chains (lineage.go)
+	checked checkedValues            // recent verdicts on claim and zone values
 	// chainChanged is called with a name whose known chain moved on.
 	chainChanged atomic.Pointer[func(names.Name)]
 }
@@ -350,19 +352,68 @@ func (o *Owners) zoneOwner(key string, value []byte) (*names.Claim, error) {
 // claimLineage is a claim value as a lineage with no steps (Steps nil: a
 // claim never says anything about later rotations).
 func (o *Owners) claimLineage(key string, value []byte) (*names.Lineage, error) {
-	c, err := o.claimV.DecodeValid(key, value)
-	if err != nil {
-		return nil, err
-	}
-	return &names.Lineage{Claim: c}, nil
+	return o.checked.decode(key, value, func() (*names.Lineage, error) {
+		c, err := o.claimV.DecodeValid(key, value)
+		if err != nil {
+			return nil, err
+		}
+		return &names.Lineage{Claim: c}, nil
+	})
 }
 
 func (o *Owners) zoneLineage(key string, value []byte) (*names.Lineage, error) {
-	z, err := o.zoneV.DecodeValid(key, value)
-	if err != nil {
-		return nil, err
+	return o.checked.decode(key, value, func() (*names.Lineage, error) {
+		z, err := o.zoneV.DecodeValid(key, value)
+		if err != nil {
+			return nil, err
+		}
+		return z.Lineage(), nil
+	})
+}
+
+// checkedValues remembers the verdict on recent values for a short while:
+// one PUT runs the record rules several times (the put hook, kad-dht's
+// Validate, Select against the value held), and a peer replaying one
+// large hybrid-signed value (about 2.5 ms to check at 64 KiB) then costs a
+// hash per copy, not the signatures again.
+type checkedValues struct {
+	mu      sync.Mutex
+	entries map[[32]byte]checkedValue
+}
+
+type checkedValue struct {
+	lineage *names.Lineage
+	err     error
+	at      time.Time
+}
+
+const (
+	maxCheckedValues = 2048
+	// checkedFor is short so that a value's expiry is seen within it.
+	checkedFor = 30 * time.Second
+)
+
+func (c *checkedValues) decode(key string, value []byte, check func() (*names.Lineage, error)) (*names.Lineage, error) {
+	h := sha256.New()
+	h.Write([]byte(key))
+	h.Write([]byte{0})
+	h.Write(value)
+	var id [32]byte
+	h.Sum(id[:0])
+	c.mu.Lock()
+	e, ok := c.entries[id]
+	c.mu.Unlock()
+	if ok && time.Since(e.at) < checkedFor {
+		return e.lineage, e.err
 	}
-	return z.Lineage(), nil
+	l, err := check()
+	c.mu.Lock()
+	if c.entries == nil || len(c.entries) >= maxCheckedValues {
+		c.entries = make(map[[32]byte]checkedValue)
+	}
+	c.entries[id] = checkedValue{lineage: l, err: err, at: time.Now()}
+	c.mu.Unlock()
+	return l, err
 }
 
 // ownedValidator is a names validator with this node's owners on top.

@@ -786,3 +786,21 @@ func TestPollCountsClaimsNotKeys(t *testing.T) {
 		t.Fatal("two claims of one key share a label")
 	}
 }
+
+// A value replayed within checkedFor is checked once; another value, or
+// the same bytes under another key, is checked again.
+func TestReplayedValuesAreCheckedOnce(t *testing.T) {
+	var c checkedValues
+	checks := 0
+	check := func() (*names.Lineage, error) { checks++; return nil, names.ErrBadSignature }
+	for range 5 {
+		if _, err := c.decode("/avtr-zone/a.avtr", []byte("v"), check); !errors.Is(err, names.ErrBadSignature) {
+			t.Fatalf("the remembered verdict is lost: %v", err)
+		}
+	}
+	c.decode("/avtr-zone/b.avtr", []byte("v"), check)
+	c.decode("/avtr-zone/a.avtr", []byte("w"), check)
+	if checks != 3 {
+		t.Fatalf("%d checks for 1 value replayed 5 times and 2 others, want 3", checks)
+	}
+}
