@@ -92,6 +92,9 @@ func (s *Service) SetRecovery(ctx context.Context, nameText, recoveryKey, curren
 		if err != nil {
 			return nil, nil, err
 		}
+		if rescue.GetPublic().Equals(l.Head()) {
+			return nil, nil, fault.Errorf(fault.Invalid, "recovery %s: %s is the name's own key; a recovery key must be another, kept apart", l.Claim.Name, recoveryKey)
+		}
 		if l.Recovery() == nil {
 			step, err := names.Rotate(l, head, head, commitment)
 			return l, step, err
