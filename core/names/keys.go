@@ -44,7 +44,7 @@ func KeyID(pub crypto.PubKey) string {
 // marshalKey encodes pub with its key type, refusing types we do not verify.
 func marshalKey(pub crypto.PubKey) ([]byte, error) {
 	if pub == nil || !acceptedKeyTypes[pub.Type()] {
-		return nil, fmt.Errorf("key type %v is not accepted; use Ed25519 or a hybrid (Ed25519 + ML-DSA-65): %w", keyTypeName(pub), ErrUnknownKeyType)
+		return nil, fmt.Errorf("key type %v is not accepted; use Ed25519 or a hybrid (Ed25519 + ML-DSA-65): %w", KeyType(pub), ErrUnknownKeyType)
 	}
 	b, err := idkey.MarshalPublic(pub)
 	if err != nil {
@@ -81,8 +81,6 @@ func decodeKey(b []byte) (crypto.PubKey, error) {
 	}
 	return pub, nil
 }
-
-func keyTypeName(pub crypto.PubKey) string { return idkey.TypeName(pub) }
 
 // KeyType is a key's type as users see it: Ed25519 or Ed25519+ML-DSA-65.
 func KeyType(pub crypto.PubKey) string { return idkey.TypeName(pub) }

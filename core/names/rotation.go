@@ -109,9 +109,9 @@ func (l *Lineage) Recovery() []byte {
 func (l *Lineage) HeadHash() []byte {
 	if len(l.Steps) == 0 {
 		b, _ := l.Claim.Marshal()
-		return claimHash(b)
+		return digest(b)
 	}
-	return stepHash(l.Steps[len(l.Steps)-1].signed)
+	return digest(l.Steps[len(l.Steps)-1].signed)
 }
 
 // SignedSteps are the steps as carried in a zone.
@@ -137,11 +137,6 @@ func RecoveryCommitment(pub crypto.PubKey) ([]byte, error) {
 	}
 	h := sha256.Sum256(b)
 	return h[:], nil
-}
-
-func stepHash(signed []byte) []byte {
-	h := sha256.Sum256(signed)
-	return h[:]
 }
 
 // Rotate signs the next step of l: from its head key (headPriv) to newPriv.
@@ -351,7 +346,7 @@ func CompareLineages(a, b *Lineage) int {
 		}
 		return -1
 	}
-	return -bytes.Compare(stepHash(a.Steps[i].signed), stepHash(b.Steps[i].signed))
+	return -bytes.Compare(digest(a.Steps[i].signed), digest(b.Steps[i].signed))
 }
 
 // divergence is the index of the first step where a and b differ.

@@ -156,7 +156,7 @@ func TestForgedRotationsAreRefused(t *testing.T) {
 	rivalKey, _ := marshalKey(rival.GetPublic())
 	k0Key, _ := marshalKey(k0.GetPublic())
 	k2Key, _ := marshalKey(k2.GetPublic())
-	loop := step(payload(&pb.RotationPayload{Name: "einstein.avtr", Index: 2, Prev: stepHash(good.Signed()), Kind: pb.RotationKind_ROTATION_KIND_ROTATE, NewKey: k0Key}), k1, k0, nil)
+	loop := step(payload(&pb.RotationPayload{Name: "einstein.avtr", Index: 2, Prev: digest(good.Signed()), Kind: pb.RotationKind_ROTATION_KIND_ROTATE, NewKey: k0Key}), k1, k0, nil)
 	other := mint(t, "other.avtr", k0)
 	otherStep, err := Rotate(&Lineage{Claim: other}, k0, k1, nil)
 	if err != nil {
@@ -175,7 +175,7 @@ func TestForgedRotationsAreRefused(t *testing.T) {
 		{"rotation to the same key", [][]byte{step(rotateTo(k0Key, 1, prev), k0, k0, nil)}, ErrBadRotation},
 		{"wrong index", [][]byte{step(rotateTo(k1Key, 2, prev), k0, k1, nil)}, ErrBadRotation},
 		{"hangs off another claim", [][]byte{otherStep.Signed()}, ErrNameMismatch},
-		{"out of order", [][]byte{step(rotateTo(k2Key, 2, stepHash(good.Signed())), k1, k2, nil), good.Signed()}, ErrBadRotation},
+		{"out of order", [][]byte{step(rotateTo(k2Key, 2, digest(good.Signed())), k1, k2, nil), good.Signed()}, ErrBadRotation},
 		{"ROTATE with an authority key", [][]byte{step(rotateTo(k1Key, 1, prev), k0, k1, k0Key)}, ErrMalformed},
 		{"recovery without a commitment", [][]byte{step(payload(&pb.RotationPayload{Name: "einstein.avtr", Index: 1, Prev: prev, Kind: pb.RotationKind_ROTATION_KIND_RECOVER, NewKey: rivalKey}), rival, rival, rivalKey)}, ErrWrongOwner},
 		{"junk", [][]byte{[]byte("junk")}, ErrMalformed},
@@ -220,9 +220,9 @@ func signedZoneWithSteps(t testing.TB, z *Zone, key crypto.PrivKey, steps [][]by
 	ownerKey, _ := marshalKey(key.GetPublic())
 	claim := marshal(t, z.Claim)
 	p := z.payload(ownerKey)
-	p.ClaimHash = claimHash(claim)
+	p.ClaimHash = digest(claim)
 	if len(steps) > 0 {
-		p.ChainHash = stepHash(steps[len(steps)-1])
+		p.ChainHash = digest(steps[len(steps)-1])
 	}
 	env, err := seal(&zoneRecord{p: p}, key)
 	if err != nil {

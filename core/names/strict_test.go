@@ -253,7 +253,7 @@ func TestSignedClaimStrict(t *testing.T) {
 			}
 			wantRefused(t, s, tt.hostile, ErrMalformed)
 			// Not even the owner can embed such a claim in a zone.
-			z := resignZone(t, zoneOwner, owner, tt.hostile, claimHash(tt.hostile))
+			z := resignZone(t, zoneOwner, owner, tt.hostile, digest(tt.hostile))
 			if _, err := DecodeZone(z); !errors.Is(err, ErrMalformed) {
 				t.Fatalf("zone embedding it: got %v, want ErrMalformed", err)
 			}
@@ -371,11 +371,11 @@ func TestZoneClaimBound(t *testing.T) {
 		{"the claim padded", zoneValue(env, paddedClaim), ErrWrongOwner},
 		{"no claim", bytesField(fSignedEnvelope, env), ErrWrongOwner},
 		{"owner signs no claim_hash", resignZone(t, genuine, alice, claim1, nil), ErrWrongOwner},
-		{"owner signs the hash of another claim", resignZone(t, genuine, alice, claim1, claimHash(claim2)), ErrWrongOwner},
-		{"owner signs the hash of a padded claim", resignZone(t, genuine, alice, paddedClaim, claimHash(paddedClaim)), ErrMalformed},
-		{"owner signs the hash of a witnessed claim", resignZone(t, genuine, alice, witnessedClaim, claimHash(witnessedClaim)), ErrMalformed},
+		{"owner signs the hash of another claim", resignZone(t, genuine, alice, claim1, digest(claim2)), ErrWrongOwner},
+		{"owner signs the hash of a padded claim", resignZone(t, genuine, alice, paddedClaim, digest(paddedClaim)), ErrMalformed},
+		{"owner signs the hash of a witnessed claim", resignZone(t, genuine, alice, witnessedClaim, digest(witnessedClaim)), ErrMalformed},
 		// The control: the owner may of course sign over its other claim.
-		{"owner signs over its other claim", resignZone(t, genuine, alice, claim2, claimHash(claim2)), nil},
+		{"owner signs over its other claim", resignZone(t, genuine, alice, claim2, digest(claim2)), nil},
 	}
 	s := envelopeSubjects(t)[1]
 	s.genuine, s.key = genuine, ZoneKey(c1.Name)

@@ -152,10 +152,10 @@ func (z *Zone) Sign(ownerPriv crypto.PrivKey) ([]byte, error) {
 		return nil, fmt.Errorf("zone %s: %w", z.Name, err)
 	}
 	payload := z.payload(ownerKey)
-	payload.ClaimHash = claimHash(claim)
+	payload.ClaimHash = digest(claim)
 	steps := z.Lineage().SignedSteps()
 	if len(steps) > 0 {
-		payload.ChainHash = stepHash(steps[len(steps)-1])
+		payload.ChainHash = digest(steps[len(steps)-1])
 	}
 	env, err := seal(&zoneRecord{p: payload}, ownerPriv)
 	if err != nil {
@@ -220,7 +220,7 @@ func DecodeZone(b []byte) (*Zone, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !bytes.Equal(rec.p.GetClaimHash(), claimHash(sz.GetClaim())) {
+	if !bytes.Equal(rec.p.GetClaimHash(), digest(sz.GetClaim())) {
 		return nil, fmt.Errorf("zone %s: the embedded claim is not the one the owner signed the zone with: %w", z.Name, ErrWrongOwner)
 	}
 	if err := z.attachClaim(sz.GetClaim(), sz.GetRotations()); err != nil {
@@ -228,7 +228,7 @@ func DecodeZone(b []byte) (*Zone, error) {
 	}
 	var chainHash []byte
 	if steps := sz.GetRotations(); len(steps) > 0 {
-		chainHash = stepHash(steps[len(steps)-1])
+		chainHash = digest(steps[len(steps)-1])
 	}
 	if !bytes.Equal(rec.p.GetChainHash(), chainHash) {
 		return nil, fmt.Errorf("zone %s: the key chain carried is not the one the owner signed the zone with: %w", z.Name, ErrWrongOwner)
@@ -280,9 +280,10 @@ func (z *Zone) attachClaim(b []byte, steps [][]byte) error {
 	return nil
 }
 
-// claimHash binds a zone to the exact claim it carries.
-func claimHash(claim []byte) []byte {
-	h := sha256.Sum256(claim)
+// digest is the SHA-256 that binds a zone to the exact claim and chain it
+// carries, and a rotation step to the claim or step before it.
+func digest(b []byte) []byte {
+	h := sha256.Sum256(b)
 	return h[:]
 }
 

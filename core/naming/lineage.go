@@ -5,8 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	ds "github.com/ipfs/go-datastore"
 	"google.golang.org/protobuf/encoding/protowire"
 
@@ -62,8 +62,7 @@ func (o *Owners) lineageOf(ctx context.Context, held *names.Claim) *names.Lineag
 // runs on every record that enters does not check a chain's signatures
 // again each time (a step to a hybrid key costs about 0.3 ms).
 type chainCache struct {
-	mu      sync.Mutex
-	entries map[string]cachedChain // by name
+	byName *lru.Cache[string, cachedChain]
 }
 
 type cachedChain struct {
@@ -71,28 +70,26 @@ type cachedChain struct {
 	lineage      *names.Lineage
 }
 
-// maxCachedChains bounds the cache; past it, it starts over.
+// maxCachedChains bounds the cache.
 const maxCachedChains = 4096
 
-func (c *chainCache) get(held *names.Claim, stored []byte) *names.Lineage {
+func newChainCache() chainCache {
+	c, _ := lru.New[string, cachedChain](maxCachedChains) // errors only on a size below 1
+	return chainCache{byName: c}
+}
+
+func (c chainCache) get(held *names.Claim, stored []byte) *names.Lineage {
 	hb, _ := held.Marshal()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.entries[held.Name.String()]
+	e, ok := c.byName.Get(held.Name.String())
 	if !ok || !bytes.Equal(e.held, hb) || !bytes.Equal(e.stored, stored) {
 		return nil
 	}
 	return e.lineage
 }
 
-func (c *chainCache) put(held *names.Claim, stored []byte, l *names.Lineage) {
+func (c chainCache) put(held *names.Claim, stored []byte, l *names.Lineage) {
 	hb, _ := held.Marshal()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.entries == nil || len(c.entries) >= maxCachedChains {
-		c.entries = make(map[string]cachedChain)
-	}
-	c.entries[held.Name.String()] = cachedChain{held: hb, stored: bytes.Clone(stored), lineage: l}
+	c.byName.Add(held.Name.String(), cachedChain{held: hb, stored: bytes.Clone(stored), lineage: l})
 }
 
 // CheckLineage applies the ownership and succession rules to a record's
@@ -110,7 +107,7 @@ func (o *Owners) CheckLineage(ctx context.Context, l *names.Lineage) error {
 	mu.Lock()
 	defer mu.Unlock()
 	known := o.lineageOf(ctx, held)
-	if err := checkAgainst(known, l); err != nil {
+	if err := names.CheckSuccession(known, l); err != nil {
 		return err
 	}
 	if l.Steps == nil || names.CompareLineages(l, known) <= 0 {
@@ -129,10 +126,6 @@ func (o *Owners) CheckLineage(ctx context.Context, l *names.Lineage) error {
 // onChainChange registers what to do when a name's known key chain moves
 // on: the name service drops its cached zone of the name.
 func (o *Owners) onChainChange(f func(names.Name)) { o.chainChanged.Store(&f) }
-
-// checkAgainst is the succession rule against the lineage known (nil:
-// none); a claim value alone (Steps nil) is checked for owner and claim.
-func checkAgainst(known, l *names.Lineage) error { return names.CheckSuccession(known, l) }
 
 // encodeSteps stores a chain as repeated bytes (field 1).
 func encodeSteps(steps [][]byte) []byte {

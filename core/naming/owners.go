@@ -12,11 +12,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	ds "github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/namespace"
 	record "github.com/libp2p/go-libp2p-record"
 	recpb "github.com/libp2p/go-libp2p-record/pb"
-	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/multiformats/go-base32"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
@@ -79,8 +79,10 @@ func NewOwners(store ds.Batching, cfg *config.Config, log *slog.Logger, reg prom
 			Namespace: "avnode", Subsystem: "names", Name: "refused_total",
 			Help: "Claims and zones this node refused, by reason (name_taken: another key holds the name; rotated: signed by a key the name rotated away from).",
 		}, []string{"reason"}),
-		logs: map[string]*rate.Limiter{},
-		now:  time.Now,
+		logs:    map[string]*rate.Limiter{},
+		now:     time.Now,
+		chains:  newChainCache(),
+		checked: newCheckedValues(),
 	}
 	for _, r := range []string{ReasonNameTaken, ReasonDisputed, ReasonRotated, "malformed", "bad_signature", "expired", "other"} {
 		o.refused.WithLabelValues(r)
@@ -262,15 +264,6 @@ func (o *Owners) Voted(ctx context.Context, n names.Name) *names.Claim {
 	return c
 }
 
-// Check refuses owner for n when this node knows another owner.
-func (o *Owners) Check(ctx context.Context, n names.Name, owner crypto.PubKey) error {
-	held, err := o.Known(ctx, n)
-	if err != nil {
-		return err
-	}
-	return names.HolderCheck(held, n, owner)
-}
-
 func (o *Owners) lock(n names.Name) *sync.Mutex {
 	h := fnv.New32a()
 	h.Write([]byte(n.String()))
@@ -377,8 +370,7 @@ func (o *Owners) zoneLineage(key string, value []byte) (*names.Lineage, error) {
 // large hybrid-signed value (about 2.5 ms to check at 64 KiB) then costs a
 // hash per copy, not the signatures again.
 type checkedValues struct {
-	mu      sync.Mutex
-	entries map[[32]byte]checkedValue
+	recent *lru.Cache[[32]byte, checkedValue]
 }
 
 type checkedValue struct {
@@ -393,26 +385,23 @@ const (
 	checkedFor = 30 * time.Second
 )
 
-func (c *checkedValues) decode(key string, value []byte, check func() (*names.Lineage, error)) (*names.Lineage, error) {
+func newCheckedValues() checkedValues {
+	c, _ := lru.New[[32]byte, checkedValue](maxCheckedValues) // errors only on a size below 1
+	return checkedValues{recent: c}
+}
+
+func (c checkedValues) decode(key string, value []byte, check func() (*names.Lineage, error)) (*names.Lineage, error) {
 	h := sha256.New()
 	h.Write([]byte(key))
 	h.Write([]byte{0})
 	h.Write(value)
 	var id [32]byte
 	h.Sum(id[:0])
-	c.mu.Lock()
-	e, ok := c.entries[id]
-	c.mu.Unlock()
-	if ok && time.Since(e.at) < checkedFor {
+	if e, ok := c.recent.Get(id); ok && time.Since(e.at) < checkedFor {
 		return e.lineage, e.err
 	}
 	l, err := check()
-	c.mu.Lock()
-	if c.entries == nil || len(c.entries) >= maxCheckedValues {
-		c.entries = make(map[[32]byte]checkedValue)
-	}
-	c.entries[id] = checkedValue{lineage: l, err: err, at: time.Now()}
-	c.mu.Unlock()
+	c.recent.Add(id, checkedValue{lineage: l, err: err, at: time.Now()})
 	return l, err
 }
 
@@ -459,7 +448,7 @@ func (v ownedValidator) Select(key string, values [][]byte) (int, error) {
 			looked = err == nil
 		}
 		if err == nil {
-			err = checkAgainst(known, l)
+			err = names.CheckSuccession(known, l)
 		}
 		if err != nil {
 			firstErr = cmp(firstErr, err)

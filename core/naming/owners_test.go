@@ -198,10 +198,10 @@ func TestOwnersBind(t *testing.T) {
 		if _, err := o.Bind(ctx, b.claim); !errors.Is(err, names.ErrNameTaken) {
 			t.Fatalf("Bind of another key after reopening: %v, want ErrNameTaken", err)
 		}
-		if err := o.Check(ctx, n, b.priv.GetPublic()); !errors.Is(err, names.ErrNameTaken) {
+		if err := o.CheckLineage(ctx, &names.Lineage{Claim: b.claim}); !errors.Is(err, names.ErrNameTaken) {
 			t.Fatalf("Check of another key after reopening: %v, want ErrNameTaken", err)
 		}
-		if err := o.Check(ctx, n, a.priv.GetPublic()); err != nil {
+		if err := o.CheckLineage(ctx, &names.Lineage{Claim: a.claim}); err != nil {
 			t.Fatalf("Check of the owner after reopening: %v", err)
 		}
 	})
@@ -790,7 +790,7 @@ func TestPollCountsClaimsNotKeys(t *testing.T) {
 // A value replayed within checkedFor is checked once; another value, or
 // the same bytes under another key, is checked again.
 func TestReplayedValuesAreCheckedOnce(t *testing.T) {
-	var c checkedValues
+	c := newCheckedValues()
 	checks := 0
 	check := func() (*names.Lineage, error) { checks++; return nil, names.ErrBadSignature }
 	for range 5 {
