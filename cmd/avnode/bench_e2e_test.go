@@ -37,20 +37,25 @@ func TestBenchCommand(t *testing.T) {
 	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
 		t.Fatalf("--json: %v\n%s", err, stdout.String())
 	}
-	want := []string{"resolve cold", "resolve warm", "publish", "fetch 2 MiB, 1 source", "fetch 2 MiB, 3 sources",
+	want := []string{"resolve cold", "resolve warm", "publish", "resolve cold, in-process", "resolve warm, in-process",
+		"publish, in-process", "fetch 2 MiB, 1 source", "fetch 2 MiB, 3 sources",
 		"resolve cold through an estate", "resolve warm through an estate", "estate move → resolve elsewhere",
+		"resolve cold, rotated name", "resolve cold, hybrid name", "zone check, hybrid key",
 		"churn: resolve after 30 % killed", "churn: resolve while 10 % restarting", "time to ready", "memory per node", "goroutines per node"}
 	for _, name := range want {
-		r := rep.Row(name)
-		if r == nil {
+		if rep.Row(name) == nil {
 			t.Errorf("no row %q", name)
-			continue
-		}
-		if r.Value.Dist == nil && r.Value.Number == nil || r.Base.Dist == nil && r.Base.Number == nil || r.Ratio <= 0 {
-			t.Errorf("row %q: avnode %s, baseline %s, ratio %v: each row needs both and their ratio", name, r.Value, r.Base, r.Ratio)
 		}
 	}
-	for _, name := range []string{"resolve cold", "resolve warm", "publish"} {
+	for _, r := range rep.Rows {
+		if r.Value.Dist == nil && r.Value.Number == nil || r.Base.Dist == nil && r.Base.Number == nil || r.Ratio <= 0 {
+			t.Errorf("row %q: avnode %s, baseline %s, ratio %v: each row needs both and their ratio", r.Name, r.Value, r.Base, r.Ratio)
+		}
+		if d := r.Value.Dist; d != nil && (d.Count == 0 || d.Failed != 0) {
+			t.Errorf("row %q: %d measured, %d failed", r.Name, d.Count, d.Failed)
+		}
+	}
+	for _, name := range []string{"resolve cold", "resolve warm", "publish", "resolve cold, in-process", "publish, in-process"} {
 		if d := rep.Row(name).Value.Dist; d == nil || d.Count != 10 || d.Failed != 0 {
 			t.Errorf("%s: %+v; want 10 done, none failed", name, d)
 		}

@@ -111,12 +111,17 @@ func TestBeaconAndMirrorsKeepANameAlive(t *testing.T) {
 			Copies       []string
 			CopiesWanted int `json:"copies_wanted"`
 		}
-		cliJSON(t, nodes[3].repo, &res, "resolve", name)
+		cliJSON(t, nodes[3].repo, &res, "resolve", name, "--copies")
 		if !slices.Contains(res.Copies, b.peerID) || !slices.Contains(res.Copies, c.peerID) || res.CopiesWanted != 2 {
 			return fmt.Errorf("copies %v of %d\n%s", res.Copies, res.CopiesWanted, grepLog(b.log.String(), "attest", "mirror"))
 		}
 		return nil
 	})
+	var plain map[string]any
+	cliJSON(t, nodes[3].repo, &plain, "resolve", name)
+	if _, ok := plain["copies"]; ok || plain["copies_wanted"] != float64(2) {
+		t.Fatalf("a resolve without --copies searched for copies or lost the target: %v", plain)
+	}
 	waitBeaconStatus(t, a, "two mirrors: the target is met", func(s beaconStatus) bool {
 		return s.Wanted == 2 && s.Copies == 2 && !s.UnderReplicated
 	})

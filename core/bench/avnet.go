@@ -1,8 +1,10 @@
 package bench
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -10,6 +12,7 @@ import (
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/host"
 
+	"github.com/avnode/avnode/core/api"
 	"github.com/avnode/avnode/core/daemon"
 	"github.com/avnode/avnode/core/idkey"
 	"github.com/avnode/avnode/core/keystore"
@@ -23,6 +26,7 @@ import (
 type avMember struct {
 	dir, configFile string
 	d               *daemon.Daemon
+	api             *api.Client // the control API, as the CLI calls it
 	stopWatch       func()
 	keys            sync.Map // record keys the DHT stored here, across restarts
 }
@@ -50,6 +54,7 @@ func (m *avMember) start() error {
 		return fmt.Errorf("start node in %s: %w", m.dir, err)
 	}
 	m.d = d
+	m.api = api.NewClient(m.dir, repo.SocketFile)
 	m.stopWatch = d.Node.WatchRecords(func(r node.RecordStored) { m.keys.Store(r.Key, true) })
 	return nil
 }
@@ -62,6 +67,18 @@ func (m *avMember) stop() {
 	m.d.Node.Host.Close() // the peers see the connections drop first
 	m.d.Stop()
 	m.d = nil
+}
+
+// resolve asks the node's control API, as `avnode resolve NAME` does.
+func (m *avMember) resolve(ctx context.Context, name string) error {
+	return m.api.Call(ctx, "GET", "/v1/resolve", url.Values{"name": {name}}, nil, nil)
+}
+
+// setRecord changes a record through the control API, as `avnode record
+// set NAME TYPE VALUE` does: the zone is signed and put to its holders.
+func (m *avMember) setRecord(ctx context.Context, name, typ, value string) error {
+	q := url.Values{"name": {name}, "type": {typ}, "value": {value}}
+	return m.api.Call(ctx, "POST", "/v1/record/set", q, nil, nil)
 }
 
 // newKey makes an Ed25519 identity key in the node's keystore, for a claim.

@@ -87,7 +87,9 @@ func (r *Report) Row(name string) *Row {
 // results are one network's measures, avnode's or the baseline's.
 type results struct {
 	memPerNode, goroutinesPerNode float64
-	publish, cold, warm           *latencies
+	publish, cold, warm           *latencies // avnode: through the control API
+	publishDirect                 *latencies // avnode: the same, in-process
+	coldDirect, warmDirect        *latencies
 	holders                       []int
 	fetch1, fetch3                time.Duration
 	killed, restarting            float64
@@ -138,10 +140,13 @@ func compare(opts Options, av, base *results) []Row {
 	kill := fmt.Sprintf("%.0f %% killed", opts.KillShare*100)
 	restart := fmt.Sprintf("%.0f %% restarting", opts.Restarting*100)
 	return []Row{
-		row("resolve cold", "ms", dist(av.cold), "kad-dht GetValue", dist(base.cold), "all layers: zone, claim, records, host addresses"),
+		row("resolve cold", "ms", dist(av.cold), "kad-dht GetValue", dist(base.cold), "`avnode resolve` through the control API: zone, claim, records, host addresses"),
 		row("resolve warm", "ms", dist(av.warm), "kad-dht GetValue", dist(base.warm), "same node again: avnode answers from its cache"),
 		row("publish", "ms", dist(av.publish), "kad-dht PutValue", dist(base.publish),
-			fmt.Sprintf("holders acked of 20: %s (baseline %s)", holderSummary(av.holders), holderSummary(base.holders))),
+			fmt.Sprintf("`avnode record set` through the control API; holders acked of 20: %s (baseline %s)", holderSummary(av.holders), holderSummary(base.holders))),
+		row("resolve cold, in-process", "ms", dist(av.coldDirect), "kad-dht GetValue", dist(base.cold), "naming.Resolve, no control API"),
+		row("resolve warm, in-process", "ms", dist(av.warmDirect), "kad-dht GetValue", dist(base.warm), ""),
+		row("publish, in-process", "ms", dist(av.publishDirect), "kad-dht PutValue", dist(base.publish), "naming.ChangeRecord, no control API"),
 		row(fmt.Sprintf("fetch %d MiB, 1 source", opts.FetchMiB), "s", number(av.fetch1.Seconds()), "libp2p stream copy", number(base.fetch1.Seconds()),
 			throughput(opts.FetchMiB, av.fetch1)),
 		row(fmt.Sprintf("fetch %d MiB, 3 sources", opts.FetchMiB), "s", number(av.fetch3.Seconds()), "libp2p stream copy", number(base.fetch1.Seconds()),
@@ -150,14 +155,14 @@ func compare(opts Options, av, base *results) []Row {
 			fmt.Sprintf("%d resolves (baseline %d)", av.killedTried, base.killedTried)),
 		row("churn: resolve while "+restart, "% ok", number(av.restarting*100), "kad-dht GetValue", number(base.restarting*100),
 			fmt.Sprintf("%d resolves in %s (baseline %d)", av.restartTried, opts.RestartFor, base.restartTried)),
-		row("resolve cold through an estate", "ms", dist(av.estates.cold), "avnode, direct HOST", dist(av.cold), "name → zone → estate record → host addresses"),
-		row("resolve warm through an estate", "ms", dist(av.estates.warm), "avnode, direct HOST", dist(av.warm), "the estate record cached for its TTL"),
+		row("resolve cold through an estate", "ms", dist(av.estates.cold), "avnode, direct HOST", dist(av.coldDirect), "name → zone → estate record → host addresses"),
+		row("resolve warm through an estate", "ms", dist(av.estates.warm), "avnode, direct HOST", dist(av.warmDirect), "the estate record cached for its TTL"),
 		row("estate move → resolve elsewhere", "s", number(av.estates.move.Seconds()), "estate record TTL", number(estateTTL.Seconds()),
 			"estate import on another node until a node that resolved before names it"),
-		row("resolve cold, rotated name", "ms", dist(av.keys.rotatedCold), "avnode, Ed25519 name", dist(av.cold), "claimed Ed25519, rotated to hybrid: the chain rides in the zone"),
-		row("resolve warm, rotated name", "ms", dist(av.keys.rotatedWarm), "avnode, Ed25519 name", dist(av.warm), ""),
-		row("resolve cold, hybrid name", "ms", dist(av.keys.hybridCold), "avnode, Ed25519 name", dist(av.cold), "claimed with Ed25519 + ML-DSA-65"),
-		row("resolve warm, hybrid name", "ms", dist(av.keys.hybridWarm), "avnode, Ed25519 name", dist(av.warm), ""),
+		row("resolve cold, rotated name", "ms", dist(av.keys.rotatedCold), "avnode, Ed25519 name", dist(av.coldDirect), "claimed Ed25519, rotated to hybrid: the chain rides in the zone"),
+		row("resolve warm, rotated name", "ms", dist(av.keys.rotatedWarm), "avnode, Ed25519 name", dist(av.warmDirect), ""),
+		row("resolve cold, hybrid name", "ms", dist(av.keys.hybridCold), "avnode, Ed25519 name", dist(av.coldDirect), "claimed with Ed25519 + ML-DSA-65"),
+		row("resolve warm, hybrid name", "ms", dist(av.keys.hybridWarm), "avnode, Ed25519 name", dist(av.warmDirect), ""),
 		row("zone sign, hybrid key", "µs", number(av.keys.sign[idkey.TypeHybrid]), "Ed25519 key", number(av.keys.sign[idkey.TypeEd25519]), "one ROOT, one HOST"),
 		row("zone check, hybrid key", "µs", number(av.keys.verify[idkey.TypeHybrid]), "Ed25519 key", number(av.keys.verify[idkey.TypeEd25519]), "both signatures, and the claim's"),
 		row("zone size, hybrid key", "bytes", number(av.keys.size[idkey.TypeHybrid]), "Ed25519 key", number(av.keys.size[idkey.TypeEd25519]), fmt.Sprintf("limit %d", names.MaxRecordSize)),

@@ -67,7 +67,7 @@ func runBaseline(ctx context.Context, opts Options, limits connLimits) (*results
 }
 
 func runAvnode(ctx context.Context, opts Options, limits connLimits, dir string) (*results, error) {
-	res := &results{publish: &latencies{}, ready: &latencies{}}
+	res := &results{publish: &latencies{}, publishDirect: &latencies{}, ready: &latencies{}}
 	net, t, err := startAvnode(ctx, opts, limits, dir, res)
 	if net != nil {
 		defer net.stopAll()
@@ -77,6 +77,7 @@ func runAvnode(ctx context.Context, opts Options, limits connLimits, dir string)
 	}
 	av := func(i int) *avMember { return net.members[i].(*avMember) }
 	res.cold, res.warm = t.coldAndWarm(ctx)
+	res.coldDirect, res.warmDirect = resolveInProcess(ctx, t, av)
 	if res.estates, err = measureEstates(ctx, opts, net, av); err != nil {
 		return nil, err
 	}
@@ -127,22 +128,47 @@ func startAvnode(ctx context.Context, opts Options, limits connLimits, dir strin
 	}
 	logf(opts, "avnode: %d names claimed", opts.Names)
 	zoneKey := func(item int) string { n, _ := names.Parse(name(item)); return names.ZoneKey(n) }
+	// The user's path first: `avnode record set` through the control API.
+	// Then the same change in-process, a row of its own: the gap is the API.
 	for item := range opts.Names {
 		m := av(owner(item))
-		pctx, cancel := context.WithTimeout(ctx, resolveTimeout)
-		start := time.Now()
-		_, err := m.d.Names.ChangeRecord(pctx, naming.RecordChange{Name: name(item), Type: "HOST", Value: m.host().ID().String()})
-		cancel()
-		res.publish.add(time.Since(start), err)
+		res.publish.add(timed(ctx, func(ctx context.Context) error {
+			return m.setRecord(ctx, name(item), "HOST", m.host().ID().String())
+		}))
 		res.holders = append(res.holders, net.holders(zoneKey(item), owner(item)))
+	}
+	for item := range opts.Names {
+		m := av(owner(item))
+		res.publishDirect.add(timed(ctx, func(ctx context.Context) error {
+			_, err := m.d.Names.ChangeRecord(ctx, naming.RecordChange{Name: name(item), Type: "TXT", Value: "bench=1"})
+			return err
+		}))
 	}
 	logf(opts, "avnode: %d zones published", opts.Names)
 	t := &target{net: net, items: opts.Names, key: zoneKey, owner: owner,
-		resolve: func(ctx context.Context, m, item int) error {
-			_, err := av(m).d.Names.Resolve(ctx, name(item))
-			return err
-		}}
+		resolve: func(ctx context.Context, m, item int) error { return av(m).resolve(ctx, name(item)) }}
 	return net, t, nil
+}
+
+// resolveInProcess times naming's Resolve without the control API, from
+// members that never resolved the items, after the API's pass.
+func resolveInProcess(ctx context.Context, t *target, av func(int) *avMember) (cold, warm *latencies) {
+	throughAPI := t.resolve
+	defer func() { t.resolve = throughAPI }()
+	t.resolve = func(ctx context.Context, m, item int) error {
+		_, err := av(m).d.Names.Resolve(ctx, fmt.Sprintf("bench%d.avtr", item))
+		return err
+	}
+	return t.coldAndWarm(ctx)
+}
+
+// timed runs f within resolveTimeout and returns how long it took.
+func timed(ctx context.Context, f func(context.Context) error) (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, resolveTimeout)
+	defer cancel()
+	start := time.Now()
+	err := f(ctx)
+	return time.Since(start), err
 }
 
 // churnAndJoin runs the measures both networks share once their items are

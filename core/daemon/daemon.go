@@ -145,7 +145,7 @@ func Start(opts Options) (_ *Daemon, err error) {
 		return nil, err
 	}
 	d.Node, err = node.New(node.Options{
-		Config: cfg, Key: r.NodeKey, Datastore: r.Datastore, Logger: d.Log, Registerer: reg,
+		Config: cfg, Key: r.NodeKey, Datastore: r.Unsynced, Logger: d.Log, Registerer: reg,
 		Validators: d.Owners.Validators(), StorePolicy: d.storePolicy,
 	})
 	if err != nil {

@@ -91,7 +91,8 @@ func (d *Daemon) handleRecordList(ctx context.Context, req api.Request) (any, er
 }
 
 // handleResolve resolves ?name=, after the roles that resolve ahead (a
-// satellite's beacon) had their turn, and adds the attested copies.
+// satellite's beacon) had their turn. With ?copies=1 it also lists the
+// attested copies: a DHT search of its own, so only when asked.
 func (d *Daemon) handleResolve(ctx context.Context, req api.Request) (any, error) {
 	through := d.resolveAhead(ctx, "resolve", req.Query("name"))
 	res, err := d.Names.Resolve(ctx, req.Query("name"))
@@ -100,6 +101,8 @@ func (d *Daemon) handleResolve(ctx context.Context, req api.Request) (any, error
 	}
 	out := resolutionOf(res)
 	out.Through = through
-	out.Copies = d.Names.Copies(ctx, res.Name, res.Seq)
+	if req.Query("copies") == "1" {
+		out.Copies = d.Names.Copies(ctx, res.Name, res.Seq)
+	}
 	return out, nil
 }

@@ -265,8 +265,8 @@ func (v ZoneValidator) Select(key string, values [][]byte) (int, error) {
 }
 
 // ZoneAhead reports whether zone a is ahead of zone b of the same owner:
-// the lineage ahead first, then the higher seq, the later expiry, the larger
-// bytes.
+// the lineage ahead first, then the higher seq, the later expiry, the
+// fresher glue, the larger bytes.
 func ZoneAhead(a, b *Zone) bool {
 	if c := CompareLineages(a.Lineage(), b.Lineage()); c != 0 {
 		return c > 0
@@ -276,6 +276,8 @@ func ZoneAhead(a, b *Zone) bool {
 		return a.Seq > b.Seq
 	case !a.Expiry.Equal(b.Expiry):
 		return a.Expiry.After(b.Expiry)
+	case a.glueSeq() != b.glueSeq():
+		return a.glueSeq() > b.glueSeq() // the same zone: the fresher host addresses
 	}
 	return bytes.Compare(a.signed, b.signed) > 0
 }

@@ -84,6 +84,9 @@ type Zone struct {
 	// Rotations are the name's key changes since Claim; Owner is the key the
 	// last one names (the claim's owner when there are none).
 	Rotations []*Rotation
+	// Glue are the signed peer records of its hosts carried with the zone
+	// (see Glue); set by DecodeZone, never signed by the owner.
+	Glue []Glue
 
 	claimBytes []byte // the embedded claim as on the wire, for Select
 	signed     []byte // the zone as stored in the DHT, once signed or decoded
@@ -233,8 +236,14 @@ func DecodeZone(b []byte) (*Zone, error) {
 	if !bytes.Equal(rec.p.GetChainHash(), chainHash) {
 		return nil, fmt.Errorf("zone %s: the key chain carried is not the one the owner signed the zone with: %w", z.Name, ErrWrongOwner)
 	}
+	if err := checkRecords(z.Name, z.Records); err != nil {
+		return nil, err
+	}
+	if z.Glue, err = decodeGlue(z, sz.GetHostRecords()); err != nil {
+		return nil, err
+	}
 	z.signed = b
-	return z, checkRecords(z.Name, z.Records)
+	return z, nil
 }
 
 func zoneFromPayload(p *pb.ZonePayload, signer crypto.PubKey) (*Zone, error) {

@@ -158,21 +158,35 @@ func (s *Service) Owns(ctx context.Context, nameText string) bool {
 	return err == nil && ok
 }
 
-// copiesWait bounds the lookup of attested copies.
-const copiesWait = 2 * time.Second
+// copiesWait bounds the lookup of attested copies; copiesFresh is how long
+// its answer is reused, so a page of `resolve --copies` calls walks the DHT
+// once per name and version.
+const (
+	copiesWait  = 2 * time.Second
+	copiesFresh = 10 * time.Second
+	copiesKept  = 4096 // names and versions whose copies are remembered
+)
 
 // Copies lists the peers that attested to holding version seq of a name (or
 // of the registered name above a label), within copiesWait; none is an
-// empty list.
+// empty list. It is a DHT search of its own, so resolve asks for it only
+// when the user does.
 func (s *Service) Copies(ctx context.Context, name string, seq uint64) []string {
 	if n, err := names.Parse(name); err == nil {
 		name = n.Registered().String()
+	}
+	key := fmt.Sprintf("%s/%d", name, seq)
+	if out, ok := s.copies.Get(key); ok {
+		return out
 	}
 	ctx, cancel := context.WithTimeout(ctx, copiesWait)
 	defer cancel()
 	out := []string{}
 	for info := range s.dht.FindProvidersAsync(ctx, CopyCID(name, seq), 0) {
 		out = append(out, info.ID.String())
+	}
+	if ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		s.copies.Add(key, out)
 	}
 	return out
 }

@@ -216,6 +216,7 @@ func (s *Service) acceptZone(ctx context.Context, n names.Name, data []byte) (*n
 	// Cache first: a watcher told of the new version resolves at once and
 	// must not get the old one from the cache.
 	s.cacheZone(z)
+	s.learnGlue(z)
 	if z.Seq > seen {
 		s.notify(Update{Name: z.Name.String(), Key: names.KeyID(z.Owner), Seq: z.Seq})
 	}

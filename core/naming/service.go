@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/expirable"
 	ds "github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/namespace"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
@@ -58,6 +59,7 @@ type Service struct {
 	mu        sync.Mutex
 	zoneCache map[string]cachedZone
 	addrCache map[peer.ID]cachedAddrs
+	copies    *expirable.LRU[string, []string] // Copies' answers, by name/seq
 	// estateCache keeps each estate's newest record seen: while its TTL
 	// lasts it answers resolves, and after that its seq is the rollback
 	// floor.
@@ -131,6 +133,7 @@ func New(opts Options) (*Service, error) {
 		holdSlots:   make(chan struct{}, holdLookups),
 		putSlots:    make(chan struct{}, offerPuts),
 		addrCache:   map[peer.ID]cachedAddrs{},
+		copies:      expirable.NewLRU[string, []string](copiesKept, nil, copiesFresh),
 		estateCache: map[string]cachedEstate{},
 		unsettled:   map[string]time.Time{},
 	}
@@ -157,6 +160,9 @@ func (s *Service) Start() {
 	s.every(ctx, s.cfg.Names.ReputInterval.D(), s.reputHeld)
 	s.wg.Add(1)
 	go s.learnStored(ctx)
+	if err := s.keepPeerRecords(ctx); err != nil {
+		s.log.Warn("host records will not be carried as glue", "err", err)
+	}
 }
 
 func (s *Service) every(ctx context.Context, interval time.Duration, job func(context.Context)) {

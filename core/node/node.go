@@ -44,7 +44,7 @@ func Agent() string { return "avnode/" + Version }
 type Options struct {
 	Config    *config.Config
 	Key       crypto.PrivKey
-	Datastore ds.Batching // the repo's datastore; DHT records live under /dht
+	Datastore ds.Batching // where the DHT keeps records under /dht; the repo gives its Unsynced view (records held for others come back from their owners)
 	Logger    *slog.Logger
 	// Registerer receives libp2p's and the node's metrics; nil turns them off.
 	Registerer prometheus.Registerer

@@ -34,7 +34,8 @@ const (
 // process writing to a repo is killed with SIGKILL, again and again (10
 // times in `make test`, 100 in `make test-long`); each time the repo opens
 // with no repair, and every record and block it had acknowledged is there,
-// whole.
+// whole: those written through the synced Datastore and those written
+// through Unsynced (the DHT's view), whose writes reach the OS unsynced.
 func TestKill9DuringWrites(t *testing.T) {
 	if dir := os.Getenv(writerEnv); dir != "" {
 		start, _ := strconv.Atoi(os.Getenv(writerStartEnv))
@@ -79,7 +80,11 @@ func TestKill9DuringWrites(t *testing.T) {
 			if err != nil || !bytes.Equal(got, recordValue(seq)) {
 				t.Fatalf("after kill -9 #%d: acknowledged record %s is not there whole: %v", round, recordKey(seq), err)
 			}
-			records++
+			got, err = r.Unsynced.Get(context.Background(), unsyncedKey(seq))
+			if err != nil || !bytes.Equal(got, recordValue(seq)) {
+				t.Fatalf("after kill -9 #%d: acknowledged unsynced record %s is not there whole: %v", round, unsyncedKey(seq), err)
+			}
+			records += 2
 		}
 		if err := r.Close(); err != nil {
 			t.Fatalf("after kill -9 #%d: close: %v", round, err)
@@ -160,11 +165,17 @@ func writeUntilKilled(dir string, start int) {
 			fmt.Fprintln(os.Stderr, "writer:", err)
 			os.Exit(1)
 		}
+		if err := r.Unsynced.Put(context.Background(), unsyncedKey(seq), recordValue(seq)); err != nil {
+			fmt.Fprintln(os.Stderr, "writer:", err)
+			os.Exit(1)
+		}
 		fmt.Fprintf(os.Stdout, "ack %d\n", seq) // os.Stdout is unbuffered
 	}
 }
 
 func recordKey(seq int) ds.Key { return ds.NewKey(fmt.Sprintf("/kill9/%09d", seq)) }
+
+func unsyncedKey(seq int) ds.Key { return ds.NewKey(fmt.Sprintf("/dht/kill9/%09d", seq)) }
 
 // recordValue is 1 KiB that says which record it is, so a torn or swapped
 // value shows.

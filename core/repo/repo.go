@@ -140,10 +140,16 @@ func initDatastore(dir string) error {
 
 // Repo is an open, locked repo.
 type Repo struct {
-	Dir       string
-	NodeKey   crypto.PrivKey
+	Dir     string
+	NodeKey crypto.PrivKey
+	// Datastore syncs each write to disk before it returns: for what the
+	// node cannot get back from the network (its own names and zones, the
+	// claims it pinned, high-water marks).
 	Datastore ds.Batching
-	lock      *os.File
+	// Unsynced is the same store, its writes not synced: for the DHT's
+	// records and provider records held for others (see unsynced).
+	Unsynced ds.Batching
+	lock     *os.File
 }
 
 // Open locks the repo in dir, loads the node key and opens the datastore.
@@ -167,6 +173,7 @@ func Open(dir string) (*Repo, error) {
 		return nil, fmt.Errorf("open %s: datastore: %w", dir, err)
 	}
 	r.Datastore = store
+	r.Unsynced = unsynced{store}
 	return r, nil
 }
 
@@ -236,7 +243,7 @@ func (r *Repo) Close() error {
 		if closeErr := r.Datastore.Close(); closeErr != nil && err == nil {
 			err = fmt.Errorf("close datastore: %w", closeErr)
 		}
-		r.Datastore = nil
+		r.Datastore, r.Unsynced = nil, nil
 	}
 	r.releaseLock()
 	return err

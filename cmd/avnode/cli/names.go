@@ -134,7 +134,8 @@ func printRecords(rs []api.RecordInfo) {
 }
 
 func newResolveCmd(g *Globals) *cobra.Command {
-	return &cobra.Command{
+	var copies bool
+	cmd := &cobra.Command{
 		Use:   "resolve NAME",
 		Short: "Resolve a name: its owner's key, records, hosts and their addresses",
 		Long: `resolve walks all three layers: the name's signed zone (which carries the
@@ -142,15 +143,22 @@ owner's certified claim), the records for the name or its sub-label (following
 CNAMEs), and each host's current addresses through the DHT. Exits 1 with "not
 found" for an unknown name.
 
+--copies also lists the mirrors that attested to holding this version: one
+more DHT search (up to 2 s; its answer is reused for 10 s).
+
 --json prints: name, key, seq, expires, records (type, label, value),
-hosts (peer_id, addrs), root, via (the CNAME chain, if any), copies
-(the mirrors that attested to holding this version) and copies_wanted (the
-owner's target: a TXT record copies=N in the zone).`,
-		Example: "  avnode resolve einstein.avtr\n  avnode resolve an://api.coolblog:code --json",
+hosts (peer_id, addrs), root, via (the CNAME chain, if any), copies (with
+--copies) and copies_wanted (the owner's target: a TXT record copies=N in
+the zone).`,
+		Example: "  avnode resolve einstein.avtr\n  avnode resolve an://api.coolblog:code --json\n  avnode resolve einstein.avtr --copies",
 		Args:    ExactArgs(1, "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var res api.Resolution
-			if err := g.call(cmd.Context(), "GET", "/v1/resolve", url.Values{"name": {args[0]}}, &res); err != nil {
+			q := url.Values{"name": {args[0]}}
+			if copies {
+				q.Set("copies", "1")
+			}
+			if err := g.call(cmd.Context(), "GET", "/v1/resolve", q, &res); err != nil {
 				return err
 			}
 			if g.JSON {
@@ -167,8 +175,11 @@ owner's target: a TXT record copies=N in the zone).`,
 			for _, h := range res.Hosts {
 				fmt.Printf("host %s %s\n", h.PeerID, strings.Join(h.Addrs, " "))
 			}
-			if len(res.Copies) > 0 || res.CopiesWanted > 0 {
+			switch {
+			case copies:
 				fmt.Printf("copies %d of %d wanted: %s\n", len(res.Copies), res.CopiesWanted, strings.Join(res.Copies, " "))
+			case res.CopiesWanted > 0:
+				fmt.Printf("copies wanted %d (--copies lists the mirrors that hold this version)\n", res.CopiesWanted)
 			}
 			if res.Disputed != "" {
 				fmt.Fprintf(os.Stderr, "warning: the name's closest holders disagree on its owner (%s); this node now trusts the key most of them hold\n", res.Disputed)
@@ -176,4 +187,6 @@ owner's target: a TXT record copies=N in the zone).`,
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&copies, "copies", false, "also list the mirrors that attested to holding this version (one more DHT search)")
+	return cmd
 }
