@@ -38,7 +38,7 @@ func TestBenchCommand(t *testing.T) {
 		t.Fatalf("--json: %v\n%s", err, stdout.String())
 	}
 	want := []string{"resolve cold", "resolve warm", "publish", "resolve cold, in-process", "resolve warm, in-process",
-		"publish, in-process", "fetch 2 MiB, 1 source", "fetch 2 MiB, 3 sources",
+		"publish, in-process", "fetch 2 MiB, 1 source", "fetch 2 MiB, 1 source, vs memory", "fetch 2 MiB, 3 sources",
 		"resolve cold through an estate", "resolve warm through an estate", "estate move → resolve elsewhere",
 		"resolve cold, rotated name", "resolve cold, hybrid name", "zone check, hybrid key",
 		"churn: resolve after 30 % killed", "churn: resolve while 10 % restarting", "time to ready", "memory per node", "goroutines per node"}

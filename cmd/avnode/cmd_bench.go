@@ -29,12 +29,17 @@ measure: avnode's number, the baseline's, and their ratio (avnode ÷ baseline;
 below 1 avnode did better).
 
   resolve cold        a name from a node that never saw it, all layers
-                      (zone, claim, records, host addresses) vs a bare GetValue
+                      (zone, claim, records, host addresses) vs a bare
+                      GetValue; through the node's control API, as
+                      'avnode resolve' asks it
   resolve warm        the same again from the same node
-  publish             a signed zone put to the DHT vs a bare PutValue, with
-                      how many of the 20 closest peers stored it
-  fetch               --fetch-mib MiB from one source and from three vs one
-                      bare libp2p stream of the same size
+  publish             'avnode record set' through the control API: a signed
+                      zone put to the DHT vs a bare PutValue, with how many
+                      of the 20 closest peers stored it
+  ..., in-process     the same without the control API (naming's own calls)
+  fetch               --fetch-mib MiB from one source vs one bare libp2p
+                      stream copied into a synced file (and into memory);
+                      from three sources vs from one
   churn               --kill of the nodes stopped at once, then every name
                       resolved; and --restarting of them restarting in a loop
                       for --restart-for while names are resolved: success %

@@ -91,7 +91,8 @@ type results struct {
 	publishDirect                 *latencies // avnode: the same, in-process
 	coldDirect, warmDirect        *latencies
 	holders                       []int
-	fetch1, fetch3                time.Duration
+	fetch1, fetch3                time.Duration // baseline: fetch1 is the stream copy to a synced file
+	fetchMem                      time.Duration // baseline only: the stream copy into memory
 	killed, restarting            float64
 	killedTried, restartTried     int
 	ready                         *latencies
@@ -116,7 +117,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	defer os.RemoveAll(dir)
 	start := time.Now()
 	limits := connLimitsFor(opts.Nodes)
-	base, err := runBaseline(ctx, opts, limits)
+	base, err := runBaseline(ctx, opts, limits, dir)
 	if err != nil {
 		return nil, fmt.Errorf("baseline: %w", err)
 	}
@@ -147,9 +148,11 @@ func compare(opts Options, av, base *results) []Row {
 		row("resolve cold, in-process", "ms", dist(av.coldDirect), "kad-dht GetValue", dist(base.cold), "naming.Resolve, no control API"),
 		row("resolve warm, in-process", "ms", dist(av.warmDirect), "kad-dht GetValue", dist(base.warm), ""),
 		row("publish, in-process", "ms", dist(av.publishDirect), "kad-dht PutValue", dist(base.publish), "naming.ChangeRecord, no control API"),
-		row(fmt.Sprintf("fetch %d MiB, 1 source", opts.FetchMiB), "s", number(av.fetch1.Seconds()), "libp2p stream copy", number(base.fetch1.Seconds()),
-			throughput(opts.FetchMiB, av.fetch1)),
-		row(fmt.Sprintf("fetch %d MiB, 3 sources", opts.FetchMiB), "s", number(av.fetch3.Seconds()), "libp2p stream copy", number(base.fetch1.Seconds()),
+		row(fmt.Sprintf("fetch %d MiB, 1 source", opts.FetchMiB), "s", number(av.fetch1.Seconds()), "libp2p stream copy to a synced file", number(base.fetch1.Seconds()),
+			throughput(opts.FetchMiB, av.fetch1)+", baseline "+throughput(opts.FetchMiB, base.fetch1)),
+		row(fmt.Sprintf("fetch %d MiB, 1 source, vs memory", opts.FetchMiB), "s", number(av.fetch1.Seconds()), "libp2p stream copy into memory", number(base.fetchMem.Seconds()),
+			"the network alone: baseline "+throughput(opts.FetchMiB, base.fetchMem)),
+		row(fmt.Sprintf("fetch %d MiB, 3 sources", opts.FetchMiB), "s", number(av.fetch3.Seconds()), "avnode, 1 source", number(av.fetch1.Seconds()),
 			throughput(opts.FetchMiB, av.fetch3)),
 		row("churn: resolve after "+kill, "% ok", number(av.killed*100), "kad-dht GetValue", number(base.killed*100),
 			fmt.Sprintf("%d resolves (baseline %d)", av.killedTried, base.killedTried)),

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -23,7 +24,7 @@ const bareValueSize = 512
 
 const copyProtocol = "/avnode-bench/copy/1.0.0"
 
-func runBaseline(ctx context.Context, opts Options, limits connLimits) (*results, error) {
+func runBaseline(ctx context.Context, opts Options, limits connLimits, dir string) (*results, error) {
 	members := make([]member, opts.Nodes)
 	for i := range members {
 		m, err := newBareMember(limits)
@@ -59,7 +60,13 @@ func runBaseline(ctx context.Context, opts Options, limits connLimits) (*results
 	t := &target{net: net, items: opts.Names, key: key, owner: owner,
 		resolve: func(ctx context.Context, m, item int) error { return bare(m).getValue(ctx, key(item), quorum) }}
 	res.cold, res.warm = t.coldAndWarm(ctx)
-	if res.fetch1, err = streamCopy(ctx, bare(0).h, bare(1).h, opts.FetchMiB); err != nil {
+	// avnode's fetch stores what it gets on disk: the honest baseline is a
+	// stream copied into a file and synced; the copy into memory is the
+	// network alone.
+	if res.fetch1, err = streamCopy(ctx, bare(0).h, bare(1).h, opts.FetchMiB, filepath.Join(dir, "copy.bin")); err != nil {
+		return nil, err
+	}
+	if res.fetchMem, err = streamCopy(ctx, bare(0).h, bare(2).h, opts.FetchMiB, ""); err != nil {
 		return nil, err
 	}
 	logf(opts, "baseline: gets and a %d MiB stream copy done", opts.FetchMiB)
@@ -225,8 +232,9 @@ func fetchTimes(ctx context.Context, opts Options, net *cluster, av func(int) *a
 	return one, three, err
 }
 
-// streamCopy times reading mib MiB from a bare stream of src.
-func streamCopy(ctx context.Context, src, dst host.Host, mib int) (time.Duration, error) {
+// streamCopy times reading mib MiB from a bare stream of src: into a file
+// at path, synced before the clock stops, or into memory if path is "".
+func streamCopy(ctx context.Context, src, dst host.Host, mib int, path string) (time.Duration, error) {
 	chunk := make([]byte, 1<<20)
 	rand.Read(chunk)
 	src.SetStreamHandler(copyProtocol, func(s network.Stream) {
@@ -250,9 +258,24 @@ func streamCopy(ctx context.Context, src, dst host.Host, mib int) (time.Duration
 		return 0, err
 	}
 	defer s.Close()
-	n, err := io.Copy(io.Discard, s)
+	var out io.Writer = io.Discard
+	var file *os.File
+	if path != "" {
+		if file, err = os.Create(path); err != nil {
+			return 0, err
+		}
+		defer os.Remove(path)
+		defer file.Close()
+		out = file
+	}
+	n, err := io.Copy(out, s)
 	if err != nil || n != int64(mib)<<20 {
 		return 0, fmt.Errorf("stream copy: %d of %d bytes: %v", n, int64(mib)<<20, err)
+	}
+	if file != nil {
+		if err := file.Sync(); err != nil {
+			return 0, err
+		}
 	}
 	return time.Since(start), nil
 }
