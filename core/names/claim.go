@@ -98,7 +98,9 @@ func (c *Claim) Marshal() ([]byte, error) {
 // key type, the owner's signature, the name and that the proof of work meets
 // the difficulty the claim declares. It does not check the network's minimum
 // difficulty or the clock; ClaimValidator does.
-func DecodeClaim(b []byte) (*Claim, error) {
+func DecodeClaim(b []byte) (*Claim, error) { return decodeClaim(b, nil) }
+
+func decodeClaim(b []byte, memo *SignatureMemo) (*Claim, error) {
 	if err := checkSize("claim", b); err != nil {
 		return nil, err
 	}
@@ -106,13 +108,13 @@ func DecodeClaim(b []byte) (*Claim, error) {
 	if err := unmarshalStrict(b, &sc); err != nil {
 		return nil, fmt.Errorf("claim: %w", err)
 	}
-	return decodeClaimEnvelope(sc.GetEnvelope())
+	return decodeClaimEnvelope(sc.GetEnvelope(), memo)
 }
 
 // decodeClaimEnvelope verifies the owner's envelope and its proof of work.
-func decodeClaimEnvelope(env []byte) (*Claim, error) {
+func decodeClaimEnvelope(env []byte, memo *SignatureMemo) (*Claim, error) {
 	var rec claimRecord
-	signer, err := open(env, &rec)
+	signer, err := open(env, &rec, memo)
 	if err != nil {
 		return nil, fmt.Errorf("claim: %w", err)
 	}

@@ -63,7 +63,7 @@ func signedBytes(domain string, payloadType, payload []byte) []byte {
 // a second valid copy of the owner's record. The key type and payload type
 // are checked before the signature, so an unknown key type is reported as
 // such rather than as a bad signature.
-func open(b []byte, rec record.Record) (crypto.PubKey, error) {
+func open(b []byte, rec record.Record, memo *SignatureMemo) (crypto.PubKey, error) {
 	f, ok := readEnvelope(b)
 	if !ok {
 		return nil, fmt.Errorf("envelope: not in canonical encoding: %w", ErrMalformed)
@@ -75,7 +75,7 @@ func open(b []byte, rec record.Record) (crypto.PubKey, error) {
 	if string(f.payloadType) != string(rec.Codec()) {
 		return nil, fmt.Errorf("envelope holds payload type %x, want %s (%x): %w", f.payloadType, rec.Domain(), rec.Codec(), ErrMalformed)
 	}
-	if err := verify(signer, signedBytes(rec.Domain(), f.payloadType, f.payload), f.sig, rec.Domain()); err != nil {
+	if err := memo.verify(signer, signedBytes(rec.Domain(), f.payloadType, f.payload), f.sig, rec.Domain()); err != nil {
 		return nil, err
 	}
 	if err := rec.UnmarshalRecord(f.payload); err != nil {

@@ -157,7 +157,7 @@ func DecodeEstate(b []byte) (*Estate, error) {
 		return nil, err
 	}
 	var rec estateRecord
-	signer, err := open(b, &rec)
+	signer, err := open(b, &rec, nil)
 	if err != nil {
 		return nil, fmt.Errorf("estate: %w", err)
 	}

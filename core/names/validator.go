@@ -61,6 +61,9 @@ type ClaimValidator struct {
 	MinDifficulty int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Memo, if set, remembers good signatures, for claims and for the
+	// zones of a ZoneValidator with these Claims.
+	Memo *SignatureMemo
 }
 
 var _ record.Validator = ClaimValidator{}
@@ -94,7 +97,7 @@ func (v ClaimValidator) DecodeValid(key string, value []byte) (*Claim, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := DecodeClaim(value)
+	c, err := decodeClaim(value, v.Memo)
 	if err != nil {
 		return nil, fmt.Errorf("key %s: %w", key, err)
 	}
@@ -103,6 +106,9 @@ func (v ClaimValidator) DecodeValid(key string, value []byte) (*Claim, error) {
 	}
 	return c, nil
 }
+
+// Decode is DecodeClaim, through the memo: no network rule is applied.
+func (v ClaimValidator) Decode(b []byte) (*Claim, error) { return decodeClaim(b, v.Memo) }
 
 // checkClaim applies the network's rules, which DecodeClaim cannot know.
 func (v ClaimValidator) checkClaim(name Name, c *Claim) error {
@@ -211,7 +217,7 @@ func (v ZoneValidator) DecodeValid(key string, value []byte) (*Zone, error) {
 	if err != nil {
 		return nil, err
 	}
-	z, err := DecodeZone(value)
+	z, err := decodeZone(value, v.Claims.Memo)
 	if err != nil {
 		return nil, fmt.Errorf("key %s: %w", key, err)
 	}
@@ -227,6 +233,9 @@ func (v ZoneValidator) DecodeValid(key string, value []byte) (*Zone, error) {
 	}
 	return z, nil
 }
+
+// Decode is DecodeZone, through the claims' memo: no network rule is applied.
+func (v ZoneValidator) Decode(b []byte) (*Zone, error) { return decodeZone(b, v.Claims.Memo) }
 
 // Select implements record.Validator. It ignores invalid values. The owner
 // is the best embedded claim by CompareClaims, a deterministic fallback for

@@ -206,7 +206,9 @@ func (z *Zone) payload(ownerKey []byte) *pb.ZonePayload {
 // key type, the owner's signature, the embedded claim (same name, same key)
 // and every record. It does not check expiry or the network's claim rules;
 // ZoneValidator does.
-func DecodeZone(b []byte) (*Zone, error) {
+func DecodeZone(b []byte) (*Zone, error) { return decodeZone(b, nil) }
+
+func decodeZone(b []byte, memo *SignatureMemo) (*Zone, error) {
 	if err := checkSize("zone", b); err != nil {
 		return nil, err
 	}
@@ -215,7 +217,7 @@ func DecodeZone(b []byte) (*Zone, error) {
 		return nil, fmt.Errorf("zone: %w", err)
 	}
 	var rec zoneRecord
-	signer, err := open(sz.GetEnvelope(), &rec)
+	signer, err := open(sz.GetEnvelope(), &rec, memo)
 	if err != nil {
 		return nil, fmt.Errorf("zone: %w", err)
 	}
@@ -226,7 +228,7 @@ func DecodeZone(b []byte) (*Zone, error) {
 	if !bytes.Equal(rec.p.GetClaimHash(), digest(sz.GetClaim())) {
 		return nil, fmt.Errorf("zone %s: the embedded claim is not the one the owner signed the zone with: %w", z.Name, ErrWrongOwner)
 	}
-	if err := z.attachClaim(sz.GetClaim(), sz.GetRotations()); err != nil {
+	if err := z.attachClaim(sz.GetClaim(), sz.GetRotations(), memo); err != nil {
 		return nil, err
 	}
 	var chainHash []byte
@@ -270,8 +272,8 @@ func zoneFromPayload(p *pb.ZonePayload, signer crypto.PubKey) (*Zone, error) {
 
 // attachClaim checks the embedded claim and key chain: the zone must be
 // signed by the key the chain ends at.
-func (z *Zone) attachClaim(b []byte, steps [][]byte) error {
-	c, err := DecodeClaim(b)
+func (z *Zone) attachClaim(b []byte, steps [][]byte, memo *SignatureMemo) error {
+	c, err := decodeClaim(b, memo)
 	if err != nil {
 		return fmt.Errorf("zone %s: embedded %w", z.Name, err)
 	}

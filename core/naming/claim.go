@@ -56,7 +56,7 @@ func (s *Service) handleClaim(st network.Stream) {
 // hold is one holder's vote: it holds the first claim it is asked to hold
 // for a name, for good, and never one by a key other than the owner it knows.
 func (s *Service) hold(ctx context.Context, from peer.ID, data []byte) error {
-	c, err := names.DecodeClaim(data)
+	c, err := s.owners.claimV.Decode(data)
 	if err != nil {
 		return err
 	}

@@ -63,12 +63,18 @@ const (
 	ReasonRotated = "rotated"
 )
 
+// signaturesRemembered bounds each node's memo of good signatures (about
+// 100 bytes each): the records it holds and resolves in a few minutes.
+const signaturesRemembered = 1024
+
 // NewOwners opens the owner memory in the repo's datastore. reg may be nil.
 func NewOwners(store ds.Batching, cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*Owners, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	claims := names.ClaimValidator{MinDifficulty: cfg.Names.ClaimDifficulty}
+	// One memo for claims and zones: a zone carries its claim, so a zone's
+	// holder and the claim's see the same signature.
+	claims := names.ClaimValidator{MinDifficulty: cfg.Names.ClaimDifficulty, Memo: names.NewSignatureMemo(signaturesRemembered)}
 	o := &Owners{
 		store:  namespace.Wrap(store, ds.NewKey("/names")),
 		raw:    store,
@@ -117,7 +123,7 @@ func (o *Owners) Known(ctx context.Context, n names.Name) (*names.Claim, error) 
 	data, err := o.store.Get(ctx, nameKey(pinnedPrefix, n))
 	switch {
 	case err == nil:
-		if c, err := names.DecodeClaim(data); err == nil {
+		if c, err := o.claimV.Decode(data); err == nil {
 			return c, nil
 		}
 	case !errors.Is(err, ds.ErrNotFound):
@@ -144,7 +150,7 @@ func (o *Owners) heldInDHT(ctx context.Context, n names.Name) *names.Claim {
 	if v := o.dhtValue(ctx, names.ZoneKey(n)); v != nil {
 		// An expired zone still carries its owner's claim; the claim must
 		// meet the network's rules like a stored one.
-		if z, err := names.DecodeZone(v); err == nil && z.Name == n {
+		if z, err := o.zoneV.Decode(v); err == nil && z.Name == n {
 			if c, err := o.claimV.DecodeValid(names.ClaimKey(n), z.SignedClaim()); err == nil {
 				return c
 			}
@@ -180,7 +186,7 @@ func (o *Owners) Bind(ctx context.Context, c *names.Claim) (*names.Claim, error)
 	defer mu.Unlock()
 	data, err := o.store.Get(ctx, nameKey(pinnedPrefix, c.Name))
 	if err == nil {
-		if held, err := names.DecodeClaim(data); err == nil {
+		if held, err := o.claimV.Decode(data); err == nil {
 			return held, names.HolderCheck(held, c.Name, c.Owner)
 		}
 	} else if !errors.Is(err, ds.ErrNotFound) {
@@ -212,7 +218,7 @@ func (o *Owners) Vote(ctx context.Context, c *names.Claim) error {
 	data, err := o.store.Get(ctx, nameKey(pinnedPrefix, c.Name))
 	switch {
 	case err == nil:
-		if held, err := names.DecodeClaim(data); err == nil {
+		if held, err := o.claimV.Decode(data); err == nil {
 			return names.HolderCheck(held, c.Name, c.Owner)
 		}
 	case !errors.Is(err, ds.ErrNotFound):
@@ -247,7 +253,7 @@ func (o *Owners) vote(ctx context.Context, n names.Name) (*names.Claim, time.Tim
 	if err != nil || len(data) < 8 {
 		return nil, time.Time{}, false
 	}
-	c, err := names.DecodeClaim(data[8:])
+	c, err := o.claimV.Decode(data[8:])
 	if err != nil {
 		return nil, time.Time{}, false
 	}

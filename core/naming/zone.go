@@ -161,7 +161,7 @@ func (s *Service) updateZone(ctx context.Context, n names.Name, change func(*nam
 	if data, ok, err := s.get(ctx, nameKey(zonePrefix, n)); err != nil {
 		return nil, err
 	} else if ok {
-		if old, err := names.DecodeZone(data); err == nil {
+		if old, err := s.owners.zoneV.Decode(data); err == nil {
 			z = old
 		}
 	}
@@ -228,7 +228,7 @@ func (s *Service) ListRecords(ctx context.Context, nameText string) (*ZoneInfo, 
 		return nil, err
 	}
 	if data, ok, err := s.get(ctx, nameKey(zonePrefix, n)); err == nil && ok {
-		if z, err := names.DecodeZone(data); err == nil {
+		if z, err := s.owners.zoneV.Decode(data); err == nil {
 			return zoneInfo(z), nil
 		}
 	}
