@@ -100,6 +100,10 @@ type results struct {
 	keys                          *keyResults    // avnode only
 }
 
+func newResults() *results {
+	return &results{publish: &latencies{}, publishDirect: &latencies{}, ready: &latencies{}}
+}
+
 // Run builds the baseline network, measures it and stops it, then does the
 // same with avnode's, and returns both side by side.
 func Run(ctx context.Context, opts Options) (*Report, error) {

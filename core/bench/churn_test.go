@@ -24,7 +24,7 @@ func TestNamesSurviveThirtyPercentKilled(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	opts := Options{Nodes: nodes, Dir: t.TempDir(), Progress: testWriter{t}}.withDefaults()
-	res := &results{publish: &latencies{}}
+	res := newResults()
 	net, target, err := startAvnode(ctx, opts, connLimitsFor(nodes), opts.Dir, res)
 	if net != nil {
 		defer net.stopAll()

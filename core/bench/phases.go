@@ -37,7 +37,7 @@ func runBaseline(ctx context.Context, opts Options, limits connLimits, dir strin
 	defer net.stopAll()
 	bare := func(i int) *bareMember { return net.members[i].(*bareMember) }
 	began := time.Now()
-	res := &results{publish: &latencies{}, ready: &latencies{}}
+	res := newResults()
 	var err error
 	if res.memPerNode, res.goroutinesPerNode, err = measureStart(ctx, net); err != nil {
 		return nil, err
@@ -74,7 +74,7 @@ func runBaseline(ctx context.Context, opts Options, limits connLimits, dir strin
 }
 
 func runAvnode(ctx context.Context, opts Options, limits connLimits, dir string) (*results, error) {
-	res := &results{publish: &latencies{}, publishDirect: &latencies{}, ready: &latencies{}}
+	res := newResults()
 	net, t, err := startAvnode(ctx, opts, limits, dir, res)
 	if net != nil {
 		defer net.stopAll()

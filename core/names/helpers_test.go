@@ -212,7 +212,6 @@ const (
 	fSignedEnvelope protowire.Number = 1 // SignedClaim.envelope, SignedZone.envelope
 	fSignedClaim    protowire.Number = 2 // SignedZone.claim; once SignedClaim.witnesses
 	fSignedSteps    protowire.Number = 3 // SignedZone.rotations
-	fSignedGlue     protowire.Number = 4 // SignedZone.host_records
 	fEnvPublicKey   protowire.Number = 1
 	fEnvPayloadType protowire.Number = 2
 	fEnvPayload     protowire.Number = 3

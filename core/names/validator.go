@@ -275,7 +275,7 @@ func (v ZoneValidator) Select(key string, values [][]byte) (int, error) {
 
 // ZoneAhead reports whether zone a is ahead of zone b of the same owner:
 // the lineage ahead first, then the higher seq, the later expiry, the
-// fresher glue, the larger bytes.
+// larger bytes.
 func ZoneAhead(a, b *Zone) bool {
 	if c := CompareLineages(a.Lineage(), b.Lineage()); c != 0 {
 		return c > 0
@@ -285,8 +285,6 @@ func ZoneAhead(a, b *Zone) bool {
 		return a.Seq > b.Seq
 	case !a.Expiry.Equal(b.Expiry):
 		return a.Expiry.After(b.Expiry)
-	case a.glueSeq() != b.glueSeq():
-		return a.glueSeq() > b.glueSeq() // the same zone: the fresher host addresses
 	}
 	return bytes.Compare(a.signed, b.signed) > 0
 }

@@ -83,11 +83,7 @@ type Zone struct {
 	Claim   *Claim // the claim of Name, by the name's first key
 	// Rotations are the name's key changes since Claim; Owner is the key the
 	// last one names (the claim's owner when there are none).
-	Rotations []*Rotation
-	// Glue are the signed peer records of its hosts carried with the zone
-	// (see Glue); set by DecodeZone, never signed by the owner.
-	Glue []Glue
-
+	Rotations  []*Rotation
 	claimBytes []byte // the embedded claim as on the wire, for Select
 	signed     []byte // the zone as stored in the DHT, once signed or decoded
 }
@@ -239,9 +235,6 @@ func decodeZone(b []byte, memo *SignatureMemo) (*Zone, error) {
 		return nil, fmt.Errorf("zone %s: the key chain carried is not the one the owner signed the zone with: %w", z.Name, ErrWrongOwner)
 	}
 	if err := checkRecords(z.Name, z.Records); err != nil {
-		return nil, err
-	}
-	if z.Glue, err = decodeGlue(z, sz.GetHostRecords()); err != nil {
 		return nil, err
 	}
 	z.signed = b

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	ds "github.com/ipfs/go-datastore"
-	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/avnode/avnode/core/names"
 )
@@ -36,7 +35,7 @@ func (s *Service) dropCaches() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.zoneCache = map[string]cachedZone{}
-	s.addrCache = map[peer.ID]cachedAddrs{}
+	s.addrCache.Purge()
 }
 
 func p50(ds []time.Duration) time.Duration {

@@ -179,13 +179,13 @@ func (s *Service) Copies(ctx context.Context, name string, seq uint64) []string 
 	if out, ok := s.copies.Get(key); ok {
 		return out
 	}
-	ctx, cancel := context.WithTimeout(ctx, copiesWait)
+	search, cancel := context.WithTimeout(ctx, copiesWait)
 	defer cancel()
 	out := []string{}
-	for info := range s.dht.FindProvidersAsync(ctx, CopyCID(name, seq), 0) {
+	for info := range s.dht.FindProvidersAsync(search, CopyCID(name, seq), 0) {
 		out = append(out, info.ID.String())
 	}
-	if ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+	if ctx.Err() == nil { // a caller that gave up early got a cut-off list: not kept
 		s.copies.Add(key, out)
 	}
 	return out

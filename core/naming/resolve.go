@@ -25,6 +25,7 @@ var ErrNotFound error = fault.New(fault.NotFound, "not found")
 const (
 	maxCNAMEDepth = 8
 	addrCacheTTL  = 30 * time.Second
+	addrsKept     = 4096 // hosts whose addresses the cache keeps at most
 	findPeerWait  = 5 * time.Second
 	// MaxHostLookups is how many of a name's hosts a resolve looks up
 	// addresses for (in parallel, in the zone's order); the others are
@@ -73,11 +74,6 @@ type HostInfo struct {
 
 type cachedZone struct {
 	zone    *names.Zone
-	fetched time.Time
-}
-
-type cachedAddrs struct {
-	addrs   []string
 	fetched time.Time
 }
 
@@ -216,7 +212,6 @@ func (s *Service) acceptZone(ctx context.Context, n names.Name, data []byte) (*n
 	// Cache first: a watcher told of the new version resolves at once and
 	// must not get the old one from the cache.
 	s.cacheZone(z)
-	s.learnGlue(z)
 	if z.Seq > seen {
 		s.notify(Update{Name: z.Name.String(), Key: names.KeyID(z.Owner), Seq: z.Seq})
 	}
@@ -289,11 +284,8 @@ func (s *Service) hostAddrs(ctx context.Context, hosts []peer.ID) []HostInfo {
 }
 
 func (s *Service) peerAddrs(ctx context.Context, id peer.ID) []string {
-	s.mu.Lock()
-	c, ok := s.addrCache[id]
-	s.mu.Unlock()
-	if ok && time.Since(c.fetched) < addrCacheTTL {
-		return c.addrs
+	if addrs, ok := s.addrCache.Get(id); ok {
+		return addrs
 	}
 	addrs := []string{}
 	if id == s.host.ID() {
@@ -312,9 +304,7 @@ func (s *Service) peerAddrs(ctx context.Context, id peer.ID) []string {
 		}
 	}
 	sort.Strings(addrs)
-	s.mu.Lock()
-	s.addrCache[id] = cachedAddrs{addrs: addrs, fetched: time.Now()}
-	s.mu.Unlock()
+	s.addrCache.Add(id, addrs)
 	return addrs
 }
 

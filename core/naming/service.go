@@ -58,8 +58,8 @@ type Service struct {
 	zoneMu    sync.Mutex    // serialises updateZone
 	mu        sync.Mutex
 	zoneCache map[string]cachedZone
-	addrCache map[peer.ID]cachedAddrs
-	copies    *expirable.LRU[string, []string] // Copies' answers, by name/seq
+	addrCache *expirable.LRU[peer.ID, []string] // hosts' addresses, for addrCacheTTL
+	copies    *expirable.LRU[string, []string]  // Copies' answers, by name/seq
 	// estateCache keeps each estate's newest record seen: while its TTL
 	// lasts it answers resolves, and after that its seq is the rollback
 	// floor.
@@ -132,7 +132,7 @@ func New(opts Options) (*Service, error) {
 		stored:      make(chan storedZone, storedQueue),
 		holdSlots:   make(chan struct{}, holdLookups),
 		putSlots:    make(chan struct{}, offerPuts),
-		addrCache:   map[peer.ID]cachedAddrs{},
+		addrCache:   expirable.NewLRU[peer.ID, []string](addrsKept, nil, addrCacheTTL),
 		copies:      expirable.NewLRU[string, []string](copiesKept, nil, copiesFresh),
 		estateCache: map[string]cachedEstate{},
 		unsettled:   map[string]time.Time{},
@@ -160,9 +160,6 @@ func (s *Service) Start() {
 	s.every(ctx, s.cfg.Names.ReputInterval.D(), s.reputHeld)
 	s.wg.Add(1)
 	go s.learnStored(ctx)
-	if err := s.keepPeerRecords(ctx); err != nil {
-		s.log.Warn("host records will not be carried as glue", "err", err)
-	}
 }
 
 func (s *Service) every(ctx context.Context, interval time.Duration, job func(context.Context)) {

@@ -189,7 +189,7 @@ func (s *Service) updateZone(ctx context.Context, n names.Name, change func(*nam
 	}
 	s.setHighWater(ctx, z)
 	s.cacheZone(z)
-	if err := s.dht.PutValue(ctx, z.Key(), s.withGlue(z, data)); err != nil {
+	if err := s.dht.PutValue(ctx, z.Key(), data); err != nil {
 		return nil, fmt.Errorf("zone %s: publish: %w", n, err)
 	}
 	s.metrics.published.Inc()

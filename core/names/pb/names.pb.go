@@ -469,13 +469,7 @@ type SignedZone struct {
 	Claim []byte `protobuf:"bytes,2,opt,name=claim,proto3" json:"claim,omitempty"`
 	// The name's key rotations since the claim, oldest first: each is a
 	// SignedRotation. The zone is signed by the key the last one names.
-	Rotations [][]byte `protobuf:"bytes,3,rep,name=rotations,proto3" json:"rotations,omitempty"`
-	// Glue: signed peer records (libp2p record.Envelope of a peer.PeerRecord,
-	// each signed by the host itself) of peers the zone's HOST records name,
-	// so that a resolver has their addresses with the zone, in one DHT walk.
-	// Outside the owner's signature: each is checked on its own, and the
-	// owner's node refreshes them at every republish.
-	HostRecords   [][]byte `protobuf:"bytes,4,rep,name=host_records,json=hostRecords,proto3" json:"host_records,omitempty"`
+	Rotations     [][]byte `protobuf:"bytes,3,rep,name=rotations,proto3" json:"rotations,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -527,13 +521,6 @@ func (x *SignedZone) GetClaim() []byte {
 func (x *SignedZone) GetRotations() [][]byte {
 	if x != nil {
 		return x.Rotations
-	}
-	return nil
-}
-
-func (x *SignedZone) GetHostRecords() [][]byte {
-	if x != nil {
-		return x.HostRecords
 	}
 	return nil
 }
@@ -824,13 +811,12 @@ const file_core_names_pb_names_proto_rawDesc = "" +
 	"\n" +
 	"claim_hash\x18\a \x01(\fR\tclaimHash\x12\x1d\n" +
 	"\n" +
-	"chain_hash\x18\b \x01(\fR\tchainHash\"\x7f\n" +
+	"chain_hash\x18\b \x01(\fR\tchainHash\"\\\n" +
 	"\n" +
 	"SignedZone\x12\x1a\n" +
 	"\benvelope\x18\x01 \x01(\fR\benvelope\x12\x14\n" +
 	"\x05claim\x18\x02 \x01(\fR\x05claim\x12\x1c\n" +
-	"\trotations\x18\x03 \x03(\fR\trotations\x12!\n" +
-	"\fhost_records\x18\x04 \x03(\fR\vhostRecords\"\xb7\x01\n" +
+	"\trotations\x18\x03 \x03(\fR\trotations\"\xb7\x01\n" +
 	"\x0fRotationPayload\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\rR\x05index\x12\x12\n" +
