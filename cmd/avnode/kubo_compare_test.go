@@ -233,7 +233,12 @@ func measureAvnodeAPI(t *testing.T, n int) timings {
 		mustCLI(t, d.repo, "key", "gen", fmt.Sprintf("cmp%d", i))
 		mustCLI(t, d.repo, "name", "claim", name(i), "--key", fmt.Sprintf("cmp%d", i))
 	}
-	client := func(d *proc) *api.Client { return api.NewClient(d.repo, repo.SocketFile) }
+	// One client per daemon, keeping its connection, as kubo's side does.
+	clients := map[*proc]*api.Client{}
+	for _, d := range nodes {
+		clients[d] = api.NewClient(d.repo, repo.SocketFile)
+	}
+	client := func(d *proc) *api.Client { return clients[d] }
 	tm := timings{}
 	for i, d := range nodes {
 		if err := tm.time("publish", func() error {
