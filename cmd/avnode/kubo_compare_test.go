@@ -76,6 +76,34 @@ func (tm timings) time(op string, f func() error) error {
 	return nil
 }
 
+// runWork does the compared work on n nodes of one network: node i
+// publishes, node i+1 resolves it cold, then warm. resolve returns what the
+// name resolved to, checked against what was published.
+func runWork(t *testing.T, who string, n int, publish func(i int) error, resolve func(reader, owner int) (string, error), want string) timings {
+	t.Helper()
+	tm := timings{}
+	for i := range n {
+		if err := tm.time("publish", func() error { return publish(i) }); err != nil {
+			t.Fatalf("%s node %d: %v", who, i, err)
+		}
+	}
+	for i := range n {
+		r := (i + 1) % n
+		for _, op := range []string{"resolve cold", "resolve warm"} {
+			if err := tm.time(op, func() error {
+				got, err := resolve(r, i)
+				if err == nil && got != want {
+					err = fmt.Errorf("resolved to %q, want %q", got, want)
+				}
+				return err
+			}); err != nil {
+				t.Fatalf("%s node %d resolving node %d: %v", who, r, i, err)
+			}
+		}
+	}
+	return tm
+}
+
 // kuboNode is one `ipfs daemon` with its repo and RPC address.
 type kuboNode struct {
 	api, id string
@@ -170,33 +198,14 @@ func measureKubo(t *testing.T, bin string, n int) timings {
 		}
 	}
 	waitKuboTables(t, nodes)
-	tm := timings{}
-	for i, k := range nodes {
-		// bafkqaaa: the empty identity CID, so the publish needs no content.
-		if err := tm.time("publish", func() error {
-			return k.rpc(ctx, "name/publish", url.Values{"arg": {"/ipfs/bafkqaaa"}, "key": {"self"}, "allow-offline": {"false"}}, nil)
-		}); err != nil {
-			t.Fatalf("kubo node %d: %v", i, err)
-		}
-	}
-	for i, k := range nodes {
-		r := nodes[(i+1)%n]
-		for _, op := range []string{"resolve cold", "resolve warm"} {
-			if err := tm.time(op, func() error {
-				var out struct{ Path string }
-				if err := r.rpc(ctx, "name/resolve", url.Values{"arg": {"/ipns/" + k.id}}, &out); err != nil {
-					return err
-				}
-				if out.Path != "/ipfs/bafkqaaa" {
-					return fmt.Errorf("resolved to %q", out.Path)
-				}
-				return nil
-			}); err != nil {
-				t.Fatalf("kubo node %d resolving node %d: %v", (i+1)%n, i, err)
-			}
-		}
-	}
-	return tm
+	// bafkqaaa: the empty identity CID, so the publish needs no content.
+	return runWork(t, "kubo", n, func(i int) error {
+		return nodes[i].rpc(ctx, "name/publish", url.Values{"arg": {"/ipfs/bafkqaaa"}, "key": {"self"}, "allow-offline": {"false"}}, nil)
+	}, func(r, i int) (string, error) {
+		var out struct{ Path string }
+		err := nodes[r].rpc(ctx, "name/resolve", url.Values{"arg": {"/ipns/" + nodes[i].id}}, &out)
+		return out.Path, err
+	}, "/ipfs/bafkqaaa")
 }
 
 // waitKuboTables waits until every kubo node has connections to most
@@ -234,36 +243,16 @@ func measureAvnodeAPI(t *testing.T, n int) timings {
 		mustCLI(t, d.repo, "name", "claim", name(i), "--key", fmt.Sprintf("cmp%d", i))
 	}
 	// One client per daemon, keeping its connection, as kubo's side does.
-	clients := map[*proc]*api.Client{}
-	for _, d := range nodes {
-		clients[d] = api.NewClient(d.repo, repo.SocketFile)
-	}
-	client := func(d *proc) *api.Client { return clients[d] }
-	tm := timings{}
+	clients := make([]*api.Client, n)
 	for i, d := range nodes {
-		if err := tm.time("publish", func() error {
-			q := url.Values{"name": {name(i)}, "type": {"ROOT"}, "value": {"bafkqaaa"}}
-			return client(d).Call(ctx, "POST", "/v1/record/set", q, nil, nil)
-		}); err != nil {
-			t.Fatalf("avnode node %d: %v", i, err)
-		}
+		clients[i] = api.NewClient(d.repo, repo.SocketFile)
 	}
-	for i := range nodes {
-		r := nodes[(i+1)%n]
-		for _, op := range []string{"resolve cold", "resolve warm"} {
-			if err := tm.time(op, func() error {
-				var res api.Resolution
-				if err := client(r).Call(ctx, "GET", "/v1/resolve", url.Values{"name": {name(i)}}, nil, &res); err != nil {
-					return err
-				}
-				if res.Root != "bafkqaaa" {
-					return fmt.Errorf("resolved root %q", res.Root)
-				}
-				return nil
-			}); err != nil {
-				t.Fatalf("avnode node %d resolving node %d: %v", (i+1)%n, i, err)
-			}
-		}
-	}
-	return tm
+	return runWork(t, "avnode", n, func(i int) error {
+		q := url.Values{"name": {name(i)}, "type": {"ROOT"}, "value": {"bafkqaaa"}}
+		return clients[i].Call(ctx, "POST", "/v1/record/set", q, nil, nil)
+	}, func(r, i int) (string, error) {
+		var res api.Resolution
+		err := clients[r].Call(ctx, "GET", "/v1/resolve", url.Values{"name": {name(i)}}, nil, &res)
+		return res.Root, err
+	}, "bafkqaaa")
 }

@@ -118,7 +118,7 @@ func startAvnode(ctx context.Context, opts Options, limits connLimits, dir strin
 		return net, nil, err
 	}
 	logf(opts, "avnode: %d nodes up in %s", opts.Nodes, time.Since(began).Round(time.Millisecond))
-	name := func(item int) string { return fmt.Sprintf("bench%d.avtr", item) }
+	name := benchName
 	owner := func(item int) int { return item % opts.Nodes }
 	err = parallel(opts.Names, 8, func(item int) error {
 		m, keyName := av(owner(item)), fmt.Sprintf("bench%d", item)
@@ -157,13 +157,16 @@ func startAvnode(ctx context.Context, opts Options, limits connLimits, dir strin
 	return net, t, nil
 }
 
+// benchName is the name published for an item on avnode's network.
+func benchName(item int) string { return fmt.Sprintf("bench%d.avtr", item) }
+
 // resolveInProcess times naming's Resolve without the control API, from
 // members that never resolved the items, after the API's pass.
 func resolveInProcess(ctx context.Context, t *target, av func(int) *avMember) (cold, warm *latencies) {
 	throughAPI := t.resolve
 	defer func() { t.resolve = throughAPI }()
 	t.resolve = func(ctx context.Context, m, item int) error {
-		_, err := av(m).d.Names.Resolve(ctx, fmt.Sprintf("bench%d.avtr", item))
+		_, err := av(m).d.Names.Resolve(ctx, benchName(item))
 		return err
 	}
 	return t.coldAndWarm(ctx)

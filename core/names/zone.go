@@ -83,7 +83,8 @@ type Zone struct {
 	Claim   *Claim // the claim of Name, by the name's first key
 	// Rotations are the name's key changes since Claim; Owner is the key the
 	// last one names (the claim's owner when there are none).
-	Rotations  []*Rotation
+	Rotations []*Rotation
+
 	claimBytes []byte // the embedded claim as on the wire, for Select
 	signed     []byte // the zone as stored in the DHT, once signed or decoded
 }
