@@ -184,13 +184,22 @@ func (s *Server) Listen(path string) error {
 		ln.Close()
 		return fmt.Errorf("control socket %s: %w", path, err)
 	}
-	token, err := writeToken(filepath.Join(filepath.Dir(path), TokenFile))
-	if err != nil {
+	if err := s.ListenOn(&sameUserListener{Listener: ln, log: s.log}, path); err != nil {
 		ln.Close()
 		return err
 	}
-	s.ln = &sameUserListener{Listener: ln, log: s.log}
-	s.path = path
+	return nil
+}
+
+// ListenOn answers on ln, with the token written beside path as Listen
+// does. Listen's socket is the only one `avnode run` uses; the bench gives
+// an in-memory listener here, which only its own process can reach.
+func (s *Server) ListenOn(ln net.Listener, path string) error {
+	token, err := writeToken(filepath.Join(filepath.Dir(path), TokenFile))
+	if err != nil {
+		return err
+	}
+	s.ln, s.path = ln, path
 	s.srv = &http.Server{Handler: requireToken(token, s.mux), ReadHeaderTimeout: 10 * time.Second}
 	return nil
 }

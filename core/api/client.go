@@ -29,14 +29,20 @@ type Client struct {
 // NewClient talks to the daemon of the repo in dir.
 func NewClient(repoDir, socketFile string) *Client {
 	socket := filepath.Join(repoDir, socketFile)
+	return NewClientDialing(repoDir, socketFile, func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", socket)
+	})
+}
+
+// NewClientDialing talks to the daemon of the repo in dir through the
+// connections dial makes: a daemon serving with Server.ListenOn.
+func NewClientDialing(repoDir, socketFile string, dial func(context.Context) (net.Conn, error)) *Client {
 	return &Client{
 		repo:   repoDir,
-		socket: socket,
+		socket: filepath.Join(repoDir, socketFile),
 		http: &http.Client{Transport: &http.Transport{
-			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-				var d net.Dialer
-				return d.DialContext(ctx, "unix", socket)
-			},
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx) },
 		}},
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/host"
+	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/avnode/avnode/core/api"
 	"github.com/avnode/avnode/core/daemon"
@@ -25,6 +26,7 @@ import (
 // API), with the benchmark's config file on top of the embedded defaults.
 type avMember struct {
 	dir, configFile string
+	wan             *wanPort // nil: loopback TCP
 	d               *daemon.Daemon
 	api             *api.Client // the control API, as the CLI calls it
 	stopWatch       func()
@@ -36,12 +38,12 @@ type avMember struct {
 // under the machine's limit, claims cheap to make, nothing else listening.
 func benchConfig(limits connLimits) string {
 	return fmt.Sprintf(`listen: [/ip4/127.0.0.1/tcp/0]
-connmgr: {low: %d, high: %d, grace: 10s}
+connmgr: {low: %d, high: %d, grace: %s}
 names: {claim_difficulty: 8}
 nat: {autonat: false, hole_punching: false, relay_client: false, port_map: false, reachability: public}
 metrics: {listen: ""}
 log: {level: error}
-`, limits.low, limits.high)
+`, limits.low, limits.high, limits.grace)
 }
 
 func (m *avMember) host() host.Host     { return m.d.Node.Host }
@@ -49,12 +51,25 @@ func (m *avMember) kad() *dht.IpfsDHT   { return m.d.Node.DHT }
 func (m *avMember) holds(k string) bool { _, ok := m.keys.Load(k); return ok }
 
 func (m *avMember) start() error {
-	d, err := daemon.Start(daemon.Options{RepoDir: m.dir, ConfigFile: m.configFile, Environ: []string{}, LogOutput: io.Discard})
+	opts := daemon.Options{RepoDir: m.dir, ConfigFile: m.configFile, Environ: []string{}, LogOutput: io.Discard}
+	var apiConn *bufconn.Listener
+	if m.wan != nil {
+		// On the simulated network: its QUIC address, and the control API
+		// on an in-memory listener, which a synctest bubble can wait on.
+		listen, hostOpts := m.wan.next()
+		apiConn = bufconn.Listen(64 << 10)
+		opts.Network = &daemon.Network{Host: hostOpts, API: apiConn}
+		opts.Environ = []string{"AVNODE_LISTEN=" + listen}
+	}
+	d, err := daemon.Start(opts)
 	if err != nil {
 		return fmt.Errorf("start node in %s: %w", m.dir, err)
 	}
 	m.d = d
 	m.api = api.NewClient(m.dir, repo.SocketFile)
+	if apiConn != nil {
+		m.api = api.NewClientDialing(m.dir, repo.SocketFile, apiConn.DialContext)
+	}
 	m.stopWatch = d.Node.WatchRecords(func(r node.RecordStored) { m.keys.Store(r.Key, true) })
 	return nil
 }
@@ -64,6 +79,9 @@ func (m *avMember) stop() {
 		return
 	}
 	m.stopWatch()
+	if m.wan != nil {
+		m.wan.kill()
+	}
 	m.d.Node.Host.Close() // the peers see the connections drop first
 	m.d.Stop()
 	m.d = nil
@@ -94,14 +112,14 @@ func (m *avMember) newKeyOfType(name, typeName string) error {
 	return err
 }
 
-func newAvMembers(dir string, count int, limits connLimits) ([]member, error) {
+func newAvMembers(dir string, count int, limits connLimits, w *wan) ([]member, error) {
 	configFile := filepath.Join(dir, "bench.yaml")
 	if err := os.WriteFile(configFile, []byte(benchConfig(limits)), 0o644); err != nil {
 		return nil, err
 	}
 	members := make([]member, count)
 	for i := range members {
-		members[i] = &avMember{dir: filepath.Join(dir, fmt.Sprintf("n%03d", i)), configFile: configFile}
+		members[i] = &avMember{dir: filepath.Join(dir, fmt.Sprintf("n%03d", i)), configFile: configFile, wan: w.newPort()}
 	}
 	return members, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	base32 "github.com/multiformats/go-base32"
 	"sync"
+	"time"
 
 	ds "github.com/ipfs/go-datastore"
 	dssync "github.com/ipfs/go-datastore/sync"
@@ -14,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	libp2pquic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 )
 
@@ -33,21 +35,26 @@ func (acceptAll) Select(string, [][]byte) (int, error) { return 0, nil }
 
 type bareMember struct {
 	cm    connLimits
+	wan   *wanPort // nil: loopback TCP
 	key   crypto.PrivKey
 	store *keyRecorder
 	h     host.Host
 	d     *dht.IpfsDHT
 }
 
-type connLimits struct{ low, high int }
+// connLimits are the connection manager's, the same in both networks.
+type connLimits struct {
+	low, high int
+	grace     time.Duration
+}
 
-func newBareMember(limits connLimits) (*bareMember, error) {
+func newBareMember(limits connLimits, port *wanPort) (*bareMember, error) {
 	key, _, err := crypto.GenerateEd25519Key(nil)
 	if err != nil {
 		return nil, err
 	}
 	store := &keyRecorder{Batching: dssync.MutexWrap(ds.NewMapDatastore())}
-	return &bareMember{cm: limits, key: key, store: store}, nil
+	return &bareMember{cm: limits, wan: port, key: key, store: store}, nil
 }
 
 func (m *bareMember) host() host.Host     { return m.h }
@@ -55,12 +62,19 @@ func (m *bareMember) kad() *dht.IpfsDHT   { return m.d }
 func (m *bareMember) holds(k string) bool { _, ok := m.store.keys.Load(k); return ok }
 
 func (m *bareMember) start() error {
-	cm, err := connmgr.NewConnManager(m.cm.low, m.cm.high)
+	cm, err := connmgr.NewConnManager(m.cm.low, m.cm.high, connmgr.WithGracePeriod(m.cm.grace))
 	if err != nil {
 		return err
 	}
-	h, err := libp2p.New(libp2p.Identity(m.key), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"),
-		libp2p.NoTransports, libp2p.Transport(tcp.NewTCPTransport), libp2p.ConnectionManager(cm), libp2p.DisableMetrics())
+	opts := []libp2p.Option{libp2p.Identity(m.key), libp2p.ConnectionManager(cm), libp2p.DisableMetrics(), libp2p.NoTransports}
+	if m.wan != nil {
+		listen, simOpts := m.wan.next()
+		opts = append(opts, libp2p.ListenAddrStrings(listen), libp2p.Transport(libp2pquic.NewTransport))
+		opts = append(opts, simOpts...)
+	} else {
+		opts = append(opts, libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.Transport(tcp.NewTCPTransport))
+	}
+	h, err := libp2p.New(opts...)
 	if err != nil {
 		return err
 	}
@@ -75,6 +89,9 @@ func (m *bareMember) start() error {
 }
 
 func (m *bareMember) stop() {
+	if m.wan != nil {
+		m.wan.kill()
+	}
 	if m.d != nil {
 		m.d.Close()
 		m.h.Close()

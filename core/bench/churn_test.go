@@ -25,7 +25,7 @@ func TestNamesSurviveThirtyPercentKilled(t *testing.T) {
 	defer cancel()
 	opts := Options{Nodes: nodes, Dir: t.TempDir(), Progress: testWriter{t}}.withDefaults()
 	res := newResults()
-	net, target, err := startAvnode(ctx, opts, connLimitsFor(nodes), opts.Dir, res)
+	net, target, err := startAvnode(ctx, opts, connLimitsFor(nodes), opts.Dir, res, nil)
 	if net != nil {
 		defer net.stopAll()
 	}

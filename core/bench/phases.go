@@ -24,10 +24,25 @@ const bareValueSize = 512
 
 const copyProtocol = "/avnode-bench/copy/1.0.0"
 
+// newNetwork is the simulated network a run's members join, started; nil
+// on loopback. The caller closes it after the members stopped.
+func newNetwork(opts Options) *wan {
+	if !opts.WAN {
+		return nil
+	}
+	w := newWAN(opts.Seed)
+	w.start()
+	return w
+}
+
 func runBaseline(ctx context.Context, opts Options, limits connLimits, dir string) (*results, error) {
+	w := newNetwork(opts)
+	if w != nil {
+		defer w.close()
+	}
 	members := make([]member, opts.Nodes)
 	for i := range members {
-		m, err := newBareMember(limits)
+		m, err := newBareMember(limits, w.newPort())
 		if err != nil {
 			return nil, err
 		}
@@ -70,12 +85,16 @@ func runBaseline(ctx context.Context, opts Options, limits connLimits, dir strin
 		return nil, err
 	}
 	logf(opts, "baseline: gets and a %d MiB stream copy done", opts.FetchMiB)
-	return res, churnAndJoin(ctx, opts, "baseline", t, res, func() (member, error) { return newBareMember(limits) })
+	return res, churnAndJoin(ctx, opts, "baseline", t, res, func() (member, error) { return newBareMember(limits, w.newPort()) })
 }
 
 func runAvnode(ctx context.Context, opts Options, limits connLimits, dir string) (*results, error) {
+	w := newNetwork(opts)
+	if w != nil {
+		defer w.close()
+	}
 	res := newResults()
-	net, t, err := startAvnode(ctx, opts, limits, dir, res)
+	net, t, err := startAvnode(ctx, opts, limits, dir, res, w)
 	if net != nil {
 		defer net.stopAll()
 	}
@@ -98,7 +117,7 @@ func runAvnode(ctx context.Context, opts Options, limits connLimits, dir string)
 	ready := 0
 	return res, churnAndJoin(ctx, opts, "avnode", t, res, func() (member, error) {
 		ready++
-		m := &avMember{dir: filepath.Join(dir, fmt.Sprintf("ready%d", ready)), configFile: av(0).configFile}
+		m := &avMember{dir: filepath.Join(dir, fmt.Sprintf("ready%d", ready)), configFile: av(0).configFile, wan: w.newPort()}
 		return m, nil
 	})
 }
@@ -106,8 +125,8 @@ func runAvnode(ctx context.Context, opts Options, limits connLimits, dir string)
 // startAvnode starts the network of daemons, claims the names and
 // publishes their zones, timing the publishes; the target resolves them.
 // The caller stops the returned cluster, also on error.
-func startAvnode(ctx context.Context, opts Options, limits connLimits, dir string, res *results) (*cluster, *target, error) {
-	members, err := newAvMembers(dir, opts.Nodes, limits)
+func startAvnode(ctx context.Context, opts Options, limits connLimits, dir string, res *results, w *wan) (*cluster, *target, error) {
+	members, err := newAvMembers(dir, opts.Nodes, limits, w)
 	if err != nil {
 		return nil, nil, err
 	}

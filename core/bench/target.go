@@ -172,6 +172,9 @@ func (t *target) timeToReady(ctx context.Context, m member) (time.Duration, erro
 		if _, err := t.timedResolve(ctx, i, item); err == nil {
 			return time.Since(start), nil
 		}
+		// A pause between tries: a lookup that fails at once would spin,
+		// and on a simulated network no time would pass.
+		sleep(ctx, 10*time.Millisecond)
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
 		}

@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/gologshim"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -51,6 +52,16 @@ type Options struct {
 	// none. The composition root (cmd/avnode) supplies it, so the core
 	// never imports plugins/.
 	StartRoles func(*Daemon) (Roles, error)
+	// Network replaces the node's sockets with a simulated network's; nil
+	// in `avnode run`.
+	Network *Network
+}
+
+// Network is a simulated network for a daemon: the bench runs a thousand
+// daemons on one, in virtual time, where a real socket would stall it.
+type Network struct {
+	Host []libp2p.Option // the transport and listen address the host uses
+	API  net.Listener    // where the control API answers, instead of the repo's socket
 }
 
 // Roles is what the node needs of its role plugins.
@@ -146,7 +157,7 @@ func Start(opts Options) (_ *Daemon, err error) {
 	}
 	d.Node, err = node.New(node.Options{
 		Config: cfg, Key: r.NodeKey, Datastore: r.Unsynced, Logger: d.Log, Registerer: reg,
-		Validators: d.Owners.Validators(), StorePolicy: d.storePolicy,
+		Validators: d.Owners.Validators(), StorePolicy: d.storePolicy, HostOptions: opts.Network.hostOptions(),
 	})
 	if err != nil {
 		return nil, err
@@ -159,7 +170,7 @@ func Start(opts Options) (_ *Daemon, err error) {
 			return nil, err
 		}
 	}
-	if err := d.startAPI(); err != nil {
+	if err := d.startAPI(opts.Network); err != nil {
 		return nil, err
 	}
 	go d.bootstrap()
@@ -194,6 +205,13 @@ func (d *Daemon) startNames(reg prometheus.Registerer) error {
 		d.Log.Error("validate the names' pub/sub topics", "err", err)
 	}
 	return nil
+}
+
+func (n *Network) hostOptions() []libp2p.Option {
+	if n == nil {
+		return nil
+	}
+	return n.Host
 }
 
 // Registerer is where the node's metrics go (nil when metrics are off).
@@ -292,10 +310,15 @@ func (d *Daemon) startMetrics() (prometheus.Registerer, error) {
 	return reg, nil
 }
 
-func (d *Daemon) startAPI() error {
+func (d *Daemon) startAPI(sim *Network) error {
 	d.api = api.NewServer(d.Log)
 	d.registerHandlers(d.api)
-	if err := d.api.Listen(d.Repo.Path(repo.SocketFile)); err != nil {
+	socket := d.Repo.Path(repo.SocketFile)
+	listen := d.api.Listen
+	if sim != nil {
+		listen = func(path string) error { return d.api.ListenOn(sim.API, path) }
+	}
+	if err := listen(socket); err != nil {
 		return err
 	}
 	go func() {

@@ -13,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/golang-lru/v2/expirable"
 	ds "github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/namespace"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
@@ -58,8 +57,8 @@ type Service struct {
 	zoneMu    sync.Mutex    // serialises updateZone
 	mu        sync.Mutex
 	zoneCache map[string]cachedZone
-	addrCache *expirable.LRU[peer.ID, []string] // hosts' addresses, for addrCacheTTL
-	copies    *expirable.LRU[string, []string]  // Copies' answers, by name/seq
+	addrCache *ttlCache[peer.ID, []string] // hosts' addresses, for addrCacheTTL
+	copies    *ttlCache[string, []string]  // Copies' answers, by name/seq
 	// estateCache keeps each estate's newest record seen: while its TTL
 	// lasts it answers resolves, and after that its seq is the rollback
 	// floor.
@@ -132,8 +131,8 @@ func New(opts Options) (*Service, error) {
 		stored:      make(chan storedZone, storedQueue),
 		holdSlots:   make(chan struct{}, holdLookups),
 		putSlots:    make(chan struct{}, offerPuts),
-		addrCache:   expirable.NewLRU[peer.ID, []string](addrsKept, nil, addrCacheTTL),
-		copies:      expirable.NewLRU[string, []string](copiesKept, nil, copiesFresh),
+		addrCache:   newTTLCache[peer.ID, []string](addrsKept, addrCacheTTL),
+		copies:      newTTLCache[string, []string](copiesKept, copiesFresh),
 		estateCache: map[string]cachedEstate{},
 		unsettled:   map[string]time.Time{},
 	}

@@ -52,6 +52,9 @@ type Options struct {
 	Validators map[string]record.Validator
 	// StorePolicy, when set, decides which records peers may store here.
 	StorePolicy StorePolicy
+	// HostOptions come after the config's libp2p options: a simulated
+	// network's transport, in the bench. Nil in the daemon.
+	HostOptions []libp2p.Option
 }
 
 // Node is a running libp2p host with its DHT.
@@ -148,6 +151,7 @@ func (n *Node) hostOptions(opts Options) ([]libp2p.Option, error) {
 		hostOpts = append(hostOpts, libp2p.EnableHolePunching())
 	}
 	hostOpts = append(hostOpts, n.natOptions(cfg)...)
+	hostOpts = append(hostOpts, opts.HostOptions...)
 	if cfg.NAT.PortMap {
 		hostOpts = append(hostOpts, libp2p.NATPortMap())
 	}
