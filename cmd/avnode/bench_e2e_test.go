@@ -47,13 +47,8 @@ func TestBenchCommand(t *testing.T) {
 			t.Errorf("no row %q", name)
 		}
 	}
-	for _, r := range rep.Rows {
-		if r.Value.Dist == nil && r.Value.Number == nil || r.Base.Dist == nil && r.Base.Number == nil || r.Ratio <= 0 {
-			t.Errorf("row %q: avnode %s, baseline %s, ratio %v: each row needs both and their ratio", r.Name, r.Value, r.Base, r.Ratio)
-		}
-		if d := r.Value.Dist; d != nil && (d.Count == 0 || d.Failed != 0) {
-			t.Errorf("row %q: %d measured, %d failed", r.Name, d.Count, d.Failed)
-		}
+	for _, p := range rep.Problems() {
+		t.Error(p)
 	}
 	for _, name := range []string{"resolve cold", "resolve warm", "publish", "resolve cold, in-process", "publish, in-process"} {
 		if d := rep.Row(name).Value.Dist; d == nil || d.Count != 10 || d.Failed != 0 {

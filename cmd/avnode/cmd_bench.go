@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -71,7 +68,7 @@ to stderr. The README explains how to read the table.`,
 				return err
 			}
 			if out != "" {
-				if err := writeBenchFiles(rep, out); err != nil {
+				if err := bench.WriteFiles(rep, out); err != nil {
 					return err
 				}
 			}
@@ -93,23 +90,4 @@ to stderr. The README explains how to read the table.`,
 	f.StringVar(&opts.Dir, "dir", "", "where the temporary repos go (default: the system's temp folder)")
 	f.StringVar(&out, "out", "", "folder to write bench.json, latency.svg and latency.png into")
 	return cmd
-}
-
-func writeBenchFiles(rep *bench.Report, dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	data, err := json.MarshalIndent(rep, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "bench.json"), append(data, '\n'), 0o644); err != nil {
-		return err
-	}
-	for _, name := range []string{"latency.svg", "latency.png"} {
-		if err := bench.WritePlot(rep, filepath.Join(dir, name)); err != nil {
-			return fmt.Errorf("plot %s: %w", name, err)
-		}
-	}
-	return nil
 }

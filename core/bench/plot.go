@@ -1,9 +1,12 @@
 package bench
 
 import (
+	"encoding/json"
 	"fmt"
 	"image/color"
 	"math"
+	"os"
+	"path/filepath"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -62,5 +65,26 @@ func addCurve(p *plot.Plot, label string, sorted []float64, c color.Color, dashe
 	}
 	p.Add(line)
 	p.Legend.Add(label, line)
+	return nil
+}
+
+// WriteFiles writes the report into dir as bench.json, latency.svg and
+// latency.png.
+func WriteFiles(rep *Report, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bench.json"), append(data, '\n'), 0o644); err != nil {
+		return err
+	}
+	for _, name := range []string{"latency.svg", "latency.png"} {
+		if err := WritePlot(rep, filepath.Join(dir, name)); err != nil {
+			return fmt.Errorf("plot %s: %w", name, err)
+		}
+	}
 	return nil
 }

@@ -144,3 +144,21 @@ func PrintTable(w io.Writer, rep *Report) error {
 		rep.Nodes, strings.TrimSpace(rep.Machine))
 	return err
 }
+
+// Problems lists what makes the report incomplete: a row without both of
+// its values or their ratio, a distribution with nothing measured or with
+// failures. A sound run has none.
+func (r *Report) Problems() []string {
+	var out []string
+	for _, row := range r.Rows {
+		if row.Value.missing() || row.Base.missing() || row.Ratio <= 0 {
+			out = append(out, fmt.Sprintf("%s: avnode %s, baseline %s, ratio %v: a row needs both and their ratio", row.Name, row.Value, row.Base, row.Ratio))
+		}
+		if d := row.Value.Dist; d != nil && (d.Count == 0 || d.Failed != 0) {
+			out = append(out, fmt.Sprintf("%s: %d measured, %d failed", row.Name, d.Count, d.Failed))
+		}
+	}
+	return out
+}
+
+func (v Value) missing() bool { return v.Dist == nil && v.Number == nil }

@@ -39,6 +39,10 @@ type wan struct {
 	// latency), with a new port, as a restarted daemon would.
 	machines map[string]machineLink
 	count    int
+	// endpointMu serialises simnet's NewEndpoint, which is not safe for
+	// concurrent use (members start in parallel). Not mu: the router may
+	// hold its own lock while it asks latency for mu.
+	endpointMu sync.Mutex
 }
 
 type machineLink struct {
@@ -66,6 +70,12 @@ func newWAN(seed uint64) *wan {
 
 func (w *wan) start() { w.sim.Start() }
 func (w *wan) close() { w.sim.Close() }
+
+func (w *wan) newEndpoint(addr *net.UDPAddr) net.PacketConn {
+	w.endpointMu.Lock()
+	defer w.endpointMu.Unlock()
+	return w.sim.NewEndpoint(addr, homeLink)
+}
 
 // latency is one way, from the packet's machine to its destination's.
 func (w *wan) latency(p *simnet.Packet) time.Duration {
@@ -125,7 +135,7 @@ func (p *wanPort) next() (listen string, opts []libp2p.Option) {
 	reuse := []quicreuse.Option{
 		quicreuse.OverrideSourceIPSelector(func() (quicreuse.SourceIPSelector, error) { return src, nil }),
 		quicreuse.OverrideListenUDP(func(_ string, addr *net.UDPAddr) (net.PacketConn, error) {
-			c := &mortalConn{PacketConn: p.net.sim.NewEndpoint(addr, homeLink)}
+			c := &mortalConn{PacketConn: p.net.newEndpoint(addr)}
 			p.conn = c
 			return c, nil
 		}),
