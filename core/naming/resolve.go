@@ -14,6 +14,7 @@ import (
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/routing"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/avnode/avnode/core/fault"
 	"github.com/avnode/avnode/core/names"
@@ -27,6 +28,13 @@ const (
 	addrCacheTTL  = 30 * time.Second
 	addrsKept     = 4096 // hosts whose addresses the cache keeps at most
 	findPeerWait  = 5 * time.Second
+	// hostWait bounds how long a resolve waits on one host's lookup. The
+	// lookup of a host that is down ends on a dial to it that times out
+	// (seconds on a real network, where a dead machine drops packets): it
+	// carries on in the background and fills the address cache, and the
+	// resolve lists the addresses this node knew, as FindPeer itself
+	// answers after a failed dial.
+	hostWait = time.Second
 	// MaxHostLookups is how many of a name's hosts a resolve looks up
 	// addresses for (in parallel, in the zone's order); the others are
 	// listed without addresses. A zone can name a few hundred hosts, and a
@@ -287,25 +295,44 @@ func (s *Service) peerAddrs(ctx context.Context, id peer.ID) []string {
 	if addrs, ok := s.addrCache.Get(id); ok {
 		return addrs
 	}
-	addrs := []string{}
 	if id == s.host.ID() {
-		for _, a := range s.host.Addrs() {
-			addrs = append(addrs, a.String())
-		}
-	} else {
-		ctx, cancel := context.WithTimeout(ctx, findPeerWait)
-		defer cancel()
-		info, err := s.dht.FindPeer(ctx, id)
-		if err != nil {
-			return addrs
-		}
-		for _, a := range info.Addrs {
-			addrs = append(addrs, a.String())
-		}
+		return addrStrings(s.host.Addrs())
 	}
-	sort.Strings(addrs)
+	found := s.lookups.DoChan(string(id), func() (any, error) { return s.findPeer(id), nil })
+	wait := time.NewTimer(hostWait)
+	defer wait.Stop()
+	select {
+	case r := <-found:
+		return r.Val.([]string)
+	case <-wait.C:
+	case <-ctx.Done():
+	}
+	return addrStrings(s.host.Peerstore().Addrs(id))
+}
+
+// findPeer looks a host's addresses up in the DHT and caches them. It runs
+// on the service's context, not the resolve's: a resolve that stops
+// waiting leaves it to finish for the next one, and concurrent resolves
+// share it (lookups).
+func (s *Service) findPeer(id peer.ID) []string {
+	ctx, cancel := context.WithTimeout(s.life, findPeerWait)
+	defer cancel()
+	info, err := s.findPeerDHT(ctx, id)
+	if err != nil {
+		return []string{}
+	}
+	addrs := addrStrings(info.Addrs)
 	s.addrCache.Add(id, addrs)
 	return addrs
+}
+
+func addrStrings(addrs []ma.Multiaddr) []string {
+	out := make([]string, 0, len(addrs))
+	for _, a := range addrs {
+		out = append(out, a.String())
+	}
+	sort.Strings(out)
+	return out
 }
 
 // highWater is the highest sequence seen for z's name under z's key chain

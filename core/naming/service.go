@@ -20,6 +20,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/avnode/avnode/core/config"
 	"github.com/avnode/avnode/core/keystore"
@@ -67,8 +68,12 @@ type Service struct {
 	unsettled   map[string]time.Time // names whose holders could not agree, when
 	stored      chan storedZone      // zones the DHT stored here, for learnStored
 
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	life    context.Context // the service's: ends at Close
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	lookups singleflight.Group // hosts' address lookups in flight, by peer ID
+	// findPeerDHT is the DHT's peer routing (a stand-in only in unit tests).
+	findPeerDHT func(context.Context, peer.ID) (peer.AddrInfo, error)
 
 	watchers watch.List[Update]
 	policy   Policy
@@ -141,6 +146,8 @@ func New(opts Options) (*Service, error) {
 		return nil, err
 	}
 	s.metrics = m
+	s.findPeerDHT = s.dht.FindPeer
+	s.life, s.cancel = context.WithCancel(context.Background())
 	s.owners.onChainChange(s.forgetZone)
 	s.host.SetStreamHandler(s.claimProtocol(), s.handleClaim)
 	return s, nil
@@ -152,8 +159,7 @@ func (s *Service) claimProtocol() protocol.ID {
 
 // Start runs the republish and re-put loops until Close.
 func (s *Service) Start() {
-	ctx, cancel := context.WithCancel(context.Background())
-	s.cancel = cancel
+	ctx := s.life
 	s.every(ctx, s.cfg.Names.RepublishInterval.D(), s.republishOwned)
 	s.every(ctx, s.cfg.Names.RepublishInterval.D(), s.republishEstates)
 	s.every(ctx, s.cfg.Names.ReputInterval.D(), s.reputHeld)
@@ -181,9 +187,7 @@ func (s *Service) every(ctx context.Context, interval time.Duration, job func(co
 // Close stops the loops and the claim handler.
 func (s *Service) Close() {
 	s.host.RemoveStreamHandler(s.claimProtocol())
-	if s.cancel != nil {
-		s.cancel()
-	}
+	s.cancel()
 	s.wg.Wait()
 }
 
