@@ -11,7 +11,7 @@ import (
 // TestWAN runs the whole bench, both networks, on the simulated wide-area
 // network inside a synctest bubble, where every clock is virtual: what it
 // measures is round trips and bandwidth, not this machine's load. CI runs
-// it small; the README's WAN table comes from
+// it small; a bigger run, as for the README's WAN table:
 //
 //	AVNODE_WAN_NODES=1000 AVNODE_WAN_NAMES=200 AVNODE_WAN_OUT=/tmp/wan \
 //	  go test ./core/bench -run TestWAN -timeout 0 -v
@@ -33,7 +33,7 @@ func TestWAN(t *testing.T) {
 		for _, p := range rep.Problems() {
 			t.Error(p)
 		}
-		for _, name := range machineOnlyNames() {
+		for name := range machineOnly {
 			if rep.Row(name) != nil {
 				t.Errorf("row %q times one machine's work, which the virtual clock does not see; it should be left out", name)
 			}
@@ -74,12 +74,4 @@ func wanSize(t *testing.T, env string, def, least int) int {
 		t.Fatalf("%s=%q: want a number, %d or more", env, v, least)
 	}
 	return n
-}
-
-func machineOnlyNames() []string {
-	var out []string
-	for name := range machineOnly {
-		out = append(out, name)
-	}
-	return out
 }
