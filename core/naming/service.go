@@ -60,6 +60,7 @@ type Service struct {
 	zoneCache map[string]cachedZone
 	addrCache *ttlCache[peer.ID, []string] // hosts' addresses, for addrCacheTTL
 	copies    *ttlCache[string, []string]  // Copies' answers, by name/seq
+	silent    *ttlCache[peer.ID, struct{}] // peers polls skip (failedToAnswer)
 	// estateCache keeps each estate's newest record seen: while its TTL
 	// lasts it answers resolves, and after that its seq is the rollback
 	// floor.
@@ -138,6 +139,7 @@ func New(opts Options) (*Service, error) {
 		putSlots:    make(chan struct{}, offerPuts),
 		addrCache:   newTTLCache[peer.ID, []string](addrsKept, addrCacheTTL),
 		copies:      newTTLCache[string, []string](copiesKept, copiesFresh),
+		silent:      newTTLCache[peer.ID, struct{}](silentKept, silentFor),
 		estateCache: map[string]cachedEstate{},
 		unsettled:   map[string]time.Time{},
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"sort"
+	"time"
 
 	pb "github.com/libp2p/go-libp2p-kad-dht/pb"
 	kb "github.com/libp2p/go-libp2p-kbucket"
@@ -36,7 +37,8 @@ func (s *Service) pollHolders(ctx context.Context, key string, skip peer.ID, dec
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // the answers no longer needed once the poll is decided
 	w := &walk{target: kb.ConvertKey(key), k: s.dht.BucketSize(), self: s.host.ID(), skip: skip,
-		known: map[peer.ID]*candidate{}, decoded: map[string]decodedValue{}, quorum: max(1, s.cfg.Names.ClaimQuorum)}
+		known: map[peer.ID]*candidate{}, decoded: map[string]decodedValue{}, quorum: max(1, s.cfg.Names.ClaimQuorum),
+		silent: s.silent}
 	for _, id := range s.dht.RoutingTable().NearestPeers(w.target, w.k) {
 		w.add(id)
 	}
@@ -51,9 +53,21 @@ func (s *Service) pollHolders(ctx context.Context, key string, skip peer.ID, dec
 			if c.state == unasked && inflight < pollAlpha && launched < maxPollQueries {
 				c.state, inflight, launched = asking, inflight+1, launched+1
 				go func(id peer.ID) {
-					qctx, cancel := context.WithTimeout(ctx, pollWait)
+					// A question on a connection already open runs out its
+					// pollWait even once the poll is decided, on the
+					// service's context: whether the peer went silent is
+					// worth knowing for the next polls (failedToAnswer).
+					connected := s.host.Network().Connectedness(id) == network.Connected
+					parent := ctx
+					if connected {
+						parent = s.life
+					}
+					qctx, cancel := context.WithTimeout(parent, pollWait)
 					defer cancel()
 					rec, closer, err := messenger.GetValue(qctx, id, key)
+					if err != nil && parent.Err() == nil {
+						s.failedToAnswer(id, connected)
+					}
 					answers <- answer{id: id, value: rec.GetValue(), closer: closer, err: err}
 				}(c.id)
 			}
@@ -72,6 +86,21 @@ func (s *Service) pollHolders(ctx context.Context, key string, skip peer.ID, dec
 	}
 }
 
+// failedToAnswer forgets a peer that failed a poll's question, or did not
+// answer it in pollWait, as kad-dht's own lookups do: out
+// of the routing table. One that failed on a connection already open (a
+// machine gone without a goodbye keeps looking connected until QUIC's idle
+// timeout) is also skipped by the next polls for silentFor, instead of
+// costing each of them pollWait. A peer only dialed for this poll is not:
+// its address may have come from a liar, and that must not keep an honest
+// holder out of later polls.
+func (s *Service) failedToAnswer(id peer.ID, connected bool) {
+	s.dht.RoutingTable().RemovePeer(id)
+	if connected {
+		s.silent.Add(id, struct{}{})
+	}
+}
+
 const (
 	// pollAlpha is how many peers a poll asks at once: all of the k closest
 	// it knows, so that made-up peers that never answer cost one timeout,
@@ -82,6 +111,12 @@ const (
 	// maxKnown bounds the peers one poll remembers: an answer names at most
 	// k closer peers (more are ignored), so a lying peer cannot grow it.
 	maxKnown = 8 * 20
+	// silentFor is how long polls skip a peer that went silent on an open
+	// connection: long enough for a dead machine's connection to time out
+	// (QUIC's idle timeout is 30 s), short enough that a holder back from
+	// a restart soon counts again. silentKept bounds how many are kept.
+	silentFor  = time.Minute
+	silentKept = 1024
 )
 
 type answer struct {
@@ -115,6 +150,7 @@ type walk struct {
 	// decoded holds each distinct value's check: honest holders answer
 	// the same bytes, which then cost one signature check, not twenty.
 	decoded map[string]decodedValue
+	silent  *ttlCache[peer.ID, struct{}] // peers not asked (failedToAnswer)
 }
 
 type decodedValue struct {
@@ -124,6 +160,9 @@ type decodedValue struct {
 
 func (w *walk) add(id peer.ID) {
 	if id == w.self || id == w.skip || w.known[id] != nil {
+		return
+	}
+	if _, silent := w.silent.Get(id); silent {
 		return
 	}
 	w.known[id] = &candidate{id: id, dist: kb.Xor(kb.ConvertPeerID(id), w.target)}

@@ -1,0 +1,126 @@
+package naming
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	dhtpb "github.com/libp2p/go-libp2p-kad-dht/pb"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-msgio/pbio"
+
+	"github.com/avnode/avnode/core/config"
+	"github.com/avnode/avnode/core/names"
+)
+
+// silentHolder is a bare host next to key speaking kad-dht's protocol by
+// hand, as a machine gone without a goodbye looks to a peer still connected
+// to it: it answers the routing table's FIND_NODE checks, then never
+// answers a GET_VALUE. asked counts the GET_VALUEs it was sent.
+func silentHolder(t testing.TB, key string, asked *sync.Map) host.Host {
+	t.Helper()
+	h, err := libp2p.New(libp2p.Identity(closeKey(t, key, 10)), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	h.SetStreamHandler("/avtr/kad/1.0.0", func(s network.Stream) {
+		defer s.Close()
+		for {
+			var req dhtpb.Message
+			if err := pbio.NewDelimitedReader(s, 1<<20).ReadMsg(&req); err != nil {
+				return
+			}
+			if req.Type == dhtpb.Message_GET_VALUE {
+				asked.Store(string(req.Key), true)
+				s.Read(make([]byte, 1)) // until the asker gives up and resets
+				return
+			}
+			if err := pbio.NewDelimitedWriter(s).WriteMsg(&dhtpb.Message{Type: req.Type, Key: req.Key}); err != nil {
+				return
+			}
+		}
+	})
+	return h
+}
+
+// Seven silent holders sit among a fresh resolver's closest peers, on
+// connections that look open. The first resolve waits on them (six honest
+// holders are no majority of thirteen) until each fails to answer; the
+// resolver then drops them from its routing table and skips them, so the
+// next resolve, of another name, asks none of them again. Before, every
+// poll asked them again and waited pollWait (5 s) on them each time: what
+// held resolves up while 10 % of a network restarted.
+func TestPollsSkipHoldersThatWentSilent(t *testing.T) {
+	nodes := newTestNetwork(t, 6, nil)
+	ctx := ctxFor(t, 2*time.Minute)
+	claimed := map[string]string{}
+	for i, name := range []string{"quiet.avtr", "quieter.avtr"} {
+		claimed[name] = claimName(t, nodes[i], name, "owner").Key
+		if _, err := nodes[i].names.ChangeRecord(ctx, RecordChange{Name: name, Type: "TXT", Value: "up"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, _ := names.Parse("quiet.avtr")
+	client := newTestNode(t, testConfig(t, func(c *config.Config) { c.DHT.Mode = "client" }))
+	for _, other := range nodes[:3] {
+		if err := client.node.Host.Connect(ctx, peer.AddrInfo{ID: other.id(), Addrs: other.node.Host.Addrs()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	asked := make([]sync.Map, 7)
+	silent := make([]peer.ID, len(asked))
+	for i := range asked {
+		h := silentHolder(t, names.ZoneKey(first), &asked[i])
+		if err := client.node.Host.Connect(ctx, peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 10*time.Second, "the silent holder in the routing table", func() error {
+			if client.node.DHT.RoutingTable().Find(h.ID()) == "" {
+				return fmt.Errorf("not yet")
+			}
+			return nil
+		})
+		silent[i] = h.ID()
+	}
+	resolve := func(name string) {
+		res, err := client.names.Resolve(ctx, name)
+		if err != nil {
+			t.Fatalf("resolve %s: %v", name, err)
+		}
+		if res.Key != claimed[name] {
+			t.Fatalf("resolve %s: key %s, want the owner's %s", name, res.Key, claimed[name])
+		}
+	}
+	wasAsked := func(i int, name string) bool {
+		n, _ := names.Parse(name)
+		_, ok := asked[i].Load(names.ZoneKey(n))
+		return ok
+	}
+	resolve("quiet.avtr")
+	for i := range asked {
+		if !wasAsked(i, "quiet.avtr") {
+			t.Fatalf("silent holder %d was never asked: the poll did not wait on it", i)
+		}
+	}
+	// The poll is decided once two of them fail; the others' questions
+	// run out their time a moment later.
+	waitFor(t, 10*time.Second, "the silent holders noted", func() error {
+		for i, id := range silent {
+			if _, noted := client.names.silent.Get(id); !noted {
+				return fmt.Errorf("silent holder %d is not", i)
+			}
+		}
+		return nil
+	})
+	resolve("quieter.avtr")
+	for i := range asked {
+		if wasAsked(i, "quieter.avtr") {
+			t.Errorf("silent holder %d was asked again by the next resolve", i)
+		}
+	}
+}
