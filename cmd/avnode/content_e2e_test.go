@@ -80,9 +80,11 @@ func TestPublishAndGetAcrossProcesses(t *testing.T) {
 	mustCLI(t, reader.repo, "get", "coolblog.code", "-o", out)
 	sameTree(t, site, out)
 
-	// A file by path, to stdout.
-	if got := mustCLI(t, reader.repo, "get", "coolblog.code/index.html"); got != "<h1>coolblog</h1>\n" {
-		t.Fatalf("get index.html: %q", got)
+	// A file by path, to stdout, with the name in either spelling.
+	for _, target := range []string{"coolblog.code/index.html", "an://coolblog:code/index.html"} {
+		if got := mustCLI(t, reader.repo, "get", target); got != "<h1>coolblog</h1>\n" {
+			t.Fatalf("get %s: %q", target, got)
+		}
 	}
 	var listing api.GetResult
 	cliJSON(t, reader.repo, &listing, "get", "/cid/"+pub.Root)

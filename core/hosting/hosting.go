@@ -234,7 +234,11 @@ type Target struct {
 	Path string
 }
 
-// ParseTarget reads NAME[/PATH] or /cid/CID[/PATH].
+// altScheme starts a name in the Alternet form, an://name:topic.
+const altScheme = "an://"
+
+// ParseTarget reads NAME[/PATH] (NAME dotted or an://name:topic) or
+// /cid/CID[/PATH].
 func ParseTarget(s string) (Target, error) {
 	if rest, ok := strings.CutPrefix(s, "/cid/"); ok {
 		cidText, path, _ := strings.Cut(rest, "/")
@@ -244,7 +248,16 @@ func ParseTarget(s string) (Target, error) {
 		}
 		return Target{Root: c, Path: path}, nil
 	}
-	name, path, _ := strings.Cut(strings.TrimPrefix(s, "/name/"), "/")
+	rest := strings.TrimPrefix(s, "/name/")
+	if len(rest) >= len(altScheme) && strings.EqualFold(rest[:len(altScheme)], altScheme) {
+		// an://name:topic/PATH: the path starts after the scheme's slashes.
+		name, path, _ := strings.Cut(rest[len(altScheme):], "/")
+		if name == "" {
+			return Target{}, fmt.Errorf("%q: give an://NAME:TOPIC[/PATH]: %w", s, ErrBadTarget)
+		}
+		return Target{Name: altScheme + name, Path: path}, nil
+	}
+	name, path, _ := strings.Cut(rest, "/")
 	if name == "" {
 		return Target{}, fmt.Errorf("%q: give NAME[/PATH] or /cid/CID[/PATH]: %w", s, ErrBadTarget)
 	}

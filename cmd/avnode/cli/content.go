@@ -156,6 +156,9 @@ func isTerminal(f *os.File) bool {
 func defaultOutput(target, root string) string {
 	t := strings.TrimRight(target, "/")
 	base := path.Base(t)
+	if rest, alt := cutPrefixFold(t, "an://"); alt && !strings.Contains(rest, "/") {
+		base = strings.ReplaceAll(rest, ":", ".") // an://coolblog:code is coolblog.code
+	}
 	if base == "" || base == "." || base == "/" || strings.HasPrefix(t, "/cid/") && !strings.Contains(strings.TrimPrefix(t, "/cid/"), "/") {
 		base = root
 	}
@@ -187,4 +190,12 @@ and never removed.`,
 	parent := &cobra.Command{Use: "repo", Short: "Maintain the node's repo"}
 	parent.AddCommand(gc)
 	return parent
+}
+
+// cutPrefixFold is strings.CutPrefix with the prefix's case ignored.
+func cutPrefixFold(s, prefix string) (string, bool) {
+	if len(s) < len(prefix) || !strings.EqualFold(s[:len(prefix)], prefix) {
+		return s, false
+	}
+	return s[len(prefix):], true
 }
