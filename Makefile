@@ -11,19 +11,23 @@ RACE_PKGS := ./...
 # `make test-long` fuzzes each for two minutes.
 FUZZTIME ?= 20000x
 
+# Stamp the commit into the binaries (`avnode version`), even where GOFLAGS
+# turns it off; auto leaves it out where the source is not a checkout.
+BUILDVCS := -buildvcs=auto
+
 .PHONY: build cross run test test-deps test-long vet fmt fuzz proto clean
 
 # The node, its shipped roles (found next to the binary), and the example
 # third-party role built out of tree (its own module, requiring only the sdk).
 build:
-	$(GO) build -o $(BIN)/avnode ./cmd/avnode
-	$(GO) build -o $(BIN)/avnode-beacon ./roles/beacon
-	$(GO) build -o $(BIN)/avnode-mirror ./roles/mirror
-	$(GO) build -o $(BIN)/avnode-relay ./roles/relay
-	$(GO) build -o $(BIN)/avnode-receiver ./roles/receiver
-	$(GO) build -o $(BIN)/avnode-satellite ./roles/satellite
-	cd sdk/examples/pinner && $(GO) build -o ../../../$(BIN)/avnode-pinner .
-	cd sdk/examples/chat && $(GO) build -o ../../../$(BIN)/avnode-chat .
+	$(GO) build $(BUILDVCS) -o $(BIN)/avnode ./cmd/avnode
+	$(GO) build $(BUILDVCS) -o $(BIN)/avnode-beacon ./roles/beacon
+	$(GO) build $(BUILDVCS) -o $(BIN)/avnode-mirror ./roles/mirror
+	$(GO) build $(BUILDVCS) -o $(BIN)/avnode-relay ./roles/relay
+	$(GO) build $(BUILDVCS) -o $(BIN)/avnode-receiver ./roles/receiver
+	$(GO) build $(BUILDVCS) -o $(BIN)/avnode-satellite ./roles/satellite
+	cd sdk/examples/pinner && $(GO) build $(BUILDVCS) -o ../../../$(BIN)/avnode-pinner .
+	cd sdk/examples/chat && $(GO) build $(BUILDVCS) -o ../../../$(BIN)/avnode-chat .
 
 # The node (with the CLI), the shipped roles and the examples build for
 # these systems too; built to a temporary folder and thrown away, tests are not

@@ -148,6 +148,13 @@ func newVersionCmd(g *nodecli.Globals) *cobra.Command {
 				return nodecli.PrintJSON(v)
 			}
 			fmt.Printf("avnode %s (%s %s/%s)\n", v.Version, v.Go, v.OS, v.Arch)
+			if v.Commit != "" {
+				changes := ""
+				if v.Modified {
+					changes = ", with uncommitted changes"
+				}
+				fmt.Printf("built from commit %s of %s%s\n", v.Commit, v.CommitTime, changes)
+			}
 			return nil
 		},
 	}

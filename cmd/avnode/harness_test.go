@@ -43,7 +43,9 @@ func TestMain(m *testing.M) {
 	for out, pkgDir := range map[string]string{"avnode": ".", "avnode-beacon": "../../roles/beacon", "avnode-mirror": "../../roles/mirror",
 		"avnode-relay": "../../roles/relay", "avnode-receiver": "../../roles/receiver", "avnode-satellite": "../../roles/satellite",
 		"avnode-chat": "../../sdk/examples/chat"} {
-		build := exec.Command("go", append(append([]string{"build"}, buildFlags...), "-o", filepath.Join(dir, out), ".")...)
+		// -buildvcs=auto stamps the commit, as `make build` does, even
+		// where GOFLAGS turns it off.
+		build := exec.Command("go", append(append([]string{"build", "-buildvcs=auto"}, buildFlags...), "-o", filepath.Join(dir, out), ".")...)
 		build.Dir = pkgDir
 		build.Stdout, build.Stderr = os.Stderr, os.Stderr
 		if err := build.Run(); err != nil {

@@ -19,7 +19,6 @@ import (
 
 	"github.com/avnode/avnode/core/api"
 	"github.com/avnode/avnode/core/daemon"
-	"github.com/avnode/avnode/core/node"
 	"github.com/avnode/avnode/core/repo"
 )
 
@@ -35,7 +34,9 @@ func TestFourNodesFormANetwork(t *testing.T) {
 	nodes := []*proc{startDaemon(t, first)}
 	var info api.Info
 	cliJSON(t, first, &info, "id")
-	if info.PeerID != nodes[0].peerID || info.Agent != node.Agent() || info.Roles == nil || info.Reachability == "" {
+	var built api.VersionInfo
+	cliJSON(t, first, &built, "version")
+	if info.PeerID != nodes[0].peerID || info.Agent != "avnode/"+built.Version || info.Roles == nil || info.Reachability == "" {
 		t.Fatalf("id --json: %+v", info)
 	}
 	if len(info.Addrs) == 0 || !strings.HasSuffix(info.Addrs[0], "/p2p/"+info.PeerID) {

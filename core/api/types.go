@@ -36,11 +36,14 @@ type Info struct {
 
 // VersionInfo is what `avnode version` shows (GET /v1/version).
 type VersionInfo struct {
-	Version   string `json:"version"`
-	Go        string `json:"go"`
-	OS        string `json:"os"`
-	Arch      string `json:"arch"`
-	DHTPrefix string `json:"dht_protocol_prefix,omitempty"`
+	Version    string `json:"version"`               // the release, with the commit as build metadata
+	Commit     string `json:"commit,omitempty"`      // the commit built from, when the build knows it
+	CommitTime string `json:"commit_time,omitempty"` // RFC 3339
+	Modified   bool   `json:"modified,omitempty"`    // built with uncommitted changes
+	Go         string `json:"go"`
+	OS         string `json:"os"`
+	Arch       string `json:"arch"`
+	DHTPrefix  string `json:"dht_protocol_prefix,omitempty"`
 }
 
 // PeerInfo is one connected peer (GET /v1/peers).

@@ -57,7 +57,9 @@ func (d *Daemon) handleID(context.Context, api.Request) (any, error) {
 
 // Version describes this build.
 func Version() api.VersionInfo {
-	return api.VersionInfo{Version: node.Version, Go: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH}
+	b := node.BuildStamp()
+	return api.VersionInfo{Version: node.FullVersion(), Commit: b.Commit, CommitTime: b.Time, Modified: b.Modified,
+		Go: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH}
 }
 
 func (d *Daemon) handleVersion(context.Context, api.Request) (any, error) {

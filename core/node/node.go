@@ -34,11 +34,13 @@ import (
 	"github.com/avnode/avnode/core/watch"
 )
 
-// Version is the node's version, reported in its agent string.
+// Version is the node's release, reported in its agent string. A release
+// build sets it: go build -ldflags "-X github.com/avnode/avnode/core/node.Version=0.2.0".
 var Version = "0.1.0-dev"
 
-// Agent is the libp2p user agent other peers see.
-func Agent() string { return "avnode/" + Version }
+// Agent is the libp2p user agent other peers see: the release, and the
+// commit it was built from when the build knows it.
+func Agent() string { return "avnode/" + FullVersion() }
 
 // Options are what New needs besides the config.
 type Options struct {
