@@ -15,7 +15,7 @@ FUZZTIME ?= 20000x
 # turns it off; auto leaves it out where the source is not a checkout.
 BUILDVCS := -buildvcs=auto
 
-.PHONY: build cross run test test-deps test-long vet fmt fuzz proto clean
+.PHONY: build cross run install uninstall test test-deps test-long vet fmt fuzz proto clean
 
 # The node, its shipped roles (found next to the binary), and the example
 # third-party role built out of tree (its own module, requiring only the sdk).
@@ -46,6 +46,39 @@ cross:
 
 run: build
 	$(BIN)/avnode run
+
+# make install [PREFIX=/usr/local] [DESTDIR=]: the node and the shipped roles
+# in one folder (the node finds its roles next to its binary), shell
+# completions, man pages, and the systemd units with the binary's path in
+# them (configs/systemd/README.md). `make uninstall` takes them away.
+PREFIX  ?= /usr/local
+BINDIR  := $(PREFIX)/bin
+ROLES   := beacon mirror relay receiver satellite
+SHARE   := $(DESTDIR)$(PREFIX)/share
+UNITDIR := $(DESTDIR)$(PREFIX)/lib/systemd
+INSTALLED := $(DESTDIR)$(BINDIR)/avnode $(ROLES:%=$(DESTDIR)$(BINDIR)/avnode-%) \
+	$(SHARE)/bash-completion/completions/avnode $(SHARE)/zsh/site-functions/_avnode \
+	$(SHARE)/fish/vendor_completions.d/avnode.fish \
+	$(UNITDIR)/system/avnode.service $(UNITDIR)/user/avnode.service \
+	$(DESTDIR)$(PREFIX)/lib/sysusers.d/avnode.conf
+
+install: build
+	install -d $(DESTDIR)$(BINDIR) $(SHARE)/man/man1 $(SHARE)/bash-completion/completions \
+	  $(SHARE)/zsh/site-functions $(SHARE)/fish/vendor_completions.d \
+	  $(UNITDIR)/system $(UNITDIR)/user $(DESTDIR)$(PREFIX)/lib/sysusers.d
+	install -m 0755 $(BIN)/avnode $(ROLES:%=$(BIN)/avnode-%) $(DESTDIR)$(BINDIR)/
+	$(BIN)/avnode completion bash > $(SHARE)/bash-completion/completions/avnode
+	$(BIN)/avnode completion zsh > $(SHARE)/zsh/site-functions/_avnode
+	$(BIN)/avnode completion fish > $(SHARE)/fish/vendor_completions.d/avnode.fish
+	$(BIN)/avnode man $(SHARE)/man/man1
+	for kind in system user; do \
+	  sed 's|@BINDIR@|$(BINDIR)|g' configs/systemd/$$kind/avnode.service > $(UNITDIR)/$$kind/avnode.service || exit 1; \
+	done
+	install -m 0644 configs/systemd/sysusers.conf $(DESTDIR)$(PREFIX)/lib/sysusers.d/avnode.conf
+	@echo "installed avnode in $(DESTDIR)$(BINDIR); as a service: configs/systemd/README.md"
+
+uninstall:
+	rm -f $(INSTALLED) $(SHARE)/man/man1/avnode.1 $(SHARE)/man/man1/avnode-*.1
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }

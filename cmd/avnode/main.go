@@ -106,7 +106,7 @@ through a local control API that only you can use.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return nodecli.Usagef("%v", err) })
 	root.AddCommand(
 		newInitCmd(g), newRunCmd(g), newConfigCmd(g), newVersionCmd(g), newKeyCmd(g),
-		newPolicyCmd(g), newLocalnetCmd(g), newBenchCmd(g),
+		newPolicyCmd(g), newLocalnetCmd(g), newBenchCmd(g), newManCmd(),
 	)
 	root.AddCommand(nodecli.Commands(g)...)
 	return root

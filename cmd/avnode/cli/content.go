@@ -75,7 +75,7 @@ fetched so this node serves it too. An interrupted get resumes: blocks already
 here are not fetched again.
 
 A file goes to stdout, or to -o FILE. A directory is written to -o DIR
-(default: ./<last part of the target>); --json lists it instead of writing.`,
+(default: a folder named after the target's last part); --json lists it instead of writing.`,
 		Example: `  avnode get coolblog.code -o ./coolblog
   avnode get coolblog.code/index.html
   avnode get /cid/bafy.../photos/cat.jpg -o cat.jpg
