@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -92,6 +93,15 @@ func TestSwappedPluginBinaryNeverRuns(t *testing.T) {
 	replaceFile(t, bin, good)
 	mustCLI(t, d.repo, "roles", "enable", "evil")
 	waitRoleNamed(t, d.repo, "evil", "running", 30*time.Second)
+	// `avnode id` lists a role enabled at run time, with its state.
+	var info api.Info
+	cliJSON(t, d.repo, &info, "id")
+	if !slices.Contains(info.Roles, "evil") || info.RoleStates["evil"] != "running" {
+		t.Fatalf("id after roles enable: roles %v, states %v", info.Roles, info.RoleStates)
+	}
+	if text := mustCLI(t, d.repo, "id"); !strings.Contains(text, "evil (running)") {
+		t.Fatalf("id after roles enable:\n%s", text)
+	}
 }
 
 // replaceFile puts data under path through a rename: a fresh inode.

@@ -20,18 +20,22 @@ type ErrorBody struct {
 
 // Info is what `avnode id` shows (GET /v1/id).
 type Info struct {
-	PeerID       string   `json:"peer_id"`
-	Addrs        []string `json:"addrs"`
-	Agent        string   `json:"agent"`
-	Roles        []string `json:"roles"`
-	Reachability string   `json:"reachability"`
-	RelayAddrs   []string `json:"relay_addrs"` // /p2p-circuit addresses held through relay reservations
-	DHTMode      string   `json:"dht_mode"`
-	Uptime       string   `json:"uptime"`
+	PeerID string   `json:"peer_id"`
+	Addrs  []string `json:"addrs"`
+	Agent  string   `json:"agent"`
+	Roles  []string `json:"roles"` // enabled, from the config or at run time
+	// RoleStates says how each enabled role is doing: running, backoff…
+	RoleStates   map[string]string `json:"role_states"`
+	Reachability string            `json:"reachability"`
+	RelayAddrs   []string          `json:"relay_addrs"` // /p2p-circuit addresses held through relay reservations
+	DHTMode      string            `json:"dht_mode"`
+	Uptime       string            `json:"uptime"`
 	// Gateway is the receiver role's HTTP gateway URL, when it runs.
 	Gateway string `json:"gateway,omitempty"`
 	// Services are what roles run for users, by name (gateway among them).
 	Services map[string]string `json:"services"`
+	// Metrics is the Prometheus endpoint, when metrics are on.
+	Metrics string `json:"metrics,omitempty"`
 }
 
 // VersionInfo is what `avnode version` shows (GET /v1/version).

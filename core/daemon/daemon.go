@@ -14,8 +14,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -70,6 +72,9 @@ type Roles interface {
 	RegisterAPI(*api.Server)
 	// Services are what roles run for users (the gateway), for `avnode id`.
 	Services() map[string]string
+	// Statuses are the enabled roles and their state, those enabled at
+	// run time among them.
+	Statuses() []api.RoleStatus
 	// WithCapability lists the running roles that declare a capability.
 	WithCapability(capability string) []string
 	Command(ctx context.Context, role, name string, args []string) (json.RawMessage, error)
@@ -93,6 +98,7 @@ type Daemon struct {
 	api        *api.Server
 	registerer prometheus.Registerer
 	metrics    *http.Server
+	metricsURL string // where metrics are served; empty when off
 	started    time.Time
 }
 
@@ -292,22 +298,64 @@ func (h levelHandler) WithGroup(name string) slog.Handler {
 }
 
 // startMetrics listens first, so a port in use fails before the node starts.
+// The default port taken (a second node on the machine) is not a failure:
+// the node takes the next free one and says so; a port the operator chose
+// is theirs to change.
 func (d *Daemon) startMetrics() (prometheus.Registerer, error) {
-	if d.Config.Metrics.Listen == "" {
+	want := d.Config.Metrics.Listen
+	if want == "" {
 		return nil, nil
 	}
-	ln, err := net.Listen("tcp", d.Config.Metrics.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("metrics.listen %s: %w; choose another with --metrics.listen, or empty to turn metrics off", d.Config.Metrics.Listen, err)
+	ln, err := net.Listen("tcp", want)
+	if errors.Is(err, syscall.EADDRINUSE) && want == defaultMetricsListen() {
+		if ln, err = listenAfter(want, metricsTries); err == nil {
+			d.Log.Warn("the default metrics port is taken (another node on this machine?); serving metrics on the next free port; set metrics.listen to choose",
+				"wanted", want, "url", "http://"+ln.Addr().String()+"/metrics")
+		}
 	}
+	if err != nil {
+		return nil, fmt.Errorf("metrics.listen %s: %w; choose another with --metrics.listen, or empty to turn metrics off", want, err)
+	}
+	d.metricsURL = "http://" + ln.Addr().String() + "/metrics"
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	d.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go d.metrics.Serve(ln)
-	d.Log.Info("metrics", "url", "http://"+ln.Addr().String()+"/metrics")
+	d.Log.Info("metrics", "url", d.metricsURL)
 	return reg, nil
+}
+
+// metricsTries is how many ports after the default one a node tries for
+// its metrics.
+const metricsTries = 16
+
+// defaultMetricsListen is metrics.listen as shipped.
+func defaultMetricsListen() string {
+	def, err := config.Load(config.Sources{})
+	if err != nil {
+		return ""
+	}
+	return def.Metrics.Listen
+}
+
+// listenAfter listens on the first free port of the tries after addr's.
+func listenAfter(addr string, tries int) (net.Listener, error) {
+	host, portText, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil {
+		return nil, err
+	}
+	for next := port + 1; next <= port+tries && next < 1<<16; next++ {
+		if ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(next))); err == nil {
+			return ln, nil
+		}
+	}
+	return nil, fmt.Errorf("%s and the %d ports after it are taken", addr, tries)
 }
 
 func (d *Daemon) startAPI(sim *Network) error {

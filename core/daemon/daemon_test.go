@@ -27,6 +27,9 @@ func (f *fakeRoles) RegisterAPI(s *api.Server) {
 func (f *fakeRoles) Services() map[string]string {
 	return map[string]string{"gateway": "http://gw.test/"}
 }
+func (f *fakeRoles) Statuses() []api.RoleStatus {
+	return []api.RoleStatus{{Name: "fake", State: "running"}}
+}
 func (f *fakeRoles) WithCapability(string) []string { return nil }
 func (f *fakeRoles) Close()                         { f.closed = true }
 func (f *fakeRoles) Command(context.Context, string, string, []string) (json.RawMessage, error) {

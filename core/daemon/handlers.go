@@ -33,17 +33,20 @@ func (d *Daemon) registerHandlers(s *api.Server) {
 }
 
 func (d *Daemon) handleID(context.Context, api.Request) (any, error) {
-	roles := d.Config.Roles
-	if roles == nil {
-		roles = []string{}
-	}
+	roles, states := []string{}, map[string]string{}
 	services := map[string]string{}
 	if d.Roles != nil {
 		services = d.Roles.Services()
+		for _, st := range d.Roles.Statuses() {
+			roles = append(roles, st.Name)
+			states[st.Name] = st.State
+		}
 	}
 	return api.Info{
 		Gateway:      services["gateway"],
 		Services:     services,
+		Metrics:      d.metricsURL,
+		RoleStates:   states,
 		PeerID:       d.Node.Host.ID().String(),
 		Addrs:        d.Node.Addrs(),
 		Agent:        node.Agent(),

@@ -91,6 +91,9 @@ func New(opts Options) (*Node, error) {
 		log = slog.Default()
 	}
 	n := &Node{cfg: cfg, log: log, registerer: opts.Registerer}
+	if err := listenPortsFree(cfg.Listen); err != nil {
+		return nil, err
+	}
 	hostOpts, err := n.hostOptions(opts)
 	if err != nil {
 		return nil, err

@@ -36,7 +36,11 @@ through relay reservations; they are among addrs too.`,
 			if g.JSON {
 				return PrintJSON(info)
 			}
-			roles := strings.Join(info.Roles, ", ")
+			var running []string
+			for _, r := range info.Roles {
+				running = append(running, fmt.Sprintf("%s (%s)", r, OrDash(info.RoleStates[r])))
+			}
+			roles := strings.Join(running, ", ")
 			if roles == "" {
 				roles = "(none)"
 			}
@@ -45,6 +49,9 @@ through relay reservations; they are among addrs too.`,
 				info.PeerID, info.Agent, roles, info.Reachability, info.DHTMode, info.Uptime)
 			for _, name := range slices.Sorted(maps.Keys(info.Services)) {
 				fmt.Fprintf(w, "%s\t%s\n", name, info.Services[name])
+			}
+			if info.Metrics != "" {
+				fmt.Fprintf(w, "metrics\t%s\n", info.Metrics)
 			}
 			w.Flush()
 			fmt.Println("addresses")
