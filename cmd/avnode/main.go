@@ -8,6 +8,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -45,13 +46,41 @@ func run(args []string) int {
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintf(os.Stderr, "avnode: %v\n", err)
 	code := exitCode(err)
-	if code == exitBadUsage || !cmd.Flags().Parsed() {
+	if !cmd.Flags().Parsed() {
+		code = exitBadUsage
+	}
+	if g.JSON {
+		printJSONError(err, code)
+		return code
+	}
+	fmt.Fprintf(os.Stderr, "avnode: %v\n", err)
+	if code == exitBadUsage {
 		fmt.Fprintf(os.Stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
-		return exitBadUsage
 	}
 	return code
+}
+
+// jsonError is a failure under --json, on stderr: what a script reads
+// instead of a line meant for people.
+type jsonError struct {
+	Error    string `json:"error"`
+	Kind     string `json:"kind"`      // usage, not_found, invalid, refused, timeout, ...; failed when unknown
+	ExitCode int    `json:"exit_code"` // as the process exits
+}
+
+func printJSONError(err error, code int) {
+	kind := string(fault.KindOf(err))
+	var usage *nodecli.UsageError
+	switch {
+	case errors.As(err, &usage) || code == exitBadUsage && kind == "":
+		kind = "usage"
+	case kind == "":
+		kind = "failed"
+	}
+	enc := json.NewEncoder(os.Stderr)
+	enc.SetIndent("", "  ")
+	enc.Encode(jsonError{Error: err.Error(), Kind: kind, ExitCode: code})
 }
 
 // exitCode derives the exit code from what kind of failure err is: a wrong

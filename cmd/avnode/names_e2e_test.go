@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -75,7 +76,8 @@ func TestNamesAcrossProcesses(t *testing.T) {
 	firstSeq := res.Seq
 
 	// An update is seen with the new sequence once the reader's cache lapses.
-	mustCLI(t, owner.repo, "record", "set", "coolblog.code", "A", "/ip4/192.0.2.2/tcp/4001", "--label", "api")
+	// A label is case-folded as names are: API is api.
+	mustCLI(t, owner.repo, "record", "set", "coolblog.code", "A", "/ip4/192.0.2.2/tcp/4001", "--label", "API")
 	eventually(t, 15*time.Second, "update seen", func() error {
 		var upd api.Resolution
 		cliJSON(t, reader.repo, &upd, "resolve", "api.coolblog.code")
@@ -115,6 +117,21 @@ func TestNamesAcrossProcesses(t *testing.T) {
 	})
 	if r := cli(t, owner.repo, nil, "record", "rm", "coolblog.code", "A", "--label", "api"); r.code == 0 || !strings.Contains(r.stderr, "has no A record") {
 		t.Fatalf("removing a missing record: exit %d %s", r.code, r.stderr)
+	}
+	// Under --json a failure is JSON on stderr, and it names what was typed.
+	deep := cli(t, reader.repo, nil, "resolve", "a.b.nobody.avtr", "--json")
+	var failure struct {
+		Error    string `json:"error"`
+		Kind     string `json:"kind"`
+		ExitCode int    `json:"exit_code"`
+	}
+	if err := json.Unmarshal([]byte(deep.stderr), &failure); err != nil || deep.code != exitFailure ||
+		failure.Kind != "not_found" || failure.ExitCode != exitFailure || !strings.Contains(failure.Error, "a.b.nobody.avtr") {
+		t.Fatalf("resolve a.b.nobody.avtr --json: exit %d, %v\nstdout %q\nstderr %s", deep.code, err, deep.stdout, deep.stderr)
+	}
+	bad := cli(t, reader.repo, nil, "record", "set", "coolblog.code", "TXT", "x", "--label", "under_score", "--json")
+	if err := json.Unmarshal([]byte(bad.stderr), &failure); err != nil || bad.code != exitBadUsage || failure.ExitCode != exitBadUsage {
+		t.Fatalf("a bad label under --json: exit %d, %v\n%s", bad.code, err, bad.stderr)
 	}
 	// With a value, rm takes out that one record of a set and keeps the rest.
 	mustCLI(t, owner.repo, "record", "set", "coolblog.code", "TXT", "copies=3")

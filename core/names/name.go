@@ -102,6 +102,17 @@ func checkSubLabel(sub string) error {
 	return nil
 }
 
+// ParseSubLabel reads a sub-label as a name's labels are read: ASCII upper
+// case folded to lower case (API is api), one or more dot-separated
+// labels, "" for the registered name itself.
+func ParseSubLabel(s string) (string, error) {
+	sub := asciiLower(s)
+	if err := checkSubLabel(sub); err != nil {
+		return "", fmt.Errorf("label %q: %w", s, err)
+	}
+	return sub, nil
+}
+
 // asciiLower folds only A-Z. strings.ToLower would also fold non-ASCII
 // look-alikes (the Kelvin sign K becomes k), letting two visibly different
 // inputs name the same owner.

@@ -116,3 +116,17 @@ func TestWithSub(t *testing.T) {
 		}
 	}
 }
+
+// A sub-label reads as a name's labels do: folded, checked label by label.
+func TestParseSubLabel(t *testing.T) {
+	for in, want := range map[string]string{"": "", "api": "api", "API": "api", "V1.Api": "v1.api"} {
+		if got, err := ParseSubLabel(in); err != nil || got != want {
+			t.Errorf("ParseSubLabel(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"under_score", "a..b", "-a", ".a", "é"} {
+		if _, err := ParseSubLabel(in); !errors.Is(err, ErrBadName) {
+			t.Errorf("ParseSubLabel(%q): %v, want ErrBadName", in, err)
+		}
+	}
+}

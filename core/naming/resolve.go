@@ -106,6 +106,11 @@ func (s *Service) resolve(ctx context.Context, nameText string, via []string) (*
 	}
 	z, dispute, err := s.fetchZone(ctx, n.Registered())
 	if err != nil {
+		if n.Sub() != "" {
+			// The error names the registered name looked up; say which
+			// name the user asked for.
+			return nil, fmt.Errorf("%s is under %s: %w", n, n.Registered(), err)
+		}
 		return nil, err
 	}
 	label := n.Sub()

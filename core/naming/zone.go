@@ -71,6 +71,9 @@ func (s *Service) ChangeRecord(ctx context.Context, ch RecordChange, more ...Rec
 		if types[i], err = names.ParseRecordType(c.Type); err != nil {
 			return nil, err
 		}
+		if changes[i].Label, err = names.ParseSubLabel(c.Label); err != nil {
+			return nil, err
+		}
 	}
 	z, err := s.updateZone(ctx, n, func(z *names.Zone) error {
 		for i, c := range changes {
