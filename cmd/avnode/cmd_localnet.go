@@ -45,7 +45,7 @@ Repos are kept between runs: the same peer IDs and records come back.`,
 	}
 	cmd.Flags().IntVar(&nodes, "nodes", 4, "how many nodes to start")
 	cmd.Flags().StringVar(&dir, "dir", filepath.Join(os.TempDir(), "avnode-localnet"), "folder for the nodes' repos")
-	cmd.Flags().StringSliceVar(&extra, "node-flag", nil, "extra flag for every node's `avnode run`, repeatable (e.g. --node-flag=--log-level=debug)")
+	cmd.Flags().StringSliceVar(&extra, "node-flag", nil, "extra flag for every node's 'avnode run', repeatable (e.g. --node-flag=--log-level=debug)")
 	return cmd
 }
 

@@ -17,10 +17,11 @@ import (
 // operator's command.
 func newManCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:    "man DIR",
-		Short:  "Write the man pages of every command into DIR (make install runs it)",
-		Hidden: true,
-		Args:   nodecli.ExactArgs(1, "DIR"),
+		Use:     "man DIR",
+		Short:   "Write the man pages of every command into DIR (make install runs it)",
+		Hidden:  true,
+		Example: "  avnode man /usr/local/share/man/man1",
+		Args:    nodecli.ExactArgs(1, "DIR"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := os.MkdirAll(args[0], 0o755); err != nil {
 				return err

@@ -59,7 +59,7 @@ leads out of DIR is refused. On a terminal, progress shows on stderr.`,
 		},
 	}
 	cmd.Flags().StringVar(&name, "name", "", "a name this node owns to point at the content")
-	cmd.Flags().StringVar(&estate, "estate", "", "host the name on this estate (an ID or label from `estate ls`) instead of on this machine")
+	cmd.Flags().StringVar(&estate, "estate", "", "host the name on this estate (an ID or label from 'avnode estate ls') instead of on this machine")
 	return cmd
 }
 

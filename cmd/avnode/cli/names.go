@@ -42,7 +42,7 @@ back if its key is lost or stolen (avnode name recover); keep that key offline.`
 			return nil
 		},
 	}
-	claim.Flags().StringVar(&key, "key", "default", "the identity key (see `avnode key ls`)")
+	claim.Flags().StringVar(&key, "key", "default", "the identity key (see 'avnode key ls')")
 	claim.Flags().StringVar(&rescue, "recovery-key", "", "a keystore key that can recover the name (only its hash is published)")
 	parent := &cobra.Command{Use: "name", Short: "Claim and recover names (layer 1: name to identity key)"}
 	parent.AddCommand(claim, newRecoverCmd(g))
