@@ -86,6 +86,7 @@ exits 1 when a verdict differs from it. No node or network is needed.`,
 				}
 			} else {
 				printFixtureResults(results)
+				fmt.Printf("%d passed, %d failed, of %d fixtures\n", len(results)-failed, failed, len(results))
 			}
 			if failed > 0 {
 				return fmt.Errorf("%d of %d fixtures did not get the expected verdict", failed, len(results))
@@ -106,9 +107,22 @@ func printFixtureResults(results []policy.FixtureResult) {
 			result = "FAIL"
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Fixture.File, r.Fixture.Hook, verdictWord(r.Verdict),
-			nodecli.OrDash(r.Fixture.Expect), result, r.Verdict.Reason)
+			expectation(r.Fixture), result, r.Verdict.Reason)
 	}
 	w.Flush()
+}
+
+// expectation says what a fixture expects, in verdictWord's words: an
+// order fixture's order, or "any" for a fixture that expects only that
+// the hook does not fail.
+func expectation(f policy.Fixture) string {
+	switch {
+	case len(f.ExpectOrder) > 0:
+		return "order " + strings.Join(f.ExpectOrder, ",")
+	case f.Expect == "":
+		return "any"
+	}
+	return f.Expect
 }
 
 // verdictWord says a verdict in one word, as fixtures expect it.

@@ -177,14 +177,21 @@ func TestPolicyCheckAndTestCommands(t *testing.T) {
 	if r := cli(t, t.TempDir(), nil, "policy", "check", broken); r.code != 1 || !strings.Contains(r.stderr, "broken.lua") {
 		t.Fatalf("policy check of a broken script: %d %s", r.code, r.stderr)
 	}
+	typo := writeScript(t, "typo.lua", "x = = 1\n")
+	if r := cli(t, t.TempDir(), nil, "policy", "check", typo); r.code != 1 || !strings.Contains(r.stderr, `typo.lua:1: syntax error: unexpected "="`) ||
+		strings.Count(r.stderr, "syntax error") != 1 {
+		t.Fatalf("policy check of a typo: %d %s", r.code, r.stderr)
+	}
 	fixtures := t.TempDir()
 	os.WriteFile(filepath.Join(fixtures, "spam.json"), []byte(`{"hook":"store_record","input":{"type":"zone","name":"spam.avtr"},"expect":"deny"}`), 0o644)
 	os.WriteFile(filepath.Join(fixtures, "fine.json"), []byte(`{"hook":"store_record","input":{"type":"zone","name":"fine.avtr"},"expect":"none"}`), 0o644)
-	if r := cli(t, t.TempDir(), nil, "policy", "test", script, "--fixtures", fixtures); r.code != 0 || !strings.Contains(r.stdout, "spam.json") {
+	if r := cli(t, t.TempDir(), nil, "policy", "test", script, "--fixtures", fixtures); r.code != 0 || !strings.Contains(r.stdout, "spam.json") ||
+		!strings.Contains(r.stdout, "2 passed, 0 failed, of 2 fixtures") {
 		t.Fatalf("policy test: %d %s %s", r.code, r.stdout, r.stderr)
 	}
 	os.WriteFile(filepath.Join(fixtures, "wrong.json"), []byte(`{"hook":"store_record","input":{"type":"zone","name":"spam2.avtr"},"expect":"allow"}`), 0o644)
-	if r := cli(t, t.TempDir(), nil, "policy", "test", script, "--fixtures", fixtures); r.code != 1 || !strings.Contains(r.stdout, "FAIL") {
+	if r := cli(t, t.TempDir(), nil, "policy", "test", script, "--fixtures", fixtures); r.code != 1 || !strings.Contains(r.stdout, "FAIL") ||
+		!strings.Contains(r.stdout, "2 passed, 1 failed, of 3 fixtures") {
 		t.Fatalf("policy test with a failing fixture: %d %s %s", r.code, r.stdout, r.stderr)
 	}
 }

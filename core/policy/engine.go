@@ -85,7 +85,7 @@ func compile(name string, src []byte) (*lua.FunctionProto, error) {
 	if err != nil {
 		var perr *parse.Error
 		if errors.As(err, &perr) {
-			return nil, &scriptError{Line: max(perr.Pos.Line, 0), Msg: fmt.Sprintf("syntax error near %q: %s", perr.Token, strings.TrimSpace(perr.Message))}
+			return nil, &scriptError{Line: max(perr.Pos.Line, 0), Msg: syntaxMessage(perr)}
 		}
 		return nil, &scriptError{Msg: err.Error()}
 	}
@@ -340,4 +340,19 @@ func describe(name string, err error) string {
 		return fmt.Sprintf("%s: %s", name, serr.Msg)
 	}
 	return fmt.Sprintf("%s: %v", name, err)
+}
+
+// syntaxMessage says a parse error once: gopher-lua's message is most
+// often the bare words "syntax error", which said next to the token read
+// `syntax error near "=": syntax error`.
+func syntaxMessage(e *parse.Error) string {
+	msg := strings.TrimSpace(e.Message)
+	at := fmt.Sprintf("unexpected %q", e.Token)
+	if e.Token == "" || e.Token == "<eof>" {
+		at = "unexpected end of the script"
+	}
+	if msg == "" || msg == "syntax error" {
+		return "syntax error: " + at
+	}
+	return fmt.Sprintf("syntax error, %s: %s", at, msg)
 }
