@@ -20,6 +20,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/spf13/pflag"
+	yamlv3 "go.yaml.in/yaml/v3"
 )
 
 //go:embed default.yaml
@@ -204,7 +205,7 @@ func loadFile(k *koanf.Koanf, path string, known map[string]any) error {
 		return fmt.Errorf("config: read %s: %w", path, err)
 	}
 	fk := koanf.New(".")
-	if err := fk.Load(rawbytes.Provider(data), yaml.Parser()); err != nil {
+	if err := fk.Load(rawbytes.Provider(checksumsAsText(data)), yaml.Parser()); err != nil {
 		return fmt.Errorf("config: %s is not valid YAML: %w", path, err)
 	}
 	for _, key := range fk.Keys() {
@@ -543,4 +544,58 @@ func (c *Config) validateRoles() error {
 		}
 	}
 	return nil
+}
+
+// checksumsAsText makes every value under plugins.checksums a string, as
+// written: YAML reads an all-digit sha256 as a number, and a number that
+// long comes out rounded (1234…34 as 1234…800…0), a checksum no binary
+// has. Data that is not valid YAML is returned as it is, for the parser
+// to say where it breaks.
+func checksumsAsText(data []byte) []byte {
+	var doc yamlv3.Node
+	if yamlv3.Unmarshal(data, &doc) != nil || len(doc.Content) == 0 {
+		return data
+	}
+	checksums := mappingAt(doc.Content[0], "plugins", "checksums")
+	if checksums == nil {
+		return data
+	}
+	changed := false
+	for i := 1; i < len(checksums.Content); i += 2 {
+		if v := checksums.Content[i]; v.Kind == yamlv3.ScalarNode && v.Tag != "!!str" {
+			v.Tag, v.Style, changed = "!!str", yamlv3.DoubleQuotedStyle, true
+		}
+	}
+	if !changed {
+		return data
+	}
+	out, err := yamlv3.Marshal(&doc)
+	if err != nil {
+		return data
+	}
+	return out
+}
+
+// mappingAt follows keys down from a mapping node to the mapping under
+// them, or nil.
+func mappingAt(n *yamlv3.Node, keys ...string) *yamlv3.Node {
+	for _, key := range keys {
+		if n.Kind != yamlv3.MappingNode {
+			return nil
+		}
+		var next *yamlv3.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				next = n.Content[i+1]
+			}
+		}
+		if next == nil {
+			return nil
+		}
+		n = next
+	}
+	if n.Kind != yamlv3.MappingNode {
+		return nil
+	}
+	return n
 }

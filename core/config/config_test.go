@@ -169,3 +169,23 @@ func TestEveryKeyHasAFlagAndHelp(t *testing.T) {
 		t.Fatalf("only %d flags for %d keys", count, len(flagHelp))
 	}
 }
+
+// A checksum is text as written, even all digits, which YAML would read as
+// a number and round; a value that is not a sha256 is refused.
+func TestChecksumsAreText(t *testing.T) {
+	digits := strings.Repeat("1234567890", 6) + "1234"
+	hexa := strings.Repeat("0a", 32)
+	c, err := Load(Sources{RepoFile: writeFile(t, "plugins:\n  checksums:\n    receiver: "+digits+"\n    mirror: "+hexa+"\n    beacon: 00"+digits[2:]+"\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for role, want := range map[string]string{"receiver": digits, "mirror": hexa, "beacon": "00" + digits[2:]} {
+		if got := c.Plugins.Checksums[role]; got != want {
+			t.Errorf("checksum of %s: %q, want %q as written", role, got, want)
+		}
+	}
+	if _, err := Load(Sources{RepoFile: writeFile(t, "plugins:\n  checksums:\n    receiver: 1234\n")}); err == nil ||
+		!strings.Contains(err.Error(), `"1234" is not a sha256`) {
+		t.Errorf("a short checksum: %v", err)
+	}
+}
