@@ -93,6 +93,11 @@ func TestNamesAcrossProcesses(t *testing.T) {
 	if r.code == 0 || !strings.Contains(r.stderr, "already held by key "+claim.Key) {
 		t.Fatalf("rival claim: exit %d, %s", r.code, r.stderr)
 	}
+	// Publishing to it then says who holds it, not "claim it first".
+	if r := cli(t, rival.repo, nil, "record", "set", "coolblog.code", "TXT", "mine"); r.code != exitFailure ||
+		!strings.Contains(r.stderr, "held by key "+claim.Key) {
+		t.Fatalf("rival record set: exit %d, %s", r.code, r.stderr)
+	}
 	for _, d := range nodes {
 		var again api.Resolution
 		cliJSON(t, d.repo, &again, "resolve", "coolblog.code")

@@ -10,6 +10,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 
+	"github.com/avnode/avnode/core/fault"
 	"github.com/avnode/avnode/core/keystore"
 	"github.com/avnode/avnode/core/names"
 )
@@ -206,6 +207,10 @@ func (s *Service) ownerOf(ctx context.Context, n names.Name) (crypto.PrivKey, *n
 	if _, ok, err := s.get(ctx, nameKey(ownedPrefix, n)); err != nil {
 		return nil, nil, err
 	} else if !ok {
+		if held, _ := s.owners.Known(ctx, n); held != nil {
+			return nil, nil, fault.Errorf(fault.Refused, "%s is held by key %s, which is not this node's: a name has one owner; claim another name",
+				n, names.KeyID(held.Owner))
+		}
 		return nil, nil, fmt.Errorf("%s is not a name this node owns; claim it first with `avnode name claim %s`", n, n)
 	}
 	lineage, err := s.owners.KnownLineage(ctx, n)
