@@ -68,9 +68,16 @@ func TestRoutingPolicyChoosesFetchSource(t *testing.T) {
 	mustCLI(t, owner.repo, "publish", writeSite(t), "--name", "routed.avtr")
 	mustCLI(t, mirror.repo, "get", "routed.avtr", "-o", filepath.Join(t.TempDir(), "copy"))
 
+	// The script takes no side when it sees a peer twice (the owner is both
+	// the zone's HOST and a DHT provider): each candidate must come once.
 	prefer := writeScript(t, "prefer.lua", fmt.Sprintf(`
 return {
   order_providers = function(c)
+    local seen = {}
+    for _, p in ipairs(c.candidates) do
+      if seen[p.peer] then return nil end
+      seen[p.peer] = true
+    end
     return {order = {%q}, reason = "the mirror is closer"}
   end,
 }`, mirror.peerID))

@@ -448,8 +448,11 @@ func (s *Service) resolveTarget(ctx context.Context, t *Target) (sources []peer.
 	return append(sources, s.findProviders(ctx, t.Root)...), true, nil
 }
 
-// order puts sources in the routing policy's order, if there is one.
+// order puts sources in the routing policy's order, if there is one. A
+// peer found twice (a zone's HOST that also provides the content in the
+// DHT) is one source, and one candidate for the policy.
 func (s *Service) order(ctx context.Context, root cid.Cid, sources []peer.ID) []peer.ID {
+	sources = uniquePeers(sources)
 	if s.orderSources != nil && len(sources) > 1 {
 		return s.orderSources(ctx, root, sources)
 	}
@@ -574,4 +577,17 @@ func (s *Service) WriteRange(ctx context.Context, c cid.Cid, offset, length int6
 		return 0, fmt.Errorf("read %s: %w", c, err)
 	}
 	return content.WriteRange(ctx, c, offset, length, w, s.Blocks)
+}
+
+// uniquePeers keeps the first of each peer, in order.
+func uniquePeers(ids []peer.ID) []peer.ID {
+	seen := make(map[peer.ID]bool, len(ids))
+	out := ids[:0:0]
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
 }
