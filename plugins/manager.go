@@ -225,6 +225,15 @@ func (m *Manager) Installed() map[string]string {
 	return out
 }
 
+// ValidateConfig has the role's plugin check config without starting the
+// role: the plugin runs as it would (its checksum checked, confined), is
+// described and asked to validate, and is stopped.
+func (m *Manager) ValidateConfig(role string, config json.RawMessage) error {
+	s := newSupervisor(m, role, config)
+	defer s.cancel()
+	return s.validateOnly()
+}
+
 // Describe runs the plugin's describe command on the bytes that pass the
 // checksum check, confined like the role itself.
 func (m *Manager) Describe(ctx context.Context, role string) (*api.PluginDescription, error) {

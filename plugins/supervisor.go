@@ -275,6 +275,32 @@ func (s *supervisor) connect(client *plugin.Client) (*sdk.RoleClient, error) {
 // start describes, validates the config, serves the host API on the broker
 // and starts the role.
 func (s *supervisor) start(role *sdk.RoleClient, dataDir string) error {
+	if err := s.validate(role); err != nil {
+		return err
+	}
+	timeout := s.m.opts.Limits.CallTimeout
+	brokerID := role.Broker.NextId()
+	limits := s.m.opts.Limits
+	go role.Broker.AcceptAndServe(brokerID, func(opts []grpc.ServerOption) *grpc.Server {
+		opts = append(opts, s.m.guardFor(s.role).serverOptions()...)
+		opts = append(opts, grpc.MaxRecvMsgSize(limits.MessageBytes), grpc.MaxSendMsgSize(limits.MessageBytes))
+		srv := grpc.NewServer(opts...)
+		pluginpb.RegisterHostServer(srv, s.m.hostFor(s.role, s.logs))
+		return srv
+	})
+	ctx, cancel := context.WithTimeout(s.ctx, timeout)
+	defer cancel()
+	diags, err := role.Start(ctx, &pluginpb.StartRequest{ConfigJson: s.config, HostBrokerId: brokerID,
+		NodePeerId: s.m.opts.PeerID, DataDir: dataDir})
+	if err != nil {
+		return s.m.callError(ctx, s.role, "start", err)
+	}
+	return diagnosticsError(s.m.log, s.role, "start", diags)
+}
+
+// validate describes the plugin, checks that it speaks this node's
+// protocol, notes the grants it lacks, and has it check its config.
+func (s *supervisor) validate(role *sdk.RoleClient) error {
 	timeout := s.m.opts.Limits.CallTimeout
 	ctx, cancel := context.WithTimeout(s.ctx, timeout)
 	defer cancel()
@@ -303,23 +329,28 @@ func (s *supervisor) start(role *sdk.RoleClient, dataDir string) error {
 	if err := diagnosticsError(s.m.log, s.role, "config", diags); err != nil {
 		return permanent(err)
 	}
-	brokerID := role.Broker.NextId()
-	limits := s.m.opts.Limits
-	go role.Broker.AcceptAndServe(brokerID, func(opts []grpc.ServerOption) *grpc.Server {
-		opts = append(opts, s.m.guardFor(s.role).serverOptions()...)
-		opts = append(opts, grpc.MaxRecvMsgSize(limits.MessageBytes), grpc.MaxSendMsgSize(limits.MessageBytes))
-		srv := grpc.NewServer(opts...)
-		pluginpb.RegisterHostServer(srv, s.m.hostFor(s.role, s.logs))
-		return srv
-	})
-	ctx, cancel = context.WithTimeout(s.ctx, timeout)
-	defer cancel()
-	diags, err = role.Start(ctx, &pluginpb.StartRequest{ConfigJson: s.config, HostBrokerId: brokerID,
-		NodePeerId: s.m.opts.PeerID, DataDir: dataDir})
+	return nil
+}
+
+// validateOnly runs the role's plugin to check its config, and stops it.
+func (s *supervisor) validateOnly() error {
+	img, err := s.m.loadImage(s.role)
 	if err != nil {
-		return s.m.callError(ctx, s.role, "start", err)
+		return err
 	}
-	return diagnosticsError(s.m.log, s.role, "start", diags)
+	defer img.close()
+	cmd, done, err := s.m.pluginCommand(img, s.role, "")
+	if err != nil {
+		return err
+	}
+	defer done()
+	client := plugin.NewClient(s.clientConfig(cmd))
+	defer client.Kill()
+	role, err := s.connect(client)
+	if err != nil {
+		return err
+	}
+	return s.validate(role)
 }
 
 func (s *supervisor) stopPlugin(role *sdk.RoleClient) {

@@ -2,10 +2,15 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
+	"github.com/avnode/avnode/core/config"
 	"github.com/avnode/avnode/core/daemon"
 	"github.com/avnode/avnode/plugins"
 )
@@ -17,46 +22,81 @@ import (
 // startRoles enables the configured roles once the core runs; a role that
 // is missing or broken shows in `avnode roles` and never stops the node.
 func startRoles(d *daemon.Daemon) (daemon.Roles, error) {
-	cfg := d.Config
+	opts := managerOptions(d.Config, d.Repo.Dir, d.Log)
+	opts.Node, opts.PeerID, opts.Registerer = d.RoleNode(), d.Node.Host.ID().String(), d.Registerer()
+	opts.RoleConfig = func(role string) json.RawMessage { return roleConfig(d.Config, role) }
+	m, err := plugins.NewManager(opts)
+	if err != nil {
+		return nil, err
+	}
+	for _, role := range d.Config.Roles {
+		m.Enable(role, roleConfig(d.Config, role))
+	}
+	return m, nil
+}
+
+// managerOptions are what the config says of plugins, for the repo in
+// repoDir.
+func managerOptions(cfg *config.Config, repoDir string, log *slog.Logger) plugins.Options {
 	limits, sb := cfg.Plugins.Limits, cfg.Plugins.Sandbox
-	m, err := plugins.NewManager(plugins.Options{
-		Dirs: pluginDirs(d), Checksums: cfg.Plugins.Checksums,
+	return plugins.Options{
+		Dirs: pluginDirs(cfg, repoDir), Checksums: cfg.Plugins.Checksums,
 		MaxRestartsPerMinute: cfg.Plugins.MaxRestartsPerMinute, MaxStartFailures: cfg.Plugins.MaxStartFailures,
-		Node: d.RoleNode(), RoleConfig: func(role string) json.RawMessage { return roleConfig(d, role) },
-		DataDir: d.Repo.Path("roles"), PeerID: d.Node.Host.ID().String(),
-		Registerer: d.Registerer(), Logger: d.Log,
-		Grants: cfg.Plugins.Grants, GrantsFile: d.Repo.Path("grants.json"),
+		DataDir: filepath.Join(repoDir, "roles"), Logger: log,
+		Grants: cfg.Plugins.Grants, GrantsFile: filepath.Join(repoDir, "grants.json"),
 		Limits: plugins.Limits{
 			CallTimeout: time.Duration(limits.CallTimeout), LogLinesPerSecond: limits.LogLinesPerSecond, LogBurst: limits.LogBurst,
 			LogLineBytes: limits.LogLineBytes, HostCalls: limits.HostCalls, MessageBytes: limits.MessageMB << 20,
 		},
 		Sandbox: plugins.Sandbox{Enabled: sb.Enabled, MemoryMB: sb.MemoryMB, OpenFiles: sb.OpenFiles, Processes: sb.Processes},
-	})
+	}
+}
+
+// validateRoles has each configured role's plugin (the roles list, and
+// every role with a role_config section) check its config, without
+// starting it, as `avnode config validate` promises. A role whose plugin
+// is not installed is reported, not failed: the node runs without it.
+func validateRoles(cfg *config.Config, repoDir string) (checked []string, notInstalled []string, err error) {
+	m, err := plugins.NewManager(managerOptions(cfg, repoDir, slog.New(slog.DiscardHandler)))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	for _, role := range cfg.Roles {
-		m.Enable(role, roleConfig(d, role))
+	roles := slices.Clone(cfg.Roles)
+	for role := range cfg.RoleConfig {
+		roles = append(roles, role)
 	}
-	return m, nil
+	slices.Sort(roles)
+	var problems []error
+	for _, role := range slices.Compact(roles) {
+		err := m.ValidateConfig(role, roleConfig(cfg, role))
+		switch {
+		case errors.Is(err, plugins.ErrNotInstalled):
+			notInstalled = append(notInstalled, role)
+		case err != nil:
+			problems = append(problems, fmt.Errorf("role_config.%s: %w", role, err))
+		default:
+			checked = append(checked, role)
+		}
+	}
+	return checked, notInstalled, errors.Join(problems...)
 }
 
 // pluginDirs are plugins.dirs, or else the folder of this binary (where
 // `make build` puts the shipped roles) and the repo's plugins folder.
-func pluginDirs(d *daemon.Daemon) []string {
-	dirs := d.Config.Plugins.Dirs
+func pluginDirs(cfg *config.Config, repoDir string) []string {
+	dirs := cfg.Plugins.Dirs
 	if len(dirs) == 0 {
 		if exe, err := os.Executable(); err == nil {
 			dirs = append(dirs, filepath.Dir(exe))
 		}
-		dirs = append(dirs, d.Repo.Path("plugins"))
+		dirs = append(dirs, filepath.Join(repoDir, "plugins"))
 	}
 	return dirs
 }
 
 // roleConfig is the role's section of role_config, as JSON.
-func roleConfig(d *daemon.Daemon, role string) json.RawMessage {
-	section, ok := d.Config.RoleConfig[role]
+func roleConfig(cfg *config.Config, role string) json.RawMessage {
+	section, ok := cfg.RoleConfig[role]
 	if !ok {
 		return json.RawMessage("{}")
 	}
