@@ -44,7 +44,7 @@ func avatarOnEstate(t testing.TB, d *proc, i int, provider, ttl string) api.Esta
 	// the CLI's user would claim again.
 	var claimErr error
 	for range 3 {
-		if claimErr = c.Call(ctx, "POST", "/v1/name/claim", url.Values{"name": {name}, "key": {label}}, nil, nil); claimErr == nil {
+		if claimErr = c.CallStream(ctx, "POST", "/v1/name/claim", url.Values{"name": {name}, "key": {label}}, nil, nil); claimErr == nil {
 			break
 		}
 	}

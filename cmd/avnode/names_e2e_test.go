@@ -56,9 +56,16 @@ func TestNamesAcrossProcesses(t *testing.T) {
 
 	mustCLI(t, owner.repo, "key", "gen", "alice")
 	var claim api.ClaimResult
-	cliJSON(t, owner.repo, &claim, "name", "claim", "coolblog.code", "--key", "alice")
-	if !claim.Certified || claim.Holders < 3 {
-		t.Fatalf("claim not certified: %+v", claim)
+	claimed := cli(t, owner.repo, nil, "name", "claim", "coolblog.code", "--key", "alice", "--json")
+	if err := json.Unmarshal([]byte(claimed.stdout), &claim); err != nil || !claim.Certified || claim.Holders < 3 {
+		t.Fatalf("claim not certified: %+v, %v\n%s%s", claim, err, claimed.stdout, claimed.stderr)
+	}
+	// Under --json the proof of work reports on stderr, one JSON line per
+	// event: hashes tried of those expected on average (2^8 here).
+	var first struct{ Progress api.Progress }
+	line, _, _ := strings.Cut(claimed.stderr, "\n")
+	if err := json.Unmarshal([]byte(line), &first); err != nil || first.Progress.Phase != "work" || first.Progress.Expected != 1<<8 {
+		t.Fatalf("claim --json progress: %v\n%s", err, claimed.stderr)
 	}
 	// A 1 s TTL lets readers see updates quickly; the default is 5 minutes.
 	mustCLI(t, owner.repo, "record", "set", "coolblog.code", "A", "/ip4/192.0.2.1/tcp/4001", "--label", "api", "--ttl", "1s")

@@ -192,10 +192,14 @@ type HostInfo struct {
 
 // Progress is one progress line of a streamed publish or get.
 type Progress struct {
-	Phase  string `json:"phase"` // "import" or "fetch"
+	Phase  string `json:"phase"` // "import", "fetch", or a claim's "work"
 	Bytes  int64  `json:"bytes"`
 	Blocks int    `json:"blocks,omitempty"` // fetched or present so far
 	Of     int    `json:"of,omitempty"`     // blocks known so far in the DAG
+	// A claim's proof of work: hashes tried so far, and how many it takes
+	// on average (any one claim may take several times that).
+	Tried    uint64 `json:"tried,omitempty"`
+	Expected uint64 `json:"expected,omitempty"`
 }
 
 // PublishResult is what `avnode publish` shows.

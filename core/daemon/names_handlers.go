@@ -7,11 +7,12 @@ import (
 
 	"github.com/avnode/avnode/core/api"
 	"github.com/avnode/avnode/core/fault"
+	"github.com/avnode/avnode/core/names"
 	"github.com/avnode/avnode/core/naming"
 )
 
 func (d *Daemon) registerNameHandlers(s *api.Server) {
-	s.Handle("POST /v1/name/claim", d.handleClaim)
+	s.HandleStream("POST /v1/name/claim", d.handleClaim)
 	s.Handle("POST /v1/record/set", d.handleRecordChange(false))
 	s.Handle("POST /v1/record/rm", d.handleRecordChange(true))
 	s.Handle("GET /v1/record/ls", d.handleRecordList)
@@ -49,12 +50,35 @@ func (d *Daemon) handleKeyChange(run func(context.Context, api.Request) (*naming
 	}
 }
 
-func (d *Daemon) handleClaim(ctx context.Context, req api.Request) (any, error) {
+// claimProgressEvery is how often a claim reports its proof of work.
+const claimProgressEvery = 250 * time.Millisecond
+
+// handleClaim mints and publishes a claim, reporting the proof of work as
+// it goes: hashes tried of the number expected on average.
+func (d *Daemon) handleClaim(ctx context.Context, req api.Request, progress func(any)) (any, error) {
 	key := req.Query("key")
 	if key == "" {
 		key = "default"
 	}
-	res, err := d.Names.ClaimWithRecovery(ctx, req.Query("name"), key, req.Query("recovery_key"))
+	meter := &names.WorkMeter{}
+	expected := names.Expected(d.Config.Names.ClaimDifficulty)
+	report := func() { progress(api.Progress{Phase: "work", Tried: meter.Tried(), Expected: expected}) }
+	done := make(chan struct{})
+	defer close(done)
+	report() // at once: the user sees the work start
+	go func() {
+		tick := time.NewTicker(claimProgressEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+				report()
+			case <-done:
+				return
+			}
+		}
+	}()
+	res, err := d.Names.ClaimWithRecovery(names.WithWorkMeter(ctx, meter), req.Query("name"), key, req.Query("recovery_key"))
 	if err != nil {
 		return nil, err
 	}

@@ -61,10 +61,29 @@ func leadingZeros(h [32]byte) int {
 	return n
 }
 
+// WorkMeter counts the hashes a claim's proof of work has tried, for a
+// progress line: Tried is read while the work runs.
+type WorkMeter struct{ tried atomic.Uint64 }
+
+// Tried is how many nonces have been tried so far.
+func (m *WorkMeter) Tried() uint64 { return m.tried.Load() }
+
+// Expected is how many nonces a proof of work at difficulty takes on
+// average; any one claim may take several times that (the tail is long).
+func Expected(difficulty int) uint64 { return 1 << min(difficulty, 63) }
+
+type meterKey struct{}
+
+// WithWorkMeter has the proofs of work minted under ctx count into m.
+func WithWorkMeter(ctx context.Context, m *WorkMeter) context.Context {
+	return context.WithValue(ctx, meterKey{}, m)
+}
+
 // solve searches nonces on every CPU until one gives at least difficulty
 // leading zero bits, or ctx ends.
 func solve(ctx context.Context, seed [32]byte, difficulty int) (uint64, error) {
 	workers := uint64(runtime.GOMAXPROCS(0))
+	meter, _ := ctx.Value(meterKey{}).(*WorkMeter)
 	var (
 		found  atomic.Bool
 		result atomic.Uint64
@@ -75,8 +94,13 @@ func solve(ctx context.Context, seed [32]byte, difficulty int) (uint64, error) {
 		go func(start uint64) {
 			defer wg.Done()
 			for nonce, i := start, 0; ; nonce, i = nonce+workers, i+1 {
-				if i%checkEvery == 0 && (found.Load() || ctx.Err() != nil) {
-					return
+				if i%checkEvery == 0 {
+					if found.Load() || ctx.Err() != nil {
+						return
+					}
+					if meter != nil && i > 0 {
+						meter.tried.Add(checkEvery)
+					}
 				}
 				if leadingZeros(powHash(seed, nonce)) >= difficulty {
 					if found.CompareAndSwap(false, true) {

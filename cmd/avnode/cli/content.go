@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -126,26 +127,56 @@ A file goes to stdout, or to -o FILE. A directory is written to -o DIR
 }
 
 // callWithProgress makes a streamed call and, on a terminal, draws its
-// progress on one line of stderr.
+// progress on one line of stderr; under --json each progress event is a
+// line of JSON on stderr ({"progress": {...}}), the result on stdout.
 func (g *Globals) callWithProgress(ctx context.Context, path string, q url.Values, out any) error {
 	client := g.client()
 	draw := func(json.RawMessage) {}
-	if isTerminal(os.Stderr) && !g.JSON {
+	switch {
+	case g.JSON:
+		draw = func(raw json.RawMessage) { fmt.Fprintf(os.Stderr, "{\"progress\":%s}\n", raw) }
+	case isTerminal(os.Stderr):
+		started := time.Now()
 		draw = func(raw json.RawMessage) {
 			var p api.Progress
-			if json.Unmarshal(raw, &p) != nil {
-				return
-			}
-			if p.Of > 0 {
-				fmt.Fprintf(os.Stderr, "\r%s: %d/%d blocks, %s   ", p.Phase, p.Blocks, p.Of, g.Local.FormatBytes(p.Bytes))
-			} else {
-				fmt.Fprintf(os.Stderr, "\r%s: %s   ", p.Phase, g.Local.FormatBytes(p.Bytes))
+			if json.Unmarshal(raw, &p) == nil {
+				fmt.Fprintf(os.Stderr, "\r%s   ", g.progressLine(p, time.Since(started)))
 			}
 		}
 		defer fmt.Fprint(os.Stderr, "\r\033[K")
 	}
 	return client.CallStream(ctx, "POST", path, q, draw, out)
 }
+
+// progressLine says one progress event in words.
+func (g *Globals) progressLine(p api.Progress, took time.Duration) string {
+	switch {
+	case p.Phase == "work":
+		return workLine(p.Tried, p.Expected, took)
+	case p.Of > 0:
+		return fmt.Sprintf("%s: %d/%d blocks, %s", p.Phase, p.Blocks, p.Of, g.Local.FormatBytes(p.Bytes))
+	}
+	return fmt.Sprintf("%s: %s", p.Phase, g.Local.FormatBytes(p.Bytes))
+}
+
+// workLine tells how a claim's proof of work goes: hashes tried of those
+// expected on average, and a time left from the rate so far. Past the
+// average the search goes on as likely to end at each hash as at the
+// first: the line says so rather than promise a time.
+func workLine(tried, expected uint64, took time.Duration) string {
+	if tried == 0 || expected == 0 || took <= 0 {
+		return "proof of work: starting"
+	}
+	line := fmt.Sprintf("proof of work: %s of about %s hashes", millions(tried), millions(expected))
+	if tried >= expected {
+		return line + ", past the average: a claim sometimes takes several times it"
+	}
+	rate := float64(tried) / took.Seconds()
+	left := time.Duration(float64(expected-tried) / rate * float64(time.Second))
+	return fmt.Sprintf("%s (%d %%), about %s left", line, tried*100/expected, left.Round(100*time.Millisecond))
+}
+
+func millions(n uint64) string { return fmt.Sprintf("%.1fM", float64(n)/1e6) }
 
 func isTerminal(f *os.File) bool {
 	info, err := f.Stat()

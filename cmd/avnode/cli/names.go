@@ -31,7 +31,7 @@ back if its key is lost or stolen (avnode name recover); keep that key offline.`
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var res api.ClaimResult
 			q := url.Values{"name": {args[0]}, "key": {key}, "recovery_key": {rescue}}
-			if err := g.call(cmd.Context(), "POST", "/v1/name/claim", q, &res); err != nil {
+			if err := g.callWithProgress(cmd.Context(), "/v1/name/claim", q, &res); err != nil {
 				return err
 			}
 			if g.JSON {
