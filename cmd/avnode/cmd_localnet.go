@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -15,6 +16,8 @@ import (
 	"github.com/spf13/cobra"
 
 	nodecli "github.com/avnode/avnode/cmd/avnode/cli"
+	"github.com/avnode/avnode/core/config"
+	"github.com/avnode/avnode/core/repo"
 )
 
 func newLocalnetCmd(g *nodecli.Globals) *cobra.Command {
@@ -28,7 +31,13 @@ func newLocalnetCmd(g *nodecli.Globals) *cobra.Command {
 its own repo under --dir (node0, node1, ...). node0 starts first; the others
 bootstrap from it. It prints each repo so you can drive any node with
 --repo, and stops them all on Ctrl-C. Logs go to <dir>/nodeN.log.
-Repos are kept between runs: the same peer IDs and records come back.`,
+
+Each repo's config.yaml says how localnet runs the node (a loopback port of
+its own, no metrics endpoint, node0 to bootstrap from), so 'avnode run
+--repo <dir>/nodeN' runs one node the same way by hand. A node that dies is
+reported, with that command. Repos are kept between runs: the same peer
+IDs, ports and records come back. A folder another localnet (or a node)
+uses is refused.`,
 		Example: `  avnode localnet --nodes 4 --dir /tmp/avnet
   # in another terminal:
   avnode --repo /tmp/avnet/node3 peers
@@ -50,9 +59,11 @@ Repos are kept between runs: the same peer IDs and records come back.`,
 }
 
 type localNode struct {
+	name string // node0, node1, ...
 	repo string
 	addr string
 	cmd  *exec.Cmd
+	done chan struct{} // closed when the process has exited
 }
 
 func runLocalnet(ctx context.Context, dir string, n int, extra []string) error {
@@ -63,34 +74,163 @@ func runLocalnet(ctx context.Context, dir string, n int, extra []string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
+	lock, err := lockLocalnet(dir)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	repos := make([]string, n)
+	for i := range repos {
+		repos[i] = filepath.Join(dir, fmt.Sprintf("node%d", i))
+	}
+	if err := prepareRepos(repos); err != nil {
+		return err
+	}
 	var started []*localNode
 	defer func() { stopAll(started) }()
-	bootstrap := ""
-	for i := 0; i < n; i++ {
-		node, err := startLocalNode(ctx, self, filepath.Join(dir, fmt.Sprintf("node%d", i)), bootstrap, extra)
+	for i, repoDir := range repos {
+		node, err := startLocalNode(ctx, self, fmt.Sprintf("node%d", i), repoDir, extra)
 		if err != nil {
 			return fmt.Errorf("node%d: %w", i, err)
 		}
 		started = append(started, node)
-		if i == 0 {
-			bootstrap = node.addr
-		}
 		fmt.Printf("node%d  %s\n       --repo %s   (log %s.log)\n", i, node.addr, node.repo, node.repo)
 	}
 	fmt.Printf("\n%d nodes running. Try: avnode --repo %s peers\nCtrl-C stops them all.\n", n, started[n-1].repo)
-	<-ctx.Done()
+	superviseLocalnet(ctx, started)
 	fmt.Println("stopping...")
 	return nil
 }
 
-func startLocalNode(ctx context.Context, self, repoDir, bootstrap string, extra []string) (*localNode, error) {
-	args := []string{"run", "--repo", repoDir,
-		"--listen", "/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/udp/0/quic-v1",
-		"--metrics.listen", ""}
-	if bootstrap != "" {
-		args = append(args, "--bootstrap", bootstrap)
+// superviseLocalnet waits for Ctrl-C, and says so when a node dies on its
+// own: which one, how many run on, and how to start it again. Each node's
+// repo holds its whole config, so `avnode run --repo` starts it as
+// localnet did.
+func superviseLocalnet(ctx context.Context, nodes []*localNode) {
+	died := make(chan *localNode, len(nodes))
+	for _, n := range nodes {
+		go func() {
+			select {
+			case <-n.done:
+				died <- n
+			case <-ctx.Done():
+			}
+		}()
 	}
-	args = append(args, extra...)
+	running := len(nodes)
+	for {
+		select {
+		case n := <-died:
+			if ctx.Err() != nil {
+				return
+			}
+			running--
+			fmt.Printf("%s exited (%v); %d of %d nodes running. Its log: %s.log. Start it again with:\n  avnode run --repo %s\n",
+				n.name, n.cmd.ProcessState, running, len(nodes), n.repo, n.repo)
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// lockLocalnet holds dir for this localnet: a second one on the same dir
+// is refused at once, naming the first, instead of failing node by node.
+func lockLocalnet(dir string) (*os.File, error) {
+	path := filepath.Join(dir, "localnet.lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		holder, _ := os.ReadFile(path)
+		f.Close()
+		return nil, fmt.Errorf("%s is in use by another localnet (pid %s); stop it, or choose another --dir", dir, strings.TrimSpace(string(holder)))
+	}
+	f.Truncate(0)
+	fmt.Fprintf(f, "%d\n", os.Getpid())
+	return f, nil
+}
+
+// prepareRepos makes each node's repo and writes into its config.yaml what
+// localnet runs it with, so that `avnode run --repo nodeN` alone runs it
+// the same way: loopback ports of its own (kept from run to run), no
+// metrics endpoint, and node0 to bootstrap from. A repo a node runs in is
+// refused, naming its pid.
+func prepareRepos(repos []string) error {
+	var first string
+	for i, repoDir := range repos {
+		if !repo.IsInitialized(repoDir) {
+			if err := repo.Init(repoDir); err != nil {
+				return err
+			}
+		}
+		if pid, busy := repo.InUse(repoDir); busy {
+			return fmt.Errorf("%s is in use by a running node (pid %s); stop it, or choose another --dir", repoDir, pid)
+		}
+		port, err := localnetPort(repoDir)
+		if err != nil {
+			return err
+		}
+		key, err := repo.LoadNodeKey(repoDir)
+		if err != nil {
+			return err
+		}
+		id, err := peerIDOf(key)
+		if err != nil {
+			return err
+		}
+		settings := map[string]any{
+			"listen":         []string{fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port), fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1", port)},
+			"metrics.listen": "",
+			"bootstrap":      []string{},
+		}
+		if i == 0 {
+			first = fmt.Sprintf("/ip4/127.0.0.1/tcp/%d/p2p/%s", port, id)
+		} else {
+			settings["bootstrap"] = []string{first}
+		}
+		if err := config.SetInFile(filepath.Join(repoDir, repo.ConfigFile), settings); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// localnetPort is the loopback port a node's config already has, or a
+// free one for a node set up now.
+func localnetPort(repoDir string) (int, error) {
+	c, err := config.Load(config.Sources{RepoFile: filepath.Join(repoDir, repo.ConfigFile)})
+	if err == nil {
+		for _, l := range c.Listen {
+			var port int
+			if _, err := fmt.Sscanf(l, "/ip4/127.0.0.1/tcp/%d", &port); err == nil && port > 0 {
+				return port, nil
+			}
+		}
+	}
+	return freePort()
+}
+
+// freePort is a port free for both TCP and UDP on loopback.
+func freePort() (int, error) {
+	for range 20 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		ln.Close()
+		if err == nil {
+			pc.Close()
+			return port, nil
+		}
+	}
+	return 0, fmt.Errorf("no loopback port free for both TCP and UDP")
+}
+
+func startLocalNode(ctx context.Context, self, name, repoDir string, extra []string) (*localNode, error) {
+	args := append([]string{"run", "--repo", repoDir}, extra...)
 	logFile, err := os.OpenFile(repoDir+".log", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
@@ -106,13 +246,17 @@ func startLocalNode(ctx context.Context, self, repoDir, bootstrap string, extra 
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
+	node := &localNode{name: name, repo: repoDir, cmd: cmd, done: make(chan struct{})}
 	addr, err := waitReady(ctx, stdout, 30*time.Second)
+	// The pipe is read to its end before Wait, which closes it.
+	go func() { cmd.Wait(); close(node.done) }()
 	if err != nil {
 		cmd.Process.Kill()
-		cmd.Wait()
+		<-node.done
 		return nil, fmt.Errorf("%w (see %s)", err, logFile.Name())
 	}
-	return &localNode{repo: repoDir, addr: addr, cmd: cmd}, nil
+	node.addr = addr
+	return node, nil
 }
 
 // waitReady reads the daemon's ready line and returns its first TCP address.
@@ -150,13 +294,11 @@ func stopAll(nodes []*localNode) {
 		n.cmd.Process.Signal(syscall.SIGTERM)
 	}
 	for _, n := range nodes {
-		done := make(chan struct{})
-		go func() { n.cmd.Wait(); close(done) }()
 		select {
-		case <-done:
+		case <-n.done:
 		case <-time.After(10 * time.Second):
 			n.cmd.Process.Kill()
-			<-done
+			<-n.done
 		}
 	}
 }

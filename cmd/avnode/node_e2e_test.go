@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -311,6 +312,38 @@ func TestLocalnetStartsAndStopsANetwork(t *testing.T) {
 		}
 		return fmt.Errorf("node0 not among %v", peers)
 	})
+
+	// A second localnet on the same folder is refused at once, naming the first.
+	second := cli(t, t.TempDir(), nil, "localnet", "--nodes", "2", "--dir", dir)
+	if second.code != exitFailure || !strings.Contains(second.stderr, "in use by another localnet (pid "+strconv.Itoa(cmd.Process.Pid)+")") {
+		t.Fatalf("a second localnet on %s: exit %d\n%s%s", dir, second.code, second.stdout, second.stderr)
+	}
+	// A node that dies is reported, and its repo runs it again as it is:
+	// its own loopback port, no metrics, node0 to bootstrap from.
+	node1 := filepath.Join(dir, "node1")
+	pid, _ := os.ReadFile(filepath.Join(node1, repo.LockFile))
+	if n, err := strconv.Atoi(strings.TrimSpace(string(pid))); err != nil || syscall.Kill(n, syscall.SIGKILL) != nil {
+		t.Fatalf("node1's pid %q: %v", pid, err)
+	}
+	eventually(t, 20*time.Second, "localnet reports node1's death", func() error {
+		if !strings.Contains(out.String(), "node1 exited") || !strings.Contains(out.String(), "2 of 3 nodes running") ||
+			!strings.Contains(out.String(), "avnode run --repo "+node1) {
+			return fmt.Errorf("output so far: %s", out)
+		}
+		return nil
+	})
+	again := launchDaemon(t, node1, exec.Command(avnodeBin, "run", "--repo", node1))
+	eventually(t, 20*time.Second, "node1, run by hand, connected to node0", func() error {
+		var peers []api.PeerInfo
+		cliJSON(t, node1, &peers, "peers")
+		for _, p := range peers {
+			if p.ID == first.PeerID {
+				return nil
+			}
+		}
+		return fmt.Errorf("node0 not among %v", peers)
+	})
+	again.stop()
 	cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-exited:

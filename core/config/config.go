@@ -7,6 +7,7 @@ package config
 import (
 	_ "embed"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"slices"
@@ -598,4 +599,73 @@ func mappingAt(n *yamlv3.Node, keys ...string) *yamlv3.Node {
 		return nil
 	}
 	return n
+}
+
+// SetInFile sets keys (dotted: metrics.listen) in the YAML config file at
+// path to values (strings or lists of strings), keeping everything else
+// in it, comments included. What it writes must still load.
+func SetInFile(path string, values map[string]any) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: read %s: %w", path, err)
+	}
+	var doc yamlv3.Node
+	if err := yamlv3.Unmarshal(data, &doc); err != nil {
+		return fmt.Errorf("config: %s is not valid YAML: %w", path, err)
+	}
+	if len(doc.Content) == 0 {
+		doc = yamlv3.Node{Kind: yamlv3.DocumentNode, Content: []*yamlv3.Node{{Kind: yamlv3.MappingNode}}}
+	}
+	keys := slices.Sorted(maps.Keys(values))
+	for _, key := range keys {
+		var value yamlv3.Node
+		if err := value.Encode(values[key]); err != nil {
+			return fmt.Errorf("config: %s: %w", key, err)
+		}
+		if value.Kind == yamlv3.SequenceNode {
+			value.Style = yamlv3.FlowStyle
+		}
+		setNode(doc.Content[0], strings.Split(key, "."), &value)
+	}
+	out, err := yamlv3.Marshal(&doc)
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, out, 0o600); err != nil {
+		return err
+	}
+	if _, err := Load(Sources{RepoFile: tmp}); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// setNode puts value under the keys in a mapping node, making the
+// mappings on the way that are missing.
+func setNode(m *yamlv3.Node, keys []string, value *yamlv3.Node) {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value != keys[0] {
+			continue
+		}
+		if len(keys) == 1 {
+			value.HeadComment, value.LineComment = m.Content[i+1].HeadComment, m.Content[i+1].LineComment
+			m.Content[i+1] = value
+			return
+		}
+		if m.Content[i+1].Kind != yamlv3.MappingNode {
+			m.Content[i+1] = &yamlv3.Node{Kind: yamlv3.MappingNode}
+		}
+		setNode(m.Content[i+1], keys[1:], value)
+		return
+	}
+	key := &yamlv3.Node{Kind: yamlv3.ScalarNode, Value: keys[0]}
+	if len(keys) == 1 {
+		m.Content = append(m.Content, key, value)
+		return
+	}
+	child := &yamlv3.Node{Kind: yamlv3.MappingNode}
+	m.Content = append(m.Content, key, child)
+	setNode(child, keys[1:], value)
 }

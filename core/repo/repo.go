@@ -226,6 +226,24 @@ func acquireLock(dir string) (*os.File, error) {
 	return f, nil
 }
 
+// InUse reports whether a process holds dir's repo, and its pid.
+func InUse(dir string) (pid string, inUse bool) {
+	f, err := os.Open(filepath.Join(dir, LockFile))
+	if err != nil {
+		return "", false
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		holder, _ := os.ReadFile(f.Name())
+		if pid = strings.TrimSpace(string(holder)); pid == "" {
+			pid = "unknown"
+		}
+		return pid, true
+	}
+	syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	return "", false
+}
+
 func (r *Repo) releaseLock() {
 	if r.lock == nil {
 		return
