@@ -20,7 +20,10 @@ import (
 // sharing the port (libp2p's SO_REUSEPORT would let it, splitting the
 // incoming connections between the two at random). The first runs on.
 func TestSecondNodeOnTheSamePortIsRefused(t *testing.T) {
-	port := freeTCPAndUDPPort(t)
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
 	listen := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d,/ip4/127.0.0.1/udp/%d/quic-v1", port, port)
 	base := t.TempDir()
 	first := launchDaemon(t, filepath.Join(base, "a"), exec.Command(avnodeBin, "run", "--repo", filepath.Join(base, "a"),
@@ -77,24 +80,4 @@ func TestDefaultMetricsPortTakenMovesOn(t *testing.T) {
 	if text := mustCLI(t, repo, "id"); !strings.Contains(text, info.Metrics) {
 		t.Errorf("id does not show the metrics URL:\n%s", text)
 	}
-}
-
-// freeTCPAndUDPPort finds a port free for both TCP and UDP on loopback.
-func freeTCPAndUDPPort(t *testing.T) int {
-	t.Helper()
-	for range 20 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		ln.Close()
-		if err == nil {
-			pc.Close()
-			return port
-		}
-	}
-	t.Fatal("no port free for both TCP and UDP")
-	return 0
 }

@@ -360,15 +360,7 @@ func TestLiarWithMadeUpCloserPeersTakesNothing(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if err := tn.node.Host.Connect(ctx, peer.AddrInfo{ID: l.ID(), Addrs: l.Addrs()}); err != nil {
-			t.Fatal(err)
-		}
-		waitFor(t, 10*time.Second, "the liar in the routing table", func() error {
-			if tn.node.DHT.RoutingTable().Find(l.ID()) == "" {
-				return fmt.Errorf("not yet")
-			}
-			return nil
-		})
+		linkInRoutingTable(t, ctx, tn, l, "the liar")
 	}
 	putter := newTestNode(t, testConfig(t, nil))
 	if err := putter.node.Host.Connect(ctx, peer.AddrInfo{ID: late.id(), Addrs: late.node.Host.Addrs()}); err != nil {
@@ -390,4 +382,19 @@ func TestLiarWithMadeUpCloserPeersTakesNothing(t *testing.T) {
 	default:
 		t.Logf("fresh resolver: %v", err)
 	}
+}
+
+// linkInRoutingTable connects tn to h and waits until h is in tn's routing
+// table.
+func linkInRoutingTable(t testing.TB, ctx context.Context, tn *testNode, h host.Host, what string) {
+	t.Helper()
+	if err := tn.node.Host.Connect(ctx, peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, what+" in the routing table", func() error {
+		if tn.node.DHT.RoutingTable().Find(h.ID()) == "" {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
 }

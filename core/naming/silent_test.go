@@ -76,15 +76,7 @@ func TestPollsSkipHoldersThatWentSilent(t *testing.T) {
 	silent := make([]peer.ID, len(asked))
 	for i := range asked {
 		h := silentHolder(t, names.ZoneKey(first), &asked[i])
-		if err := client.node.Host.Connect(ctx, peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()}); err != nil {
-			t.Fatal(err)
-		}
-		waitFor(t, 10*time.Second, "the silent holder in the routing table", func() error {
-			if client.node.DHT.RoutingTable().Find(h.ID()) == "" {
-				return fmt.Errorf("not yet")
-			}
-			return nil
-		})
+		linkInRoutingTable(t, ctx, client, h, "the silent holder")
 		silent[i] = h.ID()
 	}
 	resolve := func(name string) {
