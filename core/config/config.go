@@ -207,6 +207,10 @@ func loadFile(k *koanf.Koanf, path string, known map[string]any) error {
 	}
 	fk := koanf.New(".")
 	if err := fk.Load(rawbytes.Provider(checksumsAsText(data)), yaml.Parser()); err != nil {
+		if line := tabIndentedLine(data); line > 0 && strings.Contains(err.Error(), "tab character") {
+			// go-yaml names the line before the tab's.
+			return fmt.Errorf("config: %s line %d: a tab in the indentation; YAML indents with spaces", path, line)
+		}
 		return fmt.Errorf("config: %s is not valid YAML: %w", path, err)
 	}
 	for _, key := range fk.Keys() {
@@ -668,4 +672,15 @@ func setNode(m *yamlv3.Node, keys []string, value *yamlv3.Node) {
 	child := &yamlv3.Node{Kind: yamlv3.MappingNode}
 	m.Content = append(m.Content, key, child)
 	setNode(child, keys[1:], value)
+}
+
+// tabIndentedLine is the number of the first line indented with a tab, or 0.
+func tabIndentedLine(data []byte) int {
+	for i, line := range strings.Split(string(data), "\n") {
+		indent := line[:len(line)-len(strings.TrimLeft(line, " \t"))]
+		if strings.Contains(indent, "\t") {
+			return i + 1
+		}
+	}
+	return 0
 }

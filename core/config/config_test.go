@@ -189,3 +189,13 @@ func TestChecksumsAreText(t *testing.T) {
 		t.Errorf("a short checksum: %v", err)
 	}
 }
+
+// A tab in the indentation is named at its own line (go-yaml says the one
+// before).
+func TestTabIndentNamesItsLine(t *testing.T) {
+	path := writeFile(t, "dht:\n  mode: server\n  refresh_interval: 10m\n\tfoo: 1\n")
+	_, err := Load(Sources{RepoFile: path})
+	if err == nil || !strings.Contains(err.Error(), path+" line 4: a tab in the indentation") {
+		t.Fatalf("a tab on line 4: %v", err)
+	}
+}
