@@ -3,6 +3,7 @@ package plugins
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 
 	"github.com/avnode/avnode/core/api"
@@ -84,8 +85,25 @@ func (m *Manager) handleRoleEnable(ctx context.Context, req api.Request) (any, e
 	if err != nil {
 		return nil, err
 	}
+	where, err := m.persist(role, true)
+	if err != nil {
+		return nil, err
+	}
 	m.Enable(role, m.roleConfig(role))
-	return api.RoleState{Role: role, State: "starting", MissingGrants: desc.MissingGrants}, nil
+	return api.RoleState{Role: role, State: "starting", MissingGrants: desc.MissingGrants, SavedIn: where}, nil
+}
+
+// persist records an enable or a disable where Options.Persist keeps it,
+// before the change runs: a change that cannot be kept is not made.
+func (m *Manager) persist(role string, enabled bool) (string, error) {
+	if m.opts.Persist == nil {
+		return "", nil
+	}
+	where, err := m.opts.Persist(role, enabled)
+	if err != nil {
+		return "", fmt.Errorf("role %s: could not save the change, so it was not made: %w", role, err)
+	}
+	return where, nil
 }
 
 func (m *Manager) roleConfig(role string) []byte {
@@ -100,7 +118,11 @@ func (m *Manager) handleRoleDisable(_ context.Context, req api.Request) (any, er
 	if err := m.Disable(role); err != nil {
 		return nil, fault.Wrap(fault.Refused, err)
 	}
-	return api.RoleState{Role: role, State: "stopped"}, nil
+	where, err := m.persist(role, false)
+	if err != nil {
+		return nil, err
+	}
+	return api.RoleState{Role: role, State: "stopped", SavedIn: where}, nil
 }
 
 func (m *Manager) handlePlugins(context.Context, api.Request) (any, error) {

@@ -44,6 +44,10 @@ type Options struct {
 	// RoleConfig is a role's section of the node's role_config, as JSON,
 	// for roles enabled through the control API.
 	RoleConfig func(role string) json.RawMessage
+	// Persist keeps a role enabled (or not) across restarts, when the
+	// control API enables or disables it; it says where. nil: until the
+	// node stops.
+	Persist    func(role string, enabled bool) (where string, err error)
 	Registerer prometheus.Registerer // for the plugins' own metrics
 	DataDir    string                // each role gets DataDir/<role> for its state
 	PeerID     string                // the node's, told to each role

@@ -12,6 +12,7 @@ import (
 
 	"github.com/avnode/avnode/core/config"
 	"github.com/avnode/avnode/core/daemon"
+	"github.com/avnode/avnode/core/repo"
 	"github.com/avnode/avnode/plugins"
 )
 
@@ -25,6 +26,10 @@ func startRoles(d *daemon.Daemon) (daemon.Roles, error) {
 	opts := managerOptions(d.Config, d.Repo.Dir, d.Log)
 	opts.Node, opts.PeerID, opts.Registerer = d.RoleNode(), d.Node.Host.ID().String(), d.Registerer()
 	opts.RoleConfig = func(role string) json.RawMessage { return roleConfig(d.Config, role) }
+	opts.Persist = func(role string, enabled bool) (string, error) {
+		path := d.Repo.Path(repo.ConfigFile)
+		return path, saveRole(path, role, enabled)
+	}
 	m, err := plugins.NewManager(opts)
 	if err != nil {
 		return nil, err
@@ -33,6 +38,20 @@ func startRoles(d *daemon.Daemon) (daemon.Roles, error) {
 		m.Enable(role, roleConfig(d.Config, role))
 	}
 	return m, nil
+}
+
+// saveRole adds role to (or takes it out of) the roles list of the config
+// file at path, so that `roles enable|disable` lasts across restarts.
+func saveRole(path, role string, enabled bool) error {
+	file, err := config.Load(config.Sources{RepoFile: path})
+	if err != nil {
+		return err
+	}
+	roles := slices.DeleteFunc(slices.Clone(file.Roles), func(r string) bool { return r == role })
+	if enabled {
+		roles = append(roles, role)
+	}
+	return config.SetInFile(path, map[string]any{"roles": roles})
 }
 
 // managerOptions are what the config says of plugins, for the repo in

@@ -280,6 +280,9 @@ type RoleState struct {
 	// MissingGrants: as in RoleStatus, known at enable from the plugin's
 	// describe.
 	MissingGrants []string `json:"missing_grants,omitempty"`
+	// SavedIn is the config file the change was written to, so that it
+	// lasts across restarts.
+	SavedIn string `json:"saved_in,omitempty"`
 }
 
 // Grants is the answer to `avnode plugins grant|revoke`: the role's

@@ -5,6 +5,7 @@
 package config
 
 import (
+	"bytes"
 	_ "embed"
 	"fmt"
 	"maps"
@@ -631,12 +632,14 @@ func SetInFile(path string, values map[string]any) error {
 		}
 		setNode(doc.Content[0], strings.Split(key, "."), &value)
 	}
-	out, err := yamlv3.Marshal(&doc)
-	if err != nil {
+	var out bytes.Buffer
+	enc := yamlv3.NewEncoder(&out)
+	enc.SetIndent(2) // as the file was written
+	if err := enc.Encode(&doc); err != nil {
 		return err
 	}
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, out, 0o600); err != nil {
+	if err := os.WriteFile(tmp, out.Bytes(), 0o600); err != nil {
 		return err
 	}
 	if _, err := Load(Sources{RepoFile: tmp}); err != nil {

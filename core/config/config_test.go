@@ -199,3 +199,31 @@ func TestTabIndentNamesItsLine(t *testing.T) {
 		t.Fatalf("a tab on line 4: %v", err)
 	}
 }
+
+// SetInFile changes the keys it is given and keeps the rest of the file,
+// comments and two-space indentation included.
+func TestSetInFileKeepsTheRest(t *testing.T) {
+	path := writeFile(t, string(DefaultYAML()))
+	if err := SetInFile(path, map[string]any{"roles": []string{"mirror"}, "metrics.listen": "", "bootstrap": []string{}}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(Sources{RepoFile: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Roles) != 1 || c.Roles[0] != "mirror" || c.Metrics.Listen != "" || c.DHT.Mode != "server" {
+		t.Fatalf("after SetInFile: roles %v, metrics %q, dht.mode %q", c.Roles, c.Metrics.Listen, c.DHT.Mode)
+	}
+	b, _ := os.ReadFile(path)
+	for _, kept := range []string{"# Roles this machine runs", "\n  mode: server", "# Prometheus metrics at"} {
+		if !strings.Contains(string(b), kept) {
+			t.Errorf("the file lost %q:\n%s", kept, b)
+		}
+	}
+	if err := SetInFile(path, map[string]any{"dht.mode": "sideways"}); err == nil {
+		t.Error("a value the config refuses was written")
+	}
+	if c, _ := Load(Sources{RepoFile: path}); c == nil || c.DHT.Mode != "server" {
+		t.Error("a refused value changed the file")
+	}
+}

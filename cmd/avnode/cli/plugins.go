@@ -68,6 +68,9 @@ restarted: see last_error), stopped, disabled, not installed.`,
 					return PrintJSON(res)
 				}
 				fmt.Printf("role %s: %s\n", res.Role, res.State)
+				if res.SavedIn != "" {
+					fmt.Printf("saved in %s (roles), so it lasts across restarts\n", res.SavedIn)
+				}
 				printMissingGrants(res.Role, res.MissingGrants)
 				return nil
 			},
