@@ -4,11 +4,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/avnode/avnode/core/api"
+	"github.com/avnode/avnode/core/config"
+	"github.com/avnode/avnode/core/repo"
 )
 
 // writeScript writes a Lua policy script into a fresh folder.
@@ -200,5 +203,27 @@ func TestPolicyCheckAndTestCommands(t *testing.T) {
 	if r := cli(t, t.TempDir(), nil, "policy", "test", script, "--fixtures", fixtures); r.code != 1 || !strings.Contains(r.stdout, "FAIL") ||
 		!strings.Contains(r.stdout, "2 passed, 1 failed, of 3 fixtures") {
 		t.Fatalf("policy test with a failing fixture: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// A script added to the repo's config.yaml while the node runs is loaded
+// by `policy reload`; with none configured, reload says where to list them
+// and fails, instead of printing "no policy scripts" and exiting 0.
+func TestPolicyReloadReadsTheConfigAgain(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "n")
+	startDaemon(t, dir)
+	configFile := filepath.Join(dir, repo.ConfigFile)
+	if r := cli(t, dir, nil, "policy", "reload"); r.code != exitFailure || !strings.Contains(r.stderr, "list them in policy.scripts ("+configFile+")") {
+		t.Fatalf("reload with no scripts: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	script := writeScript(t, "deny.lua", denySpamZones)
+	if err := config.SetInFile(configFile, map[string]any{"policy.scripts": []string{script}}); err != nil {
+		t.Fatal(err)
+	}
+	mustCLI(t, dir, "policy", "reload")
+	var loaded []api.ScriptInfo
+	cliJSON(t, dir, &loaded, "policy", "ls")
+	if len(loaded) != 1 || loaded[0].Path != script || !slices.Contains(loaded[0].Hooks, "store_record") {
+		t.Fatalf("policy ls after adding a script and reloading: %+v", loaded)
 	}
 }

@@ -98,7 +98,8 @@ type Daemon struct {
 	api        *api.Server
 	registerer prometheus.Registerer
 	metrics    *http.Server
-	metricsURL string // where metrics are served; empty when off
+	metricsURL string  // where metrics are served; empty when off
+	opts       Options // what it started with: the config's sources, read again by a policy reload
 	started    time.Time
 }
 
@@ -141,7 +142,7 @@ func Start(opts Options) (_ *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Daemon{Repo: r, Config: cfg, Log: newLogger(cfg, opts.LogOutput), started: time.Now()}
+	d := &Daemon{Repo: r, Config: cfg, Log: newLogger(cfg, opts.LogOutput), started: time.Now(), opts: opts}
 	routeLibp2pLogs(d.Log, cfg)
 	defer func() {
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/avnode/avnode/core/config"
 	"github.com/avnode/avnode/core/names"
 	"github.com/avnode/avnode/core/naming"
 	"github.com/avnode/avnode/core/policy"
@@ -23,13 +24,7 @@ import (
 // that does not load stops the start: running without the operator's policy
 // would be worse than not running.
 func (d *Daemon) startPolicy(reg prometheus.Registerer) error {
-	scripts := make([]string, len(d.Config.Policy.Scripts))
-	for i, s := range d.Config.Policy.Scripts {
-		if !filepath.IsAbs(s) {
-			s = filepath.Join(d.Repo.Dir, s)
-		}
-		scripts[i] = s
-	}
+	scripts := d.scriptPaths(d.Config)
 	watch := d.Config.Policy.WatchInterval.D()
 	if watch == 0 {
 		watch = -1 // the config's 0s means off; the package's 0 means its default
@@ -44,6 +39,18 @@ func (d *Daemon) startPolicy(reg prometheus.Registerer) error {
 	}
 	d.Policy = p
 	return nil
+}
+
+// scriptPaths are cfg's policy scripts, relative ones under the repo.
+func (d *Daemon) scriptPaths(cfg *config.Config) []string {
+	scripts := make([]string, len(cfg.Policy.Scripts))
+	for i, s := range cfg.Policy.Scripts {
+		if !filepath.IsAbs(s) {
+			s = filepath.Join(d.Repo.Dir, s)
+		}
+		scripts[i] = s
+	}
+	return scripts
 }
 
 // recordFacts is what record hooks see of a DHT record.

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -108,8 +109,9 @@ type Policy struct {
 	hooks map[string]bool
 	infos []ScriptInfo
 
-	reloadMu sync.Mutex // one reload at a time
+	reloadMu sync.Mutex // one reload at a time; guards opts.Scripts
 	closed   bool       // under reloadMu
+	watching bool       // under reloadMu, or before Start returns
 
 	stop      chan struct{}
 	closeOnce sync.Once
@@ -137,15 +139,64 @@ func Start(ctx context.Context, opts Options) (*Policy, error) {
 	if len(opts.Scripts) == 0 {
 		return p, nil
 	}
-	seen := statScripts(opts.Scripts)
 	if err := p.load(ctx); err != nil {
 		return nil, err
 	}
-	if opts.WatchInterval > 0 {
-		p.wg.Add(1)
-		go p.watch(seen)
-	}
+	p.startWatch()
 	return p, nil
+}
+
+// startWatch starts the watcher once, when there are scripts to watch.
+func (p *Policy) startWatch() {
+	if p.opts.WatchInterval > 0 && !p.watching {
+		p.watching = true
+		p.wg.Add(1)
+		go p.watch(statScripts(p.opts.Scripts))
+	}
+}
+
+// SetScripts loads a new list of scripts (the config's policy.scripts
+// changed) and, if every one loads, makes it the one in use; otherwise the
+// scripts in use stay. An empty list is refused: running without the
+// operator's policy takes a restart, as at start.
+func (p *Policy) SetScripts(paths []string) error {
+	if p == nil {
+		return errors.New("policy: not running")
+	}
+	if len(paths) == 0 {
+		return errors.New("policy.scripts is now empty; the scripts in use stay until the node restarts")
+	}
+	if len(paths) > maxScripts {
+		return fmt.Errorf("policy: %d scripts configured; at most %d are allowed", len(paths), maxScripts)
+	}
+	p.reloadMu.Lock()
+	defer p.reloadMu.Unlock()
+	if p.closed {
+		return errors.New("policy: reload after Close")
+	}
+	old := p.opts.Scripts
+	p.opts.Scripts = slices.Clone(paths)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := p.load(ctx)
+	p.metrics.reloaded(err)
+	if err != nil {
+		p.opts.Scripts = old
+		return err
+	}
+	p.startWatch()
+	return nil
+}
+
+// Paths are the scripts in use (the config's policy.scripts at start, or
+// at the last SetScripts that loaded).
+func (p *Policy) Paths() []string {
+	if p == nil {
+		return nil
+	}
+	p.reloadMu.Lock()
+	defer p.reloadMu.Unlock()
+	return slices.Clone(p.opts.Scripts)
 }
 
 func normalize(opts Options) (Options, map[string]string, error) {
@@ -497,7 +548,8 @@ func (p *Policy) watch(seen []fileStat) {
 			return
 		case <-t.C:
 		}
-		now := statScripts(p.opts.Scripts)
+		paths := p.Paths()
+		now := statScripts(paths)
 		if equalStats(now, seen) {
 			continue
 		}
@@ -506,11 +558,14 @@ func (p *Policy) watch(seen []fileStat) {
 			p.log.Warn("policy scripts changed but did not load; keeping the previous ones", "err", err)
 			continue
 		}
-		p.log.Info("policy scripts reloaded", "scripts", p.opts.Scripts)
+		p.log.Info("policy scripts reloaded", "scripts", paths)
 	}
 }
 
 func equalStats(a, b []fileStat) bool {
+	if len(a) != len(b) {
+		return false
+	}
 	for i := range a {
 		if !a[i].mtime.Equal(b[i].mtime) || a[i].size != b[i].size || a[i].err != b[i].err {
 			return false
