@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -16,6 +18,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	nodecli "github.com/avnode/avnode/cmd/avnode/cli"
+	"github.com/avnode/avnode/core/api"
 	"github.com/avnode/avnode/core/config"
 	"github.com/avnode/avnode/core/daemon"
 	"github.com/avnode/avnode/core/repo"
@@ -143,15 +146,107 @@ installed is named, not failed: the node runs without it.`,
 		c.Flags().StringVar(&configFile, "config", os.Getenv("AVNODE_CONFIG"), "an extra YAML config file, over the repo's")
 		config.RegisterFlags(c.Flags())
 	}
+	get := &cobra.Command{
+		Use:   "get KEY",
+		Short: "Print one key (or section) of the merged config",
+		Example: `  avnode config get gateway.listen
+  avnode config get dht --json`,
+		Args: nodecli.ExactArgs(1, "KEY"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := load(cmd)
+			if err != nil {
+				return err
+			}
+			v, err := config.Get(c, args[0])
+			if err != nil {
+				return nodecli.Usagef("%v", err)
+			}
+			if s, ok := v.(string); ok && !g.JSON {
+				fmt.Println(s)
+				return nil
+			}
+			if g.JSON {
+				return nodecli.PrintJSON(v)
+			}
+			return printYAML(v)
+		},
+	}
+	get.Flags().StringVar(&configFile, "config", os.Getenv("AVNODE_CONFIG"), "an extra YAML config file, over the repo's")
 	parent := &cobra.Command{
 		Use:   "config",
-		Short: "Show or check the node's configuration",
+		Short: "Show, check and change the node's configuration",
 		Long: `The config merges, lowest precedence first: embedded defaults, the repo's
 config.yaml, --config FILE, AVNODE_* environment variables (dots become
 underscores: AVNODE_DHT_MODE), and flags (--dht.mode). Unknown keys are errors.`,
 	}
-	parent.AddCommand(show, validate)
+	parent.AddCommand(show, validate, get, newConfigSetCmd(g))
 	return parent
+}
+
+// newConfigSetCmd is `avnode config set KEY VALUE`.
+func newConfigSetCmd(g *nodecli.Globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "set KEY VALUE",
+		Short: "Change one key in the repo's config.yaml, and apply it to the running node where it can",
+		Long: `set writes KEY: VALUE into the repo's config.yaml, keeping the rest of the
+file and its comments. VALUE is read as YAML: 3, true, 10m, [a, b]; a list
+key also takes a,b. A value the config refuses is not written.
+
+When the repo's node runs, it reads its config again: log.level and
+policy.scripts apply at once; every other change is saved and takes effect
+at the next start, and set says which.`,
+		Example: `  avnode config set log.level debug
+  avnode config set policy.scripts scripts/deny-names.lua
+  avnode config set gateway.listen 127.0.0.1:8081   # takes effect at restart`,
+		Args: nodecli.ExactArgs(2, "KEY VALUE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			key, text := args[0], args[1]
+			if !repo.IsInitialized(g.Repo) {
+				return fmt.Errorf("no repo at %s; create it with `avnode init --repo %s`", g.Repo, g.Repo)
+			}
+			def, _ := config.Load(config.Sources{})
+			old, err := config.Get(def, key)
+			if err != nil {
+				return nodecli.Usagef("%v", err)
+			}
+			var value any
+			if err := yaml.Unmarshal([]byte(text), &value); err != nil {
+				return nodecli.Usagef("%s: %q is not a YAML value: %v", key, text, err)
+			}
+			if _, isList := old.([]any); isList {
+				if s, ok := value.(string); ok {
+					value = strings.Split(s, ",")
+				}
+			}
+			path := filepath.Join(g.Repo, repo.ConfigFile)
+			if err := config.SetInFile(path, map[string]any{key: value}); err != nil {
+				return nodecli.Usagef("%v", err)
+			}
+			var res api.ConfigReload
+			err = g.Call(cmd.Context(), "POST", "/v1/config/reload", nil, &res)
+			switch {
+			case errors.Is(err, api.ErrNoDaemon):
+				res = api.ConfigReload{}
+			case err != nil:
+				return fmt.Errorf("saved %s in %s, but the running node did not take it: %w", key, path, err)
+			}
+			if g.JSON {
+				return nodecli.PrintJSON(map[string]any{"key": key, "saved_in": path, "applied": res.Applied, "at_restart": res.AtRestart})
+			}
+			fmt.Printf("%s set in %s\n", key, path)
+			switch {
+			case errors.Is(err, api.ErrNoDaemon):
+				fmt.Println("no node runs on this repo: it takes effect when it starts")
+			case slices.Contains(res.Applied, key):
+				fmt.Println("applied to the running node")
+			case slices.Contains(res.AtRestart, key):
+				fmt.Println("takes effect at restart: the running node keeps the old value until then")
+			default:
+				fmt.Println("the running node's value did not change: it was the same, or a flag or AVNODE_ variable overrides the file")
+			}
+			return nil
+		},
+	}
 }
 
 func newVersionCmd(g *nodecli.Globals) *cobra.Command {

@@ -38,6 +38,14 @@ type Info struct {
 	Metrics string `json:"metrics,omitempty"`
 }
 
+// ConfigReload is what a running node did with its config read again
+// (`avnode config set`, POST /v1/config/reload): the changed keys it
+// applied at once, and those that take a restart.
+type ConfigReload struct {
+	Applied   []string `json:"applied"`
+	AtRestart []string `json:"at_restart"`
+}
+
 // VersionInfo is what `avnode version` shows (GET /v1/version).
 type VersionInfo struct {
 	Version    string `json:"version"`               // the release, with the commit as build metadata

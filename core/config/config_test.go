@@ -227,3 +227,25 @@ func TestSetInFileKeepsTheRest(t *testing.T) {
 		t.Error("a refused value changed the file")
 	}
 }
+
+// Changed names the keys that differ, open maps' leaves included; Get
+// reads a leaf or a section and suggests the key a typo meant.
+func TestChangedAndGet(t *testing.T) {
+	a, _ := Load(Sources{})
+	b, err := Load(Sources{RepoFile: writeFile(t, "log:\n  level: debug\nrole_config:\n  mirror:\n    names: [a.avtr]\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := Changed(a, b); strings.Join(got, " ") != "log.level role_config.mirror.names" {
+		t.Errorf("Changed: %v", got)
+	}
+	if v, err := Get(b, "log.level"); err != nil || v != "debug" {
+		t.Errorf("Get log.level: %v, %v", v, err)
+	}
+	if v, err := Get(b, "log"); err != nil || v.(map[string]any)["format"] != "text" {
+		t.Errorf("Get log: %v, %v", v, err)
+	}
+	if _, err := Get(b, "log.levle"); err == nil || !strings.Contains(err.Error(), `did you mean "log.level"`) {
+		t.Errorf("Get of a typo: %v", err)
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -99,7 +100,10 @@ type Daemon struct {
 	registerer prometheus.Registerer
 	metrics    *http.Server
 	metricsURL string  // where metrics are served; empty when off
-	opts       Options // what it started with: the config's sources, read again by a policy reload
+	opts       Options // what it started with: the config's sources, read again by a reload
+	logLevel   slog.LevelVar
+	reloadMu   sync.Mutex     // one config reload at a time
+	applied    *config.Config // the config as applied: at start, then what reloads applied
 	started    time.Time
 }
 
@@ -142,7 +146,10 @@ func Start(opts Options) (_ *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Daemon{Repo: r, Config: cfg, Log: newLogger(cfg, opts.LogOutput), started: time.Now(), opts: opts}
+	d := &Daemon{Repo: r, Config: cfg, started: time.Now(), opts: opts}
+	d.Log = newLogger(cfg, opts.LogOutput, &d.logLevel)
+	applied := *cfg
+	d.applied = &applied
 	routeLibp2pLogs(d.Log, cfg)
 	defer func() {
 		if err != nil {
@@ -256,11 +263,11 @@ func (d *Daemon) bootstrap() {
 	d.Log.Info("bootstrap done", "connected", connected, "of", len(d.Config.Bootstrap))
 }
 
-func newLogger(cfg *config.Config, out io.Writer) *slog.Logger {
+// newLogger writes at level, which a config reload can change.
+func newLogger(cfg *config.Config, out io.Writer, level *slog.LevelVar) *slog.Logger {
 	if out == nil {
 		out = os.Stderr
 	}
-	var level slog.Level
 	level.UnmarshalText([]byte(cfg.Log.Level)) // validated with the config
 	hopts := &slog.HandlerOptions{Level: level}
 	if cfg.Log.Format == "json" {

@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/avnode/avnode/core/api"
+	"github.com/avnode/avnode/core/config"
 	"github.com/avnode/avnode/core/fault"
 	"github.com/avnode/avnode/core/node"
 )
@@ -20,6 +21,7 @@ func (d *Daemon) registerHandlers(s *api.Server) {
 	s.Handle("GET /v1/version", d.handleVersion)
 	s.Handle("GET /v1/peers", d.handlePeers)
 	s.Handle("GET /v1/config", d.handleConfig)
+	s.Handle("POST /v1/config/reload", d.handleConfigReload)
 	s.Handle("GET /v1/routing/findpeer", d.handleFindPeer)
 	s.Handle("GET /v1/routing/get", d.handleRoutingGet)
 	s.Handle("POST /v1/routing/put", d.handleRoutingPut)
@@ -81,6 +83,53 @@ func (d *Daemon) handlePeers(context.Context, api.Request) (any, error) {
 
 func (d *Daemon) handleConfig(context.Context, api.Request) (any, error) {
 	return d.Config, nil
+}
+
+// liveKeys are the config keys a running node applies at a reload; every
+// other change waits for a restart.
+// Each applies its key of cfg and records it in d.applied.
+var liveKeys = map[string]func(d *Daemon, cfg *config.Config) error{
+	"log.level": func(d *Daemon, cfg *config.Config) error {
+		if err := d.logLevel.UnmarshalText([]byte(cfg.Log.Level)); err != nil {
+			return err
+		}
+		d.applied.Log.Level = cfg.Log.Level
+		return nil
+	},
+	"policy.scripts": func(d *Daemon, cfg *config.Config) error {
+		if err := d.Policy.SetScripts(d.scriptPaths(cfg)); err != nil {
+			return err
+		}
+		d.applied.Policy.Scripts = cfg.Policy.Scripts
+		return nil
+	},
+}
+
+// handleConfigReload reads the config again from the sources the node
+// started with, applies the changes it can at once (liveKeys) and lists
+// those that take a restart.
+func (d *Daemon) handleConfigReload(context.Context, api.Request) (any, error) {
+	cfg, err := LoadConfig(d.opts)
+	if err != nil {
+		return nil, fault.Errorf(fault.Invalid, "%v; nothing was applied", err)
+	}
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	res := api.ConfigReload{Applied: []string{}, AtRestart: []string{}}
+	for _, key := range config.Changed(d.applied, cfg) {
+		apply, live := liveKeys[key]
+		switch {
+		case !live:
+			res.AtRestart = append(res.AtRestart, key)
+		default:
+			if err := apply(d, cfg); err != nil {
+				return res, fault.Errorf(fault.Refused, "%s: %v; the rest was not applied", key, err)
+			}
+			res.Applied = append(res.Applied, key)
+		}
+	}
+	d.Log.Info("config reloaded", "applied", res.Applied, "at_restart", res.AtRestart)
+	return res, nil
 }
 
 func (d *Daemon) handleFindPeer(ctx context.Context, req api.Request) (any, error) {

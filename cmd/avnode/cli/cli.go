@@ -60,6 +60,11 @@ func (g *Globals) call(ctx context.Context, method, path string, query url.Value
 	return g.client().Call(ctx, method, path, query, nil, out)
 }
 
+// Call is call, for the commands the composition root defines.
+func (g *Globals) Call(ctx context.Context, method, path string, query url.Values, out any) error {
+	return g.call(ctx, method, path, query, out)
+}
+
 // UsageError marks a wrong argument, reported with exit code 2.
 type UsageError struct{ msg string }
 
