@@ -48,11 +48,20 @@ func Changed(a, b *Config) []string {
 	}
 	var out []string
 	for _, k := range slices.Sorted(maps.Keys(keys)) {
-		if !reflect.DeepEqual(fa[k], fb[k]) {
+		if !reflect.DeepEqual(orAbsent(fa[k]), orAbsent(fb[k])) {
 			out = append(out, k)
 		}
 	}
 	return out
+}
+
+// orAbsent reads an empty section as no value: its leaves, on the other
+// side, are the change.
+func orAbsent(v any) any {
+	if m, ok := v.(map[string]any); ok && len(m) == 0 {
+		return nil
+	}
+	return v
 }
 
 // Get is the value of one key of c: a leaf (dht.mode) or a section (dht).
