@@ -204,8 +204,7 @@ at the next start, and set says which.`,
 			if !repo.IsInitialized(g.Repo) {
 				return fmt.Errorf("no repo at %s; create it with `avnode init --repo %s`", g.Repo, g.Repo)
 			}
-			def, _ := config.Load(config.Sources{})
-			old, err := config.Get(def, key)
+			isList, err := config.Settable(key)
 			if err != nil {
 				return nodecli.Usagef("%v", err)
 			}
@@ -213,7 +212,7 @@ at the next start, and set says which.`,
 			if err := yaml.Unmarshal([]byte(text), &value); err != nil {
 				return nodecli.Usagef("%s: %q is not a YAML value: %v", key, text, err)
 			}
-			if _, isList := old.([]any); isList {
+			if isList {
 				if s, ok := value.(string); ok {
 					value = strings.Split(s, ",")
 				}
@@ -239,6 +238,9 @@ at the next start, and set says which.`,
 				fmt.Println("no node runs on this repo: it takes effect when it starts")
 			case slices.Contains(res.Applied, key):
 				fmt.Println("applied to the running node")
+			case strings.HasPrefix(key, "role_config."):
+				role, _, _ := strings.Cut(strings.TrimPrefix(key, "role_config."), ".")
+				fmt.Printf("a role takes its role_config when it starts: avnode roles disable %s; avnode roles enable %s\n", role, role)
 			case slices.Contains(res.AtRestart, key):
 				fmt.Println("takes effect at restart: the running node keeps the old value until then")
 			default:

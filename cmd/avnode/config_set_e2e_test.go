@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/avnode/avnode/core/api"
 	"github.com/avnode/avnode/core/repo"
@@ -39,5 +40,15 @@ func TestConfigSetAppliesOrSaysRestart(t *testing.T) {
 	}
 	if r := cli(t, dir, nil, "config", "set", "dht.mdoe", "client"); r.code != exitBadUsage || !strings.Contains(r.stderr, `did you mean "dht.mode"`) {
 		t.Fatalf("a typo in the key: exit %d, %s", r.code, r.stderr)
+	}
+
+	// A role enabled at run time takes its role_config as the file says now.
+	if out := mustCLI(t, dir, "config", "set", "role_config.mirror.names", "[einstein.avtr]"); !strings.Contains(out, "avnode roles enable mirror") {
+		t.Fatalf("config set role_config.mirror.names:\n%s", out)
+	}
+	mustCLI(t, dir, "roles", "enable", "mirror")
+	waitRoleNamed(t, dir, "mirror", "running", 30*time.Second)
+	if out := mustCLI(t, dir, "mirror", "ls"); !strings.Contains(out, "einstein.avtr") {
+		t.Fatalf("mirror ls after enabling with role_config set at run time:\n%s", out)
 	}
 }

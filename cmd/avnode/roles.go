@@ -25,7 +25,16 @@ import (
 func startRoles(d *daemon.Daemon) (daemon.Roles, error) {
 	opts := managerOptions(d.Config, d.Repo.Dir, d.Log)
 	opts.Node, opts.PeerID, opts.Registerer = d.RoleNode(), d.Node.Host.ID().String(), d.Registerer()
-	opts.RoleConfig = func(role string) json.RawMessage { return roleConfig(d.Config, role) }
+	// A role enabled at run time gets its role_config as the file says
+	// now (`avnode config set role_config.ROLE.KEY VALUE`, then enable).
+	opts.RoleConfig = func(role string) json.RawMessage {
+		cfg, err := d.ReadConfig()
+		if err != nil {
+			d.Log.Warn("config does not load; the role gets role_config as the node started with it", "role", role, "err", err)
+			cfg = d.Config
+		}
+		return roleConfig(cfg, role)
+	}
 	opts.Persist = func(role string, enabled bool) (string, error) {
 		path := d.Repo.Path(repo.ConfigFile)
 		return path, saveRole(path, role, enabled)

@@ -85,3 +85,19 @@ func Get(c *Config, key string) (any, error) {
 	}
 	return nil, fmt.Errorf("config: no key %q%s", key, suggest(key, known))
 }
+
+// Settable reports whether key is one the config can set: a key of the
+// defaults, or one under an open map (role_config.ROLE.KEY); and whether
+// its default value is a list (so that a,b can be read as one).
+func Settable(key string) (isList bool, err error) {
+	if underOpenMap(key) {
+		return false, nil
+	}
+	def, _ := Load(Sources{})
+	v, err := Get(def, key)
+	if err != nil {
+		return false, err
+	}
+	_, isList = v.([]any)
+	return isList, nil
+}

@@ -116,6 +116,11 @@ func LoadConfig(opts Options) (*config.Config, error) {
 	return config.Load(src)
 }
 
+// ReadConfig reads the config again from the sources the daemon started
+// with: what the repo's config.yaml says now, under the same flags and
+// environment.
+func (d *Daemon) ReadConfig() (*config.Config, error) { return LoadConfig(d.opts) }
+
 // Run starts the daemon and blocks until ctx is cancelled, then shuts down.
 func Run(ctx context.Context, opts Options) error {
 	d, err := Start(opts)

@@ -109,7 +109,7 @@ var liveKeys = map[string]func(d *Daemon, cfg *config.Config) error{
 // started with, applies the changes it can at once (liveKeys) and lists
 // those that take a restart.
 func (d *Daemon) handleConfigReload(context.Context, api.Request) (any, error) {
-	cfg, err := LoadConfig(d.opts)
+	cfg, err := d.ReadConfig()
 	if err != nil {
 		return nil, fault.Errorf(fault.Invalid, "%v; nothing was applied", err)
 	}

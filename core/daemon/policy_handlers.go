@@ -24,7 +24,7 @@ func (d *Daemon) handlePolicy(context.Context, api.Request) (any, error) {
 // reloads the scripts; a script that does not load is refused and the
 // ones in use stay.
 func (d *Daemon) handlePolicyReload(context.Context, api.Request) (any, error) {
-	cfg, err := LoadConfig(d.opts)
+	cfg, err := d.ReadConfig()
 	if err != nil {
 		return nil, fault.Errorf(fault.Invalid, "%v; the scripts in use stay", err)
 	}
