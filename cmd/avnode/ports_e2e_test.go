@@ -81,3 +81,27 @@ func TestDefaultMetricsPortTakenMovesOn(t *testing.T) {
 		t.Errorf("id does not show the metrics URL:\n%s", text)
 	}
 }
+
+// With the default gateway port taken, the receiver serves on the next free
+// port, and `avnode id` says where.
+func TestDefaultGatewayPortTakenMovesOn(t *testing.T) {
+	if ln, err := net.Listen("tcp", "127.0.0.1:8080"); err == nil {
+		t.Cleanup(func() { ln.Close() })
+	}
+	repo := filepath.Join(t.TempDir(), "n")
+	startDaemon(t, repo, "--roles", "receiver")
+	waitRoleNamed(t, repo, "receiver", "running", 30*time.Second)
+	var info api.Info
+	cliJSON(t, repo, &info, "id")
+	if info.Gateway == "" || strings.Contains(info.Gateway, ":8080") {
+		t.Fatalf("id says the gateway is at %q; want a port other than the taken 8080", info.Gateway)
+	}
+	resp, err := http.Get(strings.TrimSuffix(info.Gateway, "/") + "/proxy.pac")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s/proxy.pac: %s", info.Gateway, resp.Status)
+	}
+}

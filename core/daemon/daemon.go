@@ -14,11 +14,9 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -38,6 +36,7 @@ import (
 	"github.com/avnode/avnode/core/node"
 	"github.com/avnode/avnode/core/policy"
 	"github.com/avnode/avnode/core/repo"
+	"github.com/avnode/avnode/sdk"
 )
 
 // ShutdownTimeout bounds a graceful stop.
@@ -319,12 +318,14 @@ func (d *Daemon) startMetrics() (prometheus.Registerer, error) {
 	if want == "" {
 		return nil, nil
 	}
-	ln, err := net.Listen("tcp", want)
-	if errors.Is(err, syscall.EADDRINUSE) && want == defaultMetricsListen() {
-		if ln, err = listenAfter(want, metricsTries); err == nil {
-			d.Log.Warn("the default metrics port is taken (another node on this machine?); serving metrics on the next free port; set metrics.listen to choose",
-				"wanted", want, "url", "http://"+ln.Addr().String()+"/metrics")
-		}
+	next := 0
+	if want == defaultMetricsListen() {
+		next = metricsTries
+	}
+	ln, moved, err := sdk.ListenOrNext(want, next)
+	if moved {
+		d.Log.Warn("the default metrics port is taken (another node on this machine?); serving metrics on the next free port; set metrics.listen to choose",
+			"wanted", want, "url", "http://"+ln.Addr().String()+"/metrics")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("metrics.listen %s: %w; choose another with --metrics.listen, or empty to turn metrics off", want, err)
@@ -351,24 +352,6 @@ func defaultMetricsListen() string {
 		return ""
 	}
 	return def.Metrics.Listen
-}
-
-// listenAfter listens on the first free port of the tries after addr's.
-func listenAfter(addr string, tries int) (net.Listener, error) {
-	host, portText, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, err
-	}
-	port, err := strconv.Atoi(portText)
-	if err != nil {
-		return nil, err
-	}
-	for next := port + 1; next <= port+tries && next < 1<<16; next++ {
-		if ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(next))); err == nil {
-			return ln, nil
-		}
-	}
-	return nil, fmt.Errorf("%s and the %d ports after it are taken", addr, tries)
 }
 
 func (d *Daemon) startAPI(sim *Network) error {

@@ -115,6 +115,9 @@ func parseConfig(raw json.RawMessage) (settings, sdk.Diagnostics) {
 	return set, diags
 }
 
+// gatewayTries is how many ports after the default one the gateway tries.
+const gatewayTries = 16
+
 func (r *receiver) Start(ctx context.Context, raw json.RawMessage, host sdk.Host) sdk.Diagnostics {
 	set, diags := parseConfig(raw)
 	if diags.HasError() {
@@ -133,10 +136,21 @@ func (r *receiver) Start(ctx context.Context, raw json.RawMessage, host sdk.Host
 			zoneTTL = d
 		}
 	}
-	ln, err := net.Listen("tcp", listen)
+	// The default port taken (a second node on the machine) moves to the
+	// next free one, said in the log and in `avnode id`; a port set in
+	// gateway.listen is kept or refused.
+	next := 0
+	if listen == defaultListen {
+		next = gatewayTries
+	}
+	ln, moved, err := sdk.ListenOrNext(listen, next)
 	if err != nil {
 		return sdk.Diagnostics{sdk.Errorf("gateway: listen on %s: %v", listen, err).
 			WithDetail("another program (or another avnode) holds the port; set gateway.listen to a free one, or 127.0.0.1:0 for any")}
+	}
+	if moved {
+		host.Logger().Warn("the default gateway port is taken (another node on this machine?); the gateway listens on the next free one; set gateway.listen to choose",
+			"wanted", listen, "listen", ln.Addr().String())
 	}
 	r.url = "http://" + reachable(ln.Addr().(*net.TCPAddr))
 	var base context.Context
