@@ -1,8 +1,10 @@
 package main
 
 import (
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -50,5 +52,16 @@ func TestConfigSetAppliesOrSaysRestart(t *testing.T) {
 	waitRoleNamed(t, dir, "mirror", "running", 30*time.Second)
 	if out := mustCLI(t, dir, "mirror", "ls"); !strings.Contains(out, "einstein.avtr") {
 		t.Fatalf("mirror ls after enabling with role_config set at run time:\n%s", out)
+	}
+	// A role that starts reads the node's config as the file says now: the
+	// receiver listens where gateway.listen was set above (port 0: any),
+	// not on the default 8080 the node started with.
+	mustCLI(t, dir, "roles", "enable", "receiver")
+	waitRoleNamed(t, dir, "receiver", "running", 30*time.Second)
+	var info api.Info
+	cliJSON(t, dir, &info, "id")
+	u, err := url.Parse(info.Gateway)
+	if port, _ := strconv.Atoi(u.Port()); err != nil || port >= 8080 && port <= 8096 {
+		t.Fatalf("the receiver enabled after config set gateway.listen 127.0.0.1:0 serves at %q", info.Gateway)
 	}
 }

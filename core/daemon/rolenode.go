@@ -29,6 +29,10 @@ type RoleNode struct {
 	hosting *hosting.Service
 	policy  *policy.Policy
 	config  *config.Config
+	// reread reads the config as the repo's files say now (nil: config as
+	// given): a role that starts again (roles disable, enable) sees an
+	// edited gateway.listen.
+	reread func() (*config.Config, error)
 }
 
 // NewRoleNode wraps the core's services; hosting, policy and config may be
@@ -39,7 +43,9 @@ func NewRoleNode(n *node.Node, names *naming.Service, h *hosting.Service, p *pol
 
 // RoleNode is the running daemon's RoleNode.
 func (d *Daemon) RoleNode() *RoleNode {
-	return NewRoleNode(d.Node, d.Names, d.Hosting, d.Policy, d.Config)
+	r := NewRoleNode(d.Node, d.Names, d.Hosting, d.Policy, d.Config)
+	r.reread = d.ReadConfig
+	return r
 }
 
 func (r *RoleNode) Host() host.Host                            { return r.node.Host }
@@ -168,8 +174,14 @@ func (r *RoleNode) RelayStats() api.RelayStats {
 }
 
 func (r *RoleNode) ConfigJSON() ([]byte, error) {
-	if r.config == nil {
+	cfg := r.config
+	if r.reread != nil {
+		if now, err := r.reread(); err == nil {
+			cfg = now
+		}
+	}
+	if cfg == nil {
 		return []byte("{}"), nil
 	}
-	return json.Marshal(r.config)
+	return json.Marshal(cfg)
 }
