@@ -116,3 +116,57 @@ func TestPollsSkipHoldersThatWentSilent(t *testing.T) {
 		}
 	}
 }
+
+// An attacker next to a name answers every poll with an honest holder's
+// peer ID at a tarpit address. The poll dials it there, the dial fails,
+// and the holder drops out of that poll; but it is not skipped by later
+// polls: only a peer silent on a connection already open is, so a liar's
+// made-up address cannot keep an honest holder out of this node's polls.
+func TestPoisonedAddressDoesNotSilenceAnHonestHolder(t *testing.T) {
+	nodes := newTestNetwork(t, 4, nil)
+	const name = "poisoned.avtr"
+	claimName(t, nodes[0], name, "owner")
+	ctx := ctxFor(t, time.Minute)
+	if _, err := nodes[0].names.ChangeRecord(ctx, RecordChange{Name: name, Type: "TXT", Value: "up"}); err != nil {
+		t.Fatal(err)
+	}
+	n, _ := names.Parse(name)
+	victim := nodes[1]
+	pit := tarpit(t)
+	h, err := libp2p.New(libp2p.Identity(closeKey(t, names.ZoneKey(n), 10)), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	h.SetStreamHandler("/avtr/kad/1.0.0", func(s network.Stream) {
+		defer s.Close()
+		for {
+			var req dhtpb.Message
+			if err := pbio.NewDelimitedReader(s, 1<<20).ReadMsg(&req); err != nil {
+				return
+			}
+			resp := &dhtpb.Message{Type: req.Type, Key: req.Key,
+				CloserPeers: []*dhtpb.Message_Peer{{Id: []byte(victim.id()), Addrs: [][]byte{pit.Bytes()}}}}
+			if err := pbio.NewDelimitedWriter(s).WriteMsg(resp); err != nil {
+				return
+			}
+		}
+	})
+	client := newTestNode(t, testConfig(t, func(c *config.Config) { c.DHT.Mode = "client" }))
+	linkInRoutingTable(t, ctx, client, h, "the poisoner")
+	if client.node.Host.Network().Connectedness(victim.id()) == network.Connected {
+		t.Fatal("the client is connected to the victim already; the poll would not dial it")
+	}
+	client.names.Resolve(ctx, name) // asks the poisoner, then dials the victim at the tarpit
+	if _, skipped := client.names.silent.Get(victim.id()); skipped {
+		t.Fatal("a liar's made-up address put an honest holder on the client's skip list")
+	}
+	// The victim at its real address is asked, and answers.
+	if err := client.node.Host.Connect(ctx, peer.AddrInfo{ID: victim.id(), Addrs: victim.node.Host.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	client.names.forgetZone(n)
+	if _, err := client.names.Resolve(ctx, name); err != nil {
+		t.Fatalf("resolve with the victim reachable: %v", err)
+	}
+}
