@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -35,9 +36,10 @@ bootstrap from it. It prints each repo so you can drive any node with
 Each repo's config.yaml says how localnet runs the node (a loopback port of
 its own, no metrics endpoint, node0 to bootstrap from), so 'avnode run
 --repo <dir>/nodeN' runs one node the same way by hand. A node that dies is
-reported, with that command. Repos are kept between runs: the same peer
-IDs, ports and records come back. A folder another localnet (or a node)
-uses is refused.`,
+reported, with that command; 'avnode localnet restart N' restarts node N
+of the running localnet, which keeps supervising it. Repos are kept between
+runs: the same peer IDs, ports and records come back. A folder another
+localnet (or a node) uses is refused.`,
 		Example: `  avnode localnet --nodes 4 --dir /tmp/avnet
   # in another terminal:
   avnode --repo /tmp/avnet/node3 peers
@@ -53,9 +55,50 @@ uses is refused.`,
 		},
 	}
 	cmd.Flags().IntVar(&nodes, "nodes", 4, "how many nodes to start")
-	cmd.Flags().StringVar(&dir, "dir", filepath.Join(os.TempDir(), "avnode-localnet"), "folder for the nodes' repos")
+	cmd.PersistentFlags().StringVar(&dir, "dir", filepath.Join(os.TempDir(), "avnode-localnet"), "folder for the nodes' repos")
 	cmd.Flags().StringSliceVar(&extra, "node-flag", nil, "extra flag for every node's 'avnode run', repeatable (e.g. --node-flag=--log-level=debug)")
+	cmd.AddCommand(&cobra.Command{
+		Use:   "restart N",
+		Short: "Restart node N of the localnet running on --dir",
+		Long: `restart asks the localnet running on --dir to stop node N and start it
+again, on the same repo and port; the localnet says so when it is back.`,
+		Example: "  avnode localnet restart 2 --dir /tmp/avnet",
+		Args:    nodecli.ExactArgs(1, "N"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return requestRestart(dir, args[0])
+		},
+	})
 	return cmd
+}
+
+// requestRestart marks node N for a restart and stops it: the localnet
+// supervising it sees the mark when the node exits, and starts it again.
+func requestRestart(dir, n string) error {
+	if _, err := strconv.Atoi(n); err != nil {
+		return nodecli.Usagef("N is a node's number, like 2 for node2; got %q", n)
+	}
+	if lock, err := lockLocalnet(dir); err == nil {
+		lock.Close() // nobody held it: no localnet would start the node again
+		return fmt.Errorf("no localnet runs on %s: start one with `avnode localnet --dir %s`", dir, dir)
+	}
+	repoDir := filepath.Join(dir, "node"+n)
+	pidText, running := repo.InUse(repoDir)
+	if !running {
+		return fmt.Errorf("node%s of %s is not running (see %s.log)", n, dir, repoDir)
+	}
+	pid, err := strconv.Atoi(pidText)
+	if err != nil {
+		return fmt.Errorf("node%s: no pid in its repo lock (%q)", n, pidText)
+	}
+	if err := os.WriteFile(repoDir+".restart", nil, 0o600); err != nil {
+		return err
+	}
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		os.Remove(repoDir + ".restart")
+		return fmt.Errorf("node%s (pid %d): %w", n, pid, err)
+	}
+	fmt.Printf("node%s is stopping; the localnet starts it again\n", n)
+	return nil
 }
 
 type localNode struct {
@@ -97,7 +140,9 @@ func runLocalnet(ctx context.Context, dir string, n int, extra []string) error {
 		fmt.Printf("node%d  %s\n       --repo %s   (log %s.log)\n", i, node.addr, node.repo, node.repo)
 	}
 	fmt.Printf("\n%d nodes running. Try: avnode --repo %s peers\nCtrl-C stops them all.\n", n, started[n-1].repo)
-	superviseLocalnet(ctx, started)
+	superviseLocalnet(ctx, started, func(dead *localNode) (*localNode, error) {
+		return startLocalNode(ctx, self, dead.name, dead.repo, extra)
+	})
 	fmt.Println("stopping...")
 	return nil
 }
@@ -106,23 +151,41 @@ func runLocalnet(ctx context.Context, dir string, n int, extra []string) error {
 // own: which one, how many run on, and how to start it again. Each node's
 // repo holds its whole config, so `avnode run --repo` starts it as
 // localnet did.
-func superviseLocalnet(ctx context.Context, nodes []*localNode) {
-	died := make(chan *localNode, len(nodes))
-	for _, n := range nodes {
+//
+// A node marked by `localnet restart` (a nodeN.restart file) is started
+// again instead, and keeps its place in nodes, so stopAll stops it.
+func superviseLocalnet(ctx context.Context, nodes []*localNode, restart func(*localNode) (*localNode, error)) {
+	died := make(chan int, len(nodes))
+	watch := func(i int) {
+		done := nodes[i].done
 		go func() {
 			select {
-			case <-n.done:
-				died <- n
+			case <-done:
+				died <- i
 			case <-ctx.Done():
 			}
 		}()
 	}
+	for i := range nodes {
+		watch(i)
+	}
 	running := len(nodes)
 	for {
 		select {
-		case n := <-died:
+		case i := <-died:
 			if ctx.Err() != nil {
 				return
+			}
+			n := nodes[i]
+			if os.Remove(n.repo+".restart") == nil {
+				again, err := restart(n)
+				if err == nil {
+					nodes[i] = again
+					watch(i)
+					fmt.Printf("%s restarted: %s\n", n.name, again.addr)
+					continue
+				}
+				fmt.Printf("%s did not start again: %v\n", n.name, err)
 			}
 			running--
 			fmt.Printf("%s exited (%v); %d of %d nodes running. Its log: %s.log. Start it again with:\n  avnode run --repo %s\n",

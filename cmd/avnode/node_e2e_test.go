@@ -344,6 +344,29 @@ func TestLocalnetStartsAndStopsANetwork(t *testing.T) {
 		return fmt.Errorf("node0 not among %v", peers)
 	})
 	again.stop()
+
+	// localnet restart stops a node and the localnet starts it again, on
+	// the same repo: the same peer ID answers, and it is stopped with the rest.
+	node2 := filepath.Join(dir, "node2")
+	var before api.Info
+	cliJSON(t, node2, &before, "id")
+	if r := cli(t, t.TempDir(), nil, "localnet", "restart", "2", "--dir", dir); r.code != 0 {
+		t.Fatalf("localnet restart 2: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	eventually(t, 30*time.Second, "node2 restarted", func() error {
+		if !strings.Contains(out.String(), "node2 restarted") {
+			return fmt.Errorf("output so far: %s", out)
+		}
+		return nil
+	})
+	var after api.Info
+	cliJSON(t, node2, &after, "id")
+	if after.PeerID != before.PeerID {
+		t.Fatalf("node2 came back as %s, was %s", after.PeerID, before.PeerID)
+	}
+	if r := cli(t, t.TempDir(), nil, "localnet", "restart", "2", "--dir", t.TempDir()); r.code == 0 || !strings.Contains(r.stderr, "no localnet runs on") {
+		t.Fatalf("localnet restart on a folder with no localnet: exit %d\n%s", r.code, r.stderr)
+	}
 	cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-exited:
