@@ -297,22 +297,17 @@ func tarpit(t testing.TB) ma.Multiaddr {
 	return addr
 }
 
-// liar is one bare host next to key speaking kad-dht's protocol by hand: to
-// every request it answers the rival's record and k made-up peers closer to
-// the key than any honest node, all at a tarpit.
-func liar(t testing.TB, key string, value []byte) host.Host {
+// handKad is a bare host next to key (sharing cpl leading bits with it)
+// speaking kad-dht's protocol by hand: answer makes the reply to each
+// request, or nil to answer nothing and drop the stream once the asker
+// gives up.
+func handKad(t testing.TB, key string, cpl int, answer func(req *dhtpb.Message) *dhtpb.Message) host.Host {
 	t.Helper()
-	h, err := libp2p.New(libp2p.Identity(closeKey(t, key, 12)), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	h, err := libp2p.New(libp2p.Identity(closeKey(t, key, cpl)), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { h.Close() })
-	pit := tarpit(t)
-	var fakes []dhtpb.Message_Peer
-	for range 20 {
-		id, _ := peer.IDFromPrivateKey(closeKey(t, key, 8))
-		fakes = append(fakes, dhtpb.Message_Peer{Id: []byte(id), Addrs: [][]byte{pit.Bytes()}})
-	}
 	h.SetStreamHandler("/avtr/kad/1.0.0", func(s network.Stream) {
 		defer s.Close()
 		for {
@@ -320,12 +315,10 @@ func liar(t testing.TB, key string, value []byte) host.Host {
 			if err := pbio.NewDelimitedReader(s, 1<<20).ReadMsg(&req); err != nil {
 				return
 			}
-			resp := &dhtpb.Message{Type: req.Type, Key: req.Key}
-			for i := range fakes {
-				resp.CloserPeers = append(resp.CloserPeers, &fakes[i])
-			}
-			if req.Type == dhtpb.Message_GET_VALUE {
-				resp.Record = &recpb.Record{Key: []byte(key), Value: value}
+			resp := answer(&req)
+			if resp == nil {
+				s.Read(make([]byte, 1)) // until the asker gives up and resets
+				return
 			}
 			if err := pbio.NewDelimitedWriter(s).WriteMsg(resp); err != nil {
 				return
@@ -333,6 +326,29 @@ func liar(t testing.TB, key string, value []byte) host.Host {
 		}
 	})
 	return h
+}
+
+// liar is one bare host next to key speaking kad-dht's protocol by hand: to
+// every request it answers the rival's record and k made-up peers closer to
+// the key than any honest node, all at a tarpit.
+func liar(t testing.TB, key string, value []byte) host.Host {
+	t.Helper()
+	pit := tarpit(t)
+	var fakes []dhtpb.Message_Peer
+	for range 20 {
+		id, _ := peer.IDFromPrivateKey(closeKey(t, key, 8))
+		fakes = append(fakes, dhtpb.Message_Peer{Id: []byte(id), Addrs: [][]byte{pit.Bytes()}})
+	}
+	return handKad(t, key, 12, func(req *dhtpb.Message) *dhtpb.Message {
+		resp := &dhtpb.Message{Type: req.Type, Key: req.Key}
+		for i := range fakes {
+			resp.CloserPeers = append(resp.CloserPeers, &fakes[i])
+		}
+		if req.Type == dhtpb.Message_GET_VALUE {
+			resp.Record = &recpb.Record{Key: []byte(key), Value: value}
+		}
+		return resp
+	})
 }
 
 // One liar next to a claimed name answers every poll with the rival's zone

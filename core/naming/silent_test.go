@@ -6,12 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p"
 	dhtpb "github.com/libp2p/go-libp2p-kad-dht/pb"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-msgio/pbio"
 
 	"github.com/avnode/avnode/core/config"
 	"github.com/avnode/avnode/core/names"
@@ -23,29 +21,13 @@ import (
 // answers a GET_VALUE. asked counts the GET_VALUEs it was sent.
 func silentHolder(t testing.TB, key string, asked *sync.Map) host.Host {
 	t.Helper()
-	h, err := libp2p.New(libp2p.Identity(closeKey(t, key, 10)), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	h.SetStreamHandler("/avtr/kad/1.0.0", func(s network.Stream) {
-		defer s.Close()
-		for {
-			var req dhtpb.Message
-			if err := pbio.NewDelimitedReader(s, 1<<20).ReadMsg(&req); err != nil {
-				return
-			}
-			if req.Type == dhtpb.Message_GET_VALUE {
-				asked.Store(string(req.Key), true)
-				s.Read(make([]byte, 1)) // until the asker gives up and resets
-				return
-			}
-			if err := pbio.NewDelimitedWriter(s).WriteMsg(&dhtpb.Message{Type: req.Type, Key: req.Key}); err != nil {
-				return
-			}
+	return handKad(t, key, 10, func(req *dhtpb.Message) *dhtpb.Message {
+		if req.Type == dhtpb.Message_GET_VALUE {
+			asked.Store(string(req.Key), true)
+			return nil
 		}
+		return &dhtpb.Message{Type: req.Type, Key: req.Key}
 	})
-	return h
 }
 
 // Seven silent holders sit among a fresh resolver's closest peers, on
@@ -133,24 +115,9 @@ func TestPoisonedAddressDoesNotSilenceAnHonestHolder(t *testing.T) {
 	n, _ := names.Parse(name)
 	victim := nodes[1]
 	pit := tarpit(t)
-	h, err := libp2p.New(libp2p.Identity(closeKey(t, names.ZoneKey(n), 10)), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	h.SetStreamHandler("/avtr/kad/1.0.0", func(s network.Stream) {
-		defer s.Close()
-		for {
-			var req dhtpb.Message
-			if err := pbio.NewDelimitedReader(s, 1<<20).ReadMsg(&req); err != nil {
-				return
-			}
-			resp := &dhtpb.Message{Type: req.Type, Key: req.Key,
-				CloserPeers: []*dhtpb.Message_Peer{{Id: []byte(victim.id()), Addrs: [][]byte{pit.Bytes()}}}}
-			if err := pbio.NewDelimitedWriter(s).WriteMsg(resp); err != nil {
-				return
-			}
-		}
+	h := handKad(t, names.ZoneKey(n), 10, func(req *dhtpb.Message) *dhtpb.Message {
+		return &dhtpb.Message{Type: req.Type, Key: req.Key,
+			CloserPeers: []*dhtpb.Message_Peer{{Id: []byte(victim.id()), Addrs: [][]byte{pit.Bytes()}}}}
 	})
 	client := newTestNode(t, testConfig(t, func(c *config.Config) { c.DHT.Mode = "client" }))
 	linkInRoutingTable(t, ctx, client, h, "the poisoner")

@@ -176,11 +176,7 @@ func (p *Policy) SetScripts(paths []string) error {
 	}
 	old := p.opts.Scripts
 	p.opts.Scripts = slices.Clone(paths)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	err := p.load(ctx)
-	p.metrics.reloaded(err)
-	if err != nil {
+	if err := p.reloadLocked(); err != nil {
 		p.opts.Scripts = old
 		return err
 	}
@@ -472,6 +468,11 @@ func (p *Policy) Reload() error {
 	if len(p.opts.Scripts) == 0 {
 		return nil
 	}
+	return p.reloadLocked()
+}
+
+// reloadLocked loads opts.Scripts and counts the reload; reloadMu is held.
+func (p *Policy) reloadLocked() error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	err := p.load(ctx)
