@@ -91,8 +91,11 @@ func New(opts Options) (*Node, error) {
 		log = slog.Default()
 	}
 	n := &Node{cfg: cfg, log: log, registerer: opts.Registerer}
-	if err := listenPortsFree(cfg.Listen); err != nil {
-		return nil, err
+	// A simulated network (HostOptions) listens on no socket of this machine.
+	if len(opts.HostOptions) == 0 {
+		if err := listenPortsFree(cfg.Listen); err != nil {
+			return nil, err
+		}
 	}
 	hostOpts, err := n.hostOptions(opts)
 	if err != nil {
