@@ -121,6 +121,11 @@ type Config struct {
 	Metrics struct {
 		Listen string `koanf:"listen" json:"listen"`
 	} `koanf:"metrics" json:"metrics"`
+	// Dashboard is the node's local web page (core/dashboard): on a
+	// loopback address only, opened with `avnode dashboard`.
+	Dashboard struct {
+		Listen string `koanf:"listen" json:"listen"`
+	} `koanf:"dashboard" json:"dashboard"`
 	Log struct {
 		Level  string `koanf:"level" json:"level"`
 		Format string `koanf:"format" json:"format"`
@@ -529,6 +534,23 @@ func (c *Config) validateMetrics() error {
 	}
 	if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
 		return fmt.Errorf("metrics.listen: %q is not host:port (%v); use 127.0.0.1:9464, or empty to turn metrics off", c.Metrics.Listen, err)
+	}
+	return c.validateDashboard()
+}
+
+// validateDashboard keeps the dashboard on this machine: it shows the
+// node's peers, names and policy refusals, so it listens on a loopback
+// address or not at all.
+func (c *Config) validateDashboard() error {
+	if c.Dashboard.Listen == "" {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(c.Dashboard.Listen)
+	if err != nil {
+		return fmt.Errorf("dashboard.listen: %q is not host:port (%v); use 127.0.0.1:5180, or empty to turn the dashboard off", c.Dashboard.Listen, err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("dashboard.listen: %q is not a loopback address; the dashboard is for this machine's user only: use 127.0.0.1:PORT or [::1]:PORT, or empty to turn it off", c.Dashboard.Listen)
 	}
 	return nil
 }

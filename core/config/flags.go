@@ -72,6 +72,7 @@ var flagHelp = map[string]string{
 	"nat.reachability":                    "auto (AutoNAT decides), public or private",
 	"nat.relays":                          "circuit relays to reserve on when private (full multiaddrs), besides those the DHT announces",
 	"metrics.listen":                      "Prometheus metrics address (empty: off)",
+	"dashboard.listen":                    "the local dashboard's loopback address (empty: off)",
 	"log.level":                           "log level: debug, info, warn, error",
 	"log.format":                          "log format: text or json",
 }
