@@ -245,7 +245,9 @@ func prepareRepos(repos []string) error {
 		settings := map[string]any{
 			"listen":         []string{fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port), fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1", port)},
 			"metrics.listen": "",
-			"bootstrap":      []string{},
+			// Each node's dashboard on a port of its own: `avnode dashboard --repo DIR/nodeN`.
+			"dashboard.listen": "127.0.0.1:0",
+			"bootstrap":        []string{},
 		}
 		if i == 0 {
 			first = fmt.Sprintf("/ip4/127.0.0.1/tcp/%d/p2p/%s", port, id)

@@ -139,7 +139,7 @@ func startDaemonWithEnv(t testing.TB, repo string, env []string, args ...string)
 	t.Helper()
 	full := append([]string{"run", "--repo", repo,
 		"--listen", "/ip4/127.0.0.1/tcp/0,/ip4/127.0.0.1/udp/0/quic-v1",
-		"--metrics.listen", ""}, args...)
+		"--metrics.listen", "", "--dashboard.listen", ""}, args...)
 	cmd := exec.Command(avnodeBin, full...)
 	cmd.Env = append(cleanEnv(), env...)
 	return launchDaemon(t, repo, cmd)

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/avnode/avnode/core/fault"
@@ -36,6 +37,9 @@ type Info struct {
 	Services map[string]string `json:"services"`
 	// Metrics is the Prometheus endpoint, when metrics are on.
 	Metrics string `json:"metrics,omitempty"`
+	// Dashboard is the local dashboard's address, when it is on
+	// (`avnode dashboard` opens it).
+	Dashboard string `json:"dashboard,omitempty"`
 }
 
 // ConfigReload is what a running node did with its config read again
@@ -65,6 +69,8 @@ type PeerInfo struct {
 	Direction string   `json:"direction"`
 	Agent     string   `json:"agent,omitempty"`
 	Latency   string   `json:"latency,omitempty"`
+	// Relayed: every connection to the peer goes through a circuit relay.
+	Relayed bool `json:"relayed,omitempty"`
 }
 
 // FindPeerResult is what `avnode routing findpeer` shows.
@@ -351,4 +357,61 @@ type KeyChain struct {
 	RecoveryKey string    `json:"recovery_key,omitempty"`
 	Steps       []KeyStep `json:"steps"`
 	Seq         uint64    `json:"seq,omitempty"`
+}
+
+// DashboardLogin is what `avnode dashboard` prints: the page's address
+// with a one-time code, and until when the code opens it.
+type DashboardLogin struct {
+	URL     string    `json:"url"`
+	Expires time.Time `json:"expires"`
+}
+
+// Dashboard is the node as its local dashboard shows it, in one snapshot.
+type Dashboard struct {
+	Version string       `json:"version"`
+	Node    Info         `json:"node"`
+	Peers   []PeerInfo   `json:"peers"`
+	Names   []OwnedName  `json:"names"`
+	Roles   []RoleStatus `json:"roles"`
+	// Mirror is the mirror role's `ls` (the names it keeps copies of),
+	// when it runs.
+	Mirror   json.RawMessage `json:"mirror,omitempty"`
+	Content  ContentStats    `json:"content"`
+	Refusals []Refusal       `json:"refusals"`
+}
+
+// OwnedName is a name the node owns and how republishing it goes.
+type OwnedName struct {
+	Name      string    `json:"name"`
+	Key       string    `json:"key"`
+	Seq       uint64    `json:"seq"`
+	Expires   time.Time `json:"expires,omitzero"`
+	Published time.Time `json:"published,omitzero"` // last zone put that reached the network, since start
+	Error     string    `json:"error,omitempty"`    // why the latest attempt failed
+	Health    string    `json:"health"`             // ok, failing, expired or pending
+	// Copies are the peers that attested a copy of its zone (mirrors).
+	Copies []string `json:"copies"`
+}
+
+// ContentStats is what the node's block store holds.
+type ContentStats struct {
+	Blocks   int   `json:"blocks"`
+	Bytes    int64 `json:"bytes"`
+	PinCount int   `json:"pin_count"`
+	Pins     []Pin `json:"pins"` // the first ones, by CID
+}
+
+// Pin is a root kept from garbage collection, and why.
+type Pin struct {
+	CID    string `json:"cid"`
+	Reason string `json:"reason"`
+}
+
+// Refusal is an allow/deny policy hook call that said no.
+type Refusal struct {
+	At     time.Time `json:"at"`
+	Hook   string    `json:"hook"`
+	Peer   string    `json:"peer,omitempty"`
+	Script string    `json:"script,omitempty"`
+	Reason string    `json:"reason"`
 }

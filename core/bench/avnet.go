@@ -42,6 +42,7 @@ connmgr: {low: %d, high: %d, grace: %s}
 names: {claim_difficulty: 8}
 nat: {autonat: false, hole_punching: false, relay_client: false, port_map: false, reachability: public}
 metrics: {listen: ""}
+dashboard: {listen: ""}
 log: {level: error}
 `, limits.low, limits.high, limits.grace)
 }

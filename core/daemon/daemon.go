@@ -29,6 +29,7 @@ import (
 	"github.com/avnode/avnode/core/api"
 	"github.com/avnode/avnode/core/config"
 	"github.com/avnode/avnode/core/content"
+	"github.com/avnode/avnode/core/dashboard"
 	"github.com/avnode/avnode/core/exchange"
 	"github.com/avnode/avnode/core/hosting"
 	"github.com/avnode/avnode/core/keystore"
@@ -98,7 +99,10 @@ type Daemon struct {
 	api        *api.Server
 	registerer prometheus.Registerer
 	metrics    *http.Server
-	metricsURL string  // where metrics are served; empty when off
+	metricsURL string               // where metrics are served; empty when off
+	registry   *prometheus.Registry // the node's metrics, served or not; nil when neither metrics nor the dashboard are on
+	dashboard  *dashboard.Server    // nil when off
+	copiesSeen copiesSeen
 	opts       Options // what it started with: the config's sources, read again by a reload
 	logLevel   slog.LevelVar
 	reloadMu   sync.Mutex     // one config reload at a time
@@ -189,6 +193,9 @@ func Start(opts Options) (_ *Daemon, err error) {
 		}
 	}
 	if err := d.startAPI(opts.Network); err != nil {
+		return nil, err
+	}
+	if err := d.startDashboard(d.registry); err != nil {
 		return nil, err
 	}
 	go d.bootstrap()
@@ -312,14 +319,20 @@ func (h levelHandler) WithGroup(name string) slog.Handler {
 // startMetrics listens first, so a port in use fails before the node starts.
 // The default port taken (a second node on the machine) is not a failure:
 // the node takes the next free one and says so; a port the operator chose
-// is theirs to change.
+// is theirs to change. The registry exists also when only the dashboard
+// is on: its charts read it.
 func (d *Daemon) startMetrics() (prometheus.Registerer, error) {
 	want := d.Config.Metrics.Listen
-	if want == "" {
+	if want == "" && d.Config.Dashboard.Listen == "" {
 		return nil, nil
 	}
+	d.registry = prometheus.NewRegistry()
+	d.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if want == "" {
+		return d.registry, nil
+	}
 	next := 0
-	if want == defaultMetricsListen() {
+	if want == shippedConfig().Metrics.Listen {
 		next = metricsTries
 	}
 	ln, moved, err := sdk.ListenOrNext(want, next)
@@ -331,28 +344,17 @@ func (d *Daemon) startMetrics() (prometheus.Registerer, error) {
 		return nil, fmt.Errorf("metrics.listen %s: %w; choose another with --metrics.listen, or empty to turn metrics off", want, err)
 	}
 	d.metricsURL = "http://" + ln.Addr().String() + "/metrics"
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("/metrics", promhttp.HandlerFor(d.registry, promhttp.HandlerOpts{}))
 	d.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go d.metrics.Serve(ln)
 	d.Log.Info("metrics", "url", d.metricsURL)
-	return reg, nil
+	return d.registry, nil
 }
 
 // metricsTries is how many ports after the default one a node tries for
 // its metrics.
 const metricsTries = 16
-
-// defaultMetricsListen is metrics.listen as shipped.
-func defaultMetricsListen() string {
-	def, err := config.Load(config.Sources{})
-	if err != nil {
-		return ""
-	}
-	return def.Metrics.Listen
-}
 
 func (d *Daemon) startAPI(sim *Network) error {
 	d.api = api.NewServer(d.Log)
@@ -389,6 +391,9 @@ func (d *Daemon) shutdown() error {
 	ctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 	defer cancel()
 	var errs []error
+	if d.dashboard != nil {
+		errs = append(errs, d.dashboard.Close(ctx))
+	}
 	if d.api != nil {
 		errs = append(errs, d.api.Shutdown(ctx))
 	}

@@ -22,6 +22,7 @@ func (d *Daemon) registerHandlers(s *api.Server) {
 	s.Handle("GET /v1/peers", d.handlePeers)
 	s.Handle("GET /v1/config", d.handleConfig)
 	s.Handle("POST /v1/config/reload", d.handleConfigReload)
+	s.Handle("POST /v1/dashboard/login", d.handleDashboardLogin)
 	s.Handle("GET /v1/routing/findpeer", d.handleFindPeer)
 	s.Handle("GET /v1/routing/get", d.handleRoutingGet)
 	s.Handle("POST /v1/routing/put", d.handleRoutingPut)
@@ -44,7 +45,12 @@ func (d *Daemon) handleID(context.Context, api.Request) (any, error) {
 			states[st.Name] = st.State
 		}
 	}
+	dashboardURL := ""
+	if d.dashboard != nil {
+		dashboardURL = d.dashboard.URL()
+	}
 	return api.Info{
+		Dashboard:    dashboardURL,
 		Gateway:      services["gateway"],
 		Services:     services,
 		Metrics:      d.metricsURL,

@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"strings"
+
 	"github.com/avnode/avnode/core/api"
 	"github.com/avnode/avnode/core/content"
 	"github.com/avnode/avnode/core/hosting"
@@ -86,7 +88,11 @@ func gcOf(r content.GCResult) api.GCResult {
 }
 
 func peerOf(p node.PeerInfo) api.PeerInfo {
-	return api.PeerInfo{ID: p.ID, Addrs: p.Addrs, Direction: p.Direction, Agent: p.Agent, Latency: p.Latency}
+	relayed := len(p.Addrs) > 0
+	for _, a := range p.Addrs {
+		relayed = relayed && strings.Contains(a, "/p2p-circuit")
+	}
+	return api.PeerInfo{ID: p.ID, Addrs: p.Addrs, Direction: p.Direction, Agent: p.Agent, Latency: p.Latency, Relayed: relayed}
 }
 
 func scriptOf(s policy.ScriptInfo) api.ScriptInfo {

@@ -65,9 +65,10 @@ type Service struct {
 	// lasts it answers resolves, and after that its seq is the rollback
 	// floor.
 	estateCache map[string]cachedEstate
-	importMu    sync.Mutex           // estate imports, one at a time
-	unsettled   map[string]time.Time // names whose holders could not agree, when
-	stored      chan storedZone      // zones the DHT stored here, for learnStored
+	importMu    sync.Mutex               // estate imports, one at a time
+	unsettled   map[string]time.Time     // names whose holders could not agree, when
+	stored      chan storedZone          // zones the DHT stored here, for learnStored
+	published   map[string]publishResult // owned names' last zone puts, for OwnedNames
 
 	life    context.Context // the service's: ends at Close
 	cancel  context.CancelFunc

@@ -194,8 +194,10 @@ func (s *Service) updateZone(ctx context.Context, n names.Name, change func(*nam
 	s.setHighWater(ctx, z)
 	s.cacheZone(z)
 	if err := s.dht.PutValue(ctx, z.Key(), data); err != nil {
+		s.notePublished(n, err)
 		return nil, fmt.Errorf("zone %s: publish: %w", n, err)
 	}
+	s.notePublished(n, nil)
 	s.metrics.published.Inc()
 	s.notify(Update{Name: n.String(), Key: names.KeyID(z.Owner), Seq: z.Seq})
 	return z, nil

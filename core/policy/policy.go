@@ -101,6 +101,7 @@ type Policy struct {
 	log       *slog.Logger
 	metrics   *metrics
 	failures  failureLog
+	refused   refusals
 	restarts  atomic.Int64
 	peers     *peerBudget
 
@@ -354,6 +355,7 @@ func (p *Policy) DecideFor(ctx context.Context, hook, peer string, input any) Ve
 	start := time.Now()
 	v := p.decide(ctx, hook, peer, input)
 	p.metrics.observe(hook, v, time.Since(start))
+	p.noteRefusal(hook, peer, v)
 	return v
 }
 

@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"sync"
@@ -240,5 +241,16 @@ func TestCheckFile(t *testing.T) {
 	}
 	if _, err := os.Stat(path); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestRefusalsAreKeptNewestFirst(t *testing.T) {
+	var r refusals
+	for i := range maxRefusals + 5 {
+		r.add(Refusal{Reason: fmt.Sprint(i)})
+	}
+	got := r.latest()
+	if len(got) != maxRefusals || got[0].Reason != fmt.Sprint(maxRefusals+4) || got[len(got)-1].Reason != "5" {
+		t.Fatalf("%d kept, newest %q, oldest %q", len(got), got[0].Reason, got[len(got)-1].Reason)
 	}
 }

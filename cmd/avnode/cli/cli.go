@@ -46,7 +46,7 @@ type Local struct {
 // Commands are the top-level commands that drive a running node.
 func Commands(g *Globals) []*cobra.Command {
 	return []*cobra.Command{
-		newIDCmd(g), newPeersCmd(g), newRoutingCmd(g),
+		newIDCmd(g), newPeersCmd(g), newRoutingCmd(g), newDashboardCmd(g),
 		newNameCmd(g), newRecordCmd(g), newResolveCmd(g),
 		newPublishCmd(g), newGetCmd(g), newRepoCmd(g),
 		newRolesCmd(g), newPluginsCmd(g), newMirrorCmd(g), newSatelliteCmd(g), newEstateCmd(g),

@@ -53,6 +53,9 @@ through relay reservations; they are among addrs too.`,
 			if info.Metrics != "" {
 				fmt.Fprintf(w, "metrics\t%s\n", info.Metrics)
 			}
+			if info.Dashboard != "" {
+				fmt.Fprintf(w, "dashboard\t%s (open it with `avnode dashboard`)\n", info.Dashboard)
+			}
 			w.Flush()
 			fmt.Println("addresses")
 			for _, a := range info.Addrs {
@@ -61,6 +64,40 @@ through relay reservations; they are among addrs too.`,
 			if len(info.RelayAddrs) > 0 {
 				fmt.Printf("through %d relay address(es)\n", len(info.RelayAddrs))
 			}
+			return nil
+		},
+	}
+}
+
+func newDashboardCmd(g *Globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "dashboard",
+		Short: "Print the address that opens the node's local dashboard in a browser",
+		Long: `dashboard asks the running node for its web page's address with a fresh
+one-time code, and prints it: open it in a browser on this machine. The page
+shows the node's status and reachability, its peers (latency, relayed or
+direct), the names it owns and how republishing them goes, mirrors and
+copies, roles with their state and restarts, content stored and pins, recent
+policy refusals, and live charts.
+
+The dashboard listens on dashboard.listen, a loopback address (default
+127.0.0.1:5180; the next free port when another node holds it). It answers
+only this machine's user running the node, only at that address, and shows
+data only to a page opened with a code: a code works once, within 5 minutes,
+and keeps its tab signed in. Run the command again for another tab.`,
+		Example: `  avnode dashboard
+  xdg-open "$(avnode dashboard --json | jq -r .url)"`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var login api.DashboardLogin
+			if err := g.call(cmd.Context(), "POST", "/v1/dashboard/login", nil, &login); err != nil {
+				return err
+			}
+			if g.JSON {
+				return PrintJSON(login)
+			}
+			fmt.Println(login.URL)
+			fmt.Fprintf(os.Stderr, "open it in a browser on this machine before %s; the code works once\n", login.Expires.Format("15:04:05"))
 			return nil
 		},
 	}
