@@ -105,7 +105,7 @@ function render(answer) {
     [o.name],
     [o.key, "mono"],
     [o.health, o.health, o.error],
-    [ago(o.republished)],
+    [ago(o.published) || "not since start", "", o.expires ? "zone expires " + o.expires : ""],
     [(o.copies || []).length ? (o.copies || []).map(short).join(", ") : "none known", "mono"],
   ], "this node owns no names");
   fill("role-rows", st.roles, r => [
@@ -122,7 +122,7 @@ function render(answer) {
   const refusals = st.refusals || [];
   $("refusal-count").textContent = refusals.length;
   fill("refusal-rows", refusals, r => [
-    [ago(r.at), "", r.at], [r.hook], [short(r.peer), "mono", r.peer], [r.script], [r.reason],
+    [ago(r.at), "", r.at], [r.hook], [short(r.peer), "mono", r.peer], [(r.script || "").split("/").pop(), "", r.script], [r.reason],
   ], "no refusals");
   drawCharts(answer);
 }
