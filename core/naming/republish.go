@@ -123,7 +123,7 @@ func (s *Service) notePublished(n names.Name, err error) {
 	key := n.Registered().String()
 	last := s.published[key]
 	if err == nil {
-		last.at = time.Now()
+		last.at, last.err = time.Now(), nil
 		s.published[key] = last
 		return
 	}
