@@ -318,6 +318,14 @@ func (m *Manager) Enable(role string, config json.RawMessage) {
 	go s.run()
 }
 
+// StartRole enables a role with its role_config as the config says now
+// (Options.RoleConfig), without saving anything: for a config change the
+// file already holds.
+func (m *Manager) StartRole(role string) { m.Enable(role, m.roleConfig(role)) }
+
+// StopRole is Disable, for the same changes.
+func (m *Manager) StopRole(role string) error { return m.Disable(role) }
+
 // Disable stops a role.
 func (m *Manager) Disable(role string) error {
 	m.mu.Lock()

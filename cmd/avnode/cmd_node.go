@@ -192,12 +192,16 @@ func newConfigSetCmd(g *nodecli.Globals) *cobra.Command {
 file and its comments. VALUE is read as YAML: 3, true, 10m, [a, b]; a list
 key also takes a,b. A value the config refuses is not written.
 
-When the repo's node runs, it reads its config again: log.level and
-policy.scripts apply at once; every other change is saved and takes effect
+When the repo's node runs, it reads its config again and applies at once
+log.level, policy.scripts, roles (roles added start, roles taken out stop),
+role_config (the role restarts with its new section) and gateway.listen (the
+gateway's role restarts there). Every other change is saved and takes effect
 at the next start, and set says which.`,
 		Example: `  avnode config set log.level debug
   avnode config set policy.scripts scripts/deny-names.lua
-  avnode config set gateway.listen 127.0.0.1:8081   # takes effect at restart`,
+  avnode config set gateway.listen 127.0.0.1:8081     # the receiver restarts there
+  avnode config set role_config.mirror.names einstein.avtr,curie.avtr
+  avnode config set connmgr.high 400                  # takes effect at restart`,
 		Args: nodecli.ExactArgs(2, "KEY VALUE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			key, text := args[0], args[1]
@@ -230,7 +234,11 @@ at the next start, and set says which.`,
 				return fmt.Errorf("saved %s in %s, but the running node did not take it: %w", key, path, err)
 			}
 			if g.JSON {
-				return nodecli.PrintJSON(map[string]any{"key": key, "saved_in": path, "applied": res.Applied, "at_restart": res.AtRestart})
+				return nodecli.PrintJSON(struct {
+					Key     string `json:"key"`
+					SavedIn string `json:"saved_in"`
+					api.ConfigReload
+				}{key, path, res})
 			}
 			fmt.Printf("%s set in %s\n", key, path)
 			switch {
@@ -238,9 +246,14 @@ at the next start, and set says which.`,
 				fmt.Println("no node runs on this repo: it takes effect when it starts")
 			case slices.Contains(res.Applied, key):
 				fmt.Println("applied to the running node")
-			case strings.HasPrefix(key, "role_config."):
-				role, _, _ := strings.Cut(strings.TrimPrefix(key, "role_config."), ".")
-				fmt.Printf("a role takes its role_config when it starts: avnode roles disable %s; avnode roles enable %s\n", role, role)
+				for _, roles := range []struct {
+					what  string
+					names []string
+				}{{"started", res.RolesStarted}, {"stopped", res.RolesStopped}, {"restarted with it", res.RolesRestarted}} {
+					if len(roles.names) > 0 {
+						fmt.Printf("roles %s: %s\n", roles.what, strings.Join(roles.names, ", "))
+					}
+				}
 			case slices.Contains(res.AtRestart, key):
 				fmt.Println("takes effect at restart: the running node keeps the old value until then")
 			default:

@@ -48,6 +48,11 @@ type Info struct {
 type ConfigReload struct {
 	Applied   []string `json:"applied"`
 	AtRestart []string `json:"at_restart"`
+	// The roles a change of roles, role_config or gateway.listen started,
+	// stopped or restarted (with their config as the file says now).
+	RolesStarted   []string `json:"roles_started,omitempty"`
+	RolesStopped   []string `json:"roles_stopped,omitempty"`
+	RolesRestarted []string `json:"roles_restarted,omitempty"`
 }
 
 // VersionInfo is what `avnode version` shows (GET /v1/version).

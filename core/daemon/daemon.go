@@ -79,6 +79,11 @@ type Roles interface {
 	// WithCapability lists the running roles that declare a capability.
 	WithCapability(capability string) []string
 	Command(ctx context.Context, role, name string, args []string) (json.RawMessage, error)
+	// StartRole and StopRole apply a change of the config's roles,
+	// role_config or gateway.listen: the role starts with its section as
+	// the file says now. Nothing is saved; the file already says it.
+	StartRole(role string)
+	StopRole(role string) error
 	Close()
 }
 

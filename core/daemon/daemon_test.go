@@ -32,6 +32,8 @@ func (f *fakeRoles) Statuses() []api.RoleStatus {
 }
 func (f *fakeRoles) WithCapability(string) []string { return nil }
 func (f *fakeRoles) Close()                         { f.closed = true }
+func (f *fakeRoles) StartRole(string)               {}
+func (f *fakeRoles) StopRole(string) error          { return nil }
 func (f *fakeRoles) Command(context.Context, string, string, []string) (json.RawMessage, error) {
 	return nil, nil
 }

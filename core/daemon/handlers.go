@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -112,8 +114,8 @@ var liveKeys = map[string]func(d *Daemon, cfg *config.Config) error{
 }
 
 // handleConfigReload reads the config again from the sources the node
-// started with, applies the changes it can at once (liveKeys) and lists
-// those that take a restart.
+// started with, applies the changes it can at once (liveKeys, and the
+// roles' keys through applyRoles) and lists those that take a restart.
 func (d *Daemon) handleConfigReload(context.Context, api.Request) (any, error) {
 	cfg, err := d.ReadConfig()
 	if err != nil {
@@ -122,20 +124,87 @@ func (d *Daemon) handleConfigReload(context.Context, api.Request) (any, error) {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
 	res := api.ConfigReload{Applied: []string{}, AtRestart: []string{}}
+	var roleKeys []string
 	for _, key := range config.Changed(d.applied, cfg) {
 		apply, live := liveKeys[key]
 		switch {
-		case !live:
-			res.AtRestart = append(res.AtRestart, key)
-		default:
+		case live:
 			if err := apply(d, cfg); err != nil {
 				return res, fault.Errorf(fault.Refused, "%s: %v; the rest was not applied", key, err)
 			}
 			res.Applied = append(res.Applied, key)
+		case d.Roles != nil && isRoleKey(key):
+			roleKeys = append(roleKeys, key)
+		default:
+			res.AtRestart = append(res.AtRestart, key)
 		}
+	}
+	if len(roleKeys) > 0 {
+		d.applyRoles(cfg, roleKeys, &res)
+		res.Applied = append(res.Applied, roleKeys...)
+		slices.Sort(res.Applied)
 	}
 	d.Log.Info("config reloaded", "applied", res.Applied, "at_restart", res.AtRestart)
 	return res, nil
+}
+
+// isRoleKey: the keys a role reads when it starts, which a reload applies
+// by starting, stopping or restarting roles.
+func isRoleKey(key string) bool {
+	return key == "roles" || key == "gateway.listen" || key == "role_config" || strings.HasPrefix(key, "role_config.")
+}
+
+// applyRoles starts the roles added to `roles`, stops those taken out, and
+// restarts the running ones whose role_config changed, and the gateway's
+// role when gateway.listen did. A role starts with its section as the file
+// says now.
+func (d *Daemon) applyRoles(cfg *config.Config, keys []string, res *api.ConfigReload) {
+	restart := map[string]bool{}
+	for _, key := range keys {
+		switch {
+		case key == "gateway.listen":
+			for _, role := range d.Roles.WithCapability("gateway") {
+				restart[role] = true
+			}
+		case strings.HasPrefix(key, "role_config."):
+			restart[strings.SplitN(key, ".", 3)[1]] = true
+		case key == "role_config": // a whole section added or taken out
+			for role := range cfg.RoleConfig {
+				restart[role] = true
+			}
+			for role := range d.applied.RoleConfig {
+				restart[role] = true
+			}
+		}
+	}
+	enabled := map[string]bool{}
+	for _, st := range d.Roles.Statuses() {
+		enabled[st.Name] = true
+	}
+	for _, role := range d.applied.Roles {
+		if !slices.Contains(cfg.Roles, role) && enabled[role] {
+			d.Roles.StopRole(role)
+			enabled[role] = false
+			res.RolesStopped = append(res.RolesStopped, role)
+			d.Log.Info("role stopped: no longer in roles", "role", role)
+		}
+	}
+	for _, role := range slices.Sorted(maps.Keys(restart)) {
+		if enabled[role] {
+			d.Roles.StopRole(role)
+			d.Roles.StartRole(role)
+			res.RolesRestarted = append(res.RolesRestarted, role)
+			d.Log.Info("role restarted for its changed config", "role", role)
+		}
+	}
+	for _, role := range cfg.Roles {
+		if !enabled[role] {
+			d.Roles.StartRole(role)
+			res.RolesStarted = append(res.RolesStarted, role)
+			d.Log.Info("role started: added to roles", "role", role)
+		}
+	}
+	d.applied.Roles, d.applied.RoleConfig, d.applied.Gateway.Listen = cfg.Roles, cfg.RoleConfig, cfg.Gateway.Listen
 }
 
 func (d *Daemon) handleFindPeer(ctx context.Context, req api.Request) (any, error) {
