@@ -11,7 +11,9 @@ import (
 	"maps"
 	"net"
 	"os"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -217,7 +219,7 @@ func loadFile(k *koanf.Koanf, path string, known map[string]any) error {
 			// go-yaml names the line before the tab's.
 			return fmt.Errorf("config: %s line %d: a tab in the indentation; YAML indents with spaces", path, line)
 		}
-		return fmt.Errorf("config: %s is not valid YAML: %w", path, err)
+		return fmt.Errorf("config: %s is not valid YAML: %s", path, yamlErrorText(err))
 	}
 	for _, key := range fk.Keys() {
 		if _, ok := known[key]; !ok && !underOpenMap(key) {
@@ -638,7 +640,7 @@ func SetInFile(path string, values map[string]any) error {
 	}
 	var doc yamlv3.Node
 	if err := yamlv3.Unmarshal(data, &doc); err != nil {
-		return fmt.Errorf("config: %s is not valid YAML: %w", path, err)
+		return fmt.Errorf("config: %s is not valid YAML: %s", path, yamlErrorText(err))
 	}
 	if len(doc.Content) == 0 {
 		doc = yamlv3.Node{Kind: yamlv3.DocumentNode, Content: []*yamlv3.Node{{Kind: yamlv3.MappingNode}}}
@@ -697,6 +699,28 @@ func setNode(m *yamlv3.Node, keys []string, value *yamlv3.Node) {
 	child := &yamlv3.Node{Kind: yamlv3.MappingNode}
 	m.Content = append(m.Content, key, child)
 	setNode(child, keys[1:], value)
+}
+
+// yamlParserProblems are the errors go-yaml's parser (not its scanner)
+// reports. It numbers their lines from 0, the scanner's from 1
+// (go.yaml.in/yaml/v3 decode.go, parser.fail), so those read one line
+// early, and on the first line carry no number at all.
+var yamlParserProblems = []string{
+	"did not find expected node content", "did not find expected '-' indicator", "did not find expected key",
+	"did not find expected ',' or ']'", "did not find expected ',' or '}'", "found undefined tag handle",
+	"did not find expected <document start>",
+}
+
+var yamlLineRE = regexp.MustCompile(`^yaml: (?:line (\d+): )?(.*)$`)
+
+// yamlErrorText is a go-yaml error with its line counted from 1.
+func yamlErrorText(err error) string {
+	m := yamlLineRE.FindStringSubmatch(err.Error())
+	if m == nil || !slices.Contains(yamlParserProblems, m[2]) {
+		return err.Error()
+	}
+	line, _ := strconv.Atoi(m[1]) // 0 when go-yaml gave no number: its first line
+	return fmt.Sprintf("yaml: line %d: %s", line+1, m[2])
 }
 
 // tabIndentedLine is the number of the first line indented with a tab, or 0.

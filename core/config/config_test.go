@@ -200,6 +200,22 @@ func TestTabIndentNamesItsLine(t *testing.T) {
 	}
 }
 
+// A YAML error names the line it is on, the way an editor counts: the
+// parser's errors, which go-yaml counts from 0, and the scanner's alike.
+func TestYAMLErrorsNameTheirLine(t *testing.T) {
+	for _, c := range []struct{ doc, want string }{
+		{"log:\n  level: info\n  format: [text\ndht:\n  mode: server\n", "line 3: did not find expected ',' or ']'"},
+		{"dht:\n  mode: server\nlog: {level: info\n", "line 3: did not find expected ',' or '}'"},
+		{"log:\n  level: info\nmetrics:\n listen: x\n   foo: 1\n", "line 5: mapping values are not allowed"},
+		{"log:\n  level: \"info\n", "line 2: found unexpected end of stream"},
+	} {
+		_, err := Load(Sources{RepoFile: writeFile(t, c.doc)})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: %v, want %q", c.doc, err, c.want)
+		}
+	}
+}
+
 // SetInFile changes the keys it is given and keeps the rest of the file,
 // comments and two-space indentation included.
 func TestSetInFileKeepsTheRest(t *testing.T) {
