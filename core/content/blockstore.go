@@ -315,8 +315,8 @@ func (b *Blockstore) AllKeys(ctx context.Context) ([]cid.Cid, error) {
 }
 
 // Usage counts the blocks in the store and their bytes.
-func (b *Blockstore) Usage() (blocks int, bytes int64, err error) {
-	err = b.scan(context.Background(), func(_ cid.Cid, e fs.DirEntry) error {
+func (b *Blockstore) Usage(ctx context.Context) (blocks int, bytes int64, err error) {
+	err = b.scan(ctx, func(_ cid.Cid, e fs.DirEntry) error {
 		info, err := e.Info()
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil // deleted since the directory was read

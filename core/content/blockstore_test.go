@@ -47,7 +47,7 @@ func TestBlockstoreBasics(t *testing.T) {
 	if err != nil || len(keys) != 2 {
 		t.Fatalf("AllKeys = %v, %v", keys, err)
 	}
-	if n, size, err := bs.Usage(); err != nil || n != 2 || size != 5000 {
+	if n, size, err := bs.Usage(t.Context()); err != nil || n != 2 || size != 5000 {
 		t.Fatalf("Usage = %d, %d, %v", n, size, err)
 	}
 	if err := bs.Delete(c); err != nil {
@@ -100,7 +100,7 @@ func TestBlockstoreRefusesBadBlocks(t *testing.T) {
 			t.Errorf("%s: stored", name)
 		}
 	}
-	if n, _, _ := bs.Usage(); n != 0 {
+	if n, _, _ := bs.Usage(t.Context()); n != 0 {
 		t.Fatalf("%d blocks stored", n)
 	}
 	if list, _ := os.ReadDir(filepath.Join(bs.dir, tmpDirName)); len(list) != 0 {
@@ -191,7 +191,7 @@ func TestBlockstoreConcurrentPut(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if n, _, err := bs.Usage(); err != nil || n != 40 {
+	if n, _, err := bs.Usage(t.Context()); err != nil || n != 40 {
 		t.Fatalf("Usage = %d, %v; want 40", n, err)
 	}
 }

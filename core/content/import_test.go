@@ -57,7 +57,7 @@ func TestImportExportRoundTrip(t *testing.T) {
 	if res.NewBlocks != res.Blocks {
 		t.Errorf("first import: NewBlocks %d != Blocks %d", res.NewBlocks, res.Blocks)
 	}
-	if n, _, _ := bs.Usage(); n != res.Blocks {
+	if n, _, _ := bs.Usage(t.Context()); n != res.Blocks {
 		t.Errorf("store holds %d blocks, import reports %d", n, res.Blocks)
 	}
 	kind, size, err := Stat(res.Root, bs)

@@ -96,23 +96,24 @@ type Daemon struct {
 	Owners *naming.Owners // who owns each name, as this node knows it
 	// names is Names for the DHT's put hook, which runs from before
 	// Names exists (storePolicy).
-	names      atomic.Pointer[naming.Service]
-	Hosting    *hosting.Service
-	Roles      Roles // nil when the node runs no roles
-	Policy     *policy.Policy
-	Log        *slog.Logger
-	api        *api.Server
-	registerer prometheus.Registerer
-	metrics    *http.Server
-	metricsURL string               // where metrics are served; empty when off
-	registry   *prometheus.Registry // the node's metrics, served or not; nil when neither metrics nor the dashboard are on
-	dashboard  *dashboard.Server    // nil when off
-	copiesSeen copiesSeen
-	opts       Options // what it started with: the config's sources, read again by a reload
-	logLevel   slog.LevelVar
-	reloadMu   sync.Mutex     // one config reload at a time
-	applied    *config.Config // the config as applied: at start, then what reloads applied
-	started    time.Time
+	names       atomic.Pointer[naming.Service]
+	Hosting     *hosting.Service
+	Roles       Roles // nil when the node runs no roles
+	Policy      *policy.Policy
+	Log         *slog.Logger
+	api         *api.Server
+	registerer  prometheus.Registerer
+	metrics     *http.Server
+	metricsURL  string               // where metrics are served; empty when off
+	registry    *prometheus.Registry // the node's metrics, served or not; nil when neither metrics nor the dashboard are on
+	dashboard   *dashboard.Server    // nil when off
+	copiesSeen  copiesSeen
+	contentSeen contentSeen
+	opts        Options // what it started with: the config's sources, read again by a reload
+	logLevel    slog.LevelVar
+	reloadMu    sync.Mutex     // one config reload at a time
+	applied     *config.Config // the config as applied: at start, then what reloads applied
+	started     time.Time
 }
 
 // LoadConfig merges the config sources for a repo without opening it.
@@ -192,15 +193,18 @@ func Start(opts Options) (_ *Daemon, err error) {
 	if err := d.startNames(reg); err != nil {
 		return nil, err
 	}
+	// The dashboard before the roles: a role must not hold its port. It
+	// shows no data before the control API, started after the roles,
+	// hands out a code.
+	if err := d.startDashboard(d.registry); err != nil {
+		return nil, err
+	}
 	if opts.StartRoles != nil {
 		if d.Roles, err = opts.StartRoles(d); err != nil {
 			return nil, err
 		}
 	}
 	if err := d.startAPI(opts.Network); err != nil {
-		return nil, err
-	}
-	if err := d.startDashboard(d.registry); err != nil {
 		return nil, err
 	}
 	go d.bootstrap()
@@ -399,6 +403,7 @@ func (d *Daemon) shutdown() error {
 	if d.dashboard != nil {
 		errs = append(errs, d.dashboard.Close(ctx))
 	}
+	d.copiesSeen.close()
 	if d.api != nil {
 		errs = append(errs, d.api.Shutdown(ctx))
 	}

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -79,12 +80,13 @@ func (d *Daemon) dashboardState(ctx context.Context) (api.Dashboard, error) {
 	if d.Roles != nil {
 		state.Roles = d.Roles.Statuses()
 		if roleRunning(state.Roles, "mirror") {
-			if out, err := d.Roles.Command(ctx, "mirror", "ls", nil); err == nil {
+			// The role's answer goes into the page's JSON: only if it is JSON.
+			if out, err := d.Roles.Command(ctx, "mirror", "ls", nil); err == nil && json.Valid(out) {
 				state.Mirror = out
 			}
 		}
 	}
-	state.Content, err = d.contentStats(ctx)
+	state.Content, err = d.contentSeen.get(ctx, d.contentStats)
 	return state, err
 }
 
@@ -110,7 +112,7 @@ func (d *Daemon) ownedNameOf(o naming.OwnedName) api.OwnedName {
 }
 
 func (d *Daemon) contentStats(ctx context.Context) (api.ContentStats, error) {
-	blocks, size, err := d.Hosting.Blocks.Usage()
+	blocks, size, err := d.Hosting.Blocks.Usage(ctx)
 	if err != nil {
 		return api.ContentStats{}, fmt.Errorf("block store usage: %w", err)
 	}
@@ -134,12 +136,28 @@ func refusalOf(r policy.Refusal) api.Refusal {
 }
 
 // copiesSeen keeps the last answer of naming's Copies for each owned
-// name, refreshed in the background.
+// name, refreshed in the background until close.
 type copiesSeen struct {
 	mu      sync.Mutex
 	byName  map[string][]string
 	running map[string]bool
 	checked map[string]time.Time
+	closed  bool
+	life    context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+// close ends the lookups under way and waits for them: they use the DHT,
+// which closes after.
+func (c *copiesSeen) close() {
+	c.mu.Lock()
+	c.closed = true
+	if c.cancel != nil {
+		c.cancel()
+	}
+	c.mu.Unlock()
+	c.wg.Wait()
 }
 
 // copiesEvery is how often the dashboard asks the DHT for a name's copies.
@@ -155,21 +173,48 @@ func (c *copiesSeen) refresh(names *naming.Service, name string, seq uint64) {
 	c.mu.Lock()
 	if c.byName == nil {
 		c.byName, c.running, c.checked = map[string][]string{}, map[string]bool{}, map[string]time.Time{}
+		c.life, c.cancel = context.WithCancel(context.Background())
 	}
-	if c.running[name] || time.Since(c.checked[name]) < copiesEvery {
+	if c.closed || c.running[name] || time.Since(c.checked[name]) < copiesEvery {
 		c.mu.Unlock()
 		return
 	}
 	c.running[name] = true
+	c.wg.Add(1)
 	c.mu.Unlock()
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer c.wg.Done()
+		ctx, cancel := context.WithTimeout(c.life, 10*time.Second)
 		defer cancel()
 		copies := names.Copies(ctx, name, seq)
 		c.mu.Lock()
 		c.byName[name], c.running[name], c.checked[name] = copies, false, time.Now()
 		c.mu.Unlock()
 	}()
+}
+
+// contentSeen keeps the block store's usage and the pins for
+// contentEvery: counting walks every block file.
+type contentSeen struct {
+	mu    sync.Mutex
+	stats api.ContentStats
+	at    time.Time
+}
+
+const contentEvery = 15 * time.Second
+
+func (c *contentSeen) get(ctx context.Context, read func(context.Context) (api.ContentStats, error)) (api.ContentStats, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.at.IsZero() && time.Since(c.at) < contentEvery {
+		return c.stats, nil
+	}
+	stats, err := read(ctx)
+	if err != nil {
+		return api.ContentStats{}, err
+	}
+	c.stats, c.at = stats, time.Now()
+	return stats, nil
 }
 
 // newSampler reads the charted numbers from the node's own metrics, so the

@@ -26,7 +26,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"mime"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -79,7 +78,16 @@ type Server struct {
 	mu       sync.Mutex
 	codes    map[string]time.Time // one-time code → expiry
 	sessions map[string]time.Time // session → expiry
+
+	// One snapshot at a time, reused for stateReuse: every open tab polls,
+	// and a snapshot walks the block store and the pins.
+	stateMu sync.Mutex
+	state   any
+	stateAt time.Time
 }
+
+// stateReuse is how long a snapshot answers the tabs that ask.
+const stateReuse = time.Second
 
 // Start listens and serves until Close.
 func Start(opts Options) (*Server, error) {
@@ -110,7 +118,7 @@ func Start(opts Options) (*Server, error) {
 	s.done.Add(2)
 	go func() {
 		defer s.done.Done()
-		if err := s.srv.Serve(&sameUserListener{Listener: ln, log: opts.Log}); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.srv.Serve(&sameUserListener{Listener: ln, refusals: &refusalLog{log: opts.Log}}); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			opts.Log.Error("dashboard stopped", "err", err)
 		}
 	}()
@@ -171,7 +179,7 @@ func (s *Server) routes(addr string) http.Handler {
 	mux.Handle("GET /", http.FileServerFS(static))
 	mux.HandleFunc("POST /api/login", s.handleLogin)
 	mux.HandleFunc("GET /api/state", s.requireSession(s.handleState))
-	return checkHost(addr, secureHeaders(mux))
+	return secureHeaders(checkHost(addr, mux))
 }
 
 // loginRequest is what the page sends with the code from its URL.
@@ -231,9 +239,7 @@ type stateAnswer struct {
 }
 
 func (s *Server) handleState(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
-	defer cancel()
-	state, err := s.opts.State(ctx)
+	state, err := s.snapshot(r.Context())
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
@@ -242,15 +248,31 @@ func (s *Server) handleState(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, stateAnswer{State: state, Series: series, Times: times, Interval: s.opts.Interval.Seconds()})
 }
 
+// snapshot is the node now, or the last snapshot if it is fresh.
+func (s *Server) snapshot(ctx context.Context) (any, error) {
+	s.stateMu.Lock()
+	defer s.stateMu.Unlock()
+	if s.state != nil && time.Since(s.stateAt) < stateReuse {
+		return s.state, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	state, err := s.opts.State(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.state, s.stateAt = state, time.Now()
+	return state, nil
+}
+
 // checkHost refuses a request whose Host is not the dashboard's own
-// address (by IP or as localhost): a page that points its own name at
-// 127.0.0.1 (DNS rebinding) gets nothing.
+// address: a page that points its own name at 127.0.0.1 (DNS rebinding)
+// gets nothing. Not even localhost:PORT, which a browser may try on ::1
+// first, where another user of the machine can listen on the same port.
 func checkHost(addr string, next http.Handler) http.Handler {
-	_, port, _ := net.SplitHostPort(addr)
-	allowed := map[string]bool{addr: true, "localhost:" + port: true}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !allowed[strings.ToLower(r.Host)] {
-			writeError(w, http.StatusForbidden, "the dashboard answers only at "+addr+" or localhost:"+port)
+		if !strings.EqualFold(r.Host, addr) {
+			writeError(w, http.StatusForbidden, "the dashboard answers only at http://"+addr+"/")
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -274,9 +296,16 @@ func secureHeaders(next http.Handler) http.Handler {
 	})
 }
 
+// writeJSON encodes v whole before it answers, so a value that does not
+// encode is a 500 with a reason, not a 200 with half a body.
 func writeJSON(w http.ResponseWriter, v any) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "encode the answer: "+err.Error())
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(v)
+	w.Write(append(data, '\n'))
 }
 
 func writeError(w http.ResponseWriter, status int, msg string) {

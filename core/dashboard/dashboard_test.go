@@ -108,13 +108,14 @@ func TestForeignHostIsRefused(t *testing.T) {
 	url, _ := s.NewCode()
 	_, session := login(t, s, url[strings.Index(url, "#code=")+len("#code="):])
 	_, port, _ := net.SplitHostPort(addr)
-	for _, host := range []string{"evil.example:" + port, "evil.example", "127.0.0.1.evil.example:" + port, ""} {
+	for _, host := range []string{"evil.example:" + port, "evil.example", "127.0.0.1.evil.example:" + port, "",
+		"localhost:" + port, "127.0.0.1", "[::1]:" + port} {
 		if status, body := state(t, s, host, session); status != http.StatusForbidden || strings.Contains(body, "12D3KooWtest") {
 			t.Errorf("Host %q: %d %s, want 403", host, status, body)
 		}
 	}
-	if status, _ := state(t, s, "localhost:"+port, session); status != http.StatusOK {
-		t.Errorf("Host localhost:%s: %d, want 200", port, status)
+	if status, _ := state(t, s, strings.ToUpper(addr), session); status != http.StatusOK {
+		t.Errorf("Host %s: %d, want 200", addr, status)
 	}
 }
 
@@ -184,7 +185,11 @@ func TestPeerUIDOfALoopbackConnection(t *testing.T) {
 		if err != nil || uid != uint32(os.Getuid()) {
 			t.Errorf("%s: uid %d, %v; want %d", network, uid, err, os.Getuid())
 		}
+		// A client gone (its socket closing, then closed) has no owner.
 		client.Close()
+		if uid, err := loopbackPeerUID(server); err == nil {
+			t.Errorf("%s: a closed client's socket counted as uid %d", network, uid)
+		}
 		server.Close()
 		ln.Close()
 	}

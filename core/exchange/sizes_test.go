@@ -66,7 +66,7 @@ func TestFetchChecksSizesAsBlocksArrive(t *testing.T) {
 	if !errors.As(err, &tooLarge) || tooLarge.Declared != 1<<40 {
 		t.Fatalf("bomb: %v", err)
 	}
-	if n, bytes, _ := bs.Usage(); n != 0 {
+	if n, bytes, _ := bs.Usage(t.Context()); n != 0 {
 		t.Fatalf("the bomb's root was refused, yet %d blocks (%d bytes) were stored", n, bytes)
 	}
 

@@ -543,7 +543,7 @@ func (s *Service) trimCache(ctx context.Context) {
 	if s.cacheMB <= 0 {
 		return
 	}
-	_, used, err := s.Blocks.Usage()
+	_, used, err := s.Blocks.Usage(ctx)
 	if err != nil || used <= int64(s.cacheMB)<<20 {
 		return
 	}

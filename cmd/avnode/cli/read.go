@@ -82,11 +82,13 @@ policy refusals, and live charts.
 
 The dashboard listens on dashboard.listen, a loopback address (default
 127.0.0.1:5180; the next free port when another node holds it). It answers
-only this machine's user running the node, only at that address, and shows
-data only to a page opened with a code: a code works once, within 5 minutes,
-and keeps its tab signed in. Run the command again for another tab.`,
-		Example: `  avnode dashboard
-  xdg-open "$(avnode dashboard --json | jq -r .url)"`,
+only this machine's user running the node, only at that address (not at
+localhost:PORT), and shows data only to a page opened with a code: a code
+works once, within 5 minutes, and keeps its tab signed in. Run the command
+again for another tab. Keep the code off other users' sight: a command line
+(xdg-open URL) is readable by every user of the machine in /proc.`,
+		Example: `  avnode dashboard                 # then open the address it prints
+  avnode dashboard --json          # {"url": …, "expires": …}`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var login api.DashboardLogin
