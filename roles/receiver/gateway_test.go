@@ -805,6 +805,12 @@ func TestOriginLabels(t *testing.T) {
 			t.Errorf("nameOfLabel(%s) = %q, a valid name", label, name)
 		}
 	}
+	// On port 80 (a browser's own, for http://einstein.avtr/) the origin has no port.
+	for addr, want := range map[string]string{"127.0.0.1:80": "http://einstein-avtr.localhost/a?q", "127.0.0.1:8080": "http://einstein-avtr.localhost:8080/a?q"} {
+		if got := (&gateway{addr: addr}).originURL("einstein-avtr", "/a", "q"); got != want {
+			t.Errorf("gateway on %s: origin URL %s, want %s", addr, got, want)
+		}
+	}
 	long := strings.Repeat("a", 60) + ".avtr"
 	if _, err := originLabel(long); err == nil || !strings.Contains(err.Error(), "avnode get") {
 		t.Errorf("a name too long for one label: %v", err)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/avnode/avnode/sdk"
@@ -129,6 +130,11 @@ func parseConfig(raw json.RawMessage) (settings, sdk.Diagnostics) {
 	return set, diags
 }
 
+// lowPort says why a port below 1024 was refused, and what to do.
+const lowPort = "a port below 1024 needs CAP_NET_BIND_SERVICE in the role's process: a node run as root has its plugins' capabilities dropped, " +
+	"and a node run by systemd needs AmbientCapabilities=CAP_NET_BIND_SERVICE (configs/systemd/README.md); " +
+	"or let every program bind them (sysctl net.ipv4.ip_unprivileged_port_start=80), or choose a port above 1023"
+
 // gatewayTries is how many ports after the default one the gateway tries.
 const gatewayTries = 16
 
@@ -159,8 +165,11 @@ func (r *receiver) Start(ctx context.Context, raw json.RawMessage, host sdk.Host
 	}
 	ln, moved, err := sdk.ListenOrNext(listen, next)
 	if err != nil {
-		return sdk.Diagnostics{sdk.Errorf("gateway: listen on %s: %v", listen, err).
-			WithDetail("another program (or another avnode) holds the port; set gateway.listen to a free one, or 127.0.0.1:0 for any")}
+		detail := "another program (or another avnode) holds the port; set gateway.listen to a free one, or 127.0.0.1:0 for any"
+		if errors.Is(err, syscall.EACCES) {
+			detail = lowPort
+		}
+		return sdk.Diagnostics{sdk.Errorf("gateway: listen on %s: %v", listen, err).WithDetail("%s", detail)}
 	}
 	if moved {
 		host.Logger().Warn("the default gateway port is taken (another node on this machine?); the gateway listens on the next free one; set gateway.listen to choose",
@@ -173,8 +182,11 @@ func (r *receiver) Start(ctx context.Context, raw json.RawMessage, host sdk.Host
 		// fails the start, and points nowhere meanwhile.
 		if r.dns, err = startResponder(set.dnsListen, set.topics, gwAddr); err != nil {
 			ln.Close()
-			return sdk.Diagnostics{sdk.Errorf("dns_listen: listen on %s: %v", set.dnsListen, err).WithAttribute("dns_listen").
-				WithDetail("another program holds the port (a port below 1024 also needs CAP_NET_BIND_SERVICE); set dns_listen to a free one, like 127.0.0.1:5335")}
+			detail := "another program holds the port (a system resolver on port 53?); set dns_listen to a free one, like 127.0.0.1:5335"
+			if errors.Is(err, syscall.EACCES) {
+				detail = lowPort
+			}
+			return sdk.Diagnostics{sdk.Errorf("dns_listen: listen on %s: %v", set.dnsListen, err).WithAttribute("dns_listen").WithDetail("%s", detail)}
 		}
 	}
 	var base context.Context
@@ -197,9 +209,17 @@ func (r *receiver) Start(ctx context.Context, raw json.RawMessage, host sdk.Host
 		"max_concurrent_fetches", set.maxFetches, "zone_ttl", zoneTTL.String(), "announce_browsed", set.announce)
 	if r.dns != nil {
 		host.Logger().Info("DNS responder answering names under the proxy topics with the gateway's address",
-			"dns", r.dns.addr, "udp", true, "tcp", true, "topics", fmt.Sprint(set.topics), "a", fmt.Sprint(r.dns.a), "aaaa", fmt.Sprint(r.dns.aaaa))
+			"dns", r.dns.addr, "udp", true, "tcp", true, "topics", fmt.Sprint(set.topics), "a", ipOrNone(r.dns.a), "aaaa", ipOrNone(r.dns.aaaa))
 	}
 	return diags // warnings only
+}
+
+// ipOrNone is an answer of the DNS responder, for the log.
+func ipOrNone(ip net.IP) string {
+	if ip == nil {
+		return "none (NODATA)"
+	}
+	return ip.String()
 }
 
 // reachable is the address a browser on this machine uses for a listener:
