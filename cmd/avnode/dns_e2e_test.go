@@ -217,6 +217,7 @@ func dnsNetns(t *testing.T, lowPorts bool) string {
 		if err := os.RemoveAll(etc); err != nil {
 			t.Errorf("remove %s: %v", etc, err)
 		}
+		os.Remove(filepath.Dir(etc)) // /etc/netns, if nothing else uses it
 	})
 	if out, err := natCmd("ip", "-n", ns, "link", "set", "lo", "up"); err != nil {
 		t.Fatalf("lo up in %s: %v: %s", ns, err, out)

@@ -113,7 +113,7 @@ func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// A name that is no avnode name and not this machine's: a page of
 		// another site whose name now resolves here (DNS rebinding), or a
 		// Host the gateway does not know. It reads nothing of the gateway.
-		g.fail(w, http.StatusForbidden, "%s is not an avnode name nor this gateway's address: the avnode gateway serves names under %s, "+
+		g.fail(w, http.StatusForbidden, "%s is neither an avnode name nor this gateway's address: the avnode gateway serves names under %s, "+
 			"and its own pages at http://%s/ (an IP address or localhost).", r.Host, g.topicList(), reachableHost(g.addr))
 	default:
 		g.fail(w, http.StatusForbidden, "%s is not an avnode name: the avnode gateway serves only names under %s and never forwards requests to other hosts.\n"+

@@ -492,7 +492,7 @@ func TestRebindingHostsRefused(t *testing.T) {
 	for _, host := range []string{"evil.example", "evil.example:" + port, "attacker.example.com.", "127.0.0.1.nip.io:" + port, "avtr", "localhost.evil.example"} {
 		for _, p := range []string{"/", "/proxy.pac", "/name/site.avtr/", "/cid/" + "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi/"} {
 			resp, body := getPath(t, srv, p, "Host", host, "User-Agent", firefox)
-			if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "not an avnode name") {
+			if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "neither an avnode name nor this gateway's address") {
 				t.Errorf("Host %s, %s: %d %q, want 403", host, p, resp.StatusCode, body)
 			}
 		}
