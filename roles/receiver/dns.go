@@ -117,7 +117,11 @@ func startResponder(addr string, topics []string, gw *net.TCPAddr) (*responder, 
 		select {
 		case <-started:
 		case err := <-errs:
-			r.stop(context.Background())
+			// The other server may not have started: closing the sockets
+			// ends it either way.
+			pc.Close()
+			ln.Close()
+			r.served.Wait()
 			return nil, err
 		}
 	}
