@@ -100,8 +100,9 @@ test: build cross vet test-deps
 	$(MAKE) fuzz
 
 # The NAT traversal test (cmd/avnode) builds network namespaces with iproute2
-# and iptables routers, and the gateway test drives a headless Chromium:
-# install them from Debian's packages when missing.
+# and iptables routers, the gateway test drives a headless Chromium, and the
+# DNS responder's test asks it with dig and curl: install them from Debian's
+# packages when missing.
 test-deps:
 	@if ! command -v iptables >/dev/null || ! command -v ip >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -117,6 +118,14 @@ test-deps:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
 	  else \
 	    echo "note: the gateway's browser test needs chromium; without it the test skips (and fails when CI is set)"; \
+	  fi; \
+	fi
+	@if ! command -v dig >/dev/null || ! command -v curl >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing dig (bind9-dnsutils) and curl for the DNS responder's test"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends bind9-dnsutils curl >/dev/null; \
+	  else \
+	    echo "note: the DNS responder's test needs dig (bind9-dnsutils) and curl; without them it skips (and fails when CI is set)"; \
 	  fi; \
 	fi
 

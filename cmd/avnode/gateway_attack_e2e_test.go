@@ -161,7 +161,7 @@ func rolePID(t *testing.T, d *proc, role string) int {
 
 // The page of evil.avtr, another name, tries, in Chromium, to read einstein.avtr's localStorage
 // and cookies and to plant a cookie it would receive: in the path form,
-// the dotted subdomain form and the proxy form.
+// the dotted subdomain form, the proxy form and by name.
 func (e *gatewayUnderAttack) origins(t *testing.T) {
 	exe := chromiumPath(t)
 	e.publishPage(t, "evil.avtr", "<!DOCTYPE html><title>evil</title><h1 id=evil>evil</h1>\n")
@@ -177,16 +177,18 @@ func (e *gatewayUnderAttack) origins(t *testing.T) {
 	})()`
 	for _, form := range []struct {
 		name, victim, attacker string
-		pac                    bool
+		flag, value            string // a browser flag the form needs
 	}{
-		{"path", e.gw + "/name/einstein.avtr/", e.gw + "/name/evil.avtr/", false},
-		{"subdomain", "http://einstein.avtr.localhost:" + e.port + "/", "http://evil.avtr.localhost:" + e.port + "/", false},
-		{"proxy", "http://einstein.avtr/", "http://evil.avtr/", true},
+		{"path", e.gw + "/name/einstein.avtr/", e.gw + "/name/evil.avtr/", "", ""},
+		{"subdomain", "http://einstein.avtr.localhost:" + e.port + "/", "http://evil.avtr.localhost:" + e.port + "/", "", ""},
+		{"proxy", "http://einstein.avtr/", "http://evil.avtr/", "proxy-pac-url", e.gw + "/proxy.pac"},
+		// As the receiver's DNS responder resolves names (here Chromium's own rule).
+		{"name", "http://einstein.avtr:" + e.port + "/", "http://evil.avtr:" + e.port + "/", "host-resolver-rules", "MAP *.avtr 127.0.0.1"},
 	} {
 		t.Run(form.name, func(t *testing.T) {
 			var opts []chromedp.ExecAllocatorOption
-			if form.pac {
-				opts = append(opts, chromedp.Flag("proxy-pac-url", e.gw+"/proxy.pac"))
+			if form.flag != "" {
+				opts = append(opts, chromedp.Flag(form.flag, form.value))
 			}
 			browser := newBrowser(t, exe, opts...) // a fresh profile
 			ctx, cancel := context.WithTimeout(browser, 60*time.Second)
@@ -217,7 +219,8 @@ func (e *gatewayUnderAttack) origins(t *testing.T) {
 
 // Another web site's page (a plain server on another port) points an
 // <img>, a frame, a stylesheet and a fetch() at a name nobody browsed yet,
-// then sends the tab there by script: the gateway asks the node for
+// in every form (by name too, as the DNS responder resolves it), then
+// sends the tab there by script: the gateway asks the node for
 // nothing. Then the user opens the name, and the node's provider records,
 // read from the other nodes by a bare libp2p host, do not list it for the
 // name's content, while they do list it for content it got with `avnode get`.
@@ -230,6 +233,10 @@ func (e *gatewayUnderAttack) crossSiteAndPrivacy(t *testing.T) {
 		"http://hidden-avtr.localhost:" + e.port + "/index.html",
 		"http://hidden.avtr.localhost:" + e.port + "/",
 		e.gw + "/cid/" + hidden.Root + "/index.html",
+		// By name, as the receiver's DNS responder makes it resolve
+		// (the browser's resolver rule below): a browser has no
+		// Sec-Fetch-* there, so it is sent to the name's origin first.
+		"http://hidden.avtr:" + e.port + "/index.html",
 	}
 	var page strings.Builder
 	page.WriteString("<!DOCTYPE html><html><body>\n")
@@ -251,7 +258,7 @@ func (e *gatewayUnderAttack) crossSiteAndPrivacy(t *testing.T) {
 	defer attacker.Close()
 
 	fetchesBefore, refusedBefore := gatewayCounts(t, e.receiver)
-	browser := newBrowser(t, exe)
+	browser := newBrowser(t, exe, chromedp.Flag("host-resolver-rules", "MAP *.avtr 127.0.0.1"))
 	ctx, cancel := context.WithTimeout(browser, 60*time.Second)
 	defer cancel()
 	var settled bool

@@ -205,7 +205,8 @@ func TestGatewayAcrossProcesses(t *testing.T) {
 			t.Errorf("PAC: %d %q\n%s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
 		}
 
-		// As a proxy: names are served; other hosts are refused, never contacted.
+		// As a proxy: names are served (a browser at the name's origin);
+		// other hosts are refused, never contacted.
 		var contacted atomic.Int64
 		bait := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 		bait.Config.ConnState = func(net.Conn, http.ConnState) { contacted.Add(1) }
@@ -213,9 +214,13 @@ func TestGatewayAcrossProcesses(t *testing.T) {
 		defer bait.Close()
 		proxyURL, _ := url.Parse(gw)
 		proxied := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxyURL)}}
-		resp, _ = httpDo(t, proxied, "GET", "http://einstein.avtr/page2.html")
+		resp, _ = httpDo(t, proxied, "GET", "http://einstein.avtr/page2.html", "User-Agent", browserUA)
 		if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != site+"/page2.html" {
-			t.Errorf("proxy form: %d %q, want a redirect to the name's origin", resp.StatusCode, resp.Header.Get("Location"))
+			t.Errorf("proxy form, a browser: %d %q, want a redirect to the name's origin", resp.StatusCode, resp.Header.Get("Location"))
+		}
+		resp, body = httpDo(t, proxied, "GET", "http://einstein.avtr/page2.html")
+		if resp.StatusCode != 200 || !strings.Contains(body, "Special relativity") {
+			t.Errorf("proxy form, a program: %d %q, want the page", resp.StatusCode, body)
 		}
 		resp, body = httpDo(t, proxied, "GET", site+"/page2.html")
 		if resp.StatusCode != 200 || !strings.Contains(body, "Special relativity") {
@@ -259,6 +264,10 @@ func TestGatewayAcrossProcesses(t *testing.T) {
 		// Through the PAC file, as a browser set to use it: only .avtr goes to the gateway.
 		proxied := newBrowser(t, exe, chromedp.Flag("proxy-pac-url", gw+"/proxy.pac"))
 		checkSiteInBrowser(t, proxied, "http://einstein.avtr/", site+"/page2.html")
+		// By name, as when the receiver's DNS responder answers .avtr with
+		// the gateway's address (here Chromium's own resolver rule does).
+		byName := newBrowser(t, exe, chromedp.Flag("host-resolver-rules", "MAP *.avtr 127.0.0.1"))
+		checkSiteInBrowser(t, byName, "http://einstein.avtr:"+port+"/", site+"/page2.html")
 	})
 
 	attacks := &gatewayUnderAttack{nodes: nodes, publisher: publisher, receiver: receiver, gw: gw, gwHost: gwHost, port: port, bigSize: bigSize}
@@ -281,6 +290,10 @@ func TestGatewayAcrossProcesses(t *testing.T) {
 		t.Logf("502 in %s: %s", time.Since(start).Round(time.Millisecond), body)
 	})
 }
+
+// browserUA is a browser's User-Agent: the gateway sends a browser asking
+// for http://NAME/ to the name's origin, and serves other programs there.
+const browserUA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/139.0.0.0 Safari/537.36"
 
 // originClient reaches the gateway whatever the host: browsers resolve
 // NAME.localhost to this machine by themselves, Go's resolver may not.

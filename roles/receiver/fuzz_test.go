@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"testing"
 	"time"
+
+	"github.com/miekg/dns"
 
 	"github.com/avnode/avnode/sdk/sdktest"
 )
@@ -51,6 +54,41 @@ func FuzzGatewayRequest(f *testing.F) {
 			r2, f2, n2 := calls(fh)
 			if len(r2) != len(resolves) || len(f2) != len(fetches) || n2 != reads {
 				t.Fatalf("%s %s (Host %q) was refused with %d but reached the node", method, target, host, rec.Code)
+			}
+		}
+	})
+}
+
+// FuzzDNSQuery answers whatever bytes parse as a DNS message: it never
+// panics, the reply packs, and a name outside the topics gets no answer.
+func FuzzDNSQuery(f *testing.F) {
+	for _, q := range []*dns.Msg{
+		new(dns.Msg).SetQuestion("einstein.avtr.", dns.TypeA),
+		new(dns.Msg).SetQuestion("EINSTEIN.AVTR.", dns.TypeAAAA),
+		new(dns.Msg).SetQuestion("avtr.", dns.TypeSOA),
+		new(dns.Msg).SetQuestion("google.com.", dns.TypeA),
+		new(dns.Msg).SetQuestion("einstein\\.avtr.", dns.TypeA),
+		new(dns.Msg).SetEdns0(4096, true),
+	} {
+		b, err := q.Pack()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	r := &responder{topics: []string{"avtr"}, a: net.IPv4(127, 0, 0, 1).To4()}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		q := new(dns.Msg)
+		if q.Unpack(data) != nil {
+			return
+		}
+		m := r.answer(q)
+		if _, err := m.Pack(); err != nil {
+			t.Fatalf("reply to %v does not pack: %v\n%v", q, err, m)
+		}
+		if len(q.Question) == 1 {
+			if _, ours := r.zoneOf(q.Question[0].Name); !ours && len(m.Answer) != 0 {
+				t.Fatalf("%s answered: %v", q.Question[0].Name, m)
 			}
 		}
 	})

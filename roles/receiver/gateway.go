@@ -97,14 +97,58 @@ func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case strings.HasSuffix(hostname, ".localhost"):
 		g.serveOrigin(w, r, strings.TrimSuffix(hostname, ".localhost"))
 	case g.underTopic(hostname):
-		g.toOrigin(w, r, hostname, r.URL.EscapedPath()) // the proxy form
-	case r.URL.Host == "" || g.isSelf(hostname, port): // not proxied, or proxied to the gateway itself
+		// The proxy form, or the name form (the DNS responder sent the
+		// client here). A browser goes to the name's own origin, where its
+		// Sec-Fetch-* headers tell whether the user or another site's page
+		// asked; at http://NAME/ it sends none. Another client is served
+		// the name here.
+		if fromBrowser(r) {
+			g.toOrigin(w, r, hostname, r.URL.EscapedPath())
+			return
+		}
+		g.serveName(w, r, hostname, r.URL.Path)
+	case g.isSelf(hostname, port) || (r.URL.Host == "" && isLocalHost(hostname)): // the gateway itself
 		g.servePage(w, r)
+	case r.URL.Host == "":
+		// A name that is no avnode name and not this machine's: a page of
+		// another site whose name now resolves here (DNS rebinding), or a
+		// Host the gateway does not know. It reads nothing of the gateway.
+		g.fail(w, http.StatusForbidden, "%s is neither an avnode name nor this gateway's address: the avnode gateway serves names under %s, "+
+			"and its own pages at http://%s/ (an IP address or localhost).", r.Host, g.topicList(), reachableHost(g.addr))
 	default:
 		g.fail(w, http.StatusForbidden, "%s is not an avnode name: the avnode gateway serves only names under %s and never forwards requests to other hosts.\n"+
 			"Set your browser's proxy with the PAC file at http://%s/proxy.pac: it sends only avnode names here and everything else direct.",
 			r.Host, g.topicList(), reachableHost(g.addr))
 	}
+}
+
+// isLocalHost reports whether a Host of a request sent straight to the
+// gateway names it without a domain name another site may own: an IP
+// address, localhost, or none (HTTP/1.0). A browser reaching the gateway
+// by another name is on that name's site, which DNS rebinding may have
+// pointed here.
+func isLocalHost(hostname string) bool {
+	hostname = strings.TrimSuffix(strings.TrimPrefix(hostname, "["), "]")
+	return hostname == "" || hostname == "localhost" || net.ParseIP(hostname) != nil
+}
+
+// fromBrowser reports whether a request may come from a web browser, or
+// from a page in one: a User-Agent with "Mozilla/" (every browser's has
+// it, and a page cannot send another without a CORS preflight, which the
+// gateway refuses), or any header only browsers add. Such a request for a
+// name is sent to the name's origin rather than served: there a page of
+// another site that asked can be told apart.
+func fromBrowser(r *http.Request) bool {
+	h := r.Header
+	if strings.Contains(h.Get("User-Agent"), "Mozilla/") {
+		return true
+	}
+	for _, k := range []string{"Sec-Fetch-Site", "Sec-Fetch-Mode", "Sec-Fetch-Dest", "Origin", "Referer", "Upgrade-Insecure-Requests"} {
+		if h.Get(k) != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // serveOrigin serves the origin of a name or a CID, LABEL.localhost (see

@@ -390,16 +390,18 @@ func TestSubdomainAndProxyForms(t *testing.T) {
 		}
 	}
 
-	// The proxy form redirects to the name's origin; the client follows.
+	// The proxy form sends a browser to the name's origin; it follows.
 	proxy, _ := url.Parse(srv.URL)
 	transport := srv.Client().Transport.(*http.Transport).Clone()
 	transport.Proxy = http.ProxyURL(proxy)
 	client := &http.Client{Transport: transport}
-	resp, body = request(t, client, http.MethodGet, "http://site.avtr/page2.html?q")
+	resp, body = request(t, client, http.MethodGet, "http://site.avtr/page2.html?q", "User-Agent", firefox)
 	if resp.StatusCode != 302 || resp.Header.Get("Location") != "http://site-avtr.localhost:"+port+"/page2.html?q" {
 		t.Errorf("proxy form: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	resp, err := client.Get("http://site.avtr/page2.html")
+	req, _ := http.NewRequest(http.MethodGet, "http://site.avtr/page2.html", nil)
+	req.Header.Set("User-Agent", firefox)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -408,10 +410,100 @@ func TestSubdomainAndProxyForms(t *testing.T) {
 	if resp.StatusCode != 200 || string(b) != s.files["/page2.html"] || resp.Request.URL.Host != "site-avtr.localhost:"+port {
 		t.Errorf("proxy form, followed: %d %q at %s", resp.StatusCode, b, resp.Request.URL)
 	}
+	// Another client (Go's, here) is served the name where it asked.
+	resp, body = request(t, client, http.MethodGet, "http://site.avtr/page2.html")
+	if resp.StatusCode != 200 || body != s.files["/page2.html"] {
+		t.Errorf("proxy form, not a browser: %d %q", resp.StatusCode, body)
+	}
 	// The gateway's own pages through the proxy.
 	resp, body = request(t, client, http.MethodGet, srv.URL+"/proxy.pac")
 	if resp.StatusCode != 200 || !strings.Contains(body, "FindProxyForURL") {
 		t.Errorf("the gateway itself through the proxy: %d %q", resp.StatusCode, body)
+	}
+}
+
+// firefox is a browser's User-Agent.
+const firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+
+// The name form: a request sent straight to the gateway for Host NAME.TOPIC,
+// as a program makes once the DNS responder answered NAME.TOPIC with the
+// gateway's address. A program is served the name there; a browser (or a
+// page in one) is sent to the name's own origin without a lookup, where
+// Sec-Fetch-* tell another site's requests apart.
+func TestNameForm(t *testing.T) {
+	f := sdktest.NewHost(t)
+	s := testSite(f, "site.avtr")
+	testSite(f, "blog.code")
+	_, srv := startGateway(t, f, nil)
+	_, port := splitHost(srv.Listener.Addr().String())
+	for _, host := range []string{"site.avtr", "site.avtr:" + port, "SITE.Avtr.", "site.avtr:80"} {
+		resp, body := getPath(t, srv, "/page2.html", "Host", host)
+		if resp.StatusCode != 200 || body != s.files["/page2.html"] {
+			t.Errorf("Host %s: %d %q", host, resp.StatusCode, body)
+		}
+	}
+	if resp, body := getPath(t, srv, "/", "Host", "site.avtr"); resp.StatusCode != 200 || body != s.files["/index.html"] ||
+		!strings.HasPrefix(resp.Header.Get("Cache-Control"), "public, max-age=") {
+		t.Errorf("Host site.avtr, /: %d %v %q", resp.StatusCode, resp.Header, body)
+	}
+
+	// A browser's request, or a page's: a redirect, and the node is asked nothing.
+	f2 := sdktest.NewHost(t)
+	testSite(f2, "site.avtr")
+	_, srv2 := startGateway(t, f2, nil)
+	_, port2 := splitHost(srv2.Listener.Addr().String())
+	for _, header := range [][]string{
+		{"User-Agent", firefox},
+		{"User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/139.0.0.0 Safari/537.36"},
+		{"Referer", "http://evil.example/"},
+		{"Origin", "http://evil.example"},
+		{"Upgrade-Insecure-Requests", "1"},
+		{"Sec-Fetch-Site", "cross-site"},
+	} {
+		resp, _ := getPath(t, srv2, "/page2.html?x", append([]string{"Host", "site.avtr"}, header...)...)
+		if resp.StatusCode != 302 || resp.Header.Get("Location") != "http://site-avtr.localhost:"+port2+"/page2.html?x" {
+			t.Errorf("%v: %d %q, want a redirect to the name's origin", header, resp.StatusCode, resp.Header.Get("Location"))
+		}
+	}
+	if resolves, fetched, reads := calls(f2); len(resolves)+len(fetched)+reads != 0 {
+		t.Errorf("browsers' requests for the name form asked the node: resolves %v fetches %v reads %d", resolves, fetched, reads)
+	}
+	// A page's fetch() with a User-Agent of its choosing needs a CORS
+	// preflight: refused, without a header that would allow it.
+	resp, _ := request(t, srv2.Client(), http.MethodOptions, srv2.URL+"/", "Host", "site.avtr",
+		"Origin", "http://evil.example", "Access-Control-Request-Method", "GET", "Access-Control-Request-Headers", "user-agent")
+	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("preflight: %d %v", resp.StatusCode, resp.Header)
+	}
+	// Only the configured topics: blog.code is not served in this form.
+	if resp, _ := getPath(t, srv, "/", "Host", "blog.code"); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("Host blog.code outside proxy_topics: %d, want 403", resp.StatusCode)
+	}
+}
+
+// A page of another site whose name its attacker pointed at 127.0.0.1 (DNS
+// rebinding) reaches the gateway with its own name as Host: refused, the
+// node asked nothing. The gateway's own address and localhost are served.
+func TestRebindingHostsRefused(t *testing.T) {
+	f := sdktest.NewHost(t)
+	testSite(f, "site.avtr")
+	_, srv := startGateway(t, f, nil)
+	_, port := splitHost(srv.Listener.Addr().String())
+	for _, host := range []string{"evil.example", "evil.example:" + port, "attacker.example.com.", "127.0.0.1.nip.io:" + port, "avtr", "localhost.evil.example"} {
+		for _, p := range []string{"/", "/proxy.pac", "/name/site.avtr/", "/cid/" + "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi/"} {
+			resp, body := getPath(t, srv, p, "Host", host, "User-Agent", firefox)
+			if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "neither an avnode name nor this gateway's address") {
+				t.Errorf("Host %s, %s: %d %q, want 403", host, p, resp.StatusCode, body)
+			}
+		}
+	}
+	if resolves, fetched, reads := calls(f); len(resolves)+len(fetched)+reads != 0 {
+		t.Errorf("refused hosts asked the node: resolves %v fetches %v reads %d", resolves, fetched, reads)
+	}
+	for _, host := range []string{"127.0.0.1:" + port, "localhost:" + port, "[::1]:" + port, "127.0.0.1:9999"} {
+		if resp, body := getPath(t, srv, "/", "Host", host); resp.StatusCode != 200 || !strings.Contains(body, "avnode gateway") {
+			t.Errorf("Host %q: %d %q, want the home page", host, resp.StatusCode, body)
+		}
 	}
 }
 
@@ -711,6 +803,12 @@ func TestOriginLabels(t *testing.T) {
 	for _, label := range []string{"a---b-avtr", "-a-avtr", "a-avtr-", "a----b"} {
 		if name, ok := nameOfLabel(label); ok && checkName(name) == nil {
 			t.Errorf("nameOfLabel(%s) = %q, a valid name", label, name)
+		}
+	}
+	// On port 80 (a browser's own, for http://einstein.avtr/) the origin has no port.
+	for addr, want := range map[string]string{"127.0.0.1:80": "http://einstein-avtr.localhost/a?q", "127.0.0.1:8080": "http://einstein-avtr.localhost:8080/a?q"} {
+		if got := (&gateway{addr: addr}).originURL("einstein-avtr", "/a", "q"); got != want {
+			t.Errorf("gateway on %s: origin URL %s, want %s", addr, got, want)
 		}
 	}
 	long := strings.Repeat("a", 60) + ".avtr"

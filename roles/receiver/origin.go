@@ -88,7 +88,11 @@ func cidLabel(text string) (string, error) {
 // originURL is the URL of p at a label's origin, on the gateway's port.
 // p is an escaped path; leading slashes are collapsed to one.
 func (g *gateway) originURL(label, p, rawQuery string) string {
-	u := "http://" + net.JoinHostPort(label+".localhost", portOf(g.addr)) + rootedPath(p)
+	host := label + ".localhost"
+	if port := portOf(g.addr); port != "80" {
+		host = net.JoinHostPort(host, port)
+	}
+	u := "http://" + host + rootedPath(p)
 	if rawQuery != "" {
 		u += "?" + rawQuery
 	}

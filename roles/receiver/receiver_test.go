@@ -28,6 +28,14 @@ func TestValidateConfig(t *testing.T) {
 		{"no cache", `{"cache_entries": -1}`, []string{"cache_entries"}},
 		{"unknown key", `{"listen": "127.0.0.1:8080"}`, []string{""}},
 		{"wrong type", `{"proxy_topics": "avtr"}`, []string{""}},
+		{"dns", `{"dns_listen": "127.0.0.1:5335"}`, nil},
+		{"dns on IPv6", `{"dns_listen": "[::1]:53"}`, nil},
+		{"dns without topics", `{"dns_listen": "127.0.0.1:5335", "proxy_topics": []}`, nil}, // a warning
+		{"dns by name", `{"dns_listen": "localhost:5335"}`, []string{"dns_listen"}},
+		{"dns without port", `{"dns_listen": "127.0.0.1"}`, []string{"dns_listen"}},
+		{"dns port too big", `{"dns_listen": "127.0.0.1:65536"}`, []string{"dns_listen"}},
+		{"dns port a word", `{"dns_listen": "127.0.0.1:dns"}`, []string{"dns_listen"}},
+		{"dns a number", `{"dns_listen": 5335}`, []string{""}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -43,8 +51,13 @@ func TestValidateConfig(t *testing.T) {
 		})
 	}
 	set, _ := parseConfig(json.RawMessage(`{}`))
-	if strings.Join(set.topics, ",") != "avtr" || set.maxFetches != 16 || set.fetchTimeout != time.Minute || set.cacheEntries != 1024 || set.announce {
+	if strings.Join(set.topics, ",") != "avtr" || set.maxFetches != 16 || set.fetchTimeout != time.Minute || set.cacheEntries != 1024 || set.announce ||
+		set.dnsListen != "" {
 		t.Errorf("defaults: %+v", set)
+	}
+	if _, diags := parseConfig(json.RawMessage(`{"dns_listen": "127.0.0.1:5335", "proxy_topics": []}`)); len(diags) != 1 ||
+		diags.HasError() || !strings.Contains(diags[0].String(), "refuses every name") {
+		t.Errorf("dns_listen without topics: %v, want a warning", diags)
 	}
 }
 
