@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/avnode/avnode/sdk/pluginpb"
 )
@@ -50,6 +51,28 @@ func (h *grpcHost) DataDir() string { return h.dataDir }
 
 // PeerID is the node's own peer ID.
 func (h *grpcHost) PeerID() string { return h.peerID }
+
+// NameSpelling is a name as the node writes it, which every name a role
+// keeps should be: the Alternet form an://coolblog:code becomes
+// coolblog.code (an://api.coolblog:code, api.coolblog.code), and ASCII
+// upper case is folded. It checks nothing else; the node refuses a name
+// that breaks the grammar.
+func NameSpelling(name string) string {
+	// A-Z only: strings.ToLower would also fold non-ASCII letters (the
+	// Kelvin sign into k), passing a name the node refuses as one it takes.
+	name = strings.Map(func(r rune) rune {
+		if 'A' <= r && r <= 'Z' {
+			return r + 'a' - 'A'
+		}
+		return r
+	}, strings.TrimSpace(name))
+	if rest, ok := strings.CutPrefix(name, "an://"); ok {
+		if label, topic, ok := strings.Cut(rest, ":"); ok {
+			return label + "." + topic
+		}
+	}
+	return name
+}
 
 // NameTopic is the pub/sub topic on which a name's beacon announces new
 // versions and its mirrors attest copies.

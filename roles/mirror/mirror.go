@@ -104,6 +104,9 @@ func parseConfig(raw json.RawMessage) (settings, sdk.Diagnostics) {
 		}
 		return d
 	}
+	for i, n := range set.Names {
+		set.Names[i] = sdk.NameSpelling(n) // an://einstein:avtr is einstein.avtr
+	}
 	set.resolveEvery = parse("resolve_interval", set.ResolveInterval, 5*time.Minute)
 	set.republishEvery = parse("republish_interval", set.RepublishInterval, time.Hour)
 	if set.QuotaMB < 0 {
@@ -167,10 +170,11 @@ func (m *mirror) Command(_ context.Context, name string, args []string) (any, sd
 	case name == "ls":
 		return m.list(), nil
 	case (name == "add" || name == "rm") && len(args) == 1:
+		target := sdk.NameSpelling(args[0]) // an://einstein:avtr is einstein.avtr
 		if name == "add" {
-			m.ensureState(args[0], true)
-			m.follow(args[0])
-		} else if err := m.remove(args[0]); err != nil {
+			m.ensureState(target, true)
+			m.follow(target)
+		} else if err := m.remove(target); err != nil {
 			return nil, sdk.Diagnostics{sdk.Errorf("%v", err)}
 		}
 		if err := m.save(); err != nil {

@@ -477,8 +477,9 @@ func TestCommands(t *testing.T) {
 	}
 	waitMirrored(t, m, "added.avtr", 1, addedRoot)
 	waitMirrored(t, m, "listed.avtr", 1, listedRoot)
-	if _, diags := m.Command(ctx, "add", []string{"added.avtr"}); diags.HasError() {
-		t.Errorf("add again: %v", diags)
+	// The same name in its Alternet spelling is the same name.
+	if out, diags := m.Command(ctx, "add", []string{"an://Added:avtr"}); diags.HasError() || len(byName(t, out)) != 2 {
+		t.Errorf("add again as an://Added:avtr: %+v, %v; want the two names, nothing new", out, diags)
 	}
 	if got := h.Calls("SubscribeTopic"); count(got, sdk.NameTopic("added.avtr")) != 1 {
 		t.Errorf("subscribed to %v, want added.avtr's topic once", got)
