@@ -100,7 +100,10 @@ func detach() error {
 // dropCapabilities empties the bounding, inheritable and ambient sets, so a
 // plugin of a node run as root gets no capability at exec: it cannot load
 // kernel modules, mount, or override file permissions. A node without
-// CAP_SETPCAP has no capability to pass on, and the drop is skipped.
+// CAP_SETPCAP cannot empty the bounding set, and the drop is skipped: the
+// capabilities an operator gave it as ambient ones (systemd's
+// AmbientCapabilities=, CAP_NET_BIND_SERVICE for the gateway on port 80)
+// reach its plugins, as README.md says.
 func dropCapabilities() error {
 	for c := 0; ; c++ {
 		err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0)
