@@ -163,7 +163,21 @@ async function login() {
   sessionStorage.setItem("avnode-session", body.session);
 }
 
+let timer = null, polling = false;
+
+// poll asks for the state once, then schedules the next ask; one loop only.
 async function poll() {
+  if (polling) return;
+  clearTimeout(timer);
+  polling = true;
+  try {
+    await pollOnce();
+  } finally {
+    polling = false;
+  }
+}
+
+async function pollOnce() {
   const session = sessionStorage.getItem("avnode-session");
   if (!session) {
     setStatus("Run `avnode dashboard` and open the address it prints: this page needs its one-time code.", true);
@@ -183,10 +197,13 @@ async function poll() {
     $("main").hidden = false;
     setStatus("updated " + new Date().toLocaleTimeString());
     wait = Math.max(1000, (body.interval_seconds || 2) * 1000);
+    if (document.hidden) wait = Math.max(wait, 30000); // a tab nobody looks at asks less
   } catch (e) {
     setStatus("the node does not answer: " + e.message + " (is it running?)", true);
   }
-  setTimeout(poll, wait);
+  timer = setTimeout(poll, wait);
 }
 
 login().then(poll, e => setStatus(e.message, true));
+// Back in sight: fresh numbers at once, not at the end of a hidden tab's wait.
+document.addEventListener("visibilitychange", () => { if (!document.hidden && sessionStorage.getItem("avnode-session")) poll(); });
