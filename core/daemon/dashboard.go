@@ -59,12 +59,7 @@ func (d *Daemon) handleDashboardLogin(context.Context, api.Request) (any, error)
 
 // dashboardState is the node now, as the dashboard shows it.
 func (d *Daemon) dashboardState(ctx context.Context) (api.Dashboard, error) {
-	info, err := d.handleID(ctx, api.Request{})
-	if err != nil {
-		return api.Dashboard{}, err
-	}
-	peers, _ := d.handlePeers(ctx, api.Request{})
-	state := api.Dashboard{Version: Version().Version, Node: info.(api.Info), Peers: peers.([]api.PeerInfo),
+	state := api.Dashboard{Version: Version().Version, Node: d.info(), Peers: d.peers(),
 		Roles: []api.RoleStatus{}, Refusals: convert(d.Policy.Refusals(), refusalOf)}
 	if state.Refusals == nil {
 		state.Refusals = []api.Refusal{}

@@ -37,7 +37,10 @@ func (d *Daemon) registerHandlers(s *api.Server) {
 	d.registerPolicyHandlers(s)
 }
 
-func (d *Daemon) handleID(context.Context, api.Request) (any, error) {
+func (d *Daemon) handleID(context.Context, api.Request) (any, error) { return d.info(), nil }
+
+// info is who the node is now, as `avnode id` and the dashboard show it.
+func (d *Daemon) info() api.Info {
 	roles, states := []string{}, map[string]string{}
 	services := map[string]string{}
 	if d.Roles != nil {
@@ -65,7 +68,7 @@ func (d *Daemon) handleID(context.Context, api.Request) (any, error) {
 		RelayAddrs:   nonNil(d.Node.RelayAddrs()),
 		DHTMode:      d.Config.DHT.Mode,
 		Uptime:       time.Since(d.started).Round(time.Second).String(),
-	}, nil
+	}
 }
 
 // Version describes this build.
@@ -81,12 +84,15 @@ func (d *Daemon) handleVersion(context.Context, api.Request) (any, error) {
 	return v, nil
 }
 
-func (d *Daemon) handlePeers(context.Context, api.Request) (any, error) {
+func (d *Daemon) handlePeers(context.Context, api.Request) (any, error) { return d.peers(), nil }
+
+// peers are the connected peers, an empty list when none.
+func (d *Daemon) peers() []api.PeerInfo {
 	peers := convert(d.Node.Peers(), peerOf)
 	if peers == nil {
 		peers = []api.PeerInfo{}
 	}
-	return peers, nil
+	return peers
 }
 
 func (d *Daemon) handleConfig(context.Context, api.Request) (any, error) {

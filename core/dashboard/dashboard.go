@@ -320,25 +320,30 @@ func randomToken() string {
 	return hex.EncodeToString(buf)
 }
 
-// take removes token from m and says whether it was there and unexpired;
-// compared in constant time, so timing tells nothing of the codes.
+// take removes token from m and says whether it was there and unexpired.
 func take(m map[string]time.Time, token string) bool {
-	for k, expires := range m {
-		if subtle.ConstantTimeCompare([]byte(k), []byte(token)) == 1 {
-			delete(m, k)
-			return time.Now().Before(expires)
-		}
+	key, expires, ok := find(m, token)
+	if ok {
+		delete(m, key)
 	}
-	return false
+	return ok && time.Now().Before(expires)
 }
 
+// live says whether token is in m and unexpired.
 func live(m map[string]time.Time, token string) bool {
-	for k, expires := range m {
+	_, expires, ok := find(m, token)
+	return ok && time.Now().Before(expires)
+}
+
+// find looks token up comparing in constant time, so timing tells nothing
+// of the codes and sessions held.
+func find(m map[string]time.Time, token string) (key string, expires time.Time, ok bool) {
+	for k, e := range m {
 		if subtle.ConstantTimeCompare([]byte(k), []byte(token)) == 1 {
-			return time.Now().Before(expires)
+			return k, e, true
 		}
 	}
-	return false
+	return "", time.Time{}, false
 }
 
 // prune drops expired entries, then the ones expiring first, down to max.
