@@ -88,7 +88,7 @@ vet:
 	cd sdk/examples/chat && $(GO) vet ./...
 
 test: build cross vet test-deps
-	$(GO) test -race -count=1 -p 1 -timeout 40m -skip '^TestWAN$$' $(RACE_PKGS)
+	$(GO) test -race -count=1 -p 1 -parallel 3 -timeout 40m -skip '^TestWAN$$' $(RACE_PKGS)
 	# TestWAN in a process of its own: it runs whole simulated networks in a
 	# synctest bubble, and a bubble started right after the churn test's real
 	# network, in the same process, crashed the runtime twice here (a timer

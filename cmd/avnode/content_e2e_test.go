@@ -51,6 +51,7 @@ func sameTree(t testing.TB, a, b string) {
 // Five daemons: publish a site on one, get it byte for byte on another;
 // with the publisher gone, the node that fetched it serves a third.
 func TestPublishAndGetAcrossProcesses(t *testing.T) {
+	t.Parallel()
 	nodes := startNetwork(t, 5)
 	publisher, reader, third := nodes[1], nodes[3], nodes[4]
 	mustCLI(t, publisher.repo, "key", "gen", "jimmy")
@@ -108,6 +109,7 @@ func TestPublishAndGetAcrossProcesses(t *testing.T) {
 
 // gc frees cached blocks and keeps pinned ones.
 func TestGCKeepsPins(t *testing.T) {
+	t.Parallel()
 	nodes := startNetwork(t, 4)
 	a, b := nodes[0], nodes[2]
 	site := writeSite(t)

@@ -73,6 +73,7 @@ const readDashboard = `(() => {
 // copy, a mirror role, pins, a policy refusal, a hostile peer's agent
 // string shown as text), then the ways in for everyone else refused.
 func TestDashboardInChromium(t *testing.T) {
+	t.Parallel()
 	exe := chromiumPath(t)
 	nodes := startNetwork(t, 4, "--names.resolve_timeout=3s")
 	join := append(append([]string{}, lowWork...), "--bootstrap", nodes[0].addr, "--names.resolve_timeout=3s")

@@ -31,6 +31,7 @@ import (
 // saying so, and with $CI set it fails instead. dig and curl missing
 // likewise (`make test-deps` installs them).
 func TestDNSResponder(t *testing.T) {
+	t.Parallel()
 	dig := testTool(t, "dig", "bind9-dnsutils")
 	curl := testTool(t, "curl", "curl")
 	ns := dnsNetns(t, true)

@@ -40,6 +40,7 @@ func estateOfName(t testing.TB, d *proc, name string) (api.Resolution, api.Estat
 // comes from P2. P1, started again, sees the newer record and retires its
 // copy.
 func TestEstateMovesBetweenMachines(t *testing.T) {
+	t.Parallel()
 	nodes := startNetwork(t, 4)
 	base := t.TempDir()
 	args := append(append([]string{}, lowWork...), "--bootstrap", nodes[0].addr)
@@ -168,6 +169,7 @@ func containsHost(res api.Resolution, id string) bool {
 // keeps the owner's record. A provider holding the estate key signs a claim
 // and a zone for the avatar's name with it: refused, the zone unchanged.
 func TestForgedEstateRecordsAreRefused(t *testing.T) {
+	t.Parallel()
 	nodes := startNetwork(t, 4)
 	owner := nodes[1]
 	mustCLI(t, owner.repo, "key", "gen", "alice")
@@ -248,6 +250,7 @@ func TestForgedEstateRecordsAreRefused(t *testing.T) {
 // that is not on the estate gets that name neither fetched nor pinned; one
 // asking for 4 GiB of scrypt work is refused before the work.
 func TestCraftedEstateFiles(t *testing.T) {
+	t.Parallel()
 	nodes := startNetwork(t, 4)
 	owner, importer := nodes[1], nodes[2]
 	mustCLI(t, owner.repo, "key", "gen", "bob")

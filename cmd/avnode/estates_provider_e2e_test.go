@@ -104,6 +104,7 @@ func resolveName(t testing.TB, d *proc, name string) (api.Resolution, error) {
 // site; another node resolves and fetches every one. The provider's memory
 // and the setup time per estate are reported.
 func TestProviderHostsManyEstates(t *testing.T) {
+	t.Parallel()
 	const estates = 200
 	nodes := startNetwork(t, 4)
 	provider := startDaemon(t, filepath.Join(t.TempDir(), "provider"), append(lowWork, "--bootstrap", nodes[0].addr)...)
@@ -160,7 +161,8 @@ func TestProviderHostsManyEstates(t *testing.T) {
 // fetches again. A dead machine lingers in routing tables, so the import's
 // DHT walks wait for dials to it to fail: the CLI gets minutes here.
 func TestProviderFleetMovesEstatesOfALostMachine(t *testing.T) {
-	cliTimeout = 3 * time.Minute
+	t.Parallel()
+	setCLITimeout(t, 3*time.Minute)
 	nodes := startNetwork(t, 4)
 	args := append(append([]string{}, lowWork...), "--bootstrap", nodes[0].addr)
 	var fleet []*proc

@@ -115,6 +115,7 @@ func httpDo(t testing.TB, client *http.Client, method, rawURL string, header ...
 // gateway: by plain HTTP, by a real headless Chromium in the three forms,
 // and a 502 for a name whose only host has stopped.
 func TestGatewayAcrossProcesses(t *testing.T) {
+	t.Parallel()
 	common := append(append([]string{}, lowWork...), "--names.resolve_timeout=3s")
 	nodes := startNetwork(t, 4, common...)
 	publisher := nodes[1]

@@ -64,9 +64,14 @@ type result struct {
 	code           int
 }
 
-// cli runs `avnode --repo repo args...` and waits for it (30 s at most).
+// cli runs `avnode --repo repo args...` and waits for it (30 s at most,
+// unless the test said otherwise with setCLITimeout).
 func cli(t testing.TB, repo string, env []string, args ...string) result {
 	t.Helper()
+	limit := cliTimeout
+	if d, ok := cliTimeouts.Load(t); ok {
+		limit = d.(time.Duration)
+	}
 	cmd := exec.Command(avnodeBin, append([]string{"--repo", repo}, args...)...)
 	cmd.Env = append(cleanEnv(), env...)
 	var out, errb bytes.Buffer
@@ -78,10 +83,10 @@ func cli(t testing.TB, repo string, env []string, args ...string) result {
 	go func() { done <- cmd.Wait() }()
 	select {
 	case <-done:
-	case <-time.After(cliTimeout):
+	case <-time.After(limit):
 		cmd.Process.Kill()
 		<-done
-		return result{stdout: out.String(), stderr: errb.String() + "\n(killed: did not finish in 30s)", code: -1}
+		return result{stdout: out.String(), stderr: errb.String() + fmt.Sprintf("\n(killed: did not finish in %s)", limit), code: -1}
 	}
 	return result{stdout: out.String(), stderr: errb.String(), code: cmd.ProcessState.ExitCode()}
 }
@@ -283,4 +288,14 @@ func metricSum(page, metric, label string) float64 {
 	return sum
 }
 
-var cliTimeout = 30 * time.Second
+const cliTimeout = 30 * time.Second
+
+// cliTimeouts holds the CLI time limits of tests that need a longer one,
+// per test: the tests run in parallel.
+var cliTimeouts sync.Map // testing.TB → time.Duration
+
+// setCLITimeout gives the CLI commands t runs up to d each.
+func setCLITimeout(t testing.TB, d time.Duration) {
+	cliTimeouts.Store(t, d)
+	t.Cleanup(func() { cliTimeouts.Delete(t) })
+}

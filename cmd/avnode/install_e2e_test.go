@@ -15,6 +15,7 @@ import (
 // beside it, completions, man pages and systemd units that systemd itself
 // accepts, all under PREFIX; `make uninstall` takes every file away again.
 func TestMakeInstall(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("make"); err != nil {
 		t.Skip("no make on this machine")
 	}

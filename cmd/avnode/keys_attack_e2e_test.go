@@ -124,6 +124,7 @@ func hashOf(b []byte) []byte { h := sha256.Sum256(b); return h[:] }
 // owned, a loop back to an old key and a chain past the bound of 8; and a
 // hybrid-signed zone with either signature half forged.
 func TestForgedRotationsAreRefusedByEveryNode(t *testing.T) {
+	t.Parallel()
 	const victim = "victim-rot.avtr"
 	dir := t.TempDir()
 	nodes, metrics := startDaemons(t, dir, 4, nil)

@@ -182,6 +182,7 @@ func refusalLogged(log, key string) bool {
 // the resolvers keep answering with the new key's records and follow its
 // next change.
 func TestRotatedNameIsFollowedByPinnedResolvers(t *testing.T) {
+	t.Parallel()
 	const name = "alice-rot.avtr"
 	dir := t.TempDir()
 	nodes, metrics := startDaemons(t, dir, 7, nil, "--names.resolve_timeout=5s")
@@ -321,6 +322,7 @@ func TestRotatedNameIsFollowedByPinnedResolvers(t *testing.T) {
 // key: every resolver follows the owner, and what the thief signs
 // afterwards reaches nobody.
 func TestThiefIsUndoneByTheRecoveryKey(t *testing.T) {
+	t.Parallel()
 	const name = "robbed.avtr"
 	dir := t.TempDir()
 	nodes, _ := startDaemons(t, dir, 5, nil, "--names.resolve_timeout=5s")

@@ -265,6 +265,7 @@ func resolveKeyAndTXT(t testing.TB, d *proc, name string) (string, []string) {
 // (asked to hold the rival's claim, or PUT the rival first) take the owner,
 // the owner still changes its zone and pinned readers follow.
 func TestRivalCannotTakeAClaimedName(t *testing.T) {
+	t.Parallel()
 	const name = "victim.avtr"
 	dir := t.TempDir()
 	nodes, metrics := startDaemons(t, dir, 5, nil, "--names.resolve_timeout=5s")
@@ -370,6 +371,7 @@ func TestRivalCannotTakeAClaimedName(t *testing.T) {
 // got the records from the owner's and holders' re-puts, each asking the
 // name's holders who owns it before it took them.
 func TestNameSurvivesItsHoldersReplaced(t *testing.T) {
+	t.Parallel()
 	const name = "steady.avtr"
 	dir := t.TempDir()
 	fast := []string{"--names.resolve_timeout=5s", "--names.reput_interval=2s", "--names.republish_interval=4s"}

@@ -51,6 +51,7 @@ func startNetwork(t testing.TB, n int, extra ...string) []*proc {
 // Six daemons: claim and set a sub-label record on one, resolve it on
 // another, see an update, refuse a second key, fail fast on an unknown name.
 func TestNamesAcrossProcesses(t *testing.T) {
+	t.Parallel()
 	nodes := startNetwork(t, 6, "--names.resolve_timeout=3s")
 	owner, reader, rival := nodes[2], nodes[5], nodes[4]
 

@@ -26,6 +26,7 @@ import (
 // init → run → id --json, then four daemons bootstrapped from the first:
 // the last finds the second through the DHT and lists the bootstrap peer.
 func TestFourNodesFormANetwork(t *testing.T) {
+	t.Parallel()
 	base := t.TempDir()
 	first := filepath.Join(base, "n0")
 	out := mustCLI(t, first, "init")
@@ -274,6 +275,7 @@ func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) 
 // The README's local network: localnet starts N daemons wired by bootstrap,
 // and stops them all on SIGTERM.
 func TestLocalnetStartsAndStopsANetwork(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	cmd := exec.Command(avnodeBin, "localnet", "--nodes", "3", "--dir", dir)
 	cmd.Env = cleanEnv()

@@ -68,6 +68,7 @@ func evilTry(t testing.TB, repo string, args ...string) evilOutcome {
 // it aimed at are unchanged; the refusals are counted. Granted
 // zone.write:alice.avtr, it may change alice.avtr and still not bob.avtr.
 func TestHostilePluginGetsOnlyWhatIsGranted(t *testing.T) {
+	t.Parallel()
 	nodes := startNetwork(t, 3)
 	metrics := metricsAddr(t)
 	owner := startDaemonWithEnv(t, filepath.Join(t.TempDir(), "owner"), []string{"OPERATOR_SECRET_TOKEN=hunter2"}, append(lowWork, "--bootstrap", nodes[0].addr,

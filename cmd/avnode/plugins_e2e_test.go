@@ -117,6 +117,7 @@ func waitRole(t testing.TB, repo, state string, within time.Duration) api.RoleSt
 // A plugin started by the node calls back through the host API: it resolves
 // a name and fetches and pins content, across real processes.
 func TestPluginUsesHostAPI(t *testing.T) {
+	t.Parallel()
 	nodes := startNetwork(t, 4)
 	owner := nodes[1]
 	mustCLI(t, owner.repo, "key", "gen", "k")
@@ -163,6 +164,7 @@ func TestPluginUsesHostAPI(t *testing.T) {
 // kill -9 of the plugin, 20 times: each time it is restarted, and the node
 // answers meanwhile.
 func TestPluginRestartedAfterKill(t *testing.T) {
+	t.Parallel()
 	cfg := roleConfigFile(t, map[string]any{}, `{"plugins": {"max_restarts_per_minute": 100}}`)
 	d := startDaemon(t, filepath.Join(t.TempDir(), "n"), "--plugins.dirs", pluginDir(t), "--roles", "testrole", "--config", cfg)
 	st := waitRole(t, d.repo, "running", 30*time.Second)
@@ -228,6 +230,7 @@ func TestNoPluginOutlivesTheNode(t *testing.T) {
 // A plugin that crashes at start backs off and ends failed; one speaking
 // another protocol version is refused with a clear message.
 func TestPluginThatCannotStart(t *testing.T) {
+	t.Parallel()
 	t.Run("crashes at start", func(t *testing.T) {
 		cfg := roleConfigFile(t, map[string]any{"crash_at_start": true}, "")
 		d := startDaemon(t, filepath.Join(t.TempDir(), "n"), "--plugins.dirs", pluginDir(t), "--roles", "testrole", "--config", cfg)
@@ -264,6 +267,7 @@ func TestRoleNotInstalled(t *testing.T) {
 // Two plugins on two nodes talk over a libp2p protocol they handle, over a
 // pub/sub topic, and one sees the records its node stores.
 func TestPluginStreamsTopicsAndEvents(t *testing.T) {
+	t.Parallel()
 	nodes := startNetwork(t, 3)
 	const proto, topic = "/avtr/x/echo/1.0.0", "testrole-chat"
 	repoA, repoB := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")

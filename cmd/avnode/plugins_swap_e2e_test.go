@@ -30,6 +30,7 @@ import (
 // bytes: each start runs the pinned plugin or is refused for its sha256, and
 // the swapped-in program never runs.
 func TestSwappedPluginBinaryNeverRuns(t *testing.T) {
+	t.Parallel()
 	// Built without the race detector: the node runs it 200 times, and
 	// what is under test is the node's read, not the plugin.
 	dir := t.TempDir()

@@ -37,6 +37,7 @@ return {
 // Nodes that store records enforce their record policy: with the owner
 // gone, a refused name cannot be resolved while an allowed one can.
 func TestRecordPolicyEnforcedByStoringNodes(t *testing.T) {
+	t.Parallel()
 	script := writeScript(t, "deny-spam.lua", denySpamZones)
 	nodes := startNetwork(t, 5, "--policy.scripts="+script, "--names.resolve_timeout=3s")
 	owner, reader := nodes[2], nodes[4]
@@ -64,6 +65,7 @@ func TestRecordPolicyEnforcedByStoringNodes(t *testing.T) {
 
 // A routing policy that prefers a peer changes which source a fetch uses.
 func TestRoutingPolicyChoosesFetchSource(t *testing.T) {
+	t.Parallel()
 	nodes := startNetwork(t, 4)
 	owner, mirror := nodes[1], nodes[2]
 	mustCLI(t, owner.repo, "key", "gen", "k")
@@ -115,6 +117,7 @@ return {
 // ends takes its fallback within the budget; a memory bomb kills only the
 // policy process, which is restarted.
 func TestHostileScriptsLeaveTheNodeRunning(t *testing.T) {
+	t.Parallel()
 	hostile := writeScript(t, "hostile.lua", `
 return {
   store_record = function(r)
@@ -146,6 +149,7 @@ return {
 // Reload swaps in a good script and keeps out a broken one, by command and
 // by file change.
 func TestPolicyReload(t *testing.T) {
+	t.Parallel()
 	path := writeScript(t, "p.lua", `return { mirror = function(n) return {allow = true, reason = "v1"} end }`)
 	d := startDaemon(t, filepath.Join(t.TempDir(), "n"), "--policy.scripts="+path, "--policy.watch_interval=200ms")
 	shaOf := func() string {
@@ -178,6 +182,7 @@ func TestPolicyReload(t *testing.T) {
 
 // policy check and policy test work on a script without any node.
 func TestPolicyCheckAndTestCommands(t *testing.T) {
+	t.Parallel()
 	script := writeScript(t, "deny.lua", denySpamZones)
 	r := cli(t, t.TempDir(), nil, "policy", "check", script)
 	if r.code != 0 || !strings.Contains(r.stdout, "store_record") {

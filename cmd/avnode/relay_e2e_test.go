@@ -12,6 +12,7 @@ import (
 // whose peer ID the script refuses gets no slot, the relay counts and logs
 // the refusal with the script's reason, and the node holds no relay address.
 func TestRelayPolicyRefusesReservations(t *testing.T) {
+	t.Parallel()
 	script := writeScript(t, "relay.lua", `
 return {
   relay_reserve = function(p)

@@ -57,6 +57,7 @@ func waitMirrored(t testing.TB, d *proc, name string, seq uint64, root string, w
 // (20 s here) past, the name still resolves, from the mirrors' puts, and its
 // content comes from the mirrors.
 func TestBeaconAndMirrorsKeepANameAlive(t *testing.T) {
+	t.Parallel()
 	const name = "alive.avtr"
 	// Resolvers cache zones for 1 s only, so resolves see what the DHT holds.
 	common := append(append([]string{}, lowWork...), "--names.zone_ttl=1s", "--dht.record_max_age=20s")
@@ -293,6 +294,7 @@ func grepLog(log string, words ...string) string {
 // A mirror with `discover: true` and scripts/mirror-public.lua mirrors the
 // public name it stores as a DHT holder, unlisted, and leaves the private one.
 func TestMirrorDiscoversWhatItsPolicyAllows(t *testing.T) {
+	t.Parallel()
 	nodes := startNetwork(t, 3)
 	join := append(append([]string{}, lowWork...), "--bootstrap", nodes[0].addr)
 	script, err := filepath.Abs("../../scripts/mirror-public.lua")
@@ -354,6 +356,7 @@ func TestMirrorDiscoversWhatItsPolicyAllows(t *testing.T) {
 // rm unpinned so gc frees it. Wrong names and a name the config lists are
 // refused with what to do instead.
 func TestMirrorAddAndRemove(t *testing.T) {
+	t.Parallel()
 	const name = "added.avtr"
 	// Resolvers cache zones for 1 s, and DHT records live 20 s unless put again.
 	short := []string{"--names.zone_ttl=1s", "--dht.record_max_age=20s"}

@@ -15,6 +15,7 @@ import (
 // `roles enable` lasts across a restart: it is saved in the repo's
 // config.yaml, and says so; `roles disable` takes it out again.
 func TestRolesEnableLastsAcrossRestarts(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "n")
 	d := startDaemon(t, dir)
 	out := mustCLI(t, dir, "roles", "enable", "mirror")

@@ -87,6 +87,7 @@ func beaconSatellites(t testing.TB, b *proc) beaconSatStatus {
 // and offload go through the beacon; with the beacon gone they fall back to
 // the DHT; a satellite not delegated, or revoked, is refused by the beacon.
 func TestSatelliteLeansOnItsBeacon(t *testing.T) {
+	t.Parallel()
 	n := startSatelliteNet(t, 4)
 	b, s := n.beacon, n.sat
 	var id struct {
