@@ -22,7 +22,7 @@ func TestBenchCommand(t *testing.T) {
 	out := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, avnodeBin, "bench", "--nodes", "10", "--fetch-mib", "2", "--restart-for", "2s",
+	cmd := exec.CommandContext(ctx, avnodeBin, "bench", "--nodes", "10", "--fetch-mib", "2", "--restart-for", "2s", "--idle-for", "2s",
 		"--ready-trials", "1", "--dir", t.TempDir(), "--out", out, "--json")
 	cmd.Env = cleanEnv()
 	var stdout, stderr bytes.Buffer
@@ -41,7 +41,8 @@ func TestBenchCommand(t *testing.T) {
 		"publish, in-process", "fetch 2 MiB, 1 source", "fetch 2 MiB, 1 source, vs memory", "fetch 2 MiB, 3 sources",
 		"resolve cold through an estate", "resolve warm through an estate", "estate move → resolve elsewhere",
 		"resolve cold, rotated name", "resolve cold, hybrid name", "zone check, hybrid key",
-		"churn: resolve after 30 % killed", "churn: resolve while 10 % restarting", "time to ready", "memory per node", "goroutines per node"}
+		"churn: resolve after 30 % killed", "churn: resolve while 10 % restarting", "time to ready", "memory per node", "goroutines per node",
+		"idle CPU per node"}
 	for _, name := range want {
 		if rep.Row(name) == nil {
 			t.Errorf("no row %q", name)
@@ -78,7 +79,7 @@ func TestBenchCommand(t *testing.T) {
 }
 
 func TestBenchRefusesBadFlags(t *testing.T) {
-	for _, args := range [][]string{{"--nodes", "3"}, {"--kill", "0.95"}, {"--fetch-mib", "0"}} {
+	for _, args := range [][]string{{"--nodes", "3"}, {"--kill", "0.95"}, {"--fetch-mib", "0"}, {"--idle-for", "10ms"}} {
 		r := cli(t, t.TempDir(), nil, append([]string{"bench"}, args...)...)
 		if r.code != 2 || !strings.Contains(r.stderr, args[0]) {
 			t.Errorf("avnode bench %v: exit %d, %q; want exit 2 naming %s", args, r.code, r.stderr, args[0])

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -42,6 +43,8 @@ below 1 avnode did better).
                       for --restart-for while names are resolved: success %
   time to ready       a new node from start to its first resolve
   memory, goroutines  per node, the Go heap in use
+  idle CPU            per node, over --idle-for with nothing asked of the
+                      network: its own upkeep
 
 Nothing leaves the machine. The connection manager keeps the network's
 open files under 20,000. It takes a few minutes for 100 nodes; progress goes
@@ -56,6 +59,9 @@ to stderr. The README explains how to read the table.`,
 			}
 			if opts.KillShare <= 0 || opts.KillShare >= 0.9 || opts.Restarting <= 0 || opts.Restarting >= 0.5 {
 				return nodecli.Usagef("--kill must be in (0, 0.9) and --restarting in (0, 0.5)")
+			}
+			if opts.IdleFor < time.Second {
+				return nodecli.Usagef("--idle-for must be at least 1s, got %s", opts.IdleFor)
 			}
 			if opts.FetchMiB < 1 {
 				return nodecli.Usagef("--fetch-mib must be at least 1")
@@ -85,6 +91,7 @@ to stderr. The README explains how to read the table.`,
 	f.Float64Var(&opts.KillShare, "kill", 0.3, "share of the nodes killed at once for the churn row")
 	f.Float64Var(&opts.Restarting, "restarting", 0.1, "share of the nodes restarting in a loop")
 	f.DurationVar(&opts.RestartFor, "restart-for", 20e9, "how long the restart loop runs")
+	f.DurationVar(&opts.IdleFor, "idle-for", 10e9, "how long each network is left idle to measure its CPU")
 	f.IntVar(&opts.ReadyTrials, "ready-trials", 3, "new nodes timed from start to first resolve")
 	f.Uint64Var(&opts.Seed, "seed", 1, "seed of the random picks of nodes and names")
 	f.StringVar(&opts.Dir, "dir", "", "where the temporary repos go (default: the system's temp folder)")

@@ -3,6 +3,11 @@ package main
 // A harness for tests that run avnode as real processes: the binary is built
 // once, every daemon is a child process on 127.0.0.1 with its own repo, and
 // every process is stopped when its test ends.
+//
+// A test that spends its time waiting on a network of daemons calls
+// t.Parallel(): `make test` runs three at a time. One that measures what a
+// flood costs, takes a fixed port or times hole punching stays serial, so
+// that other tests' daemons do not skew what it measures.
 
 import (
 	"bufio"

@@ -32,6 +32,7 @@ type Options struct {
 	Restarting  float64       // share of nodes restarting in a loop (0.1)
 	RestartFor  time.Duration // how long the restart loop runs (20s)
 	ReadyTrials int           // new nodes timed from start to first resolve (3)
+	IdleFor     time.Duration // how long each network is left idle to measure its CPU (10s)
 	Dir         string        // where the repos go, removed after ("": the system's temp dir)
 	Seed        uint64        // picks of nodes and items (1)
 	Progress    io.Writer     // one line per phase; nil: quiet
@@ -59,6 +60,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.RestartFor <= 0 {
 		o.RestartFor = 20 * time.Second
+	}
+	if o.IdleFor <= 0 {
+		o.IdleFor = 10 * time.Second
 	}
 	if o.Seed == 0 {
 		o.Seed = 1
@@ -92,6 +96,7 @@ func (r *Report) Row(name string) *Row {
 // results are one network's measures, avnode's or the baseline's.
 type results struct {
 	memPerNode, goroutinesPerNode float64
+	idleCPU                       float64    // % of a core per node
 	publish, cold, warm           *latencies // avnode: through the control API
 	publishDirect                 *latencies // avnode: the same, in-process
 	coldDirect, warmDirect        *latencies
@@ -151,7 +156,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 var machineOnly = map[string]bool{
 	"resolve warm": true, "resolve cold, in-process": true, "resolve warm, in-process": true, "publish, in-process": true,
 	"resolve warm through an estate": true, "resolve warm, rotated name": true, "resolve warm, hybrid name": true,
-	"zone sign, hybrid key": true, "zone check, hybrid key": true,
+	"zone sign, hybrid key": true, "zone check, hybrid key": true, "idle CPU per node": true,
 }
 
 // connLimitsFor keeps the connections of the whole network (two open
@@ -196,6 +201,8 @@ func compare(opts Options, av, base *results) []Row {
 		row("time to ready", "ms", dist(av.ready), "kad-dht host", dist(base.ready), "start → first successful resolve"),
 		row("memory per node", "MiB", number(av.memPerNode), "kad-dht host", number(base.memPerNode), "Go heap in use ÷ nodes"),
 		row("goroutines per node", "", number(av.goroutinesPerNode), "kad-dht host", number(base.goroutinesPerNode), ""),
+		row("idle CPU per node", "% core", number(av.idleCPU), "kad-dht host", number(base.idleCPU),
+			fmt.Sprintf("the process's CPU time over %s with nothing asked, ÷ nodes", opts.IdleFor)),
 	}
 }
 

@@ -85,6 +85,9 @@ func runBaseline(ctx context.Context, opts Options, limits connLimits, dir strin
 		return nil, err
 	}
 	logf(opts, "baseline: gets and a %d MiB stream copy done", opts.FetchMiB)
+	if res.idleCPU, err = measureIdle(ctx, opts, "baseline"); err != nil {
+		return nil, err
+	}
 	return res, churnAndJoin(ctx, opts, "baseline", t, res, func() (member, error) { return newBareMember(limits, w.newPort()) })
 }
 
@@ -114,6 +117,9 @@ func runAvnode(ctx context.Context, opts Options, limits connLimits, dir string)
 		return nil, err
 	}
 	logf(opts, "avnode: resolves and %d MiB fetches done", opts.FetchMiB)
+	if res.idleCPU, err = measureIdle(ctx, opts, "avnode"); err != nil {
+		return nil, err
+	}
 	ready := 0
 	return res, churnAndJoin(ctx, opts, "avnode", t, res, func() (member, error) {
 		ready++
@@ -174,6 +180,20 @@ func startAvnode(ctx context.Context, opts Options, limits connLimits, dir strin
 	t := &target{net: net, items: opts.Names, key: zoneKey, owner: owner,
 		resolve: func(ctx context.Context, m, item int) error { return av(m).resolve(ctx, name(item)) }}
 	return net, t, nil
+}
+
+// measureIdle leaves the network alone for opts.IdleFor and returns its
+// CPU per node. On the simulated network the clock is virtual and the
+// window takes no time: there is nothing to measure.
+func measureIdle(ctx context.Context, opts Options, who string) (float64, error) {
+	if opts.WAN {
+		return 0, nil
+	}
+	cpu, err := idleCPU(ctx, opts.Nodes, opts.IdleFor)
+	if err == nil {
+		logf(opts, "%s: idle for %s: %.2f %% of a core per node", who, opts.IdleFor, cpu)
+	}
+	return cpu, err
 }
 
 // benchName is the name published for an item on avnode's network.
