@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand"
 	"strings"
 	"sync"
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/discovery"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/discovery/backoff"
 	drouting "github.com/libp2p/go-libp2p/p2p/discovery/routing"
 )
 
@@ -87,11 +90,30 @@ func gossipParams() pubsub.GossipSubParams {
 	return p
 }
 
+// Topic discovery backs off: GossipSub asks for more peers every second for
+// each topic whose mesh is short of peers, and most of a node's topics (a
+// name's, followed by its owner and a few mirrors) always are. Asked of
+// the DHT each time, that was a provider walk per topic per second on
+// every node, most of an idle node's CPU. The answers are kept and the DHT
+// asked again after 1 s, then 2, 4, ... up to topicRediscoverMax while they
+// stay the same; a new subscriber is not missed meanwhile, since it finds
+// the others itself when it joins and connects to them.
+const topicRediscoverMax = 5 * time.Minute
+
+func topicDiscovery(d discovery.Discovery) (discovery.Discovery, error) {
+	return backoff.NewBackoffDiscovery(d, backoff.NewExponentialBackoff(time.Second, topicRediscoverMax,
+		backoff.NoJitter, time.Second, 2, 0, rand.NewSource(1)))
+}
+
 // startPubSub runs GossipSub. Peers find each other's topics through the DHT
 // (a topic is advertised like content), so followers need no fixed list.
 func (n *Node) startPubSub(ctx context.Context) error {
+	disc, err := topicDiscovery(drouting.NewRoutingDiscovery(n.DHT))
+	if err != nil {
+		return fmt.Errorf("start pubsub: %w", err)
+	}
 	ps, err := pubsub.NewGossipSub(ctx, n.Host,
-		pubsub.WithDiscovery(drouting.NewRoutingDiscovery(n.DHT)),
+		pubsub.WithDiscovery(disc),
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
 		pubsub.WithMaxMessageSize(MaxMessageSize),
 		pubsub.WithPeerScore(scoreParams(), scoreThresholds),
