@@ -13,6 +13,13 @@ import (
 // in this process, one after the other, so the process's CPU time over
 // the window is the network's.
 func idleCPU(ctx context.Context, nodes int, window time.Duration) (float64, error) {
+	// The work before leaves a tail (collections, LevelDB compactions,
+	// the last answers in flight): let it pass first.
+	select {
+	case <-time.After(idleSettle):
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
 	before, err := processCPU()
 	if err != nil {
 		return 0, err
@@ -28,6 +35,9 @@ func idleCPU(ctx context.Context, nodes int, window time.Duration) (float64, err
 	}
 	return (after - before).Seconds() / window.Seconds() / float64(nodes) * 100, nil
 }
+
+// idleSettle is how long the network is left alone before the window.
+const idleSettle = 5 * time.Second
 
 // processCPU is the user and system CPU time this process used so far.
 func processCPU() (time.Duration, error) {
