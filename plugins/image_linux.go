@@ -2,8 +2,10 @@ package plugins
 
 import (
 	"errors"
+	"io"
 	"os"
 	"os/exec"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -25,13 +27,42 @@ func copyImage(role string, src *os.File) (*image, error) {
 	f := os.NewFile(uintptr(fd), "avnode-"+role)
 	sum, err := copyThroughHash(f, src)
 	if err == nil {
-		_, err = unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, unix.F_SEAL_WRITE|unix.F_SEAL_GROW|unix.F_SEAL_SHRINK|unix.F_SEAL_SEAL)
+		err = sealImage(f)
+	}
+	if errors.Is(err, unix.EBUSY) {
+		// The kernel still holds the pages it just wrote after the waits
+		// seal allows it; a busy machine does that. The private file copy
+		// is as safe, so the role starts all the same.
+		f.Close()
+		if _, err := src.Seek(0, io.SeekStart); err != nil {
+			return nil, err
+		}
+		return copyImageToFile(role, src)
 	}
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
 	return &image{sum: sum, file: f, exec: "/proc/self/fd/3"}, nil
+}
+
+// sealImage is seal; a unit test makes it report a busy kernel.
+var sealImage = seal
+
+// seal forbids any change to f's bytes. Adding the write seal fails with
+// EBUSY while the kernel holds a transient reference to a page (its
+// per-CPU page lists, writeback); it waits for those only briefly, so a
+// loaded machine gets a few more tries.
+func seal(f *os.File) error {
+	var err error
+	for try := range 5 {
+		_, err = unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, unix.F_SEAL_WRITE|unix.F_SEAL_GROW|unix.F_SEAL_SHRINK|unix.F_SEAL_SEAL)
+		if !errors.Is(err, unix.EBUSY) {
+			return err
+		}
+		time.Sleep(time.Duration(try+1) * 20 * time.Millisecond)
+	}
+	return err
 }
 
 // passImage hands the image to the child as its descriptor imageFD.

@@ -20,52 +20,67 @@ import (
 // avatarOnEstate makes, on node d, an avatar name with a one-page site on
 // an estate of its own, and returns the estate. It calls the control API
 // as the CLI does, from this process: hundreds of CLI processes would cost
-// minutes under the race detector.
-func avatarOnEstate(t testing.TB, d *proc, i int, provider, ttl string) api.Estate {
-	t.Helper()
+// minutes under the race detector. It returns its error rather than
+// failing the test, so that it can run on goroutines of its own.
+func avatarOnEstate(d *proc, i int, provider, ttl string) (api.Estate, error) {
 	label := fmt.Sprintf("a%d", i)
 	name := label + ".avtr"
 	keys, err := keystore.Open(filepath.Join(d.repo, repo.KeystoreDir))
 	if err != nil {
-		t.Fatal(err)
+		return api.Estate{}, err
 	}
 	if _, err := keys.Generate(label); err != nil {
-		t.Fatal(err)
+		return api.Estate{}, fmt.Errorf("avatar %s: key: %w", name, err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	c := api.NewClient(d.repo, repo.SocketFile)
-	must := func(err error) {
-		if err != nil {
-			t.Fatalf("avatar %s: %v", name, err)
-		}
-	}
 	// A claim needs holders to answer: under load one may not in time, and
 	// the CLI's user would claim again.
-	var claimErr error
-	for range 3 {
-		if claimErr = c.CallStream(ctx, "POST", "/v1/name/claim", url.Values{"name": {name}, "key": {label}}, nil, nil); claimErr == nil {
+	for try := 1; ; try++ {
+		err = c.CallStream(ctx, "POST", "/v1/name/claim", url.Values{"name": {name}, "key": {label}}, nil, nil)
+		if err == nil || try == 3 {
 			break
 		}
 	}
-	must(claimErr)
+	if err != nil {
+		return api.Estate{}, fmt.Errorf("avatar %s: claim: %w", name, err)
+	}
 	var e api.Estate
-	must(c.Call(ctx, "POST", "/v1/estate/create", url.Values{"label": {label}, "provider": {provider}, "ttl": {ttl}}, nil, &e))
-	site := filepath.Join(t.TempDir(), label)
-	os.MkdirAll(site, 0o755)
-	os.WriteFile(filepath.Join(site, "index.html"), []byte(name+"\n"), 0o644)
-	must(c.CallStream(ctx, "POST", "/v1/publish", url.Values{"path": {site}, "name": {name}, "estate": {label}}, nil, nil))
-	return e
+	if err := c.Call(ctx, "POST", "/v1/estate/create", url.Values{"label": {label}, "provider": {provider}, "ttl": {ttl}}, nil, &e); err != nil {
+		return e, fmt.Errorf("avatar %s: estate create: %w", name, err)
+	}
+	site, err := os.MkdirTemp("", "avnode-site-")
+	if err != nil {
+		return e, err
+	}
+	defer os.RemoveAll(site)
+	if err := os.WriteFile(filepath.Join(site, "index.html"), []byte(name+"\n"), 0o644); err != nil {
+		return e, err
+	}
+	if err := c.CallStream(ctx, "POST", "/v1/publish", url.Values{"path": {site}, "name": {name}, "estate": {label}}, nil, nil); err != nil {
+		return e, fmt.Errorf("avatar %s: publish: %w", name, err)
+	}
+	return e, nil
 }
 
-// inParallel runs f(i) for i in [0, n) on workers goroutines.
-func inParallel(n, workers int, f func(i int)) {
-	var wg sync.WaitGroup
+// inParallel runs f(i) for i in [0, n) on workers goroutines and returns
+// the errors f returned, in no particular order.
+func inParallel(n, workers int, f func(i int) error) []error {
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		failed []error
+	)
 	next := make(chan int)
 	for range workers {
 		wg.Go(func() {
 			for i := range next {
-				f(i)
+				if err := f(i); err != nil {
+					mu.Lock()
+					failed = append(failed, err)
+					mu.Unlock()
+				}
 			}
 		})
 	}
@@ -74,6 +89,7 @@ func inParallel(n, workers int, f func(i int)) {
 	}
 	close(next)
 	wg.Wait()
+	return failed
 }
 
 // getPage fetches name's index.html on d, through the control API as
@@ -111,7 +127,12 @@ func TestProviderHostsManyEstates(t *testing.T) {
 	waitPeers(t, provider, 3)
 	rssBefore := rssBytes(t, provider)
 	start := time.Now()
-	inParallel(estates, 4, func(i int) { avatarOnEstate(t, provider, i, "acme.node", "") })
+	if failed := inParallel(estates, 4, func(i int) error {
+		_, err := avatarOnEstate(provider, i, "acme.node", "")
+		return err
+	}); len(failed) > 0 {
+		t.Fatalf("%d of %d avatars could not be set up on the provider; first: %v", len(failed), estates, failed[0])
+	}
 	setup := time.Since(start)
 	rssAfter := rssBytes(t, provider)
 
@@ -128,9 +149,7 @@ func TestProviderHostsManyEstates(t *testing.T) {
 
 	reader := nodes[3]
 	start = time.Now()
-	var mu sync.Mutex
-	var failed []string
-	inParallel(estates, 4, func(i int) {
+	failed := inParallel(estates, 4, func(i int) error {
 		name := fmt.Sprintf("a%d.avtr", i)
 		res, err := resolveName(t, reader, name)
 		if err == nil {
@@ -139,14 +158,10 @@ func TestProviderHostsManyEstates(t *testing.T) {
 		if err == nil && (len(res.Estates) != 1 || !slices.Equal(res.Estates[0].Hosts, []string{provider.peerID}) || res.Estates[0].Provider != "acme.node") {
 			err = fmt.Errorf("resolve %s: estates %+v", name, res.Estates)
 		}
-		if err != nil {
-			mu.Lock()
-			failed = append(failed, err.Error())
-			mu.Unlock()
-		}
+		return err
 	})
 	if len(failed) > 0 {
-		t.Fatalf("%d of %d names failed from another node; first: %s", len(failed), estates, failed[0])
+		t.Fatalf("%d of %d names failed from another node; first: %v", len(failed), estates, failed[0])
 	}
 	t.Logf("%d estates on one provider: setup %v per estate (key, claim, estate, publish through the API; 4 at once); "+
 		"provider RSS %d → %d MiB, %.1f KiB per estate; resolve and get from another node %v per name",
@@ -187,7 +202,10 @@ func TestProviderFleetMovesEstatesOfALostMachine(t *testing.T) {
 	backups := map[int]string{}
 	for i := range 6 {
 		m := fleet[i%3]
-		e := avatarOnEstate(t, m, i, "acme.node", "3s")
+		e, err := avatarOnEstate(m, i, "acme.node", "3s")
+		if err != nil {
+			t.Fatal(err)
+		}
 		if i%3 == 1 { // the machine that will be lost: its operator keeps sealed keys, the heir the sites
 			backups[i] = filepath.Join(t.TempDir(), e.Label+".estate")
 			mustCLI(t, m.repo, "estate", "export", e.Label, "-o", backups[i], "--passphrase-file", pass)
