@@ -400,12 +400,14 @@ func TestControlAPIRefusesOtherUsers(t *testing.T) {
 }
 
 // Metrics are served on the configured localhost address, libp2p's beside
-// the node's; --log-format json makes every log line a JSON object.
+// the node's, with the time each control API call took; --log-format json makes every log line a JSON object.
 func TestMetricsAndJSONLogs(t *testing.T) {
 	addr := metricsAddr(t)
 	d := startDaemon(t, filepath.Join(t.TempDir(), "n"), "--metrics.listen", addr, "--log-format", "json")
+	mustCLI(t, d.repo, "id")
 	body := scrapeMetrics(t, addr)
-	for _, want := range []string{"avnode_node_connected_peers", "avnode_dht_routing_table_peers", "libp2p_", "avnode_names_resolves_total", "go_goroutines"} {
+	for _, want := range []string{"avnode_node_connected_peers", "avnode_dht_routing_table_peers", "libp2p_", "avnode_names_resolves_total", "go_goroutines",
+		`avnode_api_call_duration_seconds_count{call="GET /v1/id"}`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %s", want)
 		}

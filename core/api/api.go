@@ -10,6 +10,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -80,30 +81,48 @@ const maxBody = 16 << 20
 
 // Server serves the control API on a unix socket.
 type Server struct {
-	mux  *http.ServeMux
-	srv  *http.Server
-	ln   net.Listener
-	path string
-	log  *slog.Logger
+	mux     *http.ServeMux
+	srv     *http.Server
+	ln      net.Listener
+	path    string
+	log     *slog.Logger
+	observe func(call string, took time.Duration)
 }
 
 // NewServer makes a server; add calls with Handle, then Serve.
 func NewServer(log *slog.Logger) *Server {
-	return &Server{mux: http.NewServeMux(), log: log}
+	return &Server{mux: http.NewServeMux(), log: log, observe: func(string, time.Duration) {}}
 }
+
+// OnCall has observe told how long each call took, by its pattern (the
+// node's metrics). Set it before Serve.
+func (s *Server) OnCall(observe func(call string, took time.Duration)) { s.observe = observe }
+
+// serverTimingHeader carries, on a JSON answer, how long the daemon spent
+// on the call, its answer encoded: the W3C Server-Timing header, which
+// tells the daemon's share apart from the socket's and the client's.
+const serverTimingHeader = "Server-Timing"
 
 // Handle registers a call, e.g. Handle("GET /v1/id", h).
 func (s *Server) Handle(pattern string, h Handler) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
 		body := http.MaxBytesReader(w, r.Body, maxBody)
 		q := r.URL.Query()
 		v, err := h(r.Context(), Request{Query: q.Get, QueryAll: func(name string) []string { return q[name] }, Body: body})
-		w.Header().Set("Content-Type", "application/json")
+		status, answer := http.StatusOK, any(v)
 		if err != nil {
-			writeError(w, err)
-			return
+			b := bodyOf(err)
+			status, answer = statusOf(b.Kind), b
 		}
-		json.NewEncoder(w).Encode(v)
+		var out bytes.Buffer
+		json.NewEncoder(&out).Encode(answer)
+		took := time.Since(start)
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set(serverTimingHeader, fmt.Sprintf("handler;dur=%.3f", float64(took.Nanoseconds())/1e6))
+		w.WriteHeader(status)
+		w.Write(out.Bytes())
+		s.observe(pattern, took)
 	})
 }
 
@@ -122,6 +141,7 @@ type streamLine struct {
 // status is 200 once streaming starts; errors travel in the last line.
 func (s *Server) HandleStream(pattern string, h StreamHandler) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		defer s.observeSince(pattern, time.Now())
 		w.Header().Set("Content-Type", "application/x-ndjson")
 		enc := json.NewEncoder(w)
 		flusher, _ := w.(http.Flusher)
@@ -148,8 +168,13 @@ func (s *Server) HandleStream(pattern string, h StreamHandler) {
 // HandleRaw registers a call that writes its own response, such as a byte
 // stream; it reports errors with WriteError.
 func (s *Server) HandleRaw(pattern string, h func(w http.ResponseWriter, r *http.Request)) {
-	s.mux.HandleFunc(pattern, h)
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		defer s.observeSince(pattern, time.Now())
+		h(w, r)
+	})
 }
+
+func (s *Server) observeSince(pattern string, start time.Time) { s.observe(pattern, time.Since(start)) }
 
 // WriteError answers with err as JSON, for raw handlers.
 func WriteError(w http.ResponseWriter, err error) {

@@ -9,13 +9,17 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/avnode/avnode/core/fault"
 )
@@ -257,5 +261,47 @@ func copyFile(t *testing.T, from, to string) {
 	}
 	if err := os.WriteFile(to, data, 0o755); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A JSON answer says how long the daemon spent on it (Server-Timing): at
+// least what the handler took, at most what the caller waited; the node is
+// told of every call by its pattern; and a call whose answer the caller
+// drops leaves its connection to the next call.
+func TestServerTimeAndConnectionReuse(t *testing.T) {
+	var mu sync.Mutex
+	observed := map[string]int{}
+	c, _ := serve(t, func(s *Server) {
+		s.OnCall(func(call string, took time.Duration) {
+			mu.Lock()
+			defer mu.Unlock()
+			observed[call]++
+		})
+		s.Handle("GET /v1/slow", func(context.Context, Request) (any, error) {
+			time.Sleep(3 * time.Millisecond)
+			return map[string]string{"ok": "yes"}, nil
+		})
+	})
+	var reused []bool
+	trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) { reused = append(reused, info.Reused) }}
+	ctx := httptrace.WithClientTrace(context.Background(), trace)
+	for range 3 {
+		var took time.Duration
+		start := time.Now()
+		if err := c.Call(WithServerTime(ctx, &took), "GET", "/v1/slow", nil, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		waited := time.Since(start)
+		if took < 3*time.Millisecond || took > waited {
+			t.Fatalf("server time %v; want at least the handler's 3ms and at most the %v the caller waited", took, waited)
+		}
+	}
+	if !slices.Equal(reused, []bool{false, true, true}) {
+		t.Fatalf("connections reused %v; want the first call's connection kept for the next two", reused)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if observed["GET /v1/slow"] != 3 {
+		t.Fatalf("observed %v; want 3 calls of GET /v1/slow", observed)
 	}
 }

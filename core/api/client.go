@@ -11,7 +11,10 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/avnode/avnode/core/fault"
 )
@@ -56,9 +59,34 @@ func (c *Client) Call(ctx context.Context, method, path string, query url.Values
 	}
 	defer resp.Body.Close()
 	if out == nil {
-		return nil
+		// Read to the end, so that the connection serves the next call.
+		_, err := io.Copy(io.Discard, resp.Body)
+		return err
 	}
 	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+type serverTimeKey struct{}
+
+// WithServerTime returns a context whose calls store in *took how long the
+// daemon spent on them, answer encoded (its Server-Timing header; 0 where
+// an answer has none): the daemon's share, without the socket's or the
+// client's.
+func WithServerTime(ctx context.Context, took *time.Duration) context.Context {
+	return context.WithValue(ctx, serverTimeKey{}, took)
+}
+
+// serverTime reads a Server-Timing header of the form NAME;dur=MS.
+func serverTime(header string) time.Duration {
+	_, ms, ok := strings.Cut(header, "dur=")
+	if !ok {
+		return 0
+	}
+	v, err := strconv.ParseFloat(ms, 64)
+	if err != nil || v < 0 {
+		return 0
+	}
+	return time.Duration(v * float64(time.Millisecond))
 }
 
 // Stream performs a call whose answer is raw bytes, copied to out.
@@ -89,6 +117,9 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		req.Header.Set(tokenHeader, "Bearer "+token)
 	}
 	resp, err := c.http.Do(req)
+	if took, ok := ctx.Value(serverTimeKey{}).(*time.Duration); ok && err == nil {
+		*took = serverTime(resp.Header.Get(serverTimingHeader))
+	}
 	if err != nil {
 		if isNoDaemon(err) {
 			return nil, fmt.Errorf("%w for repo %s; start it with `avnode run --repo %s`", ErrNoDaemon, c.repo, c.repo)

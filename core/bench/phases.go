@@ -106,6 +106,7 @@ func runAvnode(ctx context.Context, opts Options, limits connLimits, dir string)
 	}
 	av := func(i int) *avMember { return net.members[i].(*avMember) }
 	res.cold, res.warm = t.coldAndWarm(ctx)
+	res.warmInDaemon = &t.warmServer
 	res.coldDirect, res.warmDirect = resolveInProcess(ctx, t, av)
 	if res.estates, err = measureEstates(ctx, opts, net, av); err != nil {
 		return nil, err

@@ -44,6 +44,20 @@ func (l *latencies) dist() Dist {
 		Count: len(ms), Failed: l.failed, Samples: ms}
 }
 
+// p50Micros is the median of l's successful timings in microseconds; 0
+// for none.
+func p50Micros(l *latencies) float64 {
+	if l == nil || len(l.ok) == 0 {
+		return 0
+	}
+	us := make([]float64, len(l.ok))
+	for i, d := range l.ok {
+		us[i] = float64(d.Nanoseconds()) / 1e3
+	}
+	slices.Sort(us)
+	return percentile(us, 50)
+}
+
 // percentile of sorted values, nearest rank; 0 for none.
 func percentile(sorted []float64, p int) float64 {
 	if len(sorted) == 0 {

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/avnode/avnode/core/api"
 )
 
 // target is one network under measure with the items it resolves: names
@@ -16,6 +18,10 @@ type target struct {
 	key     func(item int) string // the DHT record key of an item
 	owner   func(item int) int    // the member that published it
 	resolve func(ctx context.Context, member, item int) error
+
+	// warmServer is the daemon's share of each warm resolve through the
+	// control API (its Server-Timing); empty where there is no API.
+	warmServer latencies
 
 	mu       sync.Mutex
 	resolved map[[2]int]bool // (member, item) pairs already resolved: no cache hit counts as cold
@@ -63,7 +69,12 @@ func (t *target) coldAndWarm(ctx context.Context) (cold, warm *latencies) {
 			continue
 		}
 		cold.add(t.timedResolve(ctx, m, item))
-		warm.add(t.timedResolve(ctx, m, item))
+		var inDaemon time.Duration
+		d, err := t.timedResolve(api.WithServerTime(ctx, &inDaemon), m, item)
+		warm.add(d, err)
+		if inDaemon > 0 {
+			t.warmServer.add(inDaemon, err)
+		}
 	}
 	return cold, warm
 }

@@ -368,6 +368,15 @@ const metricsTries = 16
 func (d *Daemon) startAPI(sim *Network) error {
 	d.api = api.NewServer(d.Log)
 	d.registerHandlers(d.api)
+	if d.registerer != nil {
+		calls := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "avnode_api_call_duration_seconds",
+			Help:    "Time the daemon spent on each control API call, by call (method and path pattern).",
+			Buckets: prometheus.ExponentialBuckets(50e-6, 4, 12), // 50 µs to about 4 min
+		}, []string{"call"})
+		d.registerer.MustRegister(calls)
+		d.api.OnCall(func(call string, took time.Duration) { calls.WithLabelValues(call).Observe(took.Seconds()) })
+	}
 	socket := d.Repo.Path(repo.SocketFile)
 	listen := d.api.Listen
 	if sim != nil {
