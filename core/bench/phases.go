@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -259,6 +260,10 @@ func fetchTimes(ctx context.Context, opts Options, net *cluster, av func(int) *a
 		}
 		fctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 		defer cancel()
+		// The fetch's own Sync must not write back what came before it
+		// (the random file, the publish): the copy it is compared with
+		// starts clean too.
+		syscall.Sync()
 		start := time.Now()
 		if _, err := av(m).d.Hosting.FetchFrom(fctx, target, from); err != nil {
 			return 0, fmt.Errorf("node %d fetching %s: %w", m, target, err)
@@ -295,6 +300,7 @@ func streamCopy(ctx context.Context, src, dst host.Host, mib int, path string) (
 	if err := dst.Connect(ctx, peer.AddrInfo{ID: src.ID(), Addrs: src.Addrs()}); err != nil {
 		return 0, err
 	}
+	syscall.Sync() // as before a fetch: nothing earlier left to write back
 	start := time.Now()
 	s, err := dst.NewStream(ctx, src.ID(), copyProtocol)
 	if err != nil {

@@ -26,6 +26,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/avnode/avnode/core/content"
+	"github.com/avnode/avnode/core/frame"
 )
 
 const prefix = "/avtr-test"
@@ -158,7 +159,7 @@ func TestBadSourcesAreDropped(t *testing.T) {
 		"corrupt": func(w io.Writer, block []byte) {
 			bad := bytes.Clone(block)
 			bad[len(bad)/2] ^= 0x40
-			writeResponse(w, statusHave, bad)
+			frame.Write(w, statusHave, bad)
 		},
 		"oversized": func(w io.Writer, _ []byte) {
 			w.Write([]byte{statusHave, 0xff, 0xff, 0xff, 0xff, 0x0f}) // announces 4 GiB
@@ -307,7 +308,7 @@ func TestServerAnswers(t *testing.T) {
 	}
 	for _, a := range asks {
 		writeRequest(st, a.req)
-		status, data, err := readResponse(r)
+		status, data, err := frame.Read(r, content.MaxBlockSize)
 		if err != nil || status != a.status || (a.want != nil && !bytes.Equal(data, a.want)) {
 			t.Fatalf("%+v: status %d, %d bytes, %v", a.req, status, len(data), err)
 		}
@@ -316,11 +317,11 @@ func TestServerAnswers(t *testing.T) {
 	for i := 1; i < MaxStreamsPerPeer; i++ {
 		s, rr := open()
 		writeRequest(s, request{cid: root})
-		readResponse(rr)
+		frame.Read(rr, content.MaxBlockSize)
 	}
 	extra, rr := open()
 	writeRequest(extra, request{cid: root})
-	if status, msg, err := readResponse(rr); err != nil || status != statusRefused || !strings.Contains(string(msg), "busy") {
+	if status, msg, err := frame.Read(rr, content.MaxBlockSize); err != nil || status != statusRefused || !strings.Contains(string(msg), "busy") {
 		t.Fatalf("stream over the bound: %d %q %v", status, msg, err)
 	}
 }

@@ -297,28 +297,35 @@ func (f *Fetcher) readAnswers(st network.Stream, p peer.ID, s *sched, inflight c
 	}
 	for c := range inflight {
 		st.SetReadDeadline(time.Now().Add(responseTimeout))
-		status, data, err := readResponse(r) // a fresh buffer each time: the block goes on to a writer
-		if err != nil && cut.happened(st) {
-			s.requeue(c, p)
-			handBack()
-			return
-		}
-		if err != nil {
-			fail(c, fmt.Sprintf("read answer: %v", err))
-			return
-		}
-		switch status {
-		case statusHave:
+		// The buffer goes on to a writer with the block, which gives it
+		// back once the block is stored.
+		buf := blockBuffers.Get().(*[]byte)
+		status, data, err := readResponse(r, *buf)
+		if err == nil && status == statusHave {
 			if err := content.VerifyBlock(c, data); err != nil {
+				blockBuffers.Put(buf)
 				fail(c, fmt.Sprintf("sent a bad block for %s: %v", c, err))
 				return
 			}
 			cut.answered.Store(true)
-			s.writes <- verifiedBlock{c: c, data: data, from: p}
-		case statusDontHave:
+			// The writer gives the buffer back once the block is stored.
+			s.writes <- verifiedBlock{c: c, data: data, from: p, buf: buf}
+			continue
+		}
+		refusal := truncate(data)
+		blockBuffers.Put(buf)
+		switch {
+		case err != nil && cut.happened(st):
+			s.requeue(c, p)
+			handBack()
+			return
+		case err != nil:
+			fail(c, fmt.Sprintf("read answer: %v", err))
+			return
+		case status == statusDontHave:
 			s.lacks(c, p)
 		default:
-			fail(c, fmt.Sprintf("refused: %s", truncate(data)))
+			fail(c, fmt.Sprintf("refused: %s", refusal))
 			return
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/ipfs/go-cid"
+
+	"github.com/avnode/avnode/core/frame"
 )
 
 // FuzzReadRequest: whatever a peer sends, decoding a request never panics,
@@ -36,14 +38,20 @@ func FuzzReadRequest(f *testing.F) {
 // block's worth, nor panic.
 func FuzzReadResponse(f *testing.F) {
 	var good bytes.Buffer
-	writeResponse(&good, statusHave, []byte("block bytes"))
+	frame.Write(&good, statusHave, []byte("block bytes"))
 	f.Add(good.Bytes())
 	f.Add([]byte{statusHave, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Add([]byte{statusRefused, 3, 'b', 'u', 's'})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		_, body, err := readResponse(bufio.NewReader(bytes.NewReader(data)))
+		_, body, err := readResponse(bufio.NewReader(bytes.NewReader(data)), nil)
 		if err == nil && len(body) > len(data) {
 			t.Fatalf("decoded %d bytes of body from %d bytes of input", len(body), len(data))
+		}
+		// Into a reused buffer, as a fetch reads: the same answer.
+		buf := make([]byte, 0, 8)
+		_, again, err2 := readResponse(bufio.NewReader(bytes.NewReader(data)), buf)
+		if (err == nil) != (err2 == nil) || !bytes.Equal(body, again) {
+			t.Fatalf("into a buffer: %q, %v; fresh: %q, %v", again, err2, body, err)
 		}
 	})
 }

@@ -24,6 +24,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/ipfs/go-cid"
 
@@ -87,10 +88,19 @@ func readRequest(r *bufio.Reader) (request, error) {
 	return request{cid: c, offset: off, length: length}, nil
 }
 
-func writeResponse(w io.Writer, status byte, data []byte) error { return frame.Write(w, status, data) }
-
-// readResponse reads one answer, refusing lengths no valid block can have
-// before reading them.
-func readResponse(r *bufio.Reader) (byte, []byte, error) {
-	return frame.Read(r, content.MaxBlockSize)
+// writeResponse sends one answer through the stream's own buffered writer,
+// the block's bytes not copied on the way.
+func writeResponse(w *bufio.Writer, status byte, data []byte) error {
+	return frame.WriteBuffered(w, status, data)
 }
+
+// readResponse reads one answer into buf where it fits, refusing lengths
+// no valid block can have before reading them.
+func readResponse(r *bufio.Reader, buf []byte) (byte, []byte, error) {
+	return frame.ReadInto(r, content.MaxBlockSize, buf)
+}
+
+// blockBuffers hold a whole block each: answers being read from the store
+// and sent, blocks received until they are stored. Only blocks under way
+// hold one, never an idle stream.
+var blockBuffers = sync.Pool{New: func() any { b := make([]byte, content.MaxBlockSize); return &b }}

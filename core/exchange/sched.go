@@ -54,13 +54,16 @@ type verifiedBlock struct {
 	c    cid.Cid
 	data []byte
 	from peer.ID
+	buf  *[]byte // data's memory, for blockBuffers once the block is stored
 }
 
 // storeLoop writes verified blocks until the fetch is over. A failed write
 // (a full disk) ends the fetch with that error; the block stays wanted.
 func (s *sched) storeLoop() {
 	for b := range s.writes {
-		if err := s.complete(b.c, b.data, b.from); err != nil {
+		err := s.complete(b.c, b.data, b.from)
+		blockBuffers.Put(b.buf) // complete keeps nothing of data: the links it returned are copies
+		if err != nil {
 			s.abort(err)
 			s.mu.Lock()
 			s.giveBack(b.c, b.from)
@@ -273,7 +276,8 @@ func (s *sched) complete(c cid.Cid, data []byte, p peer.ID) error {
 		if links, err = s.admit(c, data); err != nil {
 			return err
 		}
-		if err := s.bs.Put(c, data); err != nil {
+		// readAnswers checked the bytes against c before handing them on.
+		if err := s.bs.PutVerified(c, data); err != nil {
 			return fmt.Errorf("store block %s: %w", c, err)
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/avnode/avnode/core/content"
+	"github.com/avnode/avnode/core/frame"
 )
 
 // idleTimeout ends a stream whose peer stops asking.
@@ -142,7 +143,7 @@ func (s *Server) handle(st network.Stream) {
 	remote := st.Conn().RemotePeer()
 	ps, ok := s.acquire(remote)
 	if !ok {
-		writeResponse(st, statusRefused, []byte(fmt.Sprintf("busy: at most %d block streams per peer", MaxStreamsPerPeer)))
+		frame.Write(st, statusRefused, []byte(fmt.Sprintf("busy: at most %d block streams per peer", MaxStreamsPerPeer)))
 		return
 	}
 	defer s.release(remote)
@@ -163,7 +164,8 @@ func (s *Server) handle(st network.Stream) {
 			st.Reset()
 			return
 		}
-		status, data, read := s.answer(req)
+		scratch := blockBuffers.Get().(*[]byte)
+		status, data, read := s.answer(req, *scratch)
 		s.metrics.requests.Inc()
 		s.metrics.readBytes.Add(float64(read))
 		if err := ps.bytes.WaitN(s.ctx, int(min(read, int64(ps.bytes.Burst())))); err != nil {
@@ -171,7 +173,9 @@ func (s *Server) handle(st network.Stream) {
 			return
 		}
 		st.SetWriteDeadline(time.Now().Add(idleTimeout))
-		if err := writeResponse(w, status, data); err != nil {
+		err = writeResponse(w, status, data)
+		blockBuffers.Put(scratch)
+		if err != nil {
 			st.Reset()
 			return
 		}
@@ -187,10 +191,10 @@ func (s *Server) handle(st network.Stream) {
 	w.Flush()
 }
 
-// answer reads what req asks for, and only that, from the store; read is
-// what it cost in bytes read.
-func (s *Server) answer(req request) (status byte, data []byte, read int64) {
-	r, err := s.bs.GetRange(req.cid, req.offset, req.length)
+// answer reads what req asks for, and only that, from the store, into
+// scratch where it fits; read is what it cost in bytes read.
+func (s *Server) answer(req request, scratch []byte) (status byte, data []byte, read int64) {
+	r, err := s.bs.GetRangeInto(req.cid, req.offset, req.length, scratch)
 	switch {
 	case err == nil:
 		return statusHave, r.Data, r.Read
