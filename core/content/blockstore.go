@@ -37,6 +37,21 @@ type Blockstore struct {
 	checked checkedSet
 	// read counts the bytes read from block files, for tests.
 	read atomic.Int64
+	// used is what the store holds, counted once by a scan and then kept
+	// as blocks come and go: a get checks it against the cache bound, and
+	// a scan per get would cost as much as the store is large.
+	used usage
+}
+
+// usage is the store's blocks and bytes. mu is held across the first
+// scan and around every change a counted store sees (a block's rename into
+// place, a removal), so that none is counted twice or missed.
+type usage struct {
+	mu      sync.Mutex
+	counted bool
+	blocks  int
+	bytes   int64
+	scans   atomic.Int64 // full scans done, for tests
 }
 
 // checkedSet is a bounded set of CIDs; when full it starts over, which only
@@ -206,7 +221,7 @@ func (b *Blockstore) GetRangeInto(c cid.Cid, offset, length uint64, scratch []by
 		return out, fmt.Errorf("block store: read %s: %w", c, err)
 	}
 	if err := VerifyBlock(c, data); err != nil {
-		os.Remove(p) // damaged on disk (a crash before Sync, or outside meddling): fetch it again
+		b.remove(p, size) // damaged on disk (a crash before Sync, or outside meddling): fetch it again
 		return out, fmt.Errorf("block %s was damaged on disk and has been removed (%v): %w", c, err, ErrNotFound)
 	}
 	b.checked.add(c)
@@ -306,7 +321,7 @@ func (b *Blockstore) put(c cid.Cid, data []byte) (added bool, err error) {
 		werr = cerr
 	}
 	if werr == nil {
-		werr = os.Rename(tmp, p)
+		werr = b.renameIn(tmp, p, int64(len(data)))
 	}
 	if werr != nil {
 		os.Remove(tmp)
@@ -323,8 +338,43 @@ func (b *Blockstore) Delete(c cid.Cid) error {
 		return nil
 	}
 	b.checked.remove(c)
-	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	st, err := os.Lstat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err == nil {
+		err = b.remove(p, st.Size())
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("block store: delete %s: %w", c, err)
+	}
+	return nil
+}
+
+// renameIn moves a written block of size bytes into place, counting it.
+func (b *Blockstore) renameIn(tmp, p string, size int64) error {
+	b.used.mu.Lock()
+	defer b.used.mu.Unlock()
+	if err := os.Rename(tmp, p); err != nil {
+		return err
+	}
+	if b.used.counted {
+		b.used.blocks++
+		b.used.bytes += size
+	}
+	return nil
+}
+
+// remove deletes the block file at p, of size bytes, uncounting it.
+func (b *Blockstore) remove(p string, size int64) error {
+	b.used.mu.Lock()
+	defer b.used.mu.Unlock()
+	if err := os.Remove(p); err != nil {
+		return err
+	}
+	if b.used.counted {
+		b.used.blocks--
+		b.used.bytes -= size
 	}
 	return nil
 }
@@ -339,8 +389,23 @@ func (b *Blockstore) AllKeys(ctx context.Context) ([]cid.Cid, error) {
 	return keys, err
 }
 
-// Usage counts the blocks in the store and their bytes.
+// Usage is the number of blocks in the store and their bytes: a scan the
+// first time, the running count after.
 func (b *Blockstore) Usage(ctx context.Context) (blocks int, bytes int64, err error) {
+	b.used.mu.Lock()
+	defer b.used.mu.Unlock()
+	if !b.used.counted {
+		if b.used.blocks, b.used.bytes, err = b.count(ctx); err != nil {
+			return 0, 0, err
+		}
+		b.used.counted = true
+	}
+	return b.used.blocks, b.used.bytes, nil
+}
+
+// count scans the store for its blocks and their bytes.
+func (b *Blockstore) count(ctx context.Context) (blocks int, bytes int64, err error) {
+	b.used.scans.Add(1)
 	err = b.scan(ctx, func(_ cid.Cid, e fs.DirEntry) error {
 		info, err := e.Info()
 		if errors.Is(err, fs.ErrNotExist) {

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	cid "github.com/ipfs/go-cid"
+	datastore "github.com/ipfs/go-datastore"
+	dssync "github.com/ipfs/go-datastore/sync"
 )
 
 func TestBlockstoreBasics(t *testing.T) {
@@ -254,5 +256,83 @@ func TestDamagedBlockIsRemovedOnRead(t *testing.T) {
 	}
 	if has, _ := reopened.Has(c); has {
 		t.Fatal("damaged block still in the store")
+	}
+}
+
+// The store counts its blocks once and then keeps the count as blocks are
+// put (alone and concurrently), deleted, collected and found damaged: every
+// answer equals a fresh scan of the directory, and none scans again.
+func TestUsageIsKeptWithoutRescanning(t *testing.T) {
+	dir := t.TempDir()
+	bs, err := OpenBlockstore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(seed uint64, n int) cid.Cid {
+		data := randBytes(seed, n)
+		c := sumCID(codecRaw, data)
+		if err := bs.Put(c, data); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	agrees := func(when string) {
+		t.Helper()
+		blocks, bytes, err := bs.Usage(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fresh, err := OpenBlockstore(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantBlocks, wantBytes, err := fresh.Usage(t.Context())
+		if err != nil || blocks != wantBlocks || bytes != wantBytes {
+			t.Fatalf("%s: Usage %d blocks, %d bytes; a fresh scan finds %d, %d (%v)", when, blocks, bytes, wantBlocks, wantBytes, err)
+		}
+	}
+	first := put(1, 1000)
+	put(2, 2000)
+
+	// Puts and deletes racing the first count and each other.
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			for j := range 20 {
+				c := put(uint64(100+i*20+j), 100+j)
+				if j%3 == 0 {
+					if err := bs.Delete(c); err != nil {
+						t.Error(err)
+					}
+				}
+			}
+		})
+	}
+	wg.Go(func() { bs.Usage(t.Context()) })
+	wg.Wait()
+	put(2, 2000) // already there: not counted again
+	if err := bs.Delete(first); err != nil {
+		t.Fatal(err)
+	}
+	if err := bs.Delete(first); err != nil { // gone already: not uncounted again
+		t.Fatal(err)
+	}
+	agrees("after concurrent puts and deletes")
+
+	damaged := put(3, 3000)
+	p, _ := bs.path(damaged)
+	os.WriteFile(p, randBytes(4, 3000), 0o600)
+	bs.checked.remove(damaged)
+	if _, err := bs.Get(damaged); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("damaged block: %v", err)
+	}
+	agrees("after a damaged block was removed")
+
+	if _, err := GC(t.Context(), bs, NewPins(dssync.MutexWrap(datastore.NewMapDatastore()))); err != nil {
+		t.Fatal(err)
+	}
+	agrees("after GC removed everything")
+	if n := bs.used.scans.Load(); n != 1 {
+		t.Fatalf("the store was scanned %d times; want once", n)
 	}
 }
