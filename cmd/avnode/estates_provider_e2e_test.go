@@ -37,14 +37,16 @@ func avatarOnEstate(d *proc, i int, provider, ttl string) (api.Estate, error) {
 	c := api.NewClient(d.repo, repo.SocketFile)
 	// A claim needs holders to answer: under load one may not in time, and
 	// the CLI's user would claim again.
+	var tries []string
 	for try := 1; ; try++ {
 		err = c.CallStream(ctx, "POST", "/v1/name/claim", url.Values{"name": {name}, "key": {label}}, nil, nil)
 		if err == nil || try == 3 {
 			break
 		}
+		tries = append(tries, err.Error())
 	}
 	if err != nil {
-		return api.Estate{}, fmt.Errorf("avatar %s: claim: %w", name, err)
+		return api.Estate{}, fmt.Errorf("avatar %s: claim: %w (before: %q)", name, err, tries)
 	}
 	var e api.Estate
 	if err := c.Call(ctx, "POST", "/v1/estate/create", url.Values{"label": {label}, "provider": {provider}, "ttl": {ttl}}, nil, &e); err != nil {

@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -135,6 +136,7 @@ type proc struct {
 	cmd    *exec.Cmd
 	exited chan struct{}
 	log    *syncWriter
+	ended  atomic.Bool // the test stopped or killed it
 }
 
 // startDaemon runs `avnode run` on loopback with any free port and waits for
@@ -170,7 +172,17 @@ func launchDaemon(t testing.TB, repo string, cmd *exec.Cmd) *proc {
 		t.Fatal(err)
 	}
 	go func() { cmd.Wait(); close(d.exited) }()
-	t.Cleanup(func() { d.kill() })
+	t.Cleanup(func() {
+		select {
+		case <-d.exited:
+			if !d.ended.Load() {
+				// Not the test's doing: its log says why, if the test fails.
+				t.Logf("daemon %s exited during the test (%v); its log:\n%s", repo, cmd.ProcessState, d.log)
+			}
+		default:
+		}
+		d.kill()
+	})
 	ready := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -202,6 +214,7 @@ func launchDaemon(t testing.TB, repo string, cmd *exec.Cmd) *proc {
 func (d *proc) stop() time.Duration {
 	d.t.Helper()
 	start := time.Now()
+	d.ended.Store(true)
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-d.exited:
@@ -213,6 +226,7 @@ func (d *proc) stop() time.Duration {
 }
 
 func (d *proc) kill() {
+	d.ended.Store(true)
 	select {
 	case <-d.exited:
 	default:

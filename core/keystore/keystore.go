@@ -18,7 +18,11 @@ import (
 	"github.com/avnode/avnode/core/idkey"
 )
 
-const keySuffix = ".key"
+const (
+	keySuffix = ".key"
+	// tmpSuffix marks a key being written (writeNew); List skips it.
+	tmpSuffix = ".tmp"
+)
 
 // ErrNotFound means no key has that name.
 var ErrNotFound error = fault.New(fault.NotFound, "no such key")
@@ -82,27 +86,52 @@ func (s *Store) Import(name string, priv crypto.PrivKey) (Key, error) {
 	if err != nil {
 		return Key{}, fmt.Errorf("encode key %s: %w", name, err)
 	}
-	f, err := os.OpenFile(s.path(name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, os.ErrExist) {
-		return Key{}, fault.Errorf(fault.Refused, "key %s already exists; choose another name", name)
-	}
-	if err != nil {
-		return Key{}, fmt.Errorf("store key %s: %w", name, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(s.path(name))
-		return Key{}, fmt.Errorf("store key %s: %w", name, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(s.path(name))
-		return Key{}, fmt.Errorf("store key %s: %w", name, err)
-	}
-	if err := f.Close(); err != nil {
-		return Key{}, fmt.Errorf("store key %s: %w", name, err)
+	if err := s.writeNew(name, data); err != nil {
+		return Key{}, err
 	}
 	return Key{Name: name, Type: idkey.TypeName(priv), Public: priv.GetPublic()}, nil
+}
+
+// writeNew stores a new key file whole or not at all: the bytes go to a
+// temporary file, synced, then linked under the key's name, which fails if
+// the name is taken. A daemon listing the keys while `avnode key gen` runs
+// never reads half a key.
+func (s *Store) writeNew(name string, data []byte) error {
+	tmp, err := os.CreateTemp(s.dir, ".new-*"+tmpSuffix)
+	if err != nil {
+		return fmt.Errorf("store key %s: %w", name, err)
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Link(tmp.Name(), s.path(name))
+	}
+	if errors.Is(err, os.ErrExist) {
+		return fault.Errorf(fault.Refused, "key %s already exists; choose another name", name)
+	}
+	if err != nil {
+		return fmt.Errorf("store key %s: %w", name, err)
+	}
+	return syncDir(s.dir)
+}
+
+// syncDir makes a new name in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("keystore %s: %w", dir, err)
+	}
+	return nil
 }
 
 // Sub is the keystore folder dir/name, made if missing: estate keys live

@@ -1,9 +1,12 @@
 package keystore
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -51,5 +54,60 @@ func TestBadNamesAndMissingKeys(t *testing.T) {
 	os.WriteFile(filepath.Join(s.dir, "junk.key"), []byte("junk"), 0o600)
 	if _, err := s.List(); err == nil || !strings.Contains(err.Error(), "damaged") {
 		t.Fatalf("damaged key not reported: %v", err)
+	}
+}
+
+// A daemon lists and loads keys while `avnode key gen` writes new ones: it
+// never finds half a key, every key written is whole, and a name is never
+// taken twice, even by writers racing for it.
+func TestKeysWrittenWhileListed(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, stop := make(chan struct{}), make(chan struct{})
+	var listErr error
+	var lists int
+	go func() {
+		defer close(done)
+		for {
+			if _, err := s.List(); err != nil {
+				listErr = err
+				return
+			}
+			lists++
+			select {
+			case <-stop:
+				return
+			default:
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	var won atomic.Int32
+	for w := range 4 {
+		wg.Go(func() {
+			for i := range 25 {
+				if _, err := s.Generate(fmt.Sprintf("k%d-%d", w, i)); err != nil {
+					t.Error(err)
+				}
+				if _, err := s.Generate("contested"); err == nil {
+					won.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	<-done
+	if listErr != nil {
+		t.Fatalf("List while keys were written (after %d lists): %v", lists, listErr)
+	}
+	keys, err := s.List()
+	if err != nil || len(keys) != 101 {
+		t.Fatalf("List: %d keys, %v; want 100 and the contested one", len(keys), err)
+	}
+	if won.Load() != 1 {
+		t.Fatalf("the name contested was written %d times; want once", won.Load())
 	}
 }
