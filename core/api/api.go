@@ -139,29 +139,38 @@ type streamLine struct {
 // HandleStream registers a call whose answer is newline-delimited JSON:
 // progress lines while it works, then one result or error line. The HTTP
 // status is 200 once streaming starts; errors travel in the last line.
+// Progress reported after the last line is dropped: the response is
+// finished, and writing to it would crash the daemon.
 func (s *Server) HandleStream(pattern string, h StreamHandler) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		defer s.observeSince(pattern, time.Now())
 		w.Header().Set("Content-Type", "application/x-ndjson")
 		enc := json.NewEncoder(w)
 		flusher, _ := w.(http.Flusher)
-		var mu sync.Mutex
-		send := func(line streamLine) {
+		var (
+			mu       sync.Mutex
+			answered bool // the last line is sent: the response is no longer ours
+		)
+		send := func(line streamLine, last bool) {
 			mu.Lock()
 			defer mu.Unlock()
+			if answered {
+				return // progress from a goroutine that outlived its handler
+			}
+			answered = last
 			enc.Encode(line)
 			if flusher != nil {
 				flusher.Flush()
 			}
 		}
 		body := http.MaxBytesReader(w, r.Body, maxBody)
-		v, err := h(r.Context(), Request{Query: r.URL.Query().Get, Body: body}, func(p any) { send(streamLine{Progress: p}) })
+		v, err := h(r.Context(), Request{Query: r.URL.Query().Get, Body: body}, func(p any) { send(streamLine{Progress: p}, false) })
 		if err != nil {
 			body := bodyOf(err)
-			send(streamLine{Error: &body})
+			send(streamLine{Error: &body}, true)
 			return
 		}
-		send(streamLine{Result: v})
+		send(streamLine{Result: v}, true)
 	})
 }
 

@@ -305,3 +305,35 @@ func TestServerTimeAndConnectionReuse(t *testing.T) {
 		t.Fatalf("observed %v; want 3 calls of GET /v1/slow", observed)
 	}
 }
+
+// Progress a handler's goroutine reports after the answer is sent (a
+// ticker that outlived its handler) is dropped: the client gets the
+// result, and the server neither writes to a finished response nor
+// crashes (the race detector watches).
+func TestProgressAfterTheAnswerIsDropped(t *testing.T) {
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	c, _ := serve(t, func(s *Server) {
+		s.HandleStream("POST /v1/slow", func(_ context.Context, _ Request, progress func(any)) (any, error) {
+			wg.Go(func() {
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+						progress(map[string]int{"late": 1})
+					}
+				}
+			})
+			return map[string]string{"done": "yes"}, nil
+		})
+	})
+	for range 20 {
+		var out map[string]string
+		if err := c.CallStream(context.Background(), "POST", "/v1/slow", nil, nil, &out); err != nil || out["done"] != "yes" {
+			t.Fatalf("answer %v, %v; want the result", out, err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+}

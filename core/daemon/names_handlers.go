@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/avnode/avnode/core/api"
@@ -64,9 +65,11 @@ func (d *Daemon) handleClaim(ctx context.Context, req api.Request, progress func
 	expected := names.Expected(d.Config.Names.ClaimDifficulty)
 	report := func() { progress(api.Progress{Phase: "work", Tried: meter.Tried(), Expected: expected}) }
 	done := make(chan struct{})
+	var ticking sync.WaitGroup
+	defer ticking.Wait() // no report once the answer is sent
 	defer close(done)
 	report() // at once: the user sees the work start
-	go func() {
+	ticking.Go(func() {
 		tick := time.NewTicker(claimProgressEvery)
 		defer tick.Stop()
 		for {
@@ -77,7 +80,7 @@ func (d *Daemon) handleClaim(ctx context.Context, req api.Request, progress func
 				return
 			}
 		}
-	}()
+	})
 	res, err := d.Names.ClaimWithRecovery(names.WithWorkMeter(ctx, meter), req.Query("name"), key, req.Query("recovery_key"))
 	if err != nil {
 		return nil, err
