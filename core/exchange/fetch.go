@@ -297,8 +297,6 @@ func (f *Fetcher) readAnswers(st network.Stream, p peer.ID, s *sched, inflight c
 	}
 	for c := range inflight {
 		st.SetReadDeadline(time.Now().Add(responseTimeout))
-		// The buffer goes on to a writer with the block, which gives it
-		// back once the block is stored.
 		buf := blockBuffers.Get().(*[]byte)
 		status, data, err := readResponse(r, *buf)
 		if err == nil && status == statusHave {

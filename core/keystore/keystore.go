@@ -110,7 +110,12 @@ func (s *Store) writeNew(name string, data []byte) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Link(tmp.Name(), s.path(name))
+		err = link(tmp.Name(), s.path(name))
+		if err != nil && !errors.Is(err, os.ErrExist) {
+			// A file system without hard links: write in place, the
+			// name still taken only if free.
+			err = writeInPlace(s.path(name), data)
+		}
 	}
 	if errors.Is(err, os.ErrExist) {
 		return fault.Errorf(fault.Refused, "key %s already exists; choose another name", name)
@@ -119,6 +124,30 @@ func (s *Store) writeNew(name string, data []byte) error {
 		return fmt.Errorf("store key %s: %w", name, err)
 	}
 	return syncDir(s.dir)
+}
+
+// link is os.Link; a unit test makes it fail as on a file system
+// without hard links.
+var link = os.Link
+
+// writeInPlace creates path, refusing an existing one, and writes data to
+// it, synced; a failed write leaves no file behind.
+func writeInPlace(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+	}
+	return err
 }
 
 // syncDir makes a new name in dir durable.

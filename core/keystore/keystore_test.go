@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 )
 
@@ -109,5 +110,31 @@ func TestKeysWrittenWhileListed(t *testing.T) {
 	}
 	if won.Load() != 1 {
 		t.Fatalf("the name contested was written %d times; want once", won.Load())
+	}
+}
+
+// Where the file system has no hard links, keys are still written, whole,
+// and a name is still never taken twice.
+func TestKeysWithoutHardLinks(t *testing.T) {
+	link = func(string, string) error { return &os.LinkError{Op: "link", Err: syscall.EPERM} }
+	t.Cleanup(func() { link = os.Link })
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := s.Generate("alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Generate("alice"); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Fatalf("second alice: %v; want already exists", err)
+	}
+	keys, err := s.List()
+	if err != nil || len(keys) != 1 || !keys[0].Public.Equals(k.Public) {
+		t.Fatalf("List: %+v, %v; want alice alone", keys, err)
+	}
+	entries, _ := os.ReadDir(s.dir)
+	if len(entries) != 1 {
+		t.Fatalf("keystore holds %d files; want the key alone, no temporary file left", len(entries))
 	}
 }
