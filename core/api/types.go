@@ -103,6 +103,9 @@ type ClaimResult struct {
 	Certified bool     `json:"certified"`
 	Refusals  []string `json:"refusals,omitempty"`
 	MintTime  string   `json:"mint_time"`
+	// Resumed: the network held this key's claim already, and the call
+	// finished setting the name up on the node instead of minting.
+	Resumed bool `json:"resumed,omitempty"`
 }
 
 // ZoneInfo is a name's zone, as `avnode record set|rm|ls` show it.

@@ -43,7 +43,7 @@ func zoneOf(z *naming.ZoneInfo) *api.ZoneInfo {
 
 func claimOf(c *naming.ClaimResult) *api.ClaimResult {
 	return &api.ClaimResult{Name: c.Name, Key: c.Key, Holders: c.Holders, Asked: c.Asked,
-		Certified: c.Certified, Refusals: c.Refusals, MintTime: c.MintTime}
+		Certified: c.Certified, Refusals: c.Refusals, MintTime: c.MintTime, Resumed: c.Resumed}
 }
 
 func resolutionOf(r *naming.Resolution) *api.Resolution {

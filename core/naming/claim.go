@@ -2,11 +2,13 @@ package naming
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
 	"time"
 
+	ds "github.com/ipfs/go-datastore"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -82,6 +84,9 @@ type ClaimResult struct {
 	Certified bool     `json:"certified"`
 	Refusals  []string `json:"refusals,omitempty"`
 	MintTime  string   `json:"mint_time"`
+	// Resumed: the name was this key's already, and this claim finished
+	// setting it up on this node (ownership, zone) instead of minting.
+	Resumed bool `json:"resumed,omitempty"`
 }
 
 // Claim binds a registered name to the keystore key keyName: mint the proof
@@ -126,7 +131,20 @@ func (s *Service) ClaimWithRecovery(ctx context.Context, nameText, keyName, reco
 		}
 		// A second claim of the same key would split the holders' votes
 		// (a name's owner is its exact claim) and drop a recovery key.
-		return nil, fault.Errorf(fault.Refused, "claim %s: already claimed by this key (%s); nothing to do (see `avnode key recovery show %s`)", n, names.KeyID(held.Owner), n)
+		setUp, err := s.claimSetUp(ctx, n)
+		if err != nil {
+			return nil, err
+		}
+		if setUp || (recovery != nil && !bytes.Equal(recovery, held.Recovery)) {
+			return nil, fault.Errorf(fault.Refused, "claim %s: already claimed by this key (%s); nothing to do (see `avnode key recovery show %s`)", n, names.KeyID(held.Owner), n)
+		}
+		// The network holds this key's claim, but this node never set the
+		// name up: a claim that failed after its holders certified it, or
+		// a repo that lost its names. Finish what the claim left undone.
+		if err := s.adopt(ctx, held, keyName); err != nil {
+			return nil, err
+		}
+		return &ClaimResult{Name: n.String(), Key: names.KeyID(held.Owner), Certified: true, Resumed: true}, nil
 	}
 	start := time.Now()
 	c, err := names.MintClaimWithRecovery(ctx, n, priv, recovery, s.cfg.Names.ClaimDifficulty, time.Now())
@@ -156,6 +174,17 @@ func (s *Service) ClaimWithRecovery(ctx context.Context, nameText, keyName, reco
 		return res, err
 	}
 	return res, nil
+}
+
+// claimSetUp reports whether this node has set n up as its own: it owns
+// the name and has signed a zone for it.
+func (s *Service) claimSetUp(ctx context.Context, n names.Name) (bool, error) {
+	for _, prefix := range []ds.Key{ownedPrefix, zonePrefix} {
+		if _, ok, err := s.get(ctx, nameKey(prefix, n)); err != nil || !ok {
+			return false, err
+		}
+	}
+	return true, nil
 }
 
 // holdersNeeded is a strict majority of the peers asked. Each honest holder

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/avnode/avnode/core/config"
+	"github.com/avnode/avnode/core/fault"
 	"github.com/avnode/avnode/core/names"
 	namespb "github.com/avnode/avnode/core/names/pb"
 )
@@ -461,5 +462,51 @@ func TestResolveLooksUpABoundedNumberOfHosts(t *testing.T) {
 	slices.Sort(first)
 	if !slices.Equal(found, first) {
 		t.Fatalf("hosts with addresses %v, want the zone's first %d: %v", found, MaxHostLookups, first)
+	}
+}
+
+// A claim the network holds but this node never finished setting up (it
+// failed after the holders certified it, or the node lost its names) is
+// finished by claiming again: the node owns the name, a zone is published
+// and resolves elsewhere. Once set up, claiming again changes nothing and
+// says so; the same name claimed with another recovery key is refused.
+func TestClaimAgainFinishesAnUnfinishedClaim(t *testing.T) {
+	nodes := newTestNetwork(t, 6, nil)
+	owner, reader := nodes[1], nodes[4]
+	first := claimName(t, owner, "resume.avtr", "k")
+	ctx := ctxFor(t, time.Minute)
+	n, _ := names.Parse("resume.avtr")
+	unfinish := func() { // undo what the claim's last step wrote
+		for _, prefix := range []ds.Key{ownedPrefix, zonePrefix} {
+			if err := owner.names.store.Delete(ctx, nameKey(prefix, n)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	unfinish()
+	res, err := owner.names.Claim(ctx, "resume.avtr", "k")
+	if err != nil || !res.Resumed || !res.Certified || res.Key != first.Key {
+		t.Fatalf("claim again: %+v, %v; want the claim resumed for key %s", res, err, first.Key)
+	}
+	if setUp, err := owner.names.claimSetUp(ctx, n); err != nil || !setUp {
+		t.Fatalf("after the resumed claim the node has not set the name up (%v)", err)
+	}
+	if _, err := owner.names.ChangeRecord(ctx, RecordChange{Name: "resume.avtr", Type: "TXT", Value: "back"}); err != nil {
+		t.Fatalf("the owner cannot change its zone after the resumed claim: %v", err)
+	}
+	got, err := reader.names.Resolve(ctx, "resume.avtr")
+	if err != nil || got.Key != first.Key || len(got.Records) != 1 || got.Records[0].Value != "back" {
+		t.Fatalf("resolve from another node: %+v, %v", got, err)
+	}
+	_, err = owner.names.Claim(ctx, "resume.avtr", "k")
+	if fault.KindOf(err) != fault.Refused || !strings.Contains(err.Error(), "nothing to do") {
+		t.Fatalf("a third claim: %v; want refused, nothing to do", err)
+	}
+	if _, err := owner.keys.Generate("rescue"); err != nil {
+		t.Fatal(err)
+	}
+	unfinish()
+	if _, err := owner.names.ClaimWithRecovery(ctx, "resume.avtr", "k", "rescue"); fault.KindOf(err) != fault.Refused {
+		t.Fatalf("the claim again with a recovery key it never committed to: %v; want refused", err)
 	}
 }

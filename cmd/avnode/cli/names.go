@@ -37,6 +37,10 @@ back if its key is lost or stolen (avnode name recover); keep that key offline.`
 			if g.JSON {
 				return PrintJSON(res)
 			}
+			if res.Resumed {
+				fmt.Printf("%s was claimed for key %s already; this node now owns it and has published its zone\n", res.Name, res.Key)
+				return nil
+			}
 			fmt.Printf("claimed %s for key %s\nheld by %d of the %d closest peers (proof of work took %s)\n",
 				res.Name, res.Key, res.Holders, res.Asked, res.MintTime)
 			return nil
