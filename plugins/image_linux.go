@@ -54,15 +54,13 @@ var sealImage = seal
 // per-CPU page lists, writeback); it waits for those only briefly, so a
 // loaded machine gets a few more tries.
 func seal(f *os.File) error {
-	var err error
-	for try := range 5 {
-		_, err = unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, unix.F_SEAL_WRITE|unix.F_SEAL_GROW|unix.F_SEAL_SHRINK|unix.F_SEAL_SEAL)
-		if !errors.Is(err, unix.EBUSY) {
+	for try := 1; ; try++ {
+		_, err := unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, unix.F_SEAL_WRITE|unix.F_SEAL_GROW|unix.F_SEAL_SHRINK|unix.F_SEAL_SEAL)
+		if !errors.Is(err, unix.EBUSY) || try == 5 {
 			return err
 		}
-		time.Sleep(time.Duration(try+1) * 20 * time.Millisecond)
+		time.Sleep(time.Duration(try) * 20 * time.Millisecond)
 	}
-	return err
 }
 
 // passImage hands the image to the child as its descriptor imageFD.

@@ -273,10 +273,7 @@ func (b *Blockstore) Put(c cid.Cid, data []byte) error {
 	if err := VerifyBlock(c, data); err != nil {
 		return fmt.Errorf("store block: %w", err)
 	}
-	b.gcMu.RLock()
-	defer b.gcMu.RUnlock()
-	_, err := b.put(c, data)
-	return err
+	return b.PutVerified(c, data)
 }
 
 // PutVerified stores a block whose bytes the caller has just checked

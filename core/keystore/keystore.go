@@ -102,14 +102,7 @@ func (s *Store) writeNew(name string, data []byte) error {
 		return fmt.Errorf("store key %s: %w", name, err)
 	}
 	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
+	if err = writeSynced(tmp, data); err == nil {
 		err = link(tmp.Name(), s.path(name))
 		if err != nil && !errors.Is(err, os.ErrExist) {
 			// A file system without hard links: write in place, the
@@ -137,15 +130,22 @@ func writeInPlace(path string, data []byte) error {
 	if err != nil {
 		return err
 	}
-	_, err = f.Write(data)
+	if err := writeSynced(f, data); err != nil {
+		os.Remove(path)
+		return err
+	}
+	return nil
+}
+
+// writeSynced writes data to f, syncs and closes it, and returns the first
+// error of the three.
+func writeSynced(f *os.File, data []byte) error {
+	_, err := f.Write(data)
 	if err == nil {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
-	}
-	if err != nil {
-		os.Remove(path)
 	}
 	return err
 }
