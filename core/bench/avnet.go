@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -30,7 +31,7 @@ type avMember struct {
 	d               *daemon.Daemon
 	api             *api.Client // the control API, as the CLI calls it
 	stopWatch       func()
-	keys            sync.Map // record keys the DHT stored here, across restarts
+	keys            sync.Map // record keys the DHT stored here, across restarts: when last
 }
 
 // benchConfig fits a hundred nodes into one process: loopback TCP only,
@@ -47,9 +48,9 @@ log: {level: error}
 `, limits.low, limits.high, limits.grace)
 }
 
-func (m *avMember) host() host.Host     { return m.d.Node.Host }
-func (m *avMember) kad() *dht.IpfsDHT   { return m.d.Node.DHT }
-func (m *avMember) holds(k string) bool { _, ok := m.keys.Load(k); return ok }
+func (m *avMember) host() host.Host             { return m.d.Node.Host }
+func (m *avMember) kad() *dht.IpfsDHT           { return m.d.Node.DHT }
+func (m *avMember) storedAt(k string) time.Time { return loadTime(&m.keys, k) }
 
 func (m *avMember) start() error {
 	opts := daemon.Options{RepoDir: m.dir, ConfigFile: m.configFile, Environ: []string{}, LogOutput: io.Discard}
@@ -71,7 +72,7 @@ func (m *avMember) start() error {
 	if apiConn != nil {
 		m.api = api.NewClientDialing(m.dir, repo.SocketFile, apiConn.DialContext)
 	}
-	m.stopWatch = d.Node.WatchRecords(func(r node.RecordStored) { m.keys.Store(r.Key, true) })
+	m.stopWatch = d.Node.WatchRecords(func(r node.RecordStored) { m.keys.Store(r.Key, time.Now()) })
 	return nil
 }
 

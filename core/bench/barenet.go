@@ -57,9 +57,16 @@ func newBareMember(limits connLimits, port *wanPort) (*bareMember, error) {
 	return &bareMember{cm: limits, wan: port, key: key, store: store}, nil
 }
 
-func (m *bareMember) host() host.Host     { return m.h }
-func (m *bareMember) kad() *dht.IpfsDHT   { return m.d }
-func (m *bareMember) holds(k string) bool { _, ok := m.store.keys.Load(k); return ok }
+func (m *bareMember) host() host.Host             { return m.h }
+func (m *bareMember) kad() *dht.IpfsDHT           { return m.d }
+func (m *bareMember) storedAt(k string) time.Time { return loadTime(&m.store.keys, k) }
+
+// loadTime reads a time kept in a sync.Map; zero if there is none.
+func loadTime(m *sync.Map, k string) time.Time {
+	v, _ := m.Load(k)
+	at, _ := v.(time.Time)
+	return at
+}
 
 func (m *bareMember) start() error {
 	cm, err := connmgr.NewConnManager(m.cm.low, m.cm.high, connmgr.WithGracePeriod(m.cm.grace))
@@ -106,7 +113,7 @@ func (m *bareMember) getValue(ctx context.Context, key string, quorum int) error
 	return err
 }
 
-// keyRecorder remembers which value records the DHT stored, as the node's
+// keyRecorder remembers which value records the DHT stored, and when, as the node's
 // record watcher does for avnode's nodes.
 type keyRecorder struct {
 	ds.Batching
@@ -119,7 +126,7 @@ func (s *keyRecorder) Put(ctx context.Context, key ds.Key, value []byte) error {
 	}
 	if parts := key.List(); len(parts) == 2 {
 		if raw, err := base32.RawStdEncoding.DecodeString(parts[1]); err == nil {
-			s.keys.Store(string(raw), true)
+			s.keys.Store(string(raw), time.Now())
 		}
 	}
 	return nil

@@ -21,8 +21,9 @@ type member interface {
 	// it down with no goodbye: no records re-put, connections just drop.
 	start() error
 	stop()
-	// holds says whether the DHT stored the record key on this node.
-	holds(key string) bool
+	// storedAt is when the DHT last stored the record key on this node
+	// (zero: never).
+	storedAt(key string) time.Time
 }
 
 // cluster is a network of members, each alive or not, safe for concurrent use.
@@ -152,11 +153,12 @@ func (n *cluster) pick(accept func(i int) bool) int {
 	return -1
 }
 
-// holders counts the live members, other than from, storing key.
-func (n *cluster) holders(key string, from int) int {
+// holders counts the live members, other than from, that stored key since
+// a time: those a put made then reached.
+func (n *cluster) holders(key string, from int, since time.Time) int {
 	count := 0
 	for i, m := range n.members {
-		if i != from && n.isAlive(i) && m.holds(key) {
+		if i != from && n.isAlive(i) && !m.storedAt(key).Before(since) {
 			count++
 		}
 	}

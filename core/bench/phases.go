@@ -70,7 +70,7 @@ func runBaseline(ctx context.Context, opts Options, limits connLimits, dir strin
 		err := bare(owner(item)).d.PutValue(pctx, key(item), value)
 		cancel()
 		res.publish.add(time.Since(start), err)
-		res.holders = append(res.holders, net.holders(key(item), owner(item)))
+		res.holders = append(res.holders, net.holders(key(item), owner(item), start))
 	}
 	logf(opts, "baseline: %d keys put", opts.Names)
 	t := &target{net: net, items: opts.Names, key: key, owner: owner,
@@ -166,10 +166,11 @@ func startAvnode(ctx context.Context, opts Options, limits connLimits, dir strin
 	// Then the same change in-process, a row of its own: the gap is the API.
 	for item := range opts.Names {
 		m := av(owner(item))
+		start := time.Now()
 		res.publish.add(timed(ctx, func(ctx context.Context) error {
 			return m.setRecord(ctx, name(item), "HOST", m.host().ID().String())
 		}))
-		res.holders = append(res.holders, net.holders(zoneKey(item), owner(item)))
+		res.holders = append(res.holders, net.holders(zoneKey(item), owner(item), start))
 	}
 	for item := range opts.Names {
 		m := av(owner(item))

@@ -39,7 +39,7 @@ func (t *target) coldResolver(item int, skip map[int]bool) int {
 		t.mu.Unlock()
 		return !seen && !skip[i] && i != t.owner(item)
 	}
-	if m := t.net.pick(func(i int) bool { return fresh(i) && !t.net.members[i].holds(t.key(item)) }); m >= 0 {
+	if m := t.net.pick(func(i int) bool { return fresh(i) && t.net.members[i].storedAt(t.key(item)).IsZero() }); m >= 0 {
 		return m
 	}
 	return t.net.pick(fresh)

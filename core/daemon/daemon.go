@@ -221,7 +221,7 @@ func (d *Daemon) startNames(reg prometheus.Registerer) error {
 		return err
 	}
 	d.Names, err = naming.New(naming.Options{
-		Host: d.Node.Host, DHT: d.Node.DHT, Datastore: d.Repo.Datastore, Owners: d.Owners, Keys: keys,
+		Host: d.Node.Host, DHT: d.Node.DHT, Values: d.Node.Values, Datastore: d.Repo.Datastore, Owners: d.Owners, Keys: keys,
 		NodeKey: d.Repo.NodeKey, Config: d.Config, Logger: d.Log, Metrics: reg,
 		Policy: namingPolicy{p: d.Policy, host: d.Node.Host},
 	})

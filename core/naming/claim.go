@@ -284,7 +284,7 @@ func (s *Service) adopt(ctx context.Context, c *names.Claim, keyName string) err
 	if err := s.store.Put(ctx, nameKey(ownedPrefix, c.Name), []byte(keyName)); err != nil {
 		return fmt.Errorf("claim %s: remember ownership: %w", c.Name, err)
 	}
-	if err := s.dht.PutValue(ctx, c.Key(), data); err != nil {
+	if err := s.putValue(ctx, c.Key(), data); err != nil {
 		return fmt.Errorf("claim %s: store in the DHT: %w", c.Name, err)
 	}
 	_, err = s.updateZone(ctx, c.Name, func(z *names.Zone) error { return nil })

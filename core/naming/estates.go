@@ -123,7 +123,7 @@ func (s *Service) publishEstate(ctx context.Context, h *HostedEstate, seq uint64
 		return err
 	}
 	s.cacheEstate(e)
-	if err := s.dht.PutValue(ctx, names.EstateKey(h.ID), signed); err != nil {
+	if err := s.putValue(ctx, names.EstateKey(h.ID), signed); err != nil {
 		return fmt.Errorf("estate %s: put: %w", h.ID, err)
 	}
 	return nil

@@ -20,6 +20,7 @@ type metrics struct {
 	lastRepublish  prometheus.Gauge
 	reputs         *prometheus.CounterVec
 	offerPuts      *prometheus.CounterVec
+	putPeers       *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -42,6 +43,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		offerPuts: prometheus.NewCounterVec(prometheus.CounterOpts(opts("offer_puts_total",
 			"Offered zones (pub/sub, a beacon) spread to the DHT (started), or not for lack of room (skipped).")), []string{"result"}),
 	}
+	m.putPeers = prometheus.NewCounterVec(prometheus.CounterOpts(opts("put_peers_total",
+		"Closest peers that took this node's puts: sent at once, as the key's last put had reached them (early), or once the walk found them (walked).")), []string{"when"})
+	m.putPeers.WithLabelValues("early")
+	m.putPeers.WithLabelValues("walked")
 	m.offerPuts.WithLabelValues("started")
 	m.offerPuts.WithLabelValues("skipped")
 	for _, vec := range []*prometheus.CounterVec{m.resolves, m.republishes, m.reputs} {
@@ -53,7 +58,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.claimsHeld, m.claimsRefused, m.published, m.cacheHits, m.resolves,
-		m.resolveSeconds, m.republishes, m.lastRepublish, m.reputs, m.offerPuts} {
+		m.resolveSeconds, m.republishes, m.lastRepublish, m.reputs, m.offerPuts, m.putPeers} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

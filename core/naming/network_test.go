@@ -93,7 +93,7 @@ func newTestNode(t testing.TB, cfg *config.Config) *testNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := New(Options{Host: n.Host, DHT: n.DHT, Datastore: store, Owners: owners, Keys: keys, NodeKey: key, Config: cfg, Logger: log})
+	svc, err := New(Options{Host: n.Host, DHT: n.DHT, Values: n.Values, Datastore: store, Owners: owners, Keys: keys, NodeKey: key, Config: cfg, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

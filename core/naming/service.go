@@ -16,6 +16,7 @@ import (
 	ds "github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/namespace"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p-kad-dht/records"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -61,6 +62,8 @@ type Service struct {
 	addrCache *ttlCache[peer.ID, []string] // hosts' addresses, for addrCacheTTL
 	copies    *ttlCache[string, []string]  // Copies' answers, by name/seq
 	silent    *ttlCache[peer.ID, struct{}] // peers polls skip (failedToAnswer)
+	holders   *ttlCache[string, []peer.ID] // by key, the peers that took this node's last put (putValue)
+	values    *records.ValueStore          // the DHT's record store, for putValue; nil: kad-dht's PutValue
 	// estateCache keeps each estate's newest record seen: while its TTL
 	// lasts it answers resolves, and after that its seq is the rollback
 	// floor.
@@ -98,8 +101,9 @@ func (s *Service) notify(u Update) { s.watchers.Emit(u) }
 type Options struct {
 	Host      host.Host
 	DHT       *dht.IpfsDHT
-	Datastore ds.Batching // the repo's datastore; the service uses /names
-	Owners    *Owners     // the same one the DHT's validators use (NewOwners)
+	Values    *records.ValueStore // the DHT's record store (node.Node.Values); nil: puts go through kad-dht's PutValue
+	Datastore ds.Batching         // the repo's datastore; the service uses /names
+	Owners    *Owners             // the same one the DHT's validators use (NewOwners)
 	Keys      *keystore.Store
 	NodeKey   crypto.PrivKey
 	Config    *config.Config
@@ -141,6 +145,8 @@ func New(opts Options) (*Service, error) {
 		addrCache:   newTTLCache[peer.ID, []string](addrsKept, addrCacheTTL),
 		copies:      newTTLCache[string, []string](copiesKept, copiesFresh),
 		silent:      newTTLCache[peer.ID, struct{}](silentKept, silentFor),
+		holders:     newTTLCache[string, []peer.ID](holdersKept, holdersFresh),
+		values:      opts.Values,
 		estateCache: map[string]cachedEstate{},
 		unsettled:   map[string]time.Time{},
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/ipfs/go-datastore/namespace"
 	"github.com/libp2p/go-libp2p"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p-kad-dht/records"
 	record "github.com/libp2p/go-libp2p-record"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/event"
@@ -63,6 +64,9 @@ type Options struct {
 type Node struct {
 	Host host.Host
 	DHT  *dht.IpfsDHT
+	// Values is the DHT's record store on disk, for this node's own puts
+	// (naming's putValue); nil when the DHT keeps its records in memory.
+	Values *records.ValueStore
 
 	cfg    *config.Config
 	log    *slog.Logger
@@ -189,8 +193,11 @@ func (n *Node) dhtOptions(h host.Host, opts Options) []dht.Option {
 		dhtOpts = append(dhtOpts, dht.RoutingTablePeerDiversityFilter(newDiversityFilter(h, cfg)))
 	}
 	if opts.Datastore != nil {
-		store := namespace.Wrap(opts.Datastore, ds.NewKey("/dht"))
-		dhtOpts = append(dhtOpts, dht.Datastore(&notifyingStore{Batching: store, watchers: &n.records}))
+		store := &notifyingStore{Batching: namespace.Wrap(opts.Datastore, ds.NewKey("/dht")), watchers: &n.records}
+		dhtOpts = append(dhtOpts, dht.Datastore(store))
+		// The same store and rules as the DHT's own: kad-dht keeps its
+		// value store to itself.
+		n.Values = records.NewValueStore(store, validator, cfg.DHT.RecordMaxAge.D())
 	}
 	if opts.StorePolicy != nil {
 		dhtOpts = append(dhtOpts, dht.OnRequestHook(refusePut(opts.StorePolicy, n.log)))
