@@ -1,6 +1,7 @@
 package naming
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"slices"
@@ -39,6 +40,18 @@ var errOlderValue = errors.New("can't replace a newer value with an older value"
 // stored it are remembered for the key's next put. A remembered peer no
 // longer among the closest got a copy it did not need.
 func (s *Service) putValue(ctx context.Context, key string, value []byte) error {
+	return s.put(ctx, key, value, false)
+}
+
+// putValueAll is putValue answering only once every peer the walk named has
+// answered, as kad-dht's PutValue does: for the background jobs (re-puts,
+// republishes), which nobody waits on and whose next round counts on this
+// one having reached every holder.
+func (s *Service) putValueAll(ctx context.Context, key string, value []byte) error {
+	return s.put(ctx, key, value, true)
+}
+
+func (s *Service) put(ctx context.Context, key string, value []byte, waitAll bool) error {
 	if s.values == nil {
 		return s.dht.PutValue(ctx, key, value)
 	}
@@ -49,7 +62,10 @@ func (s *Service) putValue(ctx context.Context, key string, value []byte) error 
 	// Its own lock, not the DHT's: a peer's put of the same key racing this
 	// one can leave the older of the two here, until the owner's next put.
 	if err := s.values.Put(ctx, key, rec); errors.Is(err, records.ErrOldRecord) {
-		return errOlderValue
+		// The same value again (a re-put) ranks no higher than itself.
+		if held, _ := s.values.Get(ctx, key); !bytes.Equal(held.GetValue(), value) {
+			return errOlderValue
+		}
 	} else if err != nil {
 		return err
 	}
@@ -60,7 +76,7 @@ func (s *Service) putValue(ctx context.Context, key string, value []byte) error 
 	early, _ := s.holders.Get(key)
 	// The service's context, not the caller's: the puts and the walk the
 	// caller no longer waits for still reach their peers.
-	sp := &spread{s: s, key: key, rec: rec, messenger: messenger, early: early,
+	sp := &spread{s: s, key: key, rec: rec, messenger: messenger, early: early, waitAll: waitAll,
 		answers: make(chan putAnswer, len(early)+s.dht.BucketSize()), sent: map[peer.ID]bool{},
 		stored: map[peer.ID]bool{}, done: make(chan error, 1)}
 	go sp.run()
@@ -85,6 +101,7 @@ type spread struct {
 	rec       *recpb.Record
 	messenger *pb.ProtocolMessenger
 	early     []peer.ID // the peers that took the key's last put
+	waitAll   bool      // answer the caller only at the end
 	closest   []peer.ID // what the walk found, once it has ended
 	walked    bool
 
@@ -126,7 +143,7 @@ func (sp *spread) run() {
 				sp.put(ctx, id)
 			}
 		}
-		if sp.enough() {
+		if !sp.waitAll && sp.enough() {
 			sp.tell(nil)
 		}
 	}

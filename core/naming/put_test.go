@@ -73,6 +73,10 @@ func TestPutReachesLastHoldersFirst(t *testing.T) {
 	if !errors.Is(err, errOlderValue) {
 		t.Fatalf("put of an older zone: %v, want %v", err, errOlderValue)
 	}
+	// The value held, again (a re-put), is no older than itself.
+	if err := owner.names.putValueAll(ctx, key, owner.names.cachedZone(n).Signed()); err != nil {
+		t.Fatalf("put of the zone held: %v", err)
+	}
 	for i, tn := range nodes[4:] {
 		if got := heldSeq(tn); got != seq {
 			t.Fatalf("node %d holds seq %d after an older value was put, want %d", i+4, got, seq)

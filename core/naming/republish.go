@@ -52,7 +52,7 @@ func (s *Service) republishName(ctx context.Context, n names.Name) error {
 		if err != nil {
 			return err
 		}
-		if err := s.putValue(ctx, names.ClaimKey(n), data); err != nil {
+		if err := s.putValueAll(ctx, names.ClaimKey(n), data); err != nil {
 			return err
 		}
 	}
@@ -77,7 +77,7 @@ func (s *Service) reputHeld(ctx context.Context) {
 				continue
 			}
 			pctx, cancel := context.WithTimeout(ctx, time.Minute)
-			err := s.putValue(pctx, string(rec.GetKey()), rec.GetValue())
+			err := s.putValueAll(pctx, string(rec.GetKey()), rec.GetValue())
 			cancel()
 			s.metrics.reput(err)
 		}
