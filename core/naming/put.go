@@ -15,7 +15,8 @@ import (
 )
 
 const (
-	// putWait bounds one peer's answer to a put, as kad-dht's own.
+	// putWait bounds a put's walk and its peers' answers (kad-dht gives
+	// each peer as long).
 	putWait = 30 * time.Second
 	// holdersFresh is how long the peers that took a key's put are put to
 	// first next time; holdersKept bounds the keys remembered.
