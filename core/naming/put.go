@@ -22,6 +22,10 @@ const (
 	// first next time; holdersKept bounds the keys remembered.
 	holdersFresh = 30 * time.Minute
 	holdersKept  = 4096
+	// spreadsAtOnce bounds the puts in flight, those going on in the
+	// background after their caller had its answer included: a role or
+	// script putting records with short deadlines cannot pile them up.
+	spreadsAtOnce = 64
 )
 
 // errOlderValue is kad-dht's answer to a put of a value its store ranks
@@ -74,6 +78,11 @@ func (s *Service) put(ctx context.Context, key string, value []byte, waitAll boo
 	if err != nil {
 		return err
 	}
+	select {
+	case s.spreads <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	early, _ := s.holders.Get(key)
 	// The service's context, not the caller's: the puts and the walk the
 	// caller no longer waits for still reach their peers.
@@ -115,6 +124,7 @@ type spread struct {
 }
 
 func (sp *spread) run() {
+	defer func() { <-sp.s.spreads }()
 	ctx, cancel := context.WithTimeout(sp.s.life, putWait)
 	defer cancel()
 	for _, id := range sp.early {

@@ -1,6 +1,7 @@
 package naming
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -59,8 +60,14 @@ func TestPutReachesLastHoldersFirst(t *testing.T) {
 		return info.Seq
 	}
 
-	// The claim put the zone to all 11 others: this change reaches them
-	// before its walk ends.
+	// The claim put the zone to all 11 others (its walk may end after the
+	// claim returns): this change reaches them before its walk ends.
+	waitFor(t, 10*time.Second, "the claim's put remembered", func() error {
+		if held, _ := owner.names.holders.Get(key); len(held) != 11 {
+			return fmt.Errorf("%d peers remembered for the zone's next put, want 11", len(held))
+		}
+		return nil
+	})
 	change("first", 11)
 	old := owner.names.cachedZone(n).Signed()
 	for _, tn := range nodes[1:4] {
@@ -81,5 +88,26 @@ func TestPutReachesLastHoldersFirst(t *testing.T) {
 		if got := heldSeq(tn); got != seq {
 			t.Fatalf("node %d holds seq %d after an older value was put, want %d", i+4, got, seq)
 		}
+	}
+}
+
+// Puts whose callers stop waiting at once still run to their end in the
+// background, but no more than spreadsAtOnce at a time: the next caller
+// waits for a slot, and gets its deadline's error if none comes.
+func TestPutsInFlightAreBounded(t *testing.T) {
+	nodes := newTestNetwork(t, 4, nil)
+	owner := nodes[0]
+	claimName(t, owner, "busy.avtr", "owner")
+	for range spreadsAtOnce {
+		owner.names.spreads <- struct{}{} // as if that many puts were still going on
+	}
+	ctx := ctxFor(t, 200*time.Millisecond)
+	_, err := owner.names.ChangeRecord(ctx, RecordChange{Name: "busy.avtr", Type: "TXT", Value: "waits"})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a put past the bound: %v, want the caller's deadline", err)
+	}
+	<-owner.names.spreads // one of them ends
+	if _, err := owner.names.ChangeRecord(ctxFor(t, time.Minute), RecordChange{Name: "busy.avtr", Type: "TXT", Value: "goes"}); err != nil {
+		t.Fatalf("a put with a free slot: %v", err)
 	}
 }

@@ -56,6 +56,7 @@ type Service struct {
 
 	holdSlots chan struct{} // bounds hold's network lookups (holdLookups)
 	putSlots  chan struct{} // bounds OfferZone's puts in flight (offerPuts)
+	spreads   chan struct{} // bounds all puts in flight (spreadsAtOnce)
 	zoneMu    sync.Mutex    // serialises updateZone
 	mu        sync.Mutex
 	zoneCache map[string]cachedZone
@@ -142,6 +143,7 @@ func New(opts Options) (*Service, error) {
 		stored:      make(chan storedZone, storedQueue),
 		holdSlots:   make(chan struct{}, holdLookups),
 		putSlots:    make(chan struct{}, offerPuts),
+		spreads:     make(chan struct{}, spreadsAtOnce),
 		addrCache:   newTTLCache[peer.ID, []string](addrsKept, addrCacheTTL),
 		copies:      newTTLCache[string, []string](copiesKept, copiesFresh),
 		silent:      newTTLCache[peer.ID, struct{}](silentKept, silentFor),
