@@ -283,7 +283,7 @@ func (s *Service) PutRecord(ctx context.Context, key string, value []byte) error
 	if err := s.AdmitOwn(ctx, key, value); err != nil {
 		return fault.Errorf(fault.Refused, "record refused: %v", err)
 	}
-	return s.putValue(ctx, key, value)
+	return s.put(ctx, key, value, putHow{bounded: true})
 }
 
 // unsettledFor is how long a name whose holders could not agree is refused

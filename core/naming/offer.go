@@ -76,7 +76,7 @@ func (s *Service) spread(z *names.Zone) {
 		defer func() { <-s.putSlots }()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		if err := s.putValueAll(ctx, z.Key(), z.Signed()); err != nil {
+		if err := s.put(ctx, z.Key(), z.Signed(), putHow{waitAll: true}); err != nil {
 			s.log.Debug("spread offered zone", "name", z.Name, "err", err)
 		}
 	}()

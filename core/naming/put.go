@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -15,16 +16,16 @@ import (
 )
 
 const (
-	// putWait bounds a put's walk and its peers' answers (kad-dht gives
-	// each peer as long).
+	// putWait bounds a put's walk, and each peer's answer, as kad-dht's.
 	putWait = 30 * time.Second
 	// holdersFresh is how long the peers that took a key's put are put to
 	// first next time; holdersKept bounds the keys remembered.
 	holdersFresh = 30 * time.Minute
 	holdersKept  = 4096
-	// spreadsAtOnce bounds the puts in flight, those going on in the
-	// background after their caller had its answer included: a role or
-	// script putting records with short deadlines cannot pile them up.
+	// spreadsAtOnce bounds the puts roles and tools ask for in flight,
+	// those going on in the background after their caller had its answer
+	// included: a role putting records with short deadlines cannot pile
+	// them up.
 	spreadsAtOnce = 64
 )
 
@@ -40,53 +41,62 @@ var errOlderValue = errors.New("can't replace a newer value with an older value"
 // next change usually reaches all of them in one round trip. The call
 // returns as soon as all but a tenth of those peers (18 of 20) have stored
 // it, or, failing that, once the walk has ended and all but a tenth of the
-// peers it named have answered. Either way the walk goes on to its end in
-// the background, every peer it names gets the value, and the ones that
-// stored it are remembered for the key's next put. A remembered peer no
-// longer among the closest got a copy it did not need.
+// peers it named have answered; a walk that fails is the call's error
+// unless the remembered peers already stored the value. Either way the walk
+// goes on to its end in the background, every peer it names gets the
+// value, and the ones that stored it are remembered for the key's next
+// put. A remembered peer no longer among the closest got a copy it did not
+// need.
 func (s *Service) putValue(ctx context.Context, key string, value []byte) error {
-	return s.put(ctx, key, value, false)
+	return s.put(ctx, key, value, putHow{remember: true})
 }
 
-// putValueAll is putValue answering only once every peer the walk named has
-// answered, as kad-dht's PutValue does: for the background jobs (re-puts,
-// republishes), which nobody waits on and whose next round counts on this
-// one having reached every holder.
-func (s *Service) putValueAll(ctx context.Context, key string, value []byte) error {
-	return s.put(ctx, key, value, true)
+// putHow says how a put behaves beyond putValue's defaults.
+type putHow struct {
+	// waitAll answers only once every peer the walk named has answered, as
+	// kad-dht's PutValue does: for the background jobs (re-puts,
+	// republishes), which nobody waits on and whose next round counts on
+	// this one having reached every holder.
+	waitAll bool
+	// remember keeps the peers that stored the value for the key's next
+	// put: this node's own records, not the ones it re-puts for others,
+	// which would push them out.
+	remember bool
+	// bounded takes one of spreadsAtOnce slots for the whole put, the
+	// background part included: for puts that roles and tools ask for,
+	// so that those cannot pile up, nor hold up the owner's own.
+	bounded bool
 }
 
-func (s *Service) put(ctx context.Context, key string, value []byte, waitAll bool) error {
+func (s *Service) put(ctx context.Context, key string, value []byte, how putHow) error {
 	if s.values == nil {
 		return s.dht.PutValue(ctx, key, value)
 	}
 	if err := s.dht.Validator.Validate(key, value); err != nil {
 		return err
 	}
-	rec := record.MakePutRecord(key, value)
-	// Its own lock, not the DHT's: a peer's put of the same key racing this
-	// one can leave the older of the two here, until the owner's next put.
-	if err := s.values.Put(ctx, key, rec); errors.Is(err, records.ErrOldRecord) {
-		// The same value again (a re-put) ranks no higher than itself.
-		if held, _ := s.values.Get(ctx, key); !bytes.Equal(held.GetValue(), value) {
-			return errOlderValue
-		}
-	} else if err != nil {
+	if err := s.storeHere(ctx, key, value); err != nil {
 		return err
 	}
 	messenger, err := pb.NewProtocolMessenger(s.dht.MessageSender())
 	if err != nil {
 		return err
 	}
-	select {
-	case s.spreads <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
+	if how.bounded {
+		select {
+		case s.spreads <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if !s.startSpread() {
+		if how.bounded {
+			<-s.spreads
+		}
+		return fmt.Errorf("put %s: the name service is closed", key)
 	}
 	early, _ := s.holders.Get(key)
-	// The service's context, not the caller's: the puts and the walk the
-	// caller no longer waits for still reach their peers.
-	sp := &spread{s: s, key: key, rec: rec, messenger: messenger, early: early, waitAll: waitAll,
+	sp := &spread{s: s, key: key, rec: record.MakePutRecord(key, value), messenger: messenger, early: early, how: how,
 		answers: make(chan putAnswer, len(early)+s.dht.BucketSize()), sent: map[peer.ID]bool{},
 		stored: map[peer.ID]bool{}, done: make(chan error, 1)}
 	go sp.run()
@@ -98,37 +108,77 @@ func (s *Service) put(ctx context.Context, key string, value []byte, waitAll boo
 	}
 }
 
+// storeHere stores the record in this node's DHT store, as kad-dht's put
+// does first: a value ranked below the one held is refused, the same value
+// again (a re-put) is not.
+func (s *Service) storeHere(ctx context.Context, key string, value []byte) error {
+	rec := record.MakePutRecord(key, value)
+	// Its own lock, not the DHT's: a peer's put of the same key racing this
+	// one can leave the older of the two here, until the owner's next put.
+	for try := 0; ; try++ {
+		err := s.values.Put(ctx, key, rec)
+		if !errors.Is(err, records.ErrOldRecord) {
+			return err
+		}
+		held, gerr := s.values.Get(ctx, key)
+		switch {
+		case gerr != nil:
+			return gerr
+		case held != nil && bytes.Equal(held.GetValue(), value):
+			return nil
+		case held != nil || try > 0:
+			return errOlderValue
+		}
+		// The record that ranked higher had expired; reading it dropped it.
+	}
+}
+
+// startSpread counts a put's background work in, unless the service is
+// closing: Close waits for what was counted.
+func (s *Service) startSpread() bool {
+	s.spreadMu.Lock()
+	defer s.spreadMu.Unlock()
+	if s.life.Err() != nil {
+		return false
+	}
+	s.spreading.Add(1)
+	return true
+}
+
 type putAnswer struct {
 	id     peer.ID
 	stored bool
 }
 
-// spread is one putValue's work after the local store: its puts, its walk,
-// and when to tell the caller.
+// spread is one put's work after the local store: its puts, its walk, and
+// when to tell the caller. It runs on the service's context, not the
+// caller's: the puts and the walk the caller no longer waits for still
+// reach their peers.
 type spread struct {
 	s         *Service
 	key       string
 	rec       *recpb.Record
 	messenger *pb.ProtocolMessenger
+	how       putHow
 	early     []peer.ID // the peers that took the key's last put
-	waitAll   bool      // answer the caller only at the end
 	closest   []peer.ID // what the walk found, once it has ended
 	walked    bool
 
 	answers chan putAnswer
 	sent    map[peer.ID]bool
 	pending int              // puts sent and not answered
-	stored  map[peer.ID]bool // the peers that stored the value
+	stored  map[peer.ID]bool // the peers that answered: whether they stored the value
 	done    chan error       // the caller's answer, sent once
 	told    bool
 }
 
 func (sp *spread) run() {
-	defer func() { <-sp.s.spreads }()
-	ctx, cancel := context.WithTimeout(sp.s.life, putWait)
-	defer cancel()
+	defer sp.s.spreading.Done()
+	if sp.how.bounded {
+		defer func() { <-sp.s.spreads }()
+	}
 	for _, id := range sp.early {
-		sp.put(ctx, id)
+		sp.put(id)
 	}
 	type walkResult struct {
 		closest []peer.ID
@@ -136,6 +186,8 @@ func (sp *spread) run() {
 	}
 	walked := make(chan walkResult, 1)
 	go func() {
+		ctx, cancel := context.WithTimeout(sp.s.life, putWait)
+		defer cancel()
 		closest, err := sp.s.dht.GetClosestPeers(ctx, sp.key)
 		walked <- walkResult{closest, err}
 	}()
@@ -145,16 +197,15 @@ func (sp *spread) run() {
 			sp.pending--
 			sp.stored[a.id] = a.stored
 		case w := <-walked:
-			sp.walked = true
-			if w.err != nil && !sp.enough() {
-				sp.tell(w.err)
+			sp.walked, sp.closest = true, w.closest
+			if w.err != nil && !sp.earlyEnough() {
+				sp.tell(fmt.Errorf("put %s: %w", sp.key, w.err))
 			}
-			sp.closest = w.closest
 			for _, id := range w.closest {
-				sp.put(ctx, id)
+				sp.put(id)
 			}
 		}
-		if !sp.waitAll && sp.enough() {
+		if !sp.how.waitAll && (sp.earlyEnough() || sp.walkEnough()) {
 			sp.tell(nil)
 		}
 	}
@@ -164,7 +215,7 @@ func (sp *spread) run() {
 			took = append(took, id)
 		}
 	}
-	if len(took) > 0 {
+	if sp.how.remember && len(took) > 0 {
 		sp.s.holders.Add(sp.key, took)
 	}
 	sentEarly := countIn(sp.early, took)
@@ -173,35 +224,43 @@ func (sp *spread) run() {
 	sp.tell(nil)
 }
 
-func (sp *spread) put(ctx context.Context, id peer.ID) {
+// put sends the value to one peer, with a time of its own: a walk that
+// took long leaves the puts after it their whole wait.
+func (sp *spread) put(id peer.ID) {
 	if sp.sent[id] || id == sp.s.host.ID() {
 		return
 	}
 	sp.sent[id] = true
 	sp.pending++
 	go func() {
+		ctx, cancel := context.WithTimeout(sp.s.life, putWait)
+		defer cancel()
 		sp.answers <- putAnswer{id: id, stored: sp.messenger.PutValue(ctx, id, sp.rec) == nil}
 	}()
 }
 
-// enough reports whether the caller can have its answer: all but a tenth
-// of the early peers stored the value, or the walk has ended and all but a
-// tenth of the peers it named answered (stored it or failed, as kad-dht's
-// put waits for).
-func (sp *spread) enough() bool {
-	stored, answered := 0, 0
+// earlyEnough reports whether all but a tenth of the remembered peers
+// stored the value.
+func (sp *spread) earlyEnough() bool {
+	stored := 0
 	for _, id := range sp.early {
 		if sp.stored[id] {
 			stored++
 		}
 	}
+	return len(sp.early) > 0 && stored >= atLeast(len(sp.early))
+}
+
+// walkEnough reports whether the walk found peers and all but a tenth of
+// them answered (stored the value or failed, as kad-dht's put waits for).
+func (sp *spread) walkEnough() bool {
+	answered := 0
 	for _, id := range sp.closest {
 		if _, ok := sp.stored[id]; ok {
 			answered++
 		}
 	}
-	return len(sp.early) > 0 && stored >= atLeast(len(sp.early)) ||
-		sp.walked && answered >= atLeast(len(sp.closest))
+	return len(sp.closest) > 0 && answered >= atLeast(len(sp.closest))
 }
 
 // atLeast is all but a tenth of n: 18 of 20.

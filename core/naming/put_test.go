@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/routing"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/avnode/avnode/core/names"
@@ -33,16 +37,25 @@ func TestPutReachesLastHoldersFirst(t *testing.T) {
 		}
 		return z.Seq
 	}
-	// change makes a change and waits until every live peer holds it and
-	// wantEarly of them are counted as having taken it early.
-	change := func(value string, wantEarly float64) uint64 {
+	// change makes a change and waits until the live peers hold it and
+	// those of them its last put reached are counted as having taken it
+	// early: all of them, or all but one (a put to one peer failing under
+	// load, as kad-dht's can).
+	change := func(value string) uint64 {
 		t.Helper()
+		remembered, _ := owner.names.holders.Get(key)
+		wantEarly := 0
+		for _, tn := range nodes[1:] {
+			if !tn.dead && slices.Contains(remembered, tn.id()) {
+				wantEarly++
+			}
+		}
 		before := testutil.ToFloat64(early)
 		info, err := owner.names.ChangeRecord(ctx, RecordChange{Name: "sticky.avtr", Type: "TXT", Value: value})
 		if err != nil {
 			t.Fatalf("change %s: %v", value, err)
 		}
-		waitFor(t, 10*time.Second, "every live peer holds the change", func() error {
+		waitFor(t, 10*time.Second, "the live peers hold the change", func() error {
 			live, holders := 0, 0
 			for _, tn := range nodes[1:] {
 				if !tn.dead {
@@ -52,8 +65,10 @@ func TestPutReachesLastHoldersFirst(t *testing.T) {
 					}
 				}
 			}
-			if sentEarly := testutil.ToFloat64(early) - before; holders != live || sentEarly != wantEarly {
-				return fmt.Errorf("%d of %d live peers hold seq %d; %v took it early, want %v", holders, live, info.Seq, sentEarly, wantEarly)
+			sentEarly := int(testutil.ToFloat64(early) - before)
+			if holders < live-1 || sentEarly < max(1, wantEarly-1) {
+				return fmt.Errorf("%d of %d live peers hold seq %d; %d took it early, want %d of the %d live ones its last put reached",
+					holders, live, info.Seq, sentEarly, wantEarly, wantEarly)
 			}
 			return nil
 		})
@@ -63,51 +78,81 @@ func TestPutReachesLastHoldersFirst(t *testing.T) {
 	// The claim put the zone to all 11 others (its walk may end after the
 	// claim returns): this change reaches them before its walk ends.
 	waitFor(t, 10*time.Second, "the claim's put remembered", func() error {
-		if held, _ := owner.names.holders.Get(key); len(held) != 11 {
-			return fmt.Errorf("%d peers remembered for the zone's next put, want 11", len(held))
+		if held, _ := owner.names.holders.Get(key); len(held) < 10 {
+			return fmt.Errorf("%d peers remembered for the zone's next put, want 11 (10 if one put failed)", len(held))
 		}
 		return nil
 	})
-	change("first", 11)
+	change("first")
 	old := owner.names.cachedZone(n).Signed()
 	for _, tn := range nodes[1:4] {
 		tn.kill()
 	}
-	// The 8 of them still up.
-	seq := change("second", 8)
+	// The 8 (or 7) of them still up.
+	seq := change("second")
+	var current []*testNode
+	for _, tn := range nodes[4:] {
+		if heldSeq(tn) == seq {
+			current = append(current, tn)
+		}
+	}
 
 	err := owner.names.putValue(ctx, key, old)
 	if !errors.Is(err, errOlderValue) {
 		t.Fatalf("put of an older zone: %v, want %v", err, errOlderValue)
 	}
 	// The value held, again (a re-put), is no older than itself.
-	if err := owner.names.putValueAll(ctx, key, owner.names.cachedZone(n).Signed()); err != nil {
+	if err := owner.names.put(ctx, key, owner.names.cachedZone(n).Signed(), putHow{waitAll: true}); err != nil {
 		t.Fatalf("put of the zone held: %v", err)
 	}
-	for i, tn := range nodes[4:] {
+	for _, tn := range current {
 		if got := heldSeq(tn); got != seq {
-			t.Fatalf("node %d holds seq %d after an older value was put, want %d", i+4, got, seq)
+			t.Fatalf("a holder of seq %d holds seq %d after an older value was put", seq, got)
 		}
 	}
 }
 
-// Puts whose callers stop waiting at once still run to their end in the
-// background, but no more than spreadsAtOnce at a time: the next caller
-// waits for a slot, and gets its deadline's error if none comes.
+// The puts roles and tools ask for (PutRecord) whose callers stop waiting
+// at once still run to their end in the background, but no more than
+// spreadsAtOnce at a time: the next one waits for a slot, and gets its
+// deadline's error if none comes. The owner's own changes do not wait on
+// them.
 func TestPutsInFlightAreBounded(t *testing.T) {
 	nodes := newTestNetwork(t, 4, nil)
 	owner := nodes[0]
 	claimName(t, owner, "busy.avtr", "owner")
+	n, _ := names.Parse("busy.avtr")
 	for range spreadsAtOnce {
 		owner.names.spreads <- struct{}{} // as if that many puts were still going on
 	}
+	held := owner.names.cachedZone(n).Signed()
 	ctx := ctxFor(t, 200*time.Millisecond)
-	_, err := owner.names.ChangeRecord(ctx, RecordChange{Name: "busy.avtr", Type: "TXT", Value: "waits"})
-	if !errors.Is(err, context.DeadlineExceeded) {
+	if err := owner.names.PutRecord(ctx, names.ZoneKey(n), held); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("a put past the bound: %v, want the caller's deadline", err)
 	}
+	if _, err := owner.names.ChangeRecord(ctxFor(t, time.Minute), RecordChange{Name: "busy.avtr", Type: "TXT", Value: "owner"}); err != nil {
+		t.Fatalf("the owner's change while the slots are taken: %v", err)
+	}
 	<-owner.names.spreads // one of them ends
-	if _, err := owner.names.ChangeRecord(ctxFor(t, time.Minute), RecordChange{Name: "busy.avtr", Type: "TXT", Value: "goes"}); err != nil {
+	if err := owner.names.PutRecord(ctxFor(t, time.Minute), names.ZoneKey(n), owner.names.cachedZone(n).Signed()); err != nil {
 		t.Fatalf("a put with a free slot: %v", err)
+	}
+}
+
+// A put that reaches nobody fails, as kad-dht's does, instead of reporting
+// success; so does a put on a closed service.
+func TestPutWithNoPeersFails(t *testing.T) {
+	alone := newTestNode(t, testConfig(t, nil))
+	pub, err := crypto.MarshalPublicKey(alone.node.Host.Peerstore().PubKey(alone.id()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := routing.KeyForPublicKey(alone.id())
+	if err := alone.names.putValue(ctxFor(t, time.Minute), key, pub); err == nil {
+		t.Fatal("a put with no peer to reach succeeded")
+	}
+	alone.names.Close()
+	if err := alone.names.putValue(ctxFor(t, time.Minute), key, pub); err == nil || !strings.Contains(err.Error(), "closed") {
+		t.Fatalf("a put on a closed service: %v, want it refused", err)
 	}
 }

@@ -52,7 +52,7 @@ func (s *Service) republishName(ctx context.Context, n names.Name) error {
 		if err != nil {
 			return err
 		}
-		if err := s.putValueAll(ctx, names.ClaimKey(n), data); err != nil {
+		if err := s.put(ctx, names.ClaimKey(n), data, putHow{waitAll: true, remember: true}); err != nil {
 			return err
 		}
 	}
@@ -77,7 +77,7 @@ func (s *Service) reputHeld(ctx context.Context) {
 				continue
 			}
 			pctx, cancel := context.WithTimeout(ctx, time.Minute)
-			err := s.putValueAll(pctx, string(rec.GetKey()), rec.GetValue())
+			err := s.put(pctx, string(rec.GetKey()), rec.GetValue(), putHow{waitAll: true})
 			cancel()
 			s.metrics.reput(err)
 		}

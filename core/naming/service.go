@@ -54,10 +54,12 @@ type Service struct {
 	log     *slog.Logger
 	metrics *metrics
 
-	holdSlots chan struct{} // bounds hold's network lookups (holdLookups)
-	putSlots  chan struct{} // bounds OfferZone's puts in flight (offerPuts)
-	spreads   chan struct{} // bounds all puts in flight (spreadsAtOnce)
-	zoneMu    sync.Mutex    // serialises updateZone
+	holdSlots chan struct{}  // bounds hold's network lookups (holdLookups)
+	putSlots  chan struct{}  // bounds OfferZone's puts in flight (offerPuts)
+	spreads   chan struct{}  // bounds the puts roles and tools ask for (spreadsAtOnce)
+	spreadMu  sync.Mutex     // orders startSpread against Close
+	spreading sync.WaitGroup // puts going on, in the background too
+	zoneMu    sync.Mutex     // serialises updateZone
 	mu        sync.Mutex
 	zoneCache map[string]cachedZone
 	addrCache *ttlCache[peer.ID, []string] // hosts' addresses, for addrCacheTTL
@@ -200,6 +202,9 @@ func (s *Service) Close() {
 	s.host.RemoveStreamHandler(s.claimProtocol())
 	s.cancel()
 	s.wg.Wait()
+	s.spreadMu.Lock() // no put starts after this
+	s.spreadMu.Unlock()
+	s.spreading.Wait()
 }
 
 func (s *Service) get(ctx context.Context, k ds.Key) ([]byte, bool, error) {
