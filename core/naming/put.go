@@ -41,8 +41,8 @@ var errOlderValue = errors.New("can't replace a newer value with an older value"
 // next change usually reaches all of them in one round trip. The call
 // returns as soon as all but a tenth of those peers (18 of 20) have stored
 // it, or, failing that, once the walk has ended and all but a tenth of the
-// peers it named have answered; a walk that fails is the call's error
-// unless the remembered peers already stored the value. Either way the walk
+// peers it named have answered; a walk that finds no peer is the call's
+// error unless the remembered peers already stored the value. Either way the walk
 // goes on to its end in the background, every peer it names gets the
 // value, and the ones that stored it are remembered for the key's next
 // put. A remembered peer no longer among the closest got a copy it did not
@@ -197,8 +197,11 @@ func (sp *spread) run() {
 			sp.pending--
 			sp.stored[a.id] = a.stored
 		case w := <-walked:
+			// A walk cut short by its deadline still names the closest
+			// peers it found, and those get the value; one that found
+			// none leaves nobody to put to.
 			sp.walked, sp.closest = true, w.closest
-			if w.err != nil && !sp.earlyEnough() {
+			if w.err != nil && len(w.closest) == 0 && !sp.earlyEnough() {
 				sp.tell(fmt.Errorf("put %s: %w", sp.key, w.err))
 			}
 			for _, id := range w.closest {
