@@ -112,7 +112,7 @@ func (n *Node) startPubSub(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("start pubsub: %w", err)
 	}
-	ps, err := pubsub.NewGossipSub(ctx, n.Host,
+	ps, err := pubsub.NewGossipSub(ctx, newTopicPeers(n.Host),
 		pubsub.WithDiscovery(disc),
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
 		pubsub.WithMaxMessageSize(MaxMessageSize),
