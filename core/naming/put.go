@@ -72,10 +72,13 @@ func (s *Service) put(ctx context.Context, key string, value []byte, how putHow)
 	if s.values == nil {
 		return s.dht.PutValue(ctx, key, value)
 	}
+	// Validated here for the validator's own error; the store's check
+	// again costs little (a signature is checked once per node).
 	if err := s.dht.Validator.Validate(key, value); err != nil {
 		return err
 	}
-	if err := s.storeHere(ctx, key, value); err != nil {
+	rec := record.MakePutRecord(key, value)
+	if err := s.storeHere(ctx, rec); err != nil {
 		return err
 	}
 	messenger, err := pb.NewProtocolMessenger(s.dht.MessageSender())
@@ -96,7 +99,7 @@ func (s *Service) put(ctx context.Context, key string, value []byte, how putHow)
 		return fmt.Errorf("put %s: the name service is closed", key)
 	}
 	early, _ := s.holders.Get(key)
-	sp := &spread{s: s, key: key, rec: record.MakePutRecord(key, value), messenger: messenger, early: early, how: how,
+	sp := &spread{s: s, key: key, rec: rec, messenger: messenger, early: early, how: how,
 		answers: make(chan putAnswer, len(early)+s.dht.BucketSize()), sent: map[peer.ID]bool{},
 		stored: map[peer.ID]bool{}, done: make(chan error, 1)}
 	go sp.run()
@@ -111,8 +114,8 @@ func (s *Service) put(ctx context.Context, key string, value []byte, how putHow)
 // storeHere stores the record in this node's DHT store, as kad-dht's put
 // does first: a value ranked below the one held is refused, the same value
 // again (a re-put) is not.
-func (s *Service) storeHere(ctx context.Context, key string, value []byte) error {
-	rec := record.MakePutRecord(key, value)
+func (s *Service) storeHere(ctx context.Context, rec *recpb.Record) error {
+	key, value := string(rec.GetKey()), rec.GetValue()
 	// Its own lock, not the DHT's: a peer's put of the same key racing this
 	// one can leave the older of the two here, until the owner's next put.
 	for try := 0; ; try++ {

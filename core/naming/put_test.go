@@ -6,13 +6,21 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p"
+	dhtpb "github.com/libp2p/go-libp2p-kad-dht/pb"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/routing"
+	"github.com/libp2p/go-msgio/pbio"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/avnode/avnode/core/config"
 	"github.com/avnode/avnode/core/names"
 )
 
@@ -155,4 +163,136 @@ func TestPutWithNoPeersFails(t *testing.T) {
 	if err := alone.names.putValue(ctxFor(t, time.Minute), key, pub); err == nil || !strings.Contains(err.Error(), "closed") {
 		t.Fatalf("a put on a closed service: %v, want it refused", err)
 	}
+}
+
+// Sybils next to a name, bare hosts speaking kad-dht's protocol by hand:
+// one acknowledges every PUT and keeps nothing, three take the PUT and
+// never answer (on connections that stay open, until the putter gives up).
+// The owner's change returns while the three still hold it, without
+// waiting on them; every honest holder gets the new version and a fresh
+// resolver resolves it. The three, which never stored anything, are not
+// among the peers remembered for the next put; the one that acknowledged
+// is (its lie costs its own copy only, as it would with kad-dht's put).
+func TestSybilsThatStallOrDropPutsHoldUpOnlyThemselves(t *testing.T) {
+	nodes := newTestNetwork(t, 10, nil)
+	owner := nodes[0]
+	const name = "stalled.avtr"
+	n, _ := names.Parse(name)
+	key := names.ZoneKey(n)
+	ctx := ctxFor(t, 2*time.Minute)
+
+	dropper := handKad(t, key, 10, func(req *dhtpb.Message) *dhtpb.Message {
+		resp := &dhtpb.Message{Type: req.Type, Key: req.Key}
+		if req.Type == dhtpb.Message_PUT_VALUE {
+			resp.Record = req.Record // "stored"
+		}
+		return resp
+	})
+	linkInRoutingTable(t, ctx, owner, dropper, "the dropper")
+	claimName(t, owner, name, "owner")
+	waitFor(t, 10*time.Second, "the claim's put remembered", func() error {
+		if held, _ := owner.names.holders.Get(key); len(held) < 9 {
+			return fmt.Errorf("%d peers remembered for the zone's next put, want 10 (9 if one put failed)", len(held))
+		}
+		return nil
+	})
+
+	var sent, given sync.Map // the stallers sent the zone's PUT; those the putter gave up on
+	var stallers []host.Host
+	for range 3 {
+		s := stallingHolder(t, key, &sent, &given)
+		linkInRoutingTable(t, ctx, owner, s, "a staller")
+		stallers = append(stallers, s)
+	}
+	info, err := owner.names.ChangeRecord(ctx, RecordChange{Name: name, Type: "TXT", Value: "while stalled"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ended := mapLen(&given); ended > 0 {
+		t.Fatalf("the change returned after the owner gave up on %d stalling peers: it waited on them", ended)
+	}
+	waitFor(t, 30*time.Second, "every staller sent the change", func() error {
+		if got := mapLen(&sent); got < len(stallers) {
+			return fmt.Errorf("%d of %d stallers were sent the change", got, len(stallers))
+		}
+		return nil
+	})
+	waitFor(t, 10*time.Second, "the honest peers hold the change", func() error {
+		for i, tn := range nodes[1:] {
+			z, err := names.DecodeZone(tn.names.owners.dhtValue(ctx, key))
+			if err != nil || z.Seq != info.Seq {
+				return fmt.Errorf("node %d does not hold seq %d", i+1, info.Seq)
+			}
+		}
+		return nil
+	})
+	client := newTestNode(t, testConfig(t, func(c *config.Config) { c.DHT.Mode = "client" }))
+	for _, other := range nodes[1:4] {
+		if err := client.node.Host.Connect(ctx, peer.AddrInfo{ID: other.id(), Addrs: other.node.Host.Addrs()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := client.names.Resolve(ctx, name)
+	if err != nil || res.Seq != info.Seq {
+		t.Fatalf("a fresh resolver: %+v, %v; want seq %d", res, err, info.Seq)
+	}
+	// Once the owner gives up on the stallers, the put ends and remembers
+	// who stored it.
+	waitFor(t, 30*time.Second, "the put ended", func() error {
+		if got := mapLen(&given); got < len(stallers) {
+			return fmt.Errorf("the owner gave up on %d of %d stallers", got, len(stallers))
+		}
+		return nil
+	})
+	waitFor(t, 10*time.Second, "the peers remembered for the next put", func() error {
+		held, _ := owner.names.holders.Get(key)
+		for _, s := range stallers {
+			if slices.Contains(held, s.ID()) {
+				return fmt.Errorf("staller %s remembered as having stored the zone", s.ID())
+			}
+		}
+		if !slices.Contains(held, dropper.ID()) {
+			return fmt.Errorf("the dropper, which acknowledged, is not remembered (%d remembered)", len(held))
+		}
+		return nil
+	})
+}
+
+// stallingHolder is a bare host next to key speaking kad-dht's protocol by
+// hand: it answers FIND_NODE and GET_VALUE with nothing, and never answers
+// a PUT_VALUE of key; the stream stays open until the putter gives up.
+// sent and given note the staller once it received a PUT, and once the
+// putter gave up on one.
+func stallingHolder(t testing.TB, key string, sent, given *sync.Map) host.Host {
+	t.Helper()
+	h, err := libp2p.New(libp2p.Identity(closeKey(t, key, 12)), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	h.SetStreamHandler("/avtr/kad/1.0.0", func(s network.Stream) {
+		defer s.Close()
+		for {
+			var req dhtpb.Message
+			if err := pbio.NewDelimitedReader(s, 1<<20).ReadMsg(&req); err != nil {
+				return
+			}
+			if req.Type == dhtpb.Message_PUT_VALUE && string(req.Key) == key {
+				sent.Store(h.ID(), true)
+				s.Read(make([]byte, 1)) // until the putter gives up and resets
+				given.Store(h.ID(), true)
+				return
+			}
+			if err := pbio.NewDelimitedWriter(s).WriteMsg(&dhtpb.Message{Type: req.Type, Key: req.Key}); err != nil {
+				return
+			}
+		}
+	})
+	return h
+}
+
+func mapLen(m *sync.Map) int {
+	n := 0
+	m.Range(func(any, any) bool { n++; return true })
+	return n
 }
