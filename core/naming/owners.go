@@ -47,9 +47,10 @@ type Owners struct {
 	locks   [64]sync.Mutex   // per name (by hash): binding is first-come
 	refused *prometheus.CounterVec
 	logsMu  sync.Mutex
-	logs    map[string]*rate.Limiter // per reason: junk must not hide a name_taken line
-	chains  chainCache               // verified key chains (lineage.go)
-	checked checkedValues            // recent verdicts on claim and zone values
+	logs    map[string]*rate.Limiter         // per reason: junk must not hide a name_taken line
+	chains  chainCache                       // verified key chains (lineage.go)
+	bound   *lru.Cache[string, *names.Claim] // bindings read or made (pinnedClaim)
+	checked checkedValues                    // recent verdicts on claim and zone values
 	// chainChanged is called with a name whose known chain moved on.
 	chainChanged atomic.Pointer[func(names.Name)]
 }
@@ -88,6 +89,7 @@ func NewOwners(store ds.Batching, cfg *config.Config, log *slog.Logger, reg prom
 		logs:    map[string]*rate.Limiter{},
 		now:     time.Now,
 		chains:  newChainCache(),
+		bound:   boundCache(),
 		checked: newCheckedValues(),
 	}
 	for _, r := range []string{ReasonNameTaken, ReasonDisputed, ReasonRotated, "malformed", "bad_signature", "expired", "other"} {
@@ -120,14 +122,8 @@ func (o *Owners) Validators() map[string]record.Validator {
 // existed (an older repo) binds its owner on first look.
 func (o *Owners) Known(ctx context.Context, n names.Name) (*names.Claim, error) {
 	n = n.Registered()
-	data, err := o.store.Get(ctx, nameKey(pinnedPrefix, n))
-	switch {
-	case err == nil:
-		if c, err := o.claimV.Decode(data); err == nil {
-			return c, nil
-		}
-	case !errors.Is(err, ds.ErrNotFound):
-		return nil, fmt.Errorf("names store: %w", err)
+	if c, err := o.pinnedClaim(ctx, n); c != nil || err != nil {
+		return c, err
 	}
 	c := o.heldInDHT(ctx, n)
 	if c == nil {
@@ -184,13 +180,12 @@ func (o *Owners) Bind(ctx context.Context, c *names.Claim) (*names.Claim, error)
 	mu := o.lock(c.Name)
 	mu.Lock()
 	defer mu.Unlock()
-	data, err := o.store.Get(ctx, nameKey(pinnedPrefix, c.Name))
-	if err == nil {
-		if held, err := o.claimV.Decode(data); err == nil {
-			return held, names.HolderCheck(held, c.Name, c.Owner)
-		}
-	} else if !errors.Is(err, ds.ErrNotFound) {
-		return nil, fmt.Errorf("names store: %w", err)
+	held, err := o.pinnedClaim(ctx, c.Name)
+	switch {
+	case err != nil:
+		return nil, err
+	case held != nil:
+		return held, names.HolderCheck(held, c.Name, c.Owner)
 	}
 	b, err := c.Marshal()
 	if err != nil {
@@ -199,6 +194,31 @@ func (o *Owners) Bind(ctx context.Context, c *names.Claim) (*names.Claim, error)
 	if err := o.store.Put(ctx, nameKey(pinnedPrefix, c.Name), b); err != nil {
 		return nil, fmt.Errorf("names store: remember the owner of %s: %w", c.Name, err)
 	}
+	o.bound.Add(c.Name.String(), c)
+	return c, nil
+}
+
+// pinnedClaim is the claim bound to n on this node, or nil when there is
+// none (or none that decodes). A binding is written once and never changed
+// (Bind), so each is decoded once and kept: a zone reaching a holder asks
+// for its name's binding several times, and reading and decoding it each
+// time was a quarter of the bytes the holders allocated while taking zones.
+func (o *Owners) pinnedClaim(ctx context.Context, n names.Name) (*names.Claim, error) {
+	if c, ok := o.bound.Get(n.String()); ok {
+		return c, nil
+	}
+	data, err := o.store.Get(ctx, nameKey(pinnedPrefix, n))
+	switch {
+	case errors.Is(err, ds.ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("names store: %w", err)
+	}
+	c, err := o.claimV.Decode(data)
+	if err != nil {
+		return nil, nil // Bind writes a good one over it
+	}
+	o.bound.Add(n.String(), c)
 	return c, nil
 }
 
@@ -215,14 +235,12 @@ func (o *Owners) Vote(ctx context.Context, c *names.Claim) error {
 	mu := o.lock(c.Name)
 	mu.Lock()
 	defer mu.Unlock()
-	data, err := o.store.Get(ctx, nameKey(pinnedPrefix, c.Name))
+	held, err := o.pinnedClaim(ctx, c.Name)
 	switch {
-	case err == nil:
-		if held, err := o.claimV.Decode(data); err == nil {
-			return names.HolderCheck(held, c.Name, c.Owner)
-		}
-	case !errors.Is(err, ds.ErrNotFound):
-		return fmt.Errorf("names store: %w", err)
+	case err != nil:
+		return err
+	case held != nil:
+		return names.HolderCheck(held, c.Name, c.Owner)
 	}
 	if voted, at, ok := o.vote(ctx, c.Name); ok {
 		lapsed := o.now().Sub(at) > voteLifetime
@@ -477,4 +495,16 @@ func cmp(first, err error) error {
 		return first
 	}
 	return err
+}
+
+// boundsKept bounds the bindings kept decoded in memory: the names a node
+// holds or resolved lately; the rest are read again when asked for.
+const boundsKept = 1024
+
+func boundCache() *lru.Cache[string, *names.Claim] {
+	c, err := lru.New[string, *names.Claim](boundsKept)
+	if err != nil {
+		panic(err) // only for a size below 1, a constant here
+	}
+	return c
 }
