@@ -303,6 +303,13 @@ func tarpit(t testing.TB) ma.Multiaddr {
 // gives up.
 func handKad(t testing.TB, key string, cpl int, answer func(req *dhtpb.Message) *dhtpb.Message) host.Host {
 	t.Helper()
+	return handKadStalling(t, key, cpl, answer, func(*dhtpb.Message) {})
+}
+
+// handKadStalling is handKad, told (gaveUp) of each request it answered
+// nothing to once the asker gave up on it.
+func handKadStalling(t testing.TB, key string, cpl int, answer func(req *dhtpb.Message) *dhtpb.Message, gaveUp func(req *dhtpb.Message)) host.Host {
+	t.Helper()
 	h, err := libp2p.New(libp2p.Identity(closeKey(t, key, cpl)), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
 	if err != nil {
 		t.Fatal(err)
@@ -318,6 +325,7 @@ func handKad(t testing.TB, key string, cpl int, answer func(req *dhtpb.Message) 
 			resp := answer(&req)
 			if resp == nil {
 				s.Read(make([]byte, 1)) // until the asker gives up and resets
+				gaveUp(&req)
 				return
 			}
 			if err := pbio.NewDelimitedWriter(s).WriteMsg(resp); err != nil {

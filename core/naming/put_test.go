@@ -10,14 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p"
 	dhtpb "github.com/libp2p/go-libp2p-kad-dht/pb"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/routing"
-	"github.com/libp2p/go-msgio/pbio"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/avnode/avnode/core/config"
@@ -265,30 +262,14 @@ func TestSybilsThatStallOrDropPutsHoldUpOnlyThemselves(t *testing.T) {
 // putter gave up on one.
 func stallingHolder(t testing.TB, key string, sent, given *sync.Map) host.Host {
 	t.Helper()
-	h, err := libp2p.New(libp2p.Identity(closeKey(t, key, 12)), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	h.SetStreamHandler("/avtr/kad/1.0.0", func(s network.Stream) {
-		defer s.Close()
-		for {
-			var req dhtpb.Message
-			if err := pbio.NewDelimitedReader(s, 1<<20).ReadMsg(&req); err != nil {
-				return
-			}
-			if req.Type == dhtpb.Message_PUT_VALUE && string(req.Key) == key {
-				sent.Store(h.ID(), true)
-				s.Read(make([]byte, 1)) // until the putter gives up and resets
-				given.Store(h.ID(), true)
-				return
-			}
-			if err := pbio.NewDelimitedWriter(s).WriteMsg(&dhtpb.Message{Type: req.Type, Key: req.Key}); err != nil {
-				return
-			}
+	self := new(int) // this staller, in sent and given
+	return handKadStalling(t, key, 12, func(req *dhtpb.Message) *dhtpb.Message {
+		if req.Type == dhtpb.Message_PUT_VALUE && string(req.Key) == key {
+			sent.Store(self, true)
+			return nil
 		}
-	})
-	return h
+		return &dhtpb.Message{Type: req.Type, Key: req.Key}
+	}, func(*dhtpb.Message) { given.Store(self, true) })
 }
 
 func mapLen(m *sync.Map) int {
