@@ -237,15 +237,10 @@ func (v ZoneValidator) DecodeValid(key string, value []byte) (*Zone, error) {
 // Decode is DecodeZone, through the claims' memo: no network rule is applied.
 func (v ZoneValidator) Decode(b []byte) (*Zone, error) { return decodeZone(b, v.Claims.Memo) }
 
-// Select implements record.Validator. It ignores invalid values. The owner
-// is the best embedded claim by CompareClaims, a deterministic fallback for
-// a node that knows no owner (core/naming filters the values to the owner
-// and key chain it knows first). Among the zones on that exact claim: the
-// lineage ahead (CompareLineages: a rotation's zones beat the old key's),
-// then highest seq, then later expiry, then larger bytes.
+// Select implements record.Validator. It ignores invalid values and ranks
+// the rest by BestZone.
 func (v ZoneValidator) Select(key string, values [][]byte) (int, error) {
 	zones := make([]*Zone, len(values))
-	owner := -1
 	var firstErr error
 	for i, val := range values {
 		z, err := v.DecodeValid(key, val)
@@ -254,12 +249,30 @@ func (v ZoneValidator) Select(key string, values [][]byte) (int, error) {
 			continue
 		}
 		zones[i] = z
-		if owner < 0 || claimBeats(z.Claim, z.claimBytes, zones[owner].Claim, zones[owner].claimBytes) {
+	}
+	best := BestZone(zones)
+	if best < 0 {
+		return 0, noneValid(key, len(values), firstErr)
+	}
+	return best, nil
+}
+
+// BestZone ranks zones already checked (nil entries are skipped) and
+// returns the index of the best, -1 when all are nil. The owner is the
+// best embedded claim by CompareClaims, a deterministic fallback for a
+// node that knows no owner (core/naming filters the values to the owner
+// and key chain it knows first). Among the zones on that exact claim: the
+// lineage ahead (CompareLineages: a rotation's zones beat the old key's),
+// then highest seq, then later expiry, then larger bytes.
+func BestZone(zones []*Zone) int {
+	owner := -1
+	for i, z := range zones {
+		if z != nil && (owner < 0 || claimBeats(z.Claim, z.claimBytes, zones[owner].Claim, zones[owner].claimBytes)) {
 			owner = i
 		}
 	}
 	if owner < 0 {
-		return 0, noneValid(key, len(values), firstErr)
+		return -1
 	}
 	// Only zones on the winning claim itself compete: a second claim of
 	// the same key (a thief's, without the owner's recovery key) is a
@@ -270,7 +283,7 @@ func (v ZoneValidator) Select(key string, values [][]byte) (int, error) {
 			best = i
 		}
 	}
-	return best, nil
+	return best
 }
 
 // ZoneAhead reports whether zone a is ahead of zone b of the same owner:

@@ -143,7 +143,7 @@ func (s *Service) zoneByAgreement(ctx context.Context, n names.Name) (zone []byt
 			values = append(values, v.value)
 		}
 	}
-	best, err := s.owners.zoneV.Select(key, values)
+	best, err := s.owners.rankZones(key, values)
 	if err != nil {
 		return nil, "", err
 	}

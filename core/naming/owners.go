@@ -109,8 +109,8 @@ func NewOwners(store ds.Batching, cfg *config.Config, log *slog.Logger, reg prom
 // claim or zone by another key for a name this node knows.
 func (o *Owners) Validators() map[string]record.Validator {
 	return map[string]record.Validator{
-		names.ClaimNamespace: ownedValidator{o: o, decode: o.claimLineage, inner: o.claimV},
-		names.ZoneNamespace:  ownedValidator{o: o, decode: o.zoneLineage, inner: o.zoneV},
+		names.ClaimNamespace: ownedValidator{o: o, decode: o.claimLineage, rank: o.claimV.Select},
+		names.ZoneNamespace:  ownedValidator{o: o, decode: o.zoneLineage, rank: o.rankZones},
 		// An estate ID is its key's: no other key can take it, so no
 		// owner needs remembering.
 		names.EstateNamespace: names.EstateValidator{},
@@ -359,7 +359,7 @@ func (o *Owners) claimOwner(key string, value []byte) (*names.Claim, error) {
 }
 
 func (o *Owners) zoneOwner(key string, value []byte) (*names.Claim, error) {
-	z, err := o.zoneV.DecodeValid(key, value)
+	z, err := o.checkedZone(key, value)
 	if err != nil {
 		return nil, err
 	}
@@ -369,23 +369,57 @@ func (o *Owners) zoneOwner(key string, value []byte) (*names.Claim, error) {
 // claimLineage is a claim value as a lineage with no steps (Steps nil: a
 // claim never says anything about later rotations).
 func (o *Owners) claimLineage(key string, value []byte) (*names.Lineage, error) {
-	return o.checked.decode(key, value, func() (*names.Lineage, error) {
+	v := o.checked.decode(key, value, func() checkedValue {
 		c, err := o.claimV.DecodeValid(key, value)
 		if err != nil {
-			return nil, err
+			return checkedValue{err: err}
 		}
-		return &names.Lineage{Claim: c}, nil
+		return checkedValue{lineage: &names.Lineage{Claim: c}}
 	})
+	return v.lineage, v.err
 }
 
 func (o *Owners) zoneLineage(key string, value []byte) (*names.Lineage, error) {
-	return o.checked.decode(key, value, func() (*names.Lineage, error) {
+	v := o.checkZone(key, value)
+	return v.lineage, v.err
+}
+
+// checkedZone is a zone value validated by the record rules, decoded once
+// however many times one PUT or one resolve asks. The zone is shared:
+// read it, never change it.
+func (o *Owners) checkedZone(key string, value []byte) (*names.Zone, error) {
+	v := o.checkZone(key, value)
+	return v.zone, v.err
+}
+
+func (o *Owners) checkZone(key string, value []byte) checkedValue {
+	return o.checked.decode(key, value, func() checkedValue {
 		z, err := o.zoneV.DecodeValid(key, value)
 		if err != nil {
-			return nil, err
+			return checkedValue{err: err}
 		}
-		return z.Lineage(), nil
+		return checkedValue{lineage: z.Lineage(), zone: z}
 	})
+}
+
+// rankZones is the zone validator's Select on the zones checkedZone keeps
+// decoded: ranking the values a PUT or a poll gathered decodes none again.
+func (o *Owners) rankZones(key string, values [][]byte) (int, error) {
+	zones := make([]*names.Zone, len(values))
+	var firstErr error
+	for i, val := range values {
+		z, err := o.checkedZone(key, val)
+		if err != nil {
+			firstErr = cmp(firstErr, err)
+			continue
+		}
+		zones[i] = z
+	}
+	best := names.BestZone(zones)
+	if best < 0 {
+		return 0, fmt.Errorf("key %s: none of %d values is valid; first reason: %w", key, len(values), firstErr)
+	}
+	return best, nil
 }
 
 // checkedValues remembers the verdict on recent values for a short while:
@@ -399,6 +433,7 @@ type checkedValues struct {
 
 type checkedValue struct {
 	lineage *names.Lineage
+	zone    *names.Zone // a zone value's, decoded
 	err     error
 	at      time.Time
 }
@@ -414,7 +449,7 @@ func newCheckedValues() checkedValues {
 	return checkedValues{recent: c}
 }
 
-func (c checkedValues) decode(key string, value []byte, check func() (*names.Lineage, error)) (*names.Lineage, error) {
+func (c checkedValues) decode(key string, value []byte, check func() checkedValue) checkedValue {
 	h := sha256.New()
 	h.Write([]byte(key))
 	h.Write([]byte{0})
@@ -422,11 +457,12 @@ func (c checkedValues) decode(key string, value []byte, check func() (*names.Lin
 	var id [32]byte
 	h.Sum(id[:0])
 	if e, ok := c.recent.Get(id); ok && time.Since(e.at) < checkedFor {
-		return e.lineage, e.err
+		return e
 	}
-	l, err := check()
-	c.recent.Add(id, checkedValue{lineage: l, err: err, at: time.Now()})
-	return l, err
+	v := check()
+	v.at = time.Now()
+	c.recent.Add(id, v)
+	return v
 }
 
 // ownedValidator is a names validator with this node's owners on top.
@@ -436,7 +472,7 @@ type ownedValidator struct {
 	// value rests on: a claim alone for a claim value, with the key chain
 	// for a zone.
 	decode func(key string, value []byte) (*names.Lineage, error)
-	inner  record.Validator // ranks by the record rules
+	rank   func(key string, values [][]byte) (int, error) // by the record rules
 }
 
 var _ record.Validator = ownedValidator{}
@@ -483,7 +519,7 @@ func (v ownedValidator) Select(key string, values [][]byte) (int, error) {
 	if len(kept) == 0 {
 		return 0, fmt.Errorf("key %s: none of %d values is valid here; first reason: %w", key, len(values), firstErr)
 	}
-	best, err := v.inner.Select(key, kept)
+	best, err := v.rank(key, kept)
 	if err != nil {
 		return 0, err
 	}

@@ -792,10 +792,10 @@ func TestPollCountsClaimsNotKeys(t *testing.T) {
 func TestReplayedValuesAreCheckedOnce(t *testing.T) {
 	c := newCheckedValues()
 	checks := 0
-	check := func() (*names.Lineage, error) { checks++; return nil, names.ErrBadSignature }
+	check := func() checkedValue { checks++; return checkedValue{err: names.ErrBadSignature} }
 	for range 5 {
-		if _, err := c.decode("/avtr-zone/a.avtr", []byte("v"), check); !errors.Is(err, names.ErrBadSignature) {
-			t.Fatalf("the remembered verdict is lost: %v", err)
+		if v := c.decode("/avtr-zone/a.avtr", []byte("v"), check); !errors.Is(v.err, names.ErrBadSignature) {
+			t.Fatalf("the remembered verdict is lost: %v", v.err)
 		}
 	}
 	c.decode("/avtr-zone/b.avtr", []byte("v"), check)
