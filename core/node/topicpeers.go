@@ -46,6 +46,29 @@ func newTopicPeers(h host.Host) *topicPeers {
 
 func (h *topicPeers) EventBus() event.Bus { return h.bus }
 
+// Network is the host's, with Peers narrowed to the peers let through:
+// GossipSub reads it once, as it starts, for the peers already connected
+// (a bootstrap peer dialled by then would otherwise be linked).
+func (h *topicPeers) Network() network.Network {
+	return admittedNetwork{Network: h.Host.Network(), bus: h.bus}
+}
+
+type admittedNetwork struct {
+	network.Network
+	bus *topicPeersBus
+}
+
+func (n admittedNetwork) Peers() []peer.ID {
+	all := n.Network.Peers()
+	out := all[:0:0]
+	for _, p := range all {
+		if n.bus.isAdmitted(p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // Connect lets the peer through first, so that its identify event, or the
 // one sent for a connection already open, reaches GossipSub.
 func (h *topicPeers) Connect(ctx context.Context, pi peer.AddrInfo) error {
@@ -146,6 +169,10 @@ func (b *topicPeersBus) allows(ev any) bool {
 	default:
 		return true
 	}
+	return b.isAdmitted(p)
+}
+
+func (b *topicPeersBus) isAdmitted(p peer.ID) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	_, ok := b.admitted[p]

@@ -128,3 +128,55 @@ func pubsubStreams(h host.Host, p peer.ID) int {
 	}
 	return n
 }
+
+// A peer connected before GossipSub starts (as a bootstrap peer is) is not
+// linked for that alone: GossipSub's first look at the peers already
+// connected sees only those let through. A peer that topic discovery then
+// connects to is linked.
+func TestPubSubStartsWithoutThePeersAlreadyConnected(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	self, early, later := bareHost(t), bareHost(t), bareHost(t)
+	// early speaks GossipSub, behind the same gate, so it does not speak first.
+	if _, err := pubsub.NewGossipSub(ctx, newTopicPeers(early)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pubsub.NewGossipSub(ctx, later); err != nil {
+		t.Fatal(err)
+	}
+	if err := self.Connect(ctx, peer.AddrInfo{ID: early.ID(), Addrs: early.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	sdktest.Eventually(t, 10*time.Second, "early's protocols known", func() error {
+		if ps, _ := self.Peerstore().SupportsProtocols(early.ID(), pubsub.GossipSubID_v13); len(ps) == 0 {
+			return fmt.Errorf("not identified yet")
+		}
+		return nil
+	})
+	gated := newTopicPeers(self)
+	if _, err := pubsub.NewGossipSub(ctx, gated); err != nil {
+		t.Fatal(err)
+	}
+	if err := gated.Connect(ctx, peer.AddrInfo{ID: later.ID(), Addrs: later.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	sdktest.Eventually(t, 30*time.Second, "the peer connected through GossipSub linked", func() error {
+		if pubsubStreams(self, later.ID()) == 0 {
+			return fmt.Errorf("no pub/sub stream yet")
+		}
+		return nil
+	})
+	if n := pubsubStreams(self, early.ID()); n != 0 {
+		t.Fatalf("%d pub/sub streams with the peer connected before GossipSub started, which shares no topic", n)
+	}
+}
+
+func bareHost(t *testing.T) host.Host {
+	t.Helper()
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h
+}
