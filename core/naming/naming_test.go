@@ -510,3 +510,25 @@ func TestClaimAgainFinishesAnUnfinishedClaim(t *testing.T) {
 		t.Fatalf("the claim again with a recovery key it never committed to: %v; want refused", err)
 	}
 }
+
+// A node that knows no peer says so when asked to resolve, instead of
+// calling the name unknown; connected, the same call reaches the network.
+func TestResolveWithNoPeersSaysSo(t *testing.T) {
+	nodes := newTestNetwork(t, 4, nil)
+	claimName(t, nodes[0], "lonely.avtr", "k")
+	alone := newTestNode(t, testConfig(t, nil))
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	_, err := alone.names.Resolve(ctx, "lonely.avtr")
+	if !errors.Is(err, ErrNoPeers) || fault.KindOf(err) != fault.Unavailable || !strings.Contains(err.Error(), "avnode peers") {
+		t.Fatalf("resolve on a node with no peers: %v (kind %q); want ErrNoPeers, unavailable, naming what to check", err, fault.KindOf(err))
+	}
+	info := peer.AddrInfo{ID: nodes[0].id(), Addrs: nodes[0].node.Host.Addrs()}
+	if err := alone.node.Host.Connect(ctx, info); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "resolved once connected", func() error {
+		_, err := alone.names.Resolve(ctx, "lonely.avtr")
+		return err
+	})
+}

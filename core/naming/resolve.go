@@ -23,6 +23,11 @@ import (
 // ErrNotFound means no holder has the name.
 var ErrNotFound error = fault.New(fault.NotFound, "not found")
 
+// ErrNoPeers means this node knows no peer to ask: its routing table is
+// empty, as before its first connection or after losing all of them.
+var ErrNoPeers error = fault.New(fault.Unavailable,
+	"this node knows no peers yet, so it cannot ask the network; check that it is connected (`avnode peers`) and that `bootstrap` in its config lists reachable peers")
+
 const (
 	maxCNAMEDepth = 8
 	addrCacheTTL  = 30 * time.Second
@@ -183,6 +188,10 @@ func (s *Service) fetchZone(ctx context.Context, n names.Name) (_ *names.Zone, d
 		data, dispute, err = s.zoneByAgreement(ctx, n)
 	}
 	if err != nil {
+		if s.dht.RoutingTable().Size() == 0 {
+			// "Not found" would blame the name for what is this node's state.
+			return nil, "", fmt.Errorf("resolve %s: %w", n, ErrNoPeers)
+		}
 		if errors.Is(err, routing.ErrNotFound) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrNotFound) {
 			return nil, "", fmt.Errorf("resolve %s: %w", n, ErrNotFound)
 		}
