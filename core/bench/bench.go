@@ -247,9 +247,10 @@ func footprint() (heapMiB float64, goroutines int) {
 }
 
 // measureStart starts the network and returns its footprint per node.
-func measureStart(ctx context.Context, net *cluster) (mem, goroutines float64, err error) {
+func measureStart(ctx context.Context, opts Options, who string, net *cluster) (mem, goroutines float64, err error) {
 	heap0, g0 := footprint()
-	if err := net.startAll(ctx); err != nil {
+	progress := func(format string, args ...any) { logf(opts, who+": "+format, args...) }
+	if err := net.startAll(ctx, progress); err != nil {
 		return 0, 0, err
 	}
 	heap1, g1 := footprint()

@@ -55,7 +55,7 @@ func runBaseline(ctx context.Context, opts Options, limits connLimits, dir strin
 	began := time.Now()
 	res := newResults()
 	var err error
-	if res.memPerNode, res.goroutinesPerNode, err = measureStart(ctx, net); err != nil {
+	if res.memPerNode, res.goroutinesPerNode, err = measureStart(ctx, opts, "baseline", net); err != nil {
 		return nil, err
 	}
 	logf(opts, "baseline: %d bare kad-dht hosts up in %s", opts.Nodes, time.Since(began).Round(time.Millisecond))
@@ -141,7 +141,7 @@ func startAvnode(ctx context.Context, opts Options, limits connLimits, dir strin
 	net := newCluster(members, opts.Seed)
 	av := func(i int) *avMember { return net.members[i].(*avMember) }
 	began := time.Now()
-	if res.memPerNode, res.goroutinesPerNode, err = measureStart(ctx, net); err != nil {
+	if res.memPerNode, res.goroutinesPerNode, err = measureStart(ctx, opts, "avnode", net); err != nil {
 		return net, nil, err
 	}
 	logf(opts, "avnode: %d nodes up in %s", opts.Nodes, time.Since(began).Round(time.Millisecond))
