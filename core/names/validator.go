@@ -240,7 +240,7 @@ func (v ZoneValidator) Decode(b []byte) (*Zone, error) { return decodeZone(b, v.
 // Select implements record.Validator. It ignores invalid values and ranks
 // the rest by BestZone.
 func (v ZoneValidator) Select(key string, values [][]byte) (int, error) {
-	zones := make([]*Zone, len(values))
+	ranks := make([]*ZoneRank, len(values))
 	var firstErr error
 	for i, val := range values {
 		z, err := v.DecodeValid(key, val)
@@ -248,26 +248,42 @@ func (v ZoneValidator) Select(key string, values [][]byte) (int, error) {
 			firstErr = cmpErr(firstErr, err)
 			continue
 		}
-		zones[i] = z
+		ranks[i] = z.Rank()
 	}
-	best := BestZone(zones)
+	best := BestZone(ranks, values)
 	if best < 0 {
 		return 0, noneValid(key, len(values), firstErr)
 	}
 	return best, nil
 }
 
-// BestZone ranks zones already checked (nil entries are skipped) and
-// returns the index of the best, -1 when all are nil. The owner is the
-// best embedded claim by CompareClaims, a deterministic fallback for a
-// node that knows no owner (core/naming filters the values to the owner
-// and key chain it knows first). Among the zones on that exact claim: the
-// lineage ahead (CompareLineages: a rotation's zones beat the old key's),
-// then highest seq, then later expiry, then larger bytes.
-func BestZone(zones []*Zone) int {
+// ZoneRank is what zones are ranked by: a checked zone without its records
+// or bytes, small enough to keep for a value seen again.
+type ZoneRank struct {
+	Claim      *Claim
+	Lineage    *Lineage
+	Seq        uint64
+	Expiry     time.Time
+	claimBytes []byte
+}
+
+// Rank is what z is ranked by.
+func (z *Zone) Rank() *ZoneRank {
+	return &ZoneRank{Claim: z.Claim, Lineage: z.Lineage(), Seq: z.Seq, Expiry: z.Expiry, claimBytes: z.claimBytes}
+}
+
+// BestZone ranks checked zones: ranks[i] is the rank of the zone stored as
+// values[i], nil for one that is not valid (skipped). It returns the index
+// of the best, -1 when all are nil. The owner is the best embedded claim by
+// CompareClaims, a deterministic fallback for a node that knows no owner
+// (core/naming filters the values to the owner and key chain it knows
+// first). Among the zones on that exact claim: the lineage ahead
+// (CompareLineages: a rotation's zones beat the old key's), then highest
+// seq, then later expiry, then larger bytes.
+func BestZone(ranks []*ZoneRank, values [][]byte) int {
 	owner := -1
-	for i, z := range zones {
-		if z != nil && (owner < 0 || claimBeats(z.Claim, z.claimBytes, zones[owner].Claim, zones[owner].claimBytes)) {
+	for i, r := range ranks {
+		if r != nil && (owner < 0 || claimBeats(r.Claim, r.claimBytes, ranks[owner].Claim, ranks[owner].claimBytes)) {
 			owner = i
 		}
 	}
@@ -278,8 +294,8 @@ func BestZone(zones []*Zone) int {
 	// the same key (a thief's, without the owner's recovery key) is a
 	// rival, not the same owner.
 	best := owner
-	for i, z := range zones {
-		if z != nil && bytes.Equal(z.claimBytes, zones[owner].claimBytes) && ZoneAhead(z, zones[best]) {
+	for i, r := range ranks {
+		if r != nil && bytes.Equal(r.claimBytes, ranks[owner].claimBytes) && r.ahead(values[i], ranks[best], values[best]) {
 			best = i
 		}
 	}
@@ -289,8 +305,11 @@ func BestZone(zones []*Zone) int {
 // ZoneAhead reports whether zone a is ahead of zone b of the same owner:
 // the lineage ahead first, then the higher seq, the later expiry, the
 // larger bytes.
-func ZoneAhead(a, b *Zone) bool {
-	if c := CompareLineages(a.Lineage(), b.Lineage()); c != 0 {
+func ZoneAhead(a, b *Zone) bool { return a.Rank().ahead(a.signed, b.Rank(), b.signed) }
+
+// ahead is ZoneAhead on ranks, with each zone's bytes as stored.
+func (a *ZoneRank) ahead(aBytes []byte, b *ZoneRank, bBytes []byte) bool {
+	if c := CompareLineages(a.Lineage, b.Lineage); c != 0 {
 		return c > 0
 	}
 	switch {
@@ -299,7 +318,7 @@ func ZoneAhead(a, b *Zone) bool {
 	case !a.Expiry.Equal(b.Expiry):
 		return a.Expiry.After(b.Expiry)
 	}
-	return bytes.Compare(a.signed, b.signed) > 0
+	return bytes.Compare(aBytes, bBytes) > 0
 }
 
 // HighWater is the resolver's rollback check: having seen seq highestSeen for

@@ -359,11 +359,11 @@ func (o *Owners) claimOwner(key string, value []byte) (*names.Claim, error) {
 }
 
 func (o *Owners) zoneOwner(key string, value []byte) (*names.Claim, error) {
-	z, err := o.checkedZone(key, value)
+	r, err := o.zoneRank(key, value)
 	if err != nil {
 		return nil, err
 	}
-	return z.Claim, nil
+	return r.Claim, nil
 }
 
 // claimLineage is a claim value as a lineage with no steps (Steps nil: a
@@ -384,12 +384,12 @@ func (o *Owners) zoneLineage(key string, value []byte) (*names.Lineage, error) {
 	return v.lineage, v.err
 }
 
-// checkedZone is a zone value validated by the record rules, decoded once
-// however many times one PUT or one resolve asks. The zone is shared:
-// read it, never change it.
-func (o *Owners) checkedZone(key string, value []byte) (*names.Zone, error) {
+// zoneRank is a zone value validated by the record rules and what it is
+// ranked by, decoded once however many times one PUT or one resolve asks.
+// It is shared: read it, never change it.
+func (o *Owners) zoneRank(key string, value []byte) (*names.ZoneRank, error) {
 	v := o.checkZone(key, value)
-	return v.zone, v.err
+	return v.rank, v.err
 }
 
 func (o *Owners) checkZone(key string, value []byte) checkedValue {
@@ -398,24 +398,25 @@ func (o *Owners) checkZone(key string, value []byte) checkedValue {
 		if err != nil {
 			return checkedValue{err: err}
 		}
-		return checkedValue{lineage: z.Lineage(), zone: z}
+		r := z.Rank()
+		return checkedValue{lineage: r.Lineage, rank: r}
 	})
 }
 
-// rankZones is the zone validator's Select on the zones checkedZone keeps
-// decoded: ranking the values a PUT or a poll gathered decodes none again.
+// rankZones is the zone validator's Select on the ranks checkZone keeps:
+// ranking the values a PUT or a poll gathered decodes none again.
 func (o *Owners) rankZones(key string, values [][]byte) (int, error) {
-	zones := make([]*names.Zone, len(values))
+	ranks := make([]*names.ZoneRank, len(values))
 	var firstErr error
 	for i, val := range values {
-		z, err := o.checkedZone(key, val)
+		r, err := o.zoneRank(key, val)
 		if err != nil {
 			firstErr = cmp(firstErr, err)
 			continue
 		}
-		zones[i] = z
+		ranks[i] = r
 	}
-	best := names.BestZone(zones)
+	best := names.BestZone(ranks, values)
 	if best < 0 {
 		return 0, fmt.Errorf("key %s: none of %d values is valid; first reason: %w", key, len(values), firstErr)
 	}
@@ -433,9 +434,11 @@ type checkedValues struct {
 
 type checkedValue struct {
 	lineage *names.Lineage
-	zone    *names.Zone // a zone value's, decoded
-	err     error
-	at      time.Time
+	// rank is a zone value's, without its records: an entry stays small
+	// (a lineage, a claim) whatever the value holds.
+	rank *names.ZoneRank
+	err  error
+	at   time.Time
 }
 
 const (

@@ -188,11 +188,11 @@ func (s *Service) fetchZone(ctx context.Context, n names.Name) (_ *names.Zone, d
 		data, dispute, err = s.zoneByAgreement(ctx, n)
 	}
 	if err != nil {
-		if s.dht.RoutingTable().Size() == 0 {
-			// "Not found" would blame the name for what is this node's state.
-			return nil, "", fmt.Errorf("resolve %s: %w", n, ErrNoPeers)
-		}
 		if errors.Is(err, routing.ErrNotFound) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrNotFound) {
+			if s.dht.RoutingTable().Size() == 0 {
+				// "Not found" would blame the name for this node's state.
+				return nil, "", fmt.Errorf("resolve %s: %w", n, ErrNoPeers)
+			}
 			return nil, "", fmt.Errorf("resolve %s: %w", n, ErrNotFound)
 		}
 		return nil, "", fmt.Errorf("resolve %s: %w", n, err)

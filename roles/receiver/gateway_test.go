@@ -584,6 +584,7 @@ func TestErrors(t *testing.T) {
 	f.SetName(sdk.Resolution{Name: "gone.avtr", Root: sdktest.CID("elsewhere")})
 	f.Fail("FetchUnannounced", "gone.avtr", status.Error(codes.Unknown, "get gone.avtr: fetch: no source to fetch from (no host or provider found)"))
 	f.SetName(sdk.Resolution{Name: "empty.avtr"})
+	f.Fail("Resolve", "lonely.avtr", status.Error(codes.Unavailable, "resolve lonely.avtr: this node knows no peers yet"))
 	_, srv := startGateway(t, f, nil)
 	for _, c := range []struct {
 		path string
@@ -600,6 +601,7 @@ func TestErrors(t *testing.T) {
 		{"/cid/nocid/", 400, "not a CID"},
 		{"/cid/" + sdktest.CID("nothing") + "/", 404, "not found"},
 		{"/name/gone.avtr/", 502, "no source to fetch from"},
+		{"/name/lonely.avtr/", 503, "knows no peers"},
 		{"/elsewhere", 404, "not a gateway path"},
 	} {
 		resp, body := get(t, srv, c.path)
@@ -610,6 +612,9 @@ func TestErrors(t *testing.T) {
 			resp.Header.Get("Cache-Control") != noStore {
 			t.Errorf("GET %s: %d %q %v, want %d saying %q", c.path, resp.StatusCode, body, resp.Header, c.code, c.says)
 		}
+	}
+	if resp, _ := get(t, srv, "/name/lonely.avtr/"); resp.Header.Get("Retry-After") == "" {
+		t.Error("503 for a node that cannot resolve now has no Retry-After")
 	}
 	if _, body := get(t, srv, "/name/gone.avtr/"); !strings.Contains(body, "Try again later") {
 		t.Errorf("502 does not say what to do: %q", body)

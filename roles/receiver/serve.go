@@ -75,6 +75,14 @@ func (g *gateway) serveName(w http.ResponseWriter, r *http.Request, name, p stri
 			"Check the spelling; a name claimed a moment ago may take a few seconds to appear.", name, status.Convert(err).Message())
 		return
 	}
+	if status.Code(err) == codes.Unavailable && r.Context().Err() == nil {
+		// The node cannot ask the network (it knows no peers yet): the
+		// name may well exist.
+		w.Header().Set("Retry-After", "10")
+		g.fail(w, http.StatusServiceUnavailable, "%s: this gateway's node cannot resolve names now (%s).\nTry again in a few seconds.",
+			name, status.Convert(err).Message())
+		return
+	}
 	if err != nil {
 		g.failLookup(w, r, name, err)
 		return
