@@ -406,6 +406,9 @@ func (o *Owners) checkZone(key string, value []byte) checkedValue {
 // rankZones is the zone validator's Select on the ranks checkZone keeps:
 // ranking the values a PUT or a poll gathered decodes none again.
 func (o *Owners) rankZones(key string, values [][]byte) (int, error) {
+	if len(values) == 0 {
+		return 0, fmt.Errorf("key %s: no values to rank", key)
+	}
 	ranks := make([]*names.ZoneRank, len(values))
 	var firstErr error
 	for i, val := range values {
