@@ -240,15 +240,28 @@ func (v ZoneValidator) Decode(b []byte) (*Zone, error) { return decodeZone(b, v.
 // Select implements record.Validator. It ignores invalid values and ranks
 // the rest by BestZone.
 func (v ZoneValidator) Select(key string, values [][]byte) (int, error) {
+	return SelectZone(key, values, func(key string, value []byte) (*ZoneRank, error) {
+		z, err := v.DecodeValid(key, value)
+		if err != nil {
+			return nil, err
+		}
+		return z.Rank(), nil
+	})
+}
+
+// SelectZone is Select with the values checked by rank, which returns the
+// rank of a valid zone value (a caller that keeps the ranks of values it
+// checked before need not decode them again).
+func SelectZone(key string, values [][]byte, rank func(key string, value []byte) (*ZoneRank, error)) (int, error) {
 	ranks := make([]*ZoneRank, len(values))
 	var firstErr error
 	for i, val := range values {
-		z, err := v.DecodeValid(key, val)
+		r, err := rank(key, val)
 		if err != nil {
 			firstErr = cmpErr(firstErr, err)
 			continue
 		}
-		ranks[i] = z.Rank()
+		ranks[i] = r
 	}
 	best := BestZone(ranks, values)
 	if best < 0 {

@@ -406,24 +406,7 @@ func (o *Owners) checkZone(key string, value []byte) checkedValue {
 // rankZones is the zone validator's Select on the ranks checkZone keeps:
 // ranking the values a PUT or a poll gathered decodes none again.
 func (o *Owners) rankZones(key string, values [][]byte) (int, error) {
-	if len(values) == 0 {
-		return 0, fmt.Errorf("key %s: no values to rank", key)
-	}
-	ranks := make([]*names.ZoneRank, len(values))
-	var firstErr error
-	for i, val := range values {
-		r, err := o.zoneRank(key, val)
-		if err != nil {
-			firstErr = cmp(firstErr, err)
-			continue
-		}
-		ranks[i] = r
-	}
-	best := names.BestZone(ranks, values)
-	if best < 0 {
-		return 0, fmt.Errorf("key %s: none of %d values is valid; first reason: %w", key, len(values), firstErr)
-	}
-	return best, nil
+	return names.SelectZone(key, values, o.zoneRank)
 }
 
 // checkedValues remembers the verdict on recent values for a short while:
