@@ -62,6 +62,11 @@ func (n *cluster) startAll(ctx context.Context, progress func(format string, arg
 	}
 	progress("all linked, filling routing tables")
 	err := parallel(len(n.members), 16, func(i int) error {
+		// A refresh fails at once while the routing table is empty: its
+		// links are connected, but identify may not yet have told the DHT.
+		if err := n.waitForAPeer(ctx, i); err != nil {
+			return err
+		}
 		select {
 		case err := <-n.members[i].kad().ForceRefresh():
 			return err
@@ -110,6 +115,24 @@ func (n *cluster) hostOf(i int) host.Host {
 	}
 	return n.members[i].host()
 }
+
+// waitForAPeer waits, for at most peerWait, until member i's routing table
+// holds a peer.
+func (n *cluster) waitForAPeer(ctx context.Context, i int) error {
+	deadline := time.After(peerWait)
+	for n.members[i].kad().RoutingTable().Size() == 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-deadline:
+			return fmt.Errorf("node %d has no peer in its routing table %s after it was linked", i, peerWait)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+const peerWait = 30 * time.Second
 
 func (n *cluster) waitRoutingTables(ctx context.Context) error {
 	want := min(len(n.members)-1, 10)
