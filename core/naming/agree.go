@@ -34,6 +34,7 @@ type vote struct {
 	peer  peer.ID
 	value []byte
 	claim *names.Claim // the claim the value rests on (a zone's embedded one)
+	owner string       // ownerLabel(claim)
 }
 
 // poll is what the closest holders of a key said.

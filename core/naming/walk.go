@@ -155,6 +155,7 @@ type walk struct {
 
 type decodedValue struct {
 	claim *names.Claim
+	owner string // ownerLabel(claim): a poll counts votes by it each round
 	err   error
 }
 
@@ -194,11 +195,13 @@ func (w *walk) take(a answer, key string, decode func(string, []byte) (*names.Cl
 	if a.value != nil {
 		d, seen := w.decoded[string(a.value)]
 		if !seen {
-			d.claim, d.err = decode(key, a.value)
+			if d.claim, d.err = decode(key, a.value); d.err == nil {
+				d.owner = ownerLabel(d.claim)
+			}
 			w.decoded[string(a.value)] = d
 		}
 		if d.err == nil {
-			c.vote = &vote{peer: a.id, value: a.value, claim: d.claim}
+			c.vote = &vote{peer: a.id, value: a.value, claim: d.claim, owner: d.owner}
 		}
 	}
 	if len(a.closer) > w.k {
@@ -224,8 +227,7 @@ func (w *walk) poll(key string, top []*candidate) *poll {
 		case c.state != answered:
 			p.pending++
 		case c.vote != nil:
-			owner := ownerLabel(c.vote.claim)
-			p.byOwner[owner] = append(p.byOwner[owner], *c.vote)
+			p.byOwner[c.vote.owner] = append(p.byOwner[c.vote.owner], *c.vote)
 		}
 	}
 	return p
