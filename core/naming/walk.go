@@ -25,14 +25,10 @@ import (
 // peers it knows (pollAlpha at a time), learns closer ones from their
 // answers, and stops when the k closest it knows of have all answered (a
 // peer that fails to answer drops out), or when their answers so far decide
-// the poll. The votes are those of the k closest that answered. A peer that
-// has not answered within lateAfter (late) steps aside as a failed one does:
-// the next closest is asked in its place, and its answer still counts if it
-// comes before the poll ends. A holder gone without a goodbye then costs a
-// poll a second or so, not pollWait. A poll that runs out of time or of its
-// query budget before that is not settled, and decides nothing. The peer
-// skip (the one asking this node to take a record) is neither asked nor
-// counted.
+// the poll. The votes are those of the k closest that answered. A poll that
+// runs out of time or of its query budget before that is not settled, and
+// decides nothing. The peer skip (the one asking this node to take a
+// record) is neither asked nor counted.
 func (s *Service) pollHolders(ctx context.Context, key string, skip peer.ID, decode func(string, []byte) (*names.Claim, error)) (*poll, error) {
 	messenger, err := pb.NewProtocolMessenger(s.dht.MessageSender())
 	if err != nil {
@@ -47,56 +43,47 @@ func (s *Service) pollHolders(ctx context.Context, key string, skip peer.ID, dec
 		w.add(id)
 	}
 	answers := make(chan answer, maxPollQueries)
-	late := time.NewTimer(time.Hour)
-	defer late.Stop()
 	for launched, inflight := 0, 0; ; {
 		top := w.top()
 		p := w.poll(key, top)
 		if p.settled = p.pending == 0 || p.decided(); p.settled {
 			return p, nil
 		}
-		active := w.count(asking) // late questions make room for others
 		for _, c := range top {
-			if c.state == unasked && active < pollAlpha && launched < maxPollQueries {
-				c.state, c.askedAt = asking, time.Now()
-				active, inflight, launched = active+1, inflight+1, launched+1
-				go s.ask(ctx, messenger, c.id, key, answers)
+			if c.state == unasked && inflight < pollAlpha && launched < maxPollQueries {
+				c.state, inflight, launched = asking, inflight+1, launched+1
+				go func(id peer.ID) {
+					// A question on a connection already open runs out its
+					// pollWait even once the poll is decided, on the
+					// service's context: whether the peer went silent is
+					// worth knowing for the next polls (failedToAnswer).
+					connected := s.host.Network().Connectedness(id) == network.Connected
+					parent := ctx
+					if connected {
+						parent = s.life
+					}
+					qctx, cancel := context.WithTimeout(parent, pollWait)
+					defer cancel()
+					rec, closer, err := messenger.GetValue(qctx, id, key)
+					if err != nil && parent.Err() == nil {
+						s.failedToAnswer(id, connected)
+					}
+					answers <- answer{id: id, value: rec.GetValue(), closer: closer, err: err}
+				}(c.id)
 			}
 		}
 		if inflight == 0 {
 			return p, nil // nobody left to ask within the query budget
 		}
-		late.Reset(w.nextLate())
+		var a answer
 		select {
-		case a := <-answers:
-			inflight--
-			w.take(a, key, decode, s.host)
-		case <-late.C:
-			w.markLate()
+		case a = <-answers:
 		case <-ctx.Done():
 			return p, nil
 		}
+		inflight--
+		w.take(a, key, decode, s.host)
 	}
-}
-
-// ask puts one poll's question to id and sends its answer on answers. A
-// question on a connection already open runs out its pollWait even once the
-// poll is decided, on the service's context: whether the peer went silent
-// is worth knowing for the next polls (failedToAnswer).
-func (s *Service) ask(ctx context.Context, messenger *pb.ProtocolMessenger, id peer.ID, key string, answers chan<- answer) {
-	connected := s.host.Network().Connectedness(id) == network.Connected
-	parent := ctx
-	if connected {
-		parent = s.life
-	}
-	qctx, cancel := context.WithTimeout(parent, pollWait)
-	defer cancel()
-	start := time.Now()
-	rec, closer, err := messenger.GetValue(qctx, id, key)
-	if err != nil && parent.Err() == nil {
-		s.failedToAnswer(id, connected)
-	}
-	answers <- answer{id: id, value: rec.GetValue(), closer: closer, err: err, took: time.Since(start)}
 }
 
 // failedToAnswer forgets a peer that failed a poll's question, or did not
@@ -121,14 +108,6 @@ const (
 	pollAlpha = 20
 	// maxPollQueries bounds the peers one poll asks in all.
 	maxPollQueries = 100
-	// lateAfter is how long a poll waits on a question before asking the
-	// next closest peer in its place: several times an honest holder's
-	// answer across the world with a dial first. A poll whose answers come
-	// slower waits twice its slowest answer instead (up to pollWait), so a
-	// slow network is not taken for a dead one; an answer from a peer that
-	// is fast can only shorten the wait of the peers after it, never make an
-	// honest holder late.
-	lateAfter = time.Second
 	// maxKnown bounds the peers one poll remembers: an answer names at most
 	// k closer peers (more are ignored), so a lying peer cannot grow it.
 	maxKnown = 8 * 20
@@ -145,23 +124,20 @@ type answer struct {
 	value  []byte
 	closer []*peer.AddrInfo
 	err    error
-	took   time.Duration
 }
 
 const (
 	unasked = iota
 	asking
-	late // asked, not answered in time: out of the top, its answer still taken
 	answered
 	failed
 )
 
 type candidate struct {
-	id      peer.ID
-	dist    kb.ID // XOR distance to the target
-	state   int
-	askedAt time.Time
-	vote    *vote // its valid value, if it answered one
+	id    peer.ID
+	dist  kb.ID // XOR distance to the target
+	state int
+	vote  *vote // its valid value, if it answered one
 }
 
 // walk is the state of one poll's lookup.
@@ -175,7 +151,6 @@ type walk struct {
 	// the same bytes, which then cost one signature check, not twenty.
 	decoded map[string]decodedValue
 	silent  *ttlCache[peer.ID, struct{}] // peers not asked (failedToAnswer)
-	slowest time.Duration                // the slowest answer so far
 }
 
 type decodedValue struct {
@@ -194,12 +169,11 @@ func (w *walk) add(id peer.ID) {
 	w.known[id] = &candidate{id: id, dist: kb.Xor(kb.ConvertPeerID(id), w.target)}
 }
 
-// top is the k closest candidates known that have not failed and are not
-// late, closest first.
+// top is the k closest candidates known that have not failed, closest first.
 func (w *walk) top() []*candidate {
 	out := make([]*candidate, 0, len(w.known))
 	for _, c := range w.known {
-		if c.state != failed && c.state != late {
+		if c.state != failed {
 			out = append(out, c)
 		}
 	}
@@ -210,41 +184,6 @@ func (w *walk) top() []*candidate {
 	return out
 }
 
-func (w *walk) count(state int) int {
-	n := 0
-	for _, c := range w.known {
-		if c.state == state {
-			n++
-		}
-	}
-	return n
-}
-
-// lateWait is how long a question may go unanswered before it is late.
-func (w *walk) lateWait() time.Duration {
-	return min(max(lateAfter, 2*w.slowest), pollWait)
-}
-
-// nextLate is the time until the next question being asked turns late.
-func (w *walk) nextLate() time.Duration {
-	next := pollWait
-	for _, c := range w.known {
-		if c.state == asking {
-			next = min(next, time.Until(c.askedAt.Add(w.lateWait())))
-		}
-	}
-	return max(next, 0)
-}
-
-// markLate lets the questions unanswered for lateWait step aside.
-func (w *walk) markLate() {
-	for _, c := range w.known {
-		if c.state == asking && time.Since(c.askedAt) >= w.lateWait() {
-			c.state = late
-		}
-	}
-}
-
 // take records one answer: its vote, and the closer peers it named.
 func (w *walk) take(a answer, key string, decode func(string, []byte) (*names.Claim, error), h host.Host) {
 	c := w.known[a.id]
@@ -253,7 +192,6 @@ func (w *walk) take(a answer, key string, decode func(string, []byte) (*names.Cl
 		return
 	}
 	c.state = answered
-	w.slowest = max(w.slowest, a.took)
 	if a.value != nil {
 		d, seen := w.decoded[string(a.value)]
 		if !seen {
