@@ -37,7 +37,7 @@ func TestBenchCommand(t *testing.T) {
 	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
 		t.Fatalf("--json: %v\n%s", err, stdout.String())
 	}
-	want := []string{"resolve cold", "resolve warm", "resolve warm, in the daemon", "publish", "resolve cold, in-process", "resolve warm, in-process",
+	want := []string{"resolve cold", "resolve cold, baseline waiting for a majority", "resolve warm", "resolve warm, in the daemon", "publish", "resolve cold, in-process", "resolve warm, in-process",
 		"publish, in-process", "fetch 2 MiB, 1 source", "fetch 2 MiB, 1 source, vs memory", "fetch 2 MiB, 3 sources",
 		"resolve cold through an estate", "resolve warm through an estate", "estate move → resolve elsewhere",
 		"resolve cold, rotated name", "resolve cold, hybrid name", "zone check, hybrid key",

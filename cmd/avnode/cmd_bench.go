@@ -30,6 +30,10 @@ below 1 avnode did better).
                       (zone, claim, records, host addresses) vs a bare
                       GetValue; through the node's control API, as
                       'avnode resolve' asks it
+  ..., baseline      the same resolves vs bare gets that wait for as many
+  waiting for a       values as avnode's poll waits for votes (11 of the
+  majority            20 closest): what the ownership rule's evidence costs
+                      alone
   resolve warm        the same again from the same node
   publish             'avnode record set' through the control API: a signed
                       zone put to the DHT vs a bare PutValue, with how many

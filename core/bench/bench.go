@@ -98,6 +98,7 @@ type results struct {
 	memPerNode, goroutinesPerNode float64
 	idleCPU                       float64    // % of a core per node
 	publish, cold, warm           *latencies // avnode: through the control API
+	coldMajority                  *latencies // baseline only: gets that wait for a majority's values
 	warmInDaemon                  *latencies // avnode: the daemon's share of warm
 	publishDirect                 *latencies // avnode: the same, in-process
 	coldDirect, warmDirect        *latencies
@@ -178,6 +179,8 @@ func compare(opts Options, av, base *results) []Row {
 	restart := fmt.Sprintf("%.0f %% restarting", opts.Restarting*100)
 	return []Row{
 		row("resolve cold", "ms", dist(av.cold), "kad-dht GetValue", dist(base.cold), "`avnode resolve` through the control API: zone, claim, records, host addresses"),
+		row("resolve cold, baseline waiting for a majority", "ms", dist(av.cold), fmt.Sprintf("kad-dht GetValue, quorum %d", pollMajority(opts.Nodes)), dist(base.coldMajority),
+			"the baseline waits for as many values as avnode's poll waits for votes (a majority of the 20 closest): the ownership rule's evidence alone"),
 		row("resolve warm", "ms", dist(av.warm), "kad-dht GetValue", dist(base.warm), "same node again: avnode answers from its cache"),
 		row("resolve warm, in the daemon", "µs", number(p50Micros(av.warmInDaemon)), "avnode, in-process", number(p50Micros(av.warmDirect)),
 			"p50 of the daemon's own time on each warm `avnode resolve` (its Server-Timing, answer encoded), against naming.Resolve alone"),

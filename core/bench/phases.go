@@ -76,6 +76,8 @@ func runBaseline(ctx context.Context, opts Options, limits connLimits, dir strin
 	t := &target{net: net, items: opts.Names, key: key, owner: owner,
 		resolve: func(ctx context.Context, m, item int) error { return bare(m).getValue(ctx, key(item), quorum) }}
 	res.cold, res.warm = t.coldAndWarm(ctx)
+	votes := pollMajority(opts.Nodes)
+	res.coldMajority = t.coldOnce(ctx, func(ctx context.Context, m, item int) error { return bare(m).getValue(ctx, key(item), votes) })
 	// avnode's fetch stores what it gets on disk: the honest baseline is a
 	// stream copied into a file and synced; the copy into memory is the
 	// network alone.
@@ -332,6 +334,11 @@ func streamCopy(ctx context.Context, src, dst host.Host, mib int, path string) (
 
 // defaultQuorum is the embedded config's names.resolve_quorum: the
 // baseline's GetValue waits for as many answers as avnode's resolve.
+// pollMajority is how many agreeing answers a poll of a name's closest
+// holders waits for when they all hold the same owner: more than half of
+// the 20 closest (of all the others, in a network smaller than 21).
+func pollMajority(nodes int) int { return min(20, nodes-1)/2 + 1 }
+
 func defaultQuorum() int {
 	cfg, err := config.Load(config.Sources{})
 	if err != nil {

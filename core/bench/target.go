@@ -45,18 +45,41 @@ func (t *target) coldResolver(item int, skip map[int]bool) int {
 	return t.net.pick(fresh)
 }
 
-func (t *target) timedResolve(ctx context.Context, member, item int) (time.Duration, error) {
+func (t *target) markResolved(member, item int) {
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	if t.resolved == nil {
 		t.resolved = map[[2]int]bool{}
 	}
 	t.resolved[[2]int{member, item}] = true
-	t.mu.Unlock()
+}
+
+func (t *target) timedResolve(ctx context.Context, member, item int) (time.Duration, error) {
+	t.markResolved(member, item)
 	ctx, cancel := context.WithTimeout(ctx, resolveTimeout)
 	defer cancel()
 	start := time.Now()
 	err := t.resolve(ctx, member, item)
 	return time.Since(start), err
+}
+
+// coldOnce resolves every item once with resolve, from a member that never
+// resolved it, and returns the times.
+func (t *target) coldOnce(ctx context.Context, resolve func(ctx context.Context, member, item int) error) *latencies {
+	out := &latencies{}
+	for item := range t.items {
+		m := t.coldResolver(item, nil)
+		if m < 0 {
+			continue
+		}
+		t.markResolved(m, item)
+		rctx, cancel := context.WithTimeout(ctx, resolveTimeout)
+		start := time.Now()
+		err := resolve(rctx, m, item)
+		out.add(time.Since(start), err)
+		cancel()
+	}
+	return out
 }
 
 // coldAndWarm resolves every item once from a member that never saw it,
