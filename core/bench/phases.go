@@ -228,10 +228,13 @@ func timed(ctx context.Context, f func(context.Context) error) (time.Duration, e
 // churnAndJoin runs the measures both networks share once their items are
 // out: the kill, the restart loop and the joins.
 func churnAndJoin(ctx context.Context, opts Options, who string, t *target, res *results, newMember func() (member, error)) error {
-	res.killed, res.killedTried = t.afterKill(ctx, opts.KillShare)
+	var errs []error
+	res.killed, res.killedTried, errs = t.afterKill(ctx, opts.KillShare)
 	logf(opts, "%s: %.1f %% of %d resolves ok after killing %.0f %% of the nodes", who, res.killed*100, res.killedTried, opts.KillShare*100)
-	res.restarting, res.restartTried = t.whileRestarting(ctx, opts.Restarting, opts.RestartFor)
+	logFailures(opts, who, errs)
+	res.restarting, res.restartTried, errs = t.whileRestarting(ctx, opts.Restarting, opts.RestartFor)
 	logf(opts, "%s: %.1f %% of %d resolves ok while %.0f %% of the nodes restart", who, res.restarting*100, res.restartTried, opts.Restarting*100)
+	logFailures(opts, who, errs)
 	for range opts.ReadyTrials {
 		m, err := newMember()
 		if err != nil {
@@ -240,6 +243,18 @@ func churnAndJoin(ctx context.Context, opts Options, who string, t *target, res 
 		res.ready.add(t.timeToReady(ctx, m))
 	}
 	return nil
+}
+
+// logFailures says why the first few resolves of a churn measure failed:
+// a success ratio alone does not tell a timeout from a dispute.
+func logFailures(opts Options, who string, errs []error) {
+	const shown = 3
+	for _, err := range errs[:min(len(errs), shown)] {
+		logf(opts, "%s: failed: %v", who, err)
+	}
+	if len(errs) > shown {
+		logf(opts, "%s: and %d more failed", who, len(errs)-shown)
+	}
 }
 
 // fetchTimes publishes a file of random bytes on node 0; node 1 fetches it

@@ -103,12 +103,13 @@ func (t *target) coldAndWarm(ctx context.Context) (cold, warm *latencies) {
 }
 
 // afterKill stops share of the members at once, then resolves every item
-// from a live member that never resolved it. It returns the success ratio.
-func (t *target) afterKill(ctx context.Context, share float64) (success float64, tried int) {
+// from a live member that never resolved it. It returns the success ratio
+// and the failures.
+func (t *target) afterKill(ctx context.Context, share float64) (success float64, tried int, errs []error) {
 	t.net.kill(share, nil)
 	ok, errs := t.resolveEvery(ctx)
 	tried = ok + len(errs)
-	return float64(ok) / float64(max(tried, 1)), tried
+	return float64(ok) / float64(max(tried, 1)), tried, errs
 }
 
 // resolveEvery resolves each item once, from a live member that never
@@ -130,8 +131,9 @@ func (t *target) resolveEvery(ctx context.Context) (ok int, errs []error) {
 
 // whileRestarting keeps share of the live members restarting in a loop
 // (down for a moment, back with a new port) for the given time, while four
-// resolvers on the other members resolve items they never resolved.
-func (t *target) whileRestarting(ctx context.Context, share float64, d time.Duration) (success float64, tried int) {
+// resolvers on the other members resolve items they never resolved. It
+// returns the success ratio and the failures.
+func (t *target) whileRestarting(ctx context.Context, share float64, d time.Duration) (success float64, tried int, errs []error) {
 	restarting := map[int]bool{}
 	for len(restarting) < int(share*float64(len(t.net.members))+0.5) {
 		if i := t.net.pick(func(i int) bool { return !restarting[i] }); i >= 0 {
@@ -160,6 +162,7 @@ func (t *target) whileRestarting(ctx context.Context, share float64, d time.Dura
 		}()
 	}
 	var ok, all atomic.Int64
+	var mu sync.Mutex
 	for range 4 {
 		wg.Add(1)
 		go func() {
@@ -174,13 +177,17 @@ func (t *target) whileRestarting(ctx context.Context, share float64, d time.Dura
 				// The resolve runs to its own end: the deadline stops the loop, not it.
 				if _, err := t.timedResolve(context.Background(), m, item); err == nil {
 					ok.Add(1)
+				} else {
+					mu.Lock()
+					errs = append(errs, fmt.Errorf("item %d from node %d: %w", item, m, err))
+					mu.Unlock()
 				}
 				all.Add(1)
 			}
 		}()
 	}
 	wg.Wait()
-	return float64(ok.Load()) / float64(max(all.Load(), 1)), int(all.Load())
+	return float64(ok.Load()) / float64(max(all.Load(), 1)), int(all.Load()), errs
 }
 
 // timeToReady starts a new member, links it to one live member, and
