@@ -347,13 +347,13 @@ func streamCopy(ctx context.Context, src, dst host.Host, mib int, path string) (
 	return time.Since(start), nil
 }
 
-// defaultQuorum is the embedded config's names.resolve_quorum: the
-// baseline's GetValue waits for as many answers as avnode's resolve.
 // pollMajority is how many agreeing answers a poll of a name's closest
 // holders waits for when they all hold the same owner: more than half of
 // the 20 closest (of all the others, in a network smaller than 21).
 func pollMajority(nodes int) int { return min(20, nodes-1)/2 + 1 }
 
+// defaultQuorum is the embedded config's names.resolve_quorum: the
+// baseline's GetValue waits for as many answers as avnode's resolve.
 func defaultQuorum() int {
 	cfg, err := config.Load(config.Sources{})
 	if err != nil {

@@ -55,11 +55,16 @@ func (t *target) markResolved(member, item int) {
 }
 
 func (t *target) timedResolve(ctx context.Context, member, item int) (time.Duration, error) {
+	return t.timedWith(ctx, t.resolve, member, item)
+}
+
+// timedWith times one resolve of item by member with resolve.
+func (t *target) timedWith(ctx context.Context, resolve func(ctx context.Context, member, item int) error, member, item int) (time.Duration, error) {
 	t.markResolved(member, item)
 	ctx, cancel := context.WithTimeout(ctx, resolveTimeout)
 	defer cancel()
 	start := time.Now()
-	err := t.resolve(ctx, member, item)
+	err := resolve(ctx, member, item)
 	return time.Since(start), err
 }
 
@@ -68,16 +73,9 @@ func (t *target) timedResolve(ctx context.Context, member, item int) (time.Durat
 func (t *target) coldOnce(ctx context.Context, resolve func(ctx context.Context, member, item int) error) *latencies {
 	out := &latencies{}
 	for item := range t.items {
-		m := t.coldResolver(item, nil)
-		if m < 0 {
-			continue
+		if m := t.coldResolver(item, nil); m >= 0 {
+			out.add(t.timedWith(ctx, resolve, m, item))
 		}
-		t.markResolved(m, item)
-		rctx, cancel := context.WithTimeout(ctx, resolveTimeout)
-		start := time.Now()
-		err := resolve(rctx, m, item)
-		out.add(time.Since(start), err)
-		cancel()
 	}
 	return out
 }
