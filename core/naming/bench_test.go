@@ -109,7 +109,7 @@ func BenchmarkPublish(b *testing.B) {
 			b.Fatal(err)
 		}
 		publish = append(publish, d)
-		value = storedOwnZone(b, owner)
+		value = storedOwnZone(b, owner, "bench.avtr")
 		d, err = timeIt(func() error { return owner.node.DHT.PutValue(ctx, key, value) })
 		if err != nil {
 			b.Fatal(err)
@@ -121,11 +121,12 @@ func BenchmarkPublish(b *testing.B) {
 	b.ReportMetric(float64(p50(publish))/float64(p50(bare)), "publish/bare")
 }
 
-func storedOwnZone(b *testing.B, tn *testNode) []byte {
-	n, _ := names.Parse("bench.avtr")
+// storedOwnZone is the signed zone of name that its owner's node tn keeps.
+func storedOwnZone(t testing.TB, tn *testNode, name string) []byte {
+	n, _ := names.Parse(name)
 	data, ok, err := tn.names.get(context.Background(), nameKey(zonePrefix, n))
 	if err != nil || !ok {
-		b.Fatalf("own zone: %v", err)
+		t.Fatalf("own zone of %s: %v", name, err)
 	}
 	return data
 }

@@ -3,10 +3,12 @@ package naming
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	dhtpb "github.com/libp2p/go-libp2p-kad-dht/pb"
+	recpb "github.com/libp2p/go-libp2p-record/pb"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -95,6 +97,99 @@ func TestPollsSkipHoldersThatWentSilent(t *testing.T) {
 	for i := range asked {
 		if wasAsked(i, "quieter.avtr") {
 			t.Errorf("silent holder %d was asked again by the next resolve", i)
+		}
+	}
+}
+
+// A fresh resolver's 20 closest peers are eight holders that never answer,
+// eight that answer the owner's zone and name eight more peers beyond them,
+// and four of those (which answer, holding nothing). Eight votes of twenty
+// decide nothing while the eight silent ones may still answer, so the poll
+// waits until they fail; once they are late it asks the peers beyond the
+// 20 beside them, so that the answers replacing them are in when they fail.
+// Before, it asked those peers only after the silent ones had failed: a
+// second wave of dead peers among them cost a second pollWait, which ran a
+// resolve out of its time under churn. Who decides is unchanged: the
+// silent ones count as pending until they fail.
+func TestPollAsksBeyondLateHolders(t *testing.T) {
+	nodes := newTestNetwork(t, 4, nil)
+	ctx := ctxFor(t, time.Minute)
+	const name = "beyond.avtr"
+	want := claimName(t, nodes[0], name, "owner").Key
+	if _, err := nodes[0].names.ChangeRecord(ctx, RecordChange{Name: name, Type: "TXT", Value: "up"}); err != nil {
+		t.Fatal(err)
+	}
+	n, _ := names.Parse(name)
+	key, zone := names.ZoneKey(n), storedOwnZone(t, nodes[0], name)
+	client := newTestNode(t, testConfig(t, func(c *config.Config) { c.DHT.Mode = "client" }))
+
+	var silent []peer.ID
+	var silentMu sync.Mutex
+	anySilentFailed := func() bool {
+		silentMu.Lock()
+		defer silentMu.Unlock()
+		for _, id := range silent {
+			if _, failed := client.names.silent.Get(id); failed {
+				return true
+			}
+		}
+		return false
+	}
+	// The peers beyond: asked at all, and asked after a silent one failed.
+	const beyond = 8
+	var asked, askedLate sync.Map
+	var beyondInfos []*dhtpb.Message_Peer
+	for range beyond {
+		var self atomic.Value // its own ID, set once it exists
+		h := handKad(t, key, 6, func(req *dhtpb.Message) *dhtpb.Message {
+			if id, ok := self.Load().(peer.ID); ok && req.Type == dhtpb.Message_GET_VALUE {
+				asked.Store(id, true)
+				if anySilentFailed() {
+					askedLate.Store(id, true)
+				}
+			}
+			return &dhtpb.Message{Type: req.Type, Key: req.Key}
+		})
+		self.Store(h.ID())
+		beyondInfos = append(beyondInfos, &dhtpb.Message_Peer{Id: []byte(h.ID()), Addrs: [][]byte{h.Addrs()[0].Bytes()}})
+	}
+	for range 8 {
+		h := handKad(t, key, 8, func(req *dhtpb.Message) *dhtpb.Message {
+			resp := &dhtpb.Message{Type: req.Type, Key: req.Key}
+			if req.Type == dhtpb.Message_GET_VALUE {
+				resp.Record = &recpb.Record{Key: []byte(key), Value: zone}
+				resp.CloserPeers = beyondInfos
+			}
+			return resp
+		})
+		linkInRoutingTable(t, ctx, client, h, "an answering holder")
+	}
+	var neverAsked sync.Map
+	for range 8 {
+		h := silentHolder(t, key, &neverAsked)
+		linkInRoutingTable(t, ctx, client, h, "a silent holder")
+		silentMu.Lock()
+		silent = append(silent, h.ID())
+		silentMu.Unlock()
+	}
+
+	res, err := client.names.Resolve(ctx, name)
+	if err != nil {
+		t.Fatalf("resolve with 8 silent holders among the 20 closest: %v", err)
+	}
+	if res.Key != want {
+		t.Fatalf("resolved to key %s, want the owner's %s", res.Key, want)
+	}
+	if !anySilentFailed() {
+		t.Fatal("the poll decided before a silent holder failed: eight votes of twenty should not decide it")
+	}
+	for _, info := range beyondInfos {
+		id := peer.ID(info.Id)
+		if _, ok := asked.Load(id); !ok {
+			t.Errorf("peer %s beyond the 20 closest was never asked", id)
+		}
+		if _, late := askedLate.Load(id); late {
+			t.Errorf("peer %s beyond the 20 closest was asked only once a silent holder had failed", id)
 		}
 	}
 }

@@ -25,7 +25,12 @@ import (
 // peers it knows (pollAlpha at a time), learns closer ones from their
 // answers, and stops when the k closest it knows of have all answered (a
 // peer that fails to answer drops out), or when their answers so far decide
-// the poll. The votes are those of the k closest that answered. A poll that
+// the poll. The votes are those of the k closest that answered. A peer of
+// the k that has not answered within lateAfter still counts as pending, but
+// the next closest peer beyond the k is asked beside it (one per late
+// peer): if the late one then fails, the answer that replaces it is already
+// in, so dead peers cost a poll one pollWait, not one per round of
+// replacements. Who decides the poll is unchanged. A poll that
 // runs out of time or of its query budget before that is not settled, and
 // decides nothing. The peer skip (the one asking this node to take a
 // record) is neither asked nor counted.
@@ -44,46 +49,56 @@ func (s *Service) pollHolders(ctx context.Context, key string, skip peer.ID, dec
 	}
 	answers := make(chan answer, maxPollQueries)
 	for launched, inflight := 0, 0; ; {
-		top := w.top()
+		ranked := w.ranked()
+		top := ranked[:min(w.k, len(ranked))]
 		p := w.poll(key, top)
 		if p.settled = p.pending == 0 || p.decided(); p.settled {
 			return p, nil
 		}
-		for _, c := range top {
-			if c.state == unasked && inflight < pollAlpha && launched < maxPollQueries {
-				c.state, inflight, launched = asking, inflight+1, launched+1
-				go func(id peer.ID) {
-					// A question on a connection already open runs out its
-					// pollWait even once the poll is decided, on the
-					// service's context: whether the peer went silent is
-					// worth knowing for the next polls (failedToAnswer).
-					connected := s.host.Network().Connectedness(id) == network.Connected
-					parent := ctx
-					if connected {
-						parent = s.life
-					}
-					qctx, cancel := context.WithTimeout(parent, pollWait)
-					defer cancel()
-					rec, closer, err := messenger.GetValue(qctx, id, key)
-					if err != nil && parent.Err() == nil {
-						s.failedToAnswer(id, connected)
-					}
-					answers <- answer{id: id, value: rec.GetValue(), closer: closer, err: err}
-				}(c.id)
+		now := time.Now()
+		askable := ranked[:min(w.k+countLate(top, now), len(ranked))]
+		prompt := countPrompt(w.known, now) // late questions leave their slot
+		for _, c := range askable {
+			if c.state == unasked && prompt < pollAlpha && launched < maxPollQueries {
+				c.state, c.askedAt = asking, now
+				prompt, inflight, launched = prompt+1, inflight+1, launched+1
+				go s.ask(ctx, messenger, c.id, key, answers)
 			}
 		}
 		if inflight == 0 {
 			return p, nil // nobody left to ask within the query budget
 		}
-		var a answer
+		turnsLate, stop := w.nextLate(now)
 		select {
-		case a = <-answers:
+		case a := <-answers:
+			inflight--
+			w.take(a, key, decode, s.host)
+		case <-turnsLate:
 		case <-ctx.Done():
+			stop()
 			return p, nil
 		}
-		inflight--
-		w.take(a, key, decode, s.host)
+		stop()
 	}
+}
+
+// ask puts one poll's question to id and sends the answer on answers. A
+// question on a connection already open runs out its pollWait even once
+// the poll is decided, on the service's context: whether the peer went
+// silent is worth knowing for the next polls (failedToAnswer).
+func (s *Service) ask(ctx context.Context, messenger *pb.ProtocolMessenger, id peer.ID, key string, answers chan<- answer) {
+	connected := s.host.Network().Connectedness(id) == network.Connected
+	parent := ctx
+	if connected {
+		parent = s.life
+	}
+	qctx, cancel := context.WithTimeout(parent, pollWait)
+	defer cancel()
+	rec, closer, err := messenger.GetValue(qctx, id, key)
+	if err != nil && parent.Err() == nil {
+		s.failedToAnswer(id, connected)
+	}
+	answers <- answer{id: id, value: rec.GetValue(), closer: closer, err: err}
 }
 
 // failedToAnswer forgets a peer that failed a poll's question, or did not
@@ -108,6 +123,10 @@ const (
 	pollAlpha = 20
 	// maxPollQueries bounds the peers one poll asks in all.
 	maxPollQueries = 100
+	// lateAfter is how long a question goes unanswered before the poll asks
+	// the next closest peer beside it: several times an honest holder's
+	// answer across the world with a dial first.
+	lateAfter = time.Second
 	// maxKnown bounds the peers one poll remembers: an answer names at most
 	// k closer peers (more are ignored), so a lying peer cannot grow it.
 	maxKnown = 8 * 20
@@ -134,10 +153,36 @@ const (
 )
 
 type candidate struct {
-	id    peer.ID
-	dist  kb.ID // XOR distance to the target
-	state int
-	vote  *vote // its valid value, if it answered one
+	id      peer.ID
+	dist    kb.ID // XOR distance to the target
+	state   int
+	askedAt time.Time
+	vote    *vote // its valid value, if it answered one
+}
+
+func (c *candidate) late(now time.Time) bool {
+	return c.state == asking && now.Sub(c.askedAt) >= lateAfter
+}
+
+func countLate(cs []*candidate, now time.Time) int {
+	n := 0
+	for _, c := range cs {
+		if c.late(now) {
+			n++
+		}
+	}
+	return n
+}
+
+// countPrompt counts the questions out that are not late yet.
+func countPrompt(known map[peer.ID]*candidate, now time.Time) int {
+	n := 0
+	for _, c := range known {
+		if c.state == asking && !c.late(now) {
+			n++
+		}
+	}
+	return n
 }
 
 // walk is the state of one poll's lookup.
@@ -169,8 +214,9 @@ func (w *walk) add(id peer.ID) {
 	w.known[id] = &candidate{id: id, dist: kb.Xor(kb.ConvertPeerID(id), w.target)}
 }
 
-// top is the k closest candidates known that have not failed, closest first.
-func (w *walk) top() []*candidate {
+// ranked is every candidate known that has not failed, closest first; the
+// first k are the poll's top.
+func (w *walk) ranked() []*candidate {
 	out := make([]*candidate, 0, len(w.known))
 	for _, c := range w.known {
 		if c.state != failed {
@@ -178,10 +224,23 @@ func (w *walk) top() []*candidate {
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return bytes.Compare(out[i].dist, out[j].dist) < 0 })
-	if len(out) > w.k {
-		out = out[:w.k]
-	}
 	return out
+}
+
+// nextLate fires when the next question out turns late (nil: none will);
+// stop releases it.
+func (w *walk) nextLate(now time.Time) (<-chan time.Time, func() bool) {
+	var next time.Time
+	for _, c := range w.known {
+		if c.state == asking && !c.late(now) && (next.IsZero() || c.askedAt.Before(next)) {
+			next = c.askedAt
+		}
+	}
+	if next.IsZero() {
+		return nil, func() bool { return false }
+	}
+	t := time.NewTimer(next.Add(lateAfter).Sub(now))
+	return t.C, t.Stop
 }
 
 // take records one answer: its vote, and the closer peers it named.
