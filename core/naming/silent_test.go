@@ -1,13 +1,16 @@
 package naming
 
 import (
+	"bytes"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	dhtpb "github.com/libp2p/go-libp2p-kad-dht/pb"
+	kb "github.com/libp2p/go-libp2p-kbucket"
 	recpb "github.com/libp2p/go-libp2p-record/pb"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -191,6 +194,116 @@ func TestPollAsksBeyondLateHolders(t *testing.T) {
 		if _, late := askedLate.Load(id); late {
 			t.Errorf("peer %s beyond the 20 closest was asked only once a silent holder had failed", id)
 		}
+	}
+}
+
+// The poll above asks peers beyond the 20 closest while some of the 20 are
+// late; an attacker among those peers must gain nothing by it. Eight honest
+// holders answer in 2 s, eight at once, naming eight peers beyond them; the
+// four of those beyond the 20 closest are the attacker's, and answer at
+// once with twenty made-up peers closer than anyone, reachable, each
+// holding a rival's zone. The answers of peers asked from beyond the 20
+// are not learned from until such a peer is among the 20, so the rivals
+// are never asked and the slow holders' answers decide for the owner.
+func TestPeersAskedBeyondLateHoldersCannotSteerThePoll(t *testing.T) {
+	nodes := newTestNetwork(t, 4, nil)
+	ctx := ctxFor(t, time.Minute)
+	const name = "steered.avtr"
+	want := claimName(t, nodes[0], name, "owner").Key
+	if _, err := nodes[0].names.ChangeRecord(ctx, RecordChange{Name: name, Type: "TXT", Value: "up"}); err != nil {
+		t.Fatal(err)
+	}
+	n, _ := names.Parse(name)
+	key, zone := names.ZoneKey(n), storedOwnZone(t, nodes[0], name)
+	rivalZone := newOwnersKey(t, n).zone(t, 1<<40)
+	client := newTestNode(t, testConfig(t, func(c *config.Config) { c.DHT.Mode = "client" }))
+
+	var rivalsAsked atomic.Int32
+	var rivals []*dhtpb.Message_Peer
+	for range 20 {
+		h := handKad(t, key, 12, func(req *dhtpb.Message) *dhtpb.Message {
+			resp := &dhtpb.Message{Type: req.Type, Key: req.Key}
+			if req.Type == dhtpb.Message_GET_VALUE {
+				rivalsAsked.Add(1)
+				resp.Record = &recpb.Record{Key: []byte(key), Value: rivalZone}
+			}
+			return resp
+		})
+		rivals = append(rivals, &dhtpb.Message_Peer{Id: []byte(h.ID()), Addrs: [][]byte{h.Addrs()[0].Bytes()}})
+	}
+	// Eight peers beyond the answering holders; the four farthest from the
+	// key (beyond the 20 closest) name the rivals.
+	target := kb.ConvertKey(key)
+	type beyondPeer struct {
+		info  *dhtpb.Message_Peer
+		liar  atomic.Bool
+		dist  kb.ID
+		asked atomic.Bool
+	}
+	beyond := make([]*beyondPeer, 8)
+	for i := range beyond {
+		b := &beyondPeer{}
+		h := handKad(t, key, 6, func(req *dhtpb.Message) *dhtpb.Message {
+			resp := &dhtpb.Message{Type: req.Type, Key: req.Key}
+			if req.Type == dhtpb.Message_GET_VALUE {
+				b.asked.Store(true)
+				if b.liar.Load() {
+					resp.CloserPeers = rivals
+				}
+			}
+			return resp
+		})
+		b.info = &dhtpb.Message_Peer{Id: []byte(h.ID()), Addrs: [][]byte{h.Addrs()[0].Bytes()}}
+		b.dist = kb.Xor(kb.ConvertPeerID(h.ID()), target)
+		beyond[i] = b
+	}
+	slices.SortFunc(beyond, func(a, b *beyondPeer) int { return bytes.Compare(a.dist, b.dist) })
+	var beyondInfos []*dhtpb.Message_Peer
+	for i, b := range beyond {
+		b.liar.Store(i >= 4)
+		beyondInfos = append(beyondInfos, b.info)
+	}
+	for range 8 {
+		h := handKad(t, key, 8, func(req *dhtpb.Message) *dhtpb.Message {
+			resp := &dhtpb.Message{Type: req.Type, Key: req.Key}
+			if req.Type == dhtpb.Message_GET_VALUE {
+				resp.Record = &recpb.Record{Key: []byte(key), Value: zone}
+				resp.CloserPeers = beyondInfos
+			}
+			return resp
+		})
+		linkInRoutingTable(t, ctx, client, h, "a quick holder")
+	}
+	for range 8 {
+		h := handKad(t, key, 10, func(req *dhtpb.Message) *dhtpb.Message {
+			resp := &dhtpb.Message{Type: req.Type, Key: req.Key}
+			if req.Type == dhtpb.Message_GET_VALUE {
+				time.Sleep(2 * lateAfter) // an honest holder far away: late, alive
+				resp.Record = &recpb.Record{Key: []byte(key), Value: zone}
+			}
+			return resp
+		})
+		linkInRoutingTable(t, ctx, client, h, "a slow holder")
+	}
+
+	res, err := client.names.Resolve(ctx, name)
+	if err != nil {
+		t.Fatalf("resolve: %v", err)
+	}
+	if res.Key != want {
+		t.Fatalf("resolved to key %s, want the owner's %s: peers asked beyond the 20 closest steered the poll", res.Key, want)
+	}
+	liarsAsked := 0
+	for _, b := range beyond[4:] {
+		if b.asked.Load() {
+			liarsAsked++
+		}
+	}
+	if liarsAsked == 0 {
+		t.Fatal("no peer beyond the 20 closest was asked while the slow holders were late: the test did not reach its case")
+	}
+	if n := rivalsAsked.Load(); n > 0 {
+		t.Errorf("%d of the rivals named by peers beyond the 20 closest were asked", n)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -30,7 +31,9 @@ import (
 // the next closest peer beyond the k is asked beside it (one per late
 // peer): if the late one then fails, the answer that replaces it is already
 // in, so dead peers cost a poll one pollWait, not one per round of
-// replacements. Who decides the poll is unchanged. A poll that
+// replacements. Such an answer counts, and the peers it names are learned,
+// only once its peer is among the k, as when it was asked only then. A
+// poll that
 // runs out of time or of its query budget before that is not settled, and
 // decides nothing. The peer skip (the one asking this node to take a
 // record) is neither asked nor counted.
@@ -49,19 +52,18 @@ func (s *Service) pollHolders(ctx context.Context, key string, skip peer.ID, dec
 	}
 	answers := make(chan answer, maxPollQueries)
 	for launched, inflight := 0, 0; ; {
-		ranked := w.ranked()
-		top := ranked[:min(w.k, len(ranked))]
+		ranked, top := w.learnFromAnswers(s.host)
 		p := w.poll(key, top)
 		if p.settled = p.pending == 0 || p.decided(); p.settled {
 			return p, nil
 		}
 		now := time.Now()
-		askable := ranked[:min(w.k+countLate(top, now), len(ranked))]
-		prompt := countPrompt(w.known, now) // late questions leave their slot
-		for _, c := range askable {
-			if c.state == unasked && prompt < pollAlpha && launched < maxPollQueries {
-				c.state, c.askedAt = asking, now
-				prompt, inflight, launched = prompt+1, inflight+1, launched+1
+		late := countLate(top, now) // each may have one more asked beside it
+		askable := ranked[:min(w.k+late, len(ranked))]
+		for i, c := range askable {
+			if c.state == unasked && inflight < pollAlpha+late && launched < maxPollQueries {
+				c.state, c.askedAt, c.beyond = asking, now, i >= w.k
+				inflight, launched = inflight+1, launched+1
 				go s.ask(ctx, messenger, c.id, key, answers)
 			}
 		}
@@ -72,7 +74,7 @@ func (s *Service) pollHolders(ctx context.Context, key string, skip peer.ID, dec
 		select {
 		case a := <-answers:
 			inflight--
-			w.take(a, key, decode, s.host)
+			w.take(a, key, decode)
 		case <-turnsLate:
 		case <-ctx.Done():
 			stop()
@@ -117,9 +119,10 @@ func (s *Service) failedToAnswer(id peer.ID, connected bool) {
 }
 
 const (
-	// pollAlpha is how many peers a poll asks at once: all of the k closest
-	// it knows, so that made-up peers that never answer cost one timeout,
-	// not one per ten of them.
+	// pollAlpha is how many questions a poll has out at once (plus one per
+	// late peer among the k closest): all of the k closest it knows, so
+	// that made-up peers that never answer cost one timeout, not one per
+	// ten of them.
 	pollAlpha = 20
 	// maxPollQueries bounds the peers one poll asks in all.
 	maxPollQueries = 100
@@ -157,7 +160,9 @@ type candidate struct {
 	dist    kb.ID // XOR distance to the target
 	state   int
 	askedAt time.Time
-	vote    *vote // its valid value, if it answered one
+	vote    *vote            // its valid value, if it answered one
+	closer  []*peer.AddrInfo // the peers its answer named, not yet learned from
+	beyond  bool             // asked from beyond the k closest, beside a late one
 }
 
 func (c *candidate) late(now time.Time) bool {
@@ -168,17 +173,6 @@ func countLate(cs []*candidate, now time.Time) int {
 	n := 0
 	for _, c := range cs {
 		if c.late(now) {
-			n++
-		}
-	}
-	return n
-}
-
-// countPrompt counts the questions out that are not late yet.
-func countPrompt(known map[peer.ID]*candidate, now time.Time) int {
-	n := 0
-	for _, c := range known {
-		if c.state == asking && !c.late(now) {
 			n++
 		}
 	}
@@ -244,7 +238,7 @@ func (w *walk) nextLate(now time.Time) (<-chan time.Time, func() bool) {
 }
 
 // take records one answer: its vote, and the closer peers it named.
-func (w *walk) take(a answer, key string, decode func(string, []byte) (*names.Claim, error), h host.Host) {
+func (w *walk) take(a answer, key string, decode func(string, []byte) (*names.Claim, error)) {
 	c := w.known[a.id]
 	if a.err != nil {
 		c.state = failed
@@ -266,7 +260,34 @@ func (w *walk) take(a answer, key string, decode func(string, []byte) (*names.Cl
 	if len(a.closer) > w.k {
 		a.closer = a.closer[:w.k] // an honest peer names k at most
 	}
-	for _, info := range a.closer {
+	c.closer = a.closer
+}
+
+// learnFromAnswers adds the closer peers the answers named and returns the
+// candidates ranked after it (and the top). The answer of a peer asked
+// from beyond the k closest, beside a late one, is learned from only once
+// that peer is among the k (a peer of the k failed), as when it was asked
+// only then: otherwise a peer beyond the k could steer the walk toward
+// peers of its own before any of the k had failed.
+func (w *walk) learnFromAnswers(h host.Host) (ranked, top []*candidate) {
+	for {
+		ranked = w.ranked()
+		top = ranked[:min(w.k, len(ranked))]
+		learned := false
+		for _, c := range ranked {
+			if c.closer != nil && (!c.beyond || slices.Contains(top, c)) {
+				w.learn(c.closer, h)
+				c.closer, learned = nil, true
+			}
+		}
+		if !learned {
+			return ranked, top
+		}
+	}
+}
+
+func (w *walk) learn(closer []*peer.AddrInfo, h host.Host) {
+	for _, info := range closer {
 		if len(w.known) >= maxKnown {
 			break
 		}
