@@ -199,8 +199,8 @@ func TestPollAsksBeyondLateHolders(t *testing.T) {
 
 // The poll above asks peers beyond the 20 closest while some of the 20 are
 // late; an attacker among those peers must gain nothing by it. Eight honest
-// holders answer in 2 s, eight at once, naming eight peers beyond them; the
-// four of those beyond the 20 closest are the attacker's, and answer at
+// holders answer in 3 s, eight at once, naming eight peers beyond them; the
+// ones of those beyond the 20 closest (about four) are the attacker's, and answer at
 // once with twenty made-up peers closer than anyone, reachable, each
 // holding a rival's zone. The answers of peers asked from beyond the 20
 // are not learned from until such a peer is among the 20, so the rivals
@@ -231,8 +231,8 @@ func TestPeersAskedBeyondLateHoldersCannotSteerThePoll(t *testing.T) {
 		})
 		rivals = append(rivals, &dhtpb.Message_Peer{Id: []byte(h.ID()), Addrs: [][]byte{h.Addrs()[0].Bytes()}})
 	}
-	// Eight peers beyond the answering holders; the four farthest from the
-	// key (beyond the 20 closest) name the rivals.
+	// Eight peers beyond the answering holders; those beyond the 20 closest
+	// (about four) name the rivals.
 	target := kb.ConvertKey(key)
 	type beyondPeer struct {
 		info  *dhtpb.Message_Peer
@@ -257,12 +257,11 @@ func TestPeersAskedBeyondLateHoldersCannotSteerThePoll(t *testing.T) {
 		b.dist = kb.Xor(kb.ConvertPeerID(h.ID()), target)
 		beyond[i] = b
 	}
-	slices.SortFunc(beyond, func(a, b *beyondPeer) int { return bytes.Compare(a.dist, b.dist) })
 	var beyondInfos []*dhtpb.Message_Peer
-	for i, b := range beyond {
-		b.liar.Store(i >= 4)
+	for _, b := range beyond {
 		beyondInfos = append(beyondInfos, b.info)
 	}
+	var holderDists []kb.ID
 	for range 8 {
 		h := handKad(t, key, 8, func(req *dhtpb.Message) *dhtpb.Message {
 			resp := &dhtpb.Message{Type: req.Type, Key: req.Key}
@@ -272,18 +271,38 @@ func TestPeersAskedBeyondLateHoldersCannotSteerThePoll(t *testing.T) {
 			}
 			return resp
 		})
+		holderDists = append(holderDists, kb.Xor(kb.ConvertPeerID(h.ID()), target))
 		linkInRoutingTable(t, ctx, client, h, "a quick holder")
 	}
 	for range 8 {
 		h := handKad(t, key, 10, func(req *dhtpb.Message) *dhtpb.Message {
 			resp := &dhtpb.Message{Type: req.Type, Key: req.Key}
 			if req.Type == dhtpb.Message_GET_VALUE {
-				time.Sleep(2 * lateAfter) // an honest holder far away: late, alive
+				time.Sleep(3 * lateAfter) // an honest holder far away: late, alive
 				resp.Record = &recpb.Record{Key: []byte(key), Value: zone}
 			}
 			return resp
 		})
+		holderDists = append(holderDists, kb.Xor(kb.ConvertPeerID(h.ID()), target))
 		linkInRoutingTable(t, ctx, client, h, "a slow holder")
+	}
+	// The liars are the peers beyond the 20 closest of the 24 (IDs share
+	// at least, not exactly, the bits asked for, so rank them).
+	var dists []kb.ID
+	for _, b := range beyond {
+		dists = append(dists, b.dist)
+	}
+	dists = append(dists, holderDists...)
+	slices.SortFunc(dists, func(a, b kb.ID) int { return bytes.Compare(a, b) })
+	liars := 0
+	for _, b := range beyond {
+		if bytes.Compare(b.dist, dists[19]) > 0 {
+			b.liar.Store(true)
+			liars++
+		}
+	}
+	if liars == 0 {
+		t.Fatal("no peer beyond the 20 closest is one of the eight named; the IDs came out too close")
 	}
 
 	res, err := client.names.Resolve(ctx, name)
@@ -294,8 +313,8 @@ func TestPeersAskedBeyondLateHoldersCannotSteerThePoll(t *testing.T) {
 		t.Fatalf("resolved to key %s, want the owner's %s: peers asked beyond the 20 closest steered the poll", res.Key, want)
 	}
 	liarsAsked := 0
-	for _, b := range beyond[4:] {
-		if b.asked.Load() {
+	for _, b := range beyond {
+		if b.liar.Load() && b.asked.Load() {
 			liarsAsked++
 		}
 	}

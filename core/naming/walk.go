@@ -60,12 +60,23 @@ func (s *Service) pollHolders(ctx context.Context, key string, skip peer.ID, dec
 		now := time.Now()
 		late := countLate(top, now) // each may have one more asked beside it
 		askable := ranked[:min(w.k+late, len(ranked))]
+		outTop, outBeyond := w.countAsking()
 		for i, c := range askable {
-			if c.state == unasked && inflight < pollAlpha+late && launched < maxPollQueries {
-				c.state, c.askedAt, c.beyond = asking, now, i >= w.k
-				inflight, launched = inflight+1, launched+1
-				go s.ask(ctx, messenger, c.id, key, answers)
+			if c.state != unasked || launched >= maxPollQueries {
+				continue
 			}
+			switch {
+			case i < w.k && outTop < pollAlpha:
+				outTop++
+			case i >= w.k && outBeyond < late:
+				c.beyond = true
+				outBeyond++
+			default:
+				continue
+			}
+			c.state, c.askedAt = asking, now
+			inflight, launched = inflight+1, launched+1
+			go s.ask(ctx, messenger, c.id, key, answers)
 		}
 		if inflight == 0 {
 			return p, nil // nobody left to ask within the query budget
@@ -119,10 +130,10 @@ func (s *Service) failedToAnswer(id peer.ID, connected bool) {
 }
 
 const (
-	// pollAlpha is how many questions a poll has out at once (plus one per
-	// late peer among the k closest): all of the k closest it knows, so
-	// that made-up peers that never answer cost one timeout, not one per
-	// ten of them.
+	// pollAlpha is how many questions a poll has out at once to the k
+	// closest (those asked beyond them, one per late peer, come on top):
+	// all of the k closest it knows, so that made-up peers that never
+	// answer cost one timeout, not one per ten of them.
 	pollAlpha = 20
 	// maxPollQueries bounds the peers one poll asks in all.
 	maxPollQueries = 100
@@ -167,6 +178,21 @@ type candidate struct {
 
 func (c *candidate) late(now time.Time) bool {
 	return c.state == asking && now.Sub(c.askedAt) >= lateAfter
+}
+
+// countAsking counts the questions out, asked from among the k closest and
+// from beyond them: those beyond never take the slots of the k.
+func (w *walk) countAsking() (top, beyond int) {
+	for _, c := range w.known {
+		switch {
+		case c.state != asking:
+		case c.beyond:
+			beyond++
+		default:
+			top++
+		}
+	}
+	return top, beyond
 }
 
 func countLate(cs []*candidate, now time.Time) int {
@@ -273,6 +299,9 @@ func (w *walk) learnFromAnswers(h host.Host) (ranked, top []*candidate) {
 	for {
 		ranked = w.ranked()
 		top = ranked[:min(w.k, len(ranked))]
+		for _, c := range top {
+			c.beyond = false // among the k now, as if asked from there
+		}
 		learned := false
 		for _, c := range ranked {
 			if c.closer != nil && (!c.beyond || slices.Contains(top, c)) {
