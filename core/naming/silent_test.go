@@ -115,16 +115,9 @@ func TestPollsSkipHoldersThatWentSilent(t *testing.T) {
 // resolve out of its time under churn. Who decides is unchanged: the
 // silent ones count as pending until they fail.
 func TestPollAsksBeyondLateHolders(t *testing.T) {
-	nodes := newTestNetwork(t, 4, nil)
 	ctx := ctxFor(t, time.Minute)
 	const name = "beyond.avtr"
-	want := claimName(t, nodes[0], name, "owner").Key
-	if _, err := nodes[0].names.ChangeRecord(ctx, RecordChange{Name: name, Type: "TXT", Value: "up"}); err != nil {
-		t.Fatal(err)
-	}
-	n, _ := names.Parse(name)
-	key, zone := names.ZoneKey(n), storedOwnZone(t, nodes[0], name)
-	client := newTestNode(t, testConfig(t, func(c *config.Config) { c.DHT.Mode = "client" }))
+	want, key, zone, client := publishedForAFreshClient(t, name)
 
 	var silent []peer.ID
 	var silentMu sync.Mutex
@@ -154,7 +147,7 @@ func TestPollAsksBeyondLateHolders(t *testing.T) {
 			return &dhtpb.Message{Type: req.Type, Key: req.Key}
 		})
 		self.Store(h.ID())
-		beyondInfos = append(beyondInfos, &dhtpb.Message_Peer{Id: []byte(h.ID()), Addrs: [][]byte{h.Addrs()[0].Bytes()}})
+		beyondInfos = append(beyondInfos, peerInfo(h))
 	}
 	for range 8 {
 		h := handKad(t, key, 8, func(req *dhtpb.Message) *dhtpb.Message {
@@ -206,17 +199,10 @@ func TestPollAsksBeyondLateHolders(t *testing.T) {
 // are not learned from until such a peer is among the 20, so the rivals
 // are never asked and the slow holders' answers decide for the owner.
 func TestPeersAskedBeyondLateHoldersCannotSteerThePoll(t *testing.T) {
-	nodes := newTestNetwork(t, 4, nil)
 	ctx := ctxFor(t, time.Minute)
 	const name = "steered.avtr"
-	want := claimName(t, nodes[0], name, "owner").Key
-	if _, err := nodes[0].names.ChangeRecord(ctx, RecordChange{Name: name, Type: "TXT", Value: "up"}); err != nil {
-		t.Fatal(err)
-	}
-	n, _ := names.Parse(name)
-	key, zone := names.ZoneKey(n), storedOwnZone(t, nodes[0], name)
-	rivalZone := newOwnersKey(t, n).zone(t, 1<<40)
-	client := newTestNode(t, testConfig(t, func(c *config.Config) { c.DHT.Mode = "client" }))
+	want, key, zone, client := publishedForAFreshClient(t, name)
+	rivalZone := newOwnersKey(t, ownersName(t, name)).zone(t, 1<<40)
 
 	var rivalsAsked atomic.Int32
 	var rivals []*dhtpb.Message_Peer
@@ -229,7 +215,7 @@ func TestPeersAskedBeyondLateHoldersCannotSteerThePoll(t *testing.T) {
 			}
 			return resp
 		})
-		rivals = append(rivals, &dhtpb.Message_Peer{Id: []byte(h.ID()), Addrs: [][]byte{h.Addrs()[0].Bytes()}})
+		rivals = append(rivals, peerInfo(h))
 	}
 	// Eight peers beyond the answering holders; those beyond the 20 closest
 	// (about four) name the rivals.
@@ -253,7 +239,7 @@ func TestPeersAskedBeyondLateHoldersCannotSteerThePoll(t *testing.T) {
 			}
 			return resp
 		})
-		b.info = &dhtpb.Message_Peer{Id: []byte(h.ID()), Addrs: [][]byte{h.Addrs()[0].Bytes()}}
+		b.info = peerInfo(h)
 		b.dist = kb.Xor(kb.ConvertPeerID(h.ID()), target)
 		beyond[i] = b
 	}
@@ -324,6 +310,27 @@ func TestPeersAskedBeyondLateHoldersCannotSteerThePoll(t *testing.T) {
 	if n := rivalsAsked.Load(); n > 0 {
 		t.Errorf("%d of the rivals named by peers beyond the 20 closest were asked", n)
 	}
+}
+
+// publishedForAFreshClient claims name on a small network and publishes a
+// zone for it; it returns the owner's key, the zone's DHT key and signed
+// value, and a DHT client connected to none of the network, whose polls go
+// to the peers a test links into its routing table.
+func publishedForAFreshClient(t *testing.T, name string) (owner, key string, zone []byte, client *testNode) {
+	t.Helper()
+	nodes := newTestNetwork(t, 4, nil)
+	owner = claimName(t, nodes[0], name, "owner").Key
+	if _, err := nodes[0].names.ChangeRecord(ctxFor(t, time.Minute), RecordChange{Name: name, Type: "TXT", Value: "up"}); err != nil {
+		t.Fatal(err)
+	}
+	key = names.ZoneKey(ownersName(t, name))
+	client = newTestNode(t, testConfig(t, func(c *config.Config) { c.DHT.Mode = "client" }))
+	return owner, key, storedOwnZone(t, nodes[0], name), client
+}
+
+// peerInfo is h as a kad-dht answer names a closer peer.
+func peerInfo(h host.Host) *dhtpb.Message_Peer {
+	return &dhtpb.Message_Peer{Id: []byte(h.ID()), Addrs: [][]byte{h.Addrs()[0].Bytes()}}
 }
 
 // An attacker next to a name answers every poll with an honest holder's
