@@ -33,6 +33,7 @@ const (
 type vote struct {
 	peer  peer.ID
 	value []byte
+	glue  [][]byte     // what the holder answered beside the value, unchecked
 	claim *names.Claim // the claim the value rests on (a zone's embedded one)
 	owner string       // ownerLabel(claim)
 }
@@ -113,26 +114,36 @@ func (p *poll) describe(owners []string) string {
 // disputed reports whether the holders named more than one owner.
 func (p *poll) disputed() bool { return len(p.byOwner) > 1 }
 
+// agreed is what the closest holders of a name agreed on.
+type agreed struct {
+	zone []byte // the newest zone they hold of the owner most held
+	// glue is what the holders of that zone answered beside it: the
+	// hosts' signed peer records (glue.go), not checked yet.
+	glue [][]byte
+	// dispute says who held what, when some holders named another owner.
+	dispute string
+}
+
 // zoneByAgreement finds the zone of n from the closest holders' agreement
-// on its owner, and the newest of that owner's zones they hold. When some
-// holders named another owner, dispute says who held what.
-func (s *Service) zoneByAgreement(ctx context.Context, n names.Name) (zone []byte, dispute string, err error) {
+// on its owner, and the newest of that owner's zones they hold.
+func (s *Service) zoneByAgreement(ctx context.Context, n names.Name) (agreed, error) {
 	key := names.ZoneKey(n)
 	p, err := s.pollHolders(ctx, key, "", s.owners.zoneOwner)
 	if err != nil {
-		return nil, "", err
+		return agreed{}, err
 	}
 	votes, err := p.winner()
 	if err != nil {
 		s.owners.Refused(err, "name", n)
-		return nil, "", err
+		return agreed{}, err
 	}
 	if votes == nil {
-		return nil, "", fmt.Errorf("resolve %s: none of the %d closest holders has it: %w", n, p.asked, ErrNotFound)
+		return agreed{}, fmt.Errorf("resolve %s: none of the %d closest holders has it: %w", n, p.asked, ErrNotFound)
 	}
+	var a agreed
 	if p.disputed() {
-		dispute = p.describe(sortedOwners(p))
-		s.log.Warn("holders disagree on a name's owner; trusting the most held", "name", n, "holders", dispute)
+		a.dispute = p.describe(sortedOwners(p))
+		s.log.Warn("holders disagree on a name's owner; trusting the most held", "name", n, "holders", a.dispute)
 	}
 	// Most holders answer the same bytes: rank each distinct value once
 	// (a hybrid zone costs about half a millisecond to check).
@@ -146,9 +157,10 @@ func (s *Service) zoneByAgreement(ctx context.Context, n names.Name) (zone []byt
 	}
 	best, err := s.owners.rankZones(key, values)
 	if err != nil {
-		return nil, "", err
+		return agreed{}, err
 	}
-	return values[best], dispute, nil
+	a.zone, a.glue = values[best], distinctGlue(votes, values[best])
+	return a, nil
 }
 
 // sortedOwners lists the owners named, most held first (ties by key, so
@@ -229,8 +241,11 @@ func (s *Service) ownerByAgreement(ctx context.Context, key string, skip peer.ID
 // this node knows (learnOwner first, for a name new here), then passed to
 // next (the operator's store policy), and its owner bound. kad-dht's own
 // validators refuse the same records; this runs first so that the refusal
-// says why, is logged and counted.
+// says why, is logged and counted. Of what the record carries beyond the
+// record schema, only well-formed glue is kept (keepOnlyGlue): kad-dht
+// would store the rest as it came.
 func (s *Service) AdmitPut(ctx context.Context, from peer.ID, rec *recpb.Record, next func() error) error {
+	keepOnlyGlue(rec)
 	key := string(rec.GetKey())
 	refuse := func(err error) error {
 		s.owners.Refused(err, "key", key, "from", from)

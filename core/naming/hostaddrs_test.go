@@ -52,7 +52,7 @@ func TestHostLookupDoesNotWaitOnADeadHost(t *testing.T) {
 		start := time.Now()
 		done := make(chan []string, 2)
 		for range 2 {
-			go func() { done <- s.peerAddrs(t.Context(), dead) }()
+			go func() { done <- s.peerAddrs(t.Context(), dead, nil) }()
 		}
 		for range 2 {
 			if got := <-done; !slices.Equal(got, []string{known.String()}) {
@@ -68,7 +68,7 @@ func TestHostLookupDoesNotWaitOnADeadHost(t *testing.T) {
 
 		close(release)
 		synctest.Wait()
-		if got := s.peerAddrs(t.Context(), dead); !slices.Equal(got, []string{found.String()}) {
+		if got := s.peerAddrs(t.Context(), dead, nil); !slices.Equal(got, []string{found.String()}) {
 			t.Errorf("after the lookup ended: %v; want its answer %s from the cache", got, found)
 		}
 		if n := lookups.Load(); n != 1 {

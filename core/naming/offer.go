@@ -127,14 +127,14 @@ func (s *Service) checkOffered(ctx context.Context, n names.Name, data []byte) e
 	if err != nil {
 		return err
 	}
-	agreed, _, err := s.zoneByAgreement(ctx, n)
+	agreed, err := s.zoneByAgreement(ctx, n)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return nil // nobody holds it: the offer is the first copy
 	case err != nil:
 		return err
 	}
-	claim, err := s.owners.zoneOwner(names.ZoneKey(n), agreed)
+	claim, err := s.owners.zoneOwner(names.ZoneKey(n), agreed.zone)
 	if err != nil {
 		return err
 	}

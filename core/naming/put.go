@@ -66,6 +66,9 @@ type putHow struct {
 	// background part included: for puts that roles and tools ask for,
 	// so that those cannot pile up, nor hold up the owner's own.
 	bounded bool
+	// glue rides beside the value: a zone's hosts' signed peer records
+	// (glue.go).
+	glue [][]byte
 }
 
 func (s *Service) put(ctx context.Context, key string, value []byte, how putHow) error {
@@ -78,6 +81,7 @@ func (s *Service) put(ctx context.Context, key string, value []byte, how putHow)
 		return err
 	}
 	rec := record.MakePutRecord(key, value)
+	setGlue(rec, how.glue)
 	if err := s.storeHere(ctx, rec); err != nil {
 		return err
 	}

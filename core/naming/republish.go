@@ -77,7 +77,7 @@ func (s *Service) reputHeld(ctx context.Context) {
 				continue
 			}
 			pctx, cancel := context.WithTimeout(ctx, time.Minute)
-			err := s.put(pctx, string(rec.GetKey()), rec.GetValue(), putHow{waitAll: true})
+			err := s.put(pctx, string(rec.GetKey()), rec.GetValue(), putHow{waitAll: true, glue: glueOf(&rec)})
 			cancel()
 			s.metrics.reput(err)
 		}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/routing"
 	ma "github.com/multiformats/go-multiaddr"
@@ -109,7 +110,7 @@ func (s *Service) resolve(ctx context.Context, nameText string, via []string) (*
 	if err != nil {
 		return nil, err
 	}
-	z, dispute, err := s.fetchZone(ctx, n.Registered())
+	z, found, err := s.fetchZone(ctx, n.Registered())
 	if err != nil {
 		if n.Sub() != "" {
 			// The error names the registered name looked up; say which
@@ -138,7 +139,7 @@ func (s *Service) resolve(ctx context.Context, nameText string, via []string) (*
 		Name: n.String(), Key: names.KeyID(z.Owner), KeyType: names.KeyType(z.Owner), Rotations: len(z.Rotations),
 		Seq: z.Seq, Expires: z.Expiry.UTC(), Records: []RecordInfo{}, Hosts: []HostInfo{}, Via: via,
 		SignedZone: z.Signed(), SignedClaim: z.SignedClaim(), CopiesWanted: z.CopiesWanted(),
-		Disputed: dispute,
+		Disputed: found.dispute,
 	}
 	for _, r := range records {
 		res.Records = append(res.Records, RecordInfo{Type: r.Type.String(), Label: r.Label, Value: r.Value})
@@ -160,7 +161,7 @@ func (s *Service) resolve(ctx context.Context, nameText string, via []string) (*
 			}
 		}
 	}
-	res.Hosts = s.hostAddrs(ctx, hosts)
+	res.Hosts = s.hostAddrs(ctx, hosts, checkGlue(found.glue, hosts[:min(len(hosts), MaxHostLookups)]))
 	if s.policy != nil && len(res.Hosts) > 1 {
 		res.Hosts = s.policy.OrderHosts(ctx, res.Name, res.Hosts)
 	}
@@ -172,36 +173,39 @@ func (s *Service) resolve(ctx context.Context, nameText string, via []string) (*
 // A name whose owner this node knows is a plain DHT lookup: the validators
 // drop every value by another key. A name it never saw is decided by the
 // agreement of its closest holders (zoneByAgreement), then bound.
-func (s *Service) fetchZone(ctx context.Context, n names.Name) (_ *names.Zone, dispute string, _ error) {
+//
+// What the holders agreed on comes back too (its dispute and glue); it is
+// empty when the zone came from the cache or a plain lookup.
+func (s *Service) fetchZone(ctx context.Context, n names.Name) (*names.Zone, agreed, error) {
 	if z := s.cachedZone(n); z != nil {
 		s.metrics.cacheHits.Inc()
-		return z, "", nil
+		return z, agreed{}, nil
 	}
 	held, err := s.owners.Known(ctx, n)
 	if err != nil {
-		return nil, "", fmt.Errorf("resolve %s: %w", n, err)
+		return nil, agreed{}, fmt.Errorf("resolve %s: %w", n, err)
 	}
-	var data []byte
+	var found agreed
 	if held != nil {
-		data, err = s.dht.GetValue(ctx, names.ZoneKey(n), dhtQuorum(s.cfg.Names.ResolveQuorum))
+		found.zone, err = s.dht.GetValue(ctx, names.ZoneKey(n), dhtQuorum(s.cfg.Names.ResolveQuorum))
 	} else {
-		data, dispute, err = s.zoneByAgreement(ctx, n)
+		found, err = s.zoneByAgreement(ctx, n)
 	}
 	if err != nil {
 		if errors.Is(err, routing.ErrNotFound) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrNotFound) {
 			if s.dht.RoutingTable().Size() == 0 {
 				// "Not found" would blame the name for this node's state.
-				return nil, "", fmt.Errorf("resolve %s: %w", n, ErrNoPeers)
+				return nil, agreed{}, fmt.Errorf("resolve %s: %w", n, ErrNoPeers)
 			}
-			return nil, "", fmt.Errorf("resolve %s: %w", n, ErrNotFound)
+			return nil, agreed{}, fmt.Errorf("resolve %s: %w", n, ErrNotFound)
 		}
-		return nil, "", fmt.Errorf("resolve %s: %w", n, err)
+		return nil, agreed{}, fmt.Errorf("resolve %s: %w", n, err)
 	}
-	z, err := s.acceptZone(ctx, n, data)
+	z, err := s.acceptZone(ctx, n, found.zone)
 	if err != nil {
-		return nil, "", fmt.Errorf("resolve %s: %w", n, err)
+		return nil, agreed{}, fmt.Errorf("resolve %s: %w", n, err)
 	}
-	return z, dispute, nil
+	return z, found, nil
 }
 
 // acceptZone validates a zone found in the network, refuses one whose owner
@@ -283,10 +287,11 @@ func hostIDs(rs []names.Record) []peer.ID {
 }
 
 // hostAddrs finds the first MaxHostLookups hosts' addresses in parallel
-// (layer 3), from a short cache or the DHT's peer routing; the rest are
-// listed with no addresses. A host that cannot be found is listed with no
-// addresses rather than failing the whole resolve.
-func (s *Service) hostAddrs(ctx context.Context, hosts []peer.ID) []HostInfo {
+// (layer 3), from a short cache, the glue that came with the zone (checked:
+// glued), or the DHT's peer routing; the rest are listed with no addresses.
+// A host that cannot be found is listed with no addresses rather than
+// failing the whole resolve.
+func (s *Service) hostAddrs(ctx context.Context, hosts []peer.ID, glued map[peer.ID][]ma.Multiaddr) []HostInfo {
 	out := make([]HostInfo, len(hosts))
 	var wg sync.WaitGroup
 	for i, id := range hosts {
@@ -297,7 +302,7 @@ func (s *Service) hostAddrs(ctx context.Context, hosts []peer.ID) []HostInfo {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out[i].Addrs = s.peerAddrs(ctx, id)
+			out[i].Addrs = s.peerAddrs(ctx, id, glued[id])
 		}()
 	}
 	wg.Wait()
@@ -305,12 +310,21 @@ func (s *Service) hostAddrs(ctx context.Context, hosts []peer.ID) []HostInfo {
 	return out
 }
 
-func (s *Service) peerAddrs(ctx context.Context, id peer.ID) []string {
+// peerAddrs is id's addresses. A host this node is not connected to is
+// dialed first at the addresses its glue signed (glued), if any: the
+// lookup, a walk of the DHT, runs only when that fails.
+func (s *Service) peerAddrs(ctx context.Context, id peer.ID, glued []ma.Multiaddr) []string {
 	if addrs, ok := s.addrCache.Get(id); ok {
 		return addrs
 	}
 	if id == s.host.ID() {
 		return addrStrings(s.host.Addrs())
+	}
+	if len(glued) > 0 && s.host.Network().Connectedness(id) != network.Connected {
+		if addrs, ok := s.dialGlued(ctx, id, glued); ok {
+			s.addrCache.Add(id, addrs)
+			return addrs
+		}
 	}
 	found := s.lookups.DoChan(string(id), func() (any, error) { return s.findPeer(id), nil })
 	wait := time.NewTimer(hostWait)

@@ -21,6 +21,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/core/record"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/avnode/avnode/core/config"
@@ -66,7 +67,10 @@ type Service struct {
 	copies    *ttlCache[string, []string]  // Copies' answers, by name/seq
 	silent    *ttlCache[peer.ID, struct{}] // peers polls skip (failedToAnswer)
 	holders   *ttlCache[string, []peer.ID] // by key, the peers that took this node's last put (putValue)
-	values    *records.ValueStore          // the DHT's record store, for putValue; nil: kad-dht's PutValue
+	// peerRecords are the signed peer records identify brought, by peer:
+	// the glue this node attaches to the zones it puts (glue.go).
+	peerRecords *ttlCache[peer.ID, *record.Envelope]
+	values      *records.ValueStore // the DHT's record store, for putValue; nil: kad-dht's PutValue
 	// estateCache keeps each estate's newest record seen: while its TTL
 	// lasts it answers resolves, and after that its seq is the rollback
 	// floor.
@@ -150,6 +154,7 @@ func New(opts Options) (*Service, error) {
 		copies:      newTTLCache[string, []string](copiesKept, copiesFresh),
 		silent:      newTTLCache[peer.ID, struct{}](silentKept, silentFor),
 		holders:     newTTLCache[string, []peer.ID](holdersKept, holdersFresh),
+		peerRecords: newTTLCache[peer.ID, *record.Envelope](peerRecordsKept, peerRecordsFresh),
 		values:      opts.Values,
 		estateCache: map[string]cachedEstate{},
 		unsettled:   map[string]time.Time{},
@@ -178,6 +183,7 @@ func (s *Service) Start() {
 	s.every(ctx, s.cfg.Names.ReputInterval.D(), s.reputHeld)
 	s.wg.Add(1)
 	go s.learnStored(ctx)
+	s.keepPeerRecords(ctx)
 }
 
 func (s *Service) every(ctx context.Context, interval time.Duration, job func(context.Context)) {

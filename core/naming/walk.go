@@ -111,7 +111,7 @@ func (s *Service) ask(ctx context.Context, messenger *pb.ProtocolMessenger, id p
 	if err != nil && parent.Err() == nil {
 		s.failedToAnswer(id, connected)
 	}
-	answers <- answer{id: id, value: rec.GetValue(), closer: closer, err: err}
+	answers <- answer{id: id, value: rec.GetValue(), glue: glueOf(rec), closer: closer, err: err}
 }
 
 // failedToAnswer forgets a peer that failed a poll's question, or did not
@@ -155,6 +155,7 @@ const (
 type answer struct {
 	id     peer.ID
 	value  []byte
+	glue   [][]byte // the hosts' signed peer records beside the value (glue.go)
 	closer []*peer.AddrInfo
 	err    error
 }
@@ -280,7 +281,7 @@ func (w *walk) take(a answer, key string, decode func(string, []byte) (*names.Cl
 			w.decoded[string(a.value)] = d
 		}
 		if d.err == nil {
-			c.vote = &vote{peer: a.id, value: a.value, claim: d.claim, owner: d.owner}
+			c.vote = &vote{peer: a.id, value: a.value, glue: a.glue, claim: d.claim, owner: d.owner}
 		}
 	}
 	if len(a.closer) > w.k {

@@ -193,7 +193,7 @@ func (s *Service) updateZone(ctx context.Context, n names.Name, change func(*nam
 	}
 	s.setHighWater(ctx, z)
 	s.cacheZone(z)
-	if err := s.putValue(ctx, z.Key(), data); err != nil {
+	if err := s.put(ctx, z.Key(), data, putHow{remember: true, glue: s.glueFor(z)}); err != nil {
 		s.notePublished(n, err)
 		return nil, fmt.Errorf("zone %s: publish: %w", n, err)
 	}
