@@ -119,7 +119,7 @@ type agreed struct {
 	zone []byte // the newest zone they hold of the owner most held
 	// glue is what the holders of that zone answered beside it: the
 	// hosts' signed peer records (glue.go), not checked yet.
-	glue [][]byte
+	glue []glueOffer
 	// dispute says who held what, when some holders named another owner.
 	dispute string
 }
@@ -242,10 +242,10 @@ func (s *Service) ownerByAgreement(ctx context.Context, key string, skip peer.ID
 // next (the operator's store policy), and its owner bound. kad-dht's own
 // validators refuse the same records; this runs first so that the refusal
 // says why, is logged and counted. Of what the record carries beyond the
-// record schema, only well-formed glue is kept (keepOnlyGlue): kad-dht
+// record schema, only a zone's checked glue is kept (shapeGlue): kad-dht
 // would store the rest as it came.
 func (s *Service) AdmitPut(ctx context.Context, from peer.ID, rec *recpb.Record, next func() error) error {
-	keepOnlyGlue(rec)
+	s.shapeGlue(ctx, rec)
 	key := string(rec.GetKey())
 	refuse := func(err error) error {
 		s.owners.Refused(err, "key", key, "from", from)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"slices"
+	"strings"
 	"time"
 
 	recpb "github.com/libp2p/go-libp2p-record/pb"
@@ -28,11 +29,12 @@ import (
 // Glue rides in a field of the DHT's Record message that the libp2p record
 // schema does not use. kad-dht keeps fields it does not know (protobuf
 // does), so holders store and answer it as it came, avnode or not. A
-// holder running avnode keeps only well-formed glue within bounds
-// (keepOnlyGlue); a resolver checks each record's signature and uses only
-// those of the hosts the zone names, then dials them before it lists their
-// addresses: a record replayed from before a host moved costs one failed
-// dial, and the resolve falls back to the DHT's peer routing.
+// holder running avnode keeps only a zone's checked glue, the newest of
+// each host, merged with what it held (shapeGlue); a resolver checks the
+// glue the agreeing holders sent (checkGlue) and dials the hosts there
+// before it walks the DHT's peer routing for them (peerAddrs): a record
+// replayed from before a host moved costs at most glueHeadStart, and
+// addresses only the glue gave are never listed unless they worked.
 
 const (
 	// glueField is the Record message's field that carries glue, one
@@ -47,9 +49,13 @@ const (
 	// maxGlueChecked bounds the distinct envelopes one resolve checks the
 	// signature of, whatever the holders that voted sent.
 	maxGlueChecked = 2 * maxGlue
-	// glueDialWait bounds the dial to a host at its glued addresses;
-	// hostWait's lookup follows when it fails.
+	// glueDialWait bounds the dial to a host at its glued addresses.
 	glueDialWait = hostWait / 2
+	// glueHeadStart is how long that dial goes alone before the DHT
+	// lookup starts beside it: about a round trip across the world, so
+	// that a dial that works usually spares the walk, and one to an
+	// address that swallows packets costs no more than this.
+	glueHeadStart = 250 * time.Millisecond
 	// peerRecordsKept bounds the peers whose signed records this node
 	// keeps from identify; peerRecordsFresh is how long one is kept
 	// (identify brings a new one whenever the peer's addresses change).
@@ -102,11 +108,6 @@ func glueOf(rec *recpb.Record) [][]byte {
 	}
 	return out
 }
-
-// keepOnlyGlue drops from rec whatever it carries beyond the record schema
-// except well-formed glue within bounds: a peer's PUT must not make this
-// node store and serve bytes nobody checks.
-func keepOnlyGlue(rec *recpb.Record) { setGlue(rec, glueOf(rec)) }
 
 // keepPeerRecords keeps the signed peer records identify brings, until
 // ctx ends: identify checks them and takes their addresses but does not
@@ -166,68 +167,214 @@ func (s *Service) peerRecord(id peer.ID) *record.Envelope {
 	return env
 }
 
-// checkGlue returns the addresses the glue signs for each of hosts: only
-// envelopes whose signature holds and whose record is signed by the peer
-// it is about, the newest record of each host.
-func checkGlue(glue [][]byte, hosts []peer.ID) map[peer.ID][]ma.Multiaddr {
-	if len(glue) == 0 || len(hosts) == 0 {
-		return nil
-	}
-	best := map[peer.ID]*peer.PeerRecord{}
-	for _, b := range glue[:min(len(glue), maxGlueChecked)] {
-		env, r, err := record.ConsumeEnvelope(b, peer.PeerRecordEnvelopeDomain)
-		if err != nil {
-			continue
+// glueOffer is one distinct envelope a poll's holders sent, and how many
+// of them sent it.
+type glueOffer struct {
+	raw     []byte
+	support int
+}
+
+// offersOf counts the distinct envelopes in the lists given, each list
+// one holder's.
+func offersOf(lists ...[][]byte) []glueOffer {
+	var out []glueOffer
+	for _, list := range lists {
+		for _, raw := range list {
+			i := slices.IndexFunc(out, func(o glueOffer) bool { return bytes.Equal(o.raw, raw) })
+			if i < 0 {
+				out = append(out, glueOffer{raw: raw})
+				i = len(out) - 1
+			}
+			out[i].support++
 		}
-		rec, ok := r.(*peer.PeerRecord)
-		if !ok || !slices.Contains(hosts, rec.PeerID) || len(rec.Addrs) == 0 {
-			continue
-		}
-		if signer, err := peer.IDFromPublicKey(env.PublicKey); err != nil || signer != rec.PeerID {
-			continue
-		}
-		if had := best[rec.PeerID]; had == nil || rec.Seq > had.Seq {
-			best[rec.PeerID] = rec
-		}
-	}
-	out := make(map[peer.ID][]ma.Multiaddr, len(best))
-	for id, rec := range best {
-		out[id] = rec.Addrs
 	}
 	return out
 }
 
-// distinctGlue gathers the glue the votes for value carried, each envelope
-// once, at most maxGlueChecked.
-func distinctGlue(votes []vote, value []byte) [][]byte {
-	var out [][]byte
-	for _, v := range votes {
-		if !bytes.Equal(v.value, value) {
-			continue
-		}
-		for _, g := range v.glue {
-			if len(out) == maxGlueChecked {
-				return out
-			}
-			if !slices.ContainsFunc(out, func(o []byte) bool { return bytes.Equal(o, g) }) {
-				out = append(out, g)
-			}
+// hostRecord is a host's record from glue, checked, with its envelope.
+type hostRecord struct {
+	raw []byte
+	rec *peer.PeerRecord
+}
+
+// checkGlue picks, from the offers, the newest record of each of hosts
+// whose signature holds. An envelope is first read without checking it
+// and dropped unless it is a peer record about one of hosts carrying that
+// host's own key (a peer ID names its key: no one can make a host's
+// record cost more to check than the host's own key type does). The rest
+// are checked those most sent first, then newest, at most maxGlueChecked
+// signatures in all: envelopes of a few holders' making do not crowd out
+// what the others sent.
+func checkGlue(offers []glueOffer, hosts []peer.ID) map[peer.ID]hostRecord {
+	type candidate struct {
+		glueOffer
+		rec *peer.PeerRecord
+	}
+	var cands []candidate
+	for _, o := range offers {
+		if rec := readPeerRecord(o.raw, hosts); rec != nil {
+			cands = append(cands, candidate{o, rec})
 		}
 	}
+	slices.SortStableFunc(cands, func(a, b candidate) int {
+		switch {
+		case a.support != b.support:
+			return b.support - a.support
+		case a.rec.Seq > b.rec.Seq:
+			return -1
+		case a.rec.Seq < b.rec.Seq:
+			return 1
+		}
+		return 0
+	})
+	best := map[peer.ID]hostRecord{}
+	checked := 0
+	for _, c := range cands {
+		if had, ok := best[c.rec.PeerID]; ok && had.rec.Seq >= c.rec.Seq {
+			continue // no newer: not worth a check
+		}
+		if checked == maxGlueChecked {
+			break
+		}
+		checked++
+		if _, err := record.ConsumeTypedEnvelope(c.raw, &peer.PeerRecord{}); err != nil {
+			continue
+		}
+		best[c.rec.PeerID] = hostRecord{raw: c.raw, rec: c.rec}
+	}
+	return best
+}
+
+// readPeerRecord reads a peer record from an envelope without checking its
+// signature: nil unless it is about one of hosts, with addresses, and
+// carries that host's own key.
+func readPeerRecord(raw []byte, hosts []peer.ID) *peer.PeerRecord {
+	env, err := record.UnmarshalEnvelope(raw)
+	if err != nil || !bytes.Equal(env.PayloadType, peer.PeerRecordEnvelopePayloadType) {
+		return nil
+	}
+	var rec peer.PeerRecord
+	if env.TypedRecord(&rec) != nil || len(rec.Addrs) == 0 || !slices.Contains(hosts, rec.PeerID) {
+		return nil
+	}
+	if id, err := peer.IDFromPublicKey(env.PublicKey); err != nil || id != rec.PeerID {
+		return nil
+	}
+	return &rec
+}
+
+// gluedAddrs is the addresses of each host checkGlue kept.
+func gluedAddrs(checked map[peer.ID]hostRecord) map[peer.ID][]ma.Multiaddr {
+	out := make(map[peer.ID][]ma.Multiaddr, len(checked))
+	for id, h := range checked {
+		out[id] = h.rec.Addrs
+	}
 	return out
+}
+
+// distinctGlue gathers the glue the votes for value carried.
+func distinctGlue(votes []vote, value []byte) []glueOffer {
+	var lists [][][]byte
+	for _, v := range votes {
+		if bytes.Equal(v.value, value) {
+			lists = append(lists, v.glue)
+		}
+	}
+	return offersOf(lists...)
+}
+
+// shapeGlue is what a holder keeps beside a record a peer PUTs: for a
+// zone, the newest checked record of each host it names (up to maxGlue),
+// from the PUT's glue and, when the zone is the one held already, from the
+// glue held, so that nobody's re-put of the same zone strips or rolls back
+// the owner's; nothing for any other record. A zone that does not decode
+// keeps nothing (the validators refuse it next).
+func (s *Service) shapeGlue(ctx context.Context, rec *recpb.Record) {
+	key := string(rec.GetKey())
+	offered := glueOf(rec)
+	setGlue(rec, nil)
+	if !strings.HasPrefix(key, "/"+names.ZoneNamespace+"/") {
+		return
+	}
+	z, err := s.owners.zoneV.Decode(rec.GetValue())
+	if err != nil {
+		return
+	}
+	lists := [][][]byte{offered}
+	if s.values != nil {
+		if held, err := s.values.Get(ctx, key); err == nil && held != nil && bytes.Equal(held.GetValue(), rec.GetValue()) {
+			lists = append(lists, glueOf(held))
+		}
+	}
+	hosts := hostIDs(z.Records)
+	hosts = hosts[:min(len(hosts), maxGlue)]
+	checked := checkGlue(offersOf(lists...), hosts)
+	var keep [][]byte
+	for _, id := range hosts {
+		if h, ok := checked[id]; ok {
+			keep = append(keep, h.raw)
+		}
+	}
+	setGlue(rec, keep)
+}
+
+// provenAddrs is addrs without those a glue dial to id is trying and has
+// not reached the peer at: a lookup that ends while the dial is still out
+// must not list addresses only the glue gave.
+func (s *Service) provenAddrs(id peer.ID, addrs []ma.Multiaddr) []string {
+	s.gluingMu.Lock()
+	trying := s.gluing[id]
+	s.gluingMu.Unlock()
+	if len(trying) == 0 {
+		return addrStrings(addrs)
+	}
+	var reached []ma.Multiaddr
+	for _, c := range s.host.Network().ConnsToPeer(id) {
+		reached = append(reached, c.RemoteMultiaddr())
+	}
+	kept := make([]ma.Multiaddr, 0, len(addrs))
+	for _, a := range addrs {
+		if !slices.ContainsFunc(trying, a.Equal) || slices.ContainsFunc(reached, a.Equal) {
+			kept = append(kept, a)
+		}
+	}
+	return addrStrings(kept)
 }
 
 // dialGlued connects to id at the addresses its glue signed, within
-// glueDialWait, and returns them if it could: the addresses are the host's
-// own, and current. It dials through the network, not the host: the node's
-// host would look the peer up in the DHT when the dial fails, the walk the
-// glue is there to spare, which the caller starts itself if need be.
-func (s *Service) dialGlued(ctx context.Context, id peer.ID, addrs []ma.Multiaddr) ([]string, bool) {
+// glueDialWait, and returns the addresses of the connection made (nil when
+// none was): those are current, whichever of the peer's addresses this node
+// knew the dial went through. It dials through the network, not the host:
+// the node's host would walk the DHT for the peer when the dial fails, the
+// walk the glue is there to spare, which peerAddrs starts itself. Glued
+// addresses that did not work are forgotten again.
+func (s *Service) dialGlued(ctx context.Context, id peer.ID, addrs []ma.Multiaddr) []string {
 	ctx, cancel := context.WithTimeout(ctx, glueDialWait)
 	defer cancel()
-	s.host.Peerstore().AddAddrs(id, addrs, peerstore.TempAddrTTL)
-	if _, err := s.host.Network().DialPeer(ctx, id); err != nil {
-		return nil, false
+	book := s.host.Peerstore()
+	known := book.Addrs(id)
+	var added []ma.Multiaddr
+	for _, a := range addrs {
+		if !slices.ContainsFunc(known, a.Equal) {
+			added = append(added, a)
+		}
 	}
-	return addrStrings(addrs), true
+	s.gluingMu.Lock()
+	s.gluing[id] = added
+	s.gluingMu.Unlock()
+	defer func() {
+		s.gluingMu.Lock()
+		delete(s.gluing, id)
+		s.gluingMu.Unlock()
+	}()
+	book.AddAddrs(id, added, peerstore.TempAddrTTL)
+	if _, err := s.host.Network().DialPeer(ctx, id); err != nil {
+		book.SetAddrs(id, added, 0)
+		return nil
+	}
+	var reached []ma.Multiaddr
+	for _, c := range s.host.Network().ConnsToPeer(id) {
+		reached = append(reached, c.RemoteMultiaddr())
+	}
+	return addrStrings(reached)
 }

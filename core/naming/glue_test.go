@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"io"
 	"net"
 	"slices"
 	"sync/atomic"
@@ -84,13 +85,15 @@ func TestGlueRidesInTheRecordWithinBounds(t *testing.T) {
 		extra = protowire.AppendTag(extra, glueField, protowire.BytesType)
 		extra = protowire.AppendBytes(extra, a)
 	}
-	back.ProtoReflect().SetUnknown(append(back.ProtoReflect().GetUnknown(), extra...))
-	keepOnlyGlue(&back)
-	if got := glueOf(&back); len(got) != maxGlue {
-		t.Fatalf("kept %d envelopes, want the first %d within bounds", len(got), maxGlue)
+	back.ProtoReflect().SetUnknown(extra)
+	got := glueOf(&back)
+	if len(got) != maxGlue {
+		t.Fatalf("read %d envelopes, want the first %d within bounds", len(got), maxGlue)
 	}
-	if size := len(back.ProtoReflect().GetUnknown()); size > maxGlue*(maxGlueEnvelope+8) {
-		t.Fatalf("%d bytes kept beyond the schema: the junk was kept", size)
+	for _, g := range got {
+		if !bytes.Equal(g, a) {
+			t.Fatalf("read an envelope of %d bytes that was not glue within bounds", len(g))
+		}
 	}
 	// A malformed tail is ignored, not a panic.
 	back.ProtoReflect().SetUnknown([]byte{0xff, 0xff, 0xff})
@@ -108,15 +111,51 @@ func TestGlueIsCheckedAgainstTheHostsKey(t *testing.T) {
 	old, _ := ma.NewMultiaddr("/ip4/127.0.0.1/tcp/4000")
 	trap, _ := ma.NewMultiaddr("/ip4/127.0.0.1/tcp/6666")
 	glue := [][]byte{
+		sealPeerRecord(t, hostKey, hostID, 9, real),         // the host's, newest
 		sealPeerRecord(t, attackerKey, hostID, 1<<62, trap), // forged: another key signed it
 		sealPeerRecord(t, attackerKey, attackerID, 1, trap), // the attacker's own: not a host of the zone
-		sealPeerRecord(t, hostKey, hostID, 5, old),          // the host's, older
-		sealPeerRecord(t, hostKey, hostID, 9, real),         // the host's, newest
+		badSignature(sealPeerRecord(t, hostKey, hostID, 1<<62, trap)),
+		sealPeerRecord(t, hostKey, hostID, 5, old), // the host's, older
 		[]byte("not an envelope"),
 	}
-	got := checkGlue(glue, []peer.ID{hostID})
-	if len(got) != 1 || !slices.EqualFunc(got[hostID], []ma.Multiaddr{real}, ma.Multiaddr.Equal) {
-		t.Fatalf("checked glue: %v, want only the host's newest address %s", got, real)
+	reversed := slices.Clone(glue)
+	slices.Reverse(reversed)
+	for _, order := range [][][]byte{glue, reversed} {
+		got := gluedAddrs(checkGlue(offersOf(order), []peer.ID{hostID}))
+		if len(got) != 1 || !slices.EqualFunc(got[hostID], []ma.Multiaddr{real}, ma.Multiaddr.Equal) {
+			t.Fatalf("checked glue: %v, want only the host's newest address %s", got, real)
+		}
+	}
+}
+
+// badSignature is env with its signature's last byte flipped (an
+// envelope's signature is its last field).
+func badSignature(env []byte) []byte {
+	out := bytes.Clone(env)
+	out[len(out)-1] ^= 1
+	return out
+}
+
+// Two holders among those that voted for a zone send sixteen records of
+// the host with its key and a bad signature, each newer than the host's
+// own, before the three honest holders' answers: what most holders sent
+// is checked first, so the junk does not use up the checks.
+func TestGlueMostHoldersSentIsCheckedFirst(t *testing.T) {
+	hostKey, hostID := newKey(t)
+	real, _ := ma.NewMultiaddr("/ip4/127.0.0.1/tcp/4001")
+	trap, _ := ma.NewMultiaddr("/ip4/127.0.0.1/tcp/6666")
+	honest := [][]byte{sealPeerRecord(t, hostKey, hostID, 9, real)}
+	junk := func(from uint64) [][]byte {
+		var out [][]byte
+		for i := range uint64(maxGlue) {
+			out = append(out, badSignature(sealPeerRecord(t, hostKey, hostID, from+i, trap)))
+		}
+		return out
+	}
+	lists := [][][]byte{junk(1 << 40), junk(1 << 41), honest, honest, honest}
+	got := gluedAddrs(checkGlue(offersOf(lists...), []peer.ID{hostID}))
+	if !slices.EqualFunc(got[hostID], []ma.Multiaddr{real}, ma.Multiaddr.Equal) {
+		t.Fatalf("checked glue: %v, want the host's record the honest holders sent", got)
 	}
 }
 
@@ -192,10 +231,12 @@ func TestResolveDialsTheHostFromItsGlue(t *testing.T) {
 
 // Holders next to a name (bare hosts speaking kad-dht by hand) answer the
 // owner's real zone with glue of their making: a record of the host signed
-// by the attacker's key, pointing at the attacker's listener, and the host's
-// own record replayed from before it moved. The reader dials neither the
-// forged address nor keeps the stale one: it looks the host up in the DHT
-// and lists where it is.
+// by the attacker's key, pointing at the attacker's listener, or the host's
+// own record replayed from before it moved, its old address now refusing
+// connections or swallowing them. The reader never dials the forged
+// address and never lists a stale one: it lists the host where it is,
+// reached through the address it knew already or through one DHT lookup,
+// which starts while a dial to the tarpit still hangs.
 func TestHostileGlueFallsBackToTheLookup(t *testing.T) {
 	ctx := ctxFor(t, 2*time.Minute)
 	nodes := newTestNetwork(t, 4, nil)
@@ -212,11 +253,19 @@ func TestHostileGlueFallsBackToTheLookup(t *testing.T) {
 	trap, dialed := listenerCountingDials(t)
 	gone := closedPort(t)
 	attackerKey, _ := newKey(t)
-	cases := map[string][]byte{
-		"forged by another key": sealPeerRecord(t, attackerKey, h.ID(), uint64(time.Now().UnixNano())<<1, trap),
-		"replayed, stale":       sealPeerRecord(t, hostKey, h.ID(), 1, gone),
+	pit, pending := tarpitCountingOpen(t)
+	cases := map[string]struct {
+		glue       []byte
+		knownAddrs bool // the reader knows the host's address, not connected
+		lookups    int32
+		tarpit     bool // the lookup must start while the dial hangs
+	}{
+		"forged by another key":       {glue: sealPeerRecord(t, attackerKey, h.ID(), uint64(time.Now().UnixNano())<<1, trap), lookups: 1},
+		"replayed, stale":             {glue: sealPeerRecord(t, hostKey, h.ID(), 1, gone), lookups: 1},
+		"replayed, stale, host known": {glue: sealPeerRecord(t, hostKey, h.ID(), 1, gone), knownAddrs: true},
+		"replayed, at a tarpit":       {glue: sealPeerRecord(t, hostKey, h.ID(), 1, pit), lookups: 1, tarpit: true},
 	}
-	for what, glue := range cases {
+	for what, c := range cases {
 		t.Run(what, func(t *testing.T) {
 			reader := newTestNode(t, testConfig(t, func(c *config.Config) { c.DHT.Mode = "client" }))
 			for range 6 {
@@ -225,7 +274,7 @@ func TestHostileGlueFallsBackToTheLookup(t *testing.T) {
 					switch req.Type {
 					case dhtpb.Message_GET_VALUE:
 						resp.Record = &recpb.Record{Key: []byte(key), Value: zone}
-						setGlue(resp.Record, [][]byte{glue})
+						setGlue(resp.Record, [][]byte{c.glue})
 					case dhtpb.Message_FIND_NODE:
 						if peer.ID(req.Key) == h.ID() { // the DHT knows where the host is
 							resp.CloserPeers = []*dhtpb.Message_Peer{peerInfo(h)}
@@ -238,7 +287,17 @@ func TestHostileGlueFallsBackToTheLookup(t *testing.T) {
 			if reader.node.Host.Network().Connectedness(h.ID()) == network.Connected {
 				t.Fatal("the reader is connected to the host already")
 			}
-			lookups := countFindPeers(reader)
+			if c.knownAddrs {
+				reader.node.Host.Peerstore().AddAddrs(h.ID(), h.Addrs(), time.Hour)
+			}
+			var lookups atomic.Int32
+			var beforeTheDialEnded atomic.Bool
+			walk := reader.names.findPeerDHT
+			reader.names.findPeerDHT = func(ctx context.Context, id peer.ID) (peer.AddrInfo, error) {
+				lookups.Add(1)
+				beforeTheDialEnded.Store(pending.Load() > 0)
+				return walk(ctx, id)
+			}
 			res, err := reader.names.Resolve(ctx, name)
 			if err != nil {
 				t.Fatal(err)
@@ -246,14 +305,45 @@ func TestHostileGlueFallsBackToTheLookup(t *testing.T) {
 			if got, want := res.Hosts[0].Addrs, addrStrings(h.Addrs()); !slices.Equal(got, want) {
 				t.Fatalf("host listed at %v, want where it is: %v", got, want)
 			}
-			if lookups.Load() != 1 {
-				t.Fatalf("%d DHT lookups of the host, want the one the bad glue left", lookups.Load())
+			if lookups.Load() != c.lookups {
+				t.Fatalf("%d DHT lookups of the host, want %d", lookups.Load(), c.lookups)
+			}
+			if c.tarpit && !beforeTheDialEnded.Load() {
+				t.Fatal("the lookup waited for the dial to the tarpit to give up")
 			}
 			if n := dialed.Load(); n != 0 {
 				t.Fatalf("the reader dialed the forged address %d times", n)
 			}
 		})
 	}
+}
+
+// tarpitCountingOpen is a TCP address that accepts connections and never
+// speaks, and counts those the dialer has not given up on yet.
+func tarpitCountingOpen(t testing.TB) (ma.Multiaddr, *atomic.Int32) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var open atomic.Int32
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			open.Add(1)
+			go func() {
+				defer open.Add(-1)
+				defer c.Close()
+				io.Copy(io.Discard, c) // until the dialer closes
+			}()
+		}
+	}()
+	addr, _ := manet.FromNetAddr(ln.Addr())
+	return addr, &open
 }
 
 // listenerCountingDials is a TCP address that counts the connections made
@@ -293,16 +383,19 @@ func closedPort(t testing.TB) ma.Multiaddr {
 	return addr
 }
 
-// A bare host PUTs a name's real zone to a holder with junk beyond the
-// record schema (32 KiB in another field, an envelope over the bound) and
-// one piece of glue: the holder stores and answers the glue alone.
-func TestHoldersKeepOnlyGlue(t *testing.T) {
+// A bare host PUTs a name's real zone, the one its holder has, with glue
+// of its making: nothing, junk in another field (32 KiB) and an envelope
+// over the bound, the host's record signed by another key, the host's own
+// record from before it moved. The holder keeps answering the owner's
+// glue alone: a re-put of the same zone neither strips nor rolls it back.
+func TestHoldersKeepOnlyTheNewestCheckedGlue(t *testing.T) {
 	ctx := ctxFor(t, time.Minute)
 	nodes := newTestNetwork(t, 4, nil)
 	owner, holder := nodes[0], nodes[1]
 	const name = "junk.avtr"
 	claimName(t, owner, name, "owner")
-	if _, err := owner.names.ChangeRecord(ctx, RecordChange{Name: name, Type: "TXT", Value: "up"}); err != nil {
+	h, hostKey := gluedHost(t, ctx, owner)
+	if _, err := owner.names.ChangeRecord(ctx, RecordChange{Name: name, Type: "HOST", Value: h.ID().String()}); err != nil {
 		t.Fatal(err)
 	}
 	key := names.ZoneKey(ownersName(t, name))
@@ -316,31 +409,51 @@ func TestHoldersKeepOnlyGlue(t *testing.T) {
 	if err := attacker.Connect(ctx, peer.AddrInfo{ID: holder.id(), Addrs: holder.node.Host.Addrs()}); err != nil {
 		t.Fatal(err)
 	}
-	glue := bytes.Repeat([]byte{7}, 64)
-	rec := &recpb.Record{Key: []byte(key), Value: zone}
-	var extra []byte
-	extra = protowire.AppendTag(extra, 7, protowire.BytesType)
-	extra = protowire.AppendBytes(extra, make([]byte, 32<<10))
-	extra = protowire.AppendTag(extra, glueField, protowire.BytesType)
-	extra = protowire.AppendBytes(extra, make([]byte, maxGlueEnvelope+1))
-	extra = protowire.AppendTag(extra, glueField, protowire.BytesType)
-	extra = protowire.AppendBytes(extra, glue)
-	rec.ProtoReflect().SetUnknown(extra)
-
 	raw := rawSender{h: attacker, proto: protocol.ID("/avtr/kad/1.0.0")}
-	put := &dhtpb.Message{Type: dhtpb.Message_PUT_VALUE, Key: []byte(key), Record: rec}
-	if _, err := raw.SendRequest(ctx, holder.id(), put); err != nil {
-		t.Fatalf("the holder refused the real zone: %v", err)
+	heldGlue := func() ([][]byte, int) {
+		resp, err := raw.SendRequest(ctx, holder.id(), &dhtpb.Message{Type: dhtpb.Message_GET_VALUE, Key: []byte(key)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(resp.GetRecord().GetValue(), zone) {
+			t.Fatal("the holder does not answer the owner's zone")
+		}
+		return glueOf(resp.GetRecord()), len(resp.GetRecord().ProtoReflect().GetUnknown())
 	}
-	resp, err := raw.SendRequest(ctx, holder.id(), &dhtpb.Message{Type: dhtpb.Message_GET_VALUE, Key: []byte(key)})
-	if err != nil {
-		t.Fatal(err)
+	ownersGlue, _ := heldGlue()
+	if len(ownersGlue) != 1 {
+		t.Fatalf("the holder answers %d pieces of glue with the owner's zone, want the host's record", len(ownersGlue))
 	}
-	if !bytes.Equal(resp.GetRecord().GetValue(), zone) {
-		t.Fatal("the holder does not answer the zone it took")
+
+	trap, _ := ma.NewMultiaddr("/ip4/127.0.0.1/tcp/6666")
+	attackerKey, _ := newKey(t)
+	var junk []byte
+	junk = protowire.AppendTag(junk, 7, protowire.BytesType)
+	junk = protowire.AppendBytes(junk, make([]byte, 32<<10))
+	junk = protowire.AppendTag(junk, glueField, protowire.BytesType)
+	junk = protowire.AppendBytes(junk, make([]byte, maxGlueEnvelope+1))
+	withGlue := func(glue ...[]byte) []byte {
+		r := &recpb.Record{}
+		setGlue(r, glue)
+		return r.ProtoReflect().GetUnknown()
 	}
-	kept := resp.GetRecord().ProtoReflect().GetUnknown()
-	if got := glueOf(resp.GetRecord()); len(got) != 1 || !bytes.Equal(got[0], glue) || len(kept) > len(glue)+8 {
-		t.Fatalf("the holder answers %d bytes beyond the schema (%d pieces of glue); want the one piece of glue alone", len(kept), len(got))
+	puts := map[string][]byte{
+		"nothing":               nil,
+		"junk":                  junk,
+		"forged by another key": withGlue(sealPeerRecord(t, attackerKey, h.ID(), 1<<62, trap)),
+		"replayed, older":       withGlue(sealPeerRecord(t, hostKey, h.ID(), 1, trap)),
+	}
+	for what, extra := range puts {
+		rec := &recpb.Record{Key: []byte(key), Value: zone}
+		rec.ProtoReflect().SetUnknown(extra)
+		put := &dhtpb.Message{Type: dhtpb.Message_PUT_VALUE, Key: []byte(key), Record: rec}
+		if _, err := raw.SendRequest(ctx, holder.id(), put); err != nil {
+			t.Fatalf("%s: the holder refused the owner's zone: %v", what, err)
+		}
+		got, size := heldGlue()
+		if len(got) != 1 || !bytes.Equal(got[0], ownersGlue[0]) || size > len(ownersGlue[0])+8 {
+			t.Fatalf("after a put with %s beside the zone, the holder answers %d bytes beyond the schema (%d pieces of glue); want the owner's glue alone",
+				what, size, len(got))
+		}
 	}
 }

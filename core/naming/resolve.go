@@ -161,7 +161,7 @@ func (s *Service) resolve(ctx context.Context, nameText string, via []string) (*
 			}
 		}
 	}
-	res.Hosts = s.hostAddrs(ctx, hosts, checkGlue(found.glue, hosts[:min(len(hosts), MaxHostLookups)]))
+	res.Hosts = s.hostAddrs(ctx, hosts, gluedAddrs(checkGlue(found.glue, hosts[:min(len(hosts), MaxHostLookups)])))
 	if s.policy != nil && len(res.Hosts) > 1 {
 		res.Hosts = s.policy.OrderHosts(ctx, res.Name, res.Hosts)
 	}
@@ -311,8 +311,10 @@ func (s *Service) hostAddrs(ctx context.Context, hosts []peer.ID, glued map[peer
 }
 
 // peerAddrs is id's addresses. A host this node is not connected to is
-// dialed first at the addresses its glue signed (glued), if any: the
-// lookup, a walk of the DHT, runs only when that fails.
+// dialed first at the addresses its glue signed (glued), if any; the
+// lookup, a walk of the DHT, starts only when that dial failed or went
+// glueHeadStart without an answer, and then the first of the two to find
+// the host answers.
 func (s *Service) peerAddrs(ctx context.Context, id peer.ID, glued []ma.Multiaddr) []string {
 	if addrs, ok := s.addrCache.Get(id); ok {
 		return addrs
@@ -320,22 +322,45 @@ func (s *Service) peerAddrs(ctx context.Context, id peer.ID, glued []ma.Multiadd
 	if id == s.host.ID() {
 		return addrStrings(s.host.Addrs())
 	}
+	var dialed chan []string // nil: no dial going on
 	if len(glued) > 0 && s.host.Network().Connectedness(id) != network.Connected {
-		if addrs, ok := s.dialGlued(ctx, id, glued); ok {
-			s.addrCache.Add(id, addrs)
-			return addrs
+		dialed = make(chan []string, 1)
+		go func() {
+			r := <-s.lookups.DoChan("glue/"+string(id), func() (any, error) { return s.dialGlued(ctx, id, glued), nil })
+			dialed <- r.Val.([]string)
+		}()
+		headStart := time.NewTimer(glueHeadStart)
+		select {
+		case addrs := <-dialed:
+			dialed = nil
+			if addrs != nil {
+				s.addrCache.Add(id, addrs)
+				return addrs
+			}
+		case <-headStart.C:
+		case <-ctx.Done():
 		}
+		headStart.Stop()
 	}
 	found := s.lookups.DoChan(string(id), func() (any, error) { return s.findPeer(id), nil })
 	wait := time.NewTimer(hostWait)
 	defer wait.Stop()
-	select {
-	case r := <-found:
-		return r.Val.([]string)
-	case <-wait.C:
-	case <-ctx.Done():
+	for {
+		select {
+		case addrs := <-dialed:
+			dialed = nil
+			if addrs != nil {
+				s.addrCache.Add(id, addrs)
+				return addrs
+			}
+		case r := <-found:
+			return r.Val.([]string)
+		case <-wait.C:
+			return s.provenAddrs(id, s.host.Peerstore().Addrs(id))
+		case <-ctx.Done():
+			return s.provenAddrs(id, s.host.Peerstore().Addrs(id))
+		}
 	}
-	return addrStrings(s.host.Peerstore().Addrs(id))
 }
 
 // findPeer looks a host's addresses up in the DHT and caches them. It runs
@@ -349,7 +374,7 @@ func (s *Service) findPeer(id peer.ID) []string {
 	if err != nil {
 		return []string{}
 	}
-	addrs := addrStrings(info.Addrs)
+	addrs := s.provenAddrs(id, info.Addrs)
 	s.addrCache.Add(id, addrs)
 	return addrs
 }

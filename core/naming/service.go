@@ -22,6 +22,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/core/record"
+	ma "github.com/multiformats/go-multiaddr"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/avnode/avnode/core/config"
@@ -84,6 +85,10 @@ type Service struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	lookups singleflight.Group // hosts' address lookups in flight, by peer ID
+	// gluing holds, by peer, the glued addresses a dial is trying and this
+	// node did not know before: no lookup lists them unless they worked.
+	gluing   map[peer.ID][]ma.Multiaddr
+	gluingMu sync.Mutex
 	// findPeerDHT is the DHT's peer routing (a stand-in only in unit tests).
 	findPeerDHT func(context.Context, peer.ID) (peer.AddrInfo, error)
 
@@ -158,6 +163,7 @@ func New(opts Options) (*Service, error) {
 		values:      opts.Values,
 		estateCache: map[string]cachedEstate{},
 		unsettled:   map[string]time.Time{},
+		gluing:      map[peer.ID][]ma.Multiaddr{},
 	}
 	m, err := newMetrics(opts.Metrics)
 	if err != nil {
