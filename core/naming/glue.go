@@ -128,7 +128,7 @@ func (s *Service) keepPeerRecords(ctx context.Context) {
 				return
 			case e := <-sub.Out():
 				if id := e.(event.EvtPeerIdentificationCompleted); id.SignedPeerRecord != nil {
-					s.peerRecords.Add(id.Peer, id.SignedPeerRecord)
+					s.keepPeerRecord(id.Peer, id.SignedPeerRecord)
 				}
 			}
 		}
@@ -167,6 +167,40 @@ func (s *Service) peerRecord(id peer.ID) *record.Envelope {
 	return env
 }
 
+// keepPeerRecord keeps env, a checked signed record of id, unless the one
+// kept is newer: a replayed record does not push out a current one.
+func (s *Service) keepPeerRecord(id peer.ID, env *record.Envelope) {
+	if held, ok := s.peerRecords.Get(id); ok && recordSeq(held) > recordSeq(env) {
+		return
+	}
+	s.peerRecords.Add(id, env)
+}
+
+func recordSeq(env *record.Envelope) uint64 {
+	if r, err := env.Record(); err == nil {
+		if rec, ok := r.(*peer.PeerRecord); ok {
+			return rec.Seq
+		}
+	}
+	return 0
+}
+
+// keptAddrs is the addresses of id's signed record this node kept, from
+// identify or an earlier resolve's glue: glue for a resolve that brought
+// none (a name whose owner this node knew is a plain DHT get).
+func (s *Service) keptAddrs(id peer.ID) []ma.Multiaddr {
+	env, ok := s.peerRecords.Get(id)
+	if !ok {
+		return nil
+	}
+	if r, err := env.Record(); err == nil {
+		if rec, ok := r.(*peer.PeerRecord); ok && rec.PeerID == id {
+			return rec.Addrs
+		}
+	}
+	return nil
+}
+
 // glueOffer is one distinct envelope a poll's holders sent, and how many
 // of them sent it.
 type glueOffer struct {
@@ -194,6 +228,7 @@ func offersOf(lists ...[][]byte) []glueOffer {
 // hostRecord is a host's record from glue, checked, with its envelope.
 type hostRecord struct {
 	raw []byte
+	env *record.Envelope
 	rec *peer.PeerRecord
 }
 
@@ -237,10 +272,11 @@ func checkGlue(offers []glueOffer, hosts []peer.ID) map[peer.ID]hostRecord {
 			break
 		}
 		checked++
-		if _, err := record.ConsumeTypedEnvelope(c.raw, &peer.PeerRecord{}); err != nil {
+		env, err := record.ConsumeTypedEnvelope(c.raw, &peer.PeerRecord{})
+		if err != nil {
 			continue
 		}
-		best[c.rec.PeerID] = hostRecord{raw: c.raw, rec: c.rec}
+		best[c.rec.PeerID] = hostRecord{raw: c.raw, env: env, rec: c.rec}
 	}
 	return best
 }
@@ -270,6 +306,15 @@ func gluedAddrs(checked map[peer.ID]hostRecord) map[peer.ID][]ma.Multiaddr {
 		out[id] = h.rec.Addrs
 	}
 	return out
+}
+
+// useGlue keeps the records checkGlue kept for later resolves and returns
+// their addresses.
+func (s *Service) useGlue(checked map[peer.ID]hostRecord) map[peer.ID][]ma.Multiaddr {
+	for id, h := range checked {
+		s.keepPeerRecord(id, h.env)
+	}
+	return gluedAddrs(checked)
 }
 
 // distinctGlue gathers the glue the votes for value carried.

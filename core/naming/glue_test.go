@@ -227,6 +227,21 @@ func TestResolveDialsTheHostFromItsGlue(t *testing.T) {
 	if reader.node.Host.Network().Connectedness(h.ID()) != network.Connected {
 		t.Fatal("the reader did not dial the host at its glued addresses")
 	}
+
+	// Later, the zone's TTL over and the connection gone: the reader knows
+	// the owner, so the zone is a plain DHT get with no glue; the host's
+	// record it kept serves as glue.
+	reader.node.Host.Network().ClosePeer(h.ID())
+	reader.names.dropCaches()
+	if res, err = reader.names.Resolve(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Hosts) != 1 || !slices.Equal(res.Hosts[0].Addrs, want) {
+		t.Fatalf("again: hosts %+v, want %s at %v", res.Hosts, h.ID(), want)
+	}
+	if n := lookups.Load(); n != 0 {
+		t.Fatalf("again: %d DHT lookups of the host's addresses; the record kept from the glue should have made them needless", n)
+	}
 }
 
 // Holders next to a name (bare hosts speaking kad-dht by hand) answer the

@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/libp2p/go-libp2p/core/record"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -36,7 +37,8 @@ func TestHostLookupDoesNotWaitOnADeadHost(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		release := make(chan struct{})
 		var lookups atomic.Int32
-		s := &Service{host: h, addrCache: newTTLCache[peer.ID, []string](8, addrCacheTTL)}
+		s := &Service{host: h, addrCache: newTTLCache[peer.ID, []string](8, addrCacheTTL),
+			peerRecords: newTTLCache[peer.ID, *record.Envelope](8, peerRecordsFresh)}
 		s.life, s.cancel = context.WithCancel(context.Background())
 		defer s.cancel()
 		s.findPeerDHT = func(ctx context.Context, id peer.ID) (peer.AddrInfo, error) {

@@ -161,7 +161,7 @@ func (s *Service) resolve(ctx context.Context, nameText string, via []string) (*
 			}
 		}
 	}
-	res.Hosts = s.hostAddrs(ctx, hosts, gluedAddrs(checkGlue(found.glue, hosts[:min(len(hosts), MaxHostLookups)])))
+	res.Hosts = s.hostAddrs(ctx, hosts, s.useGlue(checkGlue(found.glue, hosts[:min(len(hosts), MaxHostLookups)])))
 	if s.policy != nil && len(res.Hosts) > 1 {
 		res.Hosts = s.policy.OrderHosts(ctx, res.Name, res.Hosts)
 	}
@@ -311,7 +311,8 @@ func (s *Service) hostAddrs(ctx context.Context, hosts []peer.ID, glued map[peer
 }
 
 // peerAddrs is id's addresses. A host this node is not connected to is
-// dialed first at the addresses its glue signed (glued), if any; the
+// dialed first at the addresses its glue signed (glued, or else the record
+// of it this node kept: keptAddrs), if any; the
 // lookup, a walk of the DHT, starts only when that dial failed or went
 // glueHeadStart without an answer, and then the first of the two to find
 // the host answers.
@@ -321,6 +322,9 @@ func (s *Service) peerAddrs(ctx context.Context, id peer.ID, glued []ma.Multiadd
 	}
 	if id == s.host.ID() {
 		return addrStrings(s.host.Addrs())
+	}
+	if len(glued) == 0 {
+		glued = s.keptAddrs(id)
 	}
 	var dialed chan []string // nil: no dial going on
 	if len(glued) > 0 && s.host.Network().Connectedness(id) != network.Connected {
