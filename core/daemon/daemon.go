@@ -185,7 +185,7 @@ func Start(opts Options) (_ *Daemon, err error) {
 	}
 	d.Node, err = node.New(node.Options{
 		Config: cfg, Key: r.NodeKey, Datastore: r.Unsynced, Logger: d.Log, Registerer: reg,
-		Validators: d.Owners.Validators(), StorePolicy: d.storePolicy, HostOptions: opts.Network.hostOptions(),
+		Validators: d.Owners.Validators(), StorePolicy: d.storePolicy, ShapeRecord: d.shapeRecord, HostOptions: opts.Network.hostOptions(),
 	})
 	if err != nil {
 		return nil, err

@@ -127,6 +127,17 @@ func (d *Daemon) storePolicy(ctx context.Context, from peer.ID, rec *recpb.Recor
 	})
 }
 
+// shapeRecord trims what a record carries beyond the record schema as the
+// DHT writes it: the name service keeps a zone's checked glue; before it
+// has started, nothing is kept.
+func (d *Daemon) shapeRecord(ctx context.Context, rec, held *recpb.Record) {
+	if names := d.names.Load(); names != nil {
+		names.ShapeStored(ctx, rec, held)
+		return
+	}
+	rec.ProtoReflect().SetUnknown(nil)
+}
+
 // invalidRecord refuses a record the DHT's validators refuse, before the
 // store policy sees it: scripts see only records of a known namespace with a
 // well-formed key and a valid signature, not keys built to make them overrun.

@@ -241,11 +241,9 @@ func (s *Service) ownerByAgreement(ctx context.Context, key string, skip peer.ID
 // this node knows (learnOwner first, for a name new here), then passed to
 // next (the operator's store policy), and its owner bound. kad-dht's own
 // validators refuse the same records; this runs first so that the refusal
-// says why, is logged and counted. Of what the record carries beyond the
-// record schema, only a zone's checked glue is kept (shapeGlue): kad-dht
-// would store the rest as it came.
+// says why, is logged and counted. What the record carries beyond the
+// record schema is shaped as it is written (ShapeStored).
 func (s *Service) AdmitPut(ctx context.Context, from peer.ID, rec *recpb.Record, next func() error) error {
-	s.shapeGlue(ctx, rec)
 	key := string(rec.GetKey())
 	refuse := func(err error) error {
 		s.owners.Refused(err, "key", key, "from", from)

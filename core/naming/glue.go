@@ -8,6 +8,7 @@ import (
 	"time"
 
 	recpb "github.com/libp2p/go-libp2p-record/pb"
+	cryptopb "github.com/libp2p/go-libp2p/core/crypto/pb"
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
@@ -30,7 +31,7 @@ import (
 // schema does not use. kad-dht keeps fields it does not know (protobuf
 // does), so holders store and answer it as it came, avnode or not. A
 // holder running avnode keeps only a zone's checked glue, the newest of
-// each host, merged with what it held (shapeGlue); a resolver checks the
+// each host, merged with what it held (ShapeStored); a resolver checks the
 // glue the agreeing holders sent (checkGlue) and dials the hosts there
 // before it walks the DHT's peer routing for them (peerAddrs): a record
 // replayed from before a host moved costs at most glueHeadStart, and
@@ -57,10 +58,15 @@ const (
 	// address that swallows packets costs no more than this.
 	glueHeadStart = 250 * time.Millisecond
 	// peerRecordsKept bounds the peers whose signed records this node
-	// keeps from identify; peerRecordsFresh is how long one is kept
-	// (identify brings a new one whenever the peer's addresses change).
+	// keeps; peerRecordsFresh is how long one is kept: longer than a
+	// republish, since identify brings a new one only when a connection
+	// opens or the peer's addresses change, and a record kept is only
+	// ever a first dial.
 	peerRecordsKept  = 1024
-	peerRecordsFresh = time.Hour
+	peerRecordsFresh = 24 * time.Hour
+	// glueClockSkew is how far ahead of this node's clock a record's
+	// sequence (a timestamp) may be.
+	glueClockSkew = 10 * time.Minute
 )
 
 // setGlue replaces whatever rec carries beyond the record schema with the
@@ -127,8 +133,10 @@ func (s *Service) keepPeerRecords(ctx context.Context) {
 			case <-ctx.Done():
 				return
 			case e := <-sub.Out():
+				// From the peer itself, over a live connection: current,
+				// whatever sequence a record kept before carried.
 				if id := e.(event.EvtPeerIdentificationCompleted); id.SignedPeerRecord != nil {
-					s.keepPeerRecord(id.Peer, id.SignedPeerRecord)
+					s.peerRecords.Add(id.Peer, id.SignedPeerRecord)
 				}
 			}
 		}
@@ -167,8 +175,8 @@ func (s *Service) peerRecord(id peer.ID) *record.Envelope {
 	return env
 }
 
-// keepPeerRecord keeps env, a checked signed record of id, unless the one
-// kept is newer: a replayed record does not push out a current one.
+// keepPeerRecord keeps env, a checked signed record of id that a dial has
+// just reached id at, unless the one kept is newer.
 func (s *Service) keepPeerRecord(id peer.ID, env *record.Envelope) {
 	if held, ok := s.peerRecords.Get(id); ok && recordSeq(held) > recordSeq(env) {
 		return
@@ -185,17 +193,17 @@ func recordSeq(env *record.Envelope) uint64 {
 	return 0
 }
 
-// keptAddrs is the addresses of id's signed record this node kept, from
-// identify or an earlier resolve's glue: glue for a resolve that brought
-// none (a name whose owner this node knew is a plain DHT get).
-func (s *Service) keptAddrs(id peer.ID) []ma.Multiaddr {
+// keptRecord is id's signed record this node kept, from identify or an
+// earlier resolve's glue that worked: glue for a resolve that brought none
+// (a name whose owner this node knew is a plain DHT get). Nil if none.
+func (s *Service) keptRecord(id peer.ID) *hostRecord {
 	env, ok := s.peerRecords.Get(id)
 	if !ok {
 		return nil
 	}
 	if r, err := env.Record(); err == nil {
-		if rec, ok := r.(*peer.PeerRecord); ok && rec.PeerID == id {
-			return rec.Addrs
+		if rec, ok := r.(*peer.PeerRecord); ok && rec.PeerID == id && len(rec.Addrs) > 0 {
+			return &hostRecord{env: env, rec: rec}
 		}
 	}
 	return nil
@@ -206,6 +214,7 @@ func (s *Service) keptAddrs(id peer.ID) []ma.Multiaddr {
 type glueOffer struct {
 	raw     []byte
 	support int
+	checked bool // its signature was checked before (glue this node stored)
 }
 
 // offersOf counts the distinct envelopes in the lists given, each list
@@ -243,12 +252,13 @@ type hostRecord struct {
 func checkGlue(offers []glueOffer, hosts []peer.ID) map[peer.ID]hostRecord {
 	type candidate struct {
 		glueOffer
+		env *record.Envelope
 		rec *peer.PeerRecord
 	}
 	var cands []candidate
 	for _, o := range offers {
-		if rec := readPeerRecord(o.raw, hosts); rec != nil {
-			cands = append(cands, candidate{o, rec})
+		if env, rec := readPeerRecord(o.raw, hosts); rec != nil {
+			cands = append(cands, candidate{o, env, rec})
 		}
 	}
 	slices.SortStableFunc(cands, func(a, b candidate) int {
@@ -268,35 +278,44 @@ func checkGlue(offers []glueOffer, hosts []peer.ID) map[peer.ID]hostRecord {
 		if had, ok := best[c.rec.PeerID]; ok && had.rec.Seq >= c.rec.Seq {
 			continue // no newer: not worth a check
 		}
-		if checked == maxGlueChecked {
-			break
+		if !c.checked {
+			if checked == maxGlueChecked {
+				continue
+			}
+			checked++
+			if _, err := record.ConsumeTypedEnvelope(c.raw, &peer.PeerRecord{}); err != nil {
+				continue
+			}
 		}
-		checked++
-		env, err := record.ConsumeTypedEnvelope(c.raw, &peer.PeerRecord{})
-		if err != nil {
-			continue
-		}
-		best[c.rec.PeerID] = hostRecord{raw: c.raw, env: env, rec: c.rec}
+		best[c.rec.PeerID] = hostRecord{raw: c.raw, env: c.env, rec: c.rec}
 	}
 	return best
 }
 
 // readPeerRecord reads a peer record from an envelope without checking its
-// signature: nil unless it is about one of hosts, with addresses, and
-// carries that host's own key.
-func readPeerRecord(raw []byte, hosts []peer.ID) *peer.PeerRecord {
+// signature: nil unless it is about one of hosts, with addresses, carries
+// that host's own key, an Ed25519 one (a check costs about 50 µs; an RSA
+// key chosen to be slow costs 40 times that, so hosts with other key types
+// get no glue), and is not dated ahead of this node's clock by more than
+// glueClockSkew (peer records' sequences are timestamps: one from the
+// future would outrank every record its host signs until then).
+func readPeerRecord(raw []byte, hosts []peer.ID) (*record.Envelope, *peer.PeerRecord) {
 	env, err := record.UnmarshalEnvelope(raw)
-	if err != nil || !bytes.Equal(env.PayloadType, peer.PeerRecordEnvelopePayloadType) {
-		return nil
+	if err != nil || env.PublicKey.Type() != cryptopb.KeyType_Ed25519 ||
+		!bytes.Equal(env.PayloadType, peer.PeerRecordEnvelopePayloadType) {
+		return nil, nil
 	}
 	var rec peer.PeerRecord
 	if env.TypedRecord(&rec) != nil || len(rec.Addrs) == 0 || !slices.Contains(hosts, rec.PeerID) {
-		return nil
+		return nil, nil
+	}
+	if rec.Seq > uint64(time.Now().Add(glueClockSkew).UnixNano()) {
+		return nil, nil
 	}
 	if id, err := peer.IDFromPublicKey(env.PublicKey); err != nil || id != rec.PeerID {
-		return nil
+		return nil, nil
 	}
-	return &rec
+	return env, &rec
 }
 
 // gluedAddrs is the addresses of each host checkGlue kept.
@@ -306,15 +325,6 @@ func gluedAddrs(checked map[peer.ID]hostRecord) map[peer.ID][]ma.Multiaddr {
 		out[id] = h.rec.Addrs
 	}
 	return out
-}
-
-// useGlue keeps the records checkGlue kept for later resolves and returns
-// their addresses.
-func (s *Service) useGlue(checked map[peer.ID]hostRecord) map[peer.ID][]ma.Multiaddr {
-	for id, h := range checked {
-		s.keepPeerRecord(id, h.env)
-	}
-	return gluedAddrs(checked)
 }
 
 // distinctGlue gathers the glue the votes for value carried.
@@ -328,32 +338,33 @@ func distinctGlue(votes []vote, value []byte) []glueOffer {
 	return offersOf(lists...)
 }
 
-// shapeGlue is what a holder keeps beside a record a peer PUTs: for a
-// zone, the newest checked record of each host it names (up to maxGlue),
-// from the PUT's glue and, when the zone is the one held already, from the
-// glue held, so that nobody's re-put of the same zone strips or rolls back
-// the owner's; nothing for any other record. A zone that does not decode
-// keeps nothing (the validators refuse it next).
-func (s *Service) shapeGlue(ctx context.Context, rec *recpb.Record) {
-	key := string(rec.GetKey())
+// ShapeStored is what this node keeps beside a record as it is written
+// to its DHT store (node.RecordShaper): for a zone, the newest checked
+// record of each host it names (up to maxGlue), from the glue the record
+// came with and, when the zone is the one held already, from the glue
+// held, so that nobody's re-put of the same zone strips or rolls back the
+// owner's; nothing beside any other record. Glue held was shaped here
+// before, so it is read, not checked again. A zone that does not decode
+// keeps nothing (the validators refuse it).
+func (s *Service) ShapeStored(ctx context.Context, rec, held *recpb.Record) {
 	offered := glueOf(rec)
 	setGlue(rec, nil)
-	if !strings.HasPrefix(key, "/"+names.ZoneNamespace+"/") {
+	if !strings.HasPrefix(string(rec.GetKey()), "/"+names.ZoneNamespace+"/") || len(offered) == 0 && held == nil {
 		return
 	}
 	z, err := s.owners.zoneV.Decode(rec.GetValue())
 	if err != nil {
 		return
 	}
-	lists := [][][]byte{offered}
-	if s.values != nil {
-		if held, err := s.values.Get(ctx, key); err == nil && held != nil && bytes.Equal(held.GetValue(), rec.GetValue()) {
-			lists = append(lists, glueOf(held))
+	offers := offersOf(offered)
+	if held != nil && bytes.Equal(held.GetValue(), rec.GetValue()) {
+		for _, raw := range glueOf(held) {
+			offers = append(offers, glueOffer{raw: raw, support: 1, checked: true})
 		}
 	}
 	hosts := hostIDs(z.Records)
 	hosts = hosts[:min(len(hosts), maxGlue)]
-	checked := checkGlue(offersOf(lists...), hosts)
+	checked := checkGlue(offers, hosts)
 	var keep [][]byte
 	for _, id := range hosts {
 		if h, ok := checked[id]; ok {
@@ -392,7 +403,7 @@ func (s *Service) provenAddrs(id peer.ID, addrs []ma.Multiaddr) []string {
 // knew the dial went through. It dials through the network, not the host:
 // the node's host would walk the DHT for the peer when the dial fails, the
 // walk the glue is there to spare, which peerAddrs starts itself. Glued
-// addresses that did not work are forgotten again.
+// addresses the connection did not go through are forgotten again.
 func (s *Service) dialGlued(ctx context.Context, id peer.ID, addrs []ma.Multiaddr) []string {
 	ctx, cancel := context.WithTimeout(ctx, glueDialWait)
 	defer cancel()
@@ -421,5 +432,12 @@ func (s *Service) dialGlued(ctx context.Context, id peer.ID, addrs []ma.Multiadd
 	for _, c := range s.host.Network().ConnsToPeer(id) {
 		reached = append(reached, c.RemoteMultiaddr())
 	}
+	var unused []ma.Multiaddr
+	for _, a := range added {
+		if !slices.ContainsFunc(reached, a.Equal) {
+			unused = append(unused, a)
+		}
+	}
+	book.SetAddrs(id, unused, 0)
 	return addrStrings(reached)
 }

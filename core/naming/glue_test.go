@@ -118,6 +118,7 @@ func TestGlueIsCheckedAgainstTheHostsKey(t *testing.T) {
 		sealPeerRecord(t, hostKey, hostID, 5, old), // the host's, older
 		[]byte("not an envelope"),
 	}
+	glue = append(glue, sealPeerRecord(t, hostKey, hostID, uint64(time.Now().Add(time.Hour).UnixNano()), trap)) // dated ahead
 	reversed := slices.Clone(glue)
 	slices.Reverse(reversed)
 	for _, order := range [][][]byte{glue, reversed} {
@@ -125,6 +126,20 @@ func TestGlueIsCheckedAgainstTheHostsKey(t *testing.T) {
 		if len(got) != 1 || !slices.EqualFunc(got[hostID], []ma.Multiaddr{real}, ma.Multiaddr.Equal) {
 			t.Fatalf("checked glue: %v, want only the host's newest address %s", got, real)
 		}
+	}
+}
+
+// A host whose key is not Ed25519 gets no glue: its record, however
+// genuine, is not checked (an RSA key can be chosen to make checks slow).
+func TestGlueOnlyForEd25519Hosts(t *testing.T) {
+	rsaKey, _, err := crypto.GenerateRSAKeyPair(2048, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaID, _ := peer.IDFromPrivateKey(rsaKey)
+	addr, _ := ma.NewMultiaddr("/ip4/127.0.0.1/tcp/4001")
+	if got := checkGlue(offersOf([][]byte{sealPeerRecord(t, rsaKey, rsaID, 1, addr)}), []peer.ID{rsaID}); len(got) != 0 {
+		t.Fatalf("an RSA host's record was taken as glue: %v", got)
 	}
 }
 
@@ -323,6 +338,9 @@ func TestHostileGlueFallsBackToTheLookup(t *testing.T) {
 			if lookups.Load() != c.lookups {
 				t.Fatalf("%d DHT lookups of the host, want %d", lookups.Load(), c.lookups)
 			}
+			if known := reader.node.Host.Peerstore().Addrs(h.ID()); slices.ContainsFunc(known, gone.Equal) || slices.ContainsFunc(known, pit.Equal) {
+				t.Fatalf("the reader keeps addresses only the glue gave, and that did not work: %v", known)
+			}
 			if c.tarpit && !beforeTheDialEnded.Load() {
 				t.Fatal("the lookup waited for the dial to the tarpit to give up")
 			}
@@ -401,8 +419,9 @@ func closedPort(t testing.TB) ma.Multiaddr {
 // A bare host PUTs a name's real zone, the one its holder has, with glue
 // of its making: nothing, junk in another field (32 KiB) and an envelope
 // over the bound, the host's record signed by another key, the host's own
-// record from before it moved. The holder keeps answering the owner's
-// glue alone: a re-put of the same zone neither strips nor rolls it back.
+// record from before it moved or dated ahead. The holder keeps answering
+// the owner's glue alone: a re-put of the same zone neither strips nor
+// rolls it back. A newer record the host signed replaces it, and stays.
 func TestHoldersKeepOnlyTheNewestCheckedGlue(t *testing.T) {
 	ctx := ctxFor(t, time.Minute)
 	nodes := newTestNetwork(t, 4, nil)
@@ -452,23 +471,34 @@ func TestHoldersKeepOnlyTheNewestCheckedGlue(t *testing.T) {
 		setGlue(r, glue)
 		return r.ProtoReflect().GetUnknown()
 	}
-	puts := map[string][]byte{
-		"nothing":               nil,
-		"junk":                  junk,
-		"forged by another key": withGlue(sealPeerRecord(t, attackerKey, h.ID(), 1<<62, trap)),
-		"replayed, older":       withGlue(sealPeerRecord(t, hostKey, h.ID(), 1, trap)),
+	// In order: each put leaves the holder answering want.
+	newer := sealPeerRecord(t, hostKey, h.ID(), uint64(time.Now().UnixNano()), append(h.Addrs(), trap)...)
+	future := sealPeerRecord(t, hostKey, h.ID(), uint64(time.Now().Add(time.Hour).UnixNano()), trap)
+	puts := []struct {
+		what  string
+		extra []byte
+		want  []byte
+	}{
+		{"nothing", nil, ownersGlue[0]},
+		{"junk", junk, ownersGlue[0]},
+		{"a record forged by another key", withGlue(sealPeerRecord(t, attackerKey, h.ID(), 1<<62, trap)), ownersGlue[0]},
+		{"the host's record replayed, older", withGlue(sealPeerRecord(t, hostKey, h.ID(), 1, trap)), ownersGlue[0]},
+		{"the host's record dated an hour ahead", withGlue(future), ownersGlue[0]},
+		{"the host's newer record", withGlue(newer), newer},
+		{"nothing, again", nil, newer},
+		{"the owner's older record", withGlue(ownersGlue[0]), newer},
 	}
-	for what, extra := range puts {
+	for _, p := range puts {
 		rec := &recpb.Record{Key: []byte(key), Value: zone}
-		rec.ProtoReflect().SetUnknown(extra)
+		rec.ProtoReflect().SetUnknown(p.extra)
 		put := &dhtpb.Message{Type: dhtpb.Message_PUT_VALUE, Key: []byte(key), Record: rec}
 		if _, err := raw.SendRequest(ctx, holder.id(), put); err != nil {
-			t.Fatalf("%s: the holder refused the owner's zone: %v", what, err)
+			t.Fatalf("%s: the holder refused the owner's zone: %v", p.what, err)
 		}
 		got, size := heldGlue()
-		if len(got) != 1 || !bytes.Equal(got[0], ownersGlue[0]) || size > len(ownersGlue[0])+8 {
-			t.Fatalf("after a put with %s beside the zone, the holder answers %d bytes beyond the schema (%d pieces of glue); want the owner's glue alone",
-				what, size, len(got))
+		if len(got) != 1 || !bytes.Equal(got[0], p.want) || size > len(p.want)+8 {
+			t.Fatalf("after a put with %s beside the zone, the holder answers %d bytes beyond the schema (%d pieces of glue); want the newest of the host's own records alone",
+				p.what, size, len(got))
 		}
 	}
 }

@@ -85,6 +85,11 @@ func newTestNode(t testing.TB, cfg *config.Config) *testNode {
 				return svc.AdmitPut(ctx, from, rec, nil)
 			}
 			return errors.New("starting")
+		},
+		ShapeRecord: func(ctx context.Context, rec, held *recpb.Record) {
+			if svc := started.Load(); svc != nil {
+				svc.ShapeStored(ctx, rec, held)
+			}
 		}})
 	if err != nil {
 		t.Fatal(err)

@@ -161,7 +161,7 @@ func (s *Service) resolve(ctx context.Context, nameText string, via []string) (*
 			}
 		}
 	}
-	res.Hosts = s.hostAddrs(ctx, hosts, s.useGlue(checkGlue(found.glue, hosts[:min(len(hosts), MaxHostLookups)])))
+	res.Hosts = s.hostAddrs(ctx, hosts, checkGlue(found.glue, hosts[:min(len(hosts), MaxHostLookups)]))
 	if s.policy != nil && len(res.Hosts) > 1 {
 		res.Hosts = s.policy.OrderHosts(ctx, res.Name, res.Hosts)
 	}
@@ -291,7 +291,7 @@ func hostIDs(rs []names.Record) []peer.ID {
 // glued), or the DHT's peer routing; the rest are listed with no addresses.
 // A host that cannot be found is listed with no addresses rather than
 // failing the whole resolve.
-func (s *Service) hostAddrs(ctx context.Context, hosts []peer.ID, glued map[peer.ID][]ma.Multiaddr) []HostInfo {
+func (s *Service) hostAddrs(ctx context.Context, hosts []peer.ID, glued map[peer.ID]hostRecord) []HostInfo {
 	out := make([]HostInfo, len(hosts))
 	var wg sync.WaitGroup
 	for i, id := range hosts {
@@ -302,7 +302,11 @@ func (s *Service) hostAddrs(ctx context.Context, hosts []peer.ID, glued map[peer
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out[i].Addrs = s.peerAddrs(ctx, id, glued[id])
+			var g *hostRecord
+			if h, ok := glued[id]; ok {
+				g = &h
+			}
+			out[i].Addrs = s.peerAddrs(ctx, id, g)
 		}()
 	}
 	wg.Wait()
@@ -316,21 +320,30 @@ func (s *Service) hostAddrs(ctx context.Context, hosts []peer.ID, glued map[peer
 // lookup, a walk of the DHT, starts only when that dial failed or went
 // glueHeadStart without an answer, and then the first of the two to find
 // the host answers.
-func (s *Service) peerAddrs(ctx context.Context, id peer.ID, glued []ma.Multiaddr) []string {
+func (s *Service) peerAddrs(ctx context.Context, id peer.ID, glued *hostRecord) []string {
 	if addrs, ok := s.addrCache.Get(id); ok {
 		return addrs
 	}
 	if id == s.host.ID() {
 		return addrStrings(s.host.Addrs())
 	}
-	if len(glued) == 0 {
-		glued = s.keptAddrs(id)
+	if glued == nil {
+		glued = s.keptRecord(id)
 	}
 	var dialed chan []string // nil: no dial going on
-	if len(glued) > 0 && s.host.Network().Connectedness(id) != network.Connected {
+	if glued != nil && s.host.Network().Connectedness(id) != network.Connected {
 		dialed = make(chan []string, 1)
+		// Shared by the resolves of this host; it ends at glueDialWait, not
+		// when the resolve that started it stops waiting.
+		dial := context.WithoutCancel(ctx)
 		go func() {
-			r := <-s.lookups.DoChan("glue/"+string(id), func() (any, error) { return s.dialGlued(ctx, id, glued), nil })
+			r := <-s.lookups.DoChan("glue/"+string(id), func() (any, error) {
+				addrs := s.dialGlued(dial, id, glued.rec.Addrs)
+				if addrs != nil && glued.env != nil {
+					s.keepPeerRecord(id, glued.env)
+				}
+				return addrs, nil
+			})
 			dialed <- r.Val.([]string)
 		}()
 		headStart := time.NewTimer(glueHeadStart)

@@ -55,6 +55,9 @@ type Options struct {
 	Validators map[string]record.Validator
 	// StorePolicy, when set, decides which records peers may store here.
 	StorePolicy StorePolicy
+	// ShapeRecord, when set, trims what a value record carries beyond the
+	// record schema as it is written to the datastore (RecordShaper).
+	ShapeRecord RecordShaper
 	// HostOptions come after the config's libp2p options: a simulated
 	// network's transport, in the bench. Nil in the daemon.
 	HostOptions []libp2p.Option
@@ -193,7 +196,7 @@ func (n *Node) dhtOptions(h host.Host, opts Options) []dht.Option {
 		dhtOpts = append(dhtOpts, dht.RoutingTablePeerDiversityFilter(newDiversityFilter(h, cfg)))
 	}
 	if opts.Datastore != nil {
-		store := &notifyingStore{Batching: namespace.Wrap(opts.Datastore, ds.NewKey("/dht")), watchers: &n.records}
+		store := &notifyingStore{Batching: namespace.Wrap(opts.Datastore, ds.NewKey("/dht")), watchers: &n.records, shape: opts.ShapeRecord}
 		dhtOpts = append(dhtOpts, dht.Datastore(store))
 		// The same store and rules as the DHT's own: kad-dht keeps its
 		// value store to itself.

@@ -2,7 +2,9 @@ package node
 
 import (
 	"context"
+	"hash/fnv"
 	"log/slog"
+	"sync"
 
 	ds "github.com/ipfs/go-datastore"
 	pb "github.com/libp2p/go-libp2p-kad-dht/pb"
@@ -52,14 +54,31 @@ func refusePut(policy StorePolicy, log *slog.Logger) func(context.Context, netwo
 	}
 }
 
-// notifyingStore wraps the DHT's datastore and reports every value record
-// written to it. kad-dht stores value records under /<namespace>/<base32 key>.
+// RecordShaper trims what a value record carries beyond the record schema
+// (protobuf keeps fields it does not know, and kad-dht stores them as they
+// came) as it is written: rec is the record being stored, held the one it
+// replaces under the same key, nil if none. It may change rec's unknown
+// fields only. It runs with the key locked against other writes, so it can
+// merge what the two carry without a concurrent write coming in between.
+type RecordShaper func(ctx context.Context, rec, held *recpb.Record)
+
+// notifyingStore wraps the DHT's datastore: it shapes every value record
+// written to it (shape, when set) and reports it. kad-dht stores value
+// records under /<namespace>/<base32 key>.
 type notifyingStore struct {
 	ds.Batching
 	watchers *watch.List[RecordStored]
+	shape    RecordShaper
+	locks    [64]sync.Mutex // by key: a shaped write reads, then writes
 }
 
 func (s *notifyingStore) Put(ctx context.Context, key ds.Key, value []byte) error {
+	if s.shape != nil && isValueKey(key) {
+		lock := &s.locks[fnv32(key.String())%uint32(len(s.locks))]
+		lock.Lock()
+		defer lock.Unlock()
+		value = s.shaped(ctx, key, value)
+	}
 	if err := s.Batching.Put(ctx, key, value); err != nil {
 		return err
 	}
@@ -67,6 +86,37 @@ func (s *notifyingStore) Put(ctx context.Context, key ds.Key, value []byte) erro
 		s.watchers.Emit(e)
 	}
 	return nil
+}
+
+// shaped is value, a marshaled record, after shape; value as it came when
+// it is no record (kad-dht's own checks refuse it when it reads it).
+func (s *notifyingStore) shaped(ctx context.Context, key ds.Key, value []byte) []byte {
+	var rec recpb.Record
+	if proto.Unmarshal(value, &rec) != nil {
+		return value
+	}
+	var held *recpb.Record
+	if b, err := s.Batching.Get(ctx, key); err == nil {
+		held = new(recpb.Record)
+		if proto.Unmarshal(b, held) != nil {
+			held = nil
+		}
+	}
+	s.shape(ctx, &rec, held)
+	out, err := proto.Marshal(&rec)
+	if err != nil {
+		return value
+	}
+	return out
+}
+
+// isValueKey reports whether key is where kad-dht keeps a value record.
+func isValueKey(key ds.Key) bool { return len(key.List()) == 2 }
+
+func fnv32(s string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(s))
+	return h.Sum32()
 }
 
 // storedEvent decodes a value record write; provider records and anything
