@@ -10,6 +10,7 @@ import (
 	recpb "github.com/libp2p/go-libp2p-record/pb"
 	cryptopb "github.com/libp2p/go-libp2p/core/crypto/pb"
 	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	"github.com/libp2p/go-libp2p/core/record"
@@ -214,7 +215,6 @@ func (s *Service) keptRecord(id peer.ID) *hostRecord {
 type glueOffer struct {
 	raw     []byte
 	support int
-	checked bool // its signature was checked before (glue this node stored)
 }
 
 // offersOf counts the distinct envelopes in the lists given, each list
@@ -278,14 +278,12 @@ func checkGlue(offers []glueOffer, hosts []peer.ID) map[peer.ID]hostRecord {
 		if had, ok := best[c.rec.PeerID]; ok && had.rec.Seq >= c.rec.Seq {
 			continue // no newer: not worth a check
 		}
-		if !c.checked {
-			if checked == maxGlueChecked {
-				continue
-			}
-			checked++
-			if _, err := record.ConsumeTypedEnvelope(c.raw, &peer.PeerRecord{}); err != nil {
-				continue
-			}
+		if checked == maxGlueChecked {
+			break
+		}
+		checked++
+		if _, err := record.ConsumeTypedEnvelope(c.raw, &peer.PeerRecord{}); err != nil {
+			continue
 		}
 		best[c.rec.PeerID] = hostRecord{raw: c.raw, env: c.env, rec: c.rec}
 	}
@@ -343,9 +341,10 @@ func distinctGlue(votes []vote, value []byte) []glueOffer {
 // record of each host it names (up to maxGlue), from the glue the record
 // came with and, when the zone is the one held already, from the glue
 // held, so that nobody's re-put of the same zone strips or rolls back the
-// owner's; nothing beside any other record. Glue held was shaped here
-// before, so it is read, not checked again. A zone that does not decode
-// keeps nothing (the validators refuse it).
+// owner's; nothing beside any other record. The glue held is checked again
+// (it may have been stored by an older version, unchecked): 16 checks at
+// most. A zone that does not decode keeps nothing (the validators refuse
+// it).
 func (s *Service) ShapeStored(ctx context.Context, rec, held *recpb.Record) {
 	offered := glueOf(rec)
 	setGlue(rec, nil)
@@ -356,12 +355,11 @@ func (s *Service) ShapeStored(ctx context.Context, rec, held *recpb.Record) {
 	if err != nil {
 		return
 	}
-	offers := offersOf(offered)
+	lists := [][][]byte{offered}
 	if held != nil && bytes.Equal(held.GetValue(), rec.GetValue()) {
-		for _, raw := range glueOf(held) {
-			offers = append(offers, glueOffer{raw: raw, support: 1, checked: true})
-		}
+		lists = append(lists, glueOf(held))
 	}
+	offers := offersOf(lists...)
 	hosts := hostIDs(z.Records)
 	hosts = hosts[:min(len(hosts), maxGlue)]
 	checked := checkGlue(offers, hosts)
@@ -428,9 +426,13 @@ func (s *Service) dialGlued(ctx context.Context, id peer.ID, addrs []ma.Multiadd
 		book.SetAddrs(id, added, 0)
 		return nil
 	}
+	// Only this node's own dials went to an address of the peer's: an
+	// inbound connection's remote address is the peer's source port.
 	var reached []ma.Multiaddr
 	for _, c := range s.host.Network().ConnsToPeer(id) {
-		reached = append(reached, c.RemoteMultiaddr())
+		if c.Stat().Direction == network.DirOutbound {
+			reached = append(reached, c.RemoteMultiaddr())
+		}
 	}
 	var unused []ma.Multiaddr
 	for _, a := range added {
@@ -439,5 +441,19 @@ func (s *Service) dialGlued(ctx context.Context, id peer.ID, addrs []ma.Multiadd
 		}
 	}
 	book.SetAddrs(id, unused, 0)
+	if len(reached) == 0 {
+		return nil // connected the other way: the lookup lists what is known
+	}
 	return addrStrings(reached)
+}
+
+// reachedGlue reports whether one of addrs, reached by a glue dial, is
+// one the glue signed: only then is the record worth keeping.
+func reachedGlue(reached []string, glued []ma.Multiaddr) bool {
+	for _, a := range glued {
+		if slices.Contains(reached, a.String()) {
+			return true
+		}
+	}
+	return false
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	ds "github.com/ipfs/go-datastore"
 	"github.com/libp2p/go-libp2p"
 	dhtpb "github.com/libp2p/go-libp2p-kad-dht/pb"
 	recpb "github.com/libp2p/go-libp2p-record/pb"
@@ -21,6 +22,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/core/record"
+	"github.com/multiformats/go-base32"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -111,11 +113,11 @@ func TestGlueIsCheckedAgainstTheHostsKey(t *testing.T) {
 	old, _ := ma.NewMultiaddr("/ip4/127.0.0.1/tcp/4000")
 	trap, _ := ma.NewMultiaddr("/ip4/127.0.0.1/tcp/6666")
 	glue := [][]byte{
-		sealPeerRecord(t, hostKey, hostID, 9, real),         // the host's, newest
-		sealPeerRecord(t, attackerKey, hostID, 1<<62, trap), // forged: another key signed it
-		sealPeerRecord(t, attackerKey, attackerID, 1, trap), // the attacker's own: not a host of the zone
-		badSignature(sealPeerRecord(t, hostKey, hostID, 1<<62, trap)),
-		sealPeerRecord(t, hostKey, hostID, 5, old), // the host's, older
+		sealPeerRecord(t, hostKey, hostID, 9, real),                                 // the host's, newest
+		sealPeerRecord(t, attackerKey, hostID, uint64(time.Now().UnixNano()), trap), // forged: another key signed it
+		sealPeerRecord(t, attackerKey, attackerID, 1, trap),                         // the attacker's own: not a host of the zone
+		badSignature(sealPeerRecord(t, hostKey, hostID, 10, trap)),                  // newer, not signed by the host
+		sealPeerRecord(t, hostKey, hostID, 5, old),                                  // the host's, older
 		[]byte("not an envelope"),
 	}
 	glue = append(glue, sealPeerRecord(t, hostKey, hostID, uint64(time.Now().Add(time.Hour).UnixNano()), trap)) // dated ahead
@@ -481,7 +483,8 @@ func TestHoldersKeepOnlyTheNewestCheckedGlue(t *testing.T) {
 	}{
 		{"nothing", nil, ownersGlue[0]},
 		{"junk", junk, ownersGlue[0]},
-		{"a record forged by another key", withGlue(sealPeerRecord(t, attackerKey, h.ID(), 1<<62, trap)), ownersGlue[0]},
+		{"a record forged by another key", withGlue(sealPeerRecord(t, attackerKey, h.ID(), uint64(time.Now().UnixNano()), trap)), ownersGlue[0]},
+		{"the host's key, a newer record, a bad signature", withGlue(badSignature(sealPeerRecord(t, hostKey, h.ID(), uint64(time.Now().UnixNano()), trap))), ownersGlue[0]},
 		{"the host's record replayed, older", withGlue(sealPeerRecord(t, hostKey, h.ID(), 1, trap)), ownersGlue[0]},
 		{"the host's record dated an hour ahead", withGlue(future), ownersGlue[0]},
 		{"the host's newer record", withGlue(newer), newer},
@@ -500,5 +503,30 @@ func TestHoldersKeepOnlyTheNewestCheckedGlue(t *testing.T) {
 			t.Fatalf("after a put with %s beside the zone, the holder answers %d bytes beyond the schema (%d pieces of glue); want the newest of the host's own records alone",
 				p.what, size, len(got))
 		}
+	}
+
+	// Glue stored unchecked (by an older version, say): the next put of the
+	// zone checks it again, and the bad record goes.
+	bad := badSignature(sealPeerRecord(t, hostKey, h.ID(), uint64(time.Now().UnixNano()), trap))
+	stored := &recpb.Record{Key: []byte(key), Value: zone, TimeReceived: time.Now().UTC().Format(time.RFC3339Nano)}
+	setGlue(stored, [][]byte{bad})
+	b, err := proto.Marshal(stored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dsKey := ds.NewKey("/dht/" + names.ZoneNamespace + "/" + base32.RawStdEncoding.EncodeToString([]byte(key)))
+	if err := holder.store.Put(ctx, dsKey, b); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := heldGlue(); len(got) != 1 || !bytes.Equal(got[0], bad) {
+		t.Fatal("the record written straight to the holder's store is not the one it answers")
+	}
+	rec := &recpb.Record{Key: []byte(key), Value: zone}
+	setGlue(rec, ownersGlue)
+	if _, err := raw.SendRequest(ctx, holder.id(), &dhtpb.Message{Type: dhtpb.Message_PUT_VALUE, Key: []byte(key), Record: rec}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := heldGlue(); len(got) != 1 || !bytes.Equal(got[0], ownersGlue[0]) {
+		t.Fatalf("after glue stored unchecked, the holder answers %d pieces of glue; want the owner's record, the only valid one", len(got))
 	}
 }

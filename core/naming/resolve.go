@@ -333,13 +333,12 @@ func (s *Service) peerAddrs(ctx context.Context, id peer.ID, glued *hostRecord) 
 	var dialed chan []string // nil: no dial going on
 	if glued != nil && s.host.Network().Connectedness(id) != network.Connected {
 		dialed = make(chan []string, 1)
-		// Shared by the resolves of this host; it ends at glueDialWait, not
-		// when the resolve that started it stops waiting.
-		dial := context.WithoutCancel(ctx)
 		go func() {
+			// Shared by the resolves of this host: on the service's
+			// context, to glueDialWait, not the one that started it.
 			r := <-s.lookups.DoChan("glue/"+string(id), func() (any, error) {
-				addrs := s.dialGlued(dial, id, glued.rec.Addrs)
-				if addrs != nil && glued.env != nil {
+				addrs := s.dialGlued(s.life, id, glued.rec.Addrs)
+				if glued.env != nil && reachedGlue(addrs, glued.rec.Addrs) {
 					s.keepPeerRecord(id, glued.env)
 				}
 				return addrs, nil
