@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/avnode/avnode/core/api"
 	"github.com/avnode/avnode/core/fault"
@@ -382,9 +384,11 @@ func (m *Manager) Close() {
 }
 
 // callError names a call into a plugin that failed; one that ran out of
-// time says so, and which limit to raise.
+// time says so, and which limit to raise. The plugin's end may see the
+// deadline first (gRPC sends it along) and reset the stream a moment
+// before this context expires: that is the same timeout.
 func (m *Manager) callError(ctx context.Context, role, call string, err error) error {
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) || status.Code(err) == codes.DeadlineExceeded {
 		return fault.Errorf(fault.Timeout, "role %s: %s did not answer within %s (plugins.limits.call_timeout)", role, call, m.opts.Limits.CallTimeout)
 	}
 	return fmt.Errorf("role %s: %s: %w", role, call, err)
