@@ -33,8 +33,9 @@ import (
 // in, so dead peers cost a poll one pollWait, not one per round of
 // replacements. Such an answer counts, and the peers it names are learned,
 // only once its peer is among the k, as when it was asked only then. A
-// poll that runs out of time or of its query budget before that is not
-// settled, and decides nothing. The peer skip (the one asking this node to take a
+// poll that
+// runs out of time or of its query budget before that is not settled, and
+// decides nothing. The peer skip (the one asking this node to take a
 // record) is neither asked nor counted.
 func (s *Service) pollHolders(ctx context.Context, key string, skip peer.ID, decode func(string, []byte) (*names.Claim, error)) (*poll, error) {
 	messenger, err := pb.NewProtocolMessenger(s.dht.MessageSender())
