@@ -316,6 +316,15 @@ func readPeerRecord(raw []byte, hosts []peer.ID) (*record.Envelope, *peer.PeerRe
 	return env, &rec
 }
 
+// gluedAddrs is the addresses of each host checkGlue kept.
+func gluedAddrs(checked map[peer.ID]hostRecord) map[peer.ID][]ma.Multiaddr {
+	out := make(map[peer.ID][]ma.Multiaddr, len(checked))
+	for id, h := range checked {
+		out[id] = h.rec.Addrs
+	}
+	return out
+}
+
 // distinctGlue gathers the glue the votes for value carried.
 func distinctGlue(votes []vote, value []byte) []glueOffer {
 	var lists [][][]byte
@@ -384,26 +393,6 @@ func (s *Service) provenAddrs(id peer.ID, addrs []ma.Multiaddr) []string {
 		}
 	}
 	return addrStrings(kept)
-}
-
-// dialGluedShared dials id at glued's addresses (dialGlued), one dial per
-// host shared by the resolves that want it, on the service's context, not
-// the one of the resolve that started it; it keeps the record when the
-// dial reached an address the record signed. The channel yields the
-// addresses reached, nil if none.
-func (s *Service) dialGluedShared(id peer.ID, glued *hostRecord) <-chan []string {
-	dialed := make(chan []string, 1)
-	go func() {
-		r := <-s.lookups.DoChan("glue/"+string(id), func() (any, error) {
-			addrs := s.dialGlued(s.life, id, glued.rec.Addrs)
-			if glued.env != nil && reachedGlue(addrs, glued.rec.Addrs) {
-				s.keepPeerRecord(id, glued.env)
-			}
-			return addrs, nil
-		})
-		dialed <- r.Val.([]string)
-	}()
-	return dialed
 }
 
 // dialGlued connects to id at the addresses its glue signed, within

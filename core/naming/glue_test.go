@@ -145,15 +145,6 @@ func TestGlueOnlyForEd25519Hosts(t *testing.T) {
 	}
 }
 
-// gluedAddrs is the addresses of each host checkGlue kept.
-func gluedAddrs(checked map[peer.ID]hostRecord) map[peer.ID][]ma.Multiaddr {
-	out := make(map[peer.ID][]ma.Multiaddr, len(checked))
-	for id, h := range checked {
-		out[id] = h.rec.Addrs
-	}
-	return out
-}
-
 // badSignature is env with its signature's last byte flipped (an
 // envelope's signature is its last field).
 func badSignature(env []byte) []byte {
@@ -365,44 +356,53 @@ func TestHostileGlueFallsBackToTheLookup(t *testing.T) {
 // tarpitCountingOpen is a TCP address that accepts connections and never
 // speaks, and counts those the dialer has not given up on yet.
 func tarpitCountingOpen(t testing.TB) (ma.Multiaddr, *atomic.Int32) {
-	var open atomic.Int32
-	return loopbackListener(t, func(c net.Conn) {
-		open.Add(1)
-		defer open.Add(-1)
-		io.Copy(io.Discard, c) // until the dialer closes
-	}), &open
-}
-
-// listenerCountingDials is a TCP address that counts the connections made
-// to it, and accepts them.
-func listenerCountingDials(t testing.TB) (ma.Multiaddr, *atomic.Int32) {
-	var n atomic.Int32
-	return loopbackListener(t, func(net.Conn) { n.Add(1) }), &n
-}
-
-// loopbackListener is a TCP address on 127.0.0.1; serve handles each
-// connection in a goroutine of its own, which then closes it.
-func loopbackListener(t testing.TB, serve func(net.Conn)) ma.Multiaddr {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
+	var open atomic.Int32
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
+			open.Add(1)
 			go func() {
+				defer open.Add(-1)
 				defer c.Close()
-				serve(c)
+				io.Copy(io.Discard, c) // until the dialer closes
 			}()
 		}
 	}()
 	addr, _ := manet.FromNetAddr(ln.Addr())
-	return addr
+	return addr, &open
+}
+
+// listenerCountingDials is a TCP address that counts the connections made
+// to it, and accepts them.
+func listenerCountingDials(t testing.TB) (ma.Multiaddr, *atomic.Int32) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var n atomic.Int32
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			n.Add(1)
+			c.Close()
+		}
+	}()
+	addr, _ := manet.FromNetAddr(ln.Addr())
+	return addr, &n
 }
 
 // closedPort is a loopback TCP address nobody listens on any more, as a

@@ -16,7 +16,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/routing"
 	ma "github.com/multiformats/go-multiaddr"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/avnode/avnode/core/fault"
 	"github.com/avnode/avnode/core/names"
@@ -317,9 +316,10 @@ func (s *Service) hostAddrs(ctx context.Context, hosts []peer.ID, glued map[peer
 
 // peerAddrs is id's addresses. A host this node is not connected to is
 // dialed first at the addresses its glue signed (glued, or else the record
-// of it this node kept: keptRecord), if any; the lookup, a walk of the
-// DHT, starts only when that dial failed or went glueHeadStart without an
-// answer, and then the first of the two to find the host answers.
+// of it this node kept: keptAddrs), if any; the
+// lookup, a walk of the DHT, starts only when that dial failed or went
+// glueHeadStart without an answer, and then the first of the two to find
+// the host answers.
 func (s *Service) peerAddrs(ctx context.Context, id peer.ID, glued *hostRecord) []string {
 	if addrs, ok := s.addrCache.Get(id); ok {
 		return addrs
@@ -330,22 +330,37 @@ func (s *Service) peerAddrs(ctx context.Context, id peer.ID, glued *hostRecord) 
 	if glued == nil {
 		glued = s.keptRecord(id)
 	}
-	var dialed <-chan []string // nil: no glue dial going on
-	var headStart, waited <-chan time.Time
-	var found <-chan singleflight.Result // nil: no lookup yet
-	lookUp := func() {
-		found = s.lookups.DoChan(string(id), func() (any, error) { return s.findPeer(id), nil })
-		wait := time.NewTimer(hostWait)
-		waited = wait.C
-	}
+	var dialed chan []string // nil: no dial going on
 	if glued != nil && s.host.Network().Connectedness(id) != network.Connected {
-		dialed = s.dialGluedShared(id, glued)
-		t := time.NewTimer(glueHeadStart)
-		defer t.Stop()
-		headStart = t.C
-	} else {
-		lookUp()
+		dialed = make(chan []string, 1)
+		go func() {
+			// Shared by the resolves of this host: on the service's
+			// context, to glueDialWait, not the one that started it.
+			r := <-s.lookups.DoChan("glue/"+string(id), func() (any, error) {
+				addrs := s.dialGlued(s.life, id, glued.rec.Addrs)
+				if glued.env != nil && reachedGlue(addrs, glued.rec.Addrs) {
+					s.keepPeerRecord(id, glued.env)
+				}
+				return addrs, nil
+			})
+			dialed <- r.Val.([]string)
+		}()
+		headStart := time.NewTimer(glueHeadStart)
+		select {
+		case addrs := <-dialed:
+			dialed = nil
+			if addrs != nil {
+				s.addrCache.Add(id, addrs)
+				return addrs
+			}
+		case <-headStart.C:
+		case <-ctx.Done():
+		}
+		headStart.Stop()
 	}
+	found := s.lookups.DoChan(string(id), func() (any, error) { return s.findPeer(id), nil })
+	wait := time.NewTimer(hostWait)
+	defer wait.Stop()
 	for {
 		select {
 		case addrs := <-dialed:
@@ -354,22 +369,11 @@ func (s *Service) peerAddrs(ctx context.Context, id peer.ID, glued *hostRecord) 
 				s.addrCache.Add(id, addrs)
 				return addrs
 			}
-			if found == nil {
-				lookUp()
-			}
-		case <-headStart:
-			headStart = nil
-			if found == nil {
-				lookUp()
-			}
 		case r := <-found:
 			return r.Val.([]string)
-		case <-waited:
+		case <-wait.C:
 			return s.provenAddrs(id, s.host.Peerstore().Addrs(id))
 		case <-ctx.Done():
-			if found == nil {
-				lookUp() // it goes on for the next resolve
-			}
 			return s.provenAddrs(id, s.host.Peerstore().Addrs(id))
 		}
 	}
